@@ -1,0 +1,66 @@
+"""What a driver promises: a frozen record the engine and services plan from."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from .errors import CapabilityError
+
+
+class RestartModel(enum.Enum):
+    """How a destination can resume an interrupted write."""
+
+    #: Any set of ranges can be durable and resumed (POSIX files with parallel writers).
+    RANGES = "ranges"
+    #: Only a contiguous prefix ``[0, n)`` (HPSS PIO: a segment's bytes moved).
+    PREFIX = "prefix"
+    #: No restart: a resume starts again from zero.
+    NONE = "none"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise CapabilityError(f"capability {attribute.name} must be at least 1, not {value}")
+
+
+@attrs.frozen
+class Capabilities:
+    """A driver's declared abilities.  The conformance kit opts out of a
+    clause only because of what is declared here, never because a check fails."""
+
+    restart: RestartModel = RestartModel.RANGES
+    #: True when writes must arrive in ascending offset order with no holes
+    #: (the engine then serialises delivery).
+    ordered_writes: bool = False
+    #: How many threads may call ``Writer.write`` at once.
+    max_writers: int = attrs.field(default=1, validator=_positive)
+    preferred_block_size: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+    min_block_size: int = attrs.field(default=1, validator=_positive)
+    #: Checksum algorithms (canonical names, see :mod:`transfercore.checksums`)
+    #: the storage computes itself, faster than reading back.
+    checksums: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    #: True when a partial object is never visible under its final name.
+    atomic_publish: bool = False
+    #: True when ``Driver.simulate_crash()`` can drop non-durable state in process.
+    crash_simulation: bool = False
+    #: True when the driver supports namespace operations (list, mkdir, rename, remove).
+    namespace: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_block_size > self.preferred_block_size:
+            raise CapabilityError(
+                f"min_block_size {self.min_block_size} is larger than "
+                f"preferred_block_size {self.preferred_block_size}"
+            )
+        if self.ordered_writes and self.max_writers != 1:
+            raise CapabilityError("a driver that needs ordered writes must declare max_writers=1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, for ``transfercore drivers --json``."""
+        out = attrs.asdict(self)
+        out["restart"] = self.restart.value
+        out["checksums"] = sorted(self.checksums)
+        return out

@@ -1,0 +1,230 @@
+"""The restart-marker contract: what every storage driver implements.
+
+A *restart marker* for a destination object is a :class:`~transfercore.ranges.RangeSet`
+``M``.  Every range a driver reports in ``M`` holds three invariants:
+
+1. **Durable** — each byte in ``M`` equals the byte that was written and survives
+   a crash of the process and of the host (power loss).  On POSIX that means
+   after ``fdatasync`` of the file and ``fsync`` of the parent directory of any
+   newly created file; on HPSS, as acknowledged by the bytes moved of a returned
+   ``hpss_PIOExecute``.
+2. **Resumable** — after any crash, the driver can accept exactly the missing
+   ranges (the complement of ``M`` up to the size) and finish a complete, correct
+   object without rewriting ``M``.
+3. **Monotonic** — within one writer, a later marker contains every earlier one.
+
+Progress ("bytes handed to the writer") is not a marker.  The one call that
+produces markers is :meth:`Writer.durable`; nothing else may be reported as a
+restart point.
+
+On resume the driver is authoritative: :meth:`Driver.open_write` receives the
+marker the caller holds and checks it against the storage.  A marker the
+storage cannot back raises :class:`~transfercore.errors.RestartRejected`, and
+the caller starts again from zero rather than leaving a gap.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from .capabilities import Capabilities
+from .errors import CapabilityError
+from .options import OptionSpec
+from .ranges import RangeSet
+
+
+@attrs.frozen
+class ObjectInfo:
+    """What a driver knows of one object or directory."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    is_dir: bool = False
+    #: Opaque text that changes when the object is replaced (e.g. ``dev:ino`` on POSIX).
+    identity: str = ""
+    mode: int = 0o644
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+class Writer(abc.ABC):
+    """Writes one object of a size known up front.
+
+    Thread safety: up to ``capabilities.max_writers`` threads may call
+    :meth:`write` at once; :meth:`durable`, :meth:`complete` and :meth:`abort`
+    may be called from any one thread while writes are in flight.
+    """
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The final size of the object."""
+
+    @property
+    @abc.abstractmethod
+    def resumed(self) -> RangeSet:
+        """The marker accepted when the writer was opened (empty for a fresh write)."""
+
+    @abc.abstractmethod
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at ``offset``.
+
+        Raises :class:`~transfercore.errors.InvalidWrite` for a negative offset,
+        bytes past :attr:`size`, a range that overlaps the resumed marker or an
+        earlier write, data out of order where the driver declares
+        ``ordered_writes``; :class:`~transfercore.errors.WriterClosed` after
+        :meth:`complete`, :meth:`abort` or :meth:`close`.  Returning means the
+        bytes were accepted, not that they are durable.
+        """
+
+    @abc.abstractmethod
+    def durable(self) -> RangeSet:
+        """Make what was written durable and return the restart marker.
+
+        The returned set is cumulative (it includes :attr:`resumed`), holds
+        only bytes that are durable and resumable right now, and contains every
+        set this writer returned before.  This is the only source of restart
+        markers.
+        """
+
+    @abc.abstractmethod
+    def complete(self) -> None:
+        """All bytes were written: make the whole object durable and publish it
+        under its final name (atomically where the driver declares it)."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Stop writing and keep the durable partial state for a later resume."""
+
+    def close(self) -> None:
+        """Release resources; an incomplete object is kept as by :meth:`abort`."""
+        self.abort()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Reader(abc.ABC):
+    """Reads one object.  :meth:`read` is safe to call from several threads
+    unless the driver declares ``ordered_writes`` (which also orders reads)."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The size of the object."""
+
+    @abc.abstractmethod
+    def read(self, offset: int, length: int) -> bytes:
+        """Return exactly ``min(length, size - offset)`` bytes at ``offset``.
+
+        A short result for any other reason is an error, never silently returned:
+        a checksum must fail on an I/O error, not hash garbage.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a sane default
+        """Release resources."""
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Driver(abc.ABC):
+    """A storage driver, created by the registry from a URL.
+
+    Subclasses set :attr:`name` and :attr:`options`, and implement the abstract
+    methods.  Paths are absolute, ``/``-separated, as they appear in the URL.
+    """
+
+    #: The entry-point name, e.g. ``"posix"``.
+    name: ClassVar[str] = ""
+    #: Options accepted as URL query parameters, by name.
+    options: ClassVar[Mapping[str, OptionSpec]] = {}
+
+    def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
+        self.authority = authority
+        self.settings: dict[str, Any] = dict(options or {})
+
+    # -- description -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this driver, as configured, promises."""
+
+    def describe(self) -> dict[str, Any]:
+        """Extra facts for listings (backend, versions).  JSON-ready."""
+        return {}
+
+    # -- objects ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def stat(self, path: str) -> ObjectInfo:
+        """Information on the object at ``path``; ``NotFound`` when absent."""
+
+    @abc.abstractmethod
+    def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
+        """Open ``path`` for writing ``size`` bytes.
+
+        ``resume=None`` or an empty set starts a fresh object, discarding any
+        partial state.  A non-empty ``resume`` is the marker the caller holds:
+        the driver checks it against its durable record and the storage, and
+        raises :class:`~transfercore.errors.RestartRejected` when it cannot back
+        every byte of it.  The driver may accept it only when its own record
+        contains it.
+        """
+
+    @abc.abstractmethod
+    def open_read(self, path: str) -> Reader:
+        """Open the complete object at ``path`` for reading."""
+
+    def partial(self, path: str) -> RangeSet:
+        """The durable marker of an unfinished write of ``path`` as the storage
+        records it (empty when there is none).  Services use it to answer a
+        client's restart request truthfully."""
+        return RangeSet()
+
+    def discard_partial(self, path: str) -> None:  # noqa: B027 - optional hook
+        """Forget an unfinished write of ``path`` and its resume record."""
+
+    def checksum(self, path: str, algorithm: str) -> str | None:
+        """The storage's own checksum of a complete object (lowercase hex), or
+        ``None`` when the storage cannot compute ``algorithm`` itself; callers
+        then read the object back."""
+        return None
+
+    def simulate_crash(self) -> None:
+        """Drop everything not durable, as a power loss would.  Only drivers
+        declaring ``crash_simulation`` implement it."""
+        raise CapabilityError(f"driver {self.name!r} cannot simulate a crash in process")
+
+    # -- namespace (services such as the GridFTP server need these) -------------
+
+    def list(self, path: str) -> Iterator[ObjectInfo]:
+        raise CapabilityError(f"driver {self.name!r} cannot list directories")
+
+    def mkdir(self, path: str) -> None:
+        raise CapabilityError(f"driver {self.name!r} cannot create directories")
+
+    def rmdir(self, path: str) -> None:
+        raise CapabilityError(f"driver {self.name!r} cannot remove directories")
+
+    def remove(self, path: str) -> None:
+        raise CapabilityError(f"driver {self.name!r} cannot remove objects")
+
+    def rename(self, src: str, dst: str) -> None:
+        raise CapabilityError(f"driver {self.name!r} cannot rename objects")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release driver-wide resources (sessions, connections)."""

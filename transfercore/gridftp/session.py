@@ -1,0 +1,576 @@
+"""The control-session state machine, without I/O.
+
+:meth:`Session.handle` maps one :class:`~.control.Command` to a list of
+outputs: :class:`~.control.Reply` records to send at once, and *actions*
+the I/O layer must carry out (check a password, open a listener, touch the
+storage, run a transfer).  The I/O layer reports results back through the
+``*_done`` methods, which return the replies to send.  Everything a client
+can change (login, TYPE/MODE, pending REST and ALLO, RNFR, data channel
+setup, marker intervals) lives here, so it is tested without a socket.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ..errors import PathEscapesRoot, RangeSyntaxError, TransferCoreError
+from ..ranges import RangeSet
+from . import arguments as A
+from .control import BadLine, Command, Reply
+from .errors import BadArgument
+from .hostport import HostPort, epsv_text, parse_eprt, parse_ftp_hostport, parse_spor, pasv_text
+from .paths import resolve
+
+DEFAULT_MARKER_INTERVAL = 5.0
+
+
+class State(enum.Enum):
+    NEED_USER = "need-user"
+    NEED_PASS = "need-pass"
+    READY = "ready"
+    TRANSFER = "transfer"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class SessionConfig:
+    anonymous: bool = False
+    anonymous_write: bool = False
+    banner: str = "transfercore GridFTP server ready."
+    max_commands: int = 1_000_000
+    max_login_failures: int = 3
+    marker_interval: float = DEFAULT_MARKER_INTERVAL
+    checksums: tuple[str, ...] = ("MD5", "ADLER32", "SHA1", "SHA256", "SHA512")
+
+
+# -- actions the I/O layer carries out ----------------------------------------
+
+
+@attrs.frozen
+class Authenticate:
+    user: str
+    password: str
+
+
+@attrs.frozen
+class OpenPassive:
+    """Open a listener; ``kind`` is PASV, EPSV or SPAS (it decides the reply form)."""
+
+    kind: str
+
+
+@attrs.frozen
+class Passive:
+    """Data connections come to our listener."""
+
+
+@attrs.frozen
+class Active:
+    """We connect to the client's addresses."""
+
+    addresses: tuple[HostPort, ...]
+
+
+DataSetup = Passive | Active
+
+
+@attrs.frozen
+class StorageOp:
+    """A namespace command on one path: SIZE, MDTM, MLST, CWD, MKD, RMD, DELE, RNFR."""
+
+    verb: str
+    path: str
+
+
+@attrs.frozen
+class Rename:
+    src: str
+    dst: str
+
+
+@attrs.frozen
+class Checksum:
+    algorithm: str
+    path: str
+    offset: int
+    length: int | None
+
+
+@attrs.frozen
+class Listing:
+    verb: str  # MLSD, LIST or NLST
+    path: str
+    data: DataSetup
+    mode: str
+
+
+@attrs.frozen
+class Store:
+    path: str
+    data: DataSetup
+    mode: str
+    #: Ranges the client says we already hold (REST); ``None`` for a fresh write.
+    restart: RangeSet | None
+    #: Size announced by ALLO; ``None`` when the client sent none.
+    alloc: int | None
+    #: ESTO A <offset>: data offsets are shifted by this much.
+    shift: int = 0
+    buffer_size: int | None = None
+    restart_interval: float = DEFAULT_MARKER_INTERVAL
+    perf_interval: float = DEFAULT_MARKER_INTERVAL
+
+
+@attrs.frozen
+class Retrieve:
+    path: str
+    data: DataSetup
+    mode: str
+    #: Ranges the client already holds; only the rest is sent.
+    restart: RangeSet | None
+    #: ERET P: only ``[offset, offset + length)``, sent at offsets relative to ``offset``.
+    window: tuple[int, int] | None = None
+    parallelism: int = 1
+    buffer_size: int | None = None
+    perf_interval: float = DEFAULT_MARKER_INTERVAL
+
+
+@attrs.frozen
+class Abort:
+    """Stop the transfer in progress (its durable state is kept)."""
+
+
+@attrs.frozen
+class Close:
+    """Close the control connection after the replies before it are sent."""
+
+
+Action = Authenticate | OpenPassive | StorageOp | Rename | Checksum | Listing | Store | Retrieve | Abort | Close
+Output = Reply | Action
+
+_WRITE_VERBS = frozenset({"STOR", "ESTO", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO"})
+_NO_LOGIN = frozenset({"USER", "PASS", "QUIT", "FEAT", "SYST", "NOOP", "HELP", "OPTS"})
+#: Commands that may come between REST and the transfer without cancelling it.
+_KEEPS_REST = frozenset(
+    {"PASV", "EPSV", "SPAS", "PORT", "EPRT", "SPOR", "ALLO", "TYPE", "MODE", "OPTS", "SITE",
+     "NOOP", "TREV", "SBUF", "DCAU", "REST", "PBSZ", "PROT", "STAT"}
+)
+
+NOT_LOGGED_IN = Reply.one(530, "Please login with USER and PASS.")
+OK = Reply.one(200, "Command Successful.")
+
+
+def feat_lines(checksums: tuple[str, ...]) -> tuple[str, ...]:
+    digits = {"MD5": 10, "ADLER32": 10, "SHA1": 10, "SHA256": 11, "SHA512": 12}
+    cksm = "".join(f"{alg}:{digits.get(alg, 10)};" for alg in checksums)
+    return (
+        "Extensions supported:",
+        "UTF8",
+        "SIZE",
+        "MDTM",
+        "REST STREAM",
+        "MLST Type*;Size*;Modify*;Perm*;UNIX.mode*;",
+        "PARALLEL",
+        "DCAU",
+        "ERET",
+        "ESTO",
+        "SPAS",
+        "SPOR",
+        "TREV",
+        f"CKSM {cksm}",
+        "End.",
+    )
+
+
+class Session:
+    """One control connection's protocol state."""
+
+    def __init__(self, config: SessionConfig | None = None, *, peer_host: str = "127.0.0.1") -> None:
+        self.config = config or SessionConfig()
+        self.peer_host = peer_host
+        self.state = State.NEED_USER
+        self.user: str | None = None
+        self.writable = False
+        self.type = "A"
+        self.mode = "S"
+        self.cwd = "/"
+        self.restart: RangeSet | None = None
+        self.alloc: int | None = None
+        self.rename_from: str | None = None
+        self.data: DataSetup | None = None
+        self.passive_kind: str | None = None
+        self.parallelism = 1
+        self.store_buffer: int | None = None
+        self.retr_buffer: int | None = None
+        self.restart_interval = self.config.marker_interval
+        self.perf_interval = self.config.marker_interval
+        self.client_info = ""
+        self.commands_seen = 0
+        self.login_failures = 0
+
+    # -- entry points ------------------------------------------------------------
+
+    def greeting(self) -> Reply:
+        return Reply.one(220, self.config.banner)
+
+    def handle(self, event: Command | BadLine) -> list[Output]:
+        if self.state is State.CLOSED:
+            return []
+        self.commands_seen += 1
+        if self.commands_seen > self.config.max_commands:
+            self.state = State.CLOSED
+            return [Reply.one(421, "Too many commands in one session; closing. Reconnect to go on."), Close()]
+        if isinstance(event, BadLine):
+            return [Reply.one(500, f"Syntax error: {event.reason}.")]
+        verb = event.verb
+        if self.state is State.TRANSFER:
+            return self._during_transfer(event)
+        if verb not in _KEEPS_REST and verb not in ("STOR", "RETR", "ESTO", "ERET"):
+            self.restart = None
+        handler = getattr(self, f"_cmd_{verb}", None)
+        if handler is None:
+            return [Reply.one(500, "Command not supported.")]
+        if self.state is not State.READY and verb not in _NO_LOGIN:
+            return [NOT_LOGGED_IN]
+        if verb in _WRITE_VERBS and not self.writable:
+            return [Reply.one(550, "Permission denied: this login is read-only.")]
+        if verb not in ("RNTO", "RNFR"):
+            # RNTO must follow RNFR immediately.
+            self.rename_from = None
+        try:
+            return list(handler(event.arg))
+        except BadArgument as exc:
+            return [Reply.one(501, f"Syntax error in parameters: {exc}")]
+        except PathEscapesRoot as exc:
+            return [Reply.one(550, f"{exc}")]
+        except (RangeSyntaxError, TransferCoreError) as exc:
+            return [Reply.one(501, f"{exc}")]
+
+    # -- results reported by the I/O layer ----------------------------------------
+
+    def login_done(self, ok: bool, *, writable: bool = False) -> list[Output]:
+        if ok:
+            self.state = State.READY
+            self.writable = writable
+            return [Reply.one(230, f"User {self.user} logged in.")]
+        self.login_failures += 1
+        self.state = State.NEED_USER
+        self.user = None
+        if self.login_failures >= self.config.max_login_failures:
+            self.state = State.CLOSED
+            return [Reply.one(421, "Too many failed logins; closing."), Close()]
+        return [Reply.one(530, "Login incorrect.")]
+
+    def passive_done(self, kind: str, addresses: tuple[HostPort, ...]) -> list[Output]:
+        self.data = Passive()
+        self.passive_kind = kind
+        if kind == "PASV":
+            return [Reply.one(227, pasv_text(addresses[0]))]
+        if kind == "EPSV":
+            return [Reply.one(229, epsv_text(addresses[0].port))]
+        return [Reply(229, ("Entering Striped Passive Mode.", *(a.ftp_form() for a in addresses), "End"))]
+
+    def cwd_done(self, path: str) -> None:
+        self.cwd = path
+
+    def rename_from_done(self, path: str) -> None:
+        self.rename_from = path
+
+    def transfer_done(self) -> None:
+        """A transfer ended (well or not): its one-shot settings are spent."""
+        if self.state is State.TRANSFER:
+            self.state = State.READY
+        self.restart = None
+        self.alloc = None
+        self.data = None
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _path(self, arg: str) -> str:
+        if not arg.strip():
+            raise BadArgument("a path is required")
+        return resolve(self.cwd, arg)
+
+    def _need_data(self) -> DataSetup:
+        if self.data is None:
+            raise BadArgument("no data connection set up; send PASV, EPSV, SPAS, PORT, EPRT or SPOR first")
+        return self.data
+
+    def _during_transfer(self, cmd: Command) -> list[Output]:
+        if cmd.verb == "ABOR":
+            return [Abort()]
+        if cmd.verb == "NOOP":
+            return [OK]
+        if cmd.verb == "QUIT":
+            self.state = State.CLOSED
+            return [Abort(), Reply.one(221, "Goodbye."), Close()]
+        if cmd.verb == "STAT":
+            return [Reply.one(213, "Transfer in progress.")]
+        return [Reply.one(503, "A transfer is in progress; wait for its reply or send ABOR.")]
+
+    def _start_transfer(self, action: Store | Retrieve | Listing) -> list[Output]:
+        self.state = State.TRANSFER
+        return [action]
+
+    # -- login -------------------------------------------------------------------
+
+    def _cmd_USER(self, arg: str) -> list[Output]:
+        name = arg.strip()
+        if not name:
+            raise BadArgument("USER needs a name")
+        if self.state is State.READY:
+            return [Reply.one(503, "Already logged in.")]
+        self.user = name
+        self.state = State.NEED_PASS
+        return [Reply.one(331, "Please specify the password.")]
+
+    def _cmd_PASS(self, arg: str) -> list[Output]:
+        if self.state is State.READY:
+            return [Reply.one(503, "Already logged in.")]
+        if self.state is not State.NEED_PASS or self.user is None:
+            return [Reply.one(503, "Login with USER first.")]
+        if self.user in ("anonymous", "ftp"):
+            if self.config.anonymous or self.config.anonymous_write:
+                return self.login_done(True, writable=self.config.anonymous_write)
+            return self.login_done(False)
+        return [Authenticate(self.user, arg)]
+
+    def _cmd_QUIT(self, arg: str) -> list[Output]:
+        self.state = State.CLOSED
+        return [Reply.one(221, "Goodbye."), Close()]
+
+    # -- information ---------------------------------------------------------------
+
+    def _cmd_SYST(self, arg: str) -> list[Output]:
+        return [Reply.one(215, "UNIX Type: L8")]
+
+    def _cmd_FEAT(self, arg: str) -> list[Output]:
+        return [Reply(211, feat_lines(self.config.checksums))]
+
+    def _cmd_HELP(self, arg: str) -> list[Output]:
+        verbs = sorted(name[5:] for name in dir(self) if name.startswith("_cmd_"))
+        return [Reply(214, ("The following commands are recognized:", " ".join(verbs), "End."))]
+
+    def _cmd_NOOP(self, arg: str) -> list[Output]:
+        return [OK]
+
+    def _cmd_STAT(self, arg: str) -> list[Output]:
+        return [Reply(211, ("transfercore status:", f"TYPE {self.type}, MODE {self.mode}, CWD {self.cwd}", "End."))]
+
+    def _cmd_PWD(self, arg: str) -> list[Output]:
+        quoted = self.cwd.replace('"', '""')
+        return [Reply.one(257, f'"{quoted}" is current directory.')]
+
+    def _cmd_CWD(self, arg: str) -> list[Output]:
+        return [StorageOp("CWD", self._path(arg))]
+
+    def _cmd_CDUP(self, arg: str) -> list[Output]:
+        return [StorageOp("CWD", resolve(self.cwd, ".."))] if self.cwd != "/" else [Reply.one(250, "CWD command successful.")]
+
+    def _cmd_SIZE(self, arg: str) -> list[Output]:
+        return [StorageOp("SIZE", self._path(arg))]
+
+    def _cmd_MDTM(self, arg: str) -> list[Output]:
+        return [StorageOp("MDTM", self._path(arg))]
+
+    def _cmd_MLST(self, arg: str) -> list[Output]:
+        return [StorageOp("MLST", resolve(self.cwd, arg.strip()))]
+
+    # -- namespace changes -----------------------------------------------------------
+
+    def _cmd_MKD(self, arg: str) -> list[Output]:
+        return [StorageOp("MKD", self._path(arg))]
+
+    def _cmd_RMD(self, arg: str) -> list[Output]:
+        return [StorageOp("RMD", self._path(arg))]
+
+    def _cmd_DELE(self, arg: str) -> list[Output]:
+        return [StorageOp("DELE", self._path(arg))]
+
+    def _cmd_RNFR(self, arg: str) -> list[Output]:
+        self.rename_from = None
+        return [StorageOp("RNFR", self._path(arg))]
+
+    def _cmd_RNTO(self, arg: str) -> list[Output]:
+        src, self.rename_from = self.rename_from, None
+        if src is None:
+            return [Reply.one(503, "RNTO must follow a successful RNFR.")]
+        return [Rename(src, self._path(arg))]
+
+    _cmd_XMKD = _cmd_MKD
+    _cmd_XRMD = _cmd_RMD
+    _cmd_XPWD = _cmd_PWD
+    _cmd_XCWD = _cmd_CWD
+
+    # -- settings ----------------------------------------------------------------------
+
+    def _cmd_TYPE(self, arg: str) -> list[Output]:
+        self.type = A.parse_type(arg)
+        return [Reply.one(200, f"Type set to {self.type}.")]
+
+    def _cmd_MODE(self, arg: str) -> list[Output]:
+        self.mode = A.parse_mode(arg)
+        return [Reply.one(200, f"Mode set to {self.mode}.")]
+
+    def _cmd_STRU(self, arg: str) -> list[Output]:
+        if arg.strip().upper() != "F":
+            raise BadArgument("only STRU F (file structure) is supported")
+        return [Reply.one(200, "Structure set to F.")]
+
+    def _cmd_ALLO(self, arg: str) -> list[Output]:
+        self.alloc = A.parse_alloc(arg)
+        return [Reply.one(200, "ALLO command successful.")]
+
+    def _cmd_REST(self, arg: str) -> list[Output]:
+        self.restart = A.parse_rest(arg, self.mode)
+        return [Reply.one(350, "Restart Marker OK. Send STORE or RETR to initiate transfer.")]
+
+    def _cmd_OPTS(self, arg: str) -> list[Output]:
+        name, options = A.parse_opts(arg)
+        if name == "RETR":
+            par = A.parse_retr_opts(options)
+            if par is not None:
+                self.parallelism = par.starting
+            return [Reply.one(200, "OPTS Command Successful.")]
+        if name == "UTF8" and options.upper() in ("ON", ""):
+            return [Reply.one(200, "UTF8 mode on.")]
+        return [Reply.one(501, f"OPTS {name} is not supported.")]
+
+    def _cmd_TREV(self, arg: str) -> list[Output]:
+        event, seconds = A.parse_trev(arg)
+        if event == "RESTART":
+            self.restart_interval = seconds
+        else:
+            self.perf_interval = seconds
+        return [Reply.one(200, "Command Successful.")]
+
+    def _cmd_SBUF(self, arg: str) -> list[Output]:
+        size = A.parse_bufsize(arg)
+        self.store_buffer = self.retr_buffer = size
+        return [Reply.one(200, "SBUF Command Successful.")]
+
+    def _cmd_DCAU(self, arg: str) -> list[Output]:
+        A.parse_dcau(arg)
+        return [Reply.one(200, "DCAU N.")]
+
+    def _cmd_SITE(self, arg: str) -> list[Output]:
+        sub, rest = A.parse_site(arg)
+        if sub == "HELP":
+            return [Reply(214, ("The following SITE commands are recognized:", "HELP CLIENTINFO STORBUFSIZE RETRBUFSIZE BUFSIZE", "End."))]
+        if sub == "CLIENTINFO":
+            self.client_info = rest[:512]
+            return [Reply.one(200, "Command Successful.")]
+        if sub in ("STORBUFSIZE", "RETRBUFSIZE", "BUFSIZE", "SBUF"):
+            size = A.parse_bufsize(rest)
+            if sub != "RETRBUFSIZE":
+                self.store_buffer = size
+            if sub != "STORBUFSIZE":
+                self.retr_buffer = size
+            return [Reply.one(200, "Site Command Successful.")]
+        return [Reply.one(500, f"SITE {sub} is not supported; see SITE HELP.")]
+
+    # -- data channel ---------------------------------------------------------------------
+
+    def _cmd_PASV(self, arg: str) -> list[Output]:
+        return [OpenPassive("PASV")]
+
+    def _cmd_EPSV(self, arg: str) -> list[Output]:
+        if arg.strip().upper() == "ALL":
+            return [Reply.one(200, "EPSV ALL accepted.")]
+        if arg.strip() not in ("", "1", "2"):
+            raise BadArgument("EPSV takes no argument, 1, 2 or ALL")
+        return [OpenPassive("EPSV")]
+
+    def _cmd_SPAS(self, arg: str) -> list[Output]:
+        return [OpenPassive("SPAS")]
+
+    def _check_active(self, addresses: tuple[HostPort, ...]) -> tuple[HostPort, ...]:
+        # Bounce protection: data connections only to the client's own host.
+        for hp in addresses:
+            if hp.host != self.peer_host:
+                raise BadArgument(f"data address {hp.host} is not the client's address {self.peer_host}")
+        return addresses
+
+    def _set_active(self, addresses: tuple[HostPort, ...]) -> list[Output]:
+        self.data = Active(self._check_active(addresses))
+        self.passive_kind = None
+        return [Reply.one(200, "PORT Command successful.")]
+
+    def _cmd_PORT(self, arg: str) -> list[Output]:
+        return self._set_active((parse_ftp_hostport(arg),))
+
+    def _cmd_EPRT(self, arg: str) -> list[Output]:
+        return self._set_active((parse_eprt(arg),))
+
+    def _cmd_SPOR(self, arg: str) -> list[Output]:
+        return self._set_active(parse_spor(arg))
+
+    # -- transfers ---------------------------------------------------------------------------
+
+    def _store(self, path: str, shift: int = 0) -> list[Output]:
+        data = self._need_data()
+        action = Store(
+            path=path,
+            data=data,
+            mode=self.mode,
+            restart=self.restart,
+            alloc=self.alloc,
+            shift=shift,
+            buffer_size=self.store_buffer,
+            restart_interval=self.restart_interval,
+            perf_interval=self.perf_interval,
+        )
+        return self._start_transfer(action)
+
+    def _retrieve(self, path: str, window: tuple[int, int] | None = None) -> list[Output]:
+        data = self._need_data()
+        action = Retrieve(
+            path=path,
+            data=data,
+            mode=self.mode,
+            restart=self.restart,
+            window=window,
+            parallelism=self.parallelism if self.mode == "E" else 1,
+            buffer_size=self.retr_buffer,
+            perf_interval=self.perf_interval,
+        )
+        return self._start_transfer(action)
+
+    def _cmd_STOR(self, arg: str) -> list[Output]:
+        return self._store(self._path(arg))
+
+    def _cmd_RETR(self, arg: str) -> list[Output]:
+        return self._retrieve(self._path(arg))
+
+    def _cmd_ESTO(self, arg: str) -> list[Output]:
+        req = A.parse_esto(arg)
+        return self._store(self._path(req.path), shift=req.offset)
+
+    def _cmd_ERET(self, arg: str) -> list[Output]:
+        req = A.parse_eret(arg)
+        return self._retrieve(self._path(req.path), window=(req.offset, req.length))
+
+    def _listing(self, verb: str, arg: str) -> list[Output]:
+        # LIST options such as "-la" are accepted and ignored, as most servers do.
+        words = [w for w in arg.split(" ") if w and not w.startswith("-")]
+        path = resolve(self.cwd, " ".join(words))
+        return self._start_transfer(Listing(verb, path, self._need_data(), self.mode))
+
+    def _cmd_MLSD(self, arg: str) -> list[Output]:
+        return self._listing("MLSD", arg)
+
+    def _cmd_LIST(self, arg: str) -> list[Output]:
+        return self._listing("LIST", arg)
+
+    def _cmd_NLST(self, arg: str) -> list[Output]:
+        return self._listing("NLST", arg)
+
+    def _cmd_CKSM(self, arg: str) -> list[Output]:
+        req = A.parse_cksm(arg)
+        if req.algorithm not in self.config.checksums:
+            raise BadArgument(f"checksum algorithm {req.algorithm} is not offered here")
+        return [Checksum(req.algorithm, self._path(req.path), req.offset, req.length)]
+
+    def _cmd_ABOR(self, arg: str) -> list[Output]:
+        return [Reply.one(226, "Abort successful; no transfer was in progress.")]

@@ -1,0 +1,1 @@
+"""Tools for testing drivers: the conformance kit and fault injection."""
