@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -26,6 +27,10 @@ def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> 
         raise CapabilityError(f"capability {attribute.name} must be at least 1, not {value}")
 
 
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
 @attrs.frozen
 class Capabilities:
     """A driver's declared abilities.  The conformance kit opts out of a
@@ -41,7 +46,7 @@ class Capabilities:
     min_block_size: int = attrs.field(default=1, validator=_positive)
     #: Checksum algorithms (canonical names, see :mod:`transfercore.checksums`)
     #: the storage computes itself, faster than reading back.
-    checksums: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    checksums: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     #: True when a partial object is never visible under its final name.
     atomic_publish: bool = False
     #: True when ``Driver.simulate_crash()`` can drop non-durable state in process.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -27,10 +28,12 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 ALIASES = {"file": "posix"}
 
 
-def _freeze(options: object) -> tuple[tuple[str, str], ...]:
-    if isinstance(options, dict):
+def _freeze(
+    options: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
+    if isinstance(options, Mapping):
         return tuple(sorted(options.items()))
-    return tuple(options)  # type: ignore[call-overload, no-any-return]
+    return tuple(options)
 
 
 @attrs.frozen

@@ -70,6 +70,44 @@ class EndOfFile:
 Event = Data | EndOfData | EndOfFile
 
 
+@attrs.frozen
+class BlockHeader:
+    desc: int
+    count: int
+    offset: int
+
+    @property
+    def eod(self) -> bool:
+        return bool(self.desc & Desc.EOD)
+
+    @property
+    def eof(self) -> bool:
+        """An EOF block; its :attr:`offset` is then the EOD count."""
+        return bool(self.desc & Desc.EOF)
+
+
+def parse_header(raw: bytes, *, max_block: int = DEFAULT_MAX_BLOCK) -> BlockHeader:
+    """Validate one 17-byte header; :class:`BadBlockHeader` for anything GridFTP does not send."""
+    desc, count, offset = HEADER.unpack(raw)
+    if desc & ~_KNOWN:
+        raise BadBlockHeader(f"MODE E descriptor 0x{desc:02x} has unknown bits 0x{desc & ~_KNOWN:02x}")
+    if desc & Desc.ERRORS:
+        raise BadBlockHeader("the sender marked a MODE E block as containing suspected errors; refusing it")
+    if desc & Desc.RESTART:
+        raise BadBlockHeader("MODE E restart-marker blocks are not used by GridFTP; refusing the block")
+    if count > max_block:
+        raise BadBlockHeader(f"MODE E block of {count} bytes exceeds the limit of {max_block}")
+    if desc & Desc.EOF:
+        # The offset field of an EOF block is the EOD count, not a file offset.
+        if count:
+            raise BadBlockHeader(f"MODE E EOF block carries {count} data bytes; EOF blocks carry none")
+        if offset < 1 or offset > MAX_EOD_COUNT:
+            raise BadBlockHeader(f"MODE E EOF block announces {offset} EODs; expected 1 to {MAX_EOD_COUNT}")
+    elif offset + count > MAX_OFFSET:
+        raise BadBlockHeader(f"MODE E block at offset {offset} + {count} bytes passes the largest offset")
+    return BlockHeader(desc, count, offset)
+
+
 class ModeEDecoder:
     """Decode the blocks of one MODE E data connection.
 
@@ -128,31 +166,16 @@ class ModeEDecoder:
         return events
 
     def _start_block(self, events: list[Event]) -> None:
-        desc, count, offset = HEADER.unpack(bytes(self._header))
+        header = parse_header(bytes(self._header), max_block=self._max_block)
         self._header.clear()
-        if desc & ~_KNOWN:
-            raise BadBlockHeader(f"MODE E descriptor 0x{desc:02x} has unknown bits 0x{desc & ~_KNOWN:02x}")
-        if desc & Desc.ERRORS:
-            raise BadBlockHeader("the sender marked a MODE E block as containing suspected errors; refusing it")
-        if desc & Desc.RESTART:
-            raise BadBlockHeader("MODE E restart-marker blocks are not used by GridFTP; refusing the block")
-        if count > self._max_block:
-            raise BadBlockHeader(f"MODE E block of {count} bytes exceeds the limit of {self._max_block}")
-        if desc & Desc.EOF:
-            # The offset field of an EOF block is the EOD count, not a file offset.
-            if count:
-                raise BadBlockHeader(f"MODE E EOF block carries {count} data bytes; EOF blocks carry none")
-            if offset < 1 or offset > MAX_EOD_COUNT:
-                raise BadBlockHeader(f"MODE E EOF block announces {offset} EODs; expected 1 to {MAX_EOD_COUNT}")
+        if header.desc & Desc.EOF:
             if self._eof_count is not None:
                 raise BadBlockHeader("MODE E EOF sent twice on one connection")
-            self._eof_count = offset
-            events.append(EndOfFile(offset))
-        elif offset + count > MAX_OFFSET:
-            raise BadBlockHeader(f"MODE E block at offset {offset} + {count} bytes passes the largest offset")
-        self._offset = offset
-        self._remaining = 0 if desc & Desc.EOF else count
-        self._pending_flags = desc & (Desc.EOD | Desc.CLOSE)
+            self._eof_count = header.offset
+            events.append(EndOfFile(header.offset))
+        self._offset = header.offset
+        self._remaining = header.count
+        self._pending_flags = header.desc & (Desc.EOD | Desc.CLOSE)
         if not self._remaining:
             self._finish_block(events)
 

@@ -340,10 +340,9 @@ int hpss_UserAttrGetAttrs(const char *Path, hpss_userattr_list_t *Attr, int XMLF
         return fail("hpss_UserAttrGetAttrs", HPSS_EFAULT);
     if (lstat(real, &st) != 0)
         return fail("hpss_UserAttrGetAttrs", -errno);
-    if ((rc = uda_path(Path, file)) != 0 || (rc = uda_load(file, &(uda_map_t){0})) != 0)
-        return fail("hpss_UserAttrGetAttrs", rc);
     uda_map_t m;
-    uda_load(file, &m);
+    if ((rc = uda_path(Path, file)) != 0 || (rc = uda_load(file, &m)) != 0)
+        return fail("hpss_UserAttrGetAttrs", rc);
     for (int i = 0; i < Attr->len; i++) {
         const char *k = Attr->Pair[i].Key;
         char *out = Attr->Pair[i].Value;

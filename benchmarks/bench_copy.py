@@ -1,0 +1,189 @@
+"""Throughput, marker cost, memory and rework of ``transfercore copy``.
+
+Prints figures; it is not a test.  Every copy is durable at exit:
+
+* ``transfercore copy SRC DST`` with default options (markers every 5 s and
+  256 MiB, CRC32C verified by reading the destination back),
+* ``dd if=SRC of=DST bs=4M conv=fdatasync``,
+* ``cp SRC DST`` followed by ``sync``,
+
+run alternately, ``--rounds`` times; the figure is the median of the
+per-round ratios of transfercore's throughput to each tool's.  Then a sweep
+over marker policies, the peak memory of the copy, and the bytes moved again
+after a SIGKILL at about 50 %.
+
+    python benchmarks/bench_copy.py --size 1G --rounds 5 --dir /some/scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from transfercore.journal import Journal
+from transfercore.ranges import RangeSet
+from transfercore.sizes import format_size, parse_size
+
+MiB = 1 << 20
+
+
+def make_source(path: Path, size: int) -> None:
+    chunk = 8 * MiB
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with exit code {proc.returncode}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def clean(*paths: Path) -> None:
+    for p in paths:
+        if p.exists():
+            p.unlink()
+    for p in paths[0].parent.glob(".*.tcpart*"):
+        p.unlink()
+    os.sync()
+
+
+def tc(src: Path, dst: Path, state: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--quiet",
+            "--journal", str(state / "journal.sqlite"), "--no-resume", *extra]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="1G", help="object size (default 1G)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--skip-sweep", action="store_true")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    work = Path(tempfile.mkdtemp(prefix="tc-bench-", dir=args.dir))
+    state = work / "state"
+    state.mkdir()
+    src, dst = work / "src.bin", work / "dst.bin"
+    try:
+        print(f"# {format_size(size)} object, {os.cpu_count()} CPUs, scratch {work}")
+        make_source(src, size)
+        env = dict(os.environ, XDG_STATE_HOME=str(state))
+
+        # -- throughput against dd and cp+sync, alternating --------------------------------
+        ratios_dd: list[float] = []
+        ratios_cp: list[float] = []
+        times: dict[str, list[float]] = {"tc": [], "dd": [], "cp": []}
+        rss_tc: list[int] = []
+        for r in range(args.rounds):
+            order = ["tc", "dd", "cp"] if r % 2 == 0 else ["cp", "dd", "tc"]
+            got: dict[str, float] = {}
+            for tool in order:
+                clean(dst)
+                if tool == "tc":
+                    got[tool], rss = timed(tc(src, dst, state), env)
+                    rss_tc.append(rss)
+                elif tool == "dd":
+                    got[tool], _ = timed(["dd", f"if={src}", f"of={dst}", "bs=4M", "conv=fdatasync", "status=none"])
+                else:
+                    t1, _ = timed(["cp", str(src), str(dst)])
+                    t2, _ = timed(["sync"])
+                    got[tool] = t1 + t2
+                times[tool].append(got[tool])
+            ratios_dd.append(got["dd"] / got["tc"])
+            ratios_cp.append(got["cp"] / got["tc"])
+            print(f"round {r + 1}: " + ", ".join(
+                f"{t} {size / got[t] / MiB:.0f} MiB/s ({got[t]:.2f} s)" for t in ("tc", "dd", "cp")))
+        print(f"median throughput ratio transfercore/dd(conv=fdatasync): {statistics.median(ratios_dd):.2f}x "
+              f"(per round: {', '.join(f'{x:.2f}' for x in ratios_dd)})")
+        print(f"median throughput ratio transfercore/cp+sync: {statistics.median(ratios_cp):.2f}x "
+              f"(per round: {', '.join(f'{x:.2f}' for x in ratios_cp)})")
+        print(f"peak RSS of transfercore copy: {format_size(max(rss_tc))} "
+              f"(bound: 4 streams x 4 MiB + 64 MiB = {format_size(4 * 4 * MiB + 64 * MiB)})")
+
+        # -- marker policies --------------------------------------------------------------
+        if not args.skip_sweep:
+            policies = {
+                "none": ["--marker-interval", "0", "--marker-bytes", "0"],
+                "5 s": ["--marker-interval", "5", "--marker-bytes", "0"],
+                "1 s": ["--marker-interval", "1", "--marker-bytes", "0"],
+                "64 MiB": ["--marker-interval", "0", "--marker-bytes", "64M"],
+                "default (5 s + 256 MiB)": [],
+            }
+            results: dict[str, list[float]] = {k: [] for k in policies}
+            for r in range(args.rounds):
+                names = list(policies) if r % 2 == 0 else list(reversed(policies))
+                for name in names:
+                    clean(dst)
+                    t, _ = timed(tc(src, dst, state, *policies[name]), env)
+                    results[name].append(t)
+            base = statistics.median(results["none"])
+            for name, ts in results.items():
+                med = statistics.median(ts)
+                print(f"markers {name:>24}: {size / med / MiB:6.0f} MiB/s, cost vs none {100 * (med / base - 1):+5.1f} %")
+
+        # -- bytes moved again after SIGKILL at ~50 % ------------------------------------------
+        clean(dst)
+        journal_path = state / "kill.sqlite"
+        argv = [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--json",
+                "--journal", str(journal_path), "--no-resume"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        killed_at = 0
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event["event"] == "progress" and event["bytes_done"] >= size // 2:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = event["bytes_done"]
+                break
+        proc.wait()
+        with Journal(journal_path) as journal:
+            entry = journal.entries()[0]
+        partials = list(work.glob(".dst.bin.*.tcpart"))
+        if killed_at and partials:
+            block = 4 * MiB
+            written = []
+            with open(partials[0], "rb") as f:
+                off = 0
+                while chunk := f.read(block):
+                    if chunk.count(0) != len(chunk):
+                        written.append((off, off + len(chunk)))
+                    off += len(chunk)
+            moved_again = (RangeSet.of(*written) - entry.marker).total()
+            print(f"SIGKILL at {format_size(killed_at)} sent: marker held {format_size(entry.marker.total())}; "
+                  f"bytes moved again {format_size(moved_again)} "
+                  f"(bound: 256 MiB + 4 x 4 MiB = {format_size(256 * MiB + 16 * MiB)})")
+            resume = [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--json",
+                      "--journal", str(journal_path)]
+            out = subprocess.run(resume, capture_output=True, text=True, env=env, check=True).stdout
+            done = json.loads(out.splitlines()[-1])
+            print(f"resume sent {format_size(done['bytes_sent'])}, kept {format_size(done['bytes_resumed'])}")
+        else:
+            print("SIGKILL test: the copy finished before reaching 50 %; use a larger --size")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The write path and the restart tests of the HPSS DSI, against the emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+from conftest import KiB, payload
+from transfercore_hpss import writer as writer_mod
+from transfercore_hpss.api import HpssHung
+from transfercore_hpss.driver import HpssDriver
+
+from transfercore.errors import InvalidWrite, NoSpace, QuotaExceeded, RestartRejected, StorageError
+from transfercore.ranges import ByteRange, RangeSet
+
+SIZE = 1024 * KiB + 12345  # four full segments of 256 KiB and a short fifth
+
+
+def send(driver: HpssDriver, data: bytes, start: int = 0, resume: RangeSet | None = None, chunk: int = 100_000):
+    """Write data[start:] like the engine would; returns (writer, error)."""
+    w = driver.open_write("/f", len(data), resume)
+    try:
+        for off in range(start, len(data), chunk):
+            w.write(off, data[off : off + chunk])
+        w.complete()
+        return w, None
+    except StorageError as exc:
+        w.abort()
+        return w, exc
+
+
+def test_markers_add_up_to_the_file_size(driver: HpssDriver, emu_root: Path) -> None:
+    data = payload(SIZE)
+    w, err = send(driver, data)
+    assert err is None
+    # One marker per segment return; consecutive markers tile the whole file.
+    assert w.markers == [256 * KiB, 512 * KiB, 768 * KiB, 1024 * KiB, SIZE]
+    edges = [0, *w.markers]
+    assert sum(b - a for a, b in zip(edges, edges[1:], strict=False)) == SIZE
+    assert w.durable() == RangeSet([ByteRange(0, SIZE)])
+    assert (emu_root / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_failure_resumes_at_last_marker_with_right_checksum(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch, fraction: float
+) -> None:
+    data = payload(SIZE, seed=3)
+    fail_at = int(SIZE * fraction) + 1000
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(fail_at))
+    w, err = send(driver, data)
+    assert err is not None
+    marker = w.durable()
+    # On 10.x BytesMoved is set on error: the marker is exactly what moved.
+    assert marker == RangeSet([ByteRange(0, fail_at)])
+    assert (emu_root / "f").read_bytes()[:fail_at] == data[:fail_at]
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    w2, err2 = send(driver, data, start=fail_at, resume=marker)
+    assert err2 is None
+    assert w2.resumed == marker
+    assert hashlib.md5((emu_root / "f").read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
+    assert driver.checksum("/f", "md5") == hashlib.md5(data).hexdigest()
+
+
+def test_inflated_marker_is_rejected_and_file_sent_in_full(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(SIZE, seed=5)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(600 * KiB))
+    monkeypatch.setenv("HPSS_EMU_INFLATE", str(100 * KiB))
+    w, err = send(driver, data)
+    assert err is not None
+    inflated = w.durable()
+    assert inflated == RangeSet([ByteRange(0, 700 * KiB)])
+    assert (emu_root / "f").stat().st_size == 600 * KiB  # what the storage really holds
+    for name in ("HPSS_EMU_FAIL_AFTER", "HPSS_EMU_INFLATE"):
+        monkeypatch.delenv(name)
+    with pytest.raises(RestartRejected):
+        driver.open_write("/f", len(data), inflated)
+    w2, err2 = send(driver, data)  # from zero, as the engine does after a rejection
+    assert err2 is None and w2.resumed == RangeSet()
+    assert (emu_root / "f").read_bytes() == data
+
+
+def test_bz4719_warns_reports_nothing_unsafe_and_still_ends_correct(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(writer_mod, "_bz4719_warned", False)
+    monkeypatch.setenv("HPSS_EMU_VERSION", "7.4.3")
+    data = payload(SIZE, seed=7)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(600 * KiB))
+    with caplog.at_level(logging.WARNING, logger="transfercore_hpss.writer"):
+        w, err = send(driver, data)
+        send(driver, data)  # a second failure must not warn again
+    assert err is not None
+    warnings = [r for r in caplog.records if "BZ4719" in r.getMessage()]
+    assert len(warnings) == 1
+    # 600 KiB moved, but BytesMoved was unset: only the last completed segment counts.
+    marker = w.durable()
+    assert marker == RangeSet([ByteRange(0, 512 * KiB)])
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    w2, err2 = send(driver, data, start=512 * KiB, resume=marker)
+    assert err2 is None
+    assert (emu_root / "f").read_bytes() == data
+
+
+def test_rollback_on_error_is_reported_truthfully(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(SIZE, seed=9)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(700 * KiB))
+    monkeypatch.setenv("HPSS_EMU_ROLLBACK", str(150 * KiB))
+    w, err = send(driver, data)
+    assert err is not None
+    assert w.durable() == RangeSet([ByteRange(0, 550 * KiB)])
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    monkeypatch.delenv("HPSS_EMU_ROLLBACK")
+    w2, err2 = send(driver, data, start=550 * KiB, resume=w.durable())
+    assert err2 is None and (emu_root / "f").read_bytes() == data
+
+
+def test_short_execute_returns_are_continued(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPSS_EMU_SHORT_EXECUTE", str(100 * KiB))
+    data = payload(SIZE, seed=11)
+    w, err = send(driver, data)
+    assert err is None
+    assert len(w.markers) > 5 and w.markers[-1] == SIZE
+    assert w.markers == sorted(w.markers)
+    assert (emu_root / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize(("name", "error"), [("ENOSPC", NoSpace), ("EDQUOT", QuotaExceeded)])
+def test_storage_errors_are_typed(
+    driver: HpssDriver, monkeypatch: pytest.MonkeyPatch, name: str, error: type[Exception]
+) -> None:
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(300 * KiB))
+    monkeypatch.setenv("HPSS_EMU_FAIL_ERRNO", name)
+    _, err = send(driver, payload(SIZE))
+    assert isinstance(err, error)
+
+
+def test_hung_pio_becomes_an_error(emu_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = HpssDriver(options={"block": "64KiB", "segment": "256KiB", "watchdog": 1.0})
+    monkeypatch.setenv("HPSS_EMU_HANG_AFTER", str(300 * KiB))
+    data = payload(SIZE)
+    w, err = send(driver, data)
+    assert isinstance(err, HpssHung)
+    # The ended Execute still reports what moved before the hang (five blocks).
+    end = w.durable().prefix_end()
+    assert 256 * KiB <= end <= 320 * KiB
+    assert (emu_root / "f").read_bytes()[:end] == data[:end]
+
+
+def test_every_write_invalidates_the_stored_checksum(driver: HpssDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transfercore_hpss import checksum
+
+    data = payload(SIZE)
+    send(driver, data)
+    assert driver.checksum("/f", "md5") == hashlib.md5(data).hexdigest()
+    assert checksum.read_all("/f")["state"] == "Valid"
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(300 * KiB))
+    w, _ = send(driver, data)
+    assert checksum.read_all("/f")["state"] == "Invalid"
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    send(driver, data, start=300 * KiB, resume=w.durable())
+    assert checksum.read_all("/f")["state"] == "Invalid"  # a resume invalidates too
+    assert driver.checksum("/f", "md5") == hashlib.md5(data).hexdigest()
+
+
+def test_out_of_order_and_oversized_writes_are_refused(driver: HpssDriver) -> None:
+    w = driver.open_write("/f", 1000)
+    with pytest.raises(InvalidWrite):
+        w.write(10, b"x")
+    with pytest.raises(InvalidWrite):
+        w.write(0, b"x" * 1001)
+    w.abort()
+
+
+def test_empty_file_and_fully_resumed_file(driver: HpssDriver, emu_root: Path) -> None:
+    w = driver.open_write("/empty", 0)
+    w.complete()
+    assert (emu_root / "empty").read_bytes() == b""
+    send(driver, payload(1000))
+    w = driver.open_write("/f", 1000, RangeSet([ByteRange(0, 1000)]))
+    w.complete()
+    assert w.durable() == RangeSet([ByteRange(0, 1000)])

@@ -1,0 +1,1 @@
+"""transfercore driver for HPSS (client API through cffi), with an HPSS emulator."""

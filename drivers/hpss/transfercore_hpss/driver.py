@@ -1,0 +1,204 @@
+"""The ``hpss`` driver: ``hpss:///abs/path?segment=256MiB``.
+
+Data moves through HPSS PIO (see :mod:`.writer`, :mod:`.reader`).  Restart is
+prefix-only: a marker ``[0, n)`` is accepted on resume only when
+``hpss_Lstat`` shows at least ``n`` bytes; anything else is rejected so the
+transfer starts again from zero.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from transfercore import checksums
+from transfercore.capabilities import Capabilities, RestartModel
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.errors import (
+    InvalidWrite,
+    IsADirectory,
+    LocationError,
+    NotFound,
+    OptionError,
+    RestartRejected,
+)
+from transfercore.options import OptionSpec, choice_option, float_option, size_option, str_option
+from transfercore.ranges import RangeSet
+from transfercore.sizes import parse_size
+
+from . import api, checksum
+from .reader import HpssReader
+from .writer import open_writer
+
+MiB = 1 << 20
+DEFAULTS: dict[str, Any] = {
+    "segment": 256 * MiB,
+    "block": 4 * MiB,
+    "watchdog": 900.0,
+    "principal": None,
+    "keytab": None,
+    "mech": "unix",
+}
+
+
+class HpssDriver(Driver):
+    name: ClassVar[str] = "hpss"
+    options: ClassVar[Mapping[str, OptionSpec]] = {
+        "segment": size_option(
+            "bytes per hpss_PIOExecute; each return is a restart point (a multiple of block)",
+            default=DEFAULTS["segment"],
+            minimum=1,
+        ),
+        "block": size_option("PIO block size", default=DEFAULTS["block"], minimum=4096),
+        "watchdog": float_option("seconds a PIO call may make no progress before it is an error", 900.0, 1.0),
+        "principal": str_option("HPSS login principal (default: $HPSS_PRINCIPAL, else the user name)"),
+        "keytab": str_option("keytab for the login (default: $HPSS_KEYTAB)"),
+        "mech": choice_option("authentication mechanism", ("unix", "krb5"), "unix"),
+    }
+
+    def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(authority, DEFAULTS | dict(options or {}))
+        if authority not in ("", "localhost"):
+            raise LocationError(
+                f"hpss URLs name paths in the HPSS this client is configured for; host {authority!r} is not supported",
+                hint="write hpss:///abs/path (three slashes)",
+            )
+        # Accept parsed values (from the registry) and sizes as text (direct use).
+        block = parse_size(self.settings["block"], what="block")
+        segment = parse_size(self.settings["segment"], what="segment")
+        if block >= 1 << 32:
+            raise OptionError(f"driver 'hpss' option block={block}: must be below 4 GiB")
+        if segment % block:
+            raise OptionError(
+                f"driver 'hpss' option segment={segment}: must be a multiple of block={block}",
+                hint=f"e.g. segment={max(1, segment // block) * block}",
+            )
+        self.block, self.segment = block, segment
+        self.watchdog = float(self.settings["watchdog"])
+
+    # -- description ---------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            restart=RestartModel.PREFIX,
+            ordered_writes=True,
+            max_writers=1,
+            preferred_block_size=self.block,
+            min_block_size=1,
+            checksums=frozenset[str]({"md5"}),
+            atomic_publish=False,
+            crash_simulation=False,
+            namespace=True,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        version = api.version()
+        return {
+            "backend": api.BACKEND,
+            "hpss_version": version.text,
+            "bz4719_possible": version.may_have_bz4719,
+            "segment": self.segment,
+            "block": self.block,
+        }
+
+    # -- session -----------------------------------------------------------------------
+
+    def _login(self) -> None:
+        principal = self.settings["principal"] or os.environ.get("HPSS_PRINCIPAL") or _user()
+        keytab = self.settings["keytab"] or os.environ.get("HPSS_KEYTAB") or ""
+        mech = api.AuthMech.KRB5 if self.settings["mech"] == "krb5" else api.AuthMech.UNIX
+        api.login(api.Credentials(principal, keytab, mech))
+
+    # -- objects -------------------------------------------------------------------------
+
+    def stat(self, path: str) -> ObjectInfo:
+        self._login()
+        st = api.lstat(path)
+        return ObjectInfo(
+            path=path,
+            size=st.size,
+            mtime_ns=0,
+            is_dir=stat_mod.S_ISDIR(st.mode),
+            mode=stat_mod.S_IMODE(st.mode),
+        )
+
+    def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
+        if size < 0:
+            raise InvalidWrite(f"cannot write a negative size ({size}) to {path}")
+        self._login()
+        start = self._check_resume(path, size, resume)
+        return open_writer(path, size, start, self.block, self.segment, self.watchdog, size)
+
+    def _check_resume(self, path: str, size: int, resume: RangeSet | None) -> int:
+        if resume is None or not resume.total():
+            return 0
+        ranges = list(resume)
+        if len(ranges) != 1 or ranges[0].start != 0:
+            raise RestartRejected(f"HPSS resumes only a prefix [0, n); marker {resume} of {path} is not one")
+        offset = ranges[0].end
+        if offset > size:
+            raise RestartRejected(f"marker {resume} of {path} goes past the size {size}")
+        try:
+            st = api.lstat(path)
+        except NotFound:
+            raise RestartRejected(f"marker {resume} of {path}: the file does not exist") from None
+        if stat_mod.S_ISDIR(st.mode):
+            raise IsADirectory(f"{path} is a directory", errno=21)
+        if st.size < offset:
+            raise RestartRejected(f"marker {resume} of {path} is past the {st.size} bytes HPSS holds")
+        return offset
+
+    def open_read(self, path: str) -> Reader:
+        self._login()
+        st = api.lstat(path)
+        if stat_mod.S_ISDIR(st.mode):
+            raise IsADirectory(f"{path} is a directory", errno=21)
+        return HpssReader(path, self.block, self.watchdog)
+
+    def checksum(self, path: str, algorithm: str) -> str | None:
+        """The stored MD5 when Valid for this size; otherwise computed by reading
+        the file back through PIO (and stored, for MD5)."""
+        algorithm = checksums.canonical(algorithm)
+        self._login()
+        size = api.lstat(path).size
+        if algorithm == "md5":
+            known = checksum.stored(path, algorithm, size)
+            if known:
+                return known
+        hasher = checksums.new(algorithm)
+        with HpssReader(path, self.block, self.watchdog) as reader:
+            for offset in range(0, reader.size, self.segment):
+                hasher.update(reader.read(offset, self.segment))
+        value = hasher.hexdigest()
+        if algorithm == "md5":
+            checksum.store(path, algorithm, value, size)
+        return value
+
+    # -- namespace ---------------------------------------------------------------------------
+
+    def mkdir(self, path: str) -> None:
+        self._login()
+        api.mkdir(path)
+
+    def rmdir(self, path: str) -> None:
+        self._login()
+        api.rmdir(path)
+
+    def remove(self, path: str) -> None:
+        self._login()
+        api.unlink(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._login()
+        api.rename(src, dst)
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return "hpss"

@@ -1,0 +1,273 @@
+"""Writing one HPSS file through PIO, with restart markers from Execute.
+
+The engine's ordered blocks go into a bounded staging queue; the participant
+callback fills exactly the length HPSS asks for from it.  A coordinator
+thread executes the file in segments; each ``hpss_PIOExecute`` return, on
+success and on error, is a restart point ``[offset, offset + bytes moved)``.
+Nothing the callbacks handed over counts as durable.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+
+from transfercore.contract import Writer
+from transfercore.errors import InvalidWrite, TransferCoreError, WriterClosed
+from transfercore.ranges import ByteRange, RangeSet
+
+from . import api, checksum
+from ._hpss import ffi
+from .pio import PioSession
+
+log = logging.getLogger(__name__)
+_bz4719_warned = False
+_warn_lock = threading.Lock()
+
+
+def warn_bz4719(version: api.Version) -> None:
+    """Warn once per process that this HPSS leaves BytesMoved unset on error."""
+    global _bz4719_warned
+    with _warn_lock:
+        if _bz4719_warned:
+            return
+        _bz4719_warned = True
+    log.warning(
+        "HPSS %s left BytesMoved unset after a failed hpss_PIOExecute: this installation has BZ4719 "
+        "(fixed in HPSS 7.5); no restart point beyond the last completed segment is reported",
+        version.text,
+    )
+
+
+class HpssWriter(Writer):
+    def __init__(
+        self, path: str, size: int, start: int, fd: int, stripe_width: int, block: int, segment: int, watchdog: float
+    ) -> None:
+        self._path = path
+        self._size = size
+        self._start = start
+        self._fd: int | None = fd
+        self._segment = segment
+        self._cond = threading.Condition()
+        self._staged: collections.deque[memoryview] = collections.deque()
+        self._staged_bytes = 0
+        self._limit = max(2 * block, 8 << 20)
+        self._next_write = start  # next offset write() accepts
+        self._next_pio = start  # next offset the callback must serve
+        self._durable_end = start  # from Execute returns only
+        self._stopping = False
+        self._closed = False
+        self._done = threading.Event()
+        self._cbuf = ffi.new("char[]", block)
+        self._block = block
+        self.segments_executed = 0
+        self.markers: list[int] = []
+        self._pio: PioSession | None = None
+        if start < size:
+            self._pio = PioSession(api.PioOperation.WRITE, fd, block, stripe_width, self, watchdog, path)
+            self._thread = threading.Thread(target=self._coordinate, name=f"hpss-coordinator {path}", daemon=True)
+            self._thread.start()
+        else:
+            self._done.set()
+
+    # -- the contract ------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def resumed(self) -> RangeSet:
+        return RangeSet([ByteRange(0, self._start)]) if self._start else RangeSet()
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        n = len(view)
+        with self._cond:
+            if self._closed:
+                raise WriterClosed(f"writer for hpss://{self._path} is closed")
+            self._raise_if_failed()
+            if offset < 0 or offset + n > self._size:
+                raise InvalidWrite(f"write [{offset}, {offset + n}) is outside [0, {self._size}) of {self._path}")
+            if offset != self._next_write:
+                raise InvalidWrite(
+                    f"HPSS PIO needs ordered data: expected offset {self._next_write}, got {offset}",
+                    hint="deliver blocks in ascending order with no holes",
+                )
+            if n == 0:
+                return
+            while self._staged_bytes >= self._limit and not self._stopping:
+                self._cond.wait(1.0)
+                self._raise_if_failed()
+            self._raise_if_failed()
+            if self._stopping:
+                raise WriterClosed(f"writer for hpss://{self._path} is stopping")
+            self._staged.append(view)
+            self._staged_bytes += n
+            self._next_write += n
+            self._cond.notify_all()
+
+    def durable(self) -> RangeSet:
+        with self._cond:
+            end = self._durable_end
+        return RangeSet([ByteRange(0, end)]) if end else RangeSet()
+
+    def complete(self) -> None:
+        with self._cond:
+            if self._closed:
+                raise WriterClosed(f"writer for hpss://{self._path} is closed")
+            if self._next_write != self._size:
+                raise InvalidWrite(f"complete() after {self._next_write} of {self._size} bytes of {self._path}")
+        self._wait_coordinator()
+        self._finish()
+        if self._pio is not None and self._pio.error is not None:
+            raise self._pio.error
+        if self._durable_end != self._size:
+            raise TransferCoreError(
+                f"HPSS acknowledged {self._durable_end} of {self._size} bytes of {self._path}",
+                hint="run the same command again to resume",
+            )
+
+    def abort(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._stopping = True
+            self._cond.notify_all()
+        self._wait_coordinator()
+        try:
+            self._finish()
+        except TransferCoreError as exc:
+            log.warning("closing aborted HPSS write of %s: %s", self._path, exc)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _raise_if_failed(self) -> None:
+        if self._pio is not None and self._pio.error is not None:
+            raise self._pio.error
+
+    def _wait_coordinator(self) -> None:
+        while not self._done.wait(0.5):
+            if self._pio is not None and self._pio.error is not None and not self._thread.is_alive():
+                break
+        if self._pio is not None and self._pio.error is not None and not self._done.is_set():
+            # A hung Execute: the watchdog already ended the group.
+            self._done.wait(5.0)
+
+    def _finish(self) -> None:
+        """PIOEnd on both groups, then hpss_Close, before reporting anything."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping = True
+            self._cond.notify_all()
+        if self._pio is not None:
+            self._pio.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            api.close(fd, self._path)
+
+    def _coordinate(self) -> None:
+        assert self._pio is not None
+        pio = self._pio
+        pos = self._start
+        try:
+            while pos < self._size and pio.error is None:
+                seg_end = min(self._size, (pos // self._segment + 1) * self._segment)
+                while pos < seg_end:
+                    want = seg_end - pos
+                    result = pio.execute(pos, want)
+                    moved = result.moved
+                    if moved is not None and moved > want:
+                        # More than was asked cannot be true: trust none of it.
+                        log.warning("hpss_PIOExecute reported %d bytes moved of %d asked; ignored", moved, want)
+                        moved = None
+                    if result.rc != 0:
+                        if moved is None:
+                            warn_bz4719(api.version())
+                        else:
+                            pos = self._advance(pos, moved)
+                        pio.fail(_execute_error(result.rc, self._path, pos))
+                        return
+                    if moved is None or moved == 0:
+                        pio.fail(TransferCoreError(f"hpss_PIOExecute moved nothing at {pos} of {self._path}"))
+                        return
+                    pos = self._advance(pos, moved)
+                self.segments_executed += 1
+        except BaseException as exc:
+            pio.fail(exc)
+        finally:
+            pio.end()
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self._done.set()
+
+    def _advance(self, pos: int, moved: int) -> int:
+        end = pos + moved
+        with self._cond:
+            if end > self._durable_end:
+                self._durable_end = end
+                self.markers.append(end)
+        return end
+
+    def on_block(self, offset: int, length_ptr: object, buffer_ptr: object) -> int:
+        need = int(length_ptr[0])  # type: ignore[index]
+        if buffer_ptr[0] == ffi.NULL:  # type: ignore[index]
+            buffer_ptr[0] = self._cbuf  # type: ignore[index]
+            if need > self._block:
+                return 1
+        if offset != self._next_pio:
+            assert self._pio is not None
+            self._pio.fail(InvalidWrite(f"HPSS asked for offset {offset}, expected {self._next_pio}"))
+            return 1
+        dst = ffi.buffer(buffer_ptr[0], need)  # type: ignore[index]
+        filled = 0
+        assert self._pio is not None
+        activity = self._pio.activity
+        with self._cond:
+            while filled < need:
+                while not self._staged and not self._stopping:
+                    activity.waiting_for_caller = True
+                    self._cond.wait(1.0)
+                activity.waiting_for_caller = False
+                if not self._staged:
+                    return 1  # stopping: a short block must never count as moved
+                head = self._staged[0]
+                take = min(need - filled, len(head))
+                dst[filled : filled + take] = head[:take]
+                filled += take
+                self._staged_bytes -= take
+                if take == len(head):
+                    self._staged.popleft()
+                else:
+                    self._staged[0] = head[take:]
+            self._cond.notify_all()
+        self._next_pio += need
+        return 0
+
+
+def _execute_error(rc: int, path: str, pos: int) -> BaseException:
+    try:
+        api.check(rc, f"hpss_PIOExecute({path})")
+    except TransferCoreError as exc:
+        exc.hint = exc.hint or f"{pos} bytes are durable; run the same command again to resume"
+        return exc
+    return TransferCoreError(f"hpss_PIOExecute({path}) returned {rc}")
+
+
+def open_writer(
+    path: str, size: int, start: int, block: int, segment: int, watchdog: float, size_hint: int
+) -> HpssWriter:
+    """Open (truncating only a fresh write), mark the stored checksum invalid, start PIO."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if start == 0 else 0)
+    fd, width = api.open_file(path, flags, size_hint)
+    try:
+        checksum.invalidate(path)
+        return HpssWriter(path, size, start, fd, width, block, segment, watchdog)
+    except BaseException:
+        api.close(fd, path)
+        raise

@@ -1,0 +1,49 @@
+"""Reads of a complete mock object, from a view taken when it was opened."""
+
+from __future__ import annotations
+
+import threading
+
+from transfercore.contract import Reader
+from transfercore.errors import RangeSyntaxError, StorageError, WriterClosed
+
+from .faults import FaultState
+from .store import ObjectHandle
+
+
+class MockReader(Reader):
+    def __init__(self, handle: ObjectHandle, display: str, faults: FaultState) -> None:
+        self._handle = handle
+        self._display = display
+        self._faults = faults
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return self._handle.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        size = self._handle.size
+        if type(offset) is not int or offset < 0 or offset > size:
+            raise RangeSyntaxError(f"read offset {offset!r} of {self._display} is outside 0-{size}")
+        if type(length) is not int or length < 0:
+            raise RangeSyntaxError(f"read length {length!r} of {self._display} is not a non-negative number")
+        if self._closed:
+            raise WriterClosed(f"reader for {self._display} is closed")
+        want = min(length, size - offset)
+        if self._faults.plan.slow:
+            import time
+
+            time.sleep(self._faults.plan.slow)
+        data = self._handle.read(offset, want)
+        if len(data) != want:
+            raise StorageError(f"{self._display} returned {len(data)} bytes at {offset}, expected {want}")
+        return data
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._handle.close()

@@ -1,0 +1,68 @@
+import os
+
+import pytest
+from transfercore_posix.confine import PathMapper
+
+from transfercore.errors import LocationError, PathEscapesRoot
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "srv" / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    return tmp_path
+
+
+def test_without_root_paths_are_local(root):
+    m = PathMapper.create(None)
+    assert m.local("/a/b/../c") == "/a/c"
+    with pytest.raises(LocationError):
+        m.local("relative/path")
+
+
+def test_paths_are_relative_to_the_root(root):
+    m = PathMapper.create(str(root / "srv"))
+    real = os.path.realpath(root / "srv")
+    assert m.local("/sub/f") == os.path.join(real, "sub", "f")
+    assert m.local("/") == real
+    assert m.url_path(m.local("/sub/f")) == "/sub/f"
+
+
+@pytest.mark.parametrize("path", ["/../outside/f", "/sub/../../outside", "/sub/..", "/.."])
+def test_dotdot_is_refused(root, path):
+    with pytest.raises(PathEscapesRoot, match=r"'\.\.'"):
+        PathMapper.create(str(root / "srv")).local(path)
+
+
+def test_symlinked_directory_escaping_is_refused(root):
+    os.symlink(root / "outside", root / "srv" / "out")
+    with pytest.raises(PathEscapesRoot, match="symbolic link"):
+        PathMapper.create(str(root / "srv")).local("/out/f")
+
+
+def test_symlinked_file_escaping_is_refused(root):
+    (root / "outside" / "secret").write_text("x")
+    os.symlink(root / "outside" / "secret", root / "srv" / "link")
+    with pytest.raises(PathEscapesRoot):
+        PathMapper.create(str(root / "srv")).local("/link")
+
+
+def test_symlinks_inside_the_root_are_allowed(root):
+    os.symlink(root / "srv" / "sub", root / "srv" / "alias")
+    m = PathMapper.create(str(root / "srv"))
+    assert m.local("/alias/f") == os.path.join(os.path.realpath(root / "srv" / "sub"), "f")
+
+
+def test_bad_roots_are_refused(root):
+    with pytest.raises(LocationError, match="absolute"):
+        PathMapper.create("relative")
+    with pytest.raises(LocationError, match="not an existing directory"):
+        PathMapper.create(str(root / "missing"))
+
+
+def test_nul_and_empty_paths_are_refused(root):
+    m = PathMapper.create(str(root / "srv"))
+    with pytest.raises(LocationError):
+        m.local("")
+    with pytest.raises(LocationError):
+        m.local("/a\x00b")

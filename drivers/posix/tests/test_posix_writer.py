@@ -1,0 +1,230 @@
+import os
+import random
+import threading
+
+import pytest
+from posix_support import payload
+from transfercore_posix import names, sidecar
+
+from transfercore.errors import InvalidWrite, NoSpace, StorageError, WriterClosed
+from transfercore.ranges import RangeSet
+
+
+def _record(target):
+    directory, name = os.path.split(target)
+    return sidecar.load(directory, name)
+
+
+def _assert_sidecar_agrees(writer, target, data, marker):
+    """The record names exactly the marker, and the partial file holds those bytes."""
+    record = _record(target)
+    assert record is not None and record.ranges == marker
+    st = os.stat(writer.partial_path)
+    assert (st.st_dev, st.st_ino) == (record.dev, record.ino)
+    assert writer.partial_path.endswith(names.partial_name(os.path.basename(target), record.token))
+    with open(writer.partial_path, "rb") as handle:
+        for r in marker:
+            handle.seek(r.start)
+            assert handle.read(r.length) == data[r.start : r.end]
+
+
+def test_sidecar_and_data_agree_after_each_durable_call(driver, target):
+    size = 256 * 1024
+    data = payload(size)
+    blocks = [(o, min(o + 8192, size)) for o in range(0, size, 8192)]
+    random.Random(7).shuffle(blocks)
+    writer = driver.open_write(target, size)
+    previous = RangeSet()
+    for i, (a, b) in enumerate(blocks):
+        writer.write(a, data[a:b])
+        if i % 5 == 4:
+            marker = writer.durable()
+            assert marker.contains(previous)  # monotonic
+            assert marker.total() == (i + 1) * 8192 or b == size
+            _assert_sidecar_agrees(writer, target, data, marker)
+            previous = marker
+    writer.complete()
+    with open(target, "rb") as handle:
+        assert handle.read() == data
+
+
+def test_parallel_writers_produce_a_complete_file(driver, target):
+    size = 4 * 1024 * 1024 + 17
+    data = payload(size)
+    block = 64 * 1024
+    offsets = list(range(0, size, block))
+    writer = driver.open_write(target, size)
+    markers: list[RangeSet] = []
+
+    def worker(mine):
+        for o in mine:
+            writer.write(o, memoryview(data)[o : o + block])
+
+    threads = [threading.Thread(target=worker, args=(offsets[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        markers.append(writer.durable())
+    for t in threads:
+        t.join()
+    final = writer.durable()
+    assert final == RangeSet.span(0, size)
+    for earlier, later in zip(markers, markers[1:] + [final], strict=True):
+        assert later.contains(earlier)
+    _assert_sidecar_agrees(writer, target, data, final)
+    writer.complete()
+    with open(target, "rb") as handle:
+        assert handle.read() == data
+
+
+def test_nothing_appears_under_the_final_name_before_complete(driver, target):
+    writer = driver.open_write(target, 10)
+    writer.write(0, b"01234")
+    writer.durable()
+    assert not os.path.exists(target)
+    writer.write(5, b"56789")
+    writer.complete()
+    assert open(target, "rb").read() == b"0123456789"
+    assert os.listdir(os.path.dirname(target)) == [os.path.basename(target)]
+
+
+def test_complete_without_a_marker_leaves_no_record(driver, target):
+    writer = driver.open_write(target, 3)
+    writer.write(0, b"abc")
+    writer.complete()
+    assert sorted(os.listdir(os.path.dirname(target))) == ["obj.bin"]
+
+
+def test_empty_object(driver, target):
+    writer = driver.open_write(target, 0)
+    assert writer.durable() == RangeSet()
+    writer.complete()
+    assert os.path.getsize(target) == 0
+
+
+def test_complete_with_missing_bytes_is_refused_and_the_writer_stays_usable(driver, target):
+    writer = driver.open_write(target, 10)
+    writer.write(0, b"01234")
+    with pytest.raises(InvalidWrite, match="5-10"):
+        writer.complete()
+    assert not os.path.exists(target)
+    writer.write(5, b"56789")
+    writer.complete()
+    assert open(target, "rb").read() == b"0123456789"
+
+
+@pytest.mark.parametrize(
+    ("offset", "data", "match"),
+    [(-1, b"x", "non-negative"), (8, b"xyz", "past the object's size"), (2, b"x", "overlaps"),
+     (0, b"abcd", "overlaps"), ("1", b"x", "non-negative")],
+)
+def test_bad_writes_are_refused_and_lose_nothing(driver, target, offset, data, match):
+    writer = driver.open_write(target, 10)
+    writer.write(1, b"ab")
+    with pytest.raises(InvalidWrite, match=match):
+        writer.write(offset, data)
+    assert writer.durable() == RangeSet.span(1, 3)
+    writer.abort()
+
+
+def test_writes_overlapping_the_resumed_marker_are_refused(driver, target):
+    writer = driver.open_write(target, 10)
+    writer.write(0, b"0123")
+    marker = writer.durable()
+    writer.abort()
+    resumed = driver.open_write(target, 10, marker)
+    assert resumed.resumed == marker
+    with pytest.raises(InvalidWrite, match="overlaps"):
+        resumed.write(3, b"3456")
+    resumed.write(4, b"456789")
+    resumed.complete()
+    assert open(target, "rb").read() == b"0123456789"
+
+
+@pytest.mark.parametrize("how", ["complete", "abort", "close"])
+def test_use_after_close_is_refused(driver, target, how):
+    writer = driver.open_write(target, 1)
+    writer.write(0, b"x")
+    getattr(writer, how)()
+    with pytest.raises(WriterClosed):
+        writer.write(0, b"x")
+    with pytest.raises(WriterClosed):
+        writer.durable()
+    with pytest.raises(WriterClosed):
+        writer.complete()
+    writer.abort()  # idempotent
+
+
+def test_abort_keeps_the_durable_state(driver, target):
+    with driver.open_write(target, 10) as writer:
+        writer.write(0, b"01234")
+        marker = writer.durable()
+        writer.write(5, b"56")  # accepted, never made durable
+    assert driver.partial(target) == marker == RangeSet.span(0, 5)
+
+
+def test_a_failed_write_loses_no_marked_data(driver, target, monkeypatch):
+    data = payload(100)
+    writer = driver.open_write(target, 100)
+    writer.write(0, data[:50])
+    marker = writer.durable()
+    real = os.pwrite
+
+    def full(fd, buf, offset):
+        real(fd, bytes(buf)[:3], offset)  # a torn write lands partly, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(NoSpace) as info:
+        writer.write(50, data[50:])
+    assert "free space" in str(info.value)
+    monkeypatch.undo()
+    assert writer.durable() == marker
+    writer.abort()
+    _ = driver.open_write(target, 100, marker)  # still resumable
+    with open(writer.partial_path, "rb") as handle:
+        assert handle.read(50) == data[:50]
+
+
+def test_a_failed_sync_reports_no_marker_and_keeps_the_old_one(driver, target, monkeypatch):
+    writer = driver.open_write(target, 10)
+    writer.write(0, b"01234")
+    marker = writer.durable()
+    writer.write(5, b"56789")
+
+    def eio(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", eio)
+    with pytest.raises(StorageError, match="last marker still holds"):
+        writer.durable()
+    monkeypatch.undo()
+    assert driver.partial(target) == marker
+    writer.abort()
+
+
+def test_complete_waits_for_writes_in_flight(driver, target, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real = os.pwrite
+
+    def slow(fd, buf, offset):
+        started.set()
+        release.wait(5)
+        return real(fd, buf, offset)
+
+    writer = driver.open_write(target, 4)
+    monkeypatch.setattr(os, "pwrite", slow)
+    t = threading.Thread(target=writer.write, args=(0, b"abcd"))
+    t.start()
+    assert started.wait(5)
+    done = []
+    c = threading.Thread(target=lambda: done.append(writer.complete()))
+    c.start()
+    c.join(0.2)
+    assert not done  # still waiting for the write
+    release.set()
+    t.join(5)
+    c.join(5)
+    monkeypatch.undo()
+    assert done == [None]
+    assert open(target, "rb").read() == b"abcd"

@@ -1,0 +1,326 @@
+"""The POSIX driver: local files with fdatasync-backed restart markers.
+
+URLs are ``posix:///abs/path`` (or a plain path).  With ``root=DIR`` the URL
+path is relative to ``DIR`` and confined to it (see :mod:`.confine`).
+
+An unfinished object lives under a hidden partial name and is renamed to its
+final name only when complete, so a truncated file never appears under the
+final name.  Its resume state is the sidecar record (see :mod:`.sidecar`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from transfercore.capabilities import Capabilities, RestartModel
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.errors import (
+    InvalidWrite,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    RestartRejected,
+    from_oserror,
+)
+from transfercore.options import OptionSpec, int_option, size_option, str_option
+from transfercore.ranges import RangeSet
+
+from . import names, sidecar
+from .confine import PathMapper
+from .fsutil import fsync_dir, remove_quietly
+from .reader import PosixReader
+from .sidecar import CorruptSidecar, SidecarRecord
+from .writer import PosixWriter
+
+_RW = os.O_RDWR | os.O_CLOEXEC
+
+
+class PosixDriver(Driver):
+    name: ClassVar[str] = "posix"
+    options: ClassVar[Mapping[str, OptionSpec]] = {
+        "root": str_option("confine every path to this directory; URL paths are then relative to it"),
+        "max_writers": int_option("threads that may write one object at once", default=16, minimum=1),
+        "block": size_option("preferred block size", default=4 * 1024 * 1024, minimum=1),
+    }
+
+    def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
+        settings = {"root": None, "max_writers": 16, "block": 4 * 1024 * 1024} | dict(options or {})
+        super().__init__(authority, settings)
+        if authority not in ("", "localhost"):
+            from transfercore.errors import LocationError
+
+            raise LocationError(
+                f"posix URLs name local files; host {authority!r} is not supported",
+                hint="write posix:///abs/path (three slashes)",
+            )
+        self._paths = PathMapper.create(self.settings["root"])
+        self._caps = Capabilities(
+            restart=RestartModel.RANGES,
+            ordered_writes=False,
+            max_writers=self.settings["max_writers"],
+            preferred_block_size=self.settings["block"],
+            min_block_size=1,
+            checksums=frozenset(),
+            atomic_publish=True,
+            crash_simulation=False,
+            namespace=True,
+        )
+
+    # -- description -----------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "durability": "fdatasync of the file, fsync of the directory for new names",
+            "resume record": "sidecar .<name>.tcpart.marker beside the partial file",
+            "root": self._paths.root or "not confined",
+        }
+
+    # -- helpers ---------------------------------------------------------------
+
+    def local_path(self, path: str) -> str:
+        """The local file path for URL path ``path`` (confinement applied)."""
+        return self._paths.local(path)
+
+    def _split(self, path: str) -> tuple[str, str, str]:
+        local = self._paths.local(path)
+        directory, name = os.path.split(local)
+        if not name or local == self._paths.root:
+            raise IsADirectory(f"{path} is a directory, not an object", hint="give the path of a file")
+        return local, directory, name
+
+    @staticmethod
+    def _check_directory(directory: str, path: str) -> None:
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            if exc.errno == 2:
+                raise NotFound(
+                    f"the directory of {path} does not exist",
+                    errno=exc.errno,
+                    hint="create the directory first; missing directories are not created for you",
+                ) from None
+            raise from_oserror(exc, f"cannot reach the directory of {path}") from exc
+        if not stat_mod.S_ISDIR(st.st_mode):
+            raise NotADirectory(f"the parent of {path} is not a directory", errno=20)
+
+    # -- objects ---------------------------------------------------------------
+
+    def stat(self, path: str) -> ObjectInfo:
+        local = self._paths.local(path)
+        try:
+            st = os.stat(local)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot stat {path}") from exc
+        return _info(path, st)
+
+    def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
+        if type(size) is not int or size < 0:
+            raise InvalidWrite(f"size {size!r} of {path} is not a non-negative whole number")
+        if resume is not None and not isinstance(resume, RangeSet):
+            raise InvalidWrite(f"resume marker for {path} must be a RangeSet, not {type(resume).__name__}")
+        local, directory, name = self._split(path)
+        self._check_directory(directory, path)
+        if os.path.isdir(local):
+            raise IsADirectory(f"{path} is a directory; it cannot be written as an object", errno=21)
+        if resume:
+            return self._resume(path, directory, name, size, resume)
+        return self._fresh(path, directory, name, size)
+
+    def _fresh(self, path: str, directory: str, name: str, size: int) -> PosixWriter:
+        self._discard(directory, name, sync=False)
+        token = names.new_token()
+        partial = os.path.join(directory, names.partial_name(name, token))
+        try:
+            fd = os.open(partial, _RW | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot create the partial file of {path}") from exc
+        st = os.fstat(fd)
+        record = SidecarRecord(size=size, ranges=RangeSet(), dev=st.st_dev, ino=st.st_ino, token=token)
+        # No record yet: the first durable() stores it, and its directory fsync
+        # also makes the new partial file's name durable.  An object written
+        # and completed without a marker costs no record at all.
+        return PosixWriter(
+            fd=fd, directory=directory, name=name, display=path,
+            record=record, resumed=RangeSet(), record_stored=False,
+        )
+
+    def _resume(self, path: str, directory: str, name: str, size: int, resume: RangeSet) -> PosixWriter:
+        if resume.end() > size:
+            raise RestartRejected(f"restart marker {resume} of {path} goes past the size {size}")
+        record, reason = self._load(directory, name)
+        if record is None:
+            raise RestartRejected(f"cannot resume {path}: {reason}")
+        if record.size != size:
+            raise RestartRejected(
+                f"cannot resume {path}: the partial object was started with size {record.size}, not {size}"
+            )
+        if not record.ranges.contains(resume):
+            raise RestartRejected(
+                f"cannot resume {path}: marker {resume} is not all durable; the storage holds only "
+                f"{record.ranges or 'nothing'} (missing {resume - record.ranges})"
+            )
+        fd, why = self._open_partial(directory, name, record)
+        if fd is None:
+            raise RestartRejected(f"cannot resume {path}: {why}")
+        stored = True
+        if record.ranges != resume:
+            # The caller will rewrite what it does not hold; the record must not
+            # keep claiming bytes that are about to be overwritten.
+            try:
+                sidecar.store(directory, name, record.with_ranges(resume))
+            except BaseException:
+                os.close(fd)
+                raise
+            record = record.with_ranges(resume)
+        return PosixWriter(
+            fd=fd, directory=directory, name=name, display=path,
+            record=record, resumed=resume, record_stored=stored,
+        )
+
+    def _load(self, directory: str, name: str) -> tuple[SidecarRecord | None, str]:
+        try:
+            record = sidecar.load(directory, name)
+        except CorruptSidecar as exc:
+            return None, str(exc)
+        if record is None:
+            return None, "there is no durable resume record (never made durable, or discarded)"
+        return record, ""
+
+    @staticmethod
+    def _open_partial(directory: str, name: str, record: SidecarRecord) -> tuple[int | None, str]:
+        partial = os.path.join(directory, names.partial_name(name, record.token))
+        try:
+            fd = os.open(partial, _RW)
+        except FileNotFoundError:
+            return None, "the partial file named by the resume record is gone"
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot open the partial file {partial}") from exc
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (record.dev, record.ino):
+            os.close(fd)
+            return None, "the partial file was replaced since the resume record was written"
+        if st.st_size < record.ranges.end():
+            os.close(fd)
+            return None, f"the partial file holds {st.st_size} bytes, less than the recorded {record.ranges.end()}"
+        return fd, ""
+
+    def open_read(self, path: str) -> Reader:
+        local = self._paths.local(path)
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot open {path} for reading") from exc
+        st = os.fstat(fd)
+        if stat_mod.S_ISDIR(st.st_mode):
+            os.close(fd)
+            raise IsADirectory(f"{path} is a directory, not an object", errno=21)
+        return PosixReader(fd, st.st_size, path)
+
+    def partial(self, path: str) -> RangeSet:
+        _local, directory, name = self._split(path)
+        record, _ = self._load(directory, name)
+        if record is None:
+            return RangeSet()
+        fd, _ = self._open_partial(directory, name, record)
+        if fd is None:
+            return RangeSet()
+        os.close(fd)
+        return record.ranges
+
+    def discard_partial(self, path: str) -> None:
+        _local, directory, name = self._split(path)
+        self._discard(directory, name, sync=True)
+
+    def _discard(self, directory: str, name: str, *, sync: bool) -> None:
+        # The record goes first: a crash in between leaves partial files with no
+        # record, which nothing trusts, rather than a record naming a lost file.
+        removed = sidecar.remove(directory, name)
+        pattern = names.partial_pattern(name)
+        try:
+            entries = [e for e in os.listdir(directory) if pattern.fullmatch(e)]
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot list {directory}") from exc
+        for entry in entries:
+            removed = remove_quietly(os.path.join(directory, entry)) or removed
+        if removed and sync:
+            fsync_dir(directory)
+
+    # -- namespace ---------------------------------------------------------------
+
+    def list(self, path: str) -> Iterator[ObjectInfo]:
+        local = self._paths.local(path)
+        try:
+            with os.scandir(local) as it:
+                entries = sorted((e for e in it if not names.is_hidden(e.name)), key=lambda e: e.name)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot list {path}") from exc
+        base = path.rstrip("/")
+        out = []
+        for entry in entries:
+            full = os.path.join(local, entry.name)
+            if self._paths.root is not None and entry.is_symlink():
+                real = os.path.realpath(full)
+                if not (real == self._paths.root or real.startswith(self._paths.root + "/")):
+                    continue  # never reveal what lies outside the served tree
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # a dangling link or a name removed meanwhile
+            out.append(_info(f"{base}/{entry.name}", st))
+        return iter(out)
+
+    def mkdir(self, path: str) -> None:
+        local = self._paths.local(path)
+        try:
+            os.mkdir(local)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot create directory {path}") from exc
+        fsync_dir(os.path.dirname(local))
+
+    def rmdir(self, path: str) -> None:
+        local = self._paths.local(path)
+        if local == self._paths.root:
+            raise from_oserror(PermissionError(13, "the root cannot be removed"), f"cannot remove {path}")
+        try:
+            os.rmdir(local)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot remove directory {path}") from exc
+        fsync_dir(os.path.dirname(local))
+
+    def remove(self, path: str) -> None:
+        local, directory, _name = self._split(path)
+        if os.path.isdir(local) and not os.path.islink(local):
+            raise IsADirectory(f"{path} is a directory; use rmdir", errno=21)
+        try:
+            os.unlink(local)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot remove {path}") from exc
+        fsync_dir(directory)
+
+    def rename(self, src: str, dst: str) -> None:
+        src_local, src_dir, _ = self._split(src)
+        dst_local, dst_dir, _ = self._split(dst)
+        try:
+            os.rename(src_local, dst_local)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot rename {src} to {dst}") from exc
+        fsync_dir(dst_dir)
+        if src_dir != dst_dir:
+            fsync_dir(src_dir)
+
+
+def _info(path: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        path=path,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        is_dir=stat_mod.S_ISDIR(st.st_mode),
+        identity=f"{st.st_dev}:{st.st_ino}",
+        mode=stat_mod.S_IMODE(st.st_mode),
+    )

@@ -1,0 +1,64 @@
+"""Names of the hidden files that hold an unfinished write.
+
+For an object ``dir/name`` the driver keeps, in ``dir``:
+
+* the partial data file ``.<name>.<token>.tcpart``, where ``token`` is 16
+  random hex digits chosen when the partial file is created;
+* the resume record (sidecar) ``.<name>.tcpart.marker``, which names the token.
+
+The token in the file name is the part of the partial file's identity that
+survives inode reuse: a file recreated by anything else under the same name
+with a recycled inode number still cannot carry the random name.  Very long
+names are replaced by a digest so the hidden names stay within NAME_MAX.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+PARTIAL_SUFFIX = ".tcpart"
+SIDECAR_SUFFIX = ".tcpart.marker"
+TOKEN_HEX = 16
+#: Longest object name (bytes) used verbatim in hidden names; longer ones are hashed.
+_VERBATIM_MAX = 200
+_TEMP_MARK = ".tmp-"
+
+
+def _stem(name: str) -> str:
+    if len(name.encode("utf-8", "surrogateescape")) <= _VERBATIM_MAX:
+        return name
+    return "tc-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def new_token() -> str:
+    return secrets.token_hex(TOKEN_HEX // 2)
+
+
+def partial_name(name: str, token: str) -> str:
+    return f".{_stem(name)}.{token}{PARTIAL_SUFFIX}"
+
+
+def sidecar_name(name: str) -> str:
+    return f".{_stem(name)}{SIDECAR_SUFFIX}"
+
+
+def sidecar_temp_name(name: str) -> str:
+    return f".{_stem(name)}{SIDECAR_SUFFIX}{_TEMP_MARK}{secrets.token_hex(4)}"
+
+
+def partial_pattern(name: str) -> re.Pattern[str]:
+    """Matches every partial file of ``name``, whatever its token."""
+    return re.compile(rf"\.{re.escape(_stem(name))}\.[0-9a-f]{{{TOKEN_HEX}}}{re.escape(PARTIAL_SUFFIX)}")
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a directory entry is the driver's own bookkeeping, not an object."""
+    if not name.startswith("."):
+        return False
+    return (
+        name.endswith(PARTIAL_SUFFIX)
+        or name.endswith(SIDECAR_SUFFIX)
+        or (SIDECAR_SUFFIX + _TEMP_MARK) in name
+    )

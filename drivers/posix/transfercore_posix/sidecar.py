@@ -1,0 +1,142 @@
+"""The durable resume record kept beside a partial file.
+
+The record holds the object's final size, the marker ranges, and the
+identity of the partial file (device, inode and the random token in its
+name).  It is what a resume trusts, never the partial file's size: holes left
+by parallel writes make the size lie.
+
+The record is JSON with a SHA-256 of its own content, so a torn or edited
+record is refused instead of believed.  It is replaced atomically: written
+to a temporary name, fsynced, renamed over the old record, and the directory
+fsynced, so a crash leaves either the old record or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import attrs
+
+from transfercore.errors import from_oserror
+from transfercore.ranges import RangeSet
+
+from . import names
+from .fsutil import fsync_dir, remove_quietly
+
+FORMAT = "transfercore-posix-sidecar"
+VERSION = 1
+#: A record larger than this is not read: no honest record is (10,000 ranges fit easily).
+MAX_BYTES = 4 * 1024 * 1024
+
+
+class CorruptSidecar(ValueError):
+    """The record exists but cannot be trusted; the message says why."""
+
+
+@attrs.frozen
+class SidecarRecord:
+    size: int
+    ranges: RangeSet
+    dev: int
+    ino: int
+    token: str
+
+    def with_ranges(self, ranges: RangeSet) -> SidecarRecord:
+        return attrs.evolve(self, ranges=ranges)
+
+
+def _body(record: SidecarRecord) -> dict[str, object]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "size": record.size,
+        "ranges": str(record.ranges),
+        "dev": record.dev,
+        "ino": record.ino,
+        "token": record.token,
+    }
+
+
+def _digest(body: dict[str, object]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def encode(record: SidecarRecord) -> bytes:
+    body = _body(record)
+    return (json.dumps(body | {"sha256": _digest(body)}, sort_keys=True) + "\n").encode()
+
+
+def decode(data: bytes) -> SidecarRecord:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptSidecar(f"the resume record is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CorruptSidecar("the resume record is not a JSON object")
+    claimed = doc.pop("sha256", None)
+    if claimed != _digest(doc):
+        raise CorruptSidecar("the resume record's own checksum does not match (torn or edited)")
+    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise CorruptSidecar(f"the resume record has an unknown format {doc.get('format')!r} v{doc.get('version')!r}")
+    try:
+        size, dev, ino, token = doc["size"], doc["dev"], doc["ino"], doc["token"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, dev, ino)):
+            raise CorruptSidecar("the resume record has a bad size or file identity")
+        if not isinstance(token, str) or len(token) != names.TOKEN_HEX:
+            raise CorruptSidecar("the resume record has a bad token")
+        text = doc["ranges"]
+        ranges = RangeSet.parse(text) if text else RangeSet()
+    except KeyError as exc:
+        raise CorruptSidecar(f"the resume record lacks {exc.args[0]!r}") from None
+    except ValueError as exc:  # RangeSyntaxError included
+        raise CorruptSidecar(f"the resume record has bad ranges ({exc})") from None
+    if ranges.end() > size:
+        raise CorruptSidecar(f"the resume record's ranges {ranges} go past its size {size}")
+    return SidecarRecord(size=size, ranges=ranges, dev=dev, ino=ino, token=token)
+
+
+def store(directory: str, name: str, record: SidecarRecord) -> None:
+    """Replace the record of ``name`` in ``directory`` durably and atomically."""
+    final = os.path.join(directory, names.sidecar_name(name))
+    temp = os.path.join(directory, names.sidecar_temp_name(name))
+    data = encode(record)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, final)
+    except OSError as exc:
+        try:
+            remove_quietly(temp)
+        except OSError:
+            pass  # the original failure is the one to report
+        raise from_oserror(exc, f"cannot write the resume record {final}") from exc
+    fsync_dir(directory)
+
+
+def load(directory: str, name: str) -> SidecarRecord | None:
+    """The record of ``name``, ``None`` when there is none; :class:`CorruptSidecar` when unreadable."""
+    path = os.path.join(directory, names.sidecar_name(name))
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot read the resume record {path}") from exc
+    if len(data) > MAX_BYTES:
+        raise CorruptSidecar(f"the resume record is larger than {MAX_BYTES} bytes")
+    return decode(data)
+
+
+def remove(directory: str, name: str) -> bool:
+    """Remove the record of ``name`` (not synced: callers sync the directory once)."""
+    return remove_quietly(os.path.join(directory, names.sidecar_name(name)))

@@ -1,0 +1,187 @@
+"""Parallel positional writes into a partial file, with durable markers.
+
+Many threads call :meth:`PosixWriter.write` at once; each write claims its
+range under a short lock, then ``pwrite``\\ s outside it, so writes overlap in
+the kernel.  A marker is produced only by :meth:`PosixWriter.durable`:
+
+1. snapshot the ranges whose ``write`` already returned,
+2. ``fdatasync`` the partial file (every snapshotted byte is now on media),
+3. store the resume record with exactly those ranges (atomic, fsynced,
+   directory fsynced, which also makes a new partial file's entry durable),
+4. return the snapshot.
+
+A range whose write was still in flight at step 1 is simply left for the
+next marker, so the marker never runs ahead of the media.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from transfercore.contract import Writer
+from transfercore.errors import InvalidWrite, WriterClosed, from_oserror
+from transfercore.ranges import RangeSet
+
+from . import names, sidecar
+from .fsutil import fsync_dir, pwrite_all
+from .intervals import Intervals
+from .sidecar import SidecarRecord
+
+_OPEN, _CLOSING, _COMPLETED, _ABORTED = "open", "closing", "completed", "aborted"
+
+
+class PosixWriter(Writer):
+    def __init__(
+        self,
+        *,
+        fd: int,
+        directory: str,
+        name: str,
+        display: str,
+        record: SidecarRecord,
+        resumed: RangeSet,
+        record_stored: bool,
+    ) -> None:
+        self._fd = fd
+        self._directory = directory
+        self._name = name
+        self._display = display
+        self._record = record
+        self._size = record.size
+        self._resumed = resumed
+        self._partial_path = os.path.join(directory, names.partial_name(name, record.token))
+        self._final_path = os.path.join(directory, name)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        # Serialises durable/complete/abort with each other, not with writes.
+        self._sync_lock = threading.Lock()
+        self._done = Intervals(resumed)
+        self._inflight: set[tuple[int, int]] = set()
+        self._state = _OPEN
+        self._recorded: RangeSet | None = record.ranges if record_stored else None
+        self._marker = resumed
+
+    # -- the Writer contract ---------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def resumed(self) -> RangeSet:
+        return self._resumed
+
+    @property
+    def partial_path(self) -> str:
+        """The local path of the partial file (for tests and diagnostics)."""
+        return self._partial_path
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        length = view.nbytes
+        if type(offset) is not int or offset < 0:
+            raise InvalidWrite(f"write offset {offset!r} to {self._display} is not a non-negative whole number")
+        end = offset + length
+        if end > self._size:
+            raise InvalidWrite(
+                f"write {offset}-{end} to {self._display} goes past the object's size {self._size}",
+                hint="the size given when the object was opened must be the final size",
+            )
+        key = (offset, end)
+        with self._lock:
+            if self._state != _OPEN:
+                raise WriterClosed(f"writer for {self._display} is {self._state}; open a new one")
+            if length == 0:
+                return
+            if self._done.overlaps(offset, end) or any(s < end and offset < e for s, e in self._inflight):
+                raise InvalidWrite(
+                    f"write {offset}-{end} to {self._display} overlaps bytes already written or resumed",
+                    hint="write each byte once; resume only the missing ranges",
+                )
+            self._inflight.add(key)
+        try:
+            pwrite_all(self._fd, view, offset)
+        except OSError as exc:
+            self._finish(key, ok=False)
+            raise from_oserror(exc, f"cannot write {offset}-{end} of {self._display}") from exc
+        self._finish(key, ok=True)
+
+    def _finish(self, key: tuple[int, int], *, ok: bool) -> None:
+        with self._lock:
+            self._inflight.discard(key)
+            if ok:
+                self._done.add(*key)
+            if not self._inflight:
+                self._idle.notify_all()
+
+    def durable(self) -> RangeSet:
+        with self._sync_lock:
+            with self._lock:
+                self._check_open()
+                snapshot = self._done.to_rangeset()
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                raise from_oserror(exc, f"cannot sync {self._display}; its last marker still holds") from exc
+            if snapshot != self._recorded:
+                sidecar.store(self._directory, self._name, self._record.with_ranges(snapshot))
+                self._recorded = snapshot
+            self._marker = snapshot
+            return snapshot
+
+    def complete(self) -> None:
+        with self._sync_lock:
+            with self._lock:
+                self._check_open()
+                self._state = _CLOSING
+                while self._inflight:
+                    self._idle.wait()
+                missing = self._done.to_rangeset().complement(self._size)
+                if missing:
+                    self._state = _OPEN
+                    raise InvalidWrite(
+                        f"cannot complete {self._display}: bytes {missing} were never written",
+                        hint="write the missing ranges, then complete again",
+                    )
+            try:
+                if os.fstat(self._fd).st_size != self._size:
+                    os.ftruncate(self._fd, self._size)
+                os.fsync(self._fd)
+                os.rename(self._partial_path, self._final_path)
+            except OSError as exc:
+                with self._lock:
+                    self._state = _OPEN
+                raise from_oserror(exc, f"cannot publish {self._display}; the partial data is kept") from exc
+            with self._lock:
+                self._state = _COMPLETED
+            os.close(self._fd)
+            fsync_dir(self._directory)
+            if self._recorded is not None and sidecar.remove(self._directory, self._name):
+                # A stale record left by a crash here would be harmless (its partial
+                # file is gone), but syncing keeps the directory clean.
+                fsync_dir(self._directory)
+
+    def abort(self) -> None:
+        with self._sync_lock:
+            with self._lock:
+                if self._state in (_COMPLETED, _ABORTED):
+                    return
+                self._state = _CLOSING
+                # Closing the descriptor under a running pwrite could let a new
+                # file reuse the number and receive the bytes: wait for writes.
+                while self._inflight:
+                    self._idle.wait()
+                self._state = _ABORTED
+            os.close(self._fd)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state != _OPEN:
+            raise WriterClosed(f"writer for {self._display} is {self._state}; open a new one")
+
+    def __repr__(self) -> str:
+        return f"PosixWriter({self._display!r}, size={self._size}, state={self._state})"

@@ -1,0 +1,167 @@
+"""Fixtures: ``transfercore serve`` and the real Globus server as subprocesses, and a raw control client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HAVE_GLOBUS = bool(shutil.which("globus-url-copy") and shutil.which("globus-gridftp-server"))
+needs_globus = pytest.mark.skipif(not HAVE_GLOBUS, reason="needs Debian's globus-gass-copy-progs and globus-gridftp-server-progs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Served:
+    """A running ``transfercore serve``."""
+
+    def __init__(self, args: list[str], port: int, log: Path) -> None:
+        self.args = args
+        self.port = port
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Served:
+        cmd = [sys.executable, "-m", "transfercore", "serve", "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        wait_port(self.port, self.proc)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def url(self, path: str) -> str:
+        return f"ftp://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:
+    started: list[Served] = []
+
+    def start(*args: str, port: int | None = None) -> Served:
+        s = Served(list(args), port or free_port(), tmp_path / "serve.log").start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    r.mkdir()
+    return r
+
+
+@pytest.fixture
+def real_server(tmp_path: Path) -> Iterator[int]:
+    """The real globus-gridftp-server, anonymous mapped to nobody, on a free loopback port."""
+    if not HAVE_GLOBUS:
+        pytest.skip("globus-gridftp-server is not installed")
+    port = free_port()
+    pidfile = tmp_path / "gsrv.pid"
+    subprocess.run(
+        ["globus-gridftp-server", "-S", "-pidfile", str(pidfile), "-aa", "-anonymous-user", "nobody",
+         "-p", str(port), "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1",
+         "-d", "ERROR", "-l", str(tmp_path / "gsrv.log"), "-c", "/dev/null"],
+        check=True,
+    )
+    wait_port(port)
+    yield port
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+class Client:
+    """A deliberately low-level FTP control client for protocol edge cases."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def line(self) -> str:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("control connection closed")
+            self.buf += chunk
+        raw, self.buf = self.buf.split(b"\r\n", 1)
+        return raw.decode()
+
+    def reply(self) -> tuple[int, str]:
+        first = self.line()
+        lines = [first]
+        if first[3:4] == "-":
+            while not (lines[-1][:3] == first[:3] and lines[-1][3:4] == " "):
+                lines.append(self.line())
+        return int(first[:3]), "\n".join(lines)
+
+    def raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def cmd(self, text: str) -> tuple[int, str]:
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.reply()
+
+    def until_final(self) -> list[tuple[int, str]]:
+        """Replies up to and including the first non-1xx one."""
+        out = []
+        while True:
+            code, text = self.reply()
+            out.append((code, text))
+            if code >= 200:
+                return out
+
+    def login(self, user: str = "anonymous", password: str = "x@y") -> None:
+        assert self.cmd(f"USER {user}")[0] == 331
+        code, text = self.cmd(f"PASS {password}")
+        assert code == 230, text
+
+    def pasv(self) -> tuple[str, int]:
+        code, text = self.cmd("PASV")
+        assert code == 227, text
+        nums = [int(n) for n in text[text.index("(") + 1 : text.index(")")].split(",")]
+        return ".".join(map(str, nums[:4])), nums[4] * 256 + nums[5]
+
+    def close(self) -> None:
+        self.sock.close()

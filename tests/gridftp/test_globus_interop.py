@@ -1,0 +1,119 @@
+"""End to end with the real Globus client and server (Debian's globus-url-copy, globus-gridftp-server)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Served, free_port, needs_globus
+
+pytestmark = [pytest.mark.globus, needs_globus]
+
+
+def guc(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["globus-url-copy", *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    p = tmp_path / "src.bin"
+    p.write_bytes(os.urandom(6 * 1024 * 1024 + 12345))
+    return p
+
+
+@pytest.fixture
+def ours(serve, root):
+    return serve("--root", str(root), "--anonymous-write", "--marker-interval", "0.3")
+
+
+def test_stream_put_and_get(ours, root, src, tmp_path):
+    guc(f"file://{src}", ours.url("/put.bin"))
+    assert (root / "put.bin").read_bytes() == src.read_bytes()
+    back = tmp_path / "back.bin"
+    guc(ours.url("/put.bin"), f"file://{back}")
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_mode_e_parallel_put_and_get_with_markers(ours, root, src, tmp_path):
+    proc = guc("-dbg", "-vb", "-fast", "-p", "4", f"file://{src}", ours.url("/e.bin"))
+    assert (root / "e.bin").read_bytes() == src.read_bytes()
+    out = proc.stdout + proc.stderr
+    assert "MODE E" in out and "111 Range Marker" in out
+    # Markers come before 226, and 226 comes last.
+    assert out.rindex("111 Range Marker") < out.rindex("226 ")
+    back = tmp_path / "back.bin"
+    proc = guc("-dbg", "-fast", "-p", "4", ours.url("/e.bin"), f"file://{back}")
+    assert "Parallelism=4,4,4" in proc.stdout + proc.stderr
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_verify_checksum(ours, root, src):
+    proc = guc("-dbg", "-fast", "-p", "2", "-verify-checksum", f"file://{src}", ours.url("/c.bin"))
+    out = proc.stdout + proc.stderr
+    md5 = hashlib.md5(src.read_bytes()).hexdigest()
+    assert f"213 {md5}" in out
+
+
+def test_list_and_cd(ours, root, src):
+    guc("-cd", f"file://{src}", ours.url("/deep/er/x.bin"))
+    assert (root / "deep" / "er" / "x.bin").read_bytes() == src.read_bytes()
+    proc = guc("-list", ours.url("/deep/er/"))
+    assert "x.bin" in proc.stdout
+
+
+def test_third_party_restart_after_sigkill(real_server, tmp_path):
+    """Real server as source, ours as destination; SIGKILL ours mid-transfer, restart it at once.
+
+    The mock driver keeps its durable state in a directory shared between
+    processes and sleeps in every write, so the kill lands mid-transfer.
+    """
+    # The real server reads as 'nobody', which cannot enter pytest's private tmp_path.
+    source_dir = Path(tempfile.mkdtemp(prefix="tc-gridftp-src-"))
+    source_dir.chmod(0o755)
+    payload = os.urandom(16 * 1024 * 1024)
+    (source_dir / "r.bin").write_bytes(payload)
+    (source_dir / "r.bin").chmod(0o644)
+    state = tmp_path / "state"
+    state.mkdir()
+    port = free_port()
+    args = ["--driver", f"mock:///?dir={state}&slow=0.04", "--anonymous-write", "--marker-interval", "0.2"]
+    ours = Served(args, port, tmp_path / "serve.log").start()
+    try:
+        cli = subprocess.Popen(
+            ["globus-url-copy", "-dbg", "-vb", "-fast", "-p", "4", "-rst", "-rst-retries", "5", "-rst-interval", "1",
+             f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin", ours.url("/r.bin")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        lines: list[str] = []
+        killed = False
+        assert cli.stdout is not None
+        deadline = time.monotonic() + 90
+        for line in cli.stdout:
+            lines.append(line)
+            assert time.monotonic() < deadline, "transfer took too long"
+            if not killed and line.startswith("111 Range Marker"):
+                ours.kill()
+                killed = True
+                ours = Served(args, port, tmp_path / "serve.log").start()
+        assert cli.wait(30) == 0, "".join(lines[-40:])
+        out = "".join(lines)
+        assert killed
+        rest = [l for l in lines if l.startswith("REST ")]
+        assert rest, "the client never resumed with REST"
+        # Fetch the result back from our server and compare.
+        back = tmp_path / "back.bin"
+        guc(ours.url("/r.bin"), f"file://{back}")
+        assert back.read_bytes() == payload
+        assert "553" not in out
+    finally:
+        ours.stop()
+        shutil.rmtree(source_dir, ignore_errors=True)

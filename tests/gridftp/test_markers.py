@@ -1,0 +1,47 @@
+import pytest
+
+from transfercore.gridftp.control import Reply
+from transfercore.gridftp.errors import LocalProtocolError, RemoteProtocolError
+from transfercore.gridftp.markers import (
+    PerfMarker,
+    RestartMarkers,
+    parse_perf_marker,
+    parse_range_marker,
+    perf_marker,
+    restart_marker,
+)
+from transfercore.ranges import RangeSet
+
+
+def test_restart_marker_format_and_parse():
+    r = restart_marker(RangeSet.of((0, 281280512), (281346048, 281411584)))
+    assert r.encode() == b"111 Range Marker 0-281280512,281346048-281411584\r\n"
+    assert parse_range_marker(r.encode().decode()) == RangeSet.of((0, 281280512), (281346048, 281411584))
+    with pytest.raises(LocalProtocolError):
+        restart_marker(RangeSet())
+    for bad in ("111 Range Marker", "112 Range Marker 0-1", "111 Range Marker 5-1"):
+        with pytest.raises(RemoteProtocolError):
+            parse_range_marker(bad)
+
+
+def test_perf_marker_roundtrip_and_lenient_spacing():
+    m = PerfMarker(1795612028.34, 0, 281477120, 1)
+    text = perf_marker(m).encode().decode()
+    assert text.startswith("112-Perf Marker\r\n Timestamp:  1795612028.3\r\n")
+    assert text.endswith("112 End.\r\n")
+    assert parse_perf_marker(text).stripe_bytes == 281477120
+    alt = "112-Perf Marker\n Timestamp: 5.5\n Stripe Index:  1\n Stripe  Bytes Transferred: 7\n Total Stripe Count: 2\n112 End."
+    assert parse_perf_marker(alt) == PerfMarker(5.5, 1, 7, 2)
+    with pytest.raises(RemoteProtocolError):
+        parse_perf_marker("112-Perf Marker\n112 End.")
+
+
+def test_deltas_only_new_ranges():
+    rm = RestartMarkers(RangeSet.span(0, 10))  # resumed ranges are not re-announced
+    assert rm.update(RangeSet.span(0, 10)) is None
+    r = rm.update(RangeSet.of((0, 20), (30, 40)))
+    assert isinstance(r, Reply) and r.lines[0] == "Range Marker 10-20,30-40"
+    assert rm.update(RangeSet.of((0, 20), (30, 40))) is None
+    assert rm.update(RangeSet.span(0, 40)).lines[0] == "Range Marker 20-30"
+    with pytest.raises(LocalProtocolError, match="lost ranges"):
+        rm.update(RangeSet.span(0, 30))

@@ -1,0 +1,57 @@
+"""Running clauses and reporting, against the posix driver."""
+
+from __future__ import annotations
+
+import pytest
+
+from transfercore.testing.catalog import CLAUSES, by_name
+from transfercore.testing.clause import Clause, Outcome
+from transfercore.testing.runner import format_report, run_clause, run_kit
+from transfercore.testing.subject import KitOptions
+from transfercore.errors import TransferCoreError
+
+
+def test_every_clause_has_a_unique_name_and_a_description():
+    names = [c.name for c in CLAUSES]
+    assert len(names) == len(set(names))
+    assert all(c.description for c in CLAUSES)
+    assert {"durable", "resumable", "monotonic", "marker-sound", "rejects-unbacked", "ordered-writes",
+            "atomic-publish", "checksums", "bad-inputs", "concurrency", "durable-power-loss"} <= set(names)
+
+
+def test_unknown_clause_name_lists_the_known_ones():
+    with pytest.raises(TransferCoreError) as info:
+        by_name("nope")
+    assert "durable" in str(info.value)
+
+
+def test_not_applicable_comes_from_capabilities(tmp_path):
+    result = run_clause(by_name("ordered-writes"), f"posix://{tmp_path}")
+    assert result.outcome is Outcome.NOT_APPLICABLE
+    assert "any order" in result.verdict.evidence
+
+
+def test_a_check_that_raises_fails_with_the_evidence(tmp_path):
+    def boom(subject):
+        raise KeyError("surprise")
+
+    result = run_clause(Clause("boom", "always breaks", boom), f"posix://{tmp_path}")
+    assert result.outcome is Outcome.FAIL
+    assert "unexpected KeyError" in result.verdict.evidence
+
+
+def test_switching_off_power_loss_is_reported_not_passed(tmp_path):
+    result = run_clause(by_name("durable-power-loss"), f"posix://{tmp_path}", KitOptions(power_loss=False))
+    assert result.outcome is Outcome.DISABLED
+
+
+def test_posix_without_power_loss_passes_and_report_lists_every_clause(tmp_path):
+    report = run_kit(f"posix://{tmp_path}", KitOptions(power_loss=False))
+    assert report.ok, format_report(report)
+    text = format_report(report)
+    for clause in CLAUSES:
+        assert clause.name in text
+    assert report.result("durable").outcome is Outcome.PASS
+    assert "killed child process" in report.result("durable").verdict.evidence
+    # the kit cleaned up after itself
+    assert [p.name for p in tmp_path.iterdir()] == []

@@ -1,0 +1,159 @@
+"""What a transfer reports while it runs: frozen event records and listeners.
+
+Progress ("bytes handed to the destination") and markers ("bytes the
+destination made durable") are different events and never mixed: only a
+:class:`Marker` may be shown or stored as a restart point.
+
+Listeners are plain callables taking one event.  They are called from the
+thread that runs the transfer, one at a time, in order; a listener that
+raises stops the transfer (its durable state is kept), so listeners should
+be quick and not fail.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import attrs
+
+from ..ranges import RangeSet
+
+
+class Event:
+    """Base of every event.  ``kind`` names it in JSON output."""
+
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.kind}
+        for field in attrs.fields(type(self)):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            out[field.name] = str(value) if isinstance(value, RangeSet) else value
+        return out
+
+
+@attrs.frozen
+class Started(Event):
+    """The destination was opened and blocks are about to move."""
+
+    kind: ClassVar[str] = "start"
+    transfer_id: int | None
+    source: str
+    destination: str
+    size: int
+    streams: int
+    block_size: int
+    checksum: str | None
+
+
+@attrs.frozen
+class Resumed(Event):
+    """The destination accepted the journal's marker; only the rest moves."""
+
+    kind: ClassVar[str] = "resumed"
+    marker: RangeSet
+    bytes: int
+    size: int
+
+
+@attrs.frozen
+class Restarted(Event):
+    """A partial transfer existed but starts again from zero, for ``reason``."""
+
+    kind: ClassVar[str] = "restart"
+    reason: str
+
+
+@attrs.frozen
+class Progress(Event):
+    """Bytes handed to the destination.  Not a restart point."""
+
+    kind: ClassVar[str] = "progress"
+    #: Bytes written to the destination in this run.
+    bytes_sent: int
+    #: Bytes of the object present at the destination: resumed plus sent.
+    bytes_done: int
+    size: int
+    #: Bytes covered by the latest restart marker.
+    durable_bytes: int
+    elapsed: float
+    #: Bytes per second over the last few seconds.
+    rate: float
+    #: Seconds left at that rate, or None when unknown.
+    eta: float | None
+
+
+@attrs.frozen
+class Marker(Event):
+    """The destination made ``ranges`` durable: a restart point, recorded in the journal."""
+
+    kind: ClassVar[str] = "marker"
+    ranges: RangeSet
+    durable_bytes: int
+    size: int
+    final: bool = False
+
+
+@attrs.frozen
+class Verifying(Event):
+    """All bytes are durable; the whole-object checksum is being compared."""
+
+    kind: ClassVar[str] = "verify"
+    algorithm: str
+    #: "storage" when the destination computes it itself, else "read-back".
+    method: str
+
+
+@attrs.frozen
+class Done(Event):
+    """The object is complete, published and (unless disabled) verified."""
+
+    kind: ClassVar[str] = "done"
+    size: int
+    bytes_sent: int
+    bytes_resumed: int
+    elapsed: float
+    checksum_algorithm: str | None
+    checksum: str | None
+
+
+@attrs.frozen
+class Failed(Event):
+    """The transfer stopped; its durable state is kept for a resume."""
+
+    kind: ClassVar[str] = "error"
+    error: str
+    message: str
+    hint: str
+    durable_bytes: int
+    #: True when the run can be resumed by running it again.
+    resumable: bool
+
+
+Listener = Callable[[Event], None]
+
+
+class Listeners:
+    """An ordered, thread-safe set of listeners."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Listener] = []
+
+    def add(self, listener: Listener) -> None:
+        if not callable(listener):
+            raise TypeError(f"a listener must be callable, not {type(listener).__name__}")
+        with self._lock:
+            self._items.append(listener)
+
+    def remove(self, listener: Listener) -> None:
+        with self._lock:
+            self._items.remove(listener)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            items = list(self._items)
+        for listener in items:
+            listener(event)

@@ -1,0 +1,182 @@
+"""The streams: threads that read blocks from the source and write them to the destination.
+
+Each stream holds one block at a time, so memory stays near
+``streams x block size``.  Blocks are taken in ascending order; turnstiles
+(see :mod:`.scheduler`) keep reads, writes and the running checksum in order
+where the drivers or the hash need it.  No stream ever reports anything to
+listeners: the transfer's control thread reads the counters.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from ..checksums import Hasher
+from ..contract import Reader, Writer
+from ..errors import TransferCoreError
+from ..ranges import ByteRange, RangeSet
+from .scheduler import Block, Stopped, Turnstile
+
+
+class Pump:
+    def __init__(
+        self,
+        reader: Reader,
+        writer: Writer,
+        blocks: Sequence[Block],
+        *,
+        streams: int,
+        max_writers: int,
+        ordered_reads: bool,
+        ordered_writes: bool,
+        hasher: Hasher | None,
+        wake: threading.Event,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._blocks = blocks
+        self._streams = max(1, min(streams, len(blocks)))
+        self._write_slots = threading.BoundedSemaphore(max(1, max_writers))
+        self._read_turn = Turnstile() if ordered_reads else None
+        self._write_turn = Turnstile() if ordered_writes else None
+        self._hash_turn = Turnstile() if hasher is not None else None
+        self._hasher = hasher
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._next = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running = 0
+        self._written: list[ByteRange] = []
+        self.bytes_sent = 0
+        self.bytes_read = 0
+        #: The control thread is woken when bytes_sent reaches this value.
+        self.wake_at: int | None = None
+        #: Streams wait before writing while bytes_sent is at least this value
+        #: (set by :meth:`hold`), which bounds the bytes not yet under a marker.
+        self._hold_at: int | None = None
+        self._hold_cond = threading.Condition(self._lock)
+        self.error: BaseException | None = None
+
+    # -- control ---------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            self._running = self._streams
+        for i in range(self._streams):
+            thread = threading.Thread(target=self._work, name=f"tc-stream-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def hold(self, at: int | None) -> None:
+        """Make streams wait before a write once ``at`` bytes were sent (None: never)."""
+        with self._lock:
+            self._hold_at = at
+            self._hold_cond.notify_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._hold_cond.notify_all()
+        for turn in (self._read_turn, self._write_turn, self._hash_turn):
+            if turn is not None:
+                turn.stop()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return self._running == 0
+
+    def written(self) -> RangeSet:
+        """The ranges whose write has returned (accepted, not necessarily durable)."""
+        with self._lock:
+            merged = RangeSet(tuple(self._written))
+            self._written = list(merged.ranges)
+        return merged
+
+    # -- the streams -------------------------------------------------------------
+
+    def _take(self) -> Block | None:
+        with self._lock:
+            if self._stop.is_set() or self._next >= len(self._blocks):
+                return None
+            block = self._blocks[self._next]
+            self._next += 1
+            return block
+
+    def _work(self) -> None:
+        try:
+            while True:
+                block = self._take()
+                if block is None:
+                    return
+                data = self._read(block)
+                if block.write:
+                    self._write(block, data)
+                if self._hash_turn is not None:
+                    self._hash_turn.wait(block.index)
+                    assert self._hasher is not None
+                    self._hasher.update(data)
+                    self._hash_turn.done(block.index)
+                del data
+        except Stopped:
+            pass
+        except BaseException as exc:  # reported to the control thread, which re-raises it
+            with self._lock:
+                if self.error is None:
+                    self.error = exc
+            self.stop()
+        finally:
+            with self._lock:
+                self._running -= 1
+            self._wake.set()
+
+    def _read(self, block: Block) -> bytes:
+        if self._read_turn is not None:
+            self._read_turn.wait(block.index)
+            # On failure the turn is not passed on: the error stops every stream.
+            data = self._reader.read(block.start, block.length)
+            self._read_turn.done(block.index)
+        else:
+            data = self._reader.read(block.start, block.length)
+        if len(data) != block.length:
+            raise TransferCoreError(
+                f"short read of the source at offset {block.start}: {len(data)} of {block.length} bytes",
+                hint="the source changed or its storage failed; run the same command again to resume",
+            )
+        with self._lock:
+            self.bytes_read += block.length
+        return data
+
+    def _wait_for_marker(self) -> None:
+        with self._lock:
+            while self._hold_at is not None and self.bytes_sent >= self._hold_at:
+                if self._stop.is_set():
+                    raise Stopped()
+                self._wake.set()
+                self._hold_cond.wait(0.5)
+        if self._stop.is_set():
+            raise Stopped()
+
+    def _write(self, block: Block, data: bytes) -> None:
+        self._wait_for_marker()
+        if self._write_turn is not None:
+            self._write_turn.wait(block.write_index)
+            # On failure the turn is not passed on, so no later block can be
+            # written after a hole; the error stops every stream.
+            self._writer.write(block.start, data)
+            self._write_turn.done(block.write_index)
+        else:
+            with self._write_slots:
+                self._writer.write(block.start, data)
+        with self._lock:
+            self._written.append(ByteRange(block.start, block.end))
+            self.bytes_sent += block.length
+            wake = self.wake_at is not None and self.bytes_sent >= self.wake_at
+        if wake:
+            self._wake.set()

@@ -1,0 +1,512 @@
+"""One transfer from a source to a destination, any two drivers.
+
+The control thread (the caller of :meth:`Transfer.run`) opens both ends,
+decides what to resume, starts the streams, takes restart markers on the
+policy's schedule, emits events, and verifies the whole object at the end.
+Only markers the destination returned from ``Writer.durable()`` reach the
+journal.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+
+import attrs
+
+from ..capabilities import RestartModel
+from ..checksums import Hasher, checksum_reader
+from ..contract import Writer
+from ..errors import (
+    ChecksumMismatch,
+    IsADirectory,
+    LocationError,
+    NotFound,
+    RestartRejected,
+    SourceChanged,
+    TransferAborted,
+    TransferCoreError,
+)
+from ..journal import Journal, JournalEntry, State
+from ..location import Location
+from ..ranges import RangeSet
+from ..registry import Endpoint, open_location
+from .events import (
+    Done,
+    Event,
+    Failed,
+    Listener,
+    Listeners,
+    Marker,
+    Progress,
+    Restarted,
+    Resumed,
+    Started,
+    Verifying,
+)
+from .identity import source_identity
+from .options import TransferOptions
+from .policy import MarkerPolicy
+from .pump import Pump
+from .resume import ResumeDecision, decide
+from .scheduler import plan_blocks
+
+Where = str | Location | Endpoint
+
+#: Seconds of history behind the rate shown in progress events.
+RATE_WINDOW = 5.0
+
+
+@attrs.frozen
+class TransferResult:
+    """How a finished transfer went."""
+
+    transfer_id: int | None
+    source: str
+    destination: str
+    size: int
+    #: Bytes written to the destination by this run.
+    bytes_sent: int
+    #: Bytes the destination already held durably and kept.
+    bytes_resumed: int
+    marker: RangeSet
+    checksum_algorithm: str | None
+    checksum: str | None
+    elapsed: float
+    #: Why a partial transfer was not resumed (None when it was, or there was none).
+    restart_reason: str | None
+
+
+class Transfer:
+    """One transfer.  Create it, add listeners, call :meth:`run` once.
+
+    ``journal`` records the transfer and its markers so that a later run of
+    the same source and destination resumes; without one, every run starts
+    from zero.
+    """
+
+    def __init__(
+        self,
+        source: Where,
+        destination: Where,
+        options: TransferOptions | None = None,
+        *,
+        journal: Journal | None = None,
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.options = options or TransferOptions()
+        self.journal = journal
+        self._listeners = Listeners()
+        self._cancel = threading.Event()
+        self._wake = threading.Event()
+        self._ran = False
+
+    # -- public API ----------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for every event (see :mod:`.events`)."""
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def cancel(self) -> None:
+        """Stop the transfer from any thread; :meth:`run` then raises
+        :class:`~transfercore.errors.TransferAborted` after saving a marker."""
+        self._cancel.set()
+        self._wake.set()
+
+    def run(self) -> TransferResult:
+        if self._ran:
+            raise TransferCoreError("a Transfer runs once; create a new one to copy again")
+        self._ran = True
+        opened: list[Endpoint] = []
+        try:
+            src = _endpoint(self.source, opened)
+            dst = _endpoint(self.destination, opened)
+            return _Run(self, src, dst).execute()
+        finally:
+            for endpoint in opened:
+                endpoint.driver.close()
+
+    # -- for _Run ------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        self._listeners.emit(event)
+
+
+def copy(
+    source: Where,
+    destination: Where,
+    options: TransferOptions | None = None,
+    *,
+    journal: Journal | None = None,
+    listeners: tuple[Listener, ...] | list[Listener] = (),
+) -> TransferResult:
+    """Copy one object and return the result; see :class:`Transfer`."""
+    transfer = Transfer(source, destination, options, journal=journal)
+    for listener in listeners:
+        transfer.add_listener(listener)
+    return transfer.run()
+
+
+def _endpoint(where: Where, opened: list[Endpoint]) -> Endpoint:
+    if isinstance(where, Endpoint):
+        return where
+    endpoint = open_location(where)
+    opened.append(endpoint)
+    return endpoint
+
+
+def _object_url(endpoint: Endpoint) -> str:
+    return str(attrs.evolve(endpoint.location, options=()))
+
+
+def _same_object(a: Endpoint, b: Endpoint) -> bool:
+    return (
+        a.location.driver == b.location.driver
+        and a.location.authority == b.location.authority
+        and os.path.normpath(a.path) == os.path.normpath(b.path)
+    )
+
+
+class _Run:
+    """The state of one run (kept off :class:`Transfer` so a run cannot leak into another)."""
+
+    def __init__(self, transfer: Transfer, src: Endpoint, dst: Endpoint) -> None:
+        self.t = transfer
+        self.options = transfer.options
+        self.journal = transfer.journal
+        self.src = src
+        self.dst = dst
+        # The journal keys a transfer by the objects, not by how they are
+        # opened: a run with other driver options resumes the same object
+        # (the destination driver still checks the marker).
+        self.src_url = _object_url(src)
+        self.dst_url = _object_url(dst)
+        self.started = time.monotonic()
+        self.entry: JournalEntry | None = None
+        self.writer: Writer | None = None
+        self.pump: Pump | None = None
+        self.marker = RangeSet()
+        self.resumed = RangeSet()
+        self.size = 0
+        self.restart_reason: str | None = None
+
+    # -- the whole run -------------------------------------------------------------
+
+    def execute(self) -> TransferResult:
+        if _same_object(self.src, self.dst):
+            raise LocationError(
+                f"source and destination are the same object ({self.src_url})",
+                hint="give a different destination path",
+            )
+        info = self._stat_source()
+        caps_src = self.src.driver.capabilities()
+        caps_dst = self.dst.driver.capabilities()
+        block_size = max(self.options.block_size or caps_dst.preferred_block_size, caps_dst.min_block_size)
+        with self.src.driver.open_read(self.src.path) as reader:
+            self.size = info.size
+            if reader.size != info.size:
+                raise SourceChanged(
+                    f"source {self.src_url} changed while opening it (size {info.size} -> {reader.size})",
+                    hint="run the command again once the source is stable",
+                )
+            identity = source_identity(info, reader)
+            found = self.journal.find(self.src_url, self.dst_url) if self.journal else None
+            decision = decide(found, identity, caps_dst, allow=self.options.resume)
+            self._open_writer(decision, identity)
+            assert self.writer is not None
+            try:
+                self._announce(block_size)
+                policy = self.options.marker_policy
+                if caps_dst.restart is RestartModel.NONE:
+                    policy = MarkerPolicy.none()
+                hasher = Hasher(self.options.checksum) if self.options.checksum else None
+                blocks = plan_blocks(self.size, self.resumed, block_size, include_have=hasher is not None)
+                self.pump = Pump(
+                    reader,
+                    self.writer,
+                    blocks,
+                    streams=self.options.streams,
+                    max_writers=caps_dst.max_writers,
+                    ordered_reads=caps_src.ordered_writes,
+                    ordered_writes=caps_dst.ordered_writes,
+                    hasher=hasher,
+                    wake=self.t._wake,
+                )
+                self._move(policy)
+                if caps_dst.restart is not RestartModel.NONE:
+                    self._take_marker(final=True)
+                self.writer.complete()
+                self._check_source_unchanged(info)
+                checksum = self._verify(hasher, block_size, caps_dst.checksums, caps_dst.ordered_writes)
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+        elapsed = time.monotonic() - self.started
+        if self.entry is not None and self.journal is not None:
+            self.journal.finish(self.entry.id, State.DONE, checksum=checksum or "")
+        sent = self.pump.bytes_sent
+        self.t._emit(
+            Done(self.size, sent, self.resumed.total(), elapsed, self.options.checksum, checksum)
+        )
+        return TransferResult(
+            transfer_id=self.entry.id if self.entry else None,
+            source=self.src_url,
+            destination=self.dst_url,
+            size=self.size,
+            bytes_sent=sent,
+            bytes_resumed=self.resumed.total(),
+            marker=self.marker,
+            checksum_algorithm=self.options.checksum,
+            checksum=checksum,
+            elapsed=elapsed,
+            restart_reason=self.restart_reason,
+        )
+
+    # -- opening -------------------------------------------------------------------
+
+    def _stat_source(self):  # type: ignore[no-untyped-def]
+        try:
+            info = self.src.driver.stat(self.src.path)
+        except NotFound as exc:
+            raise NotFound(
+                f"source {self.src_url} does not exist",
+                hint="check the source path",
+            ) from exc
+        if info.is_dir:
+            raise IsADirectory(
+                f"source {self.src_url} is a directory",
+                hint="give the path of a file; copying directories is not supported",
+            )
+        return info
+
+    def _open_writer(self, decision: ResumeDecision, identity) -> None:  # type: ignore[no-untyped-def]
+        self.restart_reason = decision.reason
+        options = self.options.to_dict()
+        if decision.marker:
+            try:
+                self.writer = self.dst.driver.open_write(self.dst.path, self.size, resume=decision.marker)
+            except RestartRejected as exc:
+                self.restart_reason = f"the destination rejected the restart marker: {exc.args[0]}"
+            else:
+                self.resumed = self.writer.resumed
+                if not decision.marker.contains(self.resumed):
+                    self.writer.abort()
+                    raise TransferCoreError(
+                        f"destination driver {self.dst.location.driver!r} resumed ranges {self.resumed} "
+                        f"that were not in the marker {decision.marker}",
+                        hint="this is a bug in the driver; run with --no-resume meanwhile",
+                    )
+                if self.journal:
+                    self.entry = self.journal.begin(
+                        self.src_url, self.dst_url, identity, options,
+                        marker=self.resumed, checksum_algorithm=self.options.checksum or "",
+                    )
+        if self.writer is None:
+            # The journal forgets the old marker before the driver discards the
+            # partial object, so a crash in between never leaves a stale claim.
+            if self.journal:
+                self.entry = self.journal.begin(
+                    self.src_url, self.dst_url, identity, options,
+                    checksum_algorithm=self.options.checksum or "",
+                )
+            try:
+                self.writer = self.dst.driver.open_write(self.dst.path, self.size, resume=None)
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            self.resumed = RangeSet()
+        if self.writer.size != self.size:
+            raise TransferCoreError(
+                f"destination writer has size {self.writer.size}, expected {self.size}",
+                hint="this is a bug in the destination driver",
+            )
+        self.marker = self.resumed
+
+    def _announce(self, block_size: int) -> None:
+        self.t._emit(
+            Started(
+                self.entry.id if self.entry else None,
+                self.src_url,
+                self.dst_url,
+                self.size,
+                self.options.streams,
+                block_size,
+                self.options.checksum,
+            )
+        )
+        if self.resumed:
+            self.t._emit(Resumed(self.resumed, self.resumed.total(), self.size))
+        elif self.restart_reason:
+            self.t._emit(Restarted(self.restart_reason))
+
+    # -- moving bytes ----------------------------------------------------------------
+
+    def _move(self, policy: MarkerPolicy) -> None:
+        assert self.pump is not None
+        pump = self.pump
+        wake = self.t._wake
+        interval = self.options.progress_interval
+        last_marker_time = time.monotonic()
+        last_marker_bytes = 0
+        # A marker is due every policy.bytes bytes; streams wait when that many
+        # bytes were sent beyond the last *recorded* marker, so a crash never
+        # loses more than policy.bytes plus the blocks in flight.
+        pump.wake_at = policy.bytes
+        pump.hold(policy.bytes)
+        samples: collections.deque[tuple[float, int]] = collections.deque()
+        next_progress = time.monotonic() + interval
+        pump.start()
+        while not pump.finished:
+            now = time.monotonic()
+            timeout = next_progress - now
+            until_marker = policy.seconds_until_due(now - last_marker_time)
+            if until_marker is not None:
+                timeout = min(timeout, until_marker + 0.001)
+            wake.wait(max(0.0, timeout))
+            wake.clear()
+            if self.t._cancel.is_set():
+                raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
+            if pump.error is not None:
+                break
+            now = time.monotonic()
+            sent = pump.bytes_sent
+            if policy.due(now - last_marker_time, sent - last_marker_bytes):
+                self._take_marker()
+                last_marker_time = time.monotonic()
+                last_marker_bytes = sent
+                if policy.bytes is not None:
+                    pump.wake_at = sent + policy.bytes
+                    pump.hold(sent + policy.bytes)
+            if now >= next_progress:
+                self._progress(samples, now)
+                next_progress = now + interval
+        pump.join()
+        if pump.error is not None:
+            raise pump.error
+        if self.t._cancel.is_set():
+            raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
+        self._progress(samples, time.monotonic())
+
+    def _progress(self, samples: collections.deque[tuple[float, int]], now: float) -> None:
+        assert self.pump is not None
+        sent = self.pump.bytes_sent
+        samples.append((now, sent))
+        while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW:
+            samples.popleft()
+        t0, b0 = samples[0]
+        elapsed = now - self.started
+        rate = (sent - b0) / (now - t0) if now > t0 else (sent / elapsed if elapsed > 0 else 0.0)
+        done = self.resumed.total() + sent
+        eta = (self.size - done) / rate if rate > 0 else None
+        self.t._emit(Progress(sent, done, self.size, self.marker.total(), elapsed, rate, eta))
+
+    def _take_marker(self, *, final: bool = False) -> None:
+        assert self.writer is not None and self.pump is not None
+        marker = self.writer.durable()
+        # Bytes whose write returned after durable() started may be in the
+        # marker too, so the check reads the written ranges afterwards.
+        written = self.resumed | self.pump.written()
+        if not marker.contains(self.marker):
+            raise TransferCoreError(
+                f"destination driver returned marker {marker}, which lost ranges of the earlier {self.marker}",
+                hint="this is a bug in the driver (markers must be monotonic); run with --no-resume",
+            )
+        if not written.contains(marker):
+            raise TransferCoreError(
+                f"destination driver returned marker {marker} with bytes that were never written",
+                hint="this is a bug in the driver; run with --no-resume",
+            )
+        changed = marker != self.marker
+        self.marker = marker
+        if changed and self.entry is not None and self.journal is not None:
+            self.journal.record_marker(self.entry.id, marker)
+        if changed or final:
+            self.t._emit(Marker(marker, marker.total(), self.size, final))
+
+    # -- the end -------------------------------------------------------------------
+
+    def _check_source_unchanged(self, before) -> None:  # type: ignore[no-untyped-def]
+        after = self.src.driver.stat(self.src.path)
+        if (after.size, after.mtime_ns) != (before.size, before.mtime_ns):
+            raise SourceChanged(
+                f"source {self.src_url} changed during the transfer",
+                hint="run the same command again once the source is stable; it starts from zero",
+            )
+
+    def _verify(self, hasher: Hasher | None, block_size: int, storage_sums: frozenset[str], ordered: bool) -> str | None:
+        if hasher is None:
+            return None
+        assert self.pump is not None
+        algorithm = hasher.algorithm
+        if hasher.count != self.size:
+            raise TransferCoreError(
+                f"the source checksum covered {hasher.count} of {self.size} bytes",
+                hint="this is a bug in the engine; the object was written but not verified",
+            )
+        source_sum = hasher.hexdigest()
+        self.t._emit(Verifying(algorithm, "storage" if algorithm in storage_sums else "read-back"))
+        dest_sum = self.dst.driver.checksum(self.dst.path, algorithm)
+        if dest_sum is None:
+            with self.dst.driver.open_read(self.dst.path) as reader:
+                dest_sum = checksum_reader(
+                    reader,
+                    algorithm,
+                    block_size=block_size,
+                    parallel=1 if ordered else max(1, self.options.streams),
+                    stop=self.t._cancel,
+                )
+        if dest_sum.lower() != source_sum:
+            raise ChecksumMismatch(
+                algorithm.upper(),
+                source_sum,
+                dest_sum.lower(),
+                hint="the partial object was kept for inspection; run the copy again with --no-resume to send it in full",
+            )
+        return source_sum
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop the streams, save what is durable, and record how the run ended."""
+        if self.pump is not None:
+            self.pump.stop()
+            self.pump.join()
+        mismatch = isinstance(exc, ChecksumMismatch)
+        if self.writer is not None and not mismatch:
+            try:
+                if self.dst.driver.capabilities().restart is not RestartModel.NONE:
+                    self._take_marker()
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
+                pass
+            try:
+                self.writer.abort()
+            except BaseException:  # noqa: BLE001
+                pass
+        if isinstance(exc, (KeyboardInterrupt, TransferAborted)):
+            state = State.INTERRUPTED
+        elif mismatch:
+            state = State.MISMATCH
+        else:
+            state = State.FAILED
+        message = str(exc) or type(exc).__name__
+        if self.entry is not None and self.journal is not None:
+            try:
+                self.journal.finish(self.entry.id, state, message=message)
+            except BaseException:  # noqa: BLE001
+                pass
+        try:
+            self.t._emit(
+                Failed(
+                    error=type(exc).__name__,
+                    message=exc.args[0] if isinstance(exc, TransferCoreError) and exc.args else message,
+                    hint=getattr(exc, "hint", "") or "",
+                    durable_bytes=self.marker.total(),
+                    resumable=not mismatch,
+                )
+            )
+        except BaseException:  # noqa: BLE001 - a failing listener must not hide the error
+            pass

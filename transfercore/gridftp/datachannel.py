@@ -1,0 +1,359 @@
+"""Data connections: blocking sockets run in worker threads.
+
+The hot path stays out of the event loop: each data connection has its own
+thread that ``recv_into``s a reused buffer and hands it to the driver's
+``Writer.write`` (or reads from a ``Reader`` and ``sendmsg``s), so the GIL is
+released for both the socket and the storage call and MODE E connections
+proceed in parallel.  Framing validation is the sans-I/O code of
+:mod:`.modee`.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..contract import Reader
+from ..errors import TransferAborted, TransferCoreError
+from ..ranges import RangeSet
+from .errors import RemoteProtocolError
+from .hostport import HostPort
+from .modee import HEADER_SIZE, Desc, EndOfData, EndOfFile, EndTracker, encode_eod, encode_eof_eod, encode_header, parse_header
+
+STREAM_BUFFER = 4 * 1024 * 1024
+SEND_BLOCK = 1024 * 1024
+#: Buffers in flight between the socket thread and the storage thread.
+PIPELINE_DEPTH = 3
+
+
+class DataTimeout(TransferCoreError):
+    """No data arrived on a data connection within the timeout."""
+
+
+class Progress:
+    """Bytes moved, per connection, readable from another thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.total += n
+
+
+def set_buffers(sock: socket.socket, size: int | None) -> None:
+    if size:
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            except OSError:
+                pass  # the kernel caps it; not worth failing the transfer
+
+
+class PassiveListener:
+    """A listening socket on a port of the allowed range."""
+
+    def __init__(self, host: str, ports: range | None) -> None:
+        self.sock = _bind(host, ports)
+        self.sock.listen(64)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+
+    def address(self) -> HostPort:
+        return HostPort(self.host, self.port)
+
+    def accept(self, timeout: float, stop: threading.Event | None = None) -> socket.socket:
+        deadline_slices = max(1, int(timeout / 0.2))
+        self.sock.settimeout(0.2)
+        for _ in range(deadline_slices):
+            if stop is not None and stop.is_set():
+                raise TransferAborted("transfer aborted while waiting for a data connection")
+            try:
+                conn, _addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise TransferAborted(f"data listener closed: {exc}") from None
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn
+        raise DataTimeout(f"no data connection arrived within {timeout:.0f} s",
+                          hint="check that the client can reach the passive port range")
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _bind(host: str, ports: range | None) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    candidates = list(ports) if ports else [0]
+    if ports:
+        # Start at a varying place so concurrent sessions do not all race for the first port.
+        start = threading.get_ident() % len(candidates)
+        candidates = candidates[start:] + candidates[:start]
+    last: OSError | None = None
+    for port in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+            return sock
+        except OSError as exc:
+            last = exc
+            sock.close()
+    raise TransferCoreError(f"no free passive port in {ports}: {last}", hint="widen --passive-ports")
+
+
+def connect(hp: HostPort, timeout: float) -> socket.socket:
+    sock = socket.create_connection((hp.host, hp.port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _recv_exact(sock: socket.socket, view: memoryview, stop: threading.Event) -> int:
+    """Fill ``view``; returns how many bytes arrived before the peer closed."""
+    got = 0
+    n = len(view)
+    while got < n:
+        if stop.is_set():
+            raise TransferAborted("transfer aborted")
+        try:
+            k = sock.recv_into(view[got:])
+        except TimeoutError:
+            raise DataTimeout("the data connection was silent for too long", hint="check the client and network") from None
+        if k == 0:
+            return got
+        got += k
+    return got
+
+
+def receive_stream(
+    sock: socket.socket, writer: Any, start: int, progress: Progress, stop: threading.Event
+) -> int:
+    """MODE S: the data are the bytes until the peer closes; returns the end offset.
+
+    Receiving and writing overlap: this thread fills buffers from the socket
+    while a second one hands full buffers to the writer.
+    """
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(PIPELINE_DEPTH):
+        free.put(bytearray(STREAM_BUFFER))
+    full: queue.Queue[tuple[int, bytearray, int] | None] = queue.Queue()
+    failure: list[BaseException] = []
+
+    def write_loop() -> None:
+        while True:
+            item = full.get()
+            if item is None:
+                return
+            offset, buf, n = item
+            try:
+                if not failure:
+                    writer.write(offset, memoryview(buf)[:n])
+                    progress.add(n)
+            except BaseException as exc:  # noqa: BLE001 - handed to the receiving thread
+                failure.append(exc)
+            free.put(buf)
+
+    worker = threading.Thread(target=write_loop, name="gridftp-stream-writer", daemon=True)
+    worker.start()
+    offset = start
+    try:
+        while not failure:
+            buf = free.get()
+            if failure:
+                break
+            n = _recv_exact(sock, memoryview(buf), stop)
+            if n:
+                full.put((offset, buf, n))
+                offset += n
+            else:
+                free.put(buf)
+            if n < len(buf):
+                break
+    finally:
+        full.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
+    return offset
+
+
+class ModeEReceiver:
+    """Shared state of the connections of one MODE E upload."""
+
+    def __init__(self, writer: Any, shift: int, max_block: int) -> None:
+        self.writer = writer
+        self.shift = shift
+        self.max_block = max_block
+        self.tracker = EndTracker()
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.spans: list[tuple[int, int]] = []
+
+    def received(self) -> RangeSet:
+        with self.lock:
+            return RangeSet.of(*self.spans)
+
+    def run(self, sock: socket.socket, progress: Progress, stop: threading.Event) -> None:
+        """Receive blocks on one connection until its EOD."""
+        header_buf = bytearray(HEADER_SIZE)
+        header_view = memoryview(header_buf)
+        buf = bytearray(0)
+        spans: list[tuple[int, int]] = []
+        try:
+            while True:
+                n = _recv_exact(sock, header_view, stop)
+                if n < HEADER_SIZE:
+                    raise RemoteProtocolError(
+                        "a MODE E data connection closed before its EOD block; the upload is incomplete"
+                    )
+                header = parse_header(bytes(header_buf), max_block=self.max_block)
+                if header.count:
+                    if len(buf) < header.count:
+                        buf = bytearray(header.count)
+                    view = memoryview(buf)[: header.count]
+                    if _recv_exact(sock, view, stop) < header.count:
+                        raise RemoteProtocolError("a MODE E data connection closed in the middle of a block")
+                    offset = header.offset + self.shift
+                    self.writer.write(offset, view)
+                    spans.append((offset, offset + header.count))
+                    progress.add(header.count)
+                if header.eof or header.eod:
+                    with self.lock:
+                        if header.eof:
+                            self.tracker.feed(EndOfFile(header.offset))
+                        if header.eod:
+                            self.tracker.feed(EndOfData(close=bool(header.desc & Desc.CLOSE)))
+                        if self.tracker.complete:
+                            self.finished.set()
+                    if header.eod:
+                        return
+        finally:
+            with self.lock:
+                self.spans.extend(spans)
+
+
+def block_plan(ranges: RangeSet, block: int) -> Iterator[tuple[int, int]]:
+    for r in ranges:
+        pos = r.start
+        while pos < r.end:
+            n = min(block, r.end - pos)
+            yield pos, n
+            pos += n
+
+
+def send_stream(
+    sock: socket.socket, reader: Reader, start: int, end: int, progress: Progress, stop: threading.Event
+) -> None:
+    """MODE S: send ``[start, end)`` of the object; a second thread reads ahead."""
+    ready: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+    halt = threading.Event()
+
+    def read_loop() -> None:
+        pos = start
+        try:
+            while pos < end and not halt.is_set():
+                n = min(STREAM_BUFFER, end - pos)
+                data = reader.read(pos, n)
+                if len(data) != n:
+                    raise TransferCoreError(f"short read at {pos}: {len(data)} of {n} bytes",
+                                            hint="the object changed while being sent; retry")
+                ready.put(data)
+                pos += n
+            ready.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the sending thread
+            ready.put(exc)
+
+    worker = threading.Thread(target=read_loop, name="gridftp-stream-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            if stop.is_set():
+                raise TransferAborted("transfer aborted")
+            item = ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            sock.sendall(item)
+            progress.add(len(item))
+    finally:
+        halt.set()
+        while worker.is_alive():
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
+
+
+class ModeESender:
+    """Shared block queue of the connections of one MODE E download."""
+
+    def __init__(self, reader: Reader, ranges: RangeSet, block: int, base: int = 0) -> None:
+        self.reader = reader
+        self.base = base  # ERET: sent offsets are relative to this file offset
+        self._plan = block_plan(ranges, block)
+        self._lock = threading.Lock()
+
+    def _next(self) -> tuple[int, int] | None:
+        with self._lock:
+            return next(self._plan, None)
+
+    def run(self, sock: socket.socket, progress: Progress, stop: threading.Event, eof_count: int | None) -> None:
+        """Send blocks until none are left, then EOD (EOF+EOD with the count on one connection)."""
+        while True:
+            if stop.is_set():
+                raise TransferAborted("transfer aborted")
+            item = self._next()
+            if item is None:
+                break
+            offset, n = item
+            data = self.reader.read(offset, n)
+            if len(data) != n:
+                raise TransferCoreError(f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry")
+            _sendmsg_all(sock, [encode_header(0, n, offset - self.base), data])
+            progress.add(n)
+        sock.sendall(encode_eof_eod(eof_count) if eof_count else encode_eod())
+
+
+def _sendmsg_all(sock: socket.socket, parts: list[bytes]) -> None:
+    views = [memoryview(p) for p in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
+
+
+def close_quietly(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+__all__ = [
+    "DataTimeout",
+    "ModeEReceiver",
+    "ModeESender",
+    "PassiveListener",
+    "Progress",
+    "close_quietly",
+    "connect",
+    "receive_stream",
+    "send_stream",
+]

@@ -1,0 +1,1 @@
+"""The checks behind each contract clause, grouped by theme."""
