@@ -11,7 +11,7 @@ import time
 import pytest
 
 from transfercore.gridftp.markers import parse_range_marker
-from transfercore.gridftp.modee import ModeEDecoder, Data, EndOfFile, encode_block, encode_eod, encode_eof_eod
+from transfercore.gridftp.modee import Data, EndOfFile, ModeEDecoder, encode_block, encode_eod, encode_eof_eod
 from transfercore.ranges import RangeSet
 
 from .conftest import Client
@@ -304,3 +304,27 @@ def test_namespace_commands(serve, root):
     assert c.cmd("RMD /d")[0] == 250
     assert c.cmd("SIZE /nope")[0] == 550
     assert c.cmd("QUIT")[0] == 221
+
+
+def test_abort_mid_upload_keeps_partial_unpublished(serve, root):
+    srv = serve("--root", str(root), "--anonymous-write")
+    c = Client(srv.port)
+    c.login()
+    hp = stor_mode_e(c, "/ab.bin", 1_000_000)
+    d = data_conn(hp)
+    d.sendall(encode_block(0, b"z" * 1000))
+    assert c.reply()[0] == 150
+    c.raw(b"\xff\xf4\xff\xf2ABOR\r\n")
+    codes: list[int] = []
+    while 226 not in codes:
+        codes.append(c.reply()[0])
+    # The durable part may be announced (111) before the failure is reported.
+    assert [code for code in codes if code != 111] == [426, 226]
+    assert not (root / "ab.bin").exists()
+    assert c.cmd("NOOP")[0] == 200
+
+
+def test_idle_timeout(serve, root):
+    srv = serve("--root", str(root), "--anonymous", "--idle-timeout", "0.5")
+    c = Client(srv.port)
+    assert c.reply()[0] == 421

@@ -21,7 +21,17 @@ from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
 from .errors import RemoteProtocolError
 from .hostport import HostPort
-from .modee import HEADER_SIZE, Desc, EndOfData, EndOfFile, EndTracker, encode_eod, encode_eof_eod, encode_header, parse_header
+from .modee import (
+    HEADER_SIZE,
+    Desc,
+    EndOfData,
+    EndOfFile,
+    EndTracker,
+    encode_eod,
+    encode_eof_eod,
+    encode_header,
+    parse_header,
+)
 
 STREAM_BUFFER = 4 * 1024 * 1024
 SEND_BLOCK = 1024 * 1024

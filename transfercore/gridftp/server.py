@@ -49,7 +49,6 @@ from .hostport import HostPort
 from .markers import PerfMarker, RestartMarkers, perf_marker
 from .modee import encode_block, encode_eof_eod
 from .replies import error_reply
-from .spool import Spool
 from .session import (
     Abort,
     Active,
@@ -66,6 +65,7 @@ from .session import (
     StorageOp,
     Store,
 )
+from .spool import Spool
 from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
@@ -378,10 +378,9 @@ class Connection:
         except TransferFailed as exc:
             await self.send(Reply.one(exc.code, " ".join(str(exc).split())[:400]))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
-            if self.aborted:
-                exc = TransferAborted("transfer aborted on request")
-            log.info("transfer failed: %s", exc)
-            await self.send(error_reply(exc, during_transfer=True))
+            err: BaseException = TransferAborted("transfer aborted on request") if self.aborted else exc
+            log.info("transfer failed: %s", err)
+            await self.send(error_reply(err, during_transfer=True))
         finally:
             for sock in self.data_socks:
                 close_quietly(sock)

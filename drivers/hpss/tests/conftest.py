@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from transfercore_hpss.driver import HpssDriver
 
-KiB = 1024
+from hpss_support import KiB
 
 
 @pytest.fixture
@@ -25,7 +25,3 @@ def emu_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def driver(emu_root: Path) -> HpssDriver:
     """Small blocks and segments so that a 1 MiB file has several markers."""
     return HpssDriver(options={"block": 64 * KiB, "segment": 256 * KiB, "watchdog": 5.0})
-
-
-def payload(size: int, seed: int = 1) -> bytes:
-    return bytes((i * 31 + seed * 7 + (i >> 9)) & 0xFF for i in range(size))

@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import KiB, payload
+from hpss_support import KiB, payload
 from transfercore_hpss.driver import HpssDriver
 
 from transfercore.capabilities import RestartModel

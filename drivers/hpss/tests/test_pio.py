@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import KiB, payload
+from hpss_support import KiB, payload
 from transfercore_hpss import api
 from transfercore_hpss._hpss import ffi, lib
 from transfercore_hpss.driver import HpssDriver

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import KiB, payload
+from hpss_support import KiB, payload
 from transfercore_hpss.driver import HpssDriver
 
 from transfercore.errors import IsADirectory, NotFound

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import KiB, payload
+from hpss_support import KiB, payload
 from transfercore_hpss import writer as writer_mod
 from transfercore_hpss.api import HpssHung
 from transfercore_hpss.driver import HpssDriver

@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+from .conftest import Client
+
+
+def run_cli(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "transfercore", "serve", *args], capture_output=True, text=True,
+                          input=input, timeout=60)
+
+
+def test_add_user_then_login(serve, root, tmp_path):
+    users = tmp_path / "users"
+    proc = run_cli("--add-user", "alice", "--users", str(users), input="pw-alice\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "pw-alice" not in users.read_text()
+    srv = serve("--root", str(root), "--users", str(users))
+    c = Client(srv.port)
+    assert c.cmd("USER anonymous")[0] == 331
+    assert c.cmd("PASS x")[0] == 530  # anonymous is off by default
+    c.cmd("USER alice")
+    assert c.cmd("PASS wrong")[0] == 530
+    c.login("alice", "pw-alice")
+    assert c.cmd("MKD /made")[0] == 257
+    assert (root / "made").is_dir()
+
+
+def test_option_errors():
+    proc = run_cli("--anonymous")
+    assert proc.returncode != 0 and "--root" in proc.stderr
+    proc = run_cli("--root", "/", "--passive-ports", "9-1", "--anonymous")
+    assert proc.returncode != 0 and "passive-ports" in proc.stderr
+    proc = run_cli("--root", "/")
+    assert proc.returncode != 0 and "nobody could log in" in proc.stderr
+
+
+def test_passive_port_range(serve, root):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+    lo = max(20000, min(base, 60000))
+    srv = serve("--root", str(root), "--anonymous", "--passive-ports", f"{lo}-{lo + 20}")
+    c = Client(srv.port)
+    c.login()
+    _, port = c.pasv()
+    assert lo <= port <= lo + 20
