@@ -92,13 +92,44 @@ def main() -> int:
 
     ours_port, real_port = free_port(), free_port()
     ours = subprocess.Popen(
-        [sys.executable, "-m", "transfercore", "serve", "--root", str(ours_root), "--port", str(ours_port),
-         "--anonymous-write"], stderr=open(work / "ours.log", "wb"))
+        [
+            sys.executable,
+            "-m",
+            "transfercore",
+            "serve",
+            "--root",
+            str(ours_root),
+            "--port",
+            str(ours_port),
+            "--anonymous-write",
+        ],
+        stderr=open(work / "ours.log", "wb"),
+    )
     pidfile = work / "real.pid"
     subprocess.run(
-        ["globus-gridftp-server", "-S", "-pidfile", str(pidfile), "-aa", "-anonymous-user", "nobody",
-         "-p", str(real_port), "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1",
-         "-d", "ERROR", "-l", str(work / "real.log"), "-c", "/dev/null"], check=True)
+        [
+            "globus-gridftp-server",
+            "-S",
+            "-pidfile",
+            str(pidfile),
+            "-aa",
+            "-anonymous-user",
+            "nobody",
+            "-p",
+            str(real_port),
+            "-control-interface",
+            "127.0.0.1",
+            "-data-interface",
+            "127.0.0.1",
+            "-d",
+            "ERROR",
+            "-l",
+            str(work / "real.log"),
+            "-c",
+            "/dev/null",
+        ],
+        check=True,
+    )
     wait_port(ours_port)
     wait_port(real_port)
     servers = {
@@ -121,13 +152,18 @@ def main() -> int:
                     if back.exists():
                         back.unlink()
                     os.sync()
-                    get.append(timed(["globus-url-copy", *flags, f"{base}{prefix}/dst.bin", f"file://{back}"]))
+                    get.append(
+                        timed(["globus-url-copy", *flags, f"{base}{prefix}/dst.bin", f"file://{back}"])
+                    )
                     if os.path.getsize(back) != size:
                         raise SystemExit(f"{name} {mode}: GET returned a wrong size")
                 results[(mode, "PUT", name)] = size / statistics.median(put) / 1e6
                 results[(mode, "GET", name)] = size / statistics.median(get) / 1e6
-                print(f"{mode:10} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s   "
-                      f"GET {results[(mode, 'GET', name)]:8.1f} MB/s", flush=True)
+                print(
+                    f"{mode:10} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s   "
+                    f"GET {results[(mode, 'GET', name)]:8.1f} MB/s",
+                    flush=True,
+                )
     finally:
         ours.terminate()
         ours.wait(10)

@@ -204,6 +204,13 @@ class Driver(abc.ABC):
         then read the object back."""
         return None
 
+    def local_path(self, path: str) -> str | None:
+        """The local file system path that holds ``path``, for drivers that
+        store plain local files (``None`` otherwise).  The conformance kit uses
+        it to run the power-loss clause on a file system that drops unsynced
+        writes."""
+        return None
+
     def simulate_crash(self) -> None:
         """Drop everything not durable, as a power loss would.  Only drivers
         declaring ``crash_simulation`` implement it."""

@@ -1,9 +1,9 @@
 import os
+import random
 
 import pytest
 
 from transfercore.journal import Journal
-from transfercore.registry import open_location
 
 try:
     from transfercore_mock import reset_stores
@@ -26,36 +26,11 @@ def journal(tmp_path):
         yield j
 
 
-def put_mock(url: str, data: bytes) -> None:
-    """Store a complete object in the mock store named by ``url``."""
-    endpoint = open_location(url)
-    writer = endpoint.driver.open_write(endpoint.path, len(data))
-    if data:
-        writer.write(0, data)
-    writer.complete()
-
-
-def get_mock(url: str) -> bytes:
-    endpoint = open_location(url)
-    with endpoint.driver.open_read(endpoint.path) as reader:
-        return reader.read(0, reader.size)
-
-
-def payload(size: int, seed: int = 1) -> bytes:
-    import random
-
-    return random.Random(seed).randbytes(size)
-
-
-def crash(url: str) -> None:
-    open_location(url).driver.simulate_crash()
-
-
 @pytest.fixture
 def src_file(tmp_path):
     def make(size: int, seed: int = 1) -> str:
         path = tmp_path / f"src-{size}-{seed}.bin"
-        path.write_bytes(payload(size, seed))
+        path.write_bytes(random.Random(seed).randbytes(size))
         return os.fspath(path)
 
     return make

@@ -6,7 +6,6 @@ import threading
 import attrs
 import pytest
 
-from conftest import crash, get_mock, payload, put_mock
 from transfercore.engine import MarkerPolicy, Transfer, TransferOptions, copy
 from transfercore.errors import (
     ChecksumMismatch,
@@ -20,8 +19,34 @@ from transfercore.errors import (
 )
 from transfercore.journal import State
 from transfercore.ranges import RangeSet
+from transfercore.registry import open_location
 
 pytest.importorskip("transfercore_mock")
+
+def put_mock(url: str, data: bytes) -> None:
+    """Store a complete object in the mock store named by ``url``."""
+    endpoint = open_location(url)
+    writer = endpoint.driver.open_write(endpoint.path, len(data))
+    if data:
+        writer.write(0, data)
+    writer.complete()
+
+
+def get_mock(url: str) -> bytes:
+    endpoint = open_location(url)
+    with endpoint.driver.open_read(endpoint.path) as reader:
+        return reader.read(0, reader.size)
+
+
+def payload(size: int, seed: int = 1) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(size)
+
+
+def crash(url: str) -> None:
+    open_location(url).driver.simulate_crash()
+
 
 MiB = 1 << 20
 SMALL = TransferOptions(streams=3, block_size=64 * 1024, marker_policy=MarkerPolicy(interval=None, bytes=256 * 1024))

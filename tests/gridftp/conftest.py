@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 HAVE_GLOBUS = bool(shutil.which("globus-url-copy") and shutil.which("globus-gridftp-server"))
-needs_globus = pytest.mark.skipif(not HAVE_GLOBUS, reason="needs Debian's globus-gass-copy-progs and globus-gridftp-server-progs")
+needs_globus = pytest.mark.skipif(
+    not HAVE_GLOBUS, reason="needs Debian's globus-gass-copy-progs and globus-gridftp-server-progs"
+)
 
 
 def free_port() -> int:
@@ -98,9 +100,27 @@ def real_server(tmp_path: Path) -> Iterator[int]:
     port = free_port()
     pidfile = tmp_path / "gsrv.pid"
     subprocess.run(
-        ["globus-gridftp-server", "-S", "-pidfile", str(pidfile), "-aa", "-anonymous-user", "nobody",
-         "-p", str(port), "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1",
-         "-d", "ERROR", "-l", str(tmp_path / "gsrv.log"), "-c", "/dev/null"],
+        [
+            "globus-gridftp-server",
+            "-S",
+            "-pidfile",
+            str(pidfile),
+            "-aa",
+            "-anonymous-user",
+            "nobody",
+            "-p",
+            str(port),
+            "-control-interface",
+            "127.0.0.1",
+            "-data-interface",
+            "127.0.0.1",
+            "-d",
+            "ERROR",
+            "-l",
+            str(tmp_path / "gsrv.log"),
+            "-c",
+            "/dev/null",
+        ],
         check=True,
     )
     wait_port(port)

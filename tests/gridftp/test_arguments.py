@@ -86,8 +86,19 @@ def test_eret_esto_dcau():
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=60))
 def test_parsers_raise_only_bad_argument(text):
-    for fn in (A.parse_type, A.parse_mode, A.parse_alloc, A.parse_retr_opts, A.parse_trev, A.parse_cksm,
-               A.parse_eret, A.parse_esto, A.parse_site, A.parse_opts, A.parse_bufsize):
+    for fn in (
+        A.parse_type,
+        A.parse_mode,
+        A.parse_alloc,
+        A.parse_retr_opts,
+        A.parse_trev,
+        A.parse_cksm,
+        A.parse_eret,
+        A.parse_esto,
+        A.parse_site,
+        A.parse_opts,
+        A.parse_bufsize,
+    ):
         try:
             fn(text)
         except BadArgument:

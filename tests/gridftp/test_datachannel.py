@@ -53,7 +53,9 @@ def test_stream_roundtrip_over_socketpair():
     a, b = socket.socketpair()
     w = MemWriter()
     stop = threading.Event()
-    t = threading.Thread(target=lambda: (send_stream(a, MemReader(data), 100, len(data), Progress(), stop), a.close()))
+    t = threading.Thread(
+        target=lambda: (send_stream(a, MemReader(data), 100, len(data), Progress(), stop), a.close())
+    )
     t.start()
     end = receive_stream(b, w, 100, Progress(), stop)
     t.join()
@@ -66,7 +68,10 @@ def test_mode_e_roundtrip_two_connections():
     pairs = [socket.socketpair() for _ in range(2)]
     sender = ModeESender(MemReader(data), RangeSet.span(0, len(data)), 100_000)
     stop = threading.Event()
-    ts = [threading.Thread(target=sender.run, args=(p[0], Progress(), stop, 2 if i == 0 else None)) for i, p in enumerate(pairs)]
+    ts = [
+        threading.Thread(target=sender.run, args=(p[0], Progress(), stop, 2 if i == 0 else None))
+        for i, p in enumerate(pairs)
+    ]
     w = MemWriter()
     recv = ModeEReceiver(w, 0, 1 << 20)
     rs = [threading.Thread(target=recv.run, args=(p[1], Progress(), stop)) for p in pairs]

@@ -89,9 +89,24 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
     ours = Served(args, port, tmp_path / "serve.log").start()
     try:
         cli = subprocess.Popen(
-            ["globus-url-copy", "-dbg", "-vb", "-fast", "-p", "4", "-rst", "-rst-retries", "5", "-rst-interval", "1",
-             f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin", ours.url("/r.bin")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                "globus-url-copy",
+                "-dbg",
+                "-vb",
+                "-fast",
+                "-p",
+                "4",
+                "-rst",
+                "-rst-retries",
+                "5",
+                "-rst-interval",
+                "1",
+                f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin",
+                ours.url("/r.bin"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         lines: list[str] = []
         killed = False
@@ -107,7 +122,7 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
         assert cli.wait(30) == 0, "".join(lines[-40:])
         out = "".join(lines)
         assert killed
-        rest = [l for l in lines if l.startswith("REST ")]
+        rest = [line for line in lines if line.startswith("REST ")]
         assert rest, "the client never resumed with REST"
         # Fetch the result back from our server and compare.
         back = tmp_path / "back.bin"

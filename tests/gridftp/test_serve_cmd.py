@@ -5,8 +5,13 @@ from .conftest import Client
 
 
 def run_cli(*args, input=None):
-    return subprocess.run([sys.executable, "-m", "transfercore", "serve", *args], capture_output=True, text=True,
-                          input=input, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "transfercore", "serve", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=60,
+    )
 
 
 def test_add_user_then_login(serve, root, tmp_path):

@@ -76,8 +76,12 @@ def test_missing_eof_is_not_226_and_not_published(serve, root):
 
 @pytest.mark.parametrize(
     "header",
-    [struct.pack("!BQQ", 0x01, 0, 0), struct.pack("!BQQ", 0x20, 4, 0), struct.pack("!BQQ", 0, 2**62, 0),
-     struct.pack("!BQQ", 0, 10, 2**63 - 2)],
+    [
+        struct.pack("!BQQ", 0x01, 0, 0),
+        struct.pack("!BQQ", 0x20, 4, 0),
+        struct.pack("!BQQ", 0, 2**62, 0),
+        struct.pack("!BQQ", 0, 10, 2**63 - 2),
+    ],
 )
 def test_bad_header_fails_transfer_but_not_session(serve, root, header):
     srv = serve("--root", str(root), "--anonymous-write")

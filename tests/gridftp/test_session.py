@@ -101,7 +101,13 @@ def test_stream_put_dialogue():
     assert codes(cmd(s, "ALLO 1000")) == [200]
     [store] = cmd(s, "STOR /d/f")
     assert isinstance(store, Store)
-    assert (store.path, store.mode, store.alloc, store.restart, store.data) == ("/d/f", "S", 1000, None, Passive())
+    assert (store.path, store.mode, store.alloc, store.restart, store.data) == (
+        "/d/f",
+        "S",
+        1000,
+        None,
+        Passive(),
+    )
     assert s.state is State.TRANSFER
     assert codes(cmd(s, "PWD")) == [503]
     s.transfer_done()

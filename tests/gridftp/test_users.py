@@ -31,7 +31,12 @@ def test_bad_names(name):
 
 @pytest.mark.parametrize(
     "line",
-    ["alice:plain", "alice:scrypt$1$8$1$00$00", "alice:scrypt$16384$8$1$zz$00", "alice:scrypt$3$8$1$00$" + "00" * 32],
+    [
+        "alice:plain",
+        "alice:scrypt$1$8$1$00$00",
+        "alice:scrypt$16384$8$1$zz$00",
+        "alice:scrypt$3$8$1$00$" + "00" * 32,
+    ],
 )
 def test_bad_lines(line):
     with pytest.raises(OptionError):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from transfercore.errors import TransferCoreError
 from transfercore.testing.catalog import CLAUSES, by_name
 from transfercore.testing.clause import Clause, Outcome
 from transfercore.testing.runner import format_report, run_clause, run_kit
 from transfercore.testing.subject import KitOptions
-from transfercore.errors import TransferCoreError
 
 
 def test_every_clause_has_a_unique_name_and_a_description():

@@ -31,12 +31,27 @@ def register(subparsers: Any) -> None:
     p.add_argument("--anonymous", action="store_true", help="allow anonymous logins, read-only")
     p.add_argument("--anonymous-write", action="store_true", help="allow anonymous logins that may write")
     p.add_argument("--users", help="users file of salted scrypt hashes")
-    p.add_argument("--add-user", metavar="NAME", help="add or replace NAME in --users (asks for a password) and exit")
+    p.add_argument(
+        "--add-user", metavar="NAME", help="add or replace NAME in --users (asks for a password) and exit"
+    )
     p.add_argument("--passive-ports", metavar="A-B", help="range of ports for passive data connections")
-    p.add_argument("--marker-interval", type=float, default=5.0, metavar="S",
-                   help="seconds between restart and performance markers (default 5)")
-    p.add_argument("--idle-timeout", type=float, default=900.0, metavar="S", help="close idle sessions after S seconds")
-    p.add_argument("--data-timeout", type=float, default=60.0, metavar="S", help="fail a silent data connection after S seconds")
+    p.add_argument(
+        "--marker-interval",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between restart and performance markers (default 5)",
+    )
+    p.add_argument(
+        "--idle-timeout", type=float, default=900.0, metavar="S", help="close idle sessions after S seconds"
+    )
+    p.add_argument(
+        "--data-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="fail a silent data connection after S seconds",
+    )
     p.add_argument("--max-sessions", type=int, default=64, help="concurrent sessions (default 64)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log sessions and transfers to stderr")
@@ -82,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     if args.root:
         # The posix driver confined to the root: it refuses '..' and symlinks leaving it.
         cls = load_driver_class("posix")
-        driver = cls(authority="", options=validate_options("posix", cls.options, {"root": os.path.abspath(args.root)}))
+        driver = cls(
+            authority="", options=validate_options("posix", cls.options, {"root": os.path.abspath(args.root)})
+        )
         base_path = "/"
     else:
         endpoint = open_location(args.driver)
@@ -109,8 +126,11 @@ def run(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         base_path=base_path,
     )
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+    )
 
     def ready(port: int) -> None:
         print(f"transfercore serve: listening on {args.host}:{port}", file=sys.stderr, flush=True)

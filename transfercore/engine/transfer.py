@@ -354,10 +354,13 @@ class _Run:
         interval = self.options.progress_interval
         last_marker_time = time.monotonic()
         last_marker_bytes = 0
-        # A marker is due every policy.bytes bytes; streams wait when that many
-        # bytes were sent beyond the last *recorded* marker, so a crash never
-        # loses more than policy.bytes plus the blocks in flight.
-        pump.wake_at = policy.bytes
+        # policy.bytes bounds the bytes not yet under a recorded marker: a
+        # marker is taken when half of it is unmarked, while the streams go on
+        # writing the other half (the flush overlaps the writes), and streams
+        # wait only when all of it is unmarked.  A crash therefore never loses
+        # more than policy.bytes plus the blocks in flight.
+        step = None if policy.bytes is None else max(1, policy.bytes // 2)
+        pump.wake_at = step
         pump.hold(policy.bytes)
         samples: collections.deque[tuple[float, int]] = collections.deque()
         next_progress = time.monotonic() + interval
@@ -376,12 +379,13 @@ class _Run:
                 break
             now = time.monotonic()
             sent = pump.bytes_sent
-            if policy.due(now - last_marker_time, sent - last_marker_bytes):
+            due_by_bytes = step is not None and sent - last_marker_bytes >= step
+            if due_by_bytes or policy.due(now - last_marker_time, sent - last_marker_bytes):
                 self._take_marker()
                 last_marker_time = time.monotonic()
                 last_marker_bytes = sent
-                if policy.bytes is not None:
-                    pump.wake_at = sent + policy.bytes
+                if step is not None and policy.bytes is not None:
+                    pump.wake_at = sent + step
                     pump.hold(sent + policy.bytes)
             if now >= next_progress:
                 self._progress(samples, now)

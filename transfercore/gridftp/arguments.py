@@ -145,7 +145,9 @@ def parse_cksm(arg: str) -> ChecksumRequest:
         raise BadArgument("CKSM needs <algorithm> <offset> <length|-1> <path>")
     alg = parts[0].upper()
     if alg not in CHECKSUM_ALGORITHMS:
-        raise BadArgument(f"checksum algorithm {parts[0][:20]!r} is not supported ({', '.join(CHECKSUM_ALGORITHMS)})")
+        raise BadArgument(
+            f"checksum algorithm {parts[0][:20]!r} is not supported ({', '.join(CHECKSUM_ALGORITHMS)})"
+        )
     offset = _number(parts[1], "CKSM offset")
     length = None if parts[2].strip() == "-1" else _number(parts[2], "CKSM length")
     return ChecksumRequest(alg, offset, length, parts[3])

@@ -90,8 +90,10 @@ class PassiveListener:
                 raise TransferAborted(f"data listener closed: {exc}") from None
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return conn
-        raise DataTimeout(f"no data connection arrived within {timeout:.0f} s",
-                          hint="check that the client can reach the passive port range")
+        raise DataTimeout(
+            f"no data connection arrived within {timeout:.0f} s",
+            hint="check that the client can reach the passive port range",
+        )
 
     def close(self) -> None:
         try:
@@ -135,7 +137,9 @@ def _recv_exact(sock: socket.socket, view: memoryview, stop: threading.Event) ->
         try:
             k = sock.recv_into(view[got:])
         except TimeoutError:
-            raise DataTimeout("the data connection was silent for too long", hint="check the client and network") from None
+            raise DataTimeout(
+                "the data connection was silent for too long", hint="check the client and network"
+            ) from None
         if k == 0:
             return got
         got += k
@@ -272,8 +276,10 @@ def send_stream(
                 n = min(STREAM_BUFFER, end - pos)
                 data = reader.read(pos, n)
                 if len(data) != n:
-                    raise TransferCoreError(f"short read at {pos}: {len(data)} of {n} bytes",
-                                            hint="the object changed while being sent; retry")
+                    raise TransferCoreError(
+                        f"short read at {pos}: {len(data)} of {n} bytes",
+                        hint="the object changed while being sent; retry",
+                    )
                 ready.put(data)
                 pos += n
             ready.put(None)
@@ -315,7 +321,9 @@ class ModeESender:
         with self._lock:
             return next(self._plan, None)
 
-    def run(self, sock: socket.socket, progress: Progress, stop: threading.Event, eof_count: int | None) -> None:
+    def run(
+        self, sock: socket.socket, progress: Progress, stop: threading.Event, eof_count: int | None
+    ) -> None:
         """Send blocks until none are left, then EOD (EOF+EOD with the count on one connection)."""
         while True:
             if stop.is_set():
@@ -326,7 +334,9 @@ class ModeESender:
             offset, n = item
             data = self.reader.read(offset, n)
             if len(data) != n:
-                raise TransferCoreError(f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry")
+                raise TransferCoreError(
+                    f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry"
+                )
             _sendmsg_all(sock, [encode_header(0, n, offset - self.base), data])
             progress.add(n)
         sock.sendall(encode_eof_eod(eof_count) if eof_count else encode_eod())

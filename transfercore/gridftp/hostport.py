@@ -65,7 +65,9 @@ def parse_eprt(text: str) -> HostPort:
     try:
         parsed = ipaddress.IPv4Address(addr) if af == "1" else ipaddress.IPv6Address(addr)
     except ValueError:
-        raise BadArgument(f"EPRT address {addr[:60]!r} is not an IPv{4 if af == '1' else 6} address") from None
+        raise BadArgument(
+            f"EPRT address {addr[:60]!r} is not an IPv{4 if af == '1' else 6} address"
+        ) from None
     if not port.isascii() or not port.isdigit() or len(port) > 5:
         raise BadArgument(f"EPRT port {port[:10]!r} is not a number")
     return HostPort(str(parsed), int(port))

@@ -27,7 +27,9 @@ def resolve(cwd: str, arg: str) -> str:
             continue
         if part == "..":
             if not parts:
-                raise PathEscapesRoot(f"path {arg!r} climbs above the root", hint="name a path inside the server's root")
+                raise PathEscapesRoot(
+                    f"path {arg!r} climbs above the root", hint="name a path inside the server's root"
+                )
             parts.pop()
             continue
         parts.append(part)

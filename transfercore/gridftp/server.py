@@ -101,7 +101,9 @@ class GridFTPServer:
         self.config = config
         self.driver = driver
         self.users = users or UserDB({})
-        self.pool = ThreadPoolExecutor(max_workers=max(16, config.max_sessions * 2), thread_name_prefix="gridftp")
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(16, config.max_sessions * 2), thread_name_prefix="gridftp"
+        )
         self.sessions = 0
         self._server: asyncio.base_events.Server | None = None
 
@@ -142,7 +144,9 @@ class GridFTPServer:
 class Connection:
     """One control connection."""
 
-    def __init__(self, server: GridFTPServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, server: GridFTPServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.server = server
         self.config = server.config
         self.driver = server.driver
@@ -349,12 +353,16 @@ class Connection:
         sock = await self.io(self.listener.accept, self.config.data_timeout, self.stop)
         return self._track(sock, buffer_size)
 
-    async def connect_many(self, addresses: tuple[HostPort, ...], count: int, buffer_size: int | None) -> list[socket.socket]:
+    async def connect_many(
+        self, addresses: tuple[HostPort, ...], count: int, buffer_size: int | None
+    ) -> list[socket.socket]:
         async def one(hp: HostPort) -> socket.socket:
             try:
                 sock = await self.io(connect, hp, self.config.data_timeout)
             except OSError as exc:
-                raise TransferFailed(425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}") from None
+                raise TransferFailed(
+                    425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
+                ) from None
             return self._track(sock, buffer_size)
 
         targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
@@ -412,7 +420,9 @@ class Connection:
             await self.send(Reply.one(150, "Beginning transfer."))
             if act.mode == "E":
                 marker_task = asyncio.create_task(
-                    self.marker_loop(writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval)
+                    self.marker_loop(
+                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
+                    )
                 )
             received = await self.receive(act, writer, writer.resumed.prefix_end(), progress)
             missing = RangeSet.span(0, size) - (writer.resumed | received)
@@ -486,7 +496,9 @@ class Connection:
             await asyncio.sleep(every)
             await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
 
-    async def _keep_partial(self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str) -> None:
+    async def _keep_partial(
+        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str
+    ) -> None:
         # Tell the client what is safe before the error reply, then keep it for a restart.
         async with lock:
             with contextlib.suppress(Exception):
@@ -499,8 +511,13 @@ class Connection:
                 await self.io(writer.abort)
 
     async def marker_loop(
-        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, progress: Progress,
-        restart_every: float, perf_every: float,
+        self,
+        writer: Writer,
+        markers: RestartMarkers,
+        lock: asyncio.Lock,
+        progress: Progress,
+        restart_every: float,
+        perf_every: float,
     ) -> None:
         loop = asyncio.get_running_loop()
         next_restart = loop.time() + restart_every
@@ -603,7 +620,9 @@ class Connection:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > self.config.data_timeout:
                 t = receiver.tracker
-                state = f"EOF announced {t.expected} EODs" if t.expected is not None else "no EOF block arrived"
+                state = (
+                    f"EOF announced {t.expected} EODs" if t.expected is not None else "no EOF block arrived"
+                )
                 raise DataTimeout(
                     f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
                     f"{t.seen} EOD(s) received and {state}",
@@ -626,7 +645,9 @@ class Connection:
             if act.restart:
                 ranges = ranges - act.restart
             if act.mode == "S" and len(ranges) > 1:
-                raise TransferFailed(501, "MODE S can only resume from an offset; use MODE E for range lists.")
+                raise TransferFailed(
+                    501, "MODE S can only resume from an offset; use MODE E for range lists."
+                )
             progress = Progress()
             await self.send(Reply.one(150, "Opening BINARY mode data connection."))
             if act.mode == "S":
@@ -642,8 +663,10 @@ class Connection:
                     socks = [await self.accept_one(act.buffer_size)]
                 sender = ModeESender(reader, ranges, SEND_BLOCK, base)
                 await asyncio.gather(
-                    *(self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
-                      for i, s in enumerate(socks))
+                    *(
+                        self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
+                        for i, s in enumerate(socks)
+                    )
                 )
                 for s in socks:
                     close_quietly(s)
@@ -677,8 +700,12 @@ class Connection:
         await self.send(Reply.one(226, "Transfer complete."))
 
 
-async def serve(config: ServerConfig, driver: Driver, users: UserDB | None = None,
-                ready: Callable[[int], None] | None = None) -> None:
+async def serve(
+    config: ServerConfig,
+    driver: Driver,
+    users: UserDB | None = None,
+    ready: Callable[[int], None] | None = None,
+) -> None:
     server = GridFTPServer(config, driver, users)
     port = await server.start()
     if ready is not None:

@@ -146,15 +146,36 @@ class Close:
     """Close the control connection after the replies before it are sent."""
 
 
-Action = Authenticate | OpenPassive | StorageOp | Rename | Checksum | Listing | Store | Retrieve | Abort | Close
+Action = (
+    Authenticate | OpenPassive | StorageOp | Rename | Checksum | Listing | Store | Retrieve | Abort | Close
+)
 Output = Reply | Action
 
 _WRITE_VERBS = frozenset({"STOR", "ESTO", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO"})
 _NO_LOGIN = frozenset({"USER", "PASS", "QUIT", "FEAT", "SYST", "NOOP", "HELP", "OPTS"})
 #: Commands that may come between REST and the transfer without cancelling it.
 _KEEPS_REST = frozenset(
-    {"PASV", "EPSV", "SPAS", "PORT", "EPRT", "SPOR", "ALLO", "TYPE", "MODE", "OPTS", "SITE",
-     "NOOP", "TREV", "SBUF", "DCAU", "REST", "PBSZ", "PROT", "STAT"}
+    {
+        "PASV",
+        "EPSV",
+        "SPAS",
+        "PORT",
+        "EPRT",
+        "SPOR",
+        "ALLO",
+        "TYPE",
+        "MODE",
+        "OPTS",
+        "SITE",
+        "NOOP",
+        "TREV",
+        "SBUF",
+        "DCAU",
+        "REST",
+        "PBSZ",
+        "PROT",
+        "STAT",
+    }
 )
 
 NOT_LOGGED_IN = Reply.one(530, "Please login with USER and PASS.")
@@ -356,7 +377,11 @@ class Session:
         return [OK]
 
     def _cmd_STAT(self, arg: str) -> list[Output]:
-        return [Reply(211, ("transfercore status:", f"TYPE {self.type}, MODE {self.mode}, CWD {self.cwd}", "End."))]
+        return [
+            Reply(
+                211, ("transfercore status:", f"TYPE {self.type}, MODE {self.mode}, CWD {self.cwd}", "End.")
+            )
+        ]
 
     def _cmd_PWD(self, arg: str) -> list[Output]:
         quoted = self.cwd.replace('"', '""')
@@ -366,7 +391,11 @@ class Session:
         return [StorageOp("CWD", self._path(arg))]
 
     def _cmd_CDUP(self, arg: str) -> list[Output]:
-        return [StorageOp("CWD", resolve(self.cwd, ".."))] if self.cwd != "/" else [Reply.one(250, "CWD command successful.")]
+        return (
+            [StorageOp("CWD", resolve(self.cwd, ".."))]
+            if self.cwd != "/"
+            else [Reply.one(250, "CWD command successful.")]
+        )
 
     def _cmd_SIZE(self, arg: str) -> list[Output]:
         return [StorageOp("SIZE", self._path(arg))]
@@ -457,7 +486,16 @@ class Session:
     def _cmd_SITE(self, arg: str) -> list[Output]:
         sub, rest = A.parse_site(arg)
         if sub == "HELP":
-            return [Reply(214, ("The following SITE commands are recognized:", "HELP CLIENTINFO STORBUFSIZE RETRBUFSIZE BUFSIZE", "End."))]
+            return [
+                Reply(
+                    214,
+                    (
+                        "The following SITE commands are recognized:",
+                        "HELP CLIENTINFO STORBUFSIZE RETRBUFSIZE BUFSIZE",
+                        "End.",
+                    ),
+                )
+            ]
         if sub == "CLIENTINFO":
             self.client_info = rest[:512]
             return [Reply.one(200, "Command Successful.")]

@@ -33,8 +33,13 @@ class UserEntry:
 
     def check(self, password: str) -> bool:
         candidate = hashlib.scrypt(
-            password.encode("utf-8", "surrogateescape"), salt=self.salt, n=self.n, r=self.r, p=self.p,
-            maxmem=256 * 1024 * 1024, dklen=len(self.digest),
+            password.encode("utf-8", "surrogateescape"),
+            salt=self.salt,
+            n=self.n,
+            r=self.r,
+            p=self.p,
+            maxmem=256 * 1024 * 1024,
+            dklen=len(self.digest),
         )
         return hmac.compare_digest(candidate, self.digest)
 
@@ -44,7 +49,9 @@ def make_entry(name: str, password: str) -> UserEntry:
     if not password:
         raise OptionError("the password is empty; choose a non-empty password")
     salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8", "surrogateescape"), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    digest = hashlib.scrypt(
+        password.encode("utf-8", "surrogateescape"), salt=salt, n=_N, r=_R, p=_P, dklen=32
+    )
     return UserEntry(name, _N, _R, _P, salt, digest)
 
 
@@ -60,8 +67,10 @@ def parse_line(line: str, where: str) -> UserEntry:
     name, sep, spec = line.partition(":")
     fields = spec.split("$")
     if not sep or len(fields) != 6 or fields[0] != "scrypt":
-        raise OptionError(f"{where}: not a 'name:scrypt$n$r$p$salt$hash' line",
-                          hint="create entries with 'transfercore serve --add-user NAME --users FILE'")
+        raise OptionError(
+            f"{where}: not a 'name:scrypt$n$r$p$salt$hash' line",
+            hint="create entries with 'transfercore serve --add-user NAME --users FILE'",
+        )
     try:
         n, r, p = int(fields[1]), int(fields[2]), int(fields[3])
         salt, digest = bytes.fromhex(fields[4]), bytes.fromhex(fields[5])

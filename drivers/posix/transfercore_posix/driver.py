@@ -202,7 +202,10 @@ class PosixDriver(Driver):
         except OSError as exc:
             raise from_oserror(exc, f"cannot open the partial file {partial}") from exc
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != (record.dev, record.ino):
+        # The random token in the name already ties the file to the record; the
+        # device number is left out because it can change across a remount or
+        # reboot (FUSE, btrfs, LVM) and would then reject a valid marker.
+        if st.st_ino != record.ino:
             os.close(fd)
             return None, "the partial file was replaced since the resume record was written"
         if st.st_size < record.ranges.end():

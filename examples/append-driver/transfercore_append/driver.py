@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, ObjectInfo, Reader, Writer

@@ -190,8 +190,8 @@ def _child_schedule(s: Subject, path: str, data: bytes) -> str:
 def power_loss_applies(s: Subject) -> str | None:
     if s.caps.restart is RestartModel.NONE:
         return "driver declares restart=none: it reports no markers"
-    if not callable(getattr(s.driver, "local_path", None)):
-        return "driver does not store objects as local files (it has no local_path())"
+    if s.driver.local_path(f"{s.base}/probe") is None:
+        return "driver does not store objects as local files (its local_path() returns None)"
     return None
 
 
@@ -202,7 +202,8 @@ def check_power_loss(s: Subject) -> str:
 
     check_fuse()
     mount_path = s.new_path("power-loss")
-    mountpoint = s.driver.local_path(mount_path)  # type: ignore[attr-defined]
+    mountpoint = s.driver.local_path(mount_path)
+    assert mountpoint is not None  # power_loss_applies() checked it
     os.mkdir(mountpoint)
     backing = tempfile.mkdtemp(prefix="transfercore-powerloss-")
     fs = PowerLossFS(backing, mountpoint)
