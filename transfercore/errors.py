@@ -26,7 +26,8 @@ class TransferCoreError(Exception):
             self.hint = hint
 
     def __str__(self) -> str:
-        text = super().__str__()
+        # Exception's own form: OSError's would prefix "[Errno None]" to storage errors.
+        text = Exception.__str__(self)
         return f"{text} ({self.hint})" if self.hint else text
 
 
