@@ -31,7 +31,6 @@ def test_location_formats_back_to_an_equivalent_url():
     [
         ("", "empty location"),
         ("posix://", "no path"),
-        ("posix:///", "no path"),
         ("posix:///x#frag", "fragment"),
         ("posix:///x?a=1&a=2", "twice"),
         ("posix:///x?novalue", "malformed options"),

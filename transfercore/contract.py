@@ -81,7 +81,9 @@ class Writer(abc.ABC):
         earlier write, data out of order where the driver declares
         ``ordered_writes``; :class:`~transfercore.errors.WriterClosed` after
         :meth:`complete`, :meth:`abort` or :meth:`close`.  Returning means the
-        bytes were accepted, not that they are durable.
+        bytes were accepted, not that they are durable.  The caller may reuse
+        ``data``'s buffer as soon as this returns: a driver that keeps bytes
+        for later must copy them.
         """
 
     @abc.abstractmethod

@@ -75,7 +75,7 @@ def parse_location(text: str) -> Location:
     if parts.fragment:
         raise LocationError(f"location {text!r} has a fragment ('#{parts.fragment}'); remove it")
     path = urllib.parse.unquote(parts.path)
-    if not path or path == "/" and scheme != "mock":
+    if not path:
         raise LocationError(f"location {text!r} has no path; expected e.g. {scheme}:///dir/file")
     if not path.startswith("/"):
         raise LocationError(f"location {text!r}: the path must be absolute")

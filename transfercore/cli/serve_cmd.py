@@ -89,21 +89,17 @@ def run(args: argparse.Namespace) -> int:
     from ..gridftp.server import ServerConfig, serve
     from ..gridftp.session import SessionConfig
     from ..gridftp.users import UserDB
-    from ..options import validate_options
-    from ..registry import load_driver_class, open_location
+    from ..location import Location
+    from ..registry import open_location
 
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:
         # The posix driver confined to the root: it refuses '..' and symlinks leaving it.
-        cls = load_driver_class("posix")
-        driver = cls(
-            authority="", options=validate_options("posix", cls.options, {"root": os.path.abspath(args.root)})
-        )
-        base_path = "/"
+        endpoint = open_location(Location("posix", "/", options={"root": os.path.abspath(args.root)}))
     else:
         endpoint = open_location(args.driver)
-        driver, base_path = endpoint.driver, endpoint.path or "/"
+    driver, base_path = endpoint.driver, endpoint.path or "/"
     if args.marker_interval < 0.1:
         raise OptionError("--marker-interval must be at least 0.1 seconds")
     users = UserDB.load(args.users) if args.users else None

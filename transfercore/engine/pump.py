@@ -116,13 +116,16 @@ class Pump:
                 if block is None:
                     return
                 data = self._read(block)
-                if block.write:
-                    self._write(block, data)
+                # Hash before writing: reads and hashing are fast, so the
+                # in-order hash turn passes quickly, and a write stalled by the
+                # storage does not hold back the other streams' writes.
                 if self._hash_turn is not None:
                     self._hash_turn.wait(block.index)
                     assert self._hasher is not None
                     self._hasher.update(data)
                     self._hash_turn.done(block.index)
+                if block.write:
+                    self._write(block, data)
                 del data
         except Stopped:
             pass

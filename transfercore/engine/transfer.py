@@ -462,7 +462,7 @@ class _Run:
                     reader,
                     algorithm,
                     block_size=block_size,
-                    parallel=1 if ordered else max(1, self.options.streams),
+                    parallel=1 if ordered else min(2, self.options.streams),
                     stop=self.t._cancel,
                 )
         if dest_sum.lower() != source_sum:
