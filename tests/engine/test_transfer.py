@@ -12,7 +12,6 @@ from transfercore.errors import (
     IsADirectory,
     LocationError,
     NotFound,
-    SourceChanged,
     StorageError,
     TransferAborted,
     TransferCoreError,
@@ -97,7 +96,7 @@ def test_posix_to_mock(tmp_path, journal, src_file, model):
         assert rec.of("marker") == []
     else:
         markers = [m.ranges for m in rec.of("marker")]
-        assert all(b.contains(a) for a, b in zip(markers, markers[1:])), "markers must be monotonic"
+        assert all(b.contains(a) for a, b in zip(markers, markers[1:], strict=False)), "markers must be monotonic"
         assert markers[-1] == RangeSet.span(0, 1_000_003) and rec.of("marker")[-1].final
 
 

@@ -16,7 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..errors import ChecksumMismatch, OptionError, SizeSyntaxError, TransferAborted, TransferCoreError, UnknownChecksum
+from ..errors import (
+    ChecksumMismatch,
+    OptionError,
+    SizeSyntaxError,
+    TransferAborted,
+    TransferCoreError,
+    UnknownChecksum,
+)
 from ..journal import Journal
 from ..sizes import format_size, parse_size
 from .exitcodes import ExitCode
