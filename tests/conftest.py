@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from transfercore.registry import refresh
 
 GOOD = '''
 from transfercore.capabilities import Capabilities, RestartModel
@@ -47,7 +50,7 @@ def make_distribution(root: Path, name: str, entry_points: dict[str, str], modul
 
 
 @pytest.fixture
-def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A good driver ``third`` and a broken one ``brokenone`` from outside the project, on sys.path."""
     root = make_distribution(
         tmp_path / "site",
@@ -56,4 +59,6 @@ def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         {"third_driver": GOOD, "broken_driver": "import module_that_is_not_installed\n"},
     )
     monkeypatch.syspath_prepend(str(root))
-    return root
+    refresh()
+    yield root
+    refresh()

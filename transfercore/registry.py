@@ -75,6 +75,12 @@ def _distribution_of(name: str) -> str | None:
     return None
 
 
+def refresh() -> None:
+    """Forget the entry points stevedore remembers for this process, so that a
+    driver installed while the process runs is found by the next lookup."""
+    stevedore.ExtensionManager.ENTRY_POINT_CACHE.pop(NAMESPACE, None)
+
+
 def installed_names() -> list[str]:
     """Names of the registered drivers, loadable or not."""
     return [ep.name for ep in _entry_points()]

@@ -295,6 +295,7 @@ def test_engine_schedules_never_lose_a_marked_byte(s):
             watch = Watch(probe.driver, "/out", data, plan.crash_at_marker)
             runs += 1
             resumed_any = resumed_any or bool(promised)
+            before = promised
             try:
                 result = copy(f"mock://{src_store}/in", base + query, options, journal=journal, listeners=[watch])
             except TransferCoreError:
@@ -302,6 +303,8 @@ def test_engine_schedules_never_lose_a_marked_byte(s):
             if watch.last:
                 promised = watch.last
             if result is not None:
+                # A resumed run keeps at least what was reported before it.
+                assert result.bytes_resumed >= before.total()
                 break
             if plan.crash_after:
                 probe.driver.simulate_crash()

@@ -1,0 +1,407 @@
+"""How many bytes covered by GridFTP restart markers (111) does a power cut lose?
+
+A GridFTP server writes onto a power-loss file system (FUSE, LazyFS
+semantics: what was not fsynced is gone after a crash).  ``globus-url-copy
+-vb -dbg -fast -p 4`` uploads a file in MODE E; the script records every
+``111 Range Marker`` the server sent, cuts the power some time after the
+k-th marker, mounts again, and compares the surviving file with the source
+over the ranges the markers covered.  Every such byte was promised as
+stored; any that differs or is missing was lost.
+
+The source is fed through a FIFO at a fixed rate so the upload lasts long
+enough for the servers' periodic markers (every 5 s) to arrive before the
+cut; over loopback the whole file would otherwise land in about a second
+with only the final marker.
+
+Servers: the real ``globus-gridftp-server`` (anonymous user mapped to
+``nobody``), and ``transfercore serve --anonymous-write`` when installed.
+For ``transfercore serve`` the surviving data is the partial file named by
+the posix driver's resume record, since it publishes the final name only
+when the object is complete.
+
+    python benchmarks/powerloss_gridftp.py                      # 256 MiB, cuts after 1, 2, 3 markers
+    python benchmarks/powerloss_gridftp.py --size 64MiB --rate 8MiB --cuts 1,2
+
+Needs root (FUSE mount with allow_other, the anonymous server switching to
+nobody), fuse3, mfusepy, globus-gridftp-server-progs, globus-gass-copy-progs.
+This is a measurement: it prints figures and never fails on what it finds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import attrs
+
+from transfercore.ranges import RangeSet
+from transfercore.sizes import format_size, parse_size
+from transfercore.testing.powerloss import PowerLossFS
+
+MARKER = re.compile(r"^111 Range Marker (\S+)")
+#: Comparison granularity: a page whose bytes differ counts as lost, clipped to the marked ranges.
+PAGE = 4096
+
+
+@attrs.frozen
+class Trial:
+    server: str
+    cut_after: int
+    #: Seconds between the k-th marker and the power cut.
+    delay: float
+    markers: int
+    #: Union of the ranges of every 111 marker received before the cut.
+    marked: RangeSet
+    #: Bytes the client reported sent when the power went (from the source feed).
+    fed: int
+    file_survived: bool
+    lost: int
+    seconds: float
+
+    @property
+    def lost_fraction(self) -> float:
+        return self.lost / self.marked.total() if self.marked else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"no server listens on 127.0.0.1:{port}")
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Feeder(threading.Thread):
+    """Writes the source into a FIFO at ``rate`` bytes per second."""
+
+    def __init__(self, fifo: Path, source: Path, rate: int) -> None:
+        super().__init__(daemon=True)
+        self.fifo = fifo
+        self.source = source
+        self.rate = rate
+        self.fed = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        step = 1 << 20
+        try:
+            with open(self.fifo, "wb") as out, open(self.source, "rb") as src:
+                start = time.monotonic()
+                while not self.stop.is_set():
+                    chunk = src.read(step)
+                    if not chunk:
+                        return
+                    out.write(chunk)
+                    self.fed += len(chunk)
+                    ahead = start + self.fed / self.rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except (BrokenPipeError, OSError):
+            pass  # the client died with the power cut
+
+
+class GlobusServer:
+    name = "globus-gridftp-server"
+
+    def __init__(self, work: Path, directory: Path) -> None:
+        self.port = free_port()
+        self.pidfile = work / f"gsrv-{self.port}.pid"
+        self.log = work / f"gsrv-{self.port}.log"
+        self.directory = directory
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                "globus-gridftp-server", "-S", "-pidfile", str(self.pidfile), "-aa", "-anonymous-user", "nobody",
+                "-p", str(self.port), "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1",
+                "-d", "ERROR", "-l", str(self.log), "-c", "/dev/null",
+            ],
+            check=True,
+        )
+        wait_port(self.port)
+
+    def url(self, name: str) -> str:
+        return f"ftp://127.0.0.1:{self.port}{self.directory / name}"
+
+    def surviving(self, name: str) -> Path | None:
+        path = self.directory / name
+        return path if path.exists() else None
+
+    def stop(self) -> None:
+        # -S daemonises and forks per session; the pid file names the listener,
+        # whose children are the sessions this run opened.
+        try:
+            pid = int(self.pidfile.read_text())
+        except (OSError, ValueError):
+            return
+        for child in children_of(pid):
+            _kill(child)
+        _kill(pid)
+
+
+class TransfercoreServer:
+    name = "transfercore serve"
+
+    def __init__(self, work: Path, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.log = open(work / f"tcsrv-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "transfercore", "serve", "--root", str(self.directory),
+                "--anonymous-write", "--port", str(self.port), "--marker-interval", "5",
+            ],
+            stdout=self.log,
+            stderr=self.log,
+        )
+        wait_port(self.port)
+
+    def url(self, name: str) -> str:
+        return f"ftp://127.0.0.1:{self.port}/{name}"
+
+    def surviving(self, name: str) -> Path | None:
+        path = self.directory / name
+        if path.exists():
+            return path
+        partials = sorted(self.directory.glob(f".{name}.*.tcpart"))
+        return partials[0] if len(partials) == 1 else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def lost_bytes(source: Path, survivor: Path | None, marked: RangeSet) -> int:
+    """Bytes of ``marked`` whose page in ``survivor`` differs from the source (all, if no file)."""
+    if survivor is None:
+        return marked.total()
+    lost = 0
+    with open(source, "rb") as src, open(survivor, "rb") as got:
+        for r in marked:
+            pos = r.start // PAGE * PAGE
+            while pos < r.end:
+                n = min(1 << 20, r.end - pos)
+                src.seek(pos)
+                got.seek(pos)
+                a, b = src.read(n), got.read(n)
+                if a != b:
+                    for off in range(0, n, PAGE):
+                        if a[off : off + PAGE] != b[off : off + PAGE]:
+                            page = RangeSet.span(pos + off, pos + min(off + PAGE, n))
+                            lost += (page & RangeSet.of((r.start, r.end))).total()
+                pos += n
+    return lost
+
+
+def one_trial(kind: str, source: Path, size: int, rate: int, cut_after: int, rng: random.Random, work: Path) -> Trial:
+    trial_dir = Path(tempfile.mkdtemp(prefix=f"trial-{cut_after}-", dir=work))
+    fs = PowerLossFS(trial_dir / "backing", trial_dir / "mnt")
+    fs.mount()
+    server = None
+    client = None
+    feeder = None
+    try:
+        # The anonymous Globus session runs as nobody: its directory must be
+        # writable by nobody, and durable before the test starts.
+        target = Path(fs.mountpoint) / "up"
+        target.mkdir()
+        target.chmod(0o777)
+        fsync_dir(Path(fs.mountpoint))
+        server = GlobusServer(trial_dir, target) if kind == "globus" else TransfercoreServer(trial_dir, target)
+        server.start()
+        fifo = trial_dir / "source.fifo"
+        os.mkfifo(fifo)
+        feeder = Feeder(fifo, source, rate)
+        feeder.start()
+        started = time.monotonic()
+        client = subprocess.Popen(
+            ["globus-url-copy", "-vb", "-dbg", "-fast", "-p", "4", f"file://{fifo}", server.url("dst.bin")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        assert client.stdout is not None
+        marked = RangeSet()
+        markers = 0
+        for line in client.stdout:
+            match = MARKER.match(line.strip())
+            if match:
+                markers += 1
+                marked = marked | RangeSet.parse(match.group(1))
+                if markers >= cut_after:
+                    break
+            if line.startswith("226 "):
+                break
+        # The cut lands at a random point before the next periodic marker.
+        delay = rng.uniform(0.0, 4.0)
+        deadline = time.monotonic() + delay
+        reader_done = threading.Event()
+        late: list[str] = []
+
+        def drain() -> None:
+            assert client is not None and client.stdout is not None
+            for line in client.stdout:
+                late.append(line)
+                if time.monotonic() < deadline:
+                    match = MARKER.match(line.strip())
+                    if match:
+                        late.append(f"#marker {match.group(1)}")
+            reader_done.set()
+
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        # Markers that arrived while waiting were received before the cut too.
+        for entry in list(late):
+            if entry.startswith("#marker "):
+                markers += 1
+                marked = marked | RangeSet.parse(entry.split(" ", 1)[1])
+        fed = feeder.fed
+        fs.crash()
+        elapsed = time.monotonic() - started
+        feeder.stop.set()
+        client.kill()
+        client.wait()
+        drainer.join(5)
+        survivor = server.surviving("dst.bin")
+        lost = lost_bytes(source, survivor, marked)
+        return Trial(server.name, cut_after, round(delay, 2), markers, marked, fed, survivor is not None, lost, elapsed)
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+            client.wait()
+        if feeder is not None:
+            feeder.stop.set()
+        if server is not None:
+            server.stop()
+        if fs.mounted:
+            fs.crash(remount=False)
+        shutil.rmtree(trial_dir, ignore_errors=True)
+
+
+def make_source(path: Path, size: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            n = min(left, 8 << 20)
+            fh.write(rng.randbytes(n))
+            left -= n
+
+
+def serve_available() -> bool:
+    result = subprocess.run(
+        [sys.executable, "-m", "transfercore", "serve", "--help"], capture_output=True, text=True
+    )
+    return result.returncode == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="256MiB", help="file size (default 256MiB)")
+    parser.add_argument("--rate", default="16MiB", help="source feed rate per second (default 16MiB)")
+    parser.add_argument("--cuts", default="1,2,3", help="cut the power after this many markers, one trial each")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the data and of the cut delays")
+    parser.add_argument("--servers", default="globus,transfercore", help="globus, transfercore, or both")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("needs root: the FUSE mount uses allow_other and the anonymous server switches to nobody")
+        return 2
+    size = parse_size(args.size, what="--size")
+    rate = parse_size(args.rate, what="--rate")
+    cuts = [int(c) for c in args.cuts.split(",") if c]
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    if "transfercore" in kinds and not serve_available():
+        print("transfercore serve is not installed: measuring globus-gridftp-server only")
+        kinds.remove("transfercore")
+    # The work directory sits outside any per-user temp dir so nobody can traverse it.
+    work = Path(tempfile.mkdtemp(prefix="powerloss-gridftp-"))
+    os.chmod(work, 0o755)
+    try:
+        source = work / "source.bin"
+        make_source(source, size, args.seed)
+        print(f"{format_size(size)} MODE E PUT (-fast -p 4), source fed at {format_size(rate)}/s, "
+              f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+        print(f"{'server':<24} {'cut after':>9} {'delay s':>7} {'111s':>5} {'marked':>10} "
+              f"{'lost':>10} {'lost %':>7} {'file kept':>9}")
+        trials = []
+        for kind in kinds:
+            rng = random.Random(args.seed)
+            for cut in cuts:
+                trial = one_trial(kind, source, size, rate, cut, rng, work)
+                trials.append(trial)
+                print(f"{trial.server:<24} {trial.cut_after:>9} {trial.delay:>7} {trial.markers:>5} "
+                      f"{format_size(trial.marked.total()):>10} {format_size(trial.lost):>10} "
+                      f"{100 * trial.lost_fraction:>6.1f}% {'yes' if trial.file_survived else 'no':>9}",
+                      flush=True)
+        for kind in {t.server for t in trials}:
+            mine = [t for t in trials if t.server == kind]
+            marked = sum(t.marked.total() for t in mine)
+            lost = sum(t.lost for t in mine)
+            print(f"{kind}: {format_size(lost)} of {format_size(marked)} marked bytes lost over "
+                  f"{len(mine)} power cuts ({100 * lost / marked if marked else 0:.1f}%)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
