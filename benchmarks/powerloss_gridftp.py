@@ -8,10 +8,12 @@ k-th marker, mounts again, and compares the surviving file with the source
 over the ranges the markers covered.  Every such byte was promised as
 stored; any that differs or is missing was lost.
 
-The source is fed through a FIFO at a fixed rate so the upload lasts long
-enough for the servers' periodic markers (every 5 s) to arrive before the
-cut; over loopback the whole file would otherwise land in about a second
-with only the final marker.
+The client is slowed by stopping and continuing it (it runs a fixed fraction
+of each 0.1 s) so the upload lasts long enough for the servers' periodic
+markers (every 5 s) to arrive before the cut; over loopback the whole file
+would otherwise land in about a second with only the final marker.  The
+source stays a regular file, so the client announces its size with ``ALLO``
+(``transfercore serve`` sends markers only for uploads of known size).
 
 Servers: the real ``globus-gridftp-server`` (anonymous user mapped to
 ``nobody``), and ``transfercore serve --anonymous-write`` when installed.
@@ -20,7 +22,7 @@ the posix driver's resume record, since it publishes the final name only
 when the object is complete.
 
     python benchmarks/powerloss_gridftp.py                      # 256 MiB, cuts after 1, 2, 3 markers
-    python benchmarks/powerloss_gridftp.py --size 64MiB --rate 8MiB --cuts 1,2
+    python benchmarks/powerloss_gridftp.py --size 64MiB --duty 0.1 --cuts 1,2
 
 Needs root (FUSE mount with allow_other, the anonymous server switching to
 nobody), fuse3, mfusepy, globus-gridftp-server-progs, globus-gass-copy-progs.
@@ -63,8 +65,8 @@ class Trial:
     markers: int
     #: Union of the ranges of every 111 marker received before the cut.
     marked: RangeSet
-    #: Bytes the client reported sent when the power went (from the source feed).
-    fed: int
+    #: The client had received 226 (transfer complete) before the cut.
+    completed: bool
     file_survived: bool
     lost: int
     seconds: float
@@ -119,33 +121,34 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class Feeder(threading.Thread):
-    """Writes the source into a FIFO at ``rate`` bytes per second."""
+class Throttle(threading.Thread):
+    """Runs the client ``duty`` of the time (SIGCONT/SIGSTOP), so the upload
+    lasts long enough for the periodic markers while the client still sees a
+    regular file whose size it announces with ``ALLO``."""
 
-    def __init__(self, fifo: Path, source: Path, rate: int) -> None:
+    PERIOD = 0.1
+
+    def __init__(self, pid: int, duty: float) -> None:
         super().__init__(daemon=True)
-        self.fifo = fifo
-        self.source = source
-        self.rate = rate
-        self.fed = 0
+        self.pid = pid
+        self.duty = duty
         self.stop = threading.Event()
 
     def run(self) -> None:
-        step = 1 << 20
         try:
-            with open(self.fifo, "wb") as out, open(self.source, "rb") as src:
-                start = time.monotonic()
-                while not self.stop.is_set():
-                    chunk = src.read(step)
-                    if not chunk:
-                        return
-                    out.write(chunk)
-                    self.fed += len(chunk)
-                    ahead = start + self.fed / self.rate - time.monotonic()
-                    if ahead > 0:
-                        time.sleep(ahead)
-        except (BrokenPipeError, OSError):
-            pass  # the client died with the power cut
+            while not self.stop.is_set():
+                os.kill(self.pid, signal.SIGCONT)
+                time.sleep(self.PERIOD * self.duty)
+                if self.stop.is_set():
+                    break
+                os.kill(self.pid, signal.SIGSTOP)
+                time.sleep(self.PERIOD * (1 - self.duty))
+        except ProcessLookupError:
+            return
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
 
 class GlobusServer:
@@ -250,13 +253,14 @@ def lost_bytes(source: Path, survivor: Path | None, marked: RangeSet) -> int:
     return lost
 
 
-def one_trial(kind: str, source: Path, size: int, rate: int, cut_after: int, rng: random.Random, work: Path) -> Trial:
+def one_trial(kind: str, source: Path, duty: float, cut_after: int, rng: random.Random, work: Path) -> Trial:
     trial_dir = Path(tempfile.mkdtemp(prefix=f"trial-{cut_after}-", dir=work))
+    trial_dir.chmod(0o755)  # the anonymous session (nobody) must reach the mount below it
     fs = PowerLossFS(trial_dir / "backing", trial_dir / "mnt")
     fs.mount()
     server = None
     client = None
-    feeder = None
+    throttle = None
     try:
         # The anonymous Globus session runs as nobody: its directory must be
         # writable by nobody, and durable before the test starts.
@@ -266,22 +270,23 @@ def one_trial(kind: str, source: Path, size: int, rate: int, cut_after: int, rng
         fsync_dir(Path(fs.mountpoint))
         server = GlobusServer(trial_dir, target) if kind == "globus" else TransfercoreServer(trial_dir, target)
         server.start()
-        fifo = trial_dir / "source.fifo"
-        os.mkfifo(fifo)
-        feeder = Feeder(fifo, source, rate)
-        feeder.start()
         started = time.monotonic()
         client = subprocess.Popen(
-            ["globus-url-copy", "-vb", "-dbg", "-fast", "-p", "4", f"file://{fifo}", server.url("dst.bin")],
+            ["globus-url-copy", "-vb", "-dbg", "-fast", "-p", "4", f"file://{source}", server.url("dst.bin")],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
         )
         assert client.stdout is not None
+        throttle = Throttle(client.pid, duty)
+        throttle.start()
         marked = RangeSet()
         markers = 0
+        seen: list[str] = []
+        completed = False
         for line in client.stdout:
+            seen.append(line)
             match = MARKER.match(line.strip())
             if match:
                 markers += 1
@@ -289,7 +294,14 @@ def one_trial(kind: str, source: Path, size: int, rate: int, cut_after: int, rng
                 if markers >= cut_after:
                     break
             if line.startswith("226 "):
+                completed = True
                 break
+        else:
+            client.wait()
+            raise SystemExit(
+                f"{server.name}: the upload ended (status {client.returncode}) before {cut_after} markers:\n"
+                + "".join(seen[-30:])
+            )
         # The cut lands at a random point before the next periodic marker.
         delay = rng.uniform(0.0, 4.0)
         deadline = time.monotonic() + delay
@@ -304,6 +316,8 @@ def one_trial(kind: str, source: Path, size: int, rate: int, cut_after: int, rng
                     match = MARKER.match(line.strip())
                     if match:
                         late.append(f"#marker {match.group(1)}")
+                    if line.startswith("226 "):
+                        late.append("#complete")
             reader_done.set()
 
         drainer = threading.Thread(target=drain, daemon=True)
@@ -314,22 +328,22 @@ def one_trial(kind: str, source: Path, size: int, rate: int, cut_after: int, rng
             if entry.startswith("#marker "):
                 markers += 1
                 marked = marked | RangeSet.parse(entry.split(" ", 1)[1])
-        fed = feeder.fed
+            completed = completed or entry == "#complete"
         fs.crash()
         elapsed = time.monotonic() - started
-        feeder.stop.set()
+        throttle.stop.set()
         client.kill()
         client.wait()
         drainer.join(5)
         survivor = server.surviving("dst.bin")
         lost = lost_bytes(source, survivor, marked)
-        return Trial(server.name, cut_after, round(delay, 2), markers, marked, fed, survivor is not None, lost, elapsed)
+        return Trial(server.name, cut_after, round(delay, 2), markers, marked, completed, survivor is not None, lost, elapsed)
     finally:
         if client is not None and client.poll() is None:
             client.kill()
             client.wait()
-        if feeder is not None:
-            feeder.stop.set()
+        if throttle is not None:
+            throttle.stop.set()
         if server is not None:
             server.stop()
         if fs.mounted:
@@ -357,7 +371,8 @@ def serve_available() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="256MiB", help="file size (default 256MiB)")
-    parser.add_argument("--rate", default="16MiB", help="source feed rate per second (default 16MiB)")
+    parser.add_argument("--duty", type=float, default=0.02,
+                        help="fraction of the time the client runs (default 0.02: the upload lasts several markers)")
     parser.add_argument("--cuts", default="1,2,3", help="cut the power after this many markers, one trial each")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the data and of the cut delays")
     parser.add_argument("--servers", default="globus,transfercore", help="globus, transfercore, or both")
@@ -366,7 +381,6 @@ def main() -> int:
         print("needs root: the FUSE mount uses allow_other and the anonymous server switches to nobody")
         return 2
     size = parse_size(args.size, what="--size")
-    rate = parse_size(args.rate, what="--rate")
     cuts = [int(c) for c in args.cuts.split(",") if c]
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     if "transfercore" in kinds and not serve_available():
@@ -378,19 +392,20 @@ def main() -> int:
     try:
         source = work / "source.bin"
         make_source(source, size, args.seed)
-        print(f"{format_size(size)} MODE E PUT (-fast -p 4), source fed at {format_size(rate)}/s, "
+        print(f"{format_size(size)} MODE E PUT (-fast -p 4), client running {100 * args.duty:.0f}% of the time, "
               f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
         print(f"{'server':<24} {'cut after':>9} {'delay s':>7} {'111s':>5} {'marked':>10} "
-              f"{'lost':>10} {'lost %':>7} {'file kept':>9}")
+              f"{'lost':>10} {'lost %':>7} {'226':>4} {'file kept':>9}")
         trials = []
         for kind in kinds:
             rng = random.Random(args.seed)
             for cut in cuts:
-                trial = one_trial(kind, source, size, rate, cut, rng, work)
+                trial = one_trial(kind, source, args.duty, cut, rng, work)
                 trials.append(trial)
                 print(f"{trial.server:<24} {trial.cut_after:>9} {trial.delay:>7} {trial.markers:>5} "
                       f"{format_size(trial.marked.total()):>10} {format_size(trial.lost):>10} "
-                      f"{100 * trial.lost_fraction:>6.1f}% {'yes' if trial.file_survived else 'no':>9}",
+                      f"{100 * trial.lost_fraction:>6.1f}% {'yes' if trial.completed else 'no':>4} "
+                      f"{'yes' if trial.file_survived else 'no':>9}",
                       flush=True)
         for kind in {t.server for t in trials}:
             mine = [t for t in trials if t.server == kind]

@@ -104,13 +104,21 @@ class HpssWriter(Writer):
             self._raise_if_failed()
             if self._stopping:
                 raise WriterClosed(f"writer for hpss://{self._path} is stopping")
-            self._staged.append(view)
+            # The caller may reuse its buffer once write() returns: keep a copy.
+            self._staged.append(memoryview(view.tobytes()))
             self._staged_bytes += n
             self._next_write += n
             self._cond.notify_all()
 
     def durable(self) -> RangeSet:
+        # PIO can only make a whole segment durable: wait for every segment
+        # whose bytes were all handed over, so that what was written is
+        # durable as far as HPSS allows, then report the Execute returns.
         with self._cond:
+            written = self._next_write
+            target = written if written == self._size else written - written % self._segment
+            while self._durable_end < target and not self._stopping:
+                self._cond.wait(0.5)
             end = self._durable_end
         return RangeSet([ByteRange(0, end)]) if end else RangeSet()
 
@@ -212,6 +220,7 @@ class HpssWriter(Writer):
             if end > self._durable_end:
                 self._durable_end = end
                 self.markers.append(end)
+                self._cond.notify_all()
         return end
 
     def on_block(self, offset: int, length_ptr: object, buffer_ptr: object) -> int:
