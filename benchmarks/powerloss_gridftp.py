@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import random
 import re
 import shutil
@@ -111,6 +112,14 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
@@ -253,7 +262,9 @@ def lost_bytes(source: Path, survivor: Path | None, marked: RangeSet) -> int:
     return lost
 
 
-def one_trial(kind: str, source: Path, duty: float, cut_after: int, rng: random.Random, work: Path) -> Trial:
+def one_trial(
+    kind: str, source: Path, duty: float, cut_after: int, rng: random.Random, work: Path, *, existing: bool
+) -> Trial:
     trial_dir = Path(tempfile.mkdtemp(prefix=f"trial-{cut_after}-", dir=work))
     trial_dir.chmod(0o755)  # the anonymous session (nobody) must reach the mount below it
     fs = PowerLossFS(trial_dir / "backing", trial_dir / "mnt")
@@ -267,6 +278,15 @@ def one_trial(kind: str, source: Path, duty: float, cut_after: int, rng: random.
         target = Path(fs.mountpoint) / "up"
         target.mkdir()
         target.chmod(0o777)
+        if existing:
+            # A destination whose name is already durable: what is lost then is the data alone.
+            dst = target / "dst.bin"
+            with open(dst, "wb") as fh:
+                os.fsync(fh.fileno())
+            nobody = pwd.getpwnam("nobody")
+            os.chown(dst, nobody.pw_uid, nobody.pw_gid)
+            fsync_path(dst)
+            fsync_dir(target)
         fsync_dir(Path(fs.mountpoint))
         server = GlobusServer(trial_dir, target) if kind == "globus" else TransfercoreServer(trial_dir, target)
         server.start()
@@ -337,7 +357,8 @@ def one_trial(kind: str, source: Path, duty: float, cut_after: int, rng: random.
         drainer.join(5)
         survivor = server.surviving("dst.bin")
         lost = lost_bytes(source, survivor, marked)
-        return Trial(server.name, cut_after, round(delay, 2), markers, marked, completed, survivor is not None, lost, elapsed)
+        name = server.name + (" (file existed)" if existing else "")
+        return Trial(name, cut_after, round(delay, 2), markers, marked, completed, survivor is not None, lost, elapsed)
     finally:
         if client is not None and client.poll() is None:
             client.kill()
@@ -371,11 +392,14 @@ def serve_available() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="256MiB", help="file size (default 256MiB)")
-    parser.add_argument("--duty", type=float, default=0.02,
-                        help="fraction of the time the client runs (default 0.02: the upload lasts several markers)")
+    parser.add_argument("--duty", type=float, default=0.01,
+                        help="fraction of the time the client runs (default 0.01: the upload lasts several markers)")
     parser.add_argument("--cuts", default="1,2,3", help="cut the power after this many markers, one trial each")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the data and of the cut delays")
     parser.add_argument("--servers", default="globus,transfercore", help="globus, transfercore, or both")
+    parser.add_argument("--existing", action="store_true",
+                        help="also upload with globus-gridftp-server onto a destination file created and fsynced "
+                             "beforehand, to separate lost data from a lost directory entry")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root: the FUSE mount uses allow_other and the anonymous server switches to nobody")
@@ -394,20 +418,23 @@ def main() -> int:
         make_source(source, size, args.seed)
         print(f"{format_size(size)} MODE E PUT (-fast -p 4), client running {100 * args.duty:.0f}% of the time, "
               f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-        print(f"{'server':<24} {'cut after':>9} {'delay s':>7} {'111s':>5} {'marked':>10} "
+        print(f"{'server':<38} {'cut after':>9} {'delay s':>7} {'111s':>5} {'marked':>10} "
               f"{'lost':>10} {'lost %':>7} {'226':>4} {'file kept':>9}")
         trials = []
-        for kind in kinds:
+        runs = [(kind, False) for kind in kinds]
+        if args.existing and "globus" in kinds:
+            runs.insert(1, ("globus", True))
+        for kind, existing in runs:
             rng = random.Random(args.seed)
             for cut in cuts:
-                trial = one_trial(kind, source, args.duty, cut, rng, work)
+                trial = one_trial(kind, source, args.duty, cut, rng, work, existing=existing)
                 trials.append(trial)
-                print(f"{trial.server:<24} {trial.cut_after:>9} {trial.delay:>7} {trial.markers:>5} "
+                print(f"{trial.server:<38} {trial.cut_after:>9} {trial.delay:>7} {trial.markers:>5} "
                       f"{format_size(trial.marked.total()):>10} {format_size(trial.lost):>10} "
                       f"{100 * trial.lost_fraction:>6.1f}% {'yes' if trial.completed else 'no':>4} "
                       f"{'yes' if trial.file_survived else 'no':>9}",
                       flush=True)
-        for kind in {t.server for t in trials}:
+        for kind in dict.fromkeys(t.server for t in trials):
             mine = [t for t in trials if t.server == kind]
             marked = sum(t.marked.total() for t in mine)
             lost = sum(t.lost for t in mine)

@@ -54,7 +54,11 @@ typedef struct { u_signed64 MinFileSize; u_signed64 MaxFileSize; unsigned32 Stri
 typedef struct { hpss_cos_priority_t MinFileSizePriority; hpss_cos_priority_t MaxFileSizePriority; ...; }
     hpss_cos_priorities_t;
 
-typedef struct { u_signed64 st_size; unsigned32 st_mode; ...; } hpss_stat_t;
+/* The types of st_ino and of the times are the header's (see SHIMS). */
+typedef int... tc_ino_t;
+typedef int... tc_time_t;
+typedef struct { u_signed64 st_size; unsigned32 st_mode; tc_ino_t st_ino; tc_time_t hpss_st_mtime; ...; }
+    hpss_stat_t;
 
 int hpss_Open(const char *Path, int Oflag, mode_t Mode, const hpss_cos_hints_t *HintsIn,
               const hpss_cos_priorities_t *HintsPri, hpss_cos_hints_t *HintsOut);
@@ -66,11 +70,18 @@ int hpss_Rename(const char *Old, const char *New);
 int hpss_Mkdir(const char *Path, mode_t Mode);
 int hpss_Rmdir(const char *Path);
 
+#define HPSS_MAX_FILE_NAME ...
+typedef struct { unsigned32 d_namelen; char d_name[]; ...; } hpss_dirent_t;
+int hpss_Opendir(const char *DirName);
+int hpss_Readdir(int Dirdes, hpss_dirent_t *DirentPtr);
+int hpss_Closedir(int Dirdes);
+
 #define UDA_API_VALUE ...
 typedef struct { char *Key; char *Value; } hpss_userattr_t;
 typedef struct { signed32 len; hpss_userattr_t *Pair; ...; } hpss_userattr_list_t;
 int hpss_UserAttrSetAttrs(const char *Path, const hpss_userattr_list_t *Attr, const char *Schema);
 int hpss_UserAttrGetAttrs(const char *Path, hpss_userattr_list_t *Attr, int XMLFlag, int XMLSize);
+int hpss_UserAttrDeleteAttrs(const char *Path, hpss_userattr_list_t *Attr, char *Schema);
 
 typedef int... hpss_pio_operation_t;
 typedef int... hpss_pio_transport_t;
@@ -116,6 +127,9 @@ SHIMS = r"""
 #include <hpss_api.h>
 #include <stdlib.h>
 #include <fcntl.h>
+
+typedef __typeof__(((hpss_stat_t *)0)->st_ino) tc_ino_t;
+typedef __typeof__(((hpss_stat_t *)0)->hpss_st_mtime) tc_time_t;
 
 static hpss_pio_grp_t *tc_pio_grp_new(void) { return calloc(1, sizeof(hpss_pio_grp_t)); }
 static int tc_PIOExportGrp(const hpss_pio_grp_t *g, void **buf, unsigned int *len)

@@ -119,18 +119,45 @@ def login(creds: Credentials) -> None:
 class Stat:
     size: int
     mode: int
+    #: The object's number in the namespace (``st_ino``): a new file gets a new one.
+    ino: int = 0
+    #: Seconds since the epoch.
+    mtime: int = 0
+
+
+def _stat(buf: object) -> Stat:
+    return Stat(int(buf.st_size), int(buf.st_mode), int(buf.st_ino), int(buf.hpss_st_mtime))  # type: ignore[attr-defined]
 
 
 def lstat(path: str) -> Stat:
     buf = ffi.new("hpss_stat_t *")
     check(lib.hpss_Lstat(path.encode(), buf), f"hpss_Lstat({path})")
-    return Stat(int(buf.st_size), int(buf.st_mode))
+    return _stat(buf)
 
 
 def stat(path: str) -> Stat:
     buf = ffi.new("hpss_stat_t *")
     check(lib.hpss_Stat(path.encode(), buf), f"hpss_Stat({path})")
-    return Stat(int(buf.st_size), int(buf.st_mode))
+    return _stat(buf)
+
+
+def listdir(path: str) -> list[str]:
+    """Names in the directory ``path``, without ``.`` and ``..``."""
+    dirfd = check(lib.hpss_Opendir(path.encode()), f"hpss_Opendir({path})")
+    names: list[str] = []
+    entry = ffi.new("hpss_dirent_t *")
+    try:
+        while True:
+            check(lib.hpss_Readdir(dirfd, entry), f"hpss_Readdir({path})")
+            length = int(entry.d_namelen)
+            if length == 0:
+                break
+            name = ffi.unpack(entry.d_name, length).decode(errors="surrogateescape")
+            if name not in (".", ".."):
+                names.append(name)
+    finally:
+        check(lib.hpss_Closedir(dirfd), f"hpss_Closedir({path})")
+    return names
 
 
 def open_file(path: str, flags: int, size_hint: int = 0, mode: int = 0o644) -> tuple[int, int]:
@@ -176,6 +203,19 @@ def set_attrs(path: str, values: dict[str, str]) -> None:
     lst = ffi.new("hpss_userattr_list_t *")
     lst.len, lst.Pair = len(values), pairs
     check(lib.hpss_UserAttrSetAttrs(path.encode(), lst, ffi.NULL), f"hpss_UserAttrSetAttrs({path})")
+
+
+def delete_attrs(path: str, keys: list[str]) -> None:
+    """Remove ``keys`` from the file's attributes; keys that are not set are no error."""
+    names = [ffi.new("char[]", k.encode()) for k in keys]
+    pairs = ffi.new("hpss_userattr_t[]", len(keys))
+    for i in range(len(keys)):
+        pairs[i].Key, pairs[i].Value = names[i], ffi.NULL
+    lst = ffi.new("hpss_userattr_list_t *")
+    lst.len, lst.Pair = len(keys), pairs
+    rc = lib.hpss_UserAttrDeleteAttrs(path.encode(), lst, ffi.NULL)
+    if rc != -_errno.ENOENT:  # some releases say ENOENT for a key that is not set
+        check(rc, f"hpss_UserAttrDeleteAttrs({path})")
 
 
 _XML_SIZE = 1024

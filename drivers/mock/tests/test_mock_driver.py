@@ -204,7 +204,7 @@ def test_directory_store_is_shared_across_processes_and_keeps_only_durable_bytes
         ep = open_location({url!r})
         w = ep.driver.open_write(ep.path, 10)
         w.write(0, b"01234")
-        print(w.durable())
+        print(w.durable(), flush=True)  # os._exit skips the flush of a piped stdout
         w.write(5, b"56789")
         os._exit(9)  # dies without completing: a crash of the writing process
     """)

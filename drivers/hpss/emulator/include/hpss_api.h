@@ -100,7 +100,9 @@ typedef struct {
 } hpss_cos_priorities_t;
 
 /* ---- files and namespace ------------------------------------------------ */
-/* Times are left out: glibc defines st_atime & co. as macros. */
+/* Times carry the hpss_ prefix: glibc defines st_atime & co. as macros. */
+typedef int64_t timestamp_sec_t;
+
 typedef struct {
     u_signed64 st_dev;
     u_signed64 st_ino;
@@ -109,7 +111,9 @@ typedef struct {
     unsigned32 st_uid;
     unsigned32 st_gid;
     u_signed64 st_size;
-    int64_t hpss_st_mtime_ns;
+    timestamp_sec_t hpss_st_atime;
+    timestamp_sec_t hpss_st_mtime;
+    timestamp_sec_t hpss_st_ctime;
 } hpss_stat_t;
 
 int hpss_Open(const char *Path, int Oflag, mode_t Mode, const hpss_cos_hints_t *HintsIn,
@@ -122,6 +126,21 @@ int hpss_Rename(const char *Old, const char *New);
 int hpss_Mkdir(const char *Path, mode_t Mode);
 int hpss_Rmdir(const char *Path);
 int hpss_Truncate(const char *Path, u_signed64 Length);
+
+/* Directories: hpss_Opendir returns a directory descriptor >= 0;
+ * hpss_Readdir returns 0 and an entry with d_namelen == 0 at the end. */
+#define HPSS_MAX_FILE_NAME 255
+
+typedef struct {
+    u_signed64 d_offset;
+    unsigned32 d_namelen;
+    unsigned32 d_reclen;
+    char d_name[HPSS_MAX_FILE_NAME + 1];
+} hpss_dirent_t;
+
+int hpss_Opendir(const char *DirName);
+int hpss_Readdir(int Dirdes, hpss_dirent_t *DirentPtr);
+int hpss_Closedir(int Dirdes);
 
 /* ---- user-defined attributes -------------------------------------------- */
 #define UDA_API_VALUE 0
@@ -140,6 +159,8 @@ typedef struct {
 
 int hpss_UserAttrSetAttrs(const char *Path, const hpss_userattr_list_t *Attr, const char *Schema);
 int hpss_UserAttrGetAttrs(const char *Path, hpss_userattr_list_t *Attr, int XMLFlag, int XMLSize);
+/* Keys that are not set are not an error. */
+int hpss_UserAttrDeleteAttrs(const char *Path, hpss_userattr_list_t *Attr, char *Schema);
 
 /* ---- parallel I/O ------------------------------------------------------- */
 typedef enum { HPSS_PIO_READ = 0, HPSS_PIO_WRITE = 1 } hpss_pio_operation_t;

@@ -15,6 +15,7 @@
  *   HPSS_EMU_INFLATE         on error, BytesMoved claims this many bytes more than are durable
  *   HPSS_EMU_SHORT_EXECUTE   an Execute moves at most this many bytes and returns 0 (short return)
  *   HPSS_EMU_HANG_AFTER      a write group stops moving data after this many bytes until PIOEnd
+ *   HPSS_EMU_READ_HANG_AFTER the same for a read group
  *   HPSS_EMU_GAP_EOM         1/0: report a gap with HPSS_EOM (default: 1 on 7.x, 0 on later)
  *   HPSS_EMU_REGISTER_WAIT   seconds Execute waits for a participant (default 30)
  */

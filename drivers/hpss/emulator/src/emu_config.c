@@ -10,7 +10,8 @@
 static const char *const KNOWN[] = {
     "HPSS_EMU_ROOT",       "HPSS_EMU_VERSION",       "HPSS_EMU_BZ4719",     "HPSS_EMU_FAIL_AFTER",
     "HPSS_EMU_FAIL_ERRNO", "HPSS_EMU_ROLLBACK",      "HPSS_EMU_INFLATE",    "HPSS_EMU_SHORT_EXECUTE",
-    "HPSS_EMU_HANG_AFTER", "HPSS_EMU_GAP_EOM",       "HPSS_EMU_REGISTER_WAIT", NULL,
+    "HPSS_EMU_HANG_AFTER", "HPSS_EMU_GAP_EOM",       "HPSS_EMU_REGISTER_WAIT", "HPSS_EMU_READ_HANG_AFTER",
+    NULL,
 };
 
 int hpss_emu_control(const char *name, const char *value)

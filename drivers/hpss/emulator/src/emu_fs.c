@@ -3,6 +3,7 @@
  * side files under ROOT/.hpss_emu_uda so that data files stay byte-exact. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -129,7 +130,9 @@ static void fill_stat(const struct stat *st, hpss_stat_t *out)
     out->st_uid = st->st_uid;
     out->st_gid = st->st_gid;
     out->st_size = (u_signed64)st->st_size;
-    out->hpss_st_mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    out->hpss_st_atime = (timestamp_sec_t)st->st_atim.tv_sec;
+    out->hpss_st_mtime = (timestamp_sec_t)st->st_mtim.tv_sec;
+    out->hpss_st_ctime = (timestamp_sec_t)st->st_ctim.tv_sec;
 }
 
 static int do_stat(const char *func, const char *Path, hpss_stat_t *Buf, int follow)
@@ -192,6 +195,15 @@ int hpss_Rename(const char *Old, const char *New)
         mkdirs_for(ub);
         rename(ua, ub);
     }
+    /* A renamed directory takes the attributes of everything below it. */
+    const char *root = emu_setting_str("HPSS_EMU_ROOT");
+    snprintf(ua, sizeof ua, "%s%s%s", root, UDA_DIR, Old);
+    snprintf(ub, sizeof ub, "%s%s%s", root, UDA_DIR, New);
+    struct stat st;
+    if (stat(ua, &st) == 0 && S_ISDIR(st.st_mode)) {
+        mkdirs_for(ub);
+        rename(ua, ub);
+    }
     return 0;
 }
 
@@ -220,6 +232,97 @@ int hpss_Truncate(const char *Path, u_signed64 Length)
     if (rc)
         return fail("hpss_Truncate", rc);
     return truncate(real, (off_t)Length) == 0 ? 0 : fail("hpss_Truncate", -errno);
+}
+
+/* ---- directories: descriptors index a small table of DIR streams ------- */
+
+#define EMU_MAX_DIRS 64
+
+static pthread_mutex_t dirs_mu = PTHREAD_MUTEX_INITIALIZER;
+static DIR *dirs[EMU_MAX_DIRS];
+static int dirs_at_root[EMU_MAX_DIRS];
+
+int hpss_Opendir(const char *DirName)
+{
+    char real[PATH_MAX];
+    int rc = emu_map_path(DirName, real);
+    if (rc)
+        return fail("hpss_Opendir", rc);
+    DIR *d = opendir(real);
+    if (d == NULL)
+        return fail("hpss_Opendir", -errno);
+    pthread_mutex_lock(&dirs_mu);
+    int slot;
+    for (slot = 0; slot < EMU_MAX_DIRS && dirs[slot] != NULL; slot++)
+        ;
+    if (slot < EMU_MAX_DIRS) {
+        dirs[slot] = d;
+        dirs_at_root[slot] = strspn(DirName, "/") == strlen(DirName);
+    }
+    pthread_mutex_unlock(&dirs_mu);
+    if (slot == EMU_MAX_DIRS) {
+        closedir(d);
+        return fail("hpss_Opendir", -EMFILE);
+    }
+    return slot;
+}
+
+static DIR *dir_at(int Dirdes, int *at_root)
+{
+    DIR *d = NULL;
+    pthread_mutex_lock(&dirs_mu);
+    if (Dirdes >= 0 && Dirdes < EMU_MAX_DIRS) {
+        d = dirs[Dirdes];
+        *at_root = dirs_at_root[Dirdes];
+    }
+    pthread_mutex_unlock(&dirs_mu);
+    return d;
+}
+
+int hpss_Readdir(int Dirdes, hpss_dirent_t *DirentPtr)
+{
+    if (!emu_logged_in())
+        return fail("hpss_Readdir", HPSS_EPERM);
+    if (DirentPtr == NULL)
+        return fail("hpss_Readdir", HPSS_EFAULT);
+    int at_root = 0;
+    DIR *d = dir_at(Dirdes, &at_root);
+    if (d == NULL)
+        return fail("hpss_Readdir", -EBADF);
+    memset(DirentPtr, 0, sizeof *DirentPtr);
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (e == NULL)
+            return errno ? fail("hpss_Readdir", -errno) : 0; /* d_namelen 0: the end */
+        /* The emulator's own attribute store is not part of the namespace. */
+        if (at_root && strcmp(e->d_name, UDA_DIR + 1) == 0)
+            continue;
+        size_t n = strlen(e->d_name);
+        if (n > HPSS_MAX_FILE_NAME)
+            return fail("hpss_Readdir", -ENAMETOOLONG);
+        memcpy(DirentPtr->d_name, e->d_name, n + 1);
+        DirentPtr->d_namelen = (unsigned32)n;
+        DirentPtr->d_reclen = (unsigned32)sizeof *DirentPtr;
+        DirentPtr->d_offset = (u_signed64)telldir(d);
+        return 0;
+    }
+}
+
+int hpss_Closedir(int Dirdes)
+{
+    if (!emu_logged_in())
+        return fail("hpss_Closedir", HPSS_EPERM);
+    DIR *d = NULL;
+    pthread_mutex_lock(&dirs_mu);
+    if (Dirdes >= 0 && Dirdes < EMU_MAX_DIRS) {
+        d = dirs[Dirdes];
+        dirs[Dirdes] = NULL;
+    }
+    pthread_mutex_unlock(&dirs_mu);
+    if (d == NULL)
+        return fail("hpss_Closedir", -EBADF);
+    return closedir(d) == 0 ? 0 : fail("hpss_Closedir", -errno);
 }
 
 /* ---- user-defined attributes: "key\tvalue\n" lines in a side file ------- */
@@ -364,4 +467,43 @@ int hpss_UserAttrGetAttrs(const char *Path, hpss_userattr_list_t *Attr, int XMLF
     }
     uda_free(&m);
     return 0;
+}
+
+int hpss_UserAttrDeleteAttrs(const char *Path, hpss_userattr_list_t *Attr, char *Schema)
+{
+    (void)Schema;
+    char real[PATH_MAX], file[PATH_MAX];
+    struct stat st;
+    int rc = emu_map_path(Path, real);
+    if (rc)
+        return fail("hpss_UserAttrDeleteAttrs", rc);
+    if (Attr == NULL || Attr->len < 0 || (Attr->len > 0 && Attr->Pair == NULL))
+        return fail("hpss_UserAttrDeleteAttrs", HPSS_EFAULT);
+    if (lstat(real, &st) != 0)
+        return fail("hpss_UserAttrDeleteAttrs", -errno);
+    uda_map_t m;
+    if ((rc = uda_path(Path, file)) != 0 || (rc = uda_load(file, &m)) != 0)
+        return fail("hpss_UserAttrDeleteAttrs", rc);
+    int removed = 0;
+    for (int i = 0; i < Attr->len; i++) {
+        const char *k = Attr->Pair[i].Key;
+        if (k == NULL) {
+            uda_free(&m);
+            return fail("hpss_UserAttrDeleteAttrs", HPSS_EFAULT);
+        }
+        for (int j = 0; j < m.n; j++) {
+            if (strcmp(m.key[j], k) == 0) {
+                free(m.key[j]);
+                free(m.value[j]);
+                m.key[j] = m.key[m.n - 1];
+                m.value[j] = m.value[m.n - 1];
+                m.n--;
+                removed = 1;
+                break;
+            }
+        }
+    }
+    rc = removed ? uda_store(file, &m) : 0;
+    uda_free(&m);
+    return rc ? fail("hpss_UserAttrDeleteAttrs", rc) : 0;
 }

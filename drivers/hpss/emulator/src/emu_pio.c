@@ -154,7 +154,7 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
     const u_signed64 block = g->params.BlockSize;
     const u_signed64 end = g->job_off + g->job_len;
     const u_signed64 fail_after = writing ? emu_setting_u64("HPSS_EMU_FAIL_AFTER", UINT64_MAX) : UINT64_MAX;
-    const u_signed64 hang_after = writing ? emu_setting_u64("HPSS_EMU_HANG_AFTER", UINT64_MAX) : UINT64_MAX;
+    const u_signed64 hang_after = emu_setting_u64(writing ? "HPSS_EMU_HANG_AFTER" : "HPSS_EMU_READ_HANG_AFTER", UINT64_MAX);
     u_signed64 pos = g->job_off;
     int rc = 0;
 
