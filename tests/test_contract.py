@@ -1,0 +1,78 @@
+import pytest
+
+from transfercore.capabilities import Capabilities
+from transfercore.contract import Driver, ObjectInfo, Writer
+from transfercore.errors import CapabilityError
+from transfercore.ranges import RangeSet
+
+
+class MinimalDriver(Driver):
+    name = "minimal"
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    def stat(self, path):
+        return ObjectInfo(path=path, size=0, mtime_ns=0)
+
+    def open_write(self, path, size, resume=None):
+        raise NotImplementedError
+
+    def open_read(self, path):
+        raise NotImplementedError
+
+
+class RecordingWriter(Writer):
+    def __init__(self) -> None:
+        self.aborted = 0
+
+    size = 10
+    resumed = RangeSet()
+
+    def write(self, offset, data):
+        pass
+
+    def durable(self):
+        return RangeSet()
+
+    def complete(self):
+        pass
+
+    def abort(self):
+        self.aborted += 1
+
+
+def test_optional_driver_methods_have_honest_defaults():
+    driver = MinimalDriver(authority="a", options={"x": 1})
+    assert driver.authority == "a" and driver.settings == {"x": 1}
+    assert driver.partial("/p") == RangeSet()
+    assert driver.checksum("/p", "md5") is None
+    assert driver.local_path("/p") is None
+    assert driver.describe() == {}
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        (lambda d: d.simulate_crash(), "simulate a crash"),
+        (lambda d: list(d.list("/")), "list"),
+        (lambda d: d.mkdir("/d"), "create directories"),
+        (lambda d: d.rmdir("/d"), "remove directories"),
+        (lambda d: d.remove("/o"), "remove objects"),
+        (lambda d: d.rename("/a", "/b"), "rename"),
+    ],
+)
+def test_unimplemented_namespace_operations_raise_capability_errors_naming_the_driver(call, what):
+    with pytest.raises(CapabilityError, match=f"'minimal' cannot {what}"):
+        call(MinimalDriver())
+
+
+def test_a_writer_left_by_a_with_block_keeps_its_partial_state_through_abort():
+    with RecordingWriter() as writer:
+        pass
+    assert writer.aborted == 1
+
+
+def test_object_info_name_is_the_last_path_component():
+    assert ObjectInfo(path="/a/b/c.bin", size=1, mtime_ns=0).name == "c.bin"
+    assert ObjectInfo(path="/a/dir/", size=0, mtime_ns=0, is_dir=True).name == "dir"
