@@ -4,9 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
-from transfercore_hpss.driver import HpssDriver
-
 from hpss_support import KiB
+from transfercore_hpss.driver import HpssDriver
 
 
 @pytest.fixture

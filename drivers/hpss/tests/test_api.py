@@ -19,7 +19,12 @@ def test_codes_come_from_the_header() -> None:
 
 @pytest.mark.parametrize(
     ("rc", "cls"),
-    [(-errno.ENOENT, NotFound), (-errno.ENOSPC, NoSpace), (-errno.EDQUOT, QuotaExceeded), (-errno.EACCES, PermissionDenied)],
+    [
+        (-errno.ENOENT, NotFound),
+        (-errno.ENOSPC, NoSpace),
+        (-errno.EDQUOT, QuotaExceeded),
+        (-errno.EACCES, PermissionDenied),
+    ],
 )
 def test_negative_returns_map_to_project_errors(rc: int, cls: type[Exception]) -> None:
     with pytest.raises(cls):
@@ -45,7 +50,11 @@ def test_user_attributes_round_trip(emu_root: Path) -> None:
     api.set_attrs("/f", {"/hpss/user/cksum/state": "Valid", "/hpss/user/cksum/app": "t"})
     api.set_attrs("/f", {"/hpss/user/cksum/state": "Invalid"})
     got = api.get_attrs("/f", ["/hpss/user/cksum/state", "/hpss/user/cksum/app", "/hpss/user/cksum/none"])
-    assert got == {"/hpss/user/cksum/state": "Invalid", "/hpss/user/cksum/app": "t", "/hpss/user/cksum/none": ""}
+    assert got == {
+        "/hpss/user/cksum/state": "Invalid",
+        "/hpss/user/cksum/app": "t",
+        "/hpss/user/cksum/none": "",
+    }
     with pytest.raises(NotFound):
         api.get_attrs("/missing", ["/hpss/user/cksum/state"])
 

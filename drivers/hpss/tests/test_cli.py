@@ -1,68 +1,146 @@
-"""End to end: the real ``transfercore copy`` into and out of hpss://, killed and resumed."""
+"""End to end: the real ``transfercore copy`` into and out of hpss://, killed and resumed.
+
+The kill tests follow ``copy --json`` and send SIGKILL only once a restart
+marker past a given point was printed (the engine prints a marker after it
+is in the journal).  An emulator fault stops the movers later in the file,
+so the copy cannot finish before the kill.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import re
+import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 MiB = 1 << 20
 URL_OPTS = "segment=1MiB&block=256KiB"
+SIZE = 8 * MiB
+HANG_AT = 6 * MiB
+KILL_PAST = 3 * MiB
 
 
-def copy(src: str, dst: str, journal: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "transfercore", "copy", "--journal", str(journal), "--marker-interval", "1", src, dst],
-        env=env, capture_output=True, text=True, timeout=timeout,
+def command(src: str, dst: str, journal: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "transfercore",
+        "copy",
+        "--json",
+        "--journal",
+        str(journal),
+        "--marker-interval",
+        "1",
+        "--marker-bytes",
+        "2MiB",
+        "--block-size",
+        "256KiB",
+        src,
+        dst,
+    ]
+
+
+def copy(src: str, dst: str, journal: Path, env: dict[str, str], timeout: float = 60) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        command(src, dst, journal), env=env, capture_output=True, text=True, timeout=timeout
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def kill_after_marker(cmd: list[str], env: dict[str, str], past: int, timeout: float = 30) -> int:
+    """Run ``cmd``, SIGKILL it as soon as it prints a marker of more than ``past``
+    bytes; returns that marker's durable bytes."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout
+        pending = b""
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, left))
+            if not ready:
+                pytest.fail(f"no marker past {past} within {timeout} s: {seen}")
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                pytest.fail(f"the copy ended before a marker past {past}: {seen} {proc.stderr.read()!r}")
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                seen.append(line.decode())
+                event = json.loads(line)
+                if event["event"] == "marker" and event["durable_bytes"] > past:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(timeout=10)
+                    assert proc.returncode == -signal.SIGKILL
+                    return int(event["durable_bytes"])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def event(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(e for e in events if e["event"] == kind)
 
 
 @pytest.fixture
 def env(emu_root: Path) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HPSS_EMU_")} | {"HPSS_EMU_ROOT": str(emu_root)}
+    return {k: v for k, v in os.environ.items() if not k.startswith("HPSS_EMU_")} | {
+        "HPSS_EMU_ROOT": str(emu_root)
+    }
 
 
 def test_copy_into_and_out_of_hpss(tmp_path: Path, emu_root: Path, env: dict[str, str]) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(3 * MiB + 5))
-    done = copy(str(src), f"hpss:///in.bin?{URL_OPTS}", tmp_path / "j1", env)
-    assert done.returncode == 0, done.stderr
+    copy(str(src), f"hpss:///in.bin?{URL_OPTS}", tmp_path / "j1", env)
     assert (emu_root / "in.bin").read_bytes() == src.read_bytes()
     back = tmp_path / "back.bin"
-    done = copy(f"hpss:///in.bin?{URL_OPTS}", str(back), tmp_path / "j2", env)
-    assert done.returncode == 0, done.stderr
+    copy(f"hpss:///in.bin?{URL_OPTS}", str(back), tmp_path / "j2", env)
     assert back.read_bytes() == src.read_bytes()
 
 
 def test_sigkill_then_resume_into_hpss(tmp_path: Path, emu_root: Path, env: dict[str, str]) -> None:
     src = tmp_path / "src.bin"
-    data = os.urandom(8 * MiB)
+    data = os.urandom(SIZE)
     src.write_bytes(data)
     journal = tmp_path / "journal"
-    # The movers stop after 5 MiB: the process sits there until it is killed.
-    hung = env | {"HPSS_EMU_HANG_AFTER": str(5 * MiB)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "transfercore", "copy", "--journal", str(journal), "--marker-interval", "1",
-         str(src), f"hpss:///k.bin?{URL_OPTS}"],
-        env=hung, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 20
-    target = emu_root / "k.bin"
-    while time.monotonic() < deadline and (not target.exists() or target.stat().st_size < 5 * MiB):
-        time.sleep(0.1)
-    time.sleep(2.5)  # let the engine record a marker past the 5 completed segments
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
-    done = copy(str(src), f"hpss:///k.bin?{URL_OPTS}", journal, env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert target.read_bytes() == data
-    resumed = re.search(r"\(([\d.]+ \w+) sent, ([\d.]+ \w+) resumed\)", done.stdout + done.stderr)
-    assert resumed is not None, done.stdout
-    assert resumed.group(2) != "0 B", done.stdout
+    dst = f"hpss:///k.bin?{URL_OPTS}"
+    # The movers stop at 6 MiB: the copy cannot finish before it is killed.
+    hung = env | {"HPSS_EMU_HANG_AFTER": str(HANG_AT)}
+    marker = kill_after_marker(command(str(src), dst, journal), hung, KILL_PAST)
+    assert KILL_PAST < marker <= HANG_AT
+    events = copy(str(src), dst, journal, env)
+    assert (emu_root / "k.bin").read_bytes() == data
+    # The journal may hold a later marker than the one printed before the kill.
+    resumed = event(events, "resumed")["bytes"]
+    assert marker <= resumed <= HANG_AT
+    assert event(events, "done")["bytes_resumed"] == resumed
+    assert event(events, "done")["bytes_sent"] == SIZE - resumed
+
+
+def test_sigkill_then_resume_out_of_hpss(tmp_path: Path, emu_root: Path, env: dict[str, str]) -> None:
+    data = os.urandom(SIZE)
+    (emu_root / "out.bin").write_bytes(data)
+    journal = tmp_path / "journal"
+    src = f"hpss:///out.bin?{URL_OPTS}"
+    dst = tmp_path / "copy.bin"
+    # Reading stops at 6 MiB: the copy cannot finish before it is killed.
+    hung = env | {"HPSS_EMU_READ_HANG_AFTER": str(HANG_AT)}
+    marker = kill_after_marker(command(src, str(dst), journal), hung, KILL_PAST)
+    assert KILL_PAST < marker <= HANG_AT
+    events = copy(src, str(dst), journal, env)
+    assert dst.read_bytes() == data
+    resumed = event(events, "resumed")["bytes"]
+    assert marker <= resumed <= HANG_AT
+    assert event(events, "done")["bytes_sent"] == SIZE - resumed

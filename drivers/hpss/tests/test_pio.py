@@ -47,7 +47,12 @@ def test_first_write_callback_gets_a_null_buffer(emu_root: Path) -> None:
     api.close(fd)
     assert result.rc == 0 and result.moved == 3 * BLOCK + 10
     assert [null for _, _, null in rec.calls] == [True, False, False, False]
-    assert [(o, n) for o, n, _ in rec.calls] == [(0, BLOCK), (BLOCK, BLOCK), (2 * BLOCK, BLOCK), (3 * BLOCK, 10)]
+    assert [(o, n) for o, n, _ in rec.calls] == [
+        (0, BLOCK),
+        (BLOCK, BLOCK),
+        (2 * BLOCK, BLOCK),
+        (3 * BLOCK, 10),
+    ]
     assert (emu_root / "n").read_bytes() == b"z" * (3 * BLOCK + 10)
 
 
@@ -60,7 +65,9 @@ def test_size_zero_is_an_error_and_register_reports_eio(emu_root: Path) -> None:
     assert pio._participant_rc == api.Code.EIO
 
 
-@pytest.mark.parametrize(("version", "code"), [("7.4.3", api.Code.EIO), ("7.5.3", api.Code.ECONN), ("10.3.0", api.Code.ECONN)])
+@pytest.mark.parametrize(
+    ("version", "code"), [("7.4.3", api.Code.EIO), ("7.5.3", api.Code.ECONN), ("10.3.0", api.Code.ECONN)]
+)
 def test_callback_failure_code_depends_on_version(
     emu_root: Path, monkeypatch: pytest.MonkeyPatch, version: str, code: int
 ) -> None:

@@ -54,3 +54,18 @@ def test_read_of_plain_file_and_errors(driver: HpssDriver, emu_root: Path) -> No
     (emu_root / "d").mkdir()
     with pytest.raises(IsADirectory):
         driver.open_read("/d")
+
+
+def test_hung_read_becomes_an_error(emu_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transfercore_hpss.api import HpssHung
+
+    data = payload(512 * KiB)
+    (emu_root / "h").write_bytes(data)
+    monkeypatch.setenv("HPSS_EMU_READ_HANG_AFTER", str(128 * KiB))
+    driver = HpssDriver(options={"block": "64KiB", "segment": "256KiB", "watchdog": 1.0})
+    reader = driver.open_read("/h")
+    assert reader.read(0, 128 * KiB) == data[: 128 * KiB]
+    with pytest.raises(HpssHung):
+        reader.read(128 * KiB, 64 * KiB)
+    with pytest.raises(HpssHung):
+        reader.close()

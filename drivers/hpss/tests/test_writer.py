@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import pytest
 from hpss_support import KiB, payload
+from transfercore_hpss import record
 from transfercore_hpss import writer as writer_mod
 from transfercore_hpss.api import HpssHung
 from transfercore_hpss.driver import HpssDriver
@@ -18,7 +20,9 @@ from transfercore.ranges import ByteRange, RangeSet
 SIZE = 1024 * KiB + 12345  # four full segments of 256 KiB and a short fifth
 
 
-def send(driver: HpssDriver, data: bytes, start: int = 0, resume: RangeSet | None = None, chunk: int = 100_000):
+def send(
+    driver: HpssDriver, data: bytes, start: int = 0, resume: RangeSet | None = None, chunk: int = 100_000
+):
     """Write data[start:] like the engine would; returns (writer, error)."""
     w = driver.open_write("/f", len(data), resume)
     try:
@@ -155,7 +159,9 @@ def test_hung_pio_becomes_an_error(emu_root: Path, monkeypatch: pytest.MonkeyPat
     assert (emu_root / "f").read_bytes()[:end] == data[:end]
 
 
-def test_every_write_invalidates_the_stored_checksum(driver: HpssDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_write_invalidates_the_stored_checksum(
+    driver: HpssDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from transfercore_hpss import checksum
 
     data = payload(SIZE)
@@ -184,7 +190,66 @@ def test_empty_file_and_fully_resumed_file(driver: HpssDriver, emu_root: Path) -
     w = driver.open_write("/empty", 0)
     w.complete()
     assert (emu_root / "empty").read_bytes() == b""
-    send(driver, payload(1000))
+    assert record.load("/empty") is None
+    # Every byte durable, then a crash before complete(): the resume has nothing to send.
+    w = driver.open_write("/f", 1000)
+    w.write(0, payload(1000))
+    assert w.durable() == RangeSet([ByteRange(0, 1000)])
+    w.abort()
     w = driver.open_write("/f", 1000, RangeSet([ByteRange(0, 1000)]))
     w.complete()
     assert w.durable() == RangeSet([ByteRange(0, 1000)])
+    assert (emu_root / "f").read_bytes() == payload(1000)
+    assert record.load("/f") is None
+
+
+def test_record_follows_every_execute_return(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(SIZE, seed=13)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(700 * KiB))
+    w, err = send(driver, data)
+    assert err is not None
+    # Two whole segments, then the failed Execute's bytes moved: one update each.
+    assert w.markers == [256 * KiB, 512 * KiB, 700 * KiB] and w.record_updates == 3
+    held = record.load("/f")
+    assert held is not None and (held.size, held.durable) == (SIZE, 700 * KiB)
+    assert w.durable() == RangeSet.span(0, held.durable)
+
+
+def test_a_failed_record_update_stops_the_write_at_the_recorded_marker(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(SIZE, seed=15)
+    real = record.set_durable
+    calls: list[int] = []
+
+    def failing(path: str, end: int) -> None:
+        calls.append(end)
+        if len(calls) == 3:
+            raise NoSpace("hpss_UserAttrSetAttrs failed: no space", errno=28)
+        real(path, end)
+
+    monkeypatch.setattr(record, "set_durable", failing)
+    w, err = send(driver, data)
+    assert isinstance(err, NoSpace)
+    # Segment 3 moved, but its record update failed: it is not reported.
+    assert calls == [256 * KiB, 512 * KiB, 768 * KiB]
+    assert w.durable() == RangeSet.span(0, 512 * KiB)
+    held = record.load("/f")
+    assert held is not None and held.durable == 512 * KiB
+
+
+def test_durable_does_not_wait_for_a_stalled_pio(emu_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_mod, "STALL_PATIENCE", 0.3)
+    driver = HpssDriver(options={"block": "64KiB", "segment": "256KiB", "watchdog": 2.0})
+    monkeypatch.setenv("HPSS_EMU_HANG_AFTER", str(300 * KiB))
+    data = payload(SIZE)
+    w = driver.open_write("/f", len(data))
+    w.write(0, data)
+    started = time.monotonic()
+    # Every segment was handed over, but the movers stopped in the second one.
+    assert w.durable() == RangeSet.span(0, 256 * KiB)
+    assert time.monotonic() - started < 1.5  # well before the watchdog's 2 s
+    w.abort()
+    assert isinstance(w._pio.error, HpssHung)

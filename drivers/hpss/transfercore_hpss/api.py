@@ -104,7 +104,9 @@ def login(creds: Credentials) -> None:
             return
         principal = ffi.new("char[]", creds.principal.encode())
         auth = ffi.new("char[]", creds.authenticator.encode())
-        rc = lib.hpss_SetLoginCred(principal, creds.mech, lib.hpss_rpc_cred_client, lib.hpss_rpc_auth_type_keytab, auth)
+        rc = lib.hpss_SetLoginCred(
+            principal, creds.mech, lib.hpss_rpc_cred_client, lib.hpss_rpc_auth_type_keytab, auth
+        )
         if rc != 0:
             hint = (
                 "set HPSS_EMU_ROOT to an existing directory for the emulator"

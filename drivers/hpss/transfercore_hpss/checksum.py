@@ -14,8 +14,13 @@ KEYS = ("algorithm", "checksum", "state", "lastupdate", "filesize", "app")
 APP = "transfercore"
 
 
+def invalid_values() -> dict[str, str]:
+    """The attributes that mark the stored checksum Invalid (for a combined metadata call)."""
+    return {PREFIX + "state": "Invalid", PREFIX + "lastupdate": str(int(time.time()))}
+
+
 def invalidate(path: str) -> None:
-    api.set_attrs(path, {PREFIX + "state": "Invalid", PREFIX + "lastupdate": str(int(time.time()))})
+    api.set_attrs(path, invalid_values())
 
 
 def store(path: str, algorithm: str, value: str, size: int) -> None:

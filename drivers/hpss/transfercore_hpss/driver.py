@@ -1,16 +1,18 @@
 """The ``hpss`` driver: ``hpss:///abs/path?segment=256MiB``.
 
 Data moves through HPSS PIO (see :mod:`.writer`, :mod:`.reader`).  Restart is
-prefix-only: a marker ``[0, n)`` is accepted on resume only when
-``hpss_Lstat`` shows at least ``n`` bytes; anything else is rejected so the
-transfer starts again from zero.
+prefix-only: a marker ``[0, n)`` is accepted on resume only when the file's
+resume record (:mod:`.record`) is of a write of the same size to the same
+file object, its durable end is at least ``n``, and ``hpss_Lstat`` shows at
+least ``n`` bytes; anything else is rejected so the transfer starts again
+from zero.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from transfercore import checksums
@@ -28,7 +30,7 @@ from transfercore.options import OptionSpec, choice_option, float_option, size_o
 from transfercore.ranges import RangeSet
 from transfercore.sizes import parse_size
 
-from . import api, checksum
+from . import api, checksum, record
 from .reader import HpssReader
 from .writer import open_writer
 
@@ -115,25 +117,19 @@ class HpssDriver(Driver):
 
     def stat(self, path: str) -> ObjectInfo:
         self._login()
-        st = api.lstat(path)
-        return ObjectInfo(
-            path=path,
-            size=st.size,
-            mtime_ns=0,
-            is_dir=stat_mod.S_ISDIR(st.mode),
-            mode=stat_mod.S_IMODE(st.mode),
-        )
+        return _info(path, api.lstat(path))
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         if size < 0:
             raise InvalidWrite(f"cannot write a negative size ({size}) to {path}")
         self._login()
-        start = self._check_resume(path, size, resume)
-        return open_writer(path, size, start, self.block, self.segment, self.watchdog, size)
-
-    def _check_resume(self, path: str, size: int, resume: RangeSet | None) -> int:
         if resume is None or not resume.total():
-            return 0
+            return open_writer(path, size, self.block, self.segment, self.watchdog)
+        held, offset = self._check_resume(path, size, resume)
+        return open_writer(path, size, self.block, self.segment, self.watchdog, held, offset)
+
+    def _check_resume(self, path: str, size: int, resume: RangeSet) -> tuple[record.ResumeRecord, int]:
+        """The record that backs ``resume`` and the offset to resume at, or RestartRejected."""
         ranges = list(resume)
         if len(ranges) != 1 or ranges[0].start != 0:
             raise RestartRejected(f"HPSS resumes only a prefix [0, n); marker {resume} of {path} is not one")
@@ -146,9 +142,48 @@ class HpssDriver(Driver):
             raise RestartRejected(f"marker {resume} of {path}: the file does not exist") from None
         if stat_mod.S_ISDIR(st.mode):
             raise IsADirectory(f"{path} is a directory", errno=21)
+        held = record.load(path)
+        if held is None:
+            raise RestartRejected(f"marker {resume} of {path}: HPSS holds no resume record for this file")
+        if held.size != size:
+            raise RestartRejected(
+                f"marker {resume} of {path}: the recorded write has size {held.size}, this one {size}"
+            )
+        if held.object_id != st.ino:
+            raise RestartRejected(f"marker {resume} of {path}: the file was replaced since its write began")
+        if offset > held.durable:
+            raise RestartRejected(
+                f"marker {resume} of {path} is past the durable end {held.durable} HPSS recorded"
+            )
+        # As the HPSS DSI does: the bytes must be there, whatever the record says.
         if st.size < offset:
             raise RestartRejected(f"marker {resume} of {path} is past the {st.size} bytes HPSS holds")
-        return offset
+        return held, offset
+
+    def partial(self, path: str) -> RangeSet:
+        """The recorded durable prefix of an unfinished write, when the file still backs it."""
+        self._login()
+        try:
+            st = api.lstat(path)
+        except NotFound:
+            return RangeSet()
+        if stat_mod.S_ISDIR(st.mode):
+            return RangeSet()
+        held = record.load(path)
+        if held is None or not held.durable or held.object_id != st.ino:
+            return RangeSet()
+        if not held.durable <= st.size <= held.size:
+            return RangeSet()
+        return RangeSet.span(0, held.durable)
+
+    def discard_partial(self, path: str) -> None:
+        """Forget the resume record; the bytes stay under the file's name
+        (HPSS writes in place), for :meth:`remove` to delete if wanted."""
+        self._login()
+        try:
+            record.remove(path)
+        except NotFound:
+            pass
 
     def open_read(self, path: str) -> Reader:
         self._login()
@@ -178,6 +213,18 @@ class HpssDriver(Driver):
 
     # -- namespace ---------------------------------------------------------------------------
 
+    def list(self, path: str) -> Iterator[ObjectInfo]:
+        self._login()
+        base = path.rstrip("/")
+        out = []
+        for name in sorted(api.listdir(path)):
+            try:
+                st = api.lstat(f"{base}/{name}")
+            except NotFound:
+                continue  # removed meanwhile
+            out.append(_info(f"{base}/{name}", st))
+        return iter(out)
+
     def mkdir(self, path: str) -> None:
         self._login()
         api.mkdir(path)
@@ -193,6 +240,17 @@ class HpssDriver(Driver):
     def rename(self, src: str, dst: str) -> None:
         self._login()
         api.rename(src, dst)
+
+
+def _info(path: str, st: api.Stat) -> ObjectInfo:
+    return ObjectInfo(
+        path=path,
+        size=st.size,
+        mtime_ns=st.mtime * 1_000_000_000,
+        is_dir=stat_mod.S_ISDIR(st.mode),
+        identity=f"hpss:{st.ino}",
+        mode=stat_mod.S_IMODE(st.mode),
+    )
 
 
 def _user() -> str:

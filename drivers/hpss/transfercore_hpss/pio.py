@@ -122,7 +122,9 @@ class PioSession:
             raise
         self._buffer = ffi.new("char[]", block_size)
         self._self_handle = ffi.new_handle(self)
-        self._participant = threading.Thread(target=self._participate, name=f"hpss-participant {what}", daemon=True)
+        self._participant = threading.Thread(
+            target=self._participate, name=f"hpss-participant {what}", daemon=True
+        )
         self._participant.start()
         self._watchdog = threading.Thread(
             target=self._watch, args=(watchdog_seconds,), name=f"hpss-watchdog {what}", daemon=True
@@ -132,7 +134,9 @@ class PioSession:
     # -- threads -------------------------------------------------------------
 
     def _participate(self) -> None:
-        rc = lib.tc_PIORegister(0, self._buffer, self.block_size, self._part, lib._tc_pio_callback, self._self_handle)
+        rc = lib.tc_PIORegister(
+            0, self._buffer, self.block_size, self._part, lib._tc_pio_callback, self._self_handle
+        )
         self._participant_rc = rc
         end_rc = lib.tc_PIOEnd(self._part)
         if rc != 0 and not self._ended:

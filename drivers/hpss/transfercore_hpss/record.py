@@ -32,8 +32,8 @@ class ResumeRecord:
     size: int
     #: End of the prefix that Execute returns acknowledged.
     durable: int
-    #: Random name of this write, kept across resumes (for diagnostics and
-    #: to tell two writes of the same path apart in the attributes).
+    #: Random name of this write, kept across its resumes: tells one write of
+    #: a path from a later one when the attributes are read (diagnostics).
     token: str
     #: ``st_ino`` of the file when the write began: a replaced file is not this write's.
     object_id: int
@@ -61,7 +61,12 @@ def load(path: str) -> ResumeRecord | None:
         log.warning("ignoring the malformed resume record of %s: %s", path, values)
         return None
     if not 0 <= record.durable <= record.size:
-        log.warning("ignoring the resume record of %s: durable %d outside its size %d", path, record.durable, record.size)
+        log.warning(
+            "ignoring the resume record of %s: durable %d outside its size %d",
+            path,
+            record.durable,
+            record.size,
+        )
         return None
     return record
 

@@ -4,7 +4,9 @@ The engine's ordered blocks go into a bounded staging queue; the participant
 callback fills exactly the length HPSS asks for from it.  A coordinator
 thread executes the file in segments; each ``hpss_PIOExecute`` return, on
 success and on error, is a restart point ``[offset, offset + bytes moved)``.
-Nothing the callbacks handed over counts as durable.
+Nothing the callbacks handed over counts as durable.  Each restart point is
+written to the file's resume record (:mod:`.record`) before :meth:`durable`
+may report it, and the record is removed when the write completes.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ import collections
 import logging
 import os
 import threading
+import time
+
+import attrs
 
 from transfercore.contract import Writer
 from transfercore.errors import InvalidWrite, TransferCoreError, WriterClosed
 from transfercore.ranges import ByteRange, RangeSet
 
-from . import api, checksum
+from . import api, checksum, record
 from ._hpss import ffi
 from .pio import PioSession
 
 log = logging.getLogger(__name__)
+#: Seconds durable() waits for a PIO call that moves no data.
+STALL_PATIENCE = 5.0
 _bz4719_warned = False
 _warn_lock = threading.Lock()
 
@@ -43,7 +50,15 @@ def warn_bz4719(version: api.Version) -> None:
 
 class HpssWriter(Writer):
     def __init__(
-        self, path: str, size: int, start: int, fd: int, stripe_width: int, block: int, segment: int, watchdog: float
+        self,
+        path: str,
+        size: int,
+        start: int,
+        fd: int,
+        stripe_width: int,
+        block: int,
+        segment: int,
+        watchdog: float,
     ) -> None:
         self._path = path
         self._size = size
@@ -64,10 +79,15 @@ class HpssWriter(Writer):
         self._block = block
         self.segments_executed = 0
         self.markers: list[int] = []
+        #: Metadata calls that raised the resume record, and the seconds they took.
+        self.record_updates = 0
+        self.record_seconds = 0.0
         self._pio: PioSession | None = None
         if start < size:
             self._pio = PioSession(api.PioOperation.WRITE, fd, block, stripe_width, self, watchdog, path)
-            self._thread = threading.Thread(target=self._coordinate, name=f"hpss-coordinator {path}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._coordinate, name=f"hpss-coordinator {path}", daemon=True
+            )
             self._thread.start()
         else:
             self._done.set()
@@ -90,7 +110,9 @@ class HpssWriter(Writer):
                 raise WriterClosed(f"writer for hpss://{self._path} is closed")
             self._raise_if_failed()
             if offset < 0 or offset + n > self._size:
-                raise InvalidWrite(f"write [{offset}, {offset + n}) is outside [0, {self._size}) of {self._path}")
+                raise InvalidWrite(
+                    f"write [{offset}, {offset + n}) is outside [0, {self._size}) of {self._path}"
+                )
             if offset != self._next_write:
                 raise InvalidWrite(
                     f"HPSS PIO needs ordered data: expected offset {self._next_write}, got {offset}",
@@ -114,11 +136,16 @@ class HpssWriter(Writer):
         # PIO can only make a whole segment durable: wait for every segment
         # whose bytes were all handed over, so that what was written is
         # durable as far as HPSS allows, then report the Execute returns.
+        # A PIO that stops moving data is not waited for beyond STALL_PATIENCE:
+        # the caller gets the marker it has and stays responsive (to a
+        # cancel, say) while the watchdog decides whether the stall is an error.
         with self._cond:
             written = self._next_write
             target = written if written == self._size else written - written % self._segment
             while self._durable_end < target and not self._stopping:
                 self._cond.wait(0.5)
+                if self._pio is not None and self._pio.activity.stalled_for() > STALL_PATIENCE:
+                    break
             end = self._durable_end
         return RangeSet([ByteRange(0, end)]) if end else RangeSet()
 
@@ -127,7 +154,9 @@ class HpssWriter(Writer):
             if self._closed:
                 raise WriterClosed(f"writer for hpss://{self._path} is closed")
             if self._next_write != self._size:
-                raise InvalidWrite(f"complete() after {self._next_write} of {self._size} bytes of {self._path}")
+                raise InvalidWrite(
+                    f"complete() after {self._next_write} of {self._size} bytes of {self._path}"
+                )
         self._wait_coordinator()
         self._finish()
         if self._pio is not None and self._pio.error is not None:
@@ -137,6 +166,8 @@ class HpssWriter(Writer):
                 f"HPSS acknowledged {self._durable_end} of {self._size} bytes of {self._path}",
                 hint="run the same command again to resume",
             )
+        # Only now is there nothing left to resume.
+        record.remove(self._path)
 
     def abort(self) -> None:
         with self._cond:
@@ -191,7 +222,9 @@ class HpssWriter(Writer):
                     moved = result.moved
                     if moved is not None and moved > want:
                         # More than was asked cannot be true: trust none of it.
-                        log.warning("hpss_PIOExecute reported %d bytes moved of %d asked; ignored", moved, want)
+                        log.warning(
+                            "hpss_PIOExecute reported %d bytes moved of %d asked; ignored", moved, want
+                        )
                         moved = None
                     if result.rc != 0:
                         if moved is None:
@@ -216,8 +249,14 @@ class HpssWriter(Writer):
 
     def _advance(self, pos: int, moved: int) -> int:
         end = pos + moved
-        with self._cond:
-            if end > self._durable_end:
+        if end > self._durable_end:
+            # The record first: a marker reported by durable() may reach a
+            # journal at once, and a resume accepts only what the record holds.
+            started = time.perf_counter()
+            record.set_durable(self._path, end)
+            self.record_seconds += time.perf_counter() - started
+            self.record_updates += 1
+            with self._cond:
                 self._durable_end = end
                 self.markers.append(end)
                 self._cond.notify_all()
@@ -269,13 +308,30 @@ def _execute_error(rc: int, path: str, pos: int) -> BaseException:
 
 
 def open_writer(
-    path: str, size: int, start: int, block: int, segment: int, watchdog: float, size_hint: int
+    path: str,
+    size: int,
+    block: int,
+    segment: int,
+    watchdog: float,
+    resume: record.ResumeRecord | None = None,
+    start: int = 0,
 ) -> HpssWriter:
-    """Open (truncating only a fresh write), mark the stored checksum invalid, start PIO."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if start == 0 else 0)
-    fd, width = api.open_file(path, flags, size_hint)
+    """Open (truncating only a fresh write), write the resume record and mark
+    the stored checksum invalid (one metadata call), start PIO.
+
+    ``resume`` is the checked record of the write being resumed at ``start``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (0 if resume is not None else os.O_TRUNC)
+    fd, width = api.open_file(path, flags, size)
     try:
-        checksum.invalidate(path)
+        if resume is None:
+            start = 0
+            current = record.ResumeRecord.start(size, api.lstat(path).ino)
+        else:
+            # Bytes past start are written again and may be rolled back on an
+            # error: the record must not claim them any more.
+            current = attrs.evolve(resume, durable=start)
+        record.save(path, current, checksum.invalid_values())
         return HpssWriter(path, size, start, fd, width, block, segment, watchdog)
     except BaseException:
         api.close(fd, path)

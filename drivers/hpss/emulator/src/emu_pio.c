@@ -285,6 +285,9 @@ static int wait_registered(emu_group_t *g)
     return g->ended ? HPSS_EIO : 0;
 }
 
+static int execute(emu_group_t *g, int Fd, u_signed64 FileOffset, u_signed64 Size, hpss_pio_gapinfo_t *GapInfo,
+                   u_signed64 *BytesMoved);
+
 int hpss_PIOExecute(int Fd, u_signed64 FileOffset, u_signed64 Size, hpss_pio_grp_t StripeGroup,
                     hpss_pio_gapinfo_t *GapInfo, u_signed64 *BytesMoved)
 {
@@ -292,9 +295,25 @@ int hpss_PIOExecute(int Fd, u_signed64 FileOffset, u_signed64 Size, hpss_pio_grp
         return HPSS_EPERM;
     if (StripeGroup == NULL || GapInfo == NULL || BytesMoved == NULL)
         return HPSS_EFAULT;
-    if (!StripeGroup->coordinator || StripeGroup->ended)
-        return HPSS_EINVAL;
+    /* The call holds its own reference: a PIOEnd of both groups from other
+     * threads (a watchdog, the participant) must not free the group while
+     * this call still waits on it. */
+    pthread_mutex_lock(&registry_mu);
+    int usable = StripeGroup->coordinator && !StripeGroup->ended;
     emu_group_t *g = StripeGroup->g;
+    if (usable)
+        g->refs++;
+    pthread_mutex_unlock(&registry_mu);
+    if (!usable)
+        return HPSS_EINVAL;
+    int rc = execute(g, Fd, FileOffset, Size, GapInfo, BytesMoved);
+    group_release(g);
+    return rc;
+}
+
+static int execute(emu_group_t *g, int Fd, u_signed64 FileOffset, u_signed64 Size, hpss_pio_gapinfo_t *GapInfo,
+                   u_signed64 *BytesMoved)
+{
     const int writing = g->params.Operation == HPSS_PIO_WRITE;
     const int bz4719 = emu_has_bz4719();
     memset(GapInfo, 0, sizeof *GapInfo);
@@ -395,10 +414,13 @@ int hpss_PIOEnd(hpss_pio_grp_t StripeGroup)
 {
     if (StripeGroup == NULL)
         return HPSS_EFAULT;
-    if (StripeGroup->ended)
+    pthread_mutex_lock(&registry_mu);
+    int was_ended = StripeGroup->ended;
+    StripeGroup->ended = 1;
+    pthread_mutex_unlock(&registry_mu);
+    if (was_ended)
         return HPSS_EINVAL;
     emu_group_t *g = StripeGroup->g;
-    StripeGroup->ended = 1;
     if (StripeGroup->coordinator) {
         pthread_mutex_lock(&g->mu);
         g->ended = 1;
