@@ -8,7 +8,17 @@ Prints figures; it is not a test.  Every copy is durable at exit:
 * ``cp SRC DST`` followed by ``sync``,
 
 run alternately, ``--rounds`` times; the figure is the median of the
-per-round ratios of transfercore's throughput to each tool's.  Then a sweep
+per-round ratios of transfercore's throughput to each tool's.
+
+Before every timed command the destination is deleted, everything is synced,
+and the script waits ``--settle`` seconds.  On a virtual machine with free
+page reporting (virtio-balloon), memory freed by deleting the previous copy
+is handed back to the host a second or two later, and the next command to
+fill the page cache then pays a host page fault per fresh page (seen here:
+5-8 s of system time for 2 GiB instead of about 1 s).  Without the wait, each
+command pays that or not depending on how soon it starts, which made single
+runs of the same ``dd`` vary 2-4x; with it, every command starts from the same
+state.  ``--settle 0`` measures the other regime.  Then a sweep
 over marker policies, the peak memory of the copy, and the bytes moved again
 after a SIGKILL at about 50 %.
 
@@ -48,8 +58,13 @@ def make_source(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
+#: CPU seconds (user + system) of the last command run by :func:`timed`.
+last_cpu = 0.0
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of one command."""
+    """Wall time and peak RSS (bytes) of one command; its CPU time goes to ``last_cpu``."""
+    global last_cpu
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -57,7 +72,12 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, in
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed with exit code {proc.returncode}")
+    last_cpu = usage.ru_utime + usage.ru_stime
     return elapsed, usage.ru_maxrss * 1024
+
+
+#: Seconds to wait after cleaning (see the module docstring); set from --settle.
+settle = 3.0
 
 
 def clean(*paths: Path) -> None:
@@ -67,6 +87,7 @@ def clean(*paths: Path) -> None:
     for p in paths[0].parent.glob(".*.tcpart*"):
         p.unlink()
     os.sync()
+    time.sleep(settle)
 
 
 def tc(src: Path, dst: Path, state: Path, *extra: str) -> list[str]:
@@ -80,14 +101,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds to wait after deleting the previous copy (default 3; see above)")
     args = parser.parse_args()
+    global settle
+    settle = args.settle
     size = parse_size(args.size)
     work = Path(tempfile.mkdtemp(prefix="tc-bench-", dir=args.dir))
     state = work / "state"
     state.mkdir()
     src, dst = work / "src.bin", work / "dst.bin"
     try:
-        print(f"# {format_size(size)} object, {os.cpu_count()} CPUs, scratch {work}")
+        print(f"# {format_size(size)} object, {os.cpu_count()} CPUs, settle {settle:g} s, scratch {work}")
         make_source(src, size)
         env = dict(os.environ, XDG_STATE_HOME=str(state))
 
@@ -100,6 +125,7 @@ def main() -> None:
         ratios_dd: list[float] = []
         ratios_cp: list[float] = []
         times: dict[str, list[float]] = {"tc": [], "dd": [], "cp": []}
+        cpu: dict[str, list[float]] = {"tc": [], "dd": [], "cp": []}
         rss_tc: list[int] = []
         for r in range(args.rounds):
             order = ["tc", "dd", "cp"] if r % 2 == 0 else ["cp", "dd", "tc"]
@@ -109,10 +135,13 @@ def main() -> None:
                 if tool == "tc":
                     got[tool], rss = timed(tc(src, dst, state), env)
                     rss_tc.append(rss)
+                    cpu[tool].append(last_cpu)
                 elif tool == "dd":
                     got[tool], _ = timed(["dd", f"if={src}", f"of={dst}", "bs=4M", "conv=fdatasync", "status=none"])
+                    cpu[tool].append(last_cpu)
                 else:
                     t1, _ = timed(["cp", str(src), str(dst)])
+                    cpu[tool].append(last_cpu)
                     t2, _ = timed(["sync"])
                     got[tool] = t1 + t2
                 times[tool].append(got[tool])
@@ -124,6 +153,8 @@ def main() -> None:
               f"(per round: {', '.join(f'{x:.2f}' for x in ratios_dd)})")
         print(f"median throughput ratio transfercore/cp+sync: {statistics.median(ratios_cp):.2f}x "
               f"(per round: {', '.join(f'{x:.2f}' for x in ratios_cp)})")
+        print("median CPU time (user + system; the kernel's writeback threads are not counted): " + ", ".join(
+            f"{t} {statistics.median(cpu[t]):.2f} s" for t in ("tc", "dd", "cp")))
         print(f"peak RSS of transfercore copy: {format_size(max(rss_tc))} "
               f"(bound: 4 streams x 4 MiB + 64 MiB = {format_size(4 * 4 * MiB + 64 * MiB)})")
 

@@ -51,6 +51,9 @@ class Capabilities:
     atomic_publish: bool = False
     #: True when ``Driver.simulate_crash()`` can drop non-durable state in process.
     crash_simulation: bool = False
+    #: True when ``Writer.read_durable()`` reads durable bytes back before the
+    #: object is published (verification then overlaps the transfer).
+    read_back: bool = False
     #: True when the driver supports namespace operations (list, mkdir, rename, remove).
     namespace: bool = True
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .capabilities import Capabilities
-from .errors import CapabilityError
+from .errors import CapabilityError, StorageError
 from .options import OptionSpec
 from .ranges import RangeSet
 
@@ -96,6 +96,17 @@ class Writer(abc.ABC):
         markers.
         """
 
+    def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill all of ``buffer`` with the stored bytes at ``offset``, which
+        must lie inside the latest marker.
+
+        Optional; drivers that implement it declare ``read_back`` in their
+        capabilities.  The engine then verifies the object while later bytes
+        are still being written, and a mismatch is found before the object is
+        published.
+        """
+        raise CapabilityError("this writer cannot read back durable bytes")
+
     @abc.abstractmethod
     def complete(self) -> None:
         """All bytes were written: make the whole object durable and publish it
@@ -132,6 +143,22 @@ class Reader(abc.ABC):
         A short result for any other reason is an error, never silently returned:
         a checksum must fail on an I/O error, not hash garbage.
         """
+
+    def readinto(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill all of ``buffer`` with the bytes at ``offset``, or raise.
+
+        Drivers override it to read straight into the caller's buffer (which a
+        stream then reuses for every block); this default copies from
+        :meth:`read`.
+        """
+        view = memoryview(buffer).cast("B")
+        data = self.read(offset, view.nbytes)
+        if len(data) != view.nbytes:
+            raise StorageError(
+                f"short read: {len(data)} of {view.nbytes} bytes at offset {offset}",
+                hint="the object is shorter than its size; check the source",
+            )
+        view[:] = data
 
     def close(self) -> None:  # noqa: B027 - optional hook with a sane default
         """Release resources."""

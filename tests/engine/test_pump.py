@@ -179,3 +179,41 @@ def test_wake_at_wakes_the_control_thread():
     pump.start()
     assert wake.wait(5)
     pump.join()
+
+
+class BufferReader(SlowReader):
+    """A reader with the optional ``readinto``; ``read`` must then not be used."""
+
+    def __init__(self, data, short_at=None):
+        super().__init__(data)
+        self.buffers = set()
+        self.short_at = short_at
+
+    def read(self, offset, length):
+        raise AssertionError("read() used although readinto() is offered")
+
+    def readinto(self, offset, buffer):
+        self.buffers.add(id(buffer.obj))
+        if self.short_at is not None and offset <= self.short_at < offset + len(buffer):
+            raise StorageError("file ended early")
+        time.sleep(0.002 if offset % 3 == 0 else 0.0005)
+        buffer[:] = self.data[offset : offset + len(buffer)]
+
+
+def test_a_reader_with_readinto_fills_one_reused_buffer_per_stream():
+    reader = BufferReader(DATA)
+    writer = RecordingWriter(len(DATA))
+    hasher = Hasher("sha256")
+    blocks = plan_blocks(len(DATA), RangeSet(), 3000, include_have=True)
+    pump = run(reader, writer, blocks, hasher=hasher, streams=3)
+    assert pump.error is None
+    assert bytes(writer.buf) == DATA
+    assert hasher.hexdigest() == digest_bytes("sha256", DATA)
+    assert 1 <= len(reader.buffers) <= 3 < len(blocks)
+
+
+def test_a_failed_readinto_stops_the_streams():
+    reader = BufferReader(DATA, short_at=50_000)
+    pump = run(reader, RecordingWriter(len(DATA)), plan_blocks(len(DATA), RangeSet(), 1000, include_have=True))
+    assert isinstance(pump.error, StorageError)
+    assert pump.bytes_sent < len(DATA)

@@ -358,21 +358,69 @@ def test_a_failing_listener_stops_the_transfer_and_keeps_state(journal, src_file
     assert entry.state is State.FAILED and entry.marker.total() > 0
 
 
-def test_destination_corrupted_before_verification_is_a_mismatch(tmp_path, journal, src_file):
+def test_destination_corrupted_after_a_marker_is_a_mismatch_and_never_published(tmp_path, journal, src_file):
+    # The destination is read back as stored, in step with the markers: a byte
+    # changed on the storage after it was made durable is caught, before the
+    # object gets its final name.
     src = src_file(300_000)
     dst = tmp_path / "out.bin"
 
     def corrupt(event):
-        if event.kind == "verify":
-            with open(dst, "r+b") as f:
+        if event.kind == "marker" and not event.final and event.ranges.contains(1234):
+            (partial,) = tmp_path.glob(".out.bin.*.tcpart")
+            with open(partial, "r+b") as f:
                 f.seek(1234)
                 f.write(b"X")
 
+    rec = Recorder()
     with pytest.raises(ChecksumMismatch) as info:
-        copy(src, os.fspath(dst), SMALL, journal=journal, listeners=[corrupt])
+        copy(src, os.fspath(dst), SMALL, journal=journal, listeners=[corrupt, rec])
     assert "CRC32C checksum mismatch" in str(info.value)
-    assert dst.exists()  # kept for inspection
+    assert not dst.exists()
+    assert len(list(tmp_path.glob(".out.bin.*.tcpart"))) == 1  # kept for inspection
     assert journal.find(f"posix://{src}", f"posix://{dst}").state is State.MISMATCH
+    assert rec.of("verify")[0].method == "read-back"
+    # The next run does not trust the corrupted partial object: it sends everything again.
+    result, rec2 = run(src, os.fspath(dst), journal)
+    assert "mismatch" in rec2.of("restart")[0].reason
+    assert result.bytes_sent == 300_000 and dst.read_bytes() == open(src, "rb").read()
+
+
+def test_destination_corrupted_in_the_last_marker_is_a_mismatch(tmp_path, journal, src_file):
+    # The bytes made durable only by the final marker are read back too.
+    src = src_file(300_000)
+    dst = tmp_path / "out.bin"
+
+    def corrupt(event):
+        if event.kind == "marker" and event.final:
+            (partial,) = tmp_path.glob(".out.bin.*.tcpart")
+            with open(partial, "r+b") as f:
+                f.seek(299_999)
+                f.write(b"X")
+
+    with pytest.raises(ChecksumMismatch):
+        copy(src, os.fspath(dst), SMALL, journal=journal, listeners=[corrupt])
+    assert not dst.exists()
+
+
+def test_resumed_bytes_are_read_back_from_the_destination(tmp_path, journal, src_file):
+    # A resumed run verifies the whole object as stored, the kept part included.
+    src = src_file(1_000_000)
+    dst = tmp_path / "out.bin"
+    stop = Transfer(src, os.fspath(dst), SMALL, journal=journal)
+    stop.add_listener(lambda e: stop.cancel() if e.kind == "marker" and e.ranges.prefix_end() >= 500_000 else None)
+    with pytest.raises(TransferAborted):
+        stop.run()
+    kept = journal.find(f"posix://{src}", f"posix://{dst}").marker
+    assert kept.prefix_end() >= 500_000
+    (partial,) = tmp_path.glob(".out.bin.*.tcpart")
+    with open(partial, "r+b") as f:
+        f.seek(100)
+        f.write(b"X")  # inside the kept prefix: only a read-back of the destination sees it
+    rec = Recorder()
+    with pytest.raises(ChecksumMismatch):
+        copy(src, os.fspath(dst), SMALL, journal=journal, listeners=[rec])
+    assert rec.of("resumed")[0].marker.contains(100)
 
 
 # -- bad input ------------------------------------------------------------------------------

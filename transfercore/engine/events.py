@@ -98,7 +98,11 @@ class Marker(Event):
 
 @attrs.frozen
 class Verifying(Event):
-    """All bytes are durable; the whole-object checksum is being compared."""
+    """All bytes are durable; the whole-object checksum is being compared.
+
+    With a read-back in step with the markers, most of the destination was
+    already read by then; only the part made durable last is left.
+    """
 
     kind: ClassVar[str] = "verify"
     algorithm: str

@@ -2,9 +2,14 @@
 
 The control thread (the caller of :meth:`Transfer.run`) opens both ends,
 decides what to resume, starts the streams, takes restart markers on the
-policy's schedule, emits events, and verifies the whole object at the end.
-Only markers the destination returned from ``Writer.durable()`` reach the
-journal.
+policy's schedule, emits events, and verifies the whole object.  Only
+markers the destination returned from ``Writer.durable()`` reach the journal.
+
+Verification reads the destination back.  When its writer can read back its
+durable bytes (``Writer.read_durable``), that happens in a background thread
+in step with the markers (see :mod:`.verify`), and a mismatch is found before
+the object is published; otherwise the published object is read back at the
+end.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from .policy import MarkerPolicy
 from .pump import Pump
 from .resume import ResumeDecision, decide
 from .scheduler import plan_blocks
+from .verify import DurableVerifier
 
 Where = str | Location | Endpoint
 
@@ -191,6 +197,8 @@ class _Run:
         self.entry: JournalEntry | None = None
         self.writer: Writer | None = None
         self.pump: Pump | None = None
+        self.verifier: DurableVerifier | None = None
+        self.published = False
         self.marker = RangeSet()
         self.resumed = RangeSet()
         self.size = 0
@@ -238,12 +246,20 @@ class _Run:
                     hasher=hasher,
                     wake=self.t._wake,
                 )
+                self.verifier = self._start_verifier(hasher, block_size, caps_dst)
                 self._move(policy)
                 if caps_dst.restart is not RestartModel.NONE:
                     self._take_marker(final=True)
-                self.writer.complete()
-                self._check_source_unchanged(info)
-                checksum = self._verify(hasher, block_size, caps_dst.checksums, caps_dst.ordered_writes)
+                if self.verifier is not None:
+                    # Verified before publishing: a mismatch never appears under the final name.
+                    assert hasher is not None
+                    checksum = self._finish_verifier(hasher)
+                    self._publish()
+                    self._check_source_unchanged(info)
+                else:
+                    self._publish()
+                    self._check_source_unchanged(info)
+                    checksum = self._verify(hasher, block_size, caps_dst.checksums, caps_dst.ordered_writes)
             except BaseException as exc:
                 self._fail(exc)
                 raise
@@ -345,6 +361,26 @@ class _Run:
         elif self.restart_reason:
             self.t._emit(Restarted(self.restart_reason))
 
+    def _publish(self) -> None:
+        assert self.writer is not None
+        self.writer.complete()
+        self.published = True
+
+    def _start_verifier(self, hasher: Hasher | None, block_size: int, caps) -> DurableVerifier | None:  # type: ignore[no-untyped-def]
+        """A background read-back of the durable prefix, when the destination allows one."""
+        assert self.writer is not None
+        if (
+            hasher is None
+            or hasher.algorithm in caps.checksums  # the storage computes it: nothing to read back
+            or caps.restart is RestartModel.NONE  # no markers, so nothing is durable before the end
+            or not caps.read_back
+        ):
+            return None
+        verifier = DurableVerifier(self.writer.read_durable, self.size, hasher.algorithm, block_size, wake=self.t._wake)
+        verifier.advance(self.resumed.prefix_end())
+        verifier.start()
+        return verifier
+
     # -- moving bytes ----------------------------------------------------------------
 
     def _move(self, policy: MarkerPolicy) -> None:
@@ -377,6 +413,9 @@ class _Run:
                 raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
             if pump.error is not None:
                 break
+            if self.verifier is not None and self.verifier.error is not None:
+                pump.stop()
+                break
             now = time.monotonic()
             sent = pump.bytes_sent
             due_by_bytes = step is not None and sent - last_marker_bytes >= step
@@ -393,6 +432,8 @@ class _Run:
         pump.join()
         if pump.error is not None:
             raise pump.error
+        if self.verifier is not None and self.verifier.error is not None:
+            raise self.verifier.error
         if self.t._cancel.is_set():
             raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
         self._progress(samples, time.monotonic())
@@ -432,6 +473,8 @@ class _Run:
             self.journal.record_marker(self.entry.id, marker)
         if changed or final:
             self.t._emit(Marker(marker, marker.total(), self.size, final))
+        if self.verifier is not None:
+            self.verifier.advance(marker.prefix_end())
 
     # -- the end -------------------------------------------------------------------
 
@@ -443,17 +486,38 @@ class _Run:
                 hint="run the same command again once the source is stable; it starts from zero",
             )
 
-    def _verify(self, hasher: Hasher | None, block_size: int, storage_sums: frozenset[str], ordered: bool) -> str | None:
-        if hasher is None:
-            return None
-        assert self.pump is not None
-        algorithm = hasher.algorithm
+    def _finish_verifier(self, hasher: Hasher) -> str:
+        assert self.verifier is not None
+        source_sum = self._source_sum(hasher)
+        self.t._emit(Verifying(hasher.algorithm, "read-back"))
+        dest_sum = self.verifier.finish()
+        self._compare(hasher.algorithm, source_sum, dest_sum)
+        return source_sum
+
+    def _source_sum(self, hasher: Hasher) -> str:
         if hasher.count != self.size:
             raise TransferCoreError(
                 f"the source checksum covered {hasher.count} of {self.size} bytes",
                 hint="this is a bug in the engine; the object was written but not verified",
             )
-        source_sum = hasher.hexdigest()
+        return hasher.hexdigest()
+
+    @staticmethod
+    def _compare(algorithm: str, source_sum: str, dest_sum: str) -> None:
+        if dest_sum.lower() != source_sum:
+            raise ChecksumMismatch(
+                algorithm.upper(),
+                source_sum,
+                dest_sum.lower(),
+                hint="the partial object was kept for inspection; run the copy again with --no-resume to send it in full",
+            )
+
+    def _verify(self, hasher: Hasher | None, block_size: int, storage_sums: frozenset[str], ordered: bool) -> str | None:
+        if hasher is None:
+            return None
+        assert self.pump is not None
+        algorithm = hasher.algorithm
+        source_sum = self._source_sum(hasher)
         self.t._emit(Verifying(algorithm, "storage" if algorithm in storage_sums else "read-back"))
         dest_sum = self.dst.driver.checksum(self.dst.path, algorithm)
         if dest_sum is None:
@@ -465,13 +529,7 @@ class _Run:
                     parallel=1 if ordered else min(2, self.options.streams),
                     stop=self.t._cancel,
                 )
-        if dest_sum.lower() != source_sum:
-            raise ChecksumMismatch(
-                algorithm.upper(),
-                source_sum,
-                dest_sum.lower(),
-                hint="the partial object was kept for inspection; run the copy again with --no-resume to send it in full",
-            )
+        self._compare(algorithm, source_sum, dest_sum)
         return source_sum
 
     def _fail(self, exc: BaseException) -> None:
@@ -479,17 +537,26 @@ class _Run:
         if self.pump is not None:
             self.pump.stop()
             self.pump.join()
+        if self.verifier is not None:
+            self.verifier.stop()
+            self.verifier.join()
+            self.verifier = None
         mismatch = isinstance(exc, ChecksumMismatch)
-        if self.writer is not None and not mismatch:
-            try:
-                if self.dst.driver.capabilities().restart is not RestartModel.NONE:
-                    self._take_marker()
-            except BaseException:  # noqa: BLE001 - the first error is the one to report
-                pass
-            try:
-                self.writer.abort()
-            except BaseException:  # noqa: BLE001
-                pass
+        if self.writer is not None:
+            if not mismatch:
+                try:
+                    if self.dst.driver.capabilities().restart is not RestartModel.NONE:
+                        self._take_marker()
+                except BaseException:  # noqa: BLE001 - the first error is the one to report
+                    pass
+            if not self.published:
+                # After a mismatch found before publishing, abort keeps the
+                # partial object for inspection; the journal's state makes the
+                # next run start from zero.
+                try:
+                    self.writer.abort()
+                except BaseException:  # noqa: BLE001
+                    pass
         if isinstance(exc, (KeyboardInterrupt, TransferAborted)):
             state = State.INTERRUPTED
         elif mismatch:

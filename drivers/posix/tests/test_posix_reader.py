@@ -44,3 +44,34 @@ def test_read_after_close_is_refused(driver, stored):
     reader.close()  # idempotent
     with pytest.raises(WriterClosed):
         reader.read(0, 1)
+
+
+def test_readinto_fills_the_buffer_with_the_bytes_at_the_offset(driver, stored):
+    data = payload(10_000)
+    with driver.open_read(str(stored)) as reader:
+        buffer = bytearray(1000)
+        reader.readinto(9_000, buffer)
+        assert buffer == data[9_000:]
+        view = memoryview(bytearray(300))
+        reader.readinto(17, view[100:200])
+        assert view[100:200] == data[17:117] and view[:100] == bytes(100)
+
+
+def test_readinto_past_the_end_or_after_close_is_refused(driver, stored):
+    reader = driver.open_read(str(stored))
+    with pytest.raises(RangeSyntaxError, match="past its size"):
+        reader.readinto(9_990, bytearray(11))
+    with pytest.raises(RangeSyntaxError):
+        reader.readinto(-1, bytearray(1))
+    reader.close()
+    with pytest.raises(WriterClosed):
+        reader.readinto(0, bytearray(1))
+
+
+def test_readinto_of_a_file_truncated_under_the_reader_is_an_error(driver, stored):
+    reader = driver.open_read(str(stored))
+    os.truncate(stored, 100)
+    buffer = bytearray(10_000)
+    with pytest.raises(StorageError, match="truncated"):
+        reader.readinto(0, buffer)
+    reader.close()

@@ -25,7 +25,7 @@ from transfercore.errors import (
     RestartRejected,
     from_oserror,
 )
-from transfercore.options import OptionSpec, int_option, size_option, str_option
+from transfercore.options import OptionSpec, bool_option, int_option, size_option, str_option
 from transfercore.ranges import RangeSet
 
 from . import names, sidecar
@@ -44,10 +44,17 @@ class PosixDriver(Driver):
         "root": str_option("confine every path to this directory; URL paths are then relative to it"),
         "max_writers": int_option("threads that may write one object at once", default=16, minimum=1),
         "block": size_option("preferred block size", default=4 * 1024 * 1024, minimum=1),
+        "parallel_pwrite": bool_option(
+            "let writer threads pwrite into one file at the same time (helps only on file systems "
+            "that do not serialize buffered writes per file)",
+            default=False,
+        ),
     }
 
     def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
-        settings = {"root": None, "max_writers": 16, "block": 4 * 1024 * 1024} | dict(options or {})
+        settings = {"root": None, "max_writers": 16, "block": 4 * 1024 * 1024, "parallel_pwrite": False} | dict(
+            options or {}
+        )
         super().__init__(authority, settings)
         if authority not in ("", "localhost"):
             from transfercore.errors import LocationError
@@ -66,6 +73,7 @@ class PosixDriver(Driver):
             checksums=frozenset(),
             atomic_publish=True,
             crash_simulation=False,
+            read_back=True,
             namespace=True,
         )
 
@@ -148,6 +156,7 @@ class PosixDriver(Driver):
         return PosixWriter(
             fd=fd, directory=directory, name=name, display=path,
             record=record, resumed=RangeSet(), record_stored=False,
+            serial_pwrite=not self.settings["parallel_pwrite"],
         )
 
     def _resume(self, path: str, directory: str, name: str, size: int, resume: RangeSet) -> PosixWriter:
@@ -181,6 +190,7 @@ class PosixDriver(Driver):
         return PosixWriter(
             fd=fd, directory=directory, name=name, display=path,
             record=record, resumed=resume, record_stored=stored,
+            serial_pwrite=not self.settings["parallel_pwrite"],
         )
 
     def _load(self, directory: str, name: str) -> tuple[SidecarRecord | None, str]:

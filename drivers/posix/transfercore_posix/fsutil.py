@@ -41,3 +41,18 @@ def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         if n <= 0:
             raise OSError(5, "pwrite wrote nothing")  # EIO: never loop forever
         done += n
+
+
+def preadv_exact(fd: int, view: memoryview, offset: int, what: str) -> int:
+    """Read into all of ``view`` from ``offset``; return the bytes read, fewer only at end of file."""
+    done = 0
+    total = view.nbytes
+    while done < total:
+        try:
+            n = os.preadv(fd, [view[done:]], offset + done)
+        except OSError as exc:
+            raise from_oserror(exc, f"{what} at {offset + done}") from exc
+        if n == 0:
+            break
+        done += n
+    return done

@@ -8,6 +8,8 @@ import threading
 from transfercore.contract import Reader
 from transfercore.errors import RangeSyntaxError, StorageError, WriterClosed, from_oserror
 
+from .fsutil import preadv_exact
+
 
 class PosixReader(Reader):
     def __init__(self, fd: int, size: int, display: str) -> None:
@@ -21,14 +23,17 @@ class PosixReader(Reader):
     def size(self) -> int:
         return self._size
 
-    def read(self, offset: int, length: int) -> bytes:
+    def _check(self, offset: object, length: object) -> None:
         if type(offset) is not int or offset < 0 or offset > self._size:
             raise RangeSyntaxError(f"read offset {offset!r} of {self._display} is outside 0-{self._size}")
         if type(length) is not int or length < 0:
             raise RangeSyntaxError(f"read length {length!r} of {self._display} is not a non-negative number")
-        want = min(length, self._size - offset)
         if self._closed:
             raise WriterClosed(f"reader for {self._display} is closed")
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check(offset, length)
+        want = min(length, self._size - offset)
         chunks: list[bytes] = []
         got = 0
         while got < want:
@@ -37,14 +42,34 @@ class PosixReader(Reader):
             except OSError as exc:
                 raise from_oserror(exc, f"cannot read {self._display} at {offset + got}") from exc
             if not chunk:
-                raise StorageError(
-                    f"{self._display} ended at {offset + got}, before its size {self._size}: "
-                    "it was truncated while being read",
-                    hint="read it again once nothing else changes it",
-                )
+                raise self._truncated(offset + got)
             chunks.append(chunk)
             got += len(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def readinto(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill all of ``buffer`` with the bytes at ``offset``.
+
+        The copy goes straight into the caller's buffer, so a stream can reuse
+        one buffer for every block instead of allocating (and page-faulting in)
+        a new ``bytes`` per read.  Reading past the end is an error, as is a
+        file that ends early.
+        """
+        view = memoryview(buffer).cast("B")
+        self._check(offset, view.nbytes)
+        if view.nbytes > self._size - offset:
+            raise RangeSyntaxError(
+                f"read {offset}-{offset + view.nbytes} of {self._display} goes past its size {self._size}"
+            )
+        got = preadv_exact(self._fd, view, offset, f"cannot read {self._display}")
+        if got < view.nbytes:
+            raise self._truncated(offset + got)
+
+    def _truncated(self, at: int) -> StorageError:
+        return StorageError(
+            f"{self._display} ended at {at}, before its size {self._size}: it was truncated while being read",
+            hint="read it again once nothing else changes it",
+        )
 
     def close(self) -> None:
         with self._lock:
