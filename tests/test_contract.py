@@ -76,3 +76,16 @@ def test_a_writer_left_by_a_with_block_keeps_its_partial_state_through_abort():
 def test_object_info_name_is_the_last_path_component():
     assert ObjectInfo(path="/a/b/c.bin", size=1, mtime_ns=0).name == "c.bin"
     assert ObjectInfo(path="/a/dir/", size=0, mtime_ns=0, is_dir=True).name == "dir"
+
+
+def test_check_write_returns_the_end_or_raises_the_documented_error():
+    from transfercore.contract import check_write
+    from transfercore.errors import InvalidWrite
+
+    assert check_write(10, 5, 15, "obj") == 15
+    with pytest.raises(InvalidWrite, match="not a non-negative whole number"):
+        check_write(-1, 5, 15, "obj")
+    with pytest.raises(InvalidWrite, match="not a non-negative whole number"):
+        check_write(1.0, 5, 15, "obj")
+    with pytest.raises(InvalidWrite, match="goes past the object's size 15"):
+        check_write(11, 5, 15, "obj")

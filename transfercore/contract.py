@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .capabilities import Capabilities
-from .errors import CapabilityError, StorageError
+from .errors import CapabilityError, InvalidWrite, StorageError
 from .options import OptionSpec
 from .ranges import RangeSet
 
@@ -52,6 +52,24 @@ class ObjectInfo:
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def check_write(offset: object, length: int, size: int, where: str) -> int:
+    """Check one write's span against an object of ``size`` bytes; return its end.
+
+    The checks every driver needs before it touches storage, with the
+    documented error: :class:`~transfercore.errors.InvalidWrite` for an offset
+    that is not a non-negative whole number or bytes past the size.
+    """
+    if type(offset) is not int or offset < 0:
+        raise InvalidWrite(f"write offset {offset!r} to {where} is not a non-negative whole number")
+    end = offset + length
+    if end > size:
+        raise InvalidWrite(
+            f"write {offset}-{end} to {where} goes past the object's size {size}",
+            hint="the size given when the object was opened must be the final size",
+        )
+    return end
 
 
 class Writer(abc.ABC):

@@ -12,7 +12,7 @@ import os
 import threading
 
 from transfercore.capabilities import RestartModel
-from transfercore.contract import Writer
+from transfercore.contract import Writer, check_write
 from transfercore.errors import InvalidWrite, StorageError, WriterClosed
 from transfercore.ranges import ByteRange, RangeSet
 
@@ -72,11 +72,7 @@ class MockWriter(Writer):
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         length = view.nbytes
-        if type(offset) is not int or offset < 0:
-            raise InvalidWrite(f"write offset {offset!r} to {self._where()} is not a non-negative whole number")
-        end = offset + length
-        if end > self._size:
-            raise InvalidWrite(f"write {offset}-{end} to {self._where()} goes past the object's size {self._size}")
+        end = check_write(offset, length, self._size, self._where())
         self._check_state()
         if length == 0:
             return
