@@ -91,6 +91,7 @@ def test_parsers_raise_only_bad_argument(text):
         A.parse_mode,
         A.parse_alloc,
         A.parse_retr_opts,
+        A.parse_retr_markers,
         A.parse_trev,
         A.parse_cksm,
         A.parse_eret,
@@ -108,3 +109,13 @@ def test_parsers_raise_only_bad_argument(text):
             A.parse_rest(text, mode)
         except BadArgument:
             pass
+
+
+def test_opts_retr_markers():
+    assert A.parse_retr_markers("Markers=5;") == 5
+    assert A.parse_retr_markers("Parallelism=4,4,4;markers=2;") == 2
+    assert A.parse_retr_markers("Parallelism=4,4,4;") is None
+    assert A.parse_retr_markers("Markers=0;") == 0
+    for bad in ("Markers=;", "Markers=-1;", "Markers=x;", "Markers=100000;"):
+        with pytest.raises(BadArgument):
+            A.parse_retr_markers(bad)

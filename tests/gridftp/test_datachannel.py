@@ -1,10 +1,12 @@
+import contextlib
 import socket
 import threading
 
 import pytest
 
-from transfercore.errors import TransferAborted
+from transfercore.errors import TransferAborted, TransferCoreError
 from transfercore.gridftp.datachannel import (
+    RECEIVE_BLOCK,
     ModeEReceiver,
     ModeESender,
     PassiveListener,
@@ -129,3 +131,26 @@ def test_eod_without_eof_leaves_tracker_incomplete():
     r = ModeEReceiver(MemWriter(), 0, 1 << 20)
     r.run(b, Progress(), threading.Event())
     assert not r.tracker.complete
+
+
+def test_stream_receive_stops_at_the_first_write_error():
+    class Failing(MemWriter):
+        def write(self, offset, data):
+            if offset:
+                raise TransferCoreError("no space left")
+            super().write(offset, data)
+
+    def send_until_refused():
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            a.sendall(b"y" * (RECEIVE_BLOCK * 3))
+        a.close()
+
+    a, b = socket.socketpair()
+    t = threading.Thread(target=send_until_refused)
+    t.start()
+    w = Failing()
+    with pytest.raises(TransferCoreError, match="no space left"):
+        receive_stream(b, w, 0, Progress(), threading.Event())
+    b.close()
+    t.join(10)
+    assert w.parts == {0: b"y" * RECEIVE_BLOCK}

@@ -332,3 +332,43 @@ def test_idle_timeout(serve, root):
     srv = serve("--root", str(root), "--anonymous", "--idle-timeout", "0.5")
     c = Client(srv.port)
     assert c.reply()[0] == 421
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_retr_perf_markers_only_when_the_client_asks(serve, root, asked):
+    payload = os.urandom(2_000_000)
+    (root / "p.bin").write_bytes(payload)
+    srv = serve("--root", str(root), "--anonymous")
+    c = Client(srv.port)
+    c.login()
+    if asked:
+        assert c.cmd("OPTS RETR Markers=1;")[0] == 200
+    events, replies = _retr_active(c, "/p.bin", 2, None)
+    assert replies[-1][0] == 226
+    perf = [text for code, text in replies if code == 112]
+    if asked:
+        # At least the closing one, counting every byte sent, before 226.
+        assert perf and f"Stripe Bytes Transferred: {len(payload)}" in perf[-1]
+    else:
+        assert perf == []
+    got = b"".join(e.data for e in sorted((e for e in events if isinstance(e, Data)), key=lambda e: e.offset))
+    assert got == payload
+
+
+def test_stream_retr_after_rest_sends_the_exact_tail(serve, root):
+    payload = os.urandom(5_000_001)
+    (root / "s.bin").write_bytes(payload)
+    srv = serve("--root", str(root), "--anonymous")
+    c = Client(srv.port)
+    c.login()
+    assert c.cmd("TYPE I")[0] == 200
+    hp = c.pasv()
+    assert c.cmd("REST 1234567")[0] == 350
+    c.raw(b"RETR /s.bin\r\n")
+    s = data_conn(hp)
+    got = bytearray()
+    while chunk := s.recv(1 << 20):
+        got += chunk
+    s.close()
+    assert c.until_final()[-1][0] == 226
+    assert bytes(got) == payload[1234567:]

@@ -255,3 +255,22 @@ def test_random_input_yields_only_replies_and_actions(chunks):
                     out.encode()
             if s.state is State.TRANSFER:
                 s.transfer_done()
+
+
+def test_retr_perf_markers_only_when_asked():
+    s = Session(SessionConfig(anonymous=True), peer_host="127.0.0.1")
+    cmd(s, "USER anonymous")
+    cmd(s, "PASS x")
+    cmd(s, "PORT 127,0,0,1,1,2")
+    [retr] = cmd(s, "RETR /f")
+    assert isinstance(retr, Retrieve) and retr.perf_markers is None
+    s.transfer_done()
+    assert codes(cmd(s, "OPTS RETR Markers=3;")) == [200]
+    cmd(s, "PORT 127,0,0,1,1,2")
+    [retr] = cmd(s, "RETR /f")
+    assert retr.perf_markers == 3.0
+    s.transfer_done()
+    assert codes(cmd(s, "OPTS RETR Markers=0;")) == [200]
+    cmd(s, "PORT 127,0,0,1,1,2")
+    [retr] = cmd(s, "RETR /f")
+    assert retr.perf_markers is None

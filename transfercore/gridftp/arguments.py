@@ -98,9 +98,21 @@ def parse_retr_opts(options: str) -> Parallelism | None:
                 raise BadArgument("Parallelism needs three numbers starting,minimum,maximum, each >= 1")
             result = Parallelism(*nums)
         elif key.strip().lower() in ("striplayout", "blocksize", "markers"):
-            continue
+            continue  # markers: see parse_retr_markers
         else:
             raise BadArgument(f"OPTS RETR option {key.strip()[:40]!r} is not supported")
+    return result
+
+
+def parse_retr_markers(options: str) -> int | None:
+    """``Markers=<seconds>;`` of ``OPTS RETR``: the client asks for ``112``
+    performance markers while it downloads (0 turns them off).  ``None`` when
+    the options do not mention markers."""
+    result: int | None = None
+    for item in options.split(";"):
+        key, sep, value = item.strip().partition("=")
+        if sep and key.strip().lower() == "markers":
+            result = _number(value, "OPTS RETR Markers", maximum=86400)
     return result
 
 

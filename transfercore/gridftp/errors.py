@@ -29,3 +29,7 @@ class BadArgument(GridFTPError, ValueError):
 
 class BadBlockHeader(RemoteProtocolError):
     """A MODE E block header is malformed; the data connection is closed and the transfer fails."""
+
+
+class DataTimeout(TransferCoreError):
+    """No data moved on a data connection within the timeout."""

@@ -33,7 +33,6 @@ from ..ranges import RangeSet
 from . import listing
 from .control import CommandReader, Reply
 from .datachannel import (
-    DataTimeout,
     ModeEReceiver,
     ModeESender,
     PassiveListener,
@@ -44,7 +43,7 @@ from .datachannel import (
     send_stream,
     set_buffers,
 )
-from .errors import BadArgument, RemoteProtocolError
+from .errors import BadArgument, DataTimeout, RemoteProtocolError
 from .hostport import HostPort
 from .markers import PerfMarker, RestartMarkers, perf_marker
 from .modee import encode_block, encode_eof_eod
@@ -631,6 +630,7 @@ class Connection:
 
     async def retrieve(self, act: Retrieve) -> None:
         reader = await self.io(self.driver.open_read, self.dpath(act.path))
+        perf: asyncio.Task[None] | None = None
         try:
             size = reader.size
             base = 0
@@ -650,6 +650,8 @@ class Connection:
                 )
             progress = Progress()
             await self.send(Reply.one(150, "Opening BINARY mode data connection."))
+            if act.perf_markers:
+                perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
             if act.mode == "S":
                 sock = await self.data_socket(act.data, act.buffer_size)
                 start = ranges.ranges[0].start if ranges else 0
@@ -672,8 +674,12 @@ class Connection:
                     close_quietly(s)
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
+            if perf is not None:
+                await self._stop_task(perf)
+                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
             await self.send(Reply.one(226, "Transfer Complete."))
         finally:
+            await self._stop_task(perf)
             reader.close()
 
     async def send_listing(self, act: Listing) -> None:

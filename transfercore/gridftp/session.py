@@ -134,6 +134,9 @@ class Retrieve:
     parallelism: int = 1
     buffer_size: int | None = None
     perf_interval: float = DEFAULT_MARKER_INTERVAL
+    #: Seconds between ``112`` markers of a download, when the client asked for
+    #: them with ``OPTS RETR Markers=n;`` (as with Globus, none otherwise).
+    perf_markers: float | None = None
 
 
 @attrs.frozen
@@ -222,6 +225,7 @@ class Session:
         self.data: DataSetup | None = None
         self.passive_kind: str | None = None
         self.parallelism = 1
+        self.retr_markers: float | None = None
         self.store_buffer: int | None = None
         self.retr_buffer: int | None = None
         self.restart_interval = self.config.marker_interval
@@ -459,8 +463,11 @@ class Session:
         name, options = A.parse_opts(arg)
         if name == "RETR":
             par = A.parse_retr_opts(options)
+            markers = A.parse_retr_markers(options)
             if par is not None:
                 self.parallelism = par.starting
+            if markers is not None:
+                self.retr_markers = float(markers) if markers else None
             return [Reply.one(200, "OPTS Command Successful.")]
         if name == "UTF8" and options.upper() in ("ON", ""):
             return [Reply.one(200, "UTF8 mode on.")]
@@ -572,6 +579,7 @@ class Session:
             parallelism=self.parallelism if self.mode == "E" else 1,
             buffer_size=self.retr_buffer,
             perf_interval=self.perf_interval,
+            perf_markers=self.retr_markers,
         )
         return self._start_transfer(action)
 
