@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
@@ -135,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
             with open(tmp, "w") as f:
                 f.write(f"{port}\n")
             os.replace(tmp, args.port_file)
+
+    # Imported here: every other subcommand would pay for asyncio at start-up.
+    import asyncio
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
