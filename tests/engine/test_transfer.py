@@ -362,7 +362,9 @@ def test_destination_corrupted_after_a_marker_is_a_mismatch_and_never_published(
     # The destination is read back as stored, in step with the markers: a byte
     # changed on the storage after it was made durable is caught, before the
     # object gets its final name.
-    src = src_file(300_000)
+    # Four times the marker bytes: the streams must wait for a marker before
+    # the end, so a non-final marker always comes.
+    src = src_file(1_000_000)
     dst = tmp_path / "out.bin"
 
     def corrupt(event):
@@ -383,7 +385,7 @@ def test_destination_corrupted_after_a_marker_is_a_mismatch_and_never_published(
     # The next run does not trust the corrupted partial object: it sends everything again.
     result, rec2 = run(src, os.fspath(dst), journal)
     assert "mismatch" in rec2.of("restart")[0].reason
-    assert result.bytes_sent == 300_000 and dst.read_bytes() == open(src, "rb").read()
+    assert result.bytes_sent == 1_000_000 and dst.read_bytes() == open(src, "rb").read()
 
 
 def test_destination_corrupted_in_the_last_marker_is_a_mismatch(tmp_path, journal, src_file):

@@ -320,3 +320,185 @@ def test_pwrites_take_turns_unless_parallel_pwrite_is_set(tmp_path, monkeypatch,
     writer.complete()
     assert (tmp_path / "o.bin").read_bytes() == data
     assert (active["max"] > 1) is overlap
+
+
+# -- O_DIRECT (driver option direct) -------------------------------------------------
+
+
+def _spy(monkeypatch, module, name):
+    """Record the descriptor and range of every call to ``module.name``, then call it."""
+    calls = []
+    real = getattr(module, name)
+
+    def spy(fd, view, offset, *rest):
+        calls.append((fd, offset, memoryview(view).nbytes))
+        return real(fd, view, offset, *rest)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def _filled(data: bytes) -> memoryview:
+    from transfercore.engine.buffers import aligned_buffer
+
+    view = aligned_buffer(len(data))
+    view[:] = data
+    return view
+
+
+def test_aligned_writes_go_direct_and_the_rest_stay_buffered(tmp_path, monkeypatch):
+    from transfercore_posix import writer as writer_mod
+    from transfercore_posix.direct import MIN_DIRECT as M
+    from transfercore_posix.driver import PosixDriver
+
+    target = str(tmp_path / "o.bin")
+    size = 2 * M + 8192 + 100
+    writer = PosixDriver(options={"direct": "on"}).open_write(target, size)
+    direct_fd = writer._direct.fd
+    assert direct_fd != writer._fd
+    if writer._direct.alignment != 4096:
+        pytest.skip(f"this file system asks for {writer._direct.alignment}-byte alignment; the layout assumes 4096")
+    data = os.urandom(size)
+    calls = _spy(monkeypatch, writer_mod, "pwrite_all")
+    writer.write(0, _filled(data[:M]))  # aligned: direct
+    writer.write(M, data[M : M + 4096])  # bytes: address unknown, buffered
+    writer.write(M + 4096, _filled(data[M + 4096 : M + 8192]))  # aligned but small: buffered
+    writer.write(M + 8192, _filled(data[M + 8192 :]))  # M direct, then the 100-byte tail buffered
+    assert calls == [
+        (direct_fd, 0, M),
+        (writer._fd, M, 4096),
+        (writer._fd, M + 4096, 4096),
+        (direct_fd, M + 8192, M),
+        (writer._fd, 2 * M + 8192, 100),
+    ]
+    marker = writer.durable()
+    reads = _spy(monkeypatch, writer_mod, "preadv_exact")
+    back = _filled(bytes(size))
+    writer.read_durable(0, back)
+    assert bytes(back) == data
+    assert reads == [(direct_fd, 0, 2 * M + 8192), (writer._fd, 2 * M + 8192, 100)]
+    writer.complete()
+    assert open(target, "rb").read() == data and marker == RangeSet.span(0, size)
+
+
+def _no_buffered_reads(writer, real):
+    def direct_only(fd, view, offset, what):
+        assert fd == writer._direct.fd
+        return real(fd, view, offset, what)
+
+    return direct_only
+
+
+def test_read_durable_direct_sees_what_is_stored(tmp_path, monkeypatch):
+    from transfercore_posix import writer as writer_mod
+    from transfercore_posix.direct import MIN_DIRECT as M
+    from transfercore_posix.driver import PosixDriver
+
+    target = str(tmp_path / "o.bin")
+    data = os.urandom(M)
+    writer = PosixDriver(options={"direct": "on"}).open_write(target, M)
+    writer.write(0, _filled(data))
+    writer.durable()
+    with open(writer.partial_path, "r+b") as handle:  # the storage changes a stored byte
+        handle.seek(5)
+        handle.write(b"!")
+    back = _filled(bytes(M))
+    monkeypatch.setattr(writer_mod, "preadv_exact", _no_buffered_reads(writer, writer_mod.preadv_exact))
+    writer.read_durable(0, back)
+    assert bytes(back[:5]) == data[:5] and bytes(back[5:6]) == b"!"
+    writer.abort()
+
+
+def test_direct_off_opens_no_second_descriptor(tmp_path):
+    from transfercore.registry import open_location
+
+    endpoint = open_location(f"posix://{tmp_path}/o.bin?direct=off")
+    writer = endpoint.driver.open_write(endpoint.path, 4096)
+    assert writer._direct is None
+    writer.write(0, _filled(payload(4096)))
+    writer.complete()
+    assert (tmp_path / "o.bin").read_bytes() == payload(4096)
+
+
+def test_a_bad_direct_value_is_refused(tmp_path):
+    from transfercore.errors import OptionError
+    from transfercore.registry import open_location
+
+    with pytest.raises(OptionError, match="auto, on, off"):
+        open_location(f"posix://{tmp_path}/o.bin?direct=maybe")
+
+
+def test_a_file_system_refusing_o_direct(tmp_path, monkeypatch):
+    import errno
+
+    from transfercore_posix import direct
+    from transfercore_posix.driver import PosixDriver
+
+    real = os.open
+
+    def refusing(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(direct.os, "open", refusing)
+    target = str(tmp_path / "o.bin")
+    with pytest.raises(StorageError, match="refuses O_DIRECT"):
+        PosixDriver(options={"direct": "on"}).open_write(target, 4096)
+    assert os.listdir(tmp_path) == []  # no partial file left behind
+    writer = PosixDriver(options={"direct": "auto"}).open_write(target, 4096)
+    assert writer._direct is None  # silently buffered
+    writer.write(0, _filled(payload(4096)))
+    writer.complete()
+    assert open(target, "rb").read() == payload(4096)
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_a_refused_direct_write(tmp_path, monkeypatch, mode):
+    import errno
+
+    from transfercore_posix import writer as writer_mod
+    from transfercore_posix.direct import MIN_DIRECT as M
+    from transfercore_posix.driver import PosixDriver
+
+    target = str(tmp_path / "o.bin")
+    writer = PosixDriver(options={"direct": mode}).open_write(target, M)
+    real = writer_mod.pwrite_all
+
+    def refuse_direct(fd, view, offset):
+        if fd == writer._direct.fd:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, view, offset)
+
+    monkeypatch.setattr(writer_mod, "pwrite_all", refuse_direct)
+    data = os.urandom(M)
+    if mode == "on":
+        with pytest.raises(StorageError, match="direct=auto"):
+            writer.write(0, _filled(data))
+        writer.write(0, data)  # nothing was recorded as written: the range is still free
+    else:
+        writer.write(0, _filled(data))
+        assert writer._direct.usable is False
+    writer.complete()
+    assert open(target, "rb").read() == data
+
+
+def test_resume_writes_direct_too(tmp_path, monkeypatch):
+    from transfercore_posix import writer as writer_mod
+    from transfercore_posix.direct import MIN_DIRECT as M
+    from transfercore_posix.driver import PosixDriver
+
+    driver = PosixDriver(options={"direct": "on"})
+    target = str(tmp_path / "o.bin")
+    data = os.urandom(2 * M + 7)
+    first = driver.open_write(target, len(data))
+    first.write(0, _filled(data[:M]))
+    kept = first.durable()
+    first.abort()
+    writer = driver.open_write(target, len(data), resume=kept)
+    assert writer._direct is not None
+    calls = _spy(monkeypatch, writer_mod, "pwrite_all")
+    writer.write(M, _filled(data[M:]))
+    assert calls == [(writer._direct.fd, M, M), (writer._fd, 2 * M, 7)]
+    writer.complete()
+    assert open(target, "rb").read() == data

@@ -25,11 +25,13 @@ from transfercore.errors import (
     RestartRejected,
     from_oserror,
 )
-from transfercore.options import OptionSpec, bool_option, int_option, size_option, str_option
+from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
 from transfercore.ranges import RangeSet
 
 from . import names, sidecar
 from .confine import PathMapper
+from .direct import MODES as DIRECT_MODES
+from .direct import DirectFile, alignment_of, open_direct
 from .fsutil import fsync_dir, remove_quietly
 from .reader import PosixReader
 from .sidecar import CorruptSidecar, SidecarRecord
@@ -49,12 +51,22 @@ class PosixDriver(Driver):
             "that do not serialize buffered writes per file)",
             default=False,
         ),
+        "direct": choice_option(
+            "write and read back block-aligned data with O_DIRECT, bypassing the page cache: auto (if the "
+            "file system accepts it), on (required), off",
+            DIRECT_MODES,
+            default="auto",
+        ),
     }
 
     def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
-        settings = {"root": None, "max_writers": 16, "block": 4 * 1024 * 1024, "parallel_pwrite": False} | dict(
-            options or {}
-        )
+        settings = {
+            "root": None,
+            "max_writers": 16,
+            "block": 4 * 1024 * 1024,
+            "parallel_pwrite": False,
+            "direct": "auto",
+        } | dict(options or {})
         super().__init__(authority, settings)
         if authority not in ("", "localhost"):
             from transfercore.errors import LocationError
@@ -87,6 +99,8 @@ class PosixDriver(Driver):
             "durability": "fdatasync of the file, fsync of the directory for new names",
             "resume record": "sidecar .<name>.tcpart.marker beside the partial file",
             "root": self._paths.root or "not confined",
+            "direct I/O": f"direct={self.settings['direct']}: block-aligned writes and read-backs bypass the "
+            "page cache where the file system accepts O_DIRECT",
         }
 
     # -- helpers ---------------------------------------------------------------
@@ -148,6 +162,12 @@ class PosixDriver(Driver):
             fd = os.open(partial, _RW | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as exc:
             raise from_oserror(exc, f"cannot create the partial file of {path}") from exc
+        try:
+            direct = self._open_direct(partial, fd)
+        except BaseException:
+            os.close(fd)
+            remove_quietly(partial)
+            raise
         st = os.fstat(fd)
         record = SidecarRecord(size=size, ranges=RangeSet(), dev=st.st_dev, ino=st.st_ino, token=token)
         # No record yet: the first durable() stores it, and its directory fsync
@@ -156,7 +176,7 @@ class PosixDriver(Driver):
         return PosixWriter(
             fd=fd, directory=directory, name=name, display=path,
             record=record, resumed=RangeSet(), record_stored=False,
-            serial_pwrite=not self.settings["parallel_pwrite"],
+            serial_pwrite=not self.settings["parallel_pwrite"], direct=direct,
         )
 
     def _resume(self, path: str, directory: str, name: str, size: int, resume: RangeSet) -> PosixWriter:
@@ -178,20 +198,34 @@ class PosixDriver(Driver):
         if fd is None:
             raise RestartRejected(f"cannot resume {path}: {why}")
         stored = True
+        try:
+            direct = self._open_direct(os.path.join(directory, names.partial_name(name, record.token)), fd)
+        except BaseException:
+            os.close(fd)
+            raise
         if record.ranges != resume:
             # The caller will rewrite what it does not hold; the record must not
             # keep claiming bytes that are about to be overwritten.
             try:
                 sidecar.store(directory, name, record.with_ranges(resume))
             except BaseException:
+                if direct is not None:
+                    direct.close()
                 os.close(fd)
                 raise
             record = record.with_ranges(resume)
         return PosixWriter(
             fd=fd, directory=directory, name=name, display=path,
             record=record, resumed=resume, record_stored=stored,
-            serial_pwrite=not self.settings["parallel_pwrite"],
+            serial_pwrite=not self.settings["parallel_pwrite"], direct=direct,
         )
+
+    def _open_direct(self, partial: str, fd: int) -> DirectFile | None:
+        mode = self.settings["direct"]
+        direct_fd = open_direct(partial, mode)
+        if direct_fd is None:
+            return None
+        return DirectFile(direct_fd, alignment_of(fd), strict=mode == "on")
 
     def _load(self, directory: str, name: str) -> tuple[SidecarRecord | None, str]:
         try:

@@ -24,18 +24,26 @@ next marker, so the marker never runs ahead of the media.
 :meth:`PosixWriter.read_durable` reads back bytes of the latest marker while
 later blocks are still being written, so the caller can verify the object as
 stored in step with the transfer instead of in a serial pass at the end.
+
+With a :class:`~.direct.DirectFile` (driver option ``direct``), writes and
+read-backs whose offset, length and memory are block-aligned bypass the page
+cache; the rest, such as the object's last block, stay buffered.  Direct
+writes do not take the ``pwrite`` turn, which exists for buffered writes
+spinning on the inode lock; a direct write sleeps while the device works.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 
-from transfercore.contract import Writer
+from transfercore.contract import Writer, check_write
 from transfercore.errors import InvalidWrite, RangeSyntaxError, StorageError, WriterClosed, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
+from .direct import DirectFile
 from .fsutil import fsync_dir, preadv_exact, pwrite_all
 from .intervals import Intervals
 from .sidecar import SidecarRecord
@@ -55,8 +63,10 @@ class PosixWriter(Writer):
         resumed: RangeSet,
         record_stored: bool,
         serial_pwrite: bool = True,
+        direct: DirectFile | None = None,
     ) -> None:
         self._fd = fd
+        self._direct = direct
         self._directory = directory
         self._name = name
         self._display = display
@@ -97,14 +107,7 @@ class PosixWriter(Writer):
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
         length = view.nbytes
-        if type(offset) is not int or offset < 0:
-            raise InvalidWrite(f"write offset {offset!r} to {self._display} is not a non-negative whole number")
-        end = offset + length
-        if end > self._size:
-            raise InvalidWrite(
-                f"write {offset}-{end} to {self._display} goes past the object's size {self._size}",
-                hint="the size given when the object was opened must be the final size",
-            )
+        end = check_write(offset, length, self._size, self._display)
         key = (offset, end)
         with self._lock:
             if self._state != _OPEN:
@@ -118,15 +121,38 @@ class PosixWriter(Writer):
                 )
             self._inflight.add(key)
         try:
-            if self._pwrite_turn is not None:
-                with self._pwrite_turn:
-                    pwrite_all(self._fd, view, offset)
-            else:
-                pwrite_all(self._fd, view, offset)
+            self._pwrite(view, offset)
+        except StorageError:  # already says what to do (direct=on refused)
+            self._finish(key, ok=False)
+            raise
         except OSError as exc:
             self._finish(key, ok=False)
             raise from_oserror(exc, f"cannot write {offset}-{end} of {self._display}") from exc
         self._finish(key, ok=True)
+
+    def _pwrite(self, view: memoryview, offset: int) -> None:
+        direct = self._direct
+        aligned = direct.aligned_length(offset, view) if direct is not None else 0
+        if aligned:
+            assert direct is not None
+            try:
+                pwrite_all(direct.fd, view[:aligned] if aligned < view.nbytes else view, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # Refused before any byte moved, or after some: either way the
+                # buffered write below rewrites the same bytes, which is harmless.
+                direct.refused(exc, f"{offset}-{offset + view.nbytes} of {self._display}")
+                aligned = 0
+            if aligned == view.nbytes:
+                return
+            view = view[aligned:]
+            offset += aligned
+        if self._pwrite_turn is not None:
+            with self._pwrite_turn:
+                pwrite_all(self._fd, view, offset)
+        else:
+            pwrite_all(self._fd, view, offset)
 
     def _finish(self, key: tuple[int, int], *, ok: bool) -> None:
         with self._lock:
@@ -157,7 +183,7 @@ class PosixWriter(Writer):
             # complete() and abort() close the descriptor: they wait for reads too.
             self._reading += 1
         try:
-            got = preadv_exact(self._fd, view, offset, f"cannot read back {self._display}")
+            got = self._read_stored(view, offset)
         finally:
             with self._lock:
                 self._reading -= 1
@@ -168,6 +194,29 @@ class PosixWriter(Writer):
                 f"the partial file of {self._display} ends at {offset + got}, inside its durable marker",
                 hint="something outside this transfer truncated it; run the copy again with --no-resume",
             )
+
+    def _read_stored(self, view: memoryview, offset: int) -> int:
+        what = f"cannot read back {self._display}"
+        direct = self._direct
+        aligned = direct.aligned_length(offset, view) if direct is not None else 0
+        if aligned:
+            assert direct is not None
+            try:
+                # Straight from the device: the check covers what is on media,
+                # and the read-back does not refill the page cache.  Measured
+                # on 2 GiB copies: a buffered read-back of direct-written data
+                # cost 4.7-5.8 s of CPU and 6.3-7.8 s of wall time, a direct one
+                # 1.3-2.0 s and 4.7-5.0 s.
+                got = preadv_exact(direct.fd, view[:aligned], offset, what)
+            except StorageError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                direct.refused(exc, f"a read-back of {self._display}")
+            else:
+                if got < aligned or aligned == view.nbytes:
+                    return got
+                return got + preadv_exact(self._fd, view[aligned:], offset + aligned, what)
+        return preadv_exact(self._fd, view, offset, what)
 
     def durable(self) -> RangeSet:
         with self._sync_lock:
@@ -209,7 +258,7 @@ class PosixWriter(Writer):
                 raise from_oserror(exc, f"cannot publish {self._display}; the partial data is kept") from exc
             with self._lock:
                 self._state = _COMPLETED
-            os.close(self._fd)
+            self._close_descriptors()
             fsync_dir(self._directory)
             if self._recorded is not None and sidecar.remove(self._directory, self._name):
                 # A stale record left by a crash here would be harmless (its partial
@@ -228,9 +277,14 @@ class PosixWriter(Writer):
                 while self._inflight or self._reading:
                     self._idle.wait()
                 self._state = _ABORTED
-            os.close(self._fd)
+            self._close_descriptors()
 
     # -- helpers ---------------------------------------------------------------
+
+    def _close_descriptors(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+        os.close(self._fd)
 
     def _check_open(self) -> None:
         if self._state != _OPEN:
