@@ -1,4 +1,5 @@
-"""End to end: the real ``transfercore copy`` into and out of hpss://, killed and resumed.
+"""End to end: the real ``transfercore copy`` into and out of hpss://, killed or
+failed by an injected PIO fault, and resumed.
 
 The kill tests follow ``copy --json`` and send SIGKILL only once a restart
 marker past a given point was printed (the engine prints a marker after it
@@ -144,3 +145,41 @@ def test_sigkill_then_resume_out_of_hpss(tmp_path: Path, emu_root: Path, env: di
     resumed = event(events, "resumed")["bytes"]
     assert marker <= resumed <= HANG_AT
     assert event(events, "done")["bytes_sent"] == SIZE - resumed
+
+
+FAULT_AT = 5 * MiB + 100_000
+
+
+@pytest.mark.parametrize(
+    ("fault", "durable"),
+    [
+        # HPSS >= 7.5 sets BytesMoved on error: the marker reaches the failure point.
+        ({"HPSS_EMU_FAIL_AFTER": str(FAULT_AT)}, FAULT_AT),
+        # The file rolled back before the failure point: BytesMoved says so.
+        ({"HPSS_EMU_FAIL_AFTER": str(FAULT_AT), "HPSS_EMU_ROLLBACK": "60000"}, FAULT_AT - 60_000),
+        # BZ4719: BytesMoved unset on error, so only the last completed segment is trusted.
+        ({"HPSS_EMU_FAIL_AFTER": str(FAULT_AT), "HPSS_EMU_VERSION": "7.4.3"}, 5 * MiB),
+    ],
+    ids=["fail", "fail-and-roll-back", "fail-with-bz4719"],
+)
+def test_injected_pio_fault_then_the_same_command_resumes(
+    tmp_path: Path, emu_root: Path, env: dict[str, str], fault: dict[str, str], durable: int
+) -> None:
+    src = tmp_path / "src.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    journal = tmp_path / "journal"
+    dst = f"hpss:///f.bin?{URL_OPTS}"
+    failed = subprocess.run(
+        command(str(src), dst, journal), env=env | fault, capture_output=True, text=True, timeout=60
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    events = [json.loads(line) for line in failed.stdout.splitlines()]
+    error = event(events, "error")
+    assert error["durable_bytes"] == durable
+    assert all(e["durable_bytes"] <= durable for e in events if e["event"] == "marker")
+    again = copy(str(src), dst, journal, env)
+    resumed = event(again, "resumed")
+    assert resumed["bytes"] == durable
+    assert event(again, "done")["bytes_sent"] == SIZE - durable
+    assert (emu_root / "f.bin").read_bytes() == data
