@@ -39,7 +39,6 @@ def test_missing_and_directory(tmp_path, capsys):
 
 
 def test_storage_checksum_is_used_when_the_driver_has_one(capsys):
-    pytest.importorskip("transfercore_mock")
     from transfercore_mock import reset_stores
 
     from transfercore.registry import open_location

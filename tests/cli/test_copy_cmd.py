@@ -5,13 +5,10 @@ import os
 import random
 
 import pytest
+from transfercore_mock import reset_stores  # noqa: E402
 
 from transfercore.cli import main
 from transfercore.cli.exitcodes import ExitCode
-
-pytest.importorskip("transfercore_mock")
-from transfercore_mock import reset_stores  # noqa: E402
-
 from transfercore.registry import open_location  # noqa: E402
 
 

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("transfercore_mock")
-
 from transfercore.journal import Journal  # noqa: E402
 from transfercore.ranges import RangeSet  # noqa: E402
 from transfercore.registry import open_location  # noqa: E402

@@ -20,7 +20,6 @@ from transfercore.journal import State
 from transfercore.ranges import RangeSet
 from transfercore.registry import open_location
 
-pytest.importorskip("transfercore_mock")
 
 def put_mock(url: str, data: bytes) -> None:
     """Store a complete object in the mock store named by ``url``."""

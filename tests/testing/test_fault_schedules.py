@@ -27,16 +27,13 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from transfercore_mock import reset_stores  # noqa: E402
 
 from transfercore.engine import Marker, MarkerPolicy, TransferOptions, copy
 from transfercore.errors import StorageError, TransferCoreError
 from transfercore.journal import Journal
 from transfercore.ranges import ByteRange, RangeSet
 from transfercore.registry import open_location
-
-pytest.importorskip("transfercore_mock")
-
-from transfercore_mock import reset_stores  # noqa: E402
 
 _names = itertools.count()
 
