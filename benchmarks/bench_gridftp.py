@@ -20,7 +20,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,23 +28,7 @@ import time
 from pathlib import Path
 
 from transfercore.sizes import parse_size
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
+from transfercore.testing.loopback import free_port, start_globus_server, wait_port
 
 
 def make_source(path: Path, size: int) -> None:
@@ -139,30 +122,7 @@ def main() -> int:
         stderr=open(work / "ours.log", "wb"),
     )
     pidfile = work / "real.pid"
-    subprocess.run(
-        [
-            "globus-gridftp-server",
-            "-S",
-            "-pidfile",
-            str(pidfile),
-            "-aa",
-            "-anonymous-user",
-            "nobody",
-            "-p",
-            str(real_port),
-            "-control-interface",
-            "127.0.0.1",
-            "-data-interface",
-            "127.0.0.1",
-            "-d",
-            "ERROR",
-            "-l",
-            str(work / "real.log"),
-            "-c",
-            "/dev/null",
-        ],
-        check=True,
-    )
+    start_globus_server(real_port, pidfile, work / "real.log")
     wait_port(ours_port)
     wait_port(real_port)
     real_pid = int(pidfile.read_text().split()[0])

@@ -38,7 +38,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ import attrs
 
 from transfercore.ranges import RangeSet
 from transfercore.sizes import format_size, parse_size
+from transfercore.testing.loopback import free_port, start_globus_server, wait_port
 from transfercore.testing.powerloss import PowerLossFS
 
 MARKER = re.compile(r"^111 Range Marker (\S+)")
@@ -75,23 +75,6 @@ class Trial:
     @property
     def lost_fraction(self) -> float:
         return self.lost / self.marked.total() if self.marked else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"no server listens on 127.0.0.1:{port}")
 
 
 def children_of(pid: int) -> list[int]:
@@ -170,15 +153,7 @@ class GlobusServer:
         self.directory = directory
 
     def start(self) -> None:
-        subprocess.run(
-            [
-                "globus-gridftp-server", "-S", "-pidfile", str(self.pidfile), "-aa", "-anonymous-user", "nobody",
-                "-p", str(self.port), "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1",
-                "-d", "ERROR", "-l", str(self.log), "-c", "/dev/null",
-            ],
-            check=True,
-        )
-        wait_port(self.port)
+        start_globus_server(self.port, self.pidfile, self.log)
 
     def url(self, name: str) -> str:
         return f"ftp://127.0.0.1:{self.port}{self.directory / name}"

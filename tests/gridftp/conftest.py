@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from transfercore.testing.loopback import free_port, start_globus_server, wait_port
 
 HAVE_GLOBUS = bool(shutil.which("globus-url-copy") and shutil.which("globus-gridftp-server"))
 GLOBUS_MISSING = (
@@ -26,25 +27,6 @@ needs_globus = pytest.mark.globus
 def _require_globus(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("globus") is not None and not HAVE_GLOBUS:
         pytest.fail(GLOBUS_MISSING)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 class Served:
@@ -107,31 +89,7 @@ def real_server(tmp_path: Path) -> Iterator[int]:
         pytest.fail(GLOBUS_MISSING)
     port = free_port()
     pidfile = tmp_path / "gsrv.pid"
-    subprocess.run(
-        [
-            "globus-gridftp-server",
-            "-S",
-            "-pidfile",
-            str(pidfile),
-            "-aa",
-            "-anonymous-user",
-            "nobody",
-            "-p",
-            str(port),
-            "-control-interface",
-            "127.0.0.1",
-            "-data-interface",
-            "127.0.0.1",
-            "-d",
-            "ERROR",
-            "-l",
-            str(tmp_path / "gsrv.log"),
-            "-c",
-            "/dev/null",
-        ],
-        check=True,
-    )
-    wait_port(port)
+    start_globus_server(port, pidfile, tmp_path / "gsrv.log")
     yield port
     try:
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
