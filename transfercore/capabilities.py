@@ -44,6 +44,9 @@ class Capabilities:
     max_writers: int = attrs.field(default=1, validator=_positive)
     preferred_block_size: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
     min_block_size: int = attrs.field(default=1, validator=_positive)
+    #: A new restart point comes only after about this many more bytes (and
+    #: at the object's end): HPSS reports one per executed segment.
+    marker_granularity: int = attrs.field(default=1, validator=_positive)
     #: Checksum algorithms (canonical names, see :mod:`transfercore.checksums`)
     #: the storage computes itself, faster than reading back.
     checksums: frozenset[str] = attrs.field(default=frozenset(), converter=_names)

@@ -11,12 +11,15 @@ import attrs
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, Writer
+from transfercore.errors import CapabilityError
 from transfercore.location import Location, parse_location
 from transfercore.ranges import ByteRange, RangeSet
 from transfercore.registry import open_location
 
 #: Blocks per test object; the last one is short so that odd sizes are exercised.
 BLOCKS = 8
+#: The largest marker granularity the kit fills: its objects are about four granules.
+MAX_GRANULARITY = 16 * 1024 * 1024
 
 
 @attrs.frozen
@@ -41,7 +44,16 @@ class Subject:
         self.caps: Capabilities = self.driver.capabilities()
         self.random = random.Random(self.options.seed)
         self._created: list[str] = []
-        self.block = max(self.caps.min_block_size, 16 * 1024)
+        granularity = self.caps.marker_granularity
+        if granularity > MAX_GRANULARITY:
+            raise CapabilityError(
+                f"{self.location} declares restart points only every {granularity} bytes; the kit fills "
+                f"at most {MAX_GRANULARITY} bytes per restart point",
+                hint="run the kit with a smaller granularity option on the URL, e.g. hpss:///dir?segment=1MiB",
+            )
+        # Half a granule per block: the first half of an object then holds
+        # whole granules, so a marker is due when a check asks for one.
+        self.block = max(self.caps.min_block_size, 16 * 1024, -(-granularity // 2))
         self.size = self.block * (BLOCKS - 1) + self.block // 2 + 1
 
     # --- objects and data ---------------------------------------------------------

@@ -89,6 +89,7 @@ class HpssDriver(Driver):
             max_writers=1,
             preferred_block_size=self.block,
             min_block_size=1,
+            marker_granularity=self.segment,
             checksums=frozenset[str]({"md5"}),
             atomic_publish=False,
             crash_simulation=False,
