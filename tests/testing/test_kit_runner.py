@@ -58,10 +58,11 @@ def test_posix_without_power_loss_passes_and_report_lists_every_clause(tmp_path)
 
 
 def test_a_granularity_the_kit_cannot_fill_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    from transfercore_posix.driver import PosixDriver
+
     from transfercore.capabilities import Capabilities
     from transfercore.errors import CapabilityError
     from transfercore.testing.subject import MAX_GRANULARITY, Subject
-    from transfercore_posix.driver import PosixDriver
 
     coarse = Capabilities(marker_granularity=MAX_GRANULARITY * 2, preferred_block_size=MAX_GRANULARITY * 2)
     monkeypatch.setattr(PosixDriver, "capabilities", lambda self: coarse)
@@ -71,9 +72,10 @@ def test_a_granularity_the_kit_cannot_fill_is_refused_with_what_to_do(tmp_path, 
 
 
 def test_objects_hold_whole_granules_in_their_first_half(tmp_path, monkeypatch):
+    from transfercore_posix.driver import PosixDriver
+
     from transfercore.capabilities import Capabilities
     from transfercore.testing.subject import Subject
-    from transfercore_posix.driver import PosixDriver
 
     monkeypatch.setattr(PosixDriver, "capabilities", lambda self: Capabilities(marker_granularity=1 << 20))
     subject = Subject(f"posix://{tmp_path}")
