@@ -89,3 +89,17 @@ def test_check_write_returns_the_end_or_raises_the_documented_error():
         check_write(1.0, 5, 15, "obj")
     with pytest.raises(InvalidWrite, match="goes past the object's size 15"):
         check_write(11, 5, 15, "obj")
+
+
+def test_check_resume_lets_the_record_decide_and_says_why():
+    from transfercore.contract import check_resume
+    from transfercore.errors import RestartRejected
+
+    held = RangeSet.of((0, 100), (200, 300))
+    check_resume("obj", RangeSet.of((0, 50), (200, 300)), 400, 400, held)
+    with pytest.raises(RestartRejected, match="goes past the size 400"):
+        check_resume("obj", RangeSet.of((0, 500)), 400, 400, held)
+    with pytest.raises(RestartRejected, match="started with size 300, not 400"):
+        check_resume("obj", RangeSet.of((0, 50)), 400, 300, held)
+    with pytest.raises(RestartRejected, match=r"missing 100-150"):
+        check_resume("obj", RangeSet.of((0, 150)), 400, 400, held)

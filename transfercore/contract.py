@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .capabilities import Capabilities
-from .errors import CapabilityError, InvalidWrite, StorageError
+from .errors import CapabilityError, InvalidWrite, RestartRejected, StorageError
 from .options import OptionSpec
 from .ranges import RangeSet
 
@@ -70,6 +70,27 @@ def check_write(offset: object, length: int, size: int, where: str) -> int:
             hint="the size given when the object was opened must be the final size",
         )
     return end
+
+
+def check_resume(where: str, resume: RangeSet, size: int, recorded_size: int, recorded: RangeSet) -> None:
+    """Check a caller's marker against a driver's durable resume record.
+
+    Raises :class:`~transfercore.errors.RestartRejected`, saying why, when the
+    marker goes past the size, the record was made for another size, or the
+    record does not hold every byte of the marker: the storage is
+    authoritative.
+    """
+    if resume.end() > size:
+        raise RestartRejected(f"cannot resume {where}: marker {resume} goes past the size {size}")
+    if recorded_size != size:
+        raise RestartRejected(
+            f"cannot resume {where}: the partial object was started with size {recorded_size}, not {size}"
+        )
+    if not recorded.contains(resume):
+        raise RestartRejected(
+            f"cannot resume {where}: marker {resume} is not all durable; the storage holds only "
+            f"{recorded or 'nothing'} (missing {resume - recorded})"
+        )
 
 
 class Writer(abc.ABC):

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_resume
 from transfercore.errors import (
     AlreadyExists,
     InvalidWrite,
@@ -158,15 +158,8 @@ class MockDriver(Driver):
                 record = store.partial_begin(path, size)
             elif record is None:
                 raise RestartRejected(f"cannot resume {where}: there is no durable resume record")
-            elif record.size != size:
-                raise RestartRejected(
-                    f"cannot resume {where}: the partial object was started with size {record.size}, not {size}"
-                )
-            elif not record.ranges.contains(resume):
-                raise RestartRejected(
-                    f"cannot resume {where}: marker {resume} is not all durable; the store holds only "
-                    f"{record.ranges or 'nothing'} (missing {resume - record.ranges})"
-                )
+            else:
+                check_resume(where, resume, size, record.size, record.ranges)
             if record.ranges != resume:
                 # Bytes outside the caller's marker will be written again: stop vouching for them.
                 store.partial_set_ranges(path, record.token, resume)

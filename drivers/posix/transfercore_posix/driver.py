@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_resume
 from transfercore.errors import (
     InvalidWrite,
     IsADirectory,
@@ -181,19 +181,11 @@ class PosixDriver(Driver):
 
     def _resume(self, path: str, directory: str, name: str, size: int, resume: RangeSet) -> PosixWriter:
         if resume.end() > size:
-            raise RestartRejected(f"restart marker {resume} of {path} goes past the size {size}")
+            raise RestartRejected(f"cannot resume {path}: marker {resume} goes past the size {size}")
         record, reason = self._load(directory, name)
         if record is None:
             raise RestartRejected(f"cannot resume {path}: {reason}")
-        if record.size != size:
-            raise RestartRejected(
-                f"cannot resume {path}: the partial object was started with size {record.size}, not {size}"
-            )
-        if not record.ranges.contains(resume):
-            raise RestartRejected(
-                f"cannot resume {path}: marker {resume} is not all durable; the storage holds only "
-                f"{record.ranges or 'nothing'} (missing {resume - record.ranges})"
-            )
+        check_resume(path, resume, size, record.size, record.ranges)
         fd, why = self._open_partial(directory, name, record)
         if fd is None:
             raise RestartRejected(f"cannot resume {path}: {why}")
