@@ -194,8 +194,8 @@ class Reader(abc.ABC):
         data = self.read(offset, view.nbytes)
         if len(data) != view.nbytes:
             raise StorageError(
-                f"short read: {len(data)} of {view.nbytes} bytes at offset {offset}",
-                hint="the object is shorter than its size; check the source",
+                f"short read of the source at offset {offset}: {len(data)} of {view.nbytes} bytes",
+                hint="the source changed or its storage failed; run the same command again to resume",
             )
         view[:] = data
 

@@ -39,7 +39,7 @@ def _line(entry: JournalEntry) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     path = args.journal or default_journal_path()
     entries: list[JournalEntry] = []
-    if args.journal or default_journal_path().exists():
+    if args.journal or path.exists():
         with Journal(path) as journal:
             entries = journal.entries()
     if args.json:
