@@ -19,7 +19,7 @@ import time
 
 import attrs
 
-from transfercore.contract import Writer
+from transfercore.contract import Writer, check_write
 from transfercore.errors import InvalidWrite, TransferCoreError, WriterClosed
 from transfercore.ranges import ByteRange, RangeSet
 
@@ -109,10 +109,7 @@ class HpssWriter(Writer):
             if self._closed:
                 raise WriterClosed(f"writer for hpss://{self._path} is closed")
             self._raise_if_failed()
-            if offset < 0 or offset + n > self._size:
-                raise InvalidWrite(
-                    f"write [{offset}, {offset + n}) is outside [0, {self._size}) of {self._path}"
-                )
+            check_write(offset, n, self._size, f"hpss://{self._path}")
             if offset != self._next_write:
                 raise InvalidWrite(
                     f"HPSS PIO needs ordered data: expected offset {self._next_write}, got {offset}",
