@@ -3,7 +3,9 @@
 Prints figures; it is not a test.  Every copy is durable at exit:
 
 * ``transfercore copy SRC DST`` with default options (markers every 5 s and
-  256 MiB, CRC32C verified by reading the destination back),
+  256 MiB, CRC32C verified by reading the destination back through the file
+  system after ``fdatasync``; ``--dest-options direct=auto`` reads it back
+  from the device instead),
 * ``dd if=SRC of=DST bs=4M conv=fdatasync``,
 * ``cp SRC DST`` followed by ``sync``,
 
@@ -90,8 +92,16 @@ def clean(*paths: Path) -> None:
     time.sleep(settle)
 
 
+#: Driver options for the destination URL (``--dest-options``), e.g. ``direct=auto``.
+dest_options = ""
+
+
+def destination(dst: Path) -> str:
+    return f"posix://{dst}?{dest_options}" if dest_options else str(dst)
+
+
 def tc(src: Path, dst: Path, state: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--quiet",
+    return [sys.executable, "-m", "transfercore", "copy", str(src), destination(dst), "--quiet",
             "--journal", str(state / "journal.sqlite"), "--no-resume", *extra]
 
 
@@ -103,16 +113,21 @@ def main() -> None:
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds to wait after deleting the previous copy (default 3; see above)")
+    parser.add_argument("--dest-options", default="",
+                        help="POSIX driver options for the destination, as in a URL query (e.g. direct=auto); "
+                             "default: none, the driver's defaults")
     args = parser.parse_args()
-    global settle
+    global settle, dest_options
     settle = args.settle
+    dest_options = args.dest_options
     size = parse_size(args.size)
     work = Path(tempfile.mkdtemp(prefix="tc-bench-", dir=args.dir))
     state = work / "state"
     state.mkdir()
     src, dst = work / "src.bin", work / "dst.bin"
     try:
-        print(f"# {format_size(size)} object, {os.cpu_count()} CPUs, settle {settle:g} s, scratch {work}")
+        print(f"# {format_size(size)} object, {os.cpu_count()} CPUs, settle {settle:g} s, "
+              f"destination options {dest_options or '(defaults)'}, scratch {work}")
         make_source(src, size)
         env = dict(os.environ, XDG_STATE_HOME=str(state))
 
@@ -182,7 +197,7 @@ def main() -> None:
         # -- bytes moved again after SIGKILL at ~50 % ------------------------------------------
         clean(dst)
         journal_path = state / "kill.sqlite"
-        argv = [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--json",
+        argv = [sys.executable, "-m", "transfercore", "copy", str(src), destination(dst), "--json",
                 "--journal", str(journal_path), "--no-resume"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         killed_at = 0
@@ -210,7 +225,7 @@ def main() -> None:
             print(f"SIGKILL at {format_size(killed_at)} sent: marker held {format_size(entry.marker.total())}; "
                   f"bytes moved again {format_size(moved_again)} "
                   f"(bound: 256 MiB + 4 x 4 MiB = {format_size(256 * MiB + 16 * MiB)})")
-            resume = [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--json",
+            resume = [sys.executable, "-m", "transfercore", "copy", str(src), destination(dst), "--json",
                       "--journal", str(journal_path)]
             out = subprocess.run(resume, capture_output=True, text=True, env=env, check=True).stdout
             done = json.loads(out.splitlines()[-1])

@@ -95,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:
         # The posix driver confined to the root: it refuses '..' and symlinks leaving it.
-        endpoint = open_location(Location("posix", "/", options={"root": os.path.abspath(args.root)}))
+        # O_DIRECT where the file system allows: an upload is not read back while
+        # it arrives, so buffered writes would leave the whole file in the page
+        # cache (the copy engine's read-back drops pages as it goes instead).
+        options = {"root": os.path.abspath(args.root), "direct": "auto"}
+        endpoint = open_location(Location("posix", "/", options=options))
     else:
         endpoint = open_location(args.driver)
     driver, base_path = endpoint.driver, endpoint.path or "/"

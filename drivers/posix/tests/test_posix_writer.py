@@ -502,3 +502,70 @@ def test_resume_writes_direct_too(tmp_path, monkeypatch):
     assert calls == [(writer._direct.fd, M, M), (writer._fd, 2 * M, 7)]
     writer.complete()
     assert open(target, "rb").read() == data
+
+
+# -- the page cache after read-back (driver option keep_cache) ---------------------------
+
+
+def _resident_pages(path: str) -> int:
+    """How many of the file's pages are in the page cache (mincore on a shared map)."""
+    import ctypes
+    import mmap
+
+    size = os.path.getsize(path)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        try:
+            vec = ctypes.create_string_buffer(pages)
+            assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
+            return sum(b & 1 for b in vec.raw)
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_read_back_pages_leave_the_cache_unless_kept(tmp_path, keep):
+    import mmap
+
+    from transfercore_posix.driver import PosixDriver
+
+    PAGE = mmap.PAGESIZE
+    size = 4 << 20
+    data = os.urandom(size)
+    target = str(tmp_path / "o.bin")
+    writer = PosixDriver(options={"keep_cache": keep}).open_write(target, size)
+    writer.write(0, _filled(data))
+    writer.durable()
+    assert _resident_pages(writer.partial_path) == size // PAGE  # written buffered, still cached
+    back = _filled(bytes(size // 2))
+    writer.read_durable(0, back)
+    assert bytes(back) == data[: size // 2]
+    resident = _resident_pages(writer.partial_path)
+    # Only the bytes read back are dropped; the rest stays until it is read back too.
+    assert resident == (size // PAGE if keep else size // 2 // PAGE)
+    writer.read_durable(size // 2, back)
+    assert bytes(back) == data[size // 2 :]
+    assert _resident_pages(writer.partial_path) == (size // PAGE if keep else 0)
+    writer.complete()
+    assert open(target, "rb").read() == data
+
+
+def test_the_default_writes_through_the_page_cache(tmp_path):
+    from transfercore_posix.driver import PosixDriver
+
+    driver = PosixDriver()
+    assert driver.settings["direct"] == "off" and driver.settings["keep_cache"] is False
+    assert driver.describe()["page cache"] == "dropped once read back"
+    writer = driver.open_write(str(tmp_path / "o.bin"), 4096)
+    assert writer._direct is None
+    writer.abort()

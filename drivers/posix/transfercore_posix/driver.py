@@ -52,10 +52,16 @@ class PosixDriver(Driver):
             default=False,
         ),
         "direct": choice_option(
-            "write and read back block-aligned data with O_DIRECT, bypassing the page cache: auto (if the "
-            "file system accepts it), on (required), off",
+            "write and read back block-aligned data with O_DIRECT, bypassing the page cache, so that the "
+            "verification read-back comes from the device: auto (if the file system accepts it), on "
+            "(required), off",
             DIRECT_MODES,
-            default="auto",
+            default="off",
+        ),
+        "keep_cache": bool_option(
+            "leave the destination's pages in the page cache after the verification read-back (by default "
+            "they are dropped once read back, so a large copy does not fill memory)",
+            default=False,
         ),
     }
 
@@ -65,7 +71,8 @@ class PosixDriver(Driver):
             "max_writers": 16,
             "block": 4 * 1024 * 1024,
             "parallel_pwrite": False,
-            "direct": "auto",
+            "direct": "off",
+            "keep_cache": False,
         } | dict(options or {})
         super().__init__(authority, settings)
         if authority not in ("", "localhost"):
@@ -101,6 +108,7 @@ class PosixDriver(Driver):
             "root": self._paths.root or "not confined",
             "direct I/O": f"direct={self.settings['direct']}: block-aligned writes and read-backs bypass the "
             "page cache where the file system accepts O_DIRECT",
+            "page cache": "kept after read-back" if self.settings["keep_cache"] else "dropped once read back",
         }
 
     # -- helpers ---------------------------------------------------------------
@@ -177,6 +185,7 @@ class PosixDriver(Driver):
             fd=fd, directory=directory, name=name, display=path,
             record=record, resumed=RangeSet(), record_stored=False,
             serial_pwrite=not self.settings["parallel_pwrite"], direct=direct,
+            drop_read_back=not self.settings["keep_cache"],
         )
 
     def _resume(self, path: str, directory: str, name: str, size: int, resume: RangeSet) -> PosixWriter:
@@ -210,6 +219,7 @@ class PosixDriver(Driver):
             fd=fd, directory=directory, name=name, display=path,
             record=record, resumed=resume, record_stored=stored,
             serial_pwrite=not self.settings["parallel_pwrite"], direct=direct,
+            drop_read_back=not self.settings["keep_cache"],
         )
 
     def _open_direct(self, partial: str, fd: int) -> DirectFile | None:

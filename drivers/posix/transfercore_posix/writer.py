@@ -64,9 +64,11 @@ class PosixWriter(Writer):
         record_stored: bool,
         serial_pwrite: bool = True,
         direct: DirectFile | None = None,
+        drop_read_back: bool = True,
     ) -> None:
         self._fd = fd
         self._direct = direct
+        self._drop_read_back = drop_read_back
         self._directory = directory
         self._name = name
         self._display = display
@@ -216,7 +218,21 @@ class PosixWriter(Writer):
                 if got < aligned or aligned == view.nbytes:
                     return got
                 return got + preadv_exact(self._fd, view[aligned:], offset + aligned, what)
-        return preadv_exact(self._fd, view, offset, what)
+        got = preadv_exact(self._fd, view, offset, what)
+        if self._drop_read_back and got:
+            self._drop_cached(offset, got)
+        return got
+
+    def _drop_cached(self, offset: int, length: int) -> None:
+        # Bytes read back lie inside the durable marker: their pages are clean,
+        # no write touches them again, and dropping them only gives memory back.
+        # On a VM that returns free memory to its host, filling fresh page-cache
+        # pages costs a host page fault each; recycling a bounded set of pages
+        # instead took a 2 GiB copy from 7-9 s to under 3 s here.
+        try:
+            os.posix_fadvise(self._fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # advice only: the read-back itself succeeded
 
     def durable(self) -> RangeSet:
         with self._sync_lock:
