@@ -565,7 +565,31 @@ def test_the_default_writes_through_the_page_cache(tmp_path):
 
     driver = PosixDriver()
     assert driver.settings["direct"] == "off" and driver.settings["keep_cache"] is False
-    assert driver.describe()["page cache"] == "dropped once read back"
+    assert driver.describe()["page cache"] == "dropped once read back or one marker later"
     writer = driver.open_write(str(tmp_path / "o.bin"), 4096)
     assert writer._direct is None
     writer.abort()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_durable_pages_nobody_reads_back_leave_the_cache_one_marker_later(tmp_path, keep):
+    import mmap
+
+    from transfercore_posix.driver import PosixDriver
+
+    half = (2 << 20) // mmap.PAGESIZE
+    size = 2 * half * mmap.PAGESIZE
+    data = os.urandom(size)
+    target = str(tmp_path / "o.bin")
+    writer = PosixDriver(options={"keep_cache": keep}).open_write(target, size)
+    writer.write(0, _filled(data[: size // 2]))
+    writer.durable()
+    assert _resident_pages(writer.partial_path) == half  # just made durable: still cached
+    writer.write(size // 2, _filled(data[size // 2 :]))
+    writer.durable()
+    # The first half has been durable for a whole marker: dropped; the second waits.
+    assert _resident_pages(writer.partial_path) == (2 * half if keep else half)
+    writer.durable()
+    assert _resident_pages(writer.partial_path) == (2 * half if keep else 0)
+    writer.complete()
+    assert open(target, "rb").read() == data

@@ -59,8 +59,9 @@ class PosixDriver(Driver):
             default="off",
         ),
         "keep_cache": bool_option(
-            "leave the destination's pages in the page cache after the verification read-back (by default "
-            "they are dropped once read back, so a large copy does not fill memory)",
+            "leave the destination's pages in the page cache (by default a range is dropped once the "
+            "verification has read it back, or one marker after it became durable, so a large copy does "
+            "not fill memory)",
             default=False,
         ),
     }
@@ -108,7 +109,7 @@ class PosixDriver(Driver):
             "root": self._paths.root or "not confined",
             "direct I/O": f"direct={self.settings['direct']}: block-aligned writes and read-backs bypass the "
             "page cache where the file system accepts O_DIRECT",
-            "page cache": "kept after read-back" if self.settings["keep_cache"] else "dropped once read back",
+            "page cache": "kept" if self.settings["keep_cache"] else "dropped once read back or one marker later",
         }
 
     # -- helpers ---------------------------------------------------------------
