@@ -143,6 +143,12 @@ class Writer(abc.ABC):
         capabilities.  The engine then verifies the object while later bytes
         are still being written, and a mismatch is found before the object is
         published.
+
+        "Stored" means what the storage returns to any reader of the object
+        from then on, not a copy kept from the write.  A driver whose storage
+        has caches it can bypass may offer that as an option (the POSIX
+        driver's ``direct`` reads from the device), at the cost of a second
+        pass over the device.
         """
         raise CapabilityError("this writer cannot read back durable bytes")
 
