@@ -593,3 +593,30 @@ def test_durable_pages_nobody_reads_back_leave_the_cache_one_marker_later(tmp_pa
     assert _resident_pages(writer.partial_path) == (2 * half if keep else 0)
     writer.complete()
     assert open(target, "rb").read() == data
+
+
+def test_a_read_back_under_way_keeps_unread_durable_pages_cached(tmp_path):
+    import mmap
+
+    from transfercore_posix.driver import PosixDriver
+
+    quarter = (1 << 20) // mmap.PAGESIZE
+    size = 4 * quarter * mmap.PAGESIZE
+    data = os.urandom(size)
+    writer = PosixDriver().open_write(str(tmp_path / "o.bin"), size)
+    q = size // 4
+    back = _filled(bytes(q))
+    writer.write(0, _filled(data[:q]))
+    writer.durable()
+    writer.read_durable(0, back)  # a verifier reads the first quarter, and lags
+    writer.write(q, _filled(data[q : 2 * q]))
+    writer.durable()
+    writer.write(2 * q, _filled(data[2 * q : 3 * q]))
+    writer.durable()
+    # The second quarter, durable for a marker but not yet read back, stays
+    # cached for the read-back; only what was read back is gone.
+    assert _resident_pages(writer.partial_path) == 2 * quarter
+    writer.read_durable(q, back)
+    assert bytes(back) == data[q : 2 * q]
+    assert _resident_pages(writer.partial_path) == quarter
+    writer.abort()
