@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if args.root:
         # The posix driver confined to the root: it refuses '..' and symlinks leaving it.
         # O_DIRECT where the file system allows: an upload is not read back while
-        # it arrives, so buffered writes would leave the whole file in the page
-        # cache (the copy engine's read-back drops pages as it goes instead).
+        # it arrives, and buffered writes would keep up to two restart-marker
+        # intervals of it (5 s each) in the page cache before dropping them.
         options = {"root": os.path.abspath(args.root), "direct": "auto"}
         endpoint = open_location(Location("posix", "/", options=options))
     else:

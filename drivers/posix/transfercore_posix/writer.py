@@ -25,6 +25,12 @@ next marker, so the marker never runs ahead of the media.
 later blocks are still being written, so the caller can verify the object as
 stored in step with the transfer instead of in a serial pass at the end.
 
+By default writes are buffered, and the pages of bytes inside the marker are
+dropped from the page cache once :meth:`read_durable` has read them, or, when
+nothing reads back, at the ``durable()`` call after the one that made them
+durable: a copy of any size keeps a bounded set of pages, which its later
+writes reuse (driver option ``keep_cache`` turns this off).
+
 With a :class:`~.direct.DirectFile` (driver option ``direct``), writes and
 read-backs whose offset, length and memory are block-aligned bypass the page
 cache; the rest, such as the object's last block, stay buffered.  Direct
