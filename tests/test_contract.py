@@ -91,6 +91,24 @@ def test_check_write_returns_the_end_or_raises_the_documented_error():
         check_write(11, 5, 15, "obj")
 
 
+def test_check_read_accepts_offsets_up_to_the_size_and_says_what_is_wrong():
+    from transfercore.contract import check_read
+    from transfercore.errors import InvalidRead, InvalidWrite
+
+    check_read(0, 0, 0, "obj")
+    check_read(15, 100, 15, "obj")  # at the end, asking past it: allowed, returns nothing
+    with pytest.raises(InvalidRead, match="read offset 16 of obj is outside 0-15") as info:
+        check_read(16, 1, 15, "obj")
+    assert info.value.hint
+    for offset in (-1, 1.0, "3", None):
+        with pytest.raises(InvalidRead, match="is outside 0-15"):
+            check_read(offset, 1, 15, "obj")
+    for length in (-1, 2.5, None):
+        with pytest.raises(InvalidRead, match="not a non-negative whole number"):
+            check_read(0, length, 15, "obj")
+    assert not issubclass(InvalidRead, InvalidWrite)  # a bad read is not reported as a bad write
+
+
 def test_check_resume_lets_the_record_decide_and_says_why():
     from transfercore.contract import check_resume
     from transfercore.errors import RestartRejected

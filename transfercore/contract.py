@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .capabilities import Capabilities
-from .errors import CapabilityError, InvalidWrite, RestartRejected, StorageError
+from .errors import CapabilityError, InvalidRead, InvalidWrite, RestartRejected, StorageError
 from .options import OptionSpec
 from .ranges import RangeSet
 
@@ -70,6 +70,22 @@ def check_write(offset: object, length: int, size: int, where: str) -> int:
             hint="the size given when the object was opened must be the final size",
         )
     return end
+
+
+def check_read(offset: object, length: object, size: int, where: str) -> None:
+    """Check one read's arguments against an object of ``size`` bytes.
+
+    :class:`~transfercore.errors.InvalidRead` for an offset that is not a whole
+    number from 0 to the size, or a length that is not a non-negative whole
+    number.  A read may ask past the end; it then returns what there is.
+    """
+    if type(offset) is not int or offset < 0 or offset > size:
+        raise InvalidRead(
+            f"read offset {offset!r} of {where} is outside 0-{size}",
+            hint="read offsets run from 0 to the object's size",
+        )
+    if type(length) is not int or length < 0:
+        raise InvalidRead(f"read length {length!r} of {where} is not a non-negative whole number")
 
 
 def check_resume(where: str, resume: RangeSet, size: int, recorded_size: int, recorded: RangeSet) -> None:

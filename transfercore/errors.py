@@ -103,6 +103,10 @@ class InvalidWrite(TransferCoreError, ValueError):
     """A write breaks the rules: past the size, negative, overlapping, out of order, after close."""
 
 
+class InvalidRead(TransferCoreError, ValueError):
+    """A read asks for bytes the object cannot hold: an offset outside it, a negative length."""
+
+
 class WriterClosed(InvalidWrite):
     """The writer or reader was already completed, aborted or closed."""
 

@@ -9,7 +9,7 @@ import pytest
 from hpss_support import KiB, payload
 from transfercore_hpss.driver import HpssDriver
 
-from transfercore.errors import IsADirectory, NotFound
+from transfercore.errors import InvalidRead, IsADirectory, NotFound
 
 
 def sparse_file(root: Path) -> bytes:
@@ -49,6 +49,10 @@ def test_read_of_plain_file_and_errors(driver: HpssDriver, emu_root: Path) -> No
     with driver.open_read("/p") as r:
         assert r.read(5, 300 * KiB) == data[5 : 300 * KiB + 5]
         assert r.read(len(data), 10) == b""
+        for offset, length in ((-1, 10), (len(data) + 1, 10), (0, -1), (1.5, 10)):
+            with pytest.raises(InvalidRead):
+                r.read(offset, length)  # type: ignore[arg-type]
+        assert r.read(0, 5) == data[:5]  # a refused read changes nothing
     with pytest.raises(NotFound):
         driver.open_read("/missing")
     (emu_root / "d").mkdir()

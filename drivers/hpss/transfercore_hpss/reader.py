@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import threading
 
-from transfercore.contract import Reader
-from transfercore.errors import InvalidWrite, TransferCoreError, WriterClosed
+from transfercore.contract import Reader, check_read
+from transfercore.errors import TransferCoreError, WriterClosed
 
 from . import api
 from ._hpss import ffi
@@ -36,8 +36,7 @@ class HpssReader(Reader):
         return self._size
 
     def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0:
-            raise InvalidWrite(f"read of {length} bytes at {offset} of {self._path}")
+        check_read(offset, length, self._size, self._path)
         end = min(self._size, offset + length)
         if end <= offset:
             return b""

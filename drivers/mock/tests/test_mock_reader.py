@@ -1,7 +1,7 @@
 import pytest
 from mock_support import open_mock
 
-from transfercore.errors import RangeSyntaxError, WriterClosed
+from transfercore.errors import InvalidRead, WriterClosed
 
 
 @pytest.fixture(params=["", "?spill=true"])
@@ -21,7 +21,7 @@ def test_reads(stored):
         assert reader.read(8, 100) == b"89"
         assert reader.read(10, 1) == b""
         for offset, length in [(-1, 1), (11, 1), (0, -1)]:
-            with pytest.raises(RangeSyntaxError):
+            with pytest.raises(InvalidRead):
                 reader.read(offset, length)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from transfercore.contract import Reader
-from transfercore.errors import RangeSyntaxError, StorageError, WriterClosed
+from transfercore.contract import Reader, check_read
+from transfercore.errors import StorageError, WriterClosed
 
 from .faults import FaultState
 from .store import ObjectHandle
@@ -25,10 +25,7 @@ class MockReader(Reader):
 
     def read(self, offset: int, length: int) -> bytes:
         size = self._handle.size
-        if type(offset) is not int or offset < 0 or offset > size:
-            raise RangeSyntaxError(f"read offset {offset!r} of {self._display} is outside 0-{size}")
-        if type(length) is not int or length < 0:
-            raise RangeSyntaxError(f"read length {length!r} of {self._display} is not a non-negative number")
+        check_read(offset, length, size, self._display)
         if self._closed:
             raise WriterClosed(f"reader for {self._display} is closed")
         want = min(length, size - offset)

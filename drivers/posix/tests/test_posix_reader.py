@@ -3,7 +3,7 @@ import os
 import pytest
 from posix_support import payload
 
-from transfercore.errors import RangeSyntaxError, StorageError, WriterClosed
+from transfercore.errors import InvalidRead, StorageError, WriterClosed
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_reads_return_exactly_the_requested_bytes(driver, stored):
 def test_bad_offsets_are_refused(driver, stored):
     with driver.open_read(str(stored)) as reader:
         for offset, length in [(-1, 5), (10_001, 1), (0, -1)]:
-            with pytest.raises(RangeSyntaxError):
+            with pytest.raises(InvalidRead):
                 reader.read(offset, length)
 
 
@@ -59,9 +59,9 @@ def test_readinto_fills_the_buffer_with_the_bytes_at_the_offset(driver, stored):
 
 def test_readinto_past_the_end_or_after_close_is_refused(driver, stored):
     reader = driver.open_read(str(stored))
-    with pytest.raises(RangeSyntaxError, match="past its size"):
+    with pytest.raises(InvalidRead, match="past its size"):
         reader.readinto(9_990, bytearray(11))
-    with pytest.raises(RangeSyntaxError):
+    with pytest.raises(InvalidRead):
         reader.readinto(-1, bytearray(1))
     reader.close()
     with pytest.raises(WriterClosed):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
-from transfercore.contract import Reader
-from transfercore.errors import RangeSyntaxError, StorageError, WriterClosed, from_oserror
+from transfercore.contract import Reader, check_read
+from transfercore.errors import InvalidRead, StorageError, WriterClosed, from_oserror
 
 from .fsutil import preadv_exact
 
@@ -24,10 +24,7 @@ class PosixReader(Reader):
         return self._size
 
     def _check(self, offset: object, length: object) -> None:
-        if type(offset) is not int or offset < 0 or offset > self._size:
-            raise RangeSyntaxError(f"read offset {offset!r} of {self._display} is outside 0-{self._size}")
-        if type(length) is not int or length < 0:
-            raise RangeSyntaxError(f"read length {length!r} of {self._display} is not a non-negative number")
+        check_read(offset, length, self._size, self._display)
         if self._closed:
             raise WriterClosed(f"reader for {self._display} is closed")
 
@@ -58,7 +55,7 @@ class PosixReader(Reader):
         view = memoryview(buffer).cast("B")
         self._check(offset, view.nbytes)
         if view.nbytes > self._size - offset:
-            raise RangeSyntaxError(
+            raise InvalidRead(
                 f"read {offset}-{offset + view.nbytes} of {self._display} goes past its size {self._size}"
             )
         got = preadv_exact(self._fd, view, offset, f"cannot read {self._display}")

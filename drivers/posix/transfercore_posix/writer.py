@@ -45,7 +45,7 @@ import os
 import threading
 
 from transfercore.contract import Writer, check_write
-from transfercore.errors import InvalidWrite, RangeSyntaxError, StorageError, WriterClosed, from_oserror
+from transfercore.errors import InvalidRead, InvalidWrite, StorageError, WriterClosed, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
@@ -185,7 +185,7 @@ class PosixWriter(Writer):
         view = memoryview(buffer).cast("B")
         end = offset + view.nbytes if type(offset) is int else -1
         if type(offset) is not int or offset < 0 or end > self._size:
-            raise RangeSyntaxError(f"read-back {offset!r}+{view.nbytes} of {self._display} is outside 0-{self._size}")
+            raise InvalidRead(f"read-back {offset!r}+{view.nbytes} of {self._display} is outside 0-{self._size}")
         if view.nbytes and not self._marker.contains(ByteRange(offset, end)):
             raise InvalidWrite(
                 f"read-back {offset}-{end} of {self._display} is not inside the durable marker {self._marker}",
