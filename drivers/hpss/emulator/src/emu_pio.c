@@ -401,6 +401,11 @@ static int execute(emu_group_t *g, int Fd, u_signed64 FileOffset, u_signed64 Siz
                 *BytesMoved = moved + inflate;
             return rc;
         }
+        /* A real HPSS keeps the data on its movers, not in this host's page
+         * cache: give the durable segment's pages back, so the emulated store
+         * does not charge the client for memory it would never use. */
+        if (moved > 0)
+            (void)posix_fadvise(Fd, (off_t)FileOffset, (off_t)moved, POSIX_FADV_DONTNEED);
     } else if (rc != 0) {
         if (!bz4719)
             *BytesMoved = moved;
