@@ -82,6 +82,10 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, in
 settle = 3.0
 
 
+#: Drop the source's pages before every command (``--cold-source``).
+cold_source: Path | None = None
+
+
 def clean(*paths: Path) -> None:
     for p in paths:
         if p.exists():
@@ -89,6 +93,12 @@ def clean(*paths: Path) -> None:
     for p in paths[0].parent.glob(".*.tcpart*"):
         p.unlink()
     os.sync()
+    if cold_source is not None:
+        fd = os.open(cold_source, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
     time.sleep(settle)
 
 
@@ -116,8 +126,10 @@ def main() -> None:
     parser.add_argument("--dest-options", default="",
                         help="POSIX driver options for the destination, as in a URL query (e.g. direct=auto); "
                              "default: none, the driver's defaults")
+    parser.add_argument("--cold-source", action="store_true",
+                        help="drop the source from the page cache before every command, so each reads it from the disk")
     args = parser.parse_args()
-    global settle, dest_options
+    global settle, dest_options, cold_source
     settle = args.settle
     dest_options = args.dest_options
     size = parse_size(args.size)
@@ -127,8 +139,11 @@ def main() -> None:
     src, dst = work / "src.bin", work / "dst.bin"
     try:
         print(f"# {format_size(size)} object, {os.cpu_count()} CPUs, settle {settle:g} s, "
-              f"destination options {dest_options or '(defaults)'}, scratch {work}")
+              f"destination options {dest_options or '(defaults)'}, "
+              f"{'cold' if args.cold_source else 'cached'} source, scratch {work}")
         make_source(src, size)
+        if args.cold_source:
+            cold_source = src
         env = dict(os.environ, XDG_STATE_HOME=str(state))
 
         # A discarded warm-up: the first copy after writing the source otherwise

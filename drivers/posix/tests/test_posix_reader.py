@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from posix_support import payload
+from posix_support import payload, resident_pages
 
 from transfercore.errors import InvalidRead, StorageError, WriterClosed
 
@@ -75,3 +75,71 @@ def test_readinto_of_a_file_truncated_under_the_reader_is_an_error(driver, store
     with pytest.raises(StorageError, match="truncated"):
         reader.readinto(0, buffer)
     reader.close()
+
+
+# -- the page cache (driver option keep_cache) ---------------------------------------
+
+
+def _cold_file(tmp_path, size):
+    path = tmp_path / "cold.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert resident_pages(str(path)) == 0
+    return str(path), data
+
+
+def _read_all(url_options, path, size):
+    from transfercore.engine.buffers import aligned_buffer
+    from transfercore.registry import open_location
+
+    endpoint = open_location(f"posix://{path}{url_options}")
+    buffer = aligned_buffer(size)
+    with endpoint.driver.open_read(endpoint.path) as reader:
+        reader.readinto(0, buffer)
+    return bytes(buffer)
+
+
+def test_bytes_fetched_from_the_device_leave_the_cache_after_reading(tmp_path):
+    size = 2 << 20
+    path, data = _cold_file(tmp_path, size)
+    assert _read_all("", path, size) == data
+    assert resident_pages(path) == 0
+
+
+def test_keep_cache_leaves_what_was_read_cached(tmp_path):
+    import mmap
+
+    size = 2 << 20
+    path, data = _cold_file(tmp_path, size)
+    assert _read_all("?keep_cache=true", path, size) == data
+    assert resident_pages(path) == size // mmap.PAGESIZE
+
+
+def test_a_file_already_cached_stays_cached(tmp_path):
+    import mmap
+
+    size = 2 << 20
+    path, data = _cold_file(tmp_path, size)
+    with open(path, "rb") as handle:  # another program keeps the file hot
+        assert handle.read() == data
+    assert resident_pages(path) == size // mmap.PAGESIZE
+    assert _read_all("", path, size) == data
+    assert resident_pages(path) == size // mmap.PAGESIZE
+
+
+def test_without_a_way_to_tell_cached_pages_nothing_is_dropped(tmp_path, monkeypatch):
+    import mmap
+
+    from transfercore_posix import fsutil
+
+    size = 1 << 20
+    path, data = _cold_file(tmp_path, size)
+    monkeypatch.delattr(fsutil.os, "RWF_NOWAIT")
+    assert _read_all("", path, size) == data
+    assert resident_pages(path) == size // mmap.PAGESIZE

@@ -3,7 +3,7 @@ import random
 import threading
 
 import pytest
-from posix_support import payload
+from posix_support import payload, resident_pages
 from transfercore_posix import names, sidecar
 
 from transfercore.errors import InvalidWrite, NoSpace, StorageError, WriterClosed
@@ -507,32 +507,6 @@ def test_resume_writes_direct_too(tmp_path, monkeypatch):
 # -- the page cache after read-back (driver option keep_cache) ---------------------------
 
 
-def _resident_pages(path: str) -> int:
-    """How many of the file's pages are in the page cache (mincore on a shared map)."""
-    import ctypes
-    import mmap
-
-    size = os.path.getsize(path)
-    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
-        try:
-            vec = ctypes.create_string_buffer(pages)
-            assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
-            return sum(b & 1 for b in vec.raw)
-        finally:
-            libc.munmap(addr, size)
-    finally:
-        os.close(fd)
-
-
 @pytest.mark.parametrize("keep", [False, True])
 def test_read_back_pages_leave_the_cache_unless_kept(tmp_path, keep):
     import mmap
@@ -546,16 +520,16 @@ def test_read_back_pages_leave_the_cache_unless_kept(tmp_path, keep):
     writer = PosixDriver(options={"keep_cache": keep}).open_write(target, size)
     writer.write(0, _filled(data))
     writer.durable()
-    assert _resident_pages(writer.partial_path) == size // PAGE  # written buffered, still cached
+    assert resident_pages(writer.partial_path) == size // PAGE  # written buffered, still cached
     back = _filled(bytes(size // 2))
     writer.read_durable(0, back)
     assert bytes(back) == data[: size // 2]
-    resident = _resident_pages(writer.partial_path)
+    resident = resident_pages(writer.partial_path)
     # Only the bytes read back are dropped; the rest stays until it is read back too.
     assert resident == (size // PAGE if keep else size // 2 // PAGE)
     writer.read_durable(size // 2, back)
     assert bytes(back) == data[size // 2 :]
-    assert _resident_pages(writer.partial_path) == (size // PAGE if keep else 0)
+    assert resident_pages(writer.partial_path) == (size // PAGE if keep else 0)
     writer.complete()
     assert open(target, "rb").read() == data
 
@@ -584,13 +558,13 @@ def test_durable_pages_nobody_reads_back_leave_the_cache_one_marker_later(tmp_pa
     writer = PosixDriver(options={"keep_cache": keep}).open_write(target, size)
     writer.write(0, _filled(data[: size // 2]))
     writer.durable()
-    assert _resident_pages(writer.partial_path) == half  # just made durable: still cached
+    assert resident_pages(writer.partial_path) == half  # just made durable: still cached
     writer.write(size // 2, _filled(data[size // 2 :]))
     writer.durable()
     # The first half has been durable for a whole marker: dropped; the second waits.
-    assert _resident_pages(writer.partial_path) == (2 * half if keep else half)
+    assert resident_pages(writer.partial_path) == (2 * half if keep else half)
     writer.durable()
-    assert _resident_pages(writer.partial_path) == (2 * half if keep else 0)
+    assert resident_pages(writer.partial_path) == (2 * half if keep else 0)
     writer.complete()
     assert open(target, "rb").read() == data
 
@@ -615,8 +589,8 @@ def test_a_read_back_under_way_keeps_unread_durable_pages_cached(tmp_path):
     writer.durable()
     # The second quarter, durable for a marker but not yet read back, stays
     # cached for the read-back; only what was read back is gone.
-    assert _resident_pages(writer.partial_path) == 2 * quarter
+    assert resident_pages(writer.partial_path) == 2 * quarter
     writer.read_durable(q, back)
     assert bytes(back) == data[q : 2 * q]
-    assert _resident_pages(writer.partial_path) == quarter
+    assert resident_pages(writer.partial_path) == quarter
     writer.abort()

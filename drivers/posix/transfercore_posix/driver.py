@@ -59,9 +59,9 @@ class PosixDriver(Driver):
             default="off",
         ),
         "keep_cache": bool_option(
-            "leave the destination's pages in the page cache (by default a range is dropped once the "
-            "verification has read it back, or one marker after it became durable, so a large copy does "
-            "not fill memory)",
+            "leave the pages of a copy in the page cache (by default a destination range is dropped once "
+            "the verification has read it back, or one marker after it became durable, and source bytes "
+            "read from the device are dropped once read, so a large copy does not fill memory)",
             default=False,
         ),
     }
@@ -270,7 +270,7 @@ class PosixDriver(Driver):
         if stat_mod.S_ISDIR(st.st_mode):
             os.close(fd)
             raise IsADirectory(f"{path} is a directory, not an object", errno=21)
-        return PosixReader(fd, st.st_size, path)
+        return PosixReader(fd, st.st_size, path, drop_fetched=not self.settings["keep_cache"])
 
     def partial(self, path: str) -> RangeSet:
         _local, directory, name = self._split(path)

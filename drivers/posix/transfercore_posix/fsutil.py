@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from transfercore.errors import from_oserror
@@ -56,3 +57,35 @@ def preadv_exact(fd: int, view: memoryview, offset: int, what: str) -> int:
             break
         done += n
     return done
+
+
+def drop_cached(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to drop the clean page-cache pages of ``[offset, offset + length)``.
+
+    Advice only: dirty pages stay, and a later read of the range goes to the
+    device, which is slower, not wrong.  On a VM that returns free memory to
+    its host, filling fresh page-cache pages costs a host page fault each;
+    recycling a bounded set of pages instead took a 2 GiB copy from 7-9 s to
+    under 3 s here.
+    """
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+
+
+def pread_cached(fd: int, view: memoryview, offset: int, what: str) -> int | None:
+    """Read into ``view`` only what the page cache already holds, without waiting
+    for the device (``RWF_NOWAIT``): the bytes read, possibly 0, or ``None`` when
+    the kernel or file system cannot tell cached pages from the others."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None:
+        return None
+    try:
+        return os.preadv(fd, [view], offset, flag)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return None
+        raise from_oserror(exc, f"{what} at {offset}") from exc
