@@ -5,7 +5,7 @@ Unless the driver option ``keep_cache`` is set, :meth:`PosixReader.readinto`
 already cached are read and stay, bytes it had to fetch from the device are
 dropped again once copied out.  A large copy from a cold source then
 recycles a bounded set of pages instead of filling memory (measured on a
-2 GiB copy from a cold source: 5.5-6.2 s keeping them, 4.0-4.5 s dropping
+2 GiB copy from a cold source: 4.7-4.9 s keeping them, 3.2-3.3 s dropping
 them), and a file other programs keep hot stays hot.
 """
 
