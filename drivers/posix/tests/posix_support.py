@@ -1,5 +1,6 @@
 """Helpers shared by the POSIX driver's tests."""
 
+import errno
 import os
 
 
@@ -32,3 +33,17 @@ def resident_pages(path: str) -> int:
             libc.munmap(addr, size)
     finally:
         os.close(fd)
+
+
+def refuse_o_direct(monkeypatch) -> None:
+    """Make the direct module's opens fail with EINVAL for O_DIRECT, as some file systems do."""
+    from transfercore_posix import direct
+
+    real = os.open
+
+    def refusing(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(direct.os, "open", refusing)

@@ -6,6 +6,7 @@ import mmap
 import os
 
 import pytest
+from posix_support import refuse_o_direct
 from transfercore_posix import direct
 from transfercore_posix.direct import DirectFile, address_of, alignment_of, open_direct
 
@@ -76,19 +77,8 @@ def test_open_direct_off_opens_nothing(partial):
     assert open_direct(partial, "off") is None
 
 
-def _refuse_o_direct(monkeypatch):
-    real = os.open
-
-    def refusing(path, flags, *args, **kwargs):
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(direct.os, "open", refusing)
-
-
 def test_a_refused_o_direct_falls_back_in_auto_and_is_an_error_in_on(partial, monkeypatch):
-    _refuse_o_direct(monkeypatch)
+    refuse_o_direct(monkeypatch)
     assert open_direct(partial, "auto") is None
     with pytest.raises(StorageError, match="refuses O_DIRECT") as info:
         open_direct(partial, "on")

@@ -3,7 +3,7 @@ import random
 import threading
 
 import pytest
-from posix_support import payload, resident_pages
+from posix_support import payload, refuse_o_direct, resident_pages
 from transfercore_posix import names, sidecar
 
 from transfercore.errors import InvalidWrite, NoSpace, StorageError, WriterClosed
@@ -429,19 +429,9 @@ def test_a_bad_direct_value_is_refused(tmp_path):
 
 
 def test_a_file_system_refusing_o_direct(tmp_path, monkeypatch):
-    import errno
-
-    from transfercore_posix import direct
     from transfercore_posix.driver import PosixDriver
 
-    real = os.open
-
-    def refusing(path, flags, *args, **kwargs):
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(direct.os, "open", refusing)
+    refuse_o_direct(monkeypatch)
     target = str(tmp_path / "o.bin")
     with pytest.raises(StorageError, match="refuses O_DIRECT"):
         PosixDriver(options={"direct": "on"}).open_write(target, 4096)

@@ -232,12 +232,9 @@ class PosixWriter(Writer):
                 return got + preadv_exact(self._fd, view[aligned:], offset + aligned, what)
         got = preadv_exact(self._fd, view, offset, what)
         if self._drop_read_back and got:
-            self._drop_cached(offset, got)
+            # Inside the durable marker: clean pages that no write touches again.
+            drop_cached(self._fd, offset, got)
         return got
-
-    def _drop_cached(self, offset: int, length: int) -> None:
-        # Inside the durable marker: clean pages that no write touches again.
-        drop_cached(self._fd, offset, length)
 
     def durable(self) -> RangeSet:
         with self._sync_lock:
@@ -258,7 +255,7 @@ class PosixWriter(Writer):
                 # still needed them made it read 650 MiB of 2 GiB from the
                 # device, adding 0.3 s after the last write.)
                 for r in self._drop_pending:
-                    self._drop_cached(r.start, r.length)
+                    drop_cached(self._fd, r.start, r.length)
                 self._drop_pending = snapshot - self._marker
             self._marker = snapshot
             return snapshot
