@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..errors import TransferCoreError
 from .exitcodes import ExitCode
 
-SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "globus_server")
 
 
 def build_parser() -> argparse.ArgumentParser:

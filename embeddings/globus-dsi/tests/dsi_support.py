@@ -1,0 +1,213 @@
+"""Running the real globus-gridftp-server with the transfercore DSI, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from transfercore.testing.loopback import free_port, wait_port
+
+GLOBUS_MISSING = (
+    "this test runs the real Globus tools: apt-get install globus-gass-copy-progs globus-gridftp-server-progs"
+)
+
+
+def have_globus() -> bool:
+    return bool(shutil.which("globus-url-copy") and (shutil.which("globus-gridftp-server") or os.path.exists("/usr/sbin/globus-gridftp-server")))
+
+
+def anonymous_args() -> list[str]:
+    """Anonymous sessions as the invoking user: the embedded Python and its environment
+    must be readable by the account a session runs as (root needs -allow-root)."""
+    if os.geteuid() == 0:
+        return ["-aa", "-anonymous-user", "root", "-allow-root"]
+    return ["-aa", "-anonymous-user", getpass.getuser()]
+
+
+def loopback_args(port: int) -> list[str]:
+    return ["-p", str(port), "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1", "-c", "/dev/null"]
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+class DsiServer:
+    """``transfercore globus-server URL ...`` as a subprocess on 127.0.0.1."""
+
+    def __init__(self, url: str, workdir: Path, *, dsi_options: list[str] | None = None,
+                 server_args: list[str] | None = None, port: int | None = None) -> None:
+        self.url = url
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.log = workdir / "dsi.log"
+        self.server_log = workdir / "gridftp.log"
+        self.dsi_options = dsi_options or []
+        self.server_args = server_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        cmd = [sys.executable, "-m", "transfercore", "globus-server", "--log", str(self.log)]
+        for opt in self.dsi_options:
+            cmd += ["--dsi-option", opt]
+        return [
+            *cmd, self.url, *loopback_args(self.port), *anonymous_args(),
+            "-d", "ERROR", "-l", str(self.server_log), *self.server_args,
+        ]
+
+    def start(self) -> DsiServer:
+        out = open(self.workdir / "globus-server.out", "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+        return self
+
+    def sessions(self) -> list[int]:
+        assert self.proc is not None
+        return children(self.proc.pid)
+
+    def kill_sessions(self) -> int:
+        pids = self.sessions()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(pids)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        for pid in self.sessions():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def ftp(self, path: str) -> str:
+        return f"ftp://127.0.0.1:{self.port}{path}"
+
+    def dsi_log(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def guc(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["globus-url-copy", *args], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Control:
+    """A small FTP control client for what globus-url-copy cannot be told to do (REST by hand)."""
+
+    def __init__(self, port: int, timeout: float = 30) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def _line(self) -> str:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("control connection closed")
+            self.buf += chunk
+        raw, self.buf = self.buf.split(b"\r\n", 1)
+        return raw.decode(errors="replace")
+
+    def reply(self) -> tuple[int, str]:
+        first = self._line()
+        lines = [first]
+        if first[3:4] == "-":
+            while not (lines[-1][:3] == first[:3] and lines[-1][3:4] == " "):
+                lines.append(self._line())
+        return int(first[:3]), "\n".join(lines)
+
+    def cmd(self, text: str) -> tuple[int, str]:
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.reply()
+
+    def login(self) -> None:
+        assert self.cmd("USER anonymous")[0] == 331
+        code, text = self.cmd("PASS x@y")
+        assert code == 230, text
+        assert self.cmd("TYPE I")[0] == 200
+
+    def pasv(self):  # type: ignore[no-untyped-def]
+        import socket
+
+        code, text = self.cmd("PASV")
+        assert code == 227, text
+        nums = [int(n) for n in text[text.index("(") + 1 : text.index(")")].split(",")]
+        return socket.create_connection((".".join(map(str, nums[:4])), nums[4] * 256 + nums[5]), timeout=30)
+
+    def until_final(self) -> list[tuple[int, str]]:
+        out = []
+        while True:
+            code, text = self.reply()
+            out.append((code, text))
+            if code >= 200:
+                return out
+
+    def stor(self, path: str, data: bytes, *, alloc: int | None = None, rest: str | None = None) -> list[tuple[int, str]]:
+        """MODE S upload; returns every reply from the preliminary to the final one."""
+        if alloc is not None:
+            assert self.cmd(f"ALLO {alloc}")[0] in (200, 202)
+        data_sock = self.pasv()
+        if rest is not None:
+            code, text = self.cmd(f"REST {rest}")
+            assert code == 350, text
+        self.sock.sendall(f"STOR {path}\r\n".encode())
+        code, text = self.reply()
+        replies = [(code, text)]
+        if code < 200:
+            try:
+                data_sock.sendall(data)
+            except OSError:
+                pass
+            data_sock.close()
+            replies += self.until_final()
+        else:
+            data_sock.close()
+        return replies
+
+    def close(self) -> None:
+        try:
+            self.cmd("QUIT")
+        except OSError:
+            pass
+        self.sock.close()
