@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from dsi_support import GLOBUS_MISSING, DsiServer, have_globus
+from transfercore_globus_dsi.testing import GLOBUS_MISSING, DsiServer, have_globus
 
 from transfercore.testing.loopback import free_port, start_globus_server
 

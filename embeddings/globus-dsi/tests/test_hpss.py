@@ -6,7 +6,7 @@ import os
 import re
 
 import pytest
-from dsi_support import guc
+from transfercore_globus_dsi.testing import guc
 
 from transfercore.ranges import RangeSet
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from dsi_support import Control, guc
+from transfercore_globus_dsi.testing import Control, guc
 
 pytestmark = pytest.mark.globus
 
@@ -168,7 +168,7 @@ def _raw_server(tmp_path, dsi_arg, env_extra):
     import subprocess
 
     import transfercore_globus_dsi as dsi
-    from dsi_support import anonymous_args, loopback_args
+    from transfercore_globus_dsi.testing import anonymous_args, loopback_args
 
     from transfercore.testing.loopback import free_port, wait_port
 
@@ -201,7 +201,7 @@ def test_bridge_errors_reach_the_client_and_the_log(tmp_path, dsi_arg, env_extra
         code, text = c.cmd("PASS x@y")
         assert code >= 400, text
         c.sock.close()
-        from dsi_support import wait_for
+        from transfercore_globus_dsi.testing import wait_for
 
         wait_for(lambda: log.exists() and expected in log.read_text(), 10, f"{expected!r} in the bridge log")
     finally:

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from dsi_support import Control, guc
+from transfercore_globus_dsi.testing import Control, guc
 
 from transfercore.ranges import RangeSet
 
@@ -80,7 +80,7 @@ def test_stream_rest_after_sigkill_resumes_identical(served, root):
     half = len(payload) // 2
     data.sendall(payload[:half])
     # the driver's own record of the partial upload grows as durable() runs
-    from dsi_support import wait_for
+    from transfercore_globus_dsi.testing import wait_for
 
     from transfercore.registry import open_location
 

@@ -1,4 +1,4 @@
-"""Running the real globus-gridftp-server with the transfercore DSI, for tests and benchmarks."""
+"""Running the real globus-gridftp-server with the transfercore DSI: for tests, benchmarks and power-loss trials."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from transfercore.ranges import RangeSet
 from transfercore.testing.loopback import free_port, wait_port
 
 GLOBUS_MISSING = (
@@ -211,3 +212,104 @@ class Control:
         except OSError:
             pass
         self.sock.close()
+
+
+# -- power loss --------------------------------------------------------------------------------
+
+MARKER_LINE = "111 Range Marker "
+#: Pages whose bytes differ count as lost, clipped to the marked ranges.
+PAGE = 4096
+
+
+class Throttle:
+    """Runs a process ``duty`` of the time (SIGCONT/SIGSTOP) so an upload over loopback
+    lasts several of the server's 5 s marker periods."""
+
+    def __init__(self, pid: int, duty: float, period: float = 0.3) -> None:
+        import threading
+
+        self.PERIOD = period
+        self.pid = pid
+        self.duty = duty
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                os.kill(self.pid, signal.SIGCONT)
+                time.sleep(self.PERIOD * self.duty)
+                if self.stop.is_set():
+                    break
+                os.kill(self.pid, signal.SIGSTOP)
+                time.sleep(self.PERIOD * (1 - self.duty))
+        except ProcessLookupError:
+            return
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def lost_bytes(source: Path, survivor: Path | None, marked: RangeSet) -> int:
+    """Bytes of ``marked`` whose page in ``survivor`` differs from ``source`` (all, if no file)."""
+    if survivor is None:
+        return marked.total()
+    lost = 0
+    with open(source, "rb") as src, open(survivor, "rb") as got:
+        for r in marked:
+            pos = r.start // PAGE * PAGE
+            while pos < r.end:
+                n = min(1 << 20, r.end - pos)
+                src.seek(pos)
+                got.seek(pos)
+                a, b = src.read(n), got.read(n)
+                if a != b:
+                    for off in range(0, n, PAGE):
+                        if a[off : off + PAGE] != b[off : off + PAGE]:
+                            page = RangeSet.span(pos + off, pos + min(off + PAGE, len(a)))
+                            lost += (page & RangeSet.of((r.start, r.end))).total()
+                pos += n
+    return lost
+
+
+def upload_until_markers(url: str, source: Path, markers: int, duty: float, timeout: float = 120):  # type: ignore[no-untyped-def]
+    """Start a throttled MODE E -p 4 upload; return (client, throttle, marked) once
+    ``markers`` 111 markers arrived (the client is still running, stopped or not)."""
+    client = subprocess.Popen(
+        # small TCP buffers: the stopped client cannot have queued much in the sockets
+        ["globus-url-copy", "-vb", "-dbg", "-fast", "-p", "4", "-tcp-bs", "65536", f"file://{source}", url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+    )
+    throttle = Throttle(client.pid, duty)
+    marked = RangeSet()
+    count = 0
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert client.stdout is not None
+    for line in client.stdout:
+        seen.append(line)
+        if time.monotonic() > deadline:
+            break
+        if line.startswith(MARKER_LINE):
+            count += 1
+            marked = marked | RangeSet.parse(line[len(MARKER_LINE):].strip())
+            if count >= markers:
+                return client, throttle, marked
+        if line.startswith("226 "):
+            break
+    throttle.close()
+    client.kill()
+    client.wait()
+    raise AssertionError(f"the upload ended or stalled before {markers} 111 markers:\n" + "".join(seen[-30:]))
+
+
+def stop_client(client: subprocess.Popen[str], throttle: Throttle) -> None:
+    throttle.close()
+    client.kill()
+    client.wait()
