@@ -313,3 +313,94 @@ def stop_client(client: subprocess.Popen[str], throttle: Throttle) -> None:
     throttle.close()
     client.kill()
     client.wait()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _survivor(directory: Path, name: str) -> Path | None:
+    """The final file, else the posix driver's single partial file."""
+    if (directory / name).exists():
+        return directory / name
+    partials = sorted(directory.glob(f".{name}.*.tcpart"))
+    return partials[0] if len(partials) == 1 else None
+
+
+class PowerLossTrial:
+    """One upload onto a power-loss volume, the power cut after ``markers`` 111 markers.
+
+    ``kind`` is ``"dsi"`` (the transfercore DSI over the posix driver) or ``"file"``
+    (the server's built-in file storage, sessions as ``nobody``).  After :meth:`run`,
+    ``marked`` holds what the markers named, ``lost`` how many of those bytes the
+    surviving file does not hold, ``survivor`` the surviving file (or ``None``).
+    The volume stays mounted and the server running until :meth:`close`, so a
+    resume can be tried.
+    """
+
+    def __init__(self, kind: str, work: Path, source: Path, *, markers: int = 2, duty: float = 0.005,
+                 delay: float = 0.0) -> None:
+        from transfercore.testing.powerloss import PowerLossFS
+
+        self.kind = kind
+        self.work = work
+        self.source = source
+        self.markers = markers
+        self.duty = duty
+        self.delay = delay
+        n = len(list(work.glob("trial-*")))
+        self.dir = work / f"trial-{n}"
+        self.dir.mkdir()
+        self.dir.chmod(0o755)
+        self.fs = PowerLossFS(self.dir / "backing", self.dir / "mnt")
+        self.server: DsiServer | None = None
+        self.pidfile = self.dir / "gsrv.pid"
+        self.marked = RangeSet()
+        self.lost = 0
+        self.survivor: Path | None = None
+        self.target = Path()
+
+    def run(self) -> PowerLossTrial:
+        from transfercore.testing.loopback import start_globus_server
+
+        self.fs.mount()
+        self.target = Path(self.fs.mountpoint) / "up"
+        self.target.mkdir()
+        if self.kind == "file":
+            self.target.chmod(0o777)
+        _fsync_dir(self.target)
+        _fsync_dir(Path(self.fs.mountpoint))
+        if self.kind == "dsi":
+            self.server = DsiServer(f"posix://{self.target}", self.dir).start()
+            url = self.server.ftp("/dst.bin")
+        else:
+            self.port = free_port()
+            start_globus_server(self.port, self.pidfile, self.dir / "gsrv.log")
+            url = f"ftp://127.0.0.1:{self.port}{self.target}/dst.bin"
+        client, throttle, self.marked = upload_until_markers(url, self.source, self.markers, self.duty)
+        if self.delay:
+            time.sleep(self.delay)
+        self.fs.crash()  # the power is cut; the volume comes back with what was durable
+        stop_client(client, throttle)
+        if self.server is not None:
+            self.server.kill_sessions()
+        self.survivor = _survivor(self.target, "dst.bin")
+        self.lost = lost_bytes(self.source, self.survivor, self.marked)
+        return self
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+            for child in children(pid):
+                os.kill(child, signal.SIGKILL)
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        if self.fs.mounted:
+            self.fs.crash(remount=False)
