@@ -228,3 +228,36 @@ def test_partial_get_eret(served, root, tmp_path):
     got = back.read_bytes()
     # globus-url-copy writes the part at its offset in the local file
     assert got[1000000:] == data[1000000:1777777]
+
+
+def test_upload_without_allo_is_spooled_then_stored(served, root):
+    data = os.urandom(1024 * 1024 + 17)
+    c = Control(served.port)
+    try:
+        c.login()
+        replies = c.stor("/noallo.bin", data)
+        assert replies[-1][0] == 226, replies
+        assert (root / "noallo.bin").read_bytes() == data
+        # a restart of an upload of unknown size cannot be checked: refused
+        replies = c.stor("/noallo2.bin", data[100:], rest="100")
+        assert replies[-1][0] == 553 and "without ALLO" in replies[-1][1], replies
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("algorithm", ["SHA256", "CRC32C"])
+def test_cksm_other_algorithms(served, root, algorithm):
+    from transfercore import checksums
+
+    data = os.urandom(100_000)
+    (root / "k.bin").write_bytes(data)
+    c = Control(served.port)
+    try:
+        c.login()
+        code, text = c.cmd(f"CKSM {algorithm} 0 -1 /k.bin")
+        assert code == 213, text
+        assert text.split()[-1] == checksums.digest_bytes(algorithm.lower(), data)
+        code, text = c.cmd(f"CKSM {algorithm} 1000 5000 /k.bin")
+        assert code == 213 and text.split()[-1] == checksums.digest_bytes(algorithm.lower(), data[1000:6000]), text
+    finally:
+        c.close()
