@@ -261,3 +261,35 @@ def test_cksm_other_algorithms(served, root, algorithm):
         assert code == 213 and text.split()[-1] == checksums.digest_bytes(algorithm.lower(), data[1000:6000]), text
     finally:
         c.close()
+
+
+def test_site_config_file_loads_the_dsi(tmp_path, src):
+    """The site way: the lines --site-config prints, as the server's config file, with
+    nothing in the environment; the server loads the module and stores through it."""
+    import subprocess
+
+    from transfercore_globus_dsi import launch
+    from transfercore_globus_dsi.testing import anonymous_args
+
+    from transfercore.testing.loopback import free_port, wait_port
+
+    data = tmp_path / "site"
+    data.mkdir()
+    log = tmp_path / "site-dsi.log"
+    conf = tmp_path / "gridftp.conf"
+    conf.write_text(launch.site_config(f"posix://{data}", str(log)))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "TRANSFERCORE_DSI_LOG")}
+    proc = subprocess.Popen(
+        [launch.find_server(), "-c", str(conf), "-p", str(port), "-control-interface", "127.0.0.1",
+         "-data-interface", "127.0.0.1", *anonymous_args(), "-d", "ERROR", "-l", str(tmp_path / "g.log")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc)
+        guc(f"file://{src}", f"ftp://127.0.0.1:{port}/site.bin")
+        assert (data / "site.bin").read_bytes() == src.read_bytes()
+        assert "session for anonymous: driver posix" in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)

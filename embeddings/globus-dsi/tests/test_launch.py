@@ -36,8 +36,8 @@ def test_bad_dsi_option_is_refused_before_starting():
 
 def test_site_config_names_module_python_and_environment():
     text = launch.site_config("posix:///srv/data")
-    assert "load_dsi_module transfercore:posix:///srv/data log=" in text
-    assert f"LD_LIBRARY_PATH={dsi.module_dir()}" in text
+    assert 'load_dsi_module "transfercore:posix:///srv/data log=' in text
+    assert f"$LD_LIBRARY_PATH {dsi.module_dir()}" in text
     assert dsi.build_info()["executable"] in text
 
 
@@ -47,7 +47,7 @@ def test_cli_site_config():
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "load_dsi_module transfercore:posix:///srv/data" in proc.stdout
+    assert 'load_dsi_module "transfercore:posix:///srv/data' in proc.stdout
 
 
 def test_cli_unknown_driver_is_one_clear_error():

@@ -7,7 +7,6 @@ globus-server``, the tests and the benchmark.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 
@@ -97,23 +96,25 @@ def server_launch(
 
 
 def site_config(url: str, log: str | None = None) -> str:
-    """Lines for a site's gridftp.conf and the server's environment (init script or unit)."""
+    """A gridftp.conf fragment that loads the DSI serving ``url``: valid config-file lines.
+
+    ``$NAME value`` lines set the server's environment (its module loader reads
+    ``LD_LIBRARY_PATH`` when it loads the module); a value holding spaces must be
+    in double quotes.
+    """
     info = build_info()
     log = log or "/var/log/gridftp/transfercore-dsi.log"
     options = dsi_options(url, log)
+    if '"' in options:
+        raise TransferCoreError(f"the DSI options {options!r} contain a double quote, which gridftp.conf cannot hold")
     return "\n".join(
         [
-            "# gridftp.conf",
-            f"load_dsi_module {DSI_NAME}:{options}",
+            "# transfercore DSI (transfercore globus-server --site-config)",
+            f"# embedded Python: {info['executable']} (Python {info['version']}, {info['libpython']} from",
+            f"#   {info['libdir']}); transfercore and the drivers come from its environment {info['prefix']}.",
+            "#   The accounts sessions run as must be able to read it, and to write the log.",
+            f"$LD_LIBRARY_PATH {module_dir()}",
+            f'load_dsi_module "{DSI_NAME}:{options}"',
             "",
-            "# the server's environment (e.g. a systemd drop-in: Environment=...)",
-            f"LD_LIBRARY_PATH={shlex.quote(module_dir())}",
-            "",
-            "# or, instead of LD_LIBRARY_PATH, link the module into the server's library directory:",
-            f"#   ln -s {shlex.quote(module_path())} /usr/lib/x86_64-linux-gnu/{MODULE_FILE}",
-            "",
-            f"# embedded Python: {info['executable']} (Python {info['version']}, {info['libpython']}",
-            f"#   from {info['libdir']}); transfercore and the drivers are imported from its environment",
-            f"#   ({info['prefix']}).  The accounts sessions run as must be able to read it.",
         ]
     )
