@@ -293,3 +293,20 @@ def test_site_config_file_loads_the_dsi(tmp_path, src):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_confined_posix_refuses_symlinks_leaving_the_root(dsi_server, root, tmp_path, src):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (root / "link").symlink_to(outside)
+    server = dsi_server(f"posix:///?root={root}")
+    guc(f"file://{src}", server.ftp("/in.bin"))
+    assert (root / "in.bin").read_bytes() == src.read_bytes()
+    proc = guc(server.ftp("/link/secret.txt"), f"file://{tmp_path}/leak.txt", check=False)
+    assert proc.returncode != 0
+    assert "550" in proc.stderr and "confined root" in proc.stderr
+    assert not (tmp_path / "leak.txt").exists() or (tmp_path / "leak.txt").read_bytes() == b""
+    proc = guc(f"file://{src}", server.ftp("/link/planted.bin"), check=False)
+    assert proc.returncode != 0 and not (outside / "planted.bin").exists()
+    assert "link" not in guc("-list", server.ftp("/")).stdout
