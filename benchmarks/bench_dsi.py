@@ -200,6 +200,12 @@ def main() -> int:
         if py:
             print(f"Python on the server's data threads per upload: median {statistics.median(py):.2f} s "
                   f"({spread(py)}) of a median wall time of {med['dsi']:.2f} s")
+        flush = [float(x) for x in re.findall(r"durable\(\) \d+ times in the marker thread, ([\d.]+) s", log)]
+        final = [float(x) for x in re.findall(r"final durable\(\) and complete\(\) ([\d.]+) s", log)]
+        if flush and final:
+            print(f"durable() in the marker thread (off the data path): median {statistics.median(flush):.2f} s "
+                  f"({spread(flush)}); last durable() + complete() after the last byte: median "
+                  f"{statistics.median(final):.2f} s ({spread(final)})")
         print(f"\nper-session start-up, {args.logins} logins each (connect to 230; to the first SIZE reply):")
         for s in servers[:2]:
             logins, firsts = [], []

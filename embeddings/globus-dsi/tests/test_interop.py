@@ -310,3 +310,11 @@ def test_confined_posix_refuses_symlinks_leaving_the_root(dsi_server, root, tmp_
     proc = guc(f"file://{src}", server.ftp("/link/planted.bin"), check=False)
     assert proc.returncode != 0 and not (outside / "planted.bin").exists()
     assert "link" not in guc("-list", server.ftp("/")).stdout
+
+
+def test_markers_off_sends_no_111(dsi_server, root, src):
+    server = dsi_server(f"posix://{root}", dsi_options=["markers=off"])
+    proc = guc("-dbg", "-fast", "-p", "4", f"file://{src}", server.ftp("/m.bin"))
+    out = proc.stdout + proc.stderr
+    assert "226 " in out and not MARK111.findall(out)
+    assert (root / "m.bin").read_bytes() == src.read_bytes()

@@ -38,6 +38,11 @@ class Upload:
         self.received = 0
         self.python_seconds = 0.0
         self.write_seconds = 0.0
+        #: durable() in the marker thread, off the data path
+        self.flush_seconds = 0.0
+        self.flush_calls = 0
+        #: the last durable() and complete() (or abort()), in a Globus thread after the last byte
+        self.final_seconds = 0.0
         self.callbacks = 0
         self.buffers: list[Any] = []
         self.block = 0
@@ -58,7 +63,10 @@ class Upload:
         assert self.writer is not None
         while not self.stop.wait(period):
             try:
+                t = time.perf_counter()
                 marker = self.writer.durable()
+                self.flush_seconds += time.perf_counter() - t
+                self.flush_calls += 1
             except BaseException as exc:  # a failed flush fails the upload
                 log.error("durable() failed for %s: %s", self.path, exc)
                 with self.lock:
@@ -146,6 +154,7 @@ class Upload:
         if self.flusher is not None:
             self.flusher.join()
         error = self.error
+        t = time.perf_counter()
         try:
             if error is None:
                 self._complete()
@@ -153,11 +162,14 @@ class Upload:
             error = exc
         if error is not None:
             self._keep_partial()
+        self.final_seconds = time.perf_counter() - t
         self._report()
         log.info(
             "upload %s: %d bytes in %d data callbacks; %.3f s in Python on Globus data threads, "
-            "%.3f s of it in Writer.write%s",
+            "%.3f s of it in Writer.write; durable() %d times in the marker thread, %.3f s; "
+            "final durable() and complete() %.3f s%s",
             self.path, self.received, self.callbacks, self.python_seconds, self.write_seconds,
+            self.flush_calls, self.flush_seconds, self.final_seconds,
             f"; failed: {error}" if error is not None else "",
         )
         if error is not None and not isinstance(error, TransferCoreError):
