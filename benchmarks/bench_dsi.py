@@ -64,7 +64,7 @@ def children_cpu(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, name: str, work: Path, extra: list[str], dsi: bool) -> None:
+    def __init__(self, name: str, work: Path, extra: list[str], dsi: bool, dsi_options: list[str] | None = None) -> None:
         self.name = name
         self.dir = work / re.sub(r"\W+", "-", name)
         self.dir.mkdir()
@@ -72,7 +72,8 @@ class Server:
         self.log = work / f"{self.dir.name}.dsi.log"
         base = [*loopback_args(self.port), *anonymous_args(), "-d", "ERROR", "-l", str(work / f"{self.dir.name}.log")]
         if dsi:
-            plan = launch.server_launch(f"posix://{self.dir}", [*base, *extra], log=str(self.log))
+            plan = launch.server_launch(f"posix://{self.dir}", [*base, *extra], log=str(self.log),
+                                        dsi_extra=dsi_options or [])
             argv, env = list(plan.argv), dict(plan.env)
         else:
             argv, env = [launch.find_server(), *base, *extra], dict(os.environ)
@@ -157,6 +158,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--logins", type=int, default=20, help="logins per server for the start-up latency")
     ap.add_argument("--dir", help="where the servers store (default: a temporary directory)")
+    ap.add_argument("--dsi-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra DSI option for the dsi server, e.g. durable_interval=0.5 (repeatable)")
     args = ap.parse_args()
     size = parse_size(args.size, what="--size")
     work = Path(tempfile.mkdtemp(prefix="bench-dsi-", dir=args.dir))
@@ -165,7 +168,7 @@ def main() -> int:
         source = work / "source.bin"
         make_source(source, size)
         servers = [
-            Server("dsi", work, [], dsi=True),
+            Server("dsi", work, [], dsi=True, dsi_options=args.dsi_option),
             Server("file", work, [], dsi=False),
             Server("file -sync-writes", work, ["-sync-writes"], dsi=False),
         ]
