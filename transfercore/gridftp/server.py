@@ -633,7 +633,7 @@ class Connection:
                 if keep:
                     cacheable.append(sock)
             except BaseException as exc:  # noqa: BLE001
-                if not errors and not tracker.finished.is_set():
+                if not errors and not tracker.complete:
                     fail(exc)
             finally:
                 running.pop(id(sock), None)
@@ -641,83 +641,80 @@ class Connection:
         socks = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
         if isinstance(act.data, Active) and not socks:
             socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
-        tasks = [asyncio.create_task(conn(s)) for s in socks]
-        if isinstance(act.data, Passive):
-            if self.listener is None and not socks:
-                raise ReplyError(425, "No passive listener; send PASV first.")
-            while self.listener is not None and not tracker.finished.is_set() and not errors:
-                try:
-                    sock = await self.io(self._accept_while, tracker, running)
-                except Exception:
-                    if errors:
-                        break  # a connection failed first; report that cause
-                    raise
-                if sock is None:
+        if isinstance(act.data, Passive) and self.listener is None and not socks:
+            raise ReplyError(425, "No passive listener; send PASV first.")
+        pending = {asyncio.create_task(conn(s)) for s in socks}
+        opened = len(pending)
+        loop = asyncio.get_running_loop()
+        accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
+        listener = self.listener if isinstance(act.data, Passive) else None
+        try:
+            while not tracker.complete and not errors and not self.stop.is_set():
+                if listener is not None and accept is None:
+                    listener.sock.setblocking(False)
+                    accept = asyncio.ensure_future(loop.sock_accept(listener.sock))
+                waiting: set[asyncio.Future[Any]] = set(pending)
+                if accept is not None:
+                    waiting.add(accept)
+                if not waiting:
                     break
-                if len(tasks) >= self.config.max_data_connections:
-                    close_quietly(sock)
-                    fail(
-                        ReplyError(
-                            451,
-                            f"The client opened more than {self.config.max_data_connections} data "
-                            "connections for one transfer; refusing the transfer.",
-                            hint="use fewer parallel streams (-p)",
-                        )
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self.config.data_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done and not pending:
+                    raise DataTimeout(
+                        f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
+                        f"{tracker.state()}",
+                        hint="the sender must end the transfer with an EOF block giving the EOD count",
                     )
-                    break
-                tasks.append(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
-        if tasks:
-            done_waiter = asyncio.ensure_future(asyncio.gather(*tasks))
-            finished_waiter = asyncio.ensure_future(self.io(tracker.finished.wait))
-            await asyncio.wait({done_waiter, finished_waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not done_waiter.done():
-                # Every announced EOD arrived.  The connection that carried the
-                # last one is returning; any other still open carries nothing of
-                # this transfer and is closed.
-                await asyncio.wait({done_waiter}, timeout=1.0)
-                for s in list(running.values()):
-                    close_quietly(s)
-                with contextlib.suppress(Exception):
-                    await done_waiter
-            tracker.finished.set()
-            with contextlib.suppress(Exception):
-                await finished_waiter
+                pending -= done  # type: ignore[arg-type]
+                if accept is not None and accept in done:
+                    try:
+                        sock, _ = accept.result()
+                    except OSError as exc:
+                        raise TransferAborted(f"data listener closed: {exc}") from None
+                    finally:
+                        accept = None
+                    sock.setblocking(True)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if opened >= self.config.max_data_connections:
+                        close_quietly(sock)
+                        fail(
+                            ReplyError(
+                                451,
+                                f"The client opened more than {self.config.max_data_connections} data "
+                                "connections for one transfer; refusing the transfer.",
+                                hint="use fewer parallel streams (-p)",
+                            )
+                        )
+                        break
+                    opened += 1
+                    pending.add(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
+        finally:
+            if accept is not None:
+                accept.cancel()
+                with contextlib.suppress(BaseException):
+                    await accept
+        if pending:
+            # Every announced EOD arrived (or the transfer failed).  A connection
+            # that carried the last EOD is returning; any other still open
+            # carries nothing of this transfer and is closed.
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+            for s in list(running.values()):
+                close_quietly(s)
+            if pending:
+                await asyncio.wait(pending)
         if errors:
             if not tracker.complete or not isinstance(errors[0], (OSError, TransferAborted)):
                 raise errors[0]
+        if self.stop.is_set() and not tracker.complete:
+            raise TransferAborted("transfer aborted on request")
         if not tracker.complete:
             raise RemoteProtocolError(
                 "the data connections ended without the EOF/EOD blocks that close a MODE E transfer"
             )
         self.keep = cacheable
         return tracker
-
-    def _accept_while(self, tracker: UploadTracker, running: dict[int, socket.socket]) -> socket.socket | None:
-        assert self.listener is not None
-        listener = self.listener
-        listener.sock.settimeout(0.1)
-        idle_since = time.monotonic()
-        while True:
-            if tracker.finished.is_set():
-                return None
-            if self.stop.is_set():
-                raise TransferAborted("transfer aborted")
-            try:
-                conn, _ = listener.sock.accept()
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return conn
-            except TimeoutError:
-                pass
-            except OSError as exc:
-                raise TransferAborted(f"data listener closed: {exc}") from None
-            if running:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > self.config.data_timeout:
-                raise DataTimeout(
-                    f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
-                    f"{tracker.state()}",
-                    hint="the sender must end the transfer with an EOF block giving the EOD count",
-                )
 
     async def retrieve(self, act: Retrieve) -> None:
         reader = await self.io(self.driver.open_read, self.dpath(act.path))
