@@ -14,6 +14,12 @@ from ..errors import OptionError
 from .exitcodes import ExitCode
 
 
+class UsageError(OptionError):
+    """A bad option value: reported in one line, with the usage exit code."""
+
+    exit_code = ExitCode.USAGE
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -91,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from ..location import Location
     from ..registry import open_location
 
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (0 to 65535; 0 picks a free one)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:

@@ -47,7 +47,7 @@ from .datachannel import (
     set_buffers,
 )
 from .download import plan_retrieve
-from .errors import BadArgument, DataTimeout, RemoteProtocolError, ReplyError
+from .errors import BadArgument, DataTimeout, ListenError, RemoteProtocolError, ReplyError
 from .hostport import HostPort
 from .markers import PerfMarker, RestartMarkers, perf_marker
 from .modee import encode_block, encode_eof_eod
@@ -117,10 +117,17 @@ class GridFTPServer:
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(
-            self._on_connect, self.config.host, self.config.port, limit=1 << 16, reuse_address=True
-        )
-        return self._server.sockets[0].getsockname()[1]
+        host, port = self.config.host, self.config.port
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect, host, port, limit=1 << 16, reuse_address=True
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="choose another --port (0 picks a free one) or stop what listens there",
+            ) from None
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
         assert self._server is not None
