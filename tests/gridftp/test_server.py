@@ -151,7 +151,7 @@ def test_rest_ranges_never_written_rejected(serve, root):
     assert c.cmd("REST abc")[0] == 501
 
 
-def test_stor_without_allo_is_spooled_and_restart_needs_allo(serve, root):
+def test_stor_without_allo_is_spooled_and_a_restart_needs_a_spool(serve, root):
     srv = serve("--root", str(root), "--anonymous-write")
     payload = os.urandom(70_000)
     c = Client(srv.port)
@@ -166,7 +166,42 @@ def test_stor_without_allo_is_spooled_and_restart_needs_allo(serve, root):
     c.pasv()
     assert c.cmd("REST 10")[0] == 350
     c.raw(b"STOR /n2.bin\r\n")
-    assert c.until_final()[-1][0] == 504
+    code, text = c.until_final()[-1]
+    assert code == 553 and "spool holds only nothing" in text
+    assert not (root / "n2.bin").exists()
+
+
+def test_mode_e_without_allo_gets_durable_markers_and_resumes_with_rest(serve, root, tmp_path):
+    """No ALLO: the upload is spooled durably, 111 names fdatasync'd spool ranges, and after the
+    data connection is cut a REST (still without ALLO) sends only the rest."""
+    srv = serve("--root", str(root), "--anonymous-write", "--spool-dir", str(tmp_path / "spool"))
+    payload = os.urandom(3_000_000)
+    c = Client(srv.port)
+    c.login()
+    assert c.cmd("TYPE I")[0] == 200 and c.cmd("MODE E")[0] == 200
+    assert c.cmd("TREV RESTART 0.1")[0] == 200
+    hp = c.pasv()
+    c.raw(b"STOR /noallo.bin\r\n")
+    d = data_conn(hp)
+    d.sendall(encode_block(0, payload[:1_000_000]) + encode_block(1_000_000, payload[1_000_000:2_000_000]))
+    time.sleep(0.5)  # markers come for what is durable
+    d.sendall(struct.pack("!BQQ", 0, 1_000_000, 2_000_000) + payload[2_000_000:2_100_000])
+    d.close()
+    replies = c.until_final()
+    assert replies[-1][0] == 451, replies
+    held = markers(replies)
+    assert held == RangeSet.span(0, 2_000_000), held
+    assert not (root / "noallo.bin").exists()
+    hp = c.pasv()
+    assert c.cmd(f"REST {held}")[0] == 350
+    c.raw(b"STOR /noallo.bin\r\n")
+    d = data_conn(hp)
+    d.sendall(encode_block(2_000_000, payload[2_000_000:]) + encode_eof_eod(1))
+    replies = c.until_final()
+    assert replies[-1][0] == 226, replies
+    assert (root / "noallo.bin").read_bytes() == payload
+    assert list((tmp_path / "spool").iterdir()) == []  # the spool went with the stored upload
+    c.close()
 
 
 def test_mode_e_without_allo_with_hole_stores_nothing(serve, root):

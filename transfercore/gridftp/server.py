@@ -101,6 +101,9 @@ class ServerConfig:
     reorder_window: int = DEFAULT_REORDER_WINDOW
     #: Data connections one transfer may open; more is refused with 451.
     max_data_connections: int = 32
+    #: Where uploads without ALLO are spooled durably (restart markers, REST);
+    #: ``None``: a nameless spool, no markers, no restart.
+    spool_dir: str | None = None
     #: Driver path that the client's ``/`` maps to.
     base_path: str = "/"
 
@@ -437,7 +440,11 @@ class Connection:
 
     async def store(self, act: Store) -> None:
         plan = plan_store(
-            act, self.driver.capabilities(), self.dpath(act.path), window=self.config.reorder_window
+            act,
+            self.driver.capabilities(),
+            self.dpath(act.path),
+            window=self.config.reorder_window,
+            durable_spool=self.config.spool_dir is not None,
         )
         if plan.size is None:
             await self.store_spooled(act, plan)
@@ -515,26 +522,36 @@ class Connection:
                 await task
 
     async def store_spooled(self, act: Store, plan: StorePlan) -> None:
-        spool = Spool()
-        perf: asyncio.Task[None] | None = None
+        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
+        spool = await self.io(
+            functools.partial(Spool, self.config.spool_dir, key=key, resume=plan.restart)
+        )
+        markers = RestartMarkers(spool.resumed)
+        lock = asyncio.Lock()
+        marker_task: asyncio.Task[None] | None = None
+        stored = False
         try:
             progress = Progress()
             await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
             if act.mode == "E":
-                perf = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-                tracker = await self.receive_mode_e(act, plan, spool.write, progress, None)
-                received = tracker.received()
+                if spool.restartable:
+                    marker_task = asyncio.create_task(
+                        self.marker_loop(spool, markers, lock, progress, act.restart_interval, act.perf_interval)
+                    )
+                else:
+                    marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
+                await self.receive_mode_e(act, plan, spool.write, progress, None)
             else:
                 self.cache.drop()
                 sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
                     await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
                 )[0]
-                end = await self.io(receive_stream, sock, spool, act.shift, progress, self.stop)
-                received = RangeSet.span(act.shift, end) if end > act.shift else RangeSet()
+                start = act.shift + spool.resumed.prefix_end()
+                await self.io(receive_stream, sock, spool, start, progress, self.stop)
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
-            await self._stop_task(perf)
-            size = check_spooled(received)
+            await self._stop_task(marker_task)
+            size = check_spooled(spool.received())
             writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
             try:
                 await self.io(spool.copy_into, writer, self.stop)
@@ -543,10 +560,19 @@ class Connection:
                 with contextlib.suppress(Exception):
                     await self.io(writer.abort)
                 raise
+            stored = True
+            spool.discard()
             await self.send(Reply.one(226, "Transfer Complete."))
         finally:
-            await self._stop_task(perf)
-            spool.close()
+            await self._stop_task(marker_task)
+            if not stored:
+                # Keep what is durable for a REST, and say what it is first.
+                async with lock:
+                    with contextlib.suppress(Exception):
+                        reply = markers.update(await self.io(spool.durable))
+                        if reply is not None and act.mode == "E":
+                            await self.send(reply)
+                spool.close()
 
     async def perf_loop(self, progress: Progress, every: float) -> None:
         while True:
@@ -575,7 +601,7 @@ class Connection:
 
     async def marker_loop(
         self,
-        writer: Writer,
+        writer: Writer | Spool,
         markers: RestartMarkers,
         lock: asyncio.Lock,
         progress: Progress,

@@ -67,11 +67,20 @@ class StorePlan:
 
 
 def plan_store(
-    act: Store, caps: Capabilities, path: str, *, window: int = DEFAULT_REORDER_WINDOW
+    act: Store,
+    caps: Capabilities,
+    path: str,
+    *,
+    window: int = DEFAULT_REORDER_WINDOW,
+    durable_spool: bool = False,
 ) -> StorePlan:
-    """The plan for ``act`` into a destination declaring ``caps``; ``path`` is the driver path."""
+    """The plan for ``act`` into a destination declaring ``caps``; ``path`` is the driver path.
+
+    ``durable_spool``: uploads without ALLO go to a restartable spool, so they
+    may be resumed with REST too.
+    """
     restart = act.restart or None
-    if act.alloc is None and restart is not None:
+    if act.alloc is None and restart is not None and not durable_spool:
         raise ReplyError(504, "A restart needs the size: send ALLO <size> before REST and STOR.")
     if act.mode == "S" and restart is not None and restart != restart.prefix():
         raise ReplyError(501, "In MODE S only a prefix restart (REST <offset>) is possible.")
