@@ -97,10 +97,18 @@ def decide(
 
 
 def from_destination(
-    record: RangeSet, size: int, capabilities: Capabilities, *, verified: bool, allow: bool = True
+    record: RangeSet,
+    size: int,
+    capabilities: Capabilities,
+    *,
+    verified: bool,
+    allow: bool = True,
+    why: str = "the journal has no record of this copy",
 ) -> ResumeDecision:
     """What to do with a partial the destination's own resume record holds
-    when the journal has no row for it (a lost or damaged journal)."""
+    when the journal has no row for it, or a smaller marker (a lost or damaged
+    journal).  ``verified``: the whole object will be checked against the
+    source, or the journal vouches that the source is the one the partial came from."""
     if not record or not allow or capabilities.restart is RestartModel.NONE:
         return ResumeDecision(RangeSet())
     if not verified:
@@ -114,6 +122,5 @@ def from_destination(
         return ResumeDecision(RangeSet(), reason)
     return ResumeDecision(
         marker,
-        note=f"the journal has no record of this copy; resuming the {marker.total()} bytes the destination's "
-        "own resume record holds (the whole object is verified against the source)",
+        note=f"{why}; resuming the {marker.total()} bytes the destination's own resume record holds",
     )

@@ -326,18 +326,38 @@ class _Run:
         decision = decide(
             found, identity, caps, allow=self.options.resume, destination=destination, force=self.options.force
         )
-        if found is None and self.journal is not None and self.options.resume and caps.restart is not RestartModel.NONE:
-            # No row (a new, lost or damaged journal): the destination's own
-            # resume record is the truth about what it holds durably.
-            try:
-                record = self.dst.driver.partial(self.dst.path)
-            except TransferCoreError:
-                record = RangeSet()
-            decision = from_destination(record, identity.size, caps, verified=self.options.checksum is not None)
+        if self.journal is not None and self.options.resume and caps.restart is not RestartModel.NONE:
+            decision = self._ask_destination(found, identity, caps, decision)
         if decision.up_to_date:
             assert found is not None
             self.entry = found
         return decision
+
+    def _ask_destination(
+        self, found: JournalEntry | None, identity: SourceIdentity, caps: Capabilities, decision: ResumeDecision
+    ) -> ResumeDecision:
+        """The destination's own resume record is the truth about what it holds
+        durably: with no journal row (a new, lost or damaged journal), or a row
+        of this source whose marker is behind the record, resume the record."""
+        if found is not None and (
+            found.state not in (State.RUNNING, State.INTERRUPTED, State.FAILED)
+            or found.source_identity.differences(identity)
+        ):
+            return decision
+        try:
+            record = self.dst.driver.partial(self.dst.path)
+        except TransferCoreError:
+            return decision
+        if not record or record == decision.marker or not record.contains(decision.marker):
+            return decision
+        if found is None:
+            why = "the journal has no record of this copy"
+        else:
+            why = f"the journal's marker ({decision.marker.total()} bytes) is behind the destination's record"
+        better = from_destination(
+            record, identity.size, caps, verified=found is not None or self.options.checksum is not None, why=why
+        )
+        return better if better.marker or found is None else decision
 
     def _up_to_date(self) -> TransferResult:
         assert self.entry is not None
