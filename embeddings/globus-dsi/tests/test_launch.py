@@ -55,5 +55,7 @@ def test_cli_unknown_driver_is_one_clear_error():
         [sys.executable, "-m", "transfercore", "globus-server", "nodriver:///x", "-p", "0"],
         capture_output=True, text=True, timeout=60,
     )
-    assert proc.returncode == 1
-    assert "no transfercore driver named 'nodriver'" in proc.stderr
+    from transfercore.cli.exitcodes import ExitCode
+
+    assert proc.returncode == ExitCode.USAGE, proc.stderr  # a bad URL is a usage error
+    assert proc.stderr.startswith("transfercore: error: no transfercore driver named 'nodriver'")
