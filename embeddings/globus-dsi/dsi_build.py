@@ -140,6 +140,7 @@ void tc_result_text(globus_result_t result, char *buf, size_t len);
 void tc_server_log(int type, const char *message);
 int tc_will_block(void);
 const char *tc_log_path(void);
+double tc_python_start_seconds(void);
 
 extern "Python+C" void tc_py_session_start(globus_gfs_operation_t, globus_gfs_session_info_t *);
 extern "Python+C" void tc_py_session_stop(void *);
@@ -155,9 +156,11 @@ extern "Python" void tc_py_write_cb(globus_gfs_operation_t, globus_result_t, glo
 
 # Runs in the embedded interpreter the first time the server calls the module.
 INIT_CODE = r"""
+import time
+_t0 = time.perf_counter()
 from libglobus_gridftp_server_transfercore import ffi, lib
 from transfercore_globus_dsi import bridge
-bridge.install(ffi, lib)
+bridge.install(ffi, lib, import_seconds=time.perf_counter() - _t0)
 """
 
 
