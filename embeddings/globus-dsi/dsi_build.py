@@ -159,8 +159,27 @@ INIT_CODE = r"""
 import time
 _t0 = time.perf_counter()
 from libglobus_gridftp_server_transfercore import ffi, lib
-from transfercore_globus_dsi import bridge
-bridge.install(ffi, lib, import_seconds=time.perf_counter() - _t0)
+try:
+    from transfercore_globus_dsi import bridge
+    bridge.install(ffi, lib, import_seconds=time.perf_counter() - _t0)
+except BaseException as _exc:
+    # Without the Python part no entry point exists and every session would hang:
+    # log why, and refuse sessions with the reason instead.
+    import os, traceback
+    _reason = f"the transfercore DSI cannot load its Python part: {type(_exc).__name__}: {_exc}"
+    try:
+        with open(ffi.string(lib.tc_log_path()).decode() or os.devnull, "a") as _fh:
+            _fh.write(time.strftime("%Y-%m-%dT%H:%M:%S") + f" {os.getpid()} ERROR {_reason}\n")
+            _fh.write(traceback.format_exc())
+    except OSError:
+        pass
+    lib.tc_server_log(lib.GLOBUS_GFS_LOG_ERR, " ".join(_reason.split()).encode("utf-8", "replace"))
+    _message = " ".join(_reason.split()).encode("utf-8", "replace")
+
+    @ffi.def_extern()
+    def tc_py_session_start(op, info):
+        lib.globus_gridftp_server_finished_session_start(
+            op, lib.tc_error(451, b"DSI_PYTHON", _message), ffi.NULL, ffi.NULL, ffi.NULL)
 """
 
 
