@@ -169,17 +169,21 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
 
     @glue.ffi.def_extern()
     def tc_py_read_cb(op: Any, result: int, buf: Any, nbytes: int, offset: int, eof: int, arg: Any) -> None:
+        transfer = glue.ffi.from_handle(arg)
         try:
-            glue.ffi.from_handle(arg).on_read(result, buf, nbytes, offset, bool(eof))
-        except BaseException:
+            transfer.on_read(result, buf, nbytes, offset, bool(eof))
+        except BaseException as exc:
             log.exception("read callback failed")
+            transfer.abandon(exc)
 
     @glue.ffi.def_extern()
     def tc_py_write_cb(op: Any, result: int, buf: Any, nbytes: int, arg: Any) -> None:
+        transfer = glue.ffi.from_handle(arg)
         try:
-            glue.ffi.from_handle(arg).on_write(result, buf, nbytes)
-        except BaseException:
+            transfer.on_write(result, buf, nbytes)
+        except BaseException as exc:
             log.exception("write callback failed")
+            transfer.abandon(exc)
 
 
 __all__ = ["install"]
