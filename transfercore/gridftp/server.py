@@ -32,6 +32,7 @@ from .datachannel import (
 )
 from .download import checksum_span
 from .errors import ListenError
+from .memory import freeze_startup
 from .replies import error_reply
 from .session import (
     Abort,
@@ -295,6 +296,7 @@ async def serve(
 ) -> None:
     server = GridFTPServer(config, driver, users)
     port = await server.start()
+    freeze_startup()
     if ready is not None:
         ready(port)
     try:

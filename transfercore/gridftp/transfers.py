@@ -53,6 +53,7 @@ from .download import plan_retrieve
 from .errors import DataTimeout, RemoteProtocolError, ReplyError
 from .hostport import HostPort
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
+from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .replies import error_reply
 from .session import Active, Listing, Passive, Retrieve, Session, Store
@@ -181,6 +182,8 @@ class DataTransfers:
                 self.listener = None
             self.session.transfer_done(cached=bool(self.cache))
             self.transfer = None
+            # The transfer's buffers go back now (see .memory), off the event loop.
+            await self.io(release_garbage)
 
     async def store(self, act: Store) -> None:
         plan = plan_store(
