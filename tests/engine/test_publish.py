@@ -98,3 +98,18 @@ def test_a_writer_of_the_wrong_size_is_aborted_and_the_run_recorded_failed(tmp_p
         copy(src, "mock://sizes/o", OPTIONS, journal=journal)
     assert aborted
     assert journal.find(f"posix://{src}", "mock://sizes/o").state is State.FAILED
+
+
+def test_verification_reports_its_progress(tmp_path, journal, src_file):
+    import attrs
+
+    src = src_file(SIZE)
+    seen = []
+    # The append example driver cannot read back before publishing: the whole object is read after.
+    copy(src, f"append://{tmp_path}/out", attrs.evolve(OPTIONS, progress_interval=1e-9), journal=journal,
+         listeners=[seen.append])
+    kinds = [e.kind for e in seen]
+    progress = [e for e in seen if e.kind == "verify-progress"]
+    assert progress and kinds.index("verify") < kinds.index("verify-progress") < kinds.index("done")
+    counts = [e.bytes_verified for e in progress]
+    assert counts == sorted(counts) and 0 < counts[-1] <= SIZE and all(e.size == SIZE for e in progress)

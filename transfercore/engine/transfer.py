@@ -659,12 +659,14 @@ class _Run:
         if dest_sum is None:
             began = time.monotonic()
             last = [began]
+            done = [0]
 
-            def progress(done: int) -> None:
+            def progress(length: int) -> None:  # called with each block's length
+                done[0] += length
                 now = time.monotonic()
                 if now - last[0] >= self.options.progress_interval:
                     last[0] = now
-                    self.t._emit(VerifyProgress(done, self.size, now - began))
+                    self.t._emit(VerifyProgress(done[0], self.size, now - began))
 
             with self.dst.driver.open_read(self.dst.path) as reader:
                 dest_sum = checksum_reader(
