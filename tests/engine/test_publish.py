@@ -113,3 +113,23 @@ def test_verification_reports_its_progress(tmp_path, journal, src_file):
     assert progress and kinds.index("verify") < kinds.index("verify-progress") < kinds.index("done")
     counts = [e.bytes_verified for e in progress]
     assert counts == sorted(counts) and 0 < counts[-1] <= SIZE and all(e.size == SIZE for e in progress)
+
+
+def test_a_finished_copy_whose_source_was_rewritten_in_place_is_not_up_to_date(tmp_path, journal, src_file):
+    src = src_file(SIZE)
+    dst = tmp_path / "out.bin"
+    copy(src, os.fspath(dst), OPTIONS, journal=journal)
+    again = copy(src, os.fspath(dst), OPTIONS, journal=journal)
+    assert again.up_to_date and again.bytes_sent == 0
+    # Outside the sampled blocks, same size, mtime put back: only the change time tells.
+    st = os.stat(src)
+    with open(src, "r+b") as f:
+        f.seek(300_000)
+        f.write(b"rewritten")
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    seen = []
+    result = copy(src, os.fspath(dst), OPTIONS, journal=journal, listeners=[seen.append])
+    assert not result.up_to_date and result.bytes_sent == SIZE
+    (restart,) = [e for e in seen if e.kind == "restart"]
+    assert "change time moved" in restart.reason
+    assert dst.read_bytes() == open(src, "rb").read()

@@ -54,11 +54,11 @@ from .events import (
     Verifying,
     VerifyProgress,
 )
-from .identity import fingerprint, source_identity
+from .identity import changes_during, source_identity
 from .options import TransferOptions
 from .policy import MarkerPolicy
 from .pump import Pump
-from .resume import ResumeDecision, decide, from_destination
+from .resume import ResumeDecision, decide, may_consult_record, prefer_record
 from .scheduler import plan_blocks
 from .verify import DurableVerifier
 
@@ -336,28 +336,13 @@ class _Run:
     def _ask_destination(
         self, found: JournalEntry | None, identity: SourceIdentity, caps: Capabilities, decision: ResumeDecision
     ) -> ResumeDecision:
-        """The destination's own resume record is the truth about what it holds
-        durably: with no journal row (a new, lost or damaged journal), or a row
-        of this source whose marker is behind the record, resume the record."""
-        if found is not None and (
-            found.state not in (State.RUNNING, State.INTERRUPTED, State.FAILED)
-            or found.source_identity.differences(identity)
-        ):
+        if not may_consult_record(found, identity):
             return decision
         try:
             record = self.dst.driver.partial(self.dst.path)
         except TransferCoreError:
             return decision
-        if not record or record == decision.marker or not record.contains(decision.marker):
-            return decision
-        if found is None:
-            why = "the journal has no record of this copy"
-        else:
-            why = f"the journal's marker ({decision.marker.total()} bytes) is behind the destination's record"
-        better = from_destination(
-            record, identity.size, caps, verified=found is not None or self.options.checksum is not None, why=why
-        )
-        return better if better.marker or found is None else decision
+        return prefer_record(found, record, identity.size, caps, decision, checksum=self.options.checksum is not None)
 
     def _up_to_date(self) -> TransferResult:
         assert self.entry is not None
@@ -579,20 +564,10 @@ class _Run:
 
     def _check_source_unchanged(self, before: ObjectInfo, identity: SourceIdentity, reader: Reader) -> None:
         try:
-            after = self.src.driver.stat(self.src.path)
+            after: ObjectInfo | None = self.src.driver.stat(self.src.path)
         except NotFound:
-            raise SourceChanged(self._changed_message("it was removed")) from None
-        what = []
-        if after.size != before.size:
-            what.append(f"size {before.size} -> {after.size}")
-        if after.mtime_ns != before.mtime_ns:
-            what.append("modification time changed")
-        if before.identity and after.identity != before.identity:
-            what.append("the object was replaced")
-        if before.version and after.version != before.version:
-            what.append("its content was rewritten")
-        if not what and fingerprint(reader, before.size) != identity.fingerprint:
-            what.append("content changed")
+            after = None
+        what = changes_during(before, after, identity, reader)
         if what:
             raise SourceChanged(self._changed_message(", ".join(what)))
 
