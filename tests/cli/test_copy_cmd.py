@@ -109,7 +109,7 @@ def test_source_changed_says_why_in_one_line(src, capsys):
         f.write(b"x")
     assert main(["copy", str(src), "mock://s/o"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("starting from zero")]
-    assert lines == ["starting from zero: the source changed since the interrupted run "
+    assert lines == ["starting from zero: the source changed since the previous run "
                      "(size 1000000 -> 1000001, modification time changed, content changed)"]
 
 

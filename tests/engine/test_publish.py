@@ -49,6 +49,8 @@ def test_a_source_changed_during_the_copy_is_never_published(tmp_path, journal, 
     assert not list(tmp_path.glob(".out.bin.*"))
     (error,) = [e for e in seen if e.kind == "error"]
     assert not error.resumable and error.durable_bytes == 0
+    # noticed at the next marker, not after the last byte
+    assert "verify" not in [e.kind for e in seen] and not [e for e in seen if e.kind == "marker" and e.final]
     entry = journal.find(f"posix://{src}", f"posix://{dst}")
     assert entry.state is State.FAILED and not entry.marker
     # The next run copies the new version whole.

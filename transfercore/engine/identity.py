@@ -49,10 +49,9 @@ def source_identity(info: ObjectInfo, reader: Reader) -> SourceIdentity:
     )
 
 
-def changes_during(before: ObjectInfo, after: ObjectInfo | None, identity: SourceIdentity, reader: Reader) -> list[str]:
-    """What changed in the source since ``before`` was taken at the start of a copy
-    (``after`` is None when it is gone); the samples are read again only when
-    nothing else differs."""
+def stat_changes(before: ObjectInfo, after: ObjectInfo | None) -> list[str]:
+    """What the storage's own description says changed since ``before`` (``after``
+    is None when the object is gone)."""
     if after is None:
         return ["it was removed"]
     what = []
@@ -64,6 +63,13 @@ def changes_during(before: ObjectInfo, after: ObjectInfo | None, identity: Sourc
         what.append("the object was replaced")
     if before.version and after.version != before.version:
         what.append("it was written to (its change time moved)")
+    return what
+
+
+def changes_during(before: ObjectInfo, after: ObjectInfo | None, identity: SourceIdentity, reader: Reader) -> list[str]:
+    """What changed in the source since ``before`` was taken at the start of a copy;
+    the samples are read again only when nothing else differs."""
+    what = stat_changes(before, after)
     if not what and fingerprint(reader, before.size) != identity.fingerprint:
         what.append("content changed")
     return what

@@ -85,7 +85,7 @@ def decide(
         return ResumeDecision(RangeSet(), "the previous run ended with a checksum mismatch")
     if changes:
         return ResumeDecision(
-            RangeSet(), f"the source changed since the interrupted run ({', '.join(changes)})"
+            RangeSet(), f"the source changed since the previous run ({', '.join(changes)})"
         )
     if capabilities.restart is RestartModel.NONE:
         return ResumeDecision(RangeSet(), "the destination cannot resume a partial object (restart model none)")

@@ -54,7 +54,7 @@ from .events import (
     Verifying,
     VerifyProgress,
 )
-from .identity import changes_during, source_identity
+from .identity import changes_during, source_identity, stat_changes
 from .options import TransferOptions
 from .policy import MarkerPolicy
 from .pump import Pump
@@ -210,6 +210,7 @@ class _Run:
         self.resumed = RangeSet()
         self.size = 0
         self.restart_reason: str | None = None
+        self.source_info: ObjectInfo | None = None
 
     @property
     def entry(self) -> JournalEntry | None:
@@ -249,6 +250,7 @@ class _Run:
                     hint="run the command again once the source is stable",
                 )
             identity = source_identity(info, reader)
+            self.source_info = info
             decision = self._decide(identity, caps_dst)
             if decision.up_to_date:
                 return self._up_to_date()
@@ -505,6 +507,7 @@ class _Run:
             due_by_bytes = step is not None and sent - last_marker_bytes >= step
             if due_by_bytes or policy.due(now - last_marker_time, sent - last_marker_bytes):
                 self._take_marker()
+                self._watch_source()
                 last_marker_time = time.monotonic()
                 last_marker_bytes = sent
                 if step is not None and policy.bytes is not None:
@@ -568,6 +571,19 @@ class _Run:
         except NotFound:
             after = None
         what = changes_during(before, after, identity, reader)
+        if what:
+            raise SourceChanged(self._changed_message(", ".join(what)))
+
+    def _watch_source(self) -> None:
+        """A stat of the source at each marker: a change stops the copy early
+        instead of after the last byte (the samples are read only at the end)."""
+        assert self.source_info is not None
+        before = self.source_info
+        try:
+            after: ObjectInfo | None = self.src.driver.stat(self.src.path)
+        except NotFound:
+            after = None
+        what = stat_changes(before, after)
         if what:
             raise SourceChanged(self._changed_message(", ".join(what)))
 
