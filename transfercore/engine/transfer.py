@@ -66,6 +66,8 @@ Where = str | Location | Endpoint
 
 #: Seconds of history behind the rate shown in progress events.
 RATE_WINDOW = 5.0
+#: Seconds a marker may wait for the streams to record writes the driver already counted.
+WRITTEN_GRACE = 0.5
 
 
 @attrs.frozen
@@ -549,6 +551,14 @@ class _Run:
                 f"destination driver returned marker {marker}, which lost ranges of the earlier {self.marker}",
                 hint="this is a bug in the driver (markers must be monotonic); run with --no-resume",
             )
+        if not written.contains(marker):
+            # A write the driver counted may not be in the pump's record yet (its
+            # thread is between the driver's return and the bookkeeping): give
+            # the streams a moment before calling it a lie.
+            deadline = time.monotonic() + WRITTEN_GRACE
+            while not written.contains(marker) and time.monotonic() < deadline:
+                time.sleep(0.001)
+                written = self.resumed | self.pump.written()
         if not written.contains(marker):
             raise TransferCoreError(
                 f"destination driver returned marker {marker} with bytes that were never written",
