@@ -91,7 +91,12 @@ def test_two_concurrent_runs_one_succeeds_one_is_refused_naming_the_other(setup)
     dst = tmp / "out.bin"
     first = start(f"{src}&slow=0.02", str(dst), env)
     until_marker(first)
-    second = run(copy_args(f"{src}&slow=0.02", str(dst)), env)
+    # Held still (and holding its lock) while the second run tries, however slow this machine is.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run(copy_args(f"{src}&slow=0.02", str(dst)), env)
+    finally:
+        first.send_signal(signal.SIGCONT)
     rest, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 1
