@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import TransferCoreError
 from .exitcodes import ExitCode, exit_code_for
 
-SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "globus_server")
 
 
 def build_parser() -> argparse.ArgumentParser:
