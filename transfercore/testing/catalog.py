@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import basics, crash, markers, publish, reads, syscalls
+from .checks import basics, crash, markers, publish, readback, reads, syscalls
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
@@ -12,6 +12,7 @@ CLAUSES: tuple[Clause, ...] = (
     *syscalls.CLAUSES,
     *publish.CLAUSES,
     *reads.CLAUSES,
+    *readback.CLAUSES,
     *basics.CLAUSES[1:],
 )
 
