@@ -16,7 +16,14 @@ from typing import ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_read
-from transfercore.errors import InvalidRead, InvalidWrite, NotFound, RestartRejected, StorageError, WriterClosed
+from transfercore.errors import (
+    InvalidRead,
+    InvalidWrite,
+    NotFound,
+    RestartRejected,
+    StorageError,
+    WriterClosed,
+)
 from transfercore.options import OptionSpec
 from transfercore.ranges import RangeSet
 
