@@ -150,7 +150,9 @@ class DataTransfers:
         else:
             self.cache.drop()
         if isinstance(data, Active):
-            return await self.connect_many(data.addresses, count, buffer_size)
+            return await self.connect_many(
+                data.addresses, min(count, self.config.max_data_connections), buffer_size
+            )
         return [await self.accept_one(buffer_size)]
 
     # -- transfers --------------------------------------------------------------------------
