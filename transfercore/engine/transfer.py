@@ -32,6 +32,7 @@ from ..errors import (
     NotFound,
     RestartRejected,
     SourceChanged,
+    StorageError,
     TransferAborted,
     TransferCoreError,
 )
@@ -69,6 +70,8 @@ Where = str | Location | Endpoint
 RATE_WINDOW = 5.0
 #: Seconds a marker may wait for the streams to record writes the driver already counted.
 WRITTEN_GRACE = 0.5
+#: Markers taken without progress after the final one before a short final marker is an error.
+FINAL_MARKER_TRIES = 3
 
 
 @attrs.frozen
@@ -284,6 +287,7 @@ class _Run:
                 if self.verifier is not None:
                     # Verified before publishing: a mismatch never appears under the final name.
                     assert hasher is not None
+                    self._wait_all_durable()
                     checksum = self._finish_verifier(hasher)
                 # Last look at the source before the name appears: a change
                 # during the copy means the object mixes two versions.
@@ -607,6 +611,24 @@ class _Run:
             f"source {self.src_url} changed during the transfer ({what}): nothing was published and the "
             "partial copy was discarded; run the same command again to copy the new version"
         )
+
+    def _wait_all_durable(self) -> None:
+        """The read-back reads only marked bytes, so every byte must be durable before
+        it can finish.  A storage that failed after accepting the last write (HPSS PIO
+        fails in a later Execute) leaves the final marker short: that is the failure to
+        report, not a wait for bytes that will never come."""
+        whole = RangeSet.span(0, self.size) if self.size else RangeSet()
+        idle = 0
+        while not self.marker.contains(whole):
+            if idle >= FINAL_MARKER_TRIES or self.t._cancel.is_set():
+                raise StorageError(
+                    f"the destination made only {self.marker.total()} of {self.size} bytes durable after it "
+                    "accepted every byte, so the object cannot be verified or published",
+                    hint="nothing was published; run the same command again to resume from the durable part",
+                )
+            before = self.marker
+            self._take_marker()
+            idle = idle + 1 if self.marker == before else 0
 
     def _finish_verifier(self, hasher: Hasher) -> str:
         assert self.verifier is not None
