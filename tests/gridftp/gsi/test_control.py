@@ -97,3 +97,14 @@ def test_config_errors_name_the_option(pki: GridPKI, tmp_path: Path) -> None:
                                         ca_dir=str(tmp_path / "none"), gridmap=str(pki.gridmap)))
     env = GSIPaths.resolve(environ={"X509_CERT_DIR": "/x", "GRIDMAP": "/g"})
     assert (env.ca_dir, env.gridmap, env.host_cert) == ("/x", "/g", "/etc/grid-security/hostcert.pem")
+
+
+def test_filter_passes_whole_lines_and_holds_partial_ones(config: GSIConfig) -> None:
+    from transfercore.gridftp.gsi.control import ControlFilter
+
+    f = ControlFilter(config)
+    assert f.receive(b"USER jane\r\nPA") == [b"USER jane\r\n"]
+    assert f.receive(b"SS x") == []
+    assert f.receive(b"\r\n\r\nAUTH GSSAPI\r\n") == [b"PASS x\r\n", Reply(334, "Using authentication type; ADAT must follow.")]
+    assert f.receive(b"x" * (ControlFilter.MAX_LINE + 1)) == [Reply(500, "Command line too long.")]
+    assert f.protect(b"200 ok\r\n") == b"200 ok\r\n"  # not secured yet: replies in the clear

@@ -145,3 +145,39 @@ class ControlSecurity:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+class ControlFilter:
+    """The control byte stream through :class:`ControlSecurity`: whole plain lines out, replies aside.
+
+    ``receive`` returns, in order, plain command lines (CRLF-terminated, for the
+    session's command reader), :class:`Reply` objects to send at once, and one
+    :class:`Authenticated` when the context completes.  Partial lines wait in
+    the buffer, so only complete commands ever reach the session.
+    """
+
+    MAX_LINE = 1 << 20
+
+    def __init__(self, config: GSIConfig) -> None:
+        self.security = ControlSecurity(config)
+        self._buf = bytearray()
+
+    def receive(self, data: bytes) -> list[bytes | Event]:
+        self._buf += data
+        out: list[bytes | Event] = []
+        while True:
+            end = self._buf.find(b"\n")
+            if end < 0:
+                if len(self._buf) > self.MAX_LINE:
+                    self._buf.clear()
+                    out.append(Reply(500, "Command line too long."))
+                return out
+            line = bytes(self._buf[:end]).rstrip(b"\r")
+            del self._buf[: end + 1]
+            if not line:
+                continue
+            event = self.security.receive(line)
+            out.append(event.line + b"\r\n" if isinstance(event, Command) else event)
+
+    def protect(self, data: bytes) -> bytes:
+        return self.security.protect(data)
