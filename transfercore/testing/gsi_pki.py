@@ -131,13 +131,13 @@ class GridPKI:
         return oneline(self.user.certificate.subject)
 
     @classmethod
-    def make(cls, root: Path, *, account: str = "griduser") -> GridPKI:
-        ca = CA.make("Transfercore Test Grid")
+    def make(cls, root: Path, *, account: str = "griduser", org: str = "Transfercore Test Grid") -> GridPKI:
+        ca = CA.make(org)
         ca_dir = root / "certificates"
         ca.install(ca_dir)
-        host = ca.issue(_name((NameOID.ORGANIZATION_NAME, "Transfercore Test Grid"),
+        host = ca.issue(_name((NameOID.ORGANIZATION_NAME, org),
                               (NameOID.COMMON_NAME, "host/localhost")), host="localhost")
-        user = ca.issue(_name((NameOID.ORGANIZATION_NAME, "Transfercore Test Grid"),
+        user = ca.issue(_name((NameOID.ORGANIZATION_NAME, org),
                               (NameOID.ORGANIZATIONAL_UNIT_NAME, "Users"), (NameOID.COMMON_NAME, "Jane Doe")))
         host_cert, host_key = root / "hostcert.pem", root / "hostkey.pem"
         host_cert.write_bytes(_pem(host.certificate))

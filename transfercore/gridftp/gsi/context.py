@@ -13,6 +13,9 @@ new TLS session:
   initiator answers with a proxy certificate for it (DER), and the acceptor
   now holds a credential of the initiator's identity.
 
+Globus skips that exchange where it speaks plain TLS ("SSL compatible"):
+on data channels with ``PROT S`` or ``P``.
+
 Afterwards ``wrap``/``unwrap`` (GSS ``gss_wrap``/``gss_unwrap``) are TLS
 application-data records: what ``MIC``/``ENC`` commands and ``631``/``632``
 replies carry, base64-encoded, and what protected data channels carry raw.
@@ -88,6 +91,7 @@ class SecurityContext:
         delegate: Credential | None = None,
         delegate_kind: ProxyKind = ProxyKind.LIMITED,
         check_peer: Callable[[str], None] | None = None,
+        ssl_compatible: bool = False,
     ) -> None:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
@@ -97,6 +101,7 @@ class SecurityContext:
         self._delegate = delegate
         self._delegate_kind = delegate_kind
         self._check_peer = check_peer
+        self._ssl_compatible = ssl_compatible
         self._request: DelegationRequest | None = None
         self._pending = b""
         self.phase = Phase.HANDSHAKE
@@ -123,6 +128,9 @@ class SecurityContext:
                 self._incoming.write(token)
             if self.phase is Phase.HANDSHAKE:
                 if not self._handshake():
+                    return self._outgoing.read()
+                if self._ssl_compatible:
+                    self.phase = Phase.DONE
                     return self._outgoing.read()
                 if self._server_side:
                     if self._outgoing.pending == 0:

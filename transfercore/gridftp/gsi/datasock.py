@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..errors import RemoteProtocolError
 from .context import SecurityContext, make_ssl_context
@@ -62,6 +62,8 @@ class SecureDataSocket:
                 self._trust,
                 server_side=not self._initiator,
                 check_peer=self._check_peer,
+                # Globus protects data channels with plain TLS: no GSI flag exchange after the handshake
+                ssl_compatible=self._protection.wrapped,
             )
             try:
                 token = ctx.step(b"") if self._initiator else b""
@@ -172,20 +174,20 @@ class SecureDataSocket:
         self.sock.close()
 
 
-def wrap_data_socket(
+def secure_data_socket(
+    sock: socket.socket,
+    *,
+    initiator: bool,
     credential: Credential | None,
     trust: TrustStore,
     protection: DataProtection,
     own_identity: str | None,
-) -> Callable[[socket.socket, bool], socket.socket | SecureDataSocket]:
-    """The function the server applies to each new data socket (identity when DCAU is off)."""
-
-    def wrap(sock: socket.socket, initiator: bool) -> socket.socket | SecureDataSocket:
-        if not protection.authenticated:
-            return sock
-        if credential is None:
-            raise AuthenticationFailed("DCAU needs a delegated credential; the client did not delegate one")
-        return SecureDataSocket(sock, initiator=initiator, credential=credential, trust=trust,
-                                protection=protection, own_identity=own_identity)
-
-    return wrap
+) -> socket.socket | SecureDataSocket:
+    """What the server does with each new data socket: the socket itself when DCAU is off."""
+    if not protection.authenticated:
+        return sock
+    if credential is None:
+        raise AuthenticationFailed("DCAU needs a delegated credential; the client did not delegate one",
+                                   hint="send DCAU N, or let the client delegate (globus-url-copy does by default)")
+    return SecureDataSocket(sock, initiator=initiator, credential=credential, trust=trust,
+                            protection=protection, own_identity=own_identity)
