@@ -81,6 +81,8 @@ def register(subparsers: Any) -> None:
                      help="the same, per client address (default 64)")
     lim.add_argument("--max-sessions-per-address", type=int, default=32, metavar="N",
                      help="logged-in sessions per client address (default 32)")
+    lim.add_argument("--max-spool", default="4G", metavar="SIZE",
+                     help="largest upload without ALLO, spooled beside its destination (default 4G)")
     lim.add_argument("--failed-login-delay", type=float, default=0.5, metavar="S",
                      help="wait after a failed login from an address, doubling per failure up to 8 s (default 0.5)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from ..gridftp.users import UserDB
     from ..location import Location
     from ..registry import open_location
+    from ..sizes import parse_size
 
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
@@ -184,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         base_path=base_path,
         gsi=gsi,
         limits=limits,
+        max_spool=parse_size(args.max_spool, what="--max-spool", minimum=1),
         allow_cleartext_passwords=args.allow_cleartext_passwords,
     )
     logging.basicConfig(

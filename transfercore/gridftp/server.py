@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -69,7 +70,7 @@ from .session import (
     StorageOp,
     Store,
 )
-from .spool import Spool
+from .spool import Spool, SpoolFull
 from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
@@ -95,6 +96,10 @@ class ServerConfig:
     limits: Limits | None = None
     #: USER/PASS from non-loopback peers (passwords in the clear on the network)
     allow_cleartext_passwords: bool = False
+    #: an upload of unknown size (no ALLO) spools beside its destination, at most this much
+    max_spool: int = 4 << 30
+    #: ... or, for storage without local paths, in memory, at most this much
+    max_spool_memory: int = 256 << 20
 
     def effective_limits(self) -> Limits:
         if self.limits is not None:
@@ -591,14 +596,25 @@ class Connection:
                 await task
 
     async def store_spooled(self, act: Store) -> None:
-        spool = Spool()
+        path = self.dpath(act.path)
+        # a refusal comes before any data is accepted: a probe writer checks name and permission
+        probe: Writer = await self.io(self.driver.open_write, path, 0, None)
+        await self.io(probe.abort)
+        local = await self.io(self.driver.local_path, path)
+        if local is not None:
+            spool = Spool(os.path.dirname(local), limit=self.config.max_spool)
+        else:
+            spool = Spool(None, limit=self.config.max_spool_memory)
         perf: asyncio.Task[None] | None = None
         try:
             progress = Progress()
             await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
             if act.mode == "E":
                 perf = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-            received = await self.receive(act, spool, act.shift, progress)
+            try:
+                received = await self.receive(act, spool, act.shift, progress)
+            except SpoolFull as exc:
+                raise TransferFailed(552, str(exc)) from None
             await self._stop_task(perf)
             size = received.end()
             if received != RangeSet.span(0, size):
