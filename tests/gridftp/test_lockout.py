@@ -68,7 +68,7 @@ def _spool_fds(pid: int) -> list[str]:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
-        if "tc-gridftp-spool" in target:
+        if "tc-gridftp-spool" in target or "tc-spool-" in target:
             out.append(target)
     return out
 

@@ -14,6 +14,12 @@ from ..errors import OptionError
 from .exitcodes import ExitCode
 
 
+class UsageError(OptionError):
+    """A bad option value: reported in one line, with the usage exit code."""
+
+    exit_code = ExitCode.USAGE
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -83,6 +89,12 @@ def register(subparsers: Any) -> None:
                      help="logged-in sessions per client address (default 32)")
     lim.add_argument("--max-spool", default="4G", metavar="SIZE",
                      help="largest upload without ALLO, spooled beside its destination (default 4G)")
+    lim.add_argument(
+        "--spool-dir",
+        metavar="DIR",
+        help="spool uploads without ALLO here instead of beside their destination (durably: they get "
+        "restart markers and can resume either way, where the storage has local paths)",
+    )
     lim.add_argument("--failed-login-delay", type=float, default=0.5, metavar="S",
                      help="wait after a failed login from an address, doubling per failure up to 8 s (default 0.5)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
@@ -139,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import open_location
     from ..sizes import parse_size
 
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (0 to 65535; 0 picks a free one)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:
@@ -189,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         max_spool=parse_size(args.max_spool, what="--max-spool", minimum=1),
         allow_cleartext_passwords=args.allow_cleartext_passwords,
+        spool_dir=args.spool_dir,
     )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -31,20 +32,23 @@ from .. import checksums
 from ..contract import Driver, Writer
 from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
+from ..reorder import ReorderWindow
 from . import listing
 from .control import CommandReader, Reply
 from .datachannel import (
-    ModeEReceiver,
+    DataCache,
     ModeESender,
     PassiveListener,
     Progress,
     close_quietly,
     connect,
+    receive_mode_e,
     receive_stream,
     send_stream,
     set_buffers,
 )
-from .errors import BadArgument, DataTimeout, RemoteProtocolError
+from .download import plan_retrieve
+from .errors import BadArgument, DataTimeout, ListenError, RemoteProtocolError, ReplyError
 from .gsi import Credential, GSIConfig
 from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
@@ -62,6 +66,7 @@ from .session import (
     Close,
     Listing,
     OpenPassive,
+    Passive,
     Rename,
     Retrieve,
     Session,
@@ -71,6 +76,15 @@ from .session import (
     Store,
 )
 from .spool import Spool, SpoolFull
+from .upload import (
+    DEFAULT_REORDER_WINDOW,
+    StorePlan,
+    UploadTracker,
+    check_complete,
+    check_spooled,
+    is_partial_name,
+    plan_store,
+)
 from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
@@ -89,6 +103,13 @@ class ServerConfig:
     data_timeout: float = 60.0
     max_sessions: int = 64
     max_block: int = 64 * 1024 * 1024
+    #: Bytes a MODE E upload into an ordered destination may hold out of order.
+    reorder_window: int = DEFAULT_REORDER_WINDOW
+    #: Data connections one transfer may open; more is refused with 451.
+    max_data_connections: int = 32
+    #: Where uploads without ALLO are spooled durably (restart markers, REST);
+    #: ``None``: beside the destination when the driver has local paths, else in memory (no restart).
+    spool_dir: str | None = None
     #: Driver path that the client's ``/`` maps to.
     base_path: str = "/"
     #: GSI (gsiftp://): host credential, trusted CAs, grid-mapfile; None for password logins only
@@ -107,14 +128,6 @@ class ServerConfig:
         return Limits(max_sessions=self.max_sessions, idle_timeout=self.idle_timeout)
 
 
-class TransferFailed(TransferCoreError):
-    """A transfer ended without its whole object; ``code`` is the reply to send."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class GridFTPServer:
     def __init__(self, config: ServerConfig, driver: Driver, users: UserDB | None = None) -> None:
         self.config = config
@@ -129,10 +142,17 @@ class GridFTPServer:
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(
-            self._on_connect, self.config.host, self.config.port, limit=1 << 16, reuse_address=True
-        )
-        return self._server.sockets[0].getsockname()[1]
+        host, port = self.config.host, self.config.port
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect, host, port, limit=1 << 16, reuse_address=True
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="choose another --port (0 picks a free one) or stop what listens there",
+            ) from None
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -191,6 +211,9 @@ class Connection:
         self.transfer: asyncio.Task[None] | None = None
         self.stop = threading.Event()
         self.data_socks: list[socket.socket] = []
+        #: MODE E connections kept open between transfers, and those a transfer leaves for it.
+        self.cache = DataCache()
+        self.keep: list[socket.socket] = []
         self.closing = False
         self.aborted = False
         self.peer_host = peer[0]
@@ -248,6 +271,7 @@ class Connection:
                 await self.on_control_data(data)
         finally:
             await self.abort_transfer()
+            self.cache.drop()
             if self.listener is not None:
                 self.listener.close()
 
@@ -362,6 +386,7 @@ class Connection:
     # -- simple commands ---------------------------------------------------------------
 
     async def open_passive(self, kind: str) -> None:
+        self.cache.drop()
         if self.listener is not None:
             self.listener.close()
             self.listener = None
@@ -479,7 +504,7 @@ class Connection:
 
     async def accept_one(self, buffer_size: int | None) -> socket.socket:
         if self.listener is None:
-            raise TransferFailed(425, "No passive listener; send PASV first.")
+            raise ReplyError(425, "No passive listener; send PASV first.")
         sock = await self.io(self.listener.accept, self.config.data_timeout, self.stop)
         return self._track(sock, buffer_size)
 
@@ -490,7 +515,7 @@ class Connection:
             try:
                 sock = await self.io(connect, hp, self.config.data_timeout)
             except OSError as exc:
-                raise TransferFailed(
+                raise ReplyError(
                     425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
                 ) from None
             return self._track(sock, buffer_size, initiator=True)
@@ -498,14 +523,22 @@ class Connection:
         targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
         return list(await asyncio.gather(*(one(hp) for hp in targets)))
 
-    async def data_socket(self, data: Any, buffer_size: int | None) -> socket.socket:
+    async def sending_socks(self, data: Any, mode: str, count: int, buffer_size: int | None) -> list[socket.socket]:
+        """Connections to send on: the cached ones of a MODE E session, else new ones."""
+        if mode == "E":
+            cached = self.cache.take("out", data)
+            if cached:
+                return [self._track(s, buffer_size) for s in cached]
+        else:
+            self.cache.drop()
         if isinstance(data, Active):
-            return (await self.connect_many(data.addresses[:1], 1, buffer_size))[0]
-        return await self.accept_one(buffer_size)
+            return await self.connect_many(data.addresses, count, buffer_size)
+        return [await self.accept_one(buffer_size)]
 
     # -- transfers --------------------------------------------------------------------------
 
     async def run_transfer(self, action: Store | Retrieve | Listing) -> None:
+        self.keep = []
         try:
             if isinstance(action, Store):
                 await self.store(action)
@@ -513,34 +546,47 @@ class Connection:
                 await self.retrieve(action)
             else:
                 await self.send_listing(action)
-        except TransferFailed as exc:
-            await self.send(Reply.one(exc.code, " ".join(str(exc).split())[:400]))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+            self.keep = []
             err: BaseException = TransferAborted("transfer aborted on request") if self.aborted else exc
             log.info("transfer failed: %s", err)
             await self.send(error_reply(err, during_transfer=True))
         finally:
+            kept = {id(s) for s in self.keep}
             for sock in self.data_socks:
-                close_quietly(sock)
+                if id(sock) not in kept:
+                    close_quietly(sock)
             self.data_socks = []
-            if self.listener is not None:
+            direction = "in" if isinstance(action, Store) else "out"
+            if self.keep:
+                self.cache.keep(direction, action.data, self.keep)
+            else:
+                self.cache.drop()
+            self.keep = []
+            if self.listener is not None and not self.cache:
                 self.listener.close()
                 self.listener = None
-            self.session.transfer_done()
+            self.session.transfer_done(cached=bool(self.cache))
             self.transfer = None
 
+    def _has_local_path(self, path: str) -> bool:
+        try:
+            return self.driver.local_path(self.dpath(path)) is not None
+        except TransferCoreError:
+            return False
+
     async def store(self, act: Store) -> None:
-        if act.alloc is None:
-            if act.restart:
-                raise TransferFailed(504, "A restart needs the size: send ALLO <size> before REST and STOR.")
-            await self.store_spooled(act)
+        plan = plan_store(
+            act,
+            self.driver.capabilities(),
+            self.dpath(act.path),
+            window=self.config.reorder_window,
+            durable_spool=self.config.spool_dir is not None or self._has_local_path(act.path),
+        )
+        if plan.size is None:
+            await self.store_spooled(act, plan)
             return
-        size = act.alloc
-        restart = act.restart or None
-        if act.mode == "S" and restart is not None and restart != restart.prefix():
-            raise TransferFailed(501, "In MODE S only a prefix restart (REST <offset>) is possible.")
-        path = self.dpath(act.path)
-        writer: Writer = await self.io(self.driver.open_write, path, size, restart)
+        writer: Writer = await self.io(self.driver.open_write, plan.target, plan.size, plan.restart)
         markers = RestartMarkers(writer.resumed)
         marker_lock = asyncio.Lock()
         progress = Progress()
@@ -554,14 +600,8 @@ class Connection:
                         writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
                     )
                 )
-            received = await self.receive(act, writer, writer.resumed.prefix_end(), progress)
-            missing = RangeSet.span(0, size) - (writer.resumed | received)
-            if missing:
-                raise TransferFailed(
-                    451,
-                    f"Upload incomplete: {missing.total()} of {size} announced bytes missing "
-                    f"(first missing range {next(iter(missing))}); the durable part is kept for a restart.",
-                )
+            received = await self.receive(act, plan, writer, progress)
+            check_complete(plan, writer.resumed, received)
             await self._stop_task(marker_task)
             async with marker_lock:
                 durable = await self.io(writer.durable)
@@ -570,20 +610,43 @@ class Connection:
                     if final is not None:
                         await self.send(final)
                 await self.io(writer.complete)
+                if plan.renames:
+                    await self.io(self.driver.rename, plan.target, plan.path)
             completed = True
             await self.send(Reply.one(226, "Transfer Complete."))
         finally:
             await self._stop_task(marker_task)
             if not completed:
-                await self._keep_partial(writer, markers, marker_lock, act.mode)
+                await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
 
-    async def receive(self, act: Store, writer: Any, start: int, progress: Progress) -> RangeSet:
-        if act.mode == "E":
-            received = await self.receive_mode_e(act, writer, progress)
-        else:
-            sock = await self.data_socket(act.data, act.buffer_size)
+    async def receive(self, act: Store, plan: StorePlan, writer: Writer, progress: Progress) -> RangeSet:
+        """Receive the upload into ``writer``; the ranges that reached it."""
+        if act.mode == "S":
+            self.cache.drop()
+            start = writer.resumed.prefix_end()
+            if isinstance(act.data, Active):
+                sock = (await self.connect_many(act.data.addresses[:1], 1, act.buffer_size))[0]
+            else:
+                sock = await self.accept_one(act.buffer_size)
             end = await self.io(receive_stream, sock, writer, start, progress, self.stop)
             received = RangeSet.span(start, end)
+        else:
+            expected = RangeSet.span(0, plan.size or 0) - writer.resumed
+            window: ReorderWindow | None = None
+            if plan.ordered:
+                window = ReorderWindow(
+                    expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
+                )
+                deliver = window.put
+            else:
+                slots = threading.BoundedSemaphore(plan.writers)
+
+                def deliver(offset: int, data: memoryview) -> None:
+                    with slots:
+                        writer.write(offset, data)
+
+            tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            received = expected - window.missing() if window is not None else tracker.received()
         if self.stop.is_set():
             raise TransferAborted("transfer aborted on request")
         return received
@@ -595,31 +658,45 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def store_spooled(self, act: Store) -> None:
-        path = self.dpath(act.path)
+    async def store_spooled(self, act: Store, plan: StorePlan) -> None:
+        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
         # a refusal comes before any data is accepted: a probe writer checks name and permission
-        probe: Writer = await self.io(self.driver.open_write, path, 0, None)
+        probe: Writer = await self.io(self.driver.open_write, plan.path, 0, None)
         await self.io(probe.abort)
-        local = await self.io(self.driver.local_path, path)
-        if local is not None:
-            spool = Spool(os.path.dirname(local), limit=self.config.max_spool)
-        else:
-            spool = Spool(None, limit=self.config.max_spool_memory)
-        perf: asyncio.Task[None] | None = None
+        # the spool stays in the destination's storage: beside it, or in memory (or where the operator says)
+        local = await self.io(self.driver.local_path, plan.path)
+        directory = self.config.spool_dir or (os.path.dirname(local) if local is not None else None)
+        limit = self.config.max_spool if directory is not None else self.config.max_spool_memory
+        spool = await self.io(
+            functools.partial(Spool, directory, key=key if directory else None, resume=plan.restart, limit=limit)
+        )
+        markers = RestartMarkers(spool.resumed)
+        lock = asyncio.Lock()
+        marker_task: asyncio.Task[None] | None = None
+        stored = False
         try:
             progress = Progress()
             await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
             if act.mode == "E":
-                perf = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-            try:
-                received = await self.receive(act, spool, act.shift, progress)
-            except SpoolFull as exc:
-                raise TransferFailed(552, str(exc)) from None
-            await self._stop_task(perf)
-            size = received.end()
-            if received != RangeSet.span(0, size):
-                raise TransferFailed(451, f"Upload has holes ({received}); nothing was stored.")
-            writer: Writer = await self.io(self.driver.open_write, self.dpath(act.path), size, None)
+                if spool.restartable:
+                    marker_task = asyncio.create_task(
+                        self.marker_loop(spool, markers, lock, progress, act.restart_interval, act.perf_interval)
+                    )
+                else:
+                    marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
+                await self._spool_bounded(self.receive_mode_e(act, plan, spool.write, progress, None))
+            else:
+                self.cache.drop()
+                sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
+                    await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
+                )[0]
+                start = act.shift + spool.resumed.prefix_end()
+                await self._spool_bounded(self.io(receive_stream, sock, spool, start, progress, self.stop))
+            if self.stop.is_set():
+                raise TransferAborted("transfer aborted on request")
+            await self._stop_task(marker_task)
+            size = check_spooled(spool.received())
+            writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
             try:
                 await self.io(spool.copy_into, writer, self.stop)
                 await self.io(writer.complete)
@@ -627,10 +704,26 @@ class Connection:
                 with contextlib.suppress(Exception):
                     await self.io(writer.abort)
                 raise
+            stored = True
+            spool.discard()
             await self.send(Reply.one(226, "Transfer Complete."))
         finally:
-            await self._stop_task(perf)
-            spool.close()
+            await self._stop_task(marker_task)
+            if not stored:
+                # Keep what is durable for a REST, and say what it is first.
+                async with lock:
+                    with contextlib.suppress(Exception):
+                        reply = markers.update(await self.io(spool.durable))
+                        if reply is not None and act.mode == "E":
+                            await self.send(reply)
+                spool.close()
+
+    @staticmethod
+    async def _spool_bounded(receiving: Any) -> None:
+        try:
+            await receiving
+        except SpoolFull as exc:
+            raise ReplyError(552, str(exc)) from None
 
     async def perf_loop(self, progress: Progress, every: float) -> None:
         while True:
@@ -638,10 +731,11 @@ class Connection:
             await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
 
     async def _keep_partial(
-        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str
+        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str, plan: StorePlan
     ) -> None:
         # Tell the client what is safe before the error reply, then keep it for a restart.
         async with lock:
+            durable = RangeSet()
             with contextlib.suppress(Exception):
                 durable = await self.io(writer.durable)
                 if mode == "E":
@@ -650,10 +744,15 @@ class Connection:
                         await self.send(reply)
             with contextlib.suppress(Exception):
                 await self.io(writer.abort)
+            if plan.renames and not durable:
+                # Nothing to restart from: leave no empty partial object behind.
+                with contextlib.suppress(Exception):
+                    await self.io(self.driver.discard_partial, plan.target)
+                    await self.io(self.driver.remove, plan.target)
 
     async def marker_loop(
         self,
-        writer: Writer,
+        writer: Writer | Spool,
         markers: RestartMarkers,
         lock: asyncio.Lock,
         progress: Progress,
@@ -677,143 +776,152 @@ class Connection:
                         await self.send(reply)
                 next_restart = loop.time() + restart_every
 
-    async def receive_mode_e(self, act: Store, writer: Any, progress: Progress) -> RangeSet:
-        receiver = ModeEReceiver(writer, act.shift, self.config.max_block)
+    async def receive_mode_e(
+        self,
+        act: Store,
+        plan: StorePlan,
+        deliver: Callable[[int, memoryview], None],
+        progress: Progress,
+        window: ReorderWindow | None,
+    ) -> UploadTracker:
+        """Run every data connection of one MODE E upload until all announced EODs arrived."""
+        tracker = UploadTracker()
         errors: list[BaseException] = []
-        active = [0]
+        running: dict[int, socket.socket] = {}
+        cacheable: list[socket.socket] = []
 
         def fail(exc: BaseException) -> None:
             errors.append(exc)
             self.stop.set()
+            if window is not None:
+                window.stop(exc if isinstance(exc, Exception) else None)
             for s in list(self.data_socks):
                 close_quietly(s)
 
         async def conn(sock: socket.socket) -> None:
-            active[0] += 1
+            running[id(sock)] = sock
             try:
-                await self.io(receiver.run, sock, progress, self.stop)
+                keep = await self.io(
+                    functools.partial(
+                        receive_mode_e,
+                        max_block=self.config.max_block,
+                        piece=plan.piece,
+                        shift=act.shift,
+                    ),
+                    sock,
+                    deliver,
+                    tracker,
+                    progress,
+                    self.stop,
+                )
+                if keep:
+                    cacheable.append(sock)
             except BaseException as exc:  # noqa: BLE001
-                if not errors:
+                if not errors and not tracker.complete:
                     fail(exc)
             finally:
-                active[0] -= 1
+                running.pop(id(sock), None)
 
-        tasks: list[asyncio.Task[None]] = []
-        if isinstance(act.data, Active):
+        socks = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
+        if isinstance(act.data, Active) and not socks:
             socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
-            tasks = [asyncio.create_task(conn(s)) for s in socks]
-        else:
-            if self.listener is None:
-                raise TransferFailed(425, "No passive listener; send PASV first.")
-            while not receiver.finished.is_set() and not errors:
-                try:
-                    sock = await self.io(self._accept_while, receiver, active)
-                except Exception:
-                    if errors:
-                        break  # a connection failed first; report that cause
-                    raise
-                if sock is None:
+        if isinstance(act.data, Passive) and self.listener is None and not socks:
+            raise ReplyError(425, "No passive listener; send PASV first.")
+        pending = {asyncio.create_task(conn(s)) for s in socks}
+        opened = len(pending)
+        loop = asyncio.get_running_loop()
+        accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
+        listener = self.listener if isinstance(act.data, Passive) else None
+        try:
+            while not tracker.complete and not errors and not self.stop.is_set():
+                if listener is not None and accept is None:
+                    listener.sock.setblocking(False)
+                    accept = asyncio.ensure_future(loop.sock_accept(listener.sock))
+                waiting: set[asyncio.Future[Any]] = set(pending)
+                if accept is not None:
+                    waiting.add(accept)
+                if not waiting:
                     break
-                tasks.append(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
-        if tasks:
-            done_waiter = asyncio.ensure_future(asyncio.gather(*tasks))
-            finished_waiter = asyncio.ensure_future(self.io(receiver.finished.wait))
-            await asyncio.wait({done_waiter, finished_waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not done_waiter.done():
-                # Every announced EOD arrived; connections still open carry nothing more.
-                await asyncio.sleep(0)
-                for s in list(self.data_socks):
-                    close_quietly(s)
-                with contextlib.suppress(Exception):
-                    await done_waiter
-            receiver.finished.set()
-            with contextlib.suppress(Exception):
-                await finished_waiter
-        if errors and not receiver.tracker.complete:
-            raise errors[0]
-        if errors and not isinstance(errors[0], (OSError, TransferAborted)):
-            raise errors[0]
-        if not receiver.tracker.complete:
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self.config.data_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done and not pending:
+                    raise DataTimeout(
+                        f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
+                        f"{tracker.state()}",
+                        hint="the sender must end the transfer with an EOF block giving the EOD count",
+                    )
+                pending -= done  # type: ignore[arg-type]
+                if accept is not None and accept in done:
+                    try:
+                        sock, _ = accept.result()
+                    except OSError as exc:
+                        raise TransferAborted(f"data listener closed: {exc}") from None
+                    finally:
+                        accept = None
+                    sock.setblocking(True)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if opened >= self.config.max_data_connections:
+                        close_quietly(sock)
+                        fail(
+                            ReplyError(
+                                451,
+                                f"The client opened more than {self.config.max_data_connections} data "
+                                "connections for one transfer; refusing the transfer.",
+                                hint="use fewer parallel streams (-p)",
+                            )
+                        )
+                        break
+                    opened += 1
+                    pending.add(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
+        finally:
+            if accept is not None:
+                accept.cancel()
+                with contextlib.suppress(BaseException):
+                    await accept
+        if pending:
+            # Every announced EOD arrived (or the transfer failed).  A connection
+            # that carried the last EOD is returning; any other still open
+            # carries nothing of this transfer and is closed.
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+            for s in list(running.values()):
+                close_quietly(s)
+            if pending:
+                await asyncio.wait(pending)
+        if errors:
+            if not tracker.complete or not isinstance(errors[0], (OSError, TransferAborted)):
+                raise errors[0]
+        if self.stop.is_set() and not tracker.complete:
+            raise TransferAborted("transfer aborted on request")
+        if not tracker.complete:
             raise RemoteProtocolError(
                 "the data connections ended without the EOF/EOD blocks that close a MODE E transfer"
             )
-        return receiver.received()
-
-    def _accept_while(self, receiver: ModeEReceiver, active: list[int]) -> socket.socket | None:
-        assert self.listener is not None
-        listener = self.listener
-        listener.sock.settimeout(0.1)
-        idle_since = time.monotonic()
-        while True:
-            if receiver.finished.is_set():
-                return None
-            if self.stop.is_set():
-                raise TransferAborted("transfer aborted")
-            try:
-                conn, _ = listener.sock.accept()
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return conn
-            except TimeoutError:
-                pass
-            except OSError as exc:
-                raise TransferAborted(f"data listener closed: {exc}") from None
-            if active[0]:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > self.config.data_timeout:
-                t = receiver.tracker
-                state = (
-                    f"EOF announced {t.expected} EODs" if t.expected is not None else "no EOF block arrived"
-                )
-                raise DataTimeout(
-                    f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
-                    f"{t.seen} EOD(s) received and {state}",
-                    hint="the sender must end the transfer with an EOF block giving the EOD count",
-                )
+        self.keep = cacheable
+        return tracker
 
     async def retrieve(self, act: Retrieve) -> None:
         reader = await self.io(self.driver.open_read, self.dpath(act.path))
         perf: asyncio.Task[None] | None = None
         try:
-            size = reader.size
-            base = 0
-            if act.window is not None:
-                offset, length = act.window
-                if offset > size:
-                    raise TransferFailed(501, f"ERET offset {offset} is past the end ({size} bytes).")
-                base = offset
-                ranges = RangeSet.span(offset, min(size, offset + length))
-            else:
-                ranges = RangeSet.span(0, size)
-            if act.restart:
-                ranges = ranges - act.restart
-            if act.mode == "S" and len(ranges) > 1:
-                raise TransferFailed(
-                    501, "MODE S can only resume from an offset; use MODE E for range lists."
-                )
+            plan = plan_retrieve(act, reader.size)
             progress = Progress()
             await self.send(Reply.one(150, "Opening BINARY mode data connection."))
             if act.perf_markers:
                 perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
+            socks = await self.sending_socks(act.data, act.mode, act.parallelism, act.buffer_size)
             if act.mode == "S":
-                sock = await self.data_socket(act.data, act.buffer_size)
-                start = ranges.ranges[0].start if ranges else 0
-                end = ranges.end() if ranges else 0
-                await self.io(send_stream, sock, reader, start, end, progress, self.stop)
-                close_quietly(sock)
+                await self.io(send_stream, socks[0], reader, plan.start, plan.end, progress, self.stop)
             else:
-                if isinstance(act.data, Active):
-                    socks = await self.connect_many(act.data.addresses, act.parallelism, act.buffer_size)
-                else:
-                    socks = [await self.accept_one(act.buffer_size)]
-                sender = ModeESender(reader, ranges, SEND_BLOCK, base)
+                block = max(1, min(SEND_BLOCK, self.driver.capabilities().preferred_block_size))
+                sender = ModeESender(reader, plan.ranges, block, plan.base)
                 await asyncio.gather(
                     *(
                         self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
                         for i, s in enumerate(socks)
                     )
                 )
-                for s in socks:
-                    close_quietly(s)
+                self.keep = socks
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
             if perf is not None:
@@ -831,20 +939,16 @@ class Connection:
             entries = await self.io(lambda: list(self.driver.list(path)))
         else:
             entries = [info]
-        entries.sort(key=lambda e: e.name)
-        if act.verb == "MLSD":
-            if not info.is_dir:
-                raise TransferFailed(501, f"{act.path} is not a directory; use MLST for a file.")
-            body = listing.mlsd_text(entries, writable=self.session.writable)
-        elif act.verb == "LIST":
-            body = listing.list_text(entries)
-        else:
-            body = listing.nlst_text(entries)
+        entries = sorted((e for e in entries if not is_partial_name(e.name)), key=lambda e: e.name)
+        body = listing.listing_body(act.verb, act.path, info.is_dir, entries, writable=self.session.writable)
         await self.send(Reply.one(150, "Opening ASCII mode data connection for listing."))
-        sock = await self.data_socket(act.data, None)
-        payload = body if act.mode == "S" else (encode_block(0, body) if body else b"") + encode_eof_eod(1)
-        await self.io(sock.sendall, payload)
-        close_quietly(sock)
+        socks = await self.sending_socks(act.data, act.mode, 1, None)
+        if act.mode == "S":
+            await self.io(socks[0].sendall, body)
+        else:
+            payload = (encode_block(0, body) if body else b"") + encode_eof_eod(1, close=False)
+            await self.io(socks[0].sendall, payload)
+            self.keep = socks
         await self.send(Reply.one(226, "Transfer complete."))
 
 

@@ -44,7 +44,7 @@ class SessionConfig:
     max_commands: int = 1_000_000
     max_login_failures: int = 3
     marker_interval: float = DEFAULT_MARKER_INTERVAL
-    checksums: tuple[str, ...] = ("MD5", "ADLER32", "SHA1", "SHA256", "SHA512")
+    checksums: tuple[str, ...] = ("MD5", "ADLER32", "CRC32C", "SHA1", "SHA256", "SHA512")
 
 
 # -- actions the I/O layer carries out ----------------------------------------
@@ -188,7 +188,7 @@ OK = Reply.one(200, "Command Successful.")
 
 
 def feat_lines(checksums: tuple[str, ...]) -> tuple[str, ...]:
-    digits = {"MD5": 10, "ADLER32": 10, "SHA1": 10, "SHA256": 11, "SHA512": 12}
+    digits = {"MD5": 10, "ADLER32": 10, "CRC32C": 10, "SHA1": 10, "SHA256": 11, "SHA512": 12}
     cksm = "".join(f"{alg}:{digits.get(alg, 10)};" for alg in checksums)
     return (
         "Extensions supported:",
@@ -313,13 +313,18 @@ class Session:
     def rename_from_done(self, path: str) -> None:
         self.rename_from = path
 
-    def transfer_done(self) -> None:
-        """A transfer ended (well or not): its one-shot settings are spent."""
+    def transfer_done(self, *, cached: bool = False) -> None:
+        """A transfer ended (well or not): its one-shot settings are spent.
+
+        ``cached``: its MODE E data connections stay open for the next
+        transfer (data-channel caching), so the data setup stays too.
+        """
         if self.state is State.TRANSFER:
             self.state = State.READY
         self.restart = None
         self.alloc = None
-        self.data = None
+        if not (cached and self.mode == "E"):
+            self.data = None
 
     # -- helpers ---------------------------------------------------------------
 
@@ -557,6 +562,7 @@ class Session:
         return addresses
 
     def _set_active(self, addresses: tuple[HostPort, ...]) -> list[Output]:
+        # A new setup object: connections cached for the previous one are not reused.
         self.data = Active(self._check_active(addresses))
         self.passive_kind = None
         return [Reply.one(200, "PORT Command successful.")]
