@@ -168,6 +168,21 @@ class GridPKI:
                           lifetime=datetime.timedelta(hours=1), not_before=start)
         return Credential(chain=(cert, self.user.certificate), key=key)
 
+    def start_real_server(self, port: int, pidfile: Path, log: Path, *, account: str = "nobody") -> Path:
+        """The real ``globus-gridftp-server`` with GSI on 127.0.0.1:``port``, this grid's host credential,
+        and a grid-mapfile mapping the test user to ``account``; returns that grid-mapfile."""
+        gridmap = self.root / f"grid-mapfile-{account}"
+        gridmap.write_text(f'"{self.user_dn}" {account}\n')
+        env = {**os.environ, "X509_USER_CERT": str(self.host_cert), "X509_USER_KEY": str(self.host_key),
+               "X509_CERT_DIR": str(self.ca_dir), "GRIDMAP": str(gridmap)}
+        subprocess.run(
+            ["globus-gridftp-server", "-S", "-pidfile", str(pidfile), "-p", str(port),
+             "-control-interface", "127.0.0.1", "-data-interface", "127.0.0.1",
+             "-d", "ERROR", "-l", str(log), "-c", "/dev/null"],
+            env=env, check=True, timeout=30,
+        )
+        return gridmap
+
     def env(self, proxy: Path) -> dict[str, str]:
         """The environment a Globus client needs to use ``proxy`` against this grid."""
         return {"X509_USER_PROXY": str(proxy), "X509_CERT_DIR": str(self.ca_dir)}

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from transfercore.testing.gsi_pki import GridPKI
+from transfercore.testing.loopback import free_port, wait_port
 
 from ..conftest import needs_globus
 
@@ -17,10 +22,13 @@ pytestmark = [pytest.mark.globus, needs_globus]
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[GridPKI, Path]:
-    root = tmp_path_factory.mktemp("e2e-grid")
+def grid() -> Iterator[tuple[GridPKI, Path]]:
+    # world-readable: the real server reads the CA directory after switching to the mapped account
+    root = Path(tempfile.mkdtemp(prefix="tc-gsi-grid-"))
+    root.chmod(0o755)
     pki = GridPKI.make(root)
-    return pki, pki.grid_proxy_init(root / "x509up")
+    yield pki, pki.grid_proxy_init(root / "x509up")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -103,3 +111,38 @@ def test_expired_proxy_is_refused_saying_so(gsi_server, root, grid, payload, tmp
     proc = guc(pki.env(expired), f"file://{payload}", url(gsi_server, "/late.bin"), ok=False)
     assert re.search(r"CN=Jane Doe/CN=\d+\s+expired \d+ minutes ago", proc.stderr), proc.stderr
     assert list(root.iterdir()) == []
+
+
+@pytest.fixture
+def real_gsi_server(grid, tmp_path: Path):
+    pki, _ = grid
+    port = free_port()
+    pidfile = tmp_path / "real.pid"
+    pki.start_real_server(port, pidfile, tmp_path / "real.log")
+    wait_port(port)
+    yield port
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+@pytest.mark.parametrize("flags", [(), ("-p", "2", "-fast", "-dcpriv")], ids=["stream-dcau", "modee-p2-dcpriv"])
+def test_third_party_between_the_real_server_and_ours(gsi_server, real_gsi_server, root, grid, payload, request,
+                                                       flags) -> None:
+    pki, proxy = grid
+    env = pki.env(proxy)
+    # the real server reads and writes as the mapped account, nobody: a directory it can reach
+    shared = Path(tempfile.mkdtemp(prefix="tc-gsi-real-"))
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
+    shared.chmod(0o777)
+    src = shared / "src.bin"
+    src.write_bytes(payload.read_bytes())
+    src.chmod(0o644)
+    real = f"gsiftp://127.0.0.1:{real_gsi_server}"
+    # real server -> ours: our server authenticates the real server's data channel by DCAU
+    guc(env, *flags, f"{real}{src}", url(gsi_server, "/from-real.bin"))
+    assert (root / "from-real.bin").read_bytes() == payload.read_bytes()
+    # ours -> real server
+    guc(env, *flags, url(gsi_server, "/from-real.bin"), f"{real}{shared}/back.bin")
+    assert (shared / "back.bin").read_bytes() == payload.read_bytes()
