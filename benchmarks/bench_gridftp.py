@@ -12,6 +12,11 @@ forks per session (their time reaches the daemon when it reaps them).
 
     python benchmarks/bench_gridftp.py --size 2GiB
     python benchmarks/bench_gridftp.py --size 1GiB --repeat 3 --mode stream
+    python benchmarks/bench_gridftp.py --size 1GiB --repeat 3 --gsi
+
+``--gsi`` adds ``gsiftp://`` MODE E PUT and GET with DCAU (the default) and
+with ``-dcpriv``, both servers authenticating a ``grid-proxy-init`` proxy of a
+throw-away test CA.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=4, help="MODE E data connections (default 4)")
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
     ap.add_argument("--mode", choices=("both", "stream", "modeE"), default="both", help="which modes to run")
+    ap.add_argument("--gsi", action="store_true", help="also gsiftp:// MODE E with DCAU and with -dcpriv")
     args = ap.parse_args()
     for tool in ("globus-url-copy", "globus-gridftp-server"):
         if not shutil.which(tool):
@@ -107,6 +113,18 @@ def main() -> int:
     src.chmod(0o644)
 
     ours_port, real_port = free_port(), free_port()
+    gsi_args: list[str] = []
+    pki = None
+    if args.gsi:
+        from transfercore.testing.gsi_pki import GridPKI
+
+        grid = work / "grid"
+        grid.mkdir()
+        grid.chmod(0o755)  # the real server reads the CA directory as nobody
+        pki = GridPKI.make(grid)
+        os.environ.update(pki.env(pki.grid_proxy_init(grid / "x509up", valid="4:00")))
+        gsi_args = ["--host-cert", str(pki.host_cert), "--host-key", str(pki.host_key),
+                    "--ca-dir", str(pki.ca_dir), "--gridmap", str(pki.gridmap)]
     ours = subprocess.Popen(
         [
             sys.executable,
@@ -118,6 +136,7 @@ def main() -> int:
             "--port",
             str(ours_port),
             "--anonymous-write",
+            *gsi_args,
         ],
         stderr=open(work / "ours.log", "wb"),
     )
@@ -126,16 +145,32 @@ def main() -> int:
     wait_port(ours_port)
     wait_port(real_port)
     real_pid = int(pidfile.read_text().split()[0])
-    servers = {
+    plain = {
         "transfercore": (f"ftp://127.0.0.1:{ours_port}", "", ours_root, ours.pid, False),
         "globus": (f"ftp://127.0.0.1:{real_port}", str(real_root), real_root, real_pid, True),
     }
     all_modes = {"stream": [], f"modeE-p{args.parallel}": ["-fast", "-p", str(args.parallel)]}
     modes = {m: f for m, f in all_modes.items() if args.mode == "both" or m.startswith(args.mode)}
+    server_sets = {m: plain for m in modes}
+    gsi_pidfile = work / "real-gsi.pid"
+    if pki is not None:
+        gsi_port = free_port()
+        pki.start_real_server(gsi_port, gsi_pidfile, work / "real-gsi.log")
+        wait_port(gsi_port)
+        gsi_pid = int(gsi_pidfile.read_text().split()[0])
+        secured = {
+            "transfercore": (f"gsiftp://127.0.0.1:{ours_port}", "", ours_root, ours.pid, False),
+            "globus": (f"gsiftp://127.0.0.1:{gsi_port}", str(real_root), real_root, gsi_pid, True),
+        }
+        flags = ["-fast", "-p", str(args.parallel)]
+        for name, extra in ((f"gsi-p{args.parallel}-dcau", []), (f"gsi-p{args.parallel}-dcpriv", ["-dcpriv"])):
+            modes[name] = flags + extra
+            server_sets[name] = secured
     results: dict[tuple[str, str, str], float] = {}
     cpu: dict[tuple[str, str, str], float] = {}
     try:
         for mode, flags in modes.items():
+            servers = server_sets[mode]
             runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
             # The servers take turns within each repeat, so drift in the
             # machine's load hits both alike instead of one server's block of runs.
@@ -161,12 +196,12 @@ def main() -> int:
                     )
                     if os.path.getsize(back) != size:
                         raise SystemExit(f"{name} {mode}: GET returned a wrong size")
-            for name in servers:
+            for name in plain:
                 for op in ("PUT", "GET"):
                     results[(mode, op, name)] = size / statistics.median(w for w, _ in runs[(name, op)]) / 1e6
                     cpu[(mode, op, name)] = statistics.median(c for _, c in runs[(name, op)])
                 print(
-                    f"{mode:10} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s "
+                    f"{mode:16} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s "
                     f"({cpu[(mode, 'PUT', name)]:5.2f} s CPU)   "
                     f"GET {results[(mode, 'GET', name)]:8.1f} MB/s ({cpu[(mode, 'GET', name)]:5.2f} s CPU)",
                     flush=True,
@@ -174,10 +209,11 @@ def main() -> int:
     finally:
         ours.terminate()
         ours.wait(10)
-        try:
-            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
+        for pf in (pidfile, gsi_pidfile):
+            try:
+                os.kill(int(pf.read_text().split()[0]), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
     print()
@@ -186,7 +222,7 @@ def main() -> int:
         for op in ("PUT", "GET"):
             ratio = results[(mode, op, "transfercore")] / results[(mode, op, "globus")]
             print(
-                f"{mode:10} {op}: transfercore / globus = {ratio:.2f}x throughput, "
+                f"{mode:16} {op}: transfercore / globus = {ratio:.2f}x throughput, "
                 f"server CPU {cpu[(mode, op, 'transfercore')]:.2f} s vs {cpu[(mode, op, 'globus')]:.2f} s"
             )
     return 0
