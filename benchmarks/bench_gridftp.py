@@ -197,13 +197,17 @@ def main() -> int:
                     if os.path.getsize(back) != size:
                         raise SystemExit(f"{name} {mode}: GET returned a wrong size")
             for name in plain:
+                spread = {}
                 for op in ("PUT", "GET"):
                     results[(mode, op, name)] = size / statistics.median(w for w, _ in runs[(name, op)]) / 1e6
                     cpu[(mode, op, name)] = statistics.median(c for _, c in runs[(name, op)])
+                    rates = [size / w / 1e6 for w, _ in runs[(name, op)]]
+                    spread[op] = f"[{min(rates):.0f}-{max(rates):.0f}]"
                 print(
-                    f"{mode:16} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s "
+                    f"{mode:16} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s {spread['PUT']:11} "
                     f"({cpu[(mode, 'PUT', name)]:5.2f} s CPU)   "
-                    f"GET {results[(mode, 'GET', name)]:8.1f} MB/s ({cpu[(mode, 'GET', name)]:5.2f} s CPU)",
+                    f"GET {results[(mode, 'GET', name)]:8.1f} MB/s {spread['GET']:11} "
+                    f"({cpu[(mode, 'GET', name)]:5.2f} s CPU)",
                     flush=True,
                 )
     finally:
@@ -217,7 +221,7 @@ def main() -> int:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"size {size} bytes, median of {args.repeat}, each including a trailing sync")
+    print(f"size {size} bytes, median of {args.repeat} [min-max MB/s], each including a trailing sync")
     for mode in modes:
         for op in ("PUT", "GET"):
             ratio = results[(mode, op, "transfercore")] / results[(mode, op, "globus")]

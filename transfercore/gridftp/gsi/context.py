@@ -283,6 +283,26 @@ class SecurityContext:
         # a TLS 1.3 key update or alert may need an answer; it rides on the next wrap
         return bytes(out)
 
+    def feed(self, data: bytes) -> None:
+        """Bytes of the peer's protected stream (any framing: TLS finds its records itself)."""
+        self._incoming.write(data)
+
+    def unwrap_into(self, buffer: memoryview, nbytes: int) -> int | None:
+        """Plaintext from what :meth:`feed` gave, straight into ``buffer``: its length, 0 at the
+        peer's close, None when more bytes are needed.  The fast path of protected data channels."""
+        try:
+            return self._ssl.read(nbytes, buffer)
+        except ssl.SSLWantReadError:
+            return None
+        except ssl.SSLZeroReturnError:
+            self.closed = True
+            return 0
+        except ssl.SSLError as exc:
+            self.closed = True
+            raise ProtectionError(
+                f"a protected message failed its integrity check ({exc.reason or 'bad record'})"
+            ) from exc
+
     def pending_output(self) -> bytes:
         return self._outgoing.read()
 

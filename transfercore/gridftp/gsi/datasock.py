@@ -20,11 +20,12 @@ from .context import SecurityContext, make_ssl_context
 from .dataprot import DataProtection
 from .errors import AuthenticationFailed, GSIError
 from .proxy import Credential
-from .tokens import MAX_TOKEN, TokenReader
+from .tokens import MAX_TOKEN
 from .trust import TrustStore
 
-#: plaintext per wrap: one TLS record's worth, the size Globus wraps at
-WRAP_SIZE = 16384
+#: plaintext wrapped per socket write (TLS cuts it into 16 KiB records)
+WRAP_CHUNK = 256 * 1024
+RECV_SIZE = 256 * 1024
 
 
 class SecureDataSocket:
@@ -46,8 +47,6 @@ class SecureDataSocket:
         self._own = own_identity
         self._lock = threading.Lock()
         self._context: SecurityContext | None = None
-        self._reader = TokenReader()
-        self._plain = bytearray()
         self._eof = False
         self.peer_identity: str | None = None
 
@@ -117,19 +116,18 @@ class SecureDataSocket:
         want = nbytes or len(view)
         if not self._protection.wrapped:
             return self._recv_clear(view, want)
-        while not self._plain and not self._eof:
-            data = self.sock.recv(65536)
+        while not self._eof:
+            n = ctx.unwrap_into(view, want)
+            if n is not None:
+                if n == 0:
+                    self._eof = True
+                return n
+            data = self.sock.recv(RECV_SIZE)
             if not data:
                 self._eof = True
                 break
-            for token in self._reader.feed(data):
-                self._plain += ctx.unwrap(token)
-            if ctx.closed:
-                self._eof = True
-        n = min(want, len(self._plain))
-        view[:n] = self._plain[:n]
-        del self._plain[:n]
-        return n
+            ctx.feed(data)
+        return 0
 
     def _recv_clear(self, view: memoryview, want: int) -> int:
         return self.sock.recv_into(view, want)
@@ -145,8 +143,8 @@ class SecureDataSocket:
             self.sock.sendall(data)
             return
         view = memoryview(data).cast("B")
-        for pos in range(0, len(view), WRAP_SIZE * 16):
-            self.sock.sendall(ctx.wrap(bytes(view[pos : pos + WRAP_SIZE * 16])))
+        for pos in range(0, len(view), WRAP_CHUNK):
+            self.sock.sendall(ctx.wrap(view[pos : pos + WRAP_CHUNK]))
 
     def sendmsg(self, buffers: Sequence[bytes | memoryview]) -> int:
         if not self._protection.wrapped:
