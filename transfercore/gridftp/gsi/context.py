@@ -29,7 +29,6 @@ import datetime
 import enum
 import os
 import ssl
-import tempfile
 from collections.abc import Callable
 
 from cryptography import x509
@@ -68,15 +67,14 @@ def make_ssl_context(credential: Credential, trust: TrustStore, *, server_side: 
 
 
 def load_credential(ctx: ssl.SSLContext, credential: Credential) -> None:
-    """Load an in-memory credential; ``ssl`` only reads files, so through a private file removed at once."""
-    fd, path = tempfile.mkstemp(prefix="gsi-cred-", suffix=".pem")
+    """Load an in-memory credential.  ``ssl`` reads only files, so it reads an anonymous memory file:
+    a private key (the user's delegated one too) never touches a disk."""
+    fd = os.memfd_create("gsi-credential", os.MFD_CLOEXEC)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(credential.to_pem())
-        ctx.load_cert_chain(path)
+        os.write(fd, credential.to_pem())
+        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
     finally:
-        os.unlink(path)
+        os.close(fd)
 
 
 class SecurityContext:
