@@ -116,7 +116,7 @@ def test_checksum_mismatch_exits_3_and_keeps_state(src, capsys):
     capsys.readouterr()
     assert main(["copy", str(src), lie, "--quiet", "--block-size", "64K"]) == ExitCode.CHECKSUM_MISMATCH
     err = capsys.readouterr().err
-    assert "CRC32C checksum mismatch" in err and "--no-resume" in err
+    assert "CRC32C checksum mismatch" in err and "sends the object in full" in err
     main(["status", "--json"])
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["state"] == "mismatch"
@@ -143,7 +143,7 @@ def test_invalid_options(src, tmp_path, capsys, argv, code, message):
 
 
 def test_unknown_driver(src, capsys):
-    assert main(["copy", str(src), "nosuch://x/y"]) == ExitCode.FAILED
+    assert main(["copy", str(src), "nosuch://x/y"]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert "no transfercore driver named 'nosuch'" in err and "installed:" in err
 
@@ -161,6 +161,6 @@ def test_destination_directory_missing(src, tmp_path, capsys):
 
 
 def test_same_source_and_destination(src, capsys):
-    assert main(["copy", str(src), f"file://{src}"]) == ExitCode.FAILED
+    assert main(["copy", str(src), f"file://{src}"]) == ExitCode.USAGE
     assert "same object" in capsys.readouterr().err
     assert os.path.getsize(src) == 1_000_000
