@@ -19,6 +19,7 @@ from typing import Any
 from ..contract import Reader
 from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
+from ..reorder import ReorderWindow
 from .errors import DataTimeout
 from .hostport import HostPort
 from .modee import (
@@ -317,11 +318,16 @@ def send_stream(
 class ModeESender:
     """Shared block queue of the connections of one MODE E download."""
 
-    def __init__(self, reader: Reader, ranges: RangeSet, block: int, base: int = 0) -> None:
+    def __init__(
+        self, reader: Reader, ranges: RangeSet, block: int, base: int = 0, *, ordered: bool = False
+    ) -> None:
         self.reader = reader
         self.base = base  # ERET: sent offsets are relative to this file offset
         self._plan = block_plan(ranges, block)
         self._lock = threading.Lock()
+        # A source that must be read in order (ordered_writes orders reads too):
+        # reads take turns in ascending order, the sends still run in parallel.
+        self._turns = ReorderWindow(ranges) if ordered else None
 
     def _next(self) -> tuple[int, int] | None:
         with self._lock:
@@ -347,7 +353,11 @@ class ModeESender:
             if item is None:
                 break
             offset, n = item
-            data = self.reader.read(offset, n)
+            if self._turns is not None:
+                with self._turns.turn(offset, n):
+                    data = self.reader.read(offset, n)
+            else:
+                data = self.reader.read(offset, n)
             if len(data) != n:
                 raise TransferCoreError(
                     f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry"

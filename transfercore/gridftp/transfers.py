@@ -540,8 +540,9 @@ class DataTransfers:
             if act.mode == "S":
                 await self.io(send_stream, socks[0], reader, plan.start, plan.end, progress, self.stop)
             else:
-                block = max(1, min(SEND_BLOCK, self.driver.capabilities().preferred_block_size))
-                sender = ModeESender(reader, plan.ranges, block, plan.base)
+                caps = self.driver.capabilities()
+                block = max(caps.min_block_size, min(SEND_BLOCK, caps.preferred_block_size))
+                sender = ModeESender(reader, plan.ranges, block, plan.base, ordered=caps.ordered_writes)
                 await asyncio.gather(
                     *(
                         self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
