@@ -2,7 +2,8 @@
 
 * :mod:`.context` - the GSS security context over TLS memory BIOs, delegation included;
 * :mod:`.control` - ``AUTH GSSAPI``/``ADAT``/``MIC``/``ENC`` on the control channel;
-* :mod:`.tokens` - base64 and record framing of tokens;
+* :mod:`.datasock` - the thin blocking shell that authenticates and protects data sockets;
+* :mod:`.tokens` - base64 framing of tokens in commands and replies;
 * :mod:`.trust` - the Globus CA directory, signing policies, CRLs;
 * :mod:`.proxy` - RFC 3820 proxies, identities, delegation messages;
 * :mod:`.gridmap` - the grid-mapfile;

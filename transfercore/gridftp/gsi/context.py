@@ -246,7 +246,7 @@ class SecurityContext:
 
     # --- protection ------------------------------------------------------------
 
-    def wrap(self, data: bytes) -> bytes:
+    def wrap(self, data: bytes | memoryview) -> bytes:
         """``gss_wrap``: ``data`` as TLS application-data records (encrypted and integrity-protected)."""
         if not self.complete:
             raise ProtectionError("no established security context to wrap with")
@@ -289,7 +289,8 @@ class SecurityContext:
         """Plaintext from what :meth:`feed` gave, straight into ``buffer``: its length, 0 at the
         peer's close, None when more bytes are needed.  The fast path of protected data channels."""
         try:
-            return self._ssl.read(nbytes, buffer)
+            n: int = self._ssl.read(nbytes, buffer)  # type: ignore[assignment]  # with a buffer: a count
+            return n
         except ssl.SSLWantReadError:
             return None
         except ssl.SSLZeroReturnError:

@@ -84,7 +84,9 @@ class SecureDataSocket:
             raise AuthenticationFailed(str(exc)) from exc
 
     def _next_token(self) -> bytes:
-        # exact reads: bytes after the last handshake token are data, not tokens
+        # A TLS record carries its length in its 5-byte header; any other token has a 4-byte
+        # length in front (the Globus XIO GSI driver's framing).  Exact reads: bytes after the
+        # last handshake token are data, not tokens.
         head = self._recv_exact(5)
         if head[0] in range(20, 27) and head[1] == 3:
             return head + self._recv_exact(int.from_bytes(head[3:5], "big"))
@@ -115,7 +117,7 @@ class SecureDataSocket:
         view = memoryview(buffer)
         want = nbytes or len(view)
         if not self._protection.wrapped:
-            return self._recv_clear(view, want)
+            return self.sock.recv_into(view, want)
         while not self._eof:
             n = ctx.unwrap_into(view, want)
             if n is not None:
@@ -128,9 +130,6 @@ class SecureDataSocket:
                 break
             ctx.feed(data)
         return 0
-
-    def _recv_clear(self, view: memoryview, want: int) -> int:
-        return self.sock.recv_into(view, want)
 
     def recv(self, n: int) -> bytes:
         buf = bytearray(n)

@@ -18,6 +18,7 @@ import datetime
 import enum
 import secrets
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import attrs
 from cryptography import x509
@@ -38,6 +39,10 @@ _DER_OIDS = {
     INHERIT_ALL: bytes.fromhex("2b06010505071501"),
     GLOBUS_LIMITED: bytes.fromhex("2b060104019b5001010109"),
 }
+
+
+PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 class ProxyKind(enum.Enum):
@@ -62,7 +67,7 @@ def proxy_kind(cert: x509.Certificate) -> ProxyKind:
             INHERIT_ALL: ProxyKind.IMPERSONATION,
             GLOBUS_LIMITED: ProxyKind.LIMITED,
             INDEPENDENT: ProxyKind.INDEPENDENT,
-        }.get(language, ProxyKind.OTHER)
+        }.get(language or "", ProxyKind.OTHER)
     # the Globus legacy (GT2) proxy: no extension, subject = issuer + CN=proxy
     last = cert.subject.rdns[-1] if cert.subject.rdns else None
     if last is not None and cert.subject.rdns[:-1] == cert.issuer.rdns:
@@ -145,11 +150,8 @@ def sign_proxy(
         )
         .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO, proxy_cert_info(kind)), critical=True)
     )
-    return builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+    return builder.sign(issuer_key, hashes.SHA256())
 
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 @attrs.frozen

@@ -6,10 +6,7 @@ handshake tokens, answered ``335 ADAT=<base64>`` while more are needed and
 every command arrives as ``MIC <base64>`` or ``ENC <base64>`` of a wrapped
 line and every reply leaves as ``631``/``632 <base64>`` of the wrapped reply.
 
-Data channels carry the tokens raw.  A token is a TLS record when it starts
-with a record header (content type 20-26, major version 3): its length is in
-the header.  Any other token has a 4-byte big-endian length in front of it
-(the Globus XIO GSI driver's framing for non-TLS tokens).
+Data channels carry the tokens raw (see :mod:`.datasock`).
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from ..errors import RemoteProtocolError
 
 #: a bound on one token, far above a TLS record (16 KiB + overhead) or a delegated chain
 MAX_TOKEN = 1 << 20
-_RECORD_TYPES = range(20, 27)
 
 
 def decode_base64(arg: str, *, what: str = "ADAT") -> bytes:
@@ -51,36 +47,3 @@ def protected_reply(wrapped: bytes, *, confidential: bool = True) -> bytes:
     """A wrapped reply as its ``631`` (integrity) or ``632`` (confidential) line."""
     code = 632 if confidential else 631
     return f"{code} {encode_base64(wrapped)}\r\n".encode("ascii")
-
-
-class TokenReader:
-    """Splits a data-channel byte stream into whole tokens."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        out = []
-        while True:
-            size, header = self._frame()
-            if size is None or len(self._buf) < header + size:
-                return out
-            out.append(bytes(self._buf[header : header + size]))
-            del self._buf[: header + size]
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def _frame(self) -> tuple[int | None, int]:
-        buf = self._buf
-        if len(buf) < 5:
-            return None, 0
-        if buf[0] in _RECORD_TYPES and buf[1] == 3:
-            # a TLS record: the 5-byte header stays part of the token
-            return 5 + int.from_bytes(buf[3:5], "big"), 0
-        size = int.from_bytes(buf[0:4], "big")
-        if size > MAX_TOKEN:
-            raise RemoteProtocolError(f"a data-channel token claims {size} bytes, more than {MAX_TOKEN}")
-        return size, 4
