@@ -334,13 +334,20 @@ class DataTransfers:
                 raise TransferAborted("transfer aborted on request")
             await self._stop_task(marker_task)
             size = check_spooled(spool.received())
-            writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
+            writer: Writer = await self.io(self.driver.open_write, plan.target, size, None)
             try:
                 await self.io(spool.copy_into, writer, self.stop)
                 await self.io(writer.complete)
+                if plan.renames:
+                    await self.io(self.driver.rename, plan.target, plan.path)
             except BaseException:
+                # The spool holds the upload for a restart; the copy goes.
                 with contextlib.suppress(Exception):
                     await self.io(writer.abort)
+                if plan.renames:
+                    with contextlib.suppress(Exception):
+                        await self.io(self.driver.discard_partial, plan.target)
+                        await self.io(self.driver.remove, plan.target)
                 raise
             stored = True
             spool.discard()

@@ -229,6 +229,11 @@ def test_aborted_upload_leaves_nothing_under_the_final_name_and_resumes(server: 
         assert final.startswith("226"), final
         assert (emu_root / "cut.bin").read_bytes() == payload
         assert [p.name for p in emu_root.iterdir() if not p.name.startswith(".hpss")] == ["cut.bin"]
+        # A new upload of the same name (no ALLO: spooled, then stored) replaces it whole.
+        ftp.sendcmd("MODE S")
+        ftp.storbinary("STOR /cut.bin", io.BytesIO(payload[:1234]))
+        assert (emu_root / "cut.bin").read_bytes() == payload[:1234]
+        assert [p.name for p in emu_root.iterdir() if not p.name.startswith(".hpss")] == ["cut.bin"]
     finally:
         ftp.close()
 
