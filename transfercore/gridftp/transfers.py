@@ -88,6 +88,8 @@ class DataTransfers:
     keep: list[socket.socket]
     #: the credential the client delegated over GSI, for DCAU on data connections
     delegated: Credential | None
+    #: The reorder window of the upload in progress, if it has one.
+    window: ReorderWindow | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -105,6 +107,8 @@ class DataTransfers:
         if task is not None:
             self.aborted = True
             self.stop.set()
+            if self.window is not None:
+                self.window.stop(TransferAborted("transfer aborted on request"))
             for sock in list(self.data_socks):
                 close_quietly(sock)
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -161,7 +165,9 @@ class DataTransfers:
         else:
             self.cache.drop()
         if isinstance(data, Active):
-            return await self.connect_many(data.addresses, count, buffer_size)
+            return await self.connect_many(
+                data.addresses, min(count, self.config.max_data_connections), buffer_size
+            )
         return [await self.accept_one(buffer_size)]
 
     # -- transfers --------------------------------------------------------------------------
@@ -262,6 +268,7 @@ class DataTransfers:
                 window = ReorderWindow(
                     expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
                 )
+                self.window = window  # for an ABOR to wake connections waiting at it
                 deliver = window.put
             else:
                 slots = threading.BoundedSemaphore(plan.writers)
@@ -270,7 +277,10 @@ class DataTransfers:
                     with slots:
                         writer.write(offset, data)
 
-            tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            try:
+                tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            finally:
+                self.window = None
             received = expected - window.missing() if window is not None else tracker.received()
         if self.stop.is_set():
             raise TransferAborted("transfer aborted on request")

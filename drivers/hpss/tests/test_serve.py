@@ -50,7 +50,8 @@ def start_server(tmp_path: Path, emu_root: Path) -> Iterator[Callable[..., Serve
 
     def start(driver: str = "hpss:///?block=64KiB&segment=64KiB", *extra: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HPSS_EMU_")} | {
-            "HPSS_EMU_ROOT": str(emu_root)
+            "HPSS_EMU_ROOT": str(emu_root),
+            "XDG_STATE_HOME": str(tmp_path / "state"),  # the spool of uploads without ALLO
         }
         port_file = tmp_path / f"port{len(procs)}"
         proc = subprocess.Popen(
