@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-resume", action="store_true", help="start from zero even if a partial copy exists")
     parser.add_argument("--journal", metavar="PATH", help="journal file (default: $XDG_STATE_HOME/transfercore)")
+    from . import tree_cmd
+
+    tree_cmd.add_arguments(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     output.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
@@ -100,6 +103,10 @@ def _fail(message: object, code: ExitCode) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..engine import Transfer
 
+    if getattr(args, "recursive", False) or getattr(args, "files_from", None):
+        from . import tree_cmd
+
+        return tree_cmd.run(args)
     try:
         options = build_options(args)
     except (OptionError, SizeSyntaxError, UnknownChecksum) as exc:

@@ -42,12 +42,20 @@ def run(args: argparse.Namespace) -> int:
     if args.journal or path.exists():
         with Journal(path) as journal:
             entries = journal.entries()
+    from .tree_status import campaign_docs, campaign_lines
+
+    campaigns = campaign_docs(path) if (args.journal or path.exists()) else []
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2, sort_keys=True))
+        doc: Any = [e.to_dict() for e in entries]
+        if campaigns:
+            doc = {"transfers": doc, "campaigns": campaigns}
+        print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
-    if not entries:
+    if not entries and not campaigns:
         print("no transfers recorded")
         return 0
     for entry in entries:
         print("\n".join(_line(entry)))
+    for lines in campaign_lines(campaigns):
+        print("\n".join(lines))
     return 0
