@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import basics, crash, markers, publish
+from .checks import basics, batch, crash, markers, publish
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
@@ -10,6 +10,7 @@ CLAUSES: tuple[Clause, ...] = (
     *markers.CLAUSES,
     *crash.CLAUSES,
     *publish.CLAUSES,
+    *batch.CLAUSES,
     *basics.CLAUSES[1:],
 )
 
