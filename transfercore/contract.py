@@ -380,8 +380,9 @@ class Driver(abc.ABC):
         """Like :meth:`stat` but a symbolic link is reported, not followed."""
         return self.stat(path)
 
-    def symlink(self, path: str, target: str) -> None:
-        """Create (or replace) the symbolic link ``path`` pointing to ``target``, durably."""
+    def symlink(self, path: str, target: str, *, mtime_ns: int | None = None) -> None:
+        """Create (or replace) the symbolic link ``path`` pointing to ``target``,
+        durably, with the modification time ``mtime_ns`` where the storage keeps one."""
         raise CapabilityError(f"driver {self.name!r} cannot create symbolic links")
 
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import attrs
 
-from ..checksums import digest_bytes
+from ..checksums import checksum_reader, digest_bytes
 from ..contract import Writer
 from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError
 from ..journal import Journal
@@ -133,25 +133,31 @@ def _stored_sum(dst: Endpoint, path: str, algorithm: str) -> str:
     if own is not None:
         return own.lower()
     with dst.driver.open_read(path) as reader:
-        data = reader.read(0, reader.size) if reader.size else b""
-    return digest_bytes(algorithm, data)
+        return checksum_reader(reader, algorithm)
 
 
 def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: str | None) -> FileResult | None:
-    """A file handed out before may have been published just before the run stopped."""
+    """A file handed out before may have been published just before the run
+    stopped, before its outcome was recorded: proven equal by its checksum,
+    it is kept, not written again."""
     dpath = join(dst.path, spec.rel)
     try:
         info = dst.driver.lstat(dpath)
     except TransferCoreError:
         return None
-    if info.is_dir or info.link is not None or info.size != spec.size or info.mtime_ns != spec.mtime_ns:
+    if info.is_dir or info.link is not None or info.size != spec.size or algorithm is None:
         return None
-    if algorithm is None:
-        return None  # nothing to prove it equal: copy again
     spath = join(src.path, spec.rel)
-    source_sum = digest_bytes(algorithm, _read_whole(src, spath, spec))
+    with src.driver.open_read(spath) as reader:
+        source_sum = checksum_reader(reader, algorithm)
+    _check_unchanged(src, spath, spec, "while it was read")
     if _stored_sum(dst, dpath, algorithm) != source_sum:
         return None
+    if (info.mtime_ns, info.mode) != (spec.mtime_ns, spec.mode & 0o7777):
+        try:
+            dst.driver.set_metadata(dpath, mode=spec.mode, mtime_ns=spec.mtime_ns)
+        except TransferCoreError:
+            pass
     return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum, reused=True)
 
 
@@ -261,6 +267,14 @@ class LargeFileTask:
         dst = sub_endpoint(endpoint(self.destination), spec.rel)
         if _cancel.is_set():
             return _failed(spec, TransferAborted("the copy was cancelled"), FileState.STARTED)
+        if spec.started:
+            try:
+                found = _already_published(endpoint(self.source), endpoint(self.destination), spec,
+                                           getattr(self.options, "checksum", None))
+            except Exception as exc:  # noqa: BLE001
+                return _failed(spec, exc)
+            if found is not None:
+                return found
         # A throwaway journal seeded with the destination's own record: the
         # worker trusts the storage, not any state of its own.
         journal = Journal(":memory:")

@@ -152,6 +152,8 @@ class JsonLines(Quiet):
         self.out: TextIO | None = out
 
     def __call__(self, event: Any) -> None:
+        if event.kind == "skipped":
+            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
         if self.out is None:
             return
         try:

@@ -464,12 +464,16 @@ class PosixDriver(Driver):
                               mode=info.mode, special=True)
         return info
 
-    def symlink(self, path: str, target: str) -> None:
+    def symlink(self, path: str, target: str, *, mtime_ns: int | None = None) -> None:
         _local, directory, name = self._split(path)
         self._check_directory(directory, path)
         temp = os.path.join(directory, names.partial_name(name, names.new_token()))
         try:
             os.symlink(target, temp)
+            if mtime_ns is not None:
+                # Before the rename: a link cannot be synced on its own, but its
+                # inode is made durable with the directory entry below.
+                os.utime(temp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
             os.rename(temp, os.path.join(directory, name))
         except OSError as exc:
             remove_quietly(temp)
@@ -485,8 +489,19 @@ class PosixDriver(Driver):
                 os.utime(local, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
         except OSError as exc:
             raise from_oserror(exc, f"cannot set the permissions or time of {path}") from exc
-        if os.path.isdir(local) and not os.path.islink(local):
-            fsync_dir(local)  # a directory's own inode: its sync makes them durable
+        if os.path.islink(local):
+            return  # a link cannot be synced alone: symlink(mtime_ns=...) sets it durably
+        # The object's own inode: its sync makes the new attributes durable.
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot open {path} to sync its attributes") from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot sync the attributes of {path}") from exc
+        finally:
+            os.close(fd)
 
     def mkdir(self, path: str) -> None:
         local = self._paths.local(path)
