@@ -18,8 +18,9 @@ START_TIMEOUT = 60.0
 
 
 class DaskCluster:
-    def __init__(self, workdir: Path, workers: int = 3, nthreads: int = 2) -> None:
+    def __init__(self, workdir: Path, workers: int = 3, nthreads: int = 2, *, log_writes: bool = True) -> None:
         self.workdir = workdir
+        self.log_writes = log_writes
         self.nworkers = workers
         self.nthreads = nthreads
         self.port = free_port()
@@ -53,8 +54,8 @@ class DaskCluster:
         n = len(self.workers)
         proc = self._spawn(["worker", self.address, "--no-nanny", "--nthreads", str(self.nthreads),
                             "--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "30",
-                            "--local-directory", str(self.workdir / f"w{n}"), "--preload", str(PRELOAD)],
-                           f"worker{n}")
+                            "--local-directory", str(self.workdir / f"w{n}"),
+                            *(["--preload", str(PRELOAD)] if self.log_writes else [])], f"worker{n}")
         self.workers.append(proc)
         return proc
 

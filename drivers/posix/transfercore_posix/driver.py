@@ -248,7 +248,7 @@ class PosixDriver(Driver):
         # A writer killed between writing its new record and renaming it into
         # place (another process, or another host's worker) leaves the
         # temporary record behind; whoever resumes the object clears it.
-        temp = names.sidecar_temp_name(name)[:-8]
+        temp = names.hidden_prefix(name) + names.SIDECAR_SUFFIX[1:]
         try:
             entries = [e for e in os.listdir(directory) if e.startswith(temp)]
         except OSError:
@@ -404,11 +404,16 @@ class PosixDriver(Driver):
         # The record goes first: a crash in between leaves partial files with no
         # record, which nothing trusts, rather than a record naming a lost file.
         removed = sidecar.remove(directory, name)
-        pattern = names.leftover_pattern(name)
+        prefix = names.hidden_prefix(name)
         try:
-            entries = [e for e in os.listdir(directory) if pattern.fullmatch(e)]
+            # A cheap prefix test first: compiling the pattern costs more than
+            # the listing, and most objects have no leftovers at all.
+            entries = [e for e in os.listdir(directory) if e.startswith(prefix)]
         except OSError as exc:
             raise from_oserror(exc, f"cannot list {directory}") from exc
+        if entries:
+            pattern = names.leftover_pattern(name)
+            entries = [e for e in entries if pattern.fullmatch(e)]
         for entry in entries:
             removed = remove_quietly(os.path.join(directory, entry)) or removed
         if removed and sync:
