@@ -1,4 +1,4 @@
-"""The Dask executor from Python, on an in-process ``LocalCluster`` (no sockets: Dask's inproc transport)."""
+"""The Dask executor from Python, on an in-process ``LocalCluster`` (Dask's inproc transport; its HTTP servers on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from transfercore.engine import TransferOptions
 from transfercore.testing.loopback import free_port
 from transfercore.testing.trees import TreeSpec, make_tree
 
+#: Dask's HTTP servers run even without a dashboard: on 127.0.0.1, like every server of the tests.
+LOOPBACK = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
+
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as c:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, **LOOPBACK) as cluster, \
+            Client(cluster, set_as_default=False) as c:
         yield c
 
 
@@ -78,6 +81,6 @@ def test_no_scheduler_at_the_address_is_a_clear_error():
 
 
 def test_a_scheduler_without_workers_is_a_clear_error():
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=0, processes=False, **LOOPBACK) as cluster, \
             Client(cluster, set_as_default=False) as c, pytest.raises(ClusterError, match="has no workers"):
         DaskExecutor(c)

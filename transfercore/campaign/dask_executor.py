@@ -81,6 +81,10 @@ def _specs(task: Callable[[], Any]) -> list[tasks.FileSpec]:
     return []
 
 
+def _run(task: Callable[[], Any]) -> Any:
+    return task()
+
+
 def _worker_probe() -> dict[str, Any]:
     """Run on each worker: can it run the campaign's tasks at all?"""
     import transfercore
@@ -92,12 +96,14 @@ def _worker_probe() -> dict[str, Any]:
 class TaskHandle:
     """One submitted task: what the runner waits on and reads the result of."""
 
-    def __init__(self, executor: DaskExecutor, future: Future, task: Callable[[], Any]) -> None:
+    def __init__(self, executor: DaskExecutor, task: Callable[[], Any]) -> None:
         self._executor = executor
-        self.future = future
+        #: Set when the executor hands the task to the scheduler (see :meth:`DaskExecutor.wait`).
+        self.future: Future | None = None
         self.task = task
 
     def result(self) -> Any:
+        assert self.future is not None, "result() of a task not handed out yet"
         status = self.future.status
         if status == "cancelled":
             if self._executor.cancelled:
@@ -121,6 +127,7 @@ class DaskExecutor:
         self._own = own_client
         self._done: queue.SimpleQueue[TaskHandle] = queue.SimpleQueue()
         self._live: set[TaskHandle] = set()
+        self._unsent: list[TaskHandle] = []
         self._lock = threading.Lock()
         self.cancelled = False
         self.address = str(getattr(client, "scheduler_info", lambda: {})().get("address", "")) or "the scheduler"
@@ -168,17 +175,28 @@ class DaskExecutor:
     # -- the seam ------------------------------------------------------------------------
 
     def submit(self, task: Callable[[], Any]) -> TaskHandle:
-        task = rerunnable(task)
-        kind = "batch" if isinstance(task, BatchTask) else "file"
-        future = self.client.submit(task, key=f"transfercore-{kind}-{uuid.uuid4().hex}", pure=False,
-                                    retries=self.retries)
-        handle = TaskHandle(self, future, task)
-        with self._lock:
-            self._live.add(handle)
-        future.add_done_callback(lambda _f, h=handle: self._done.put(h))
+        handle = TaskHandle(self, rerunnable(task))
+        self._unsent.append(handle)
         return handle
 
+    def _send(self) -> None:
+        """Hand the tasks submitted since the last call to the scheduler in
+        one graph update (``Client.map``) instead of one ``Client.submit``,
+        and so one graph update at the scheduler, per task."""
+        if not self._unsent:
+            return
+        handles, self._unsent = self._unsent, []
+        keys = [f"transfercore-{'batch' if isinstance(h.task, BatchTask) else 'file'}-{uuid.uuid4().hex}"
+                for h in handles]
+        futures = self.client.map(_run, [h.task for h in handles], key=keys, pure=False, retries=self.retries)
+        for handle, future in zip(handles, futures, strict=True):
+            handle.future = future
+            with self._lock:
+                self._live.add(handle)
+            future.add_done_callback(lambda _f, h=handle: self._done.put(h))
+
     def wait(self, futures: Collection[Any], timeout: float) -> tuple[set[Any], set[Any]]:
+        self._send()
         wanted = set(futures)
         done: set[Any] = set()
         try:
@@ -192,6 +210,7 @@ class DaskExecutor:
             except queue.Empty:
                 break
         for handle in ready:
+            assert handle.future is not None
             if handle.future.status == "cancelled" and not self.cancelled:
                 raise self.lost()
             with self._lock:
@@ -215,8 +234,9 @@ class DaskExecutor:
         worker is running goes on to its end; its result is dropped, and what
         it made durable is found by the next run."""
         self.cancelled = True
+        self._send()  # then cancelled with the rest: the runner waits for every handle it holds
         with self._lock:
-            live = [h.future for h in self._live]
+            live = [h.future for h in self._live if h.future is not None]
         if live:
             try:
                 self.client.cancel(live)

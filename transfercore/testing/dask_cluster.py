@@ -1,6 +1,7 @@
 """A real Dask cluster on 127.0.0.1 for tests and benchmarks: ``dask scheduler`` and
 ``dask worker`` processes (no nanny, so SIGKILL of a worker is the death of
-that worker), every wait bounded, every process stopped at the end."""
+that worker), every wait bounded, every process stopped at the end.  Their
+HTTP servers (which run even without a dashboard) listen on 127.0.0.1 too."""
 
 from __future__ import annotations
 
@@ -47,13 +48,14 @@ class DaskCluster:
 
     def start_scheduler(self) -> None:
         self.scheduler = self._spawn(["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--no-dashboard"], "scheduler")
+                                      "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], "scheduler")
         wait_port(self.port, self.scheduler, timeout=START_TIMEOUT)  # type: ignore[arg-type]
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         n = len(self.workers)
         proc = self._spawn(["worker", self.address, "--no-nanny", "--nthreads", str(self.nthreads),
-                            "--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "30",
+                            "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                            "--death-timeout", "30",
                             "--local-directory", str(self.workdir / f"w{n}"),
                             *(["--preload", str(PRELOAD)] if self.log_writes else [])], f"worker{n}")
         self.workers.append(proc)
