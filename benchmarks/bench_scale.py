@@ -1,7 +1,7 @@
 """Tree campaigns at scale: the local pool against Dask, and the inputs of
 the projection in docs/scale-out.md.
 
-Prints figures; it is not a test.  Four measurements, each repeated
+Prints figures; it is not a test.  Five measurements, each repeated
 ``--rounds`` times (the tree copies alternate, the order rotating each
 round), reported as the median with the range over rounds:
 
@@ -15,7 +15,9 @@ round), reported as the median with the range over rounds:
    inserts, for ``mark_started`` and for recording outcomes, in the batch
    sizes the runner uses;
 4. the client's walk of the source tree (entries per second; the tree is in
-   the page cache after the first round, so this is the walk's CPU cost).
+   the page cache after the first round, so this is the walk's CPU cost);
+5. the client's whole run over the same tree with tasks that do nothing but
+   report their files complete: its own ceiling in files per second.
 
     python benchmarks/bench_scale.py --files 5000 --rounds 3 --dir /some/scratch
 
@@ -37,9 +39,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from transfercore.campaign import CampaignStore, Entry, FileState, Kind, LocalPool
+from transfercore.campaign import CampaignStore, Entry, FileState, Kind, LocalPool, TreeCopy, TreeOptions
 from transfercore.campaign.dask_executor import DaskExecutor
 from transfercore.campaign.store import Outcome
+from transfercore.campaign.tasks import FileResult
 from transfercore.campaign.walk import walk
 from transfercore.registry import open_location
 from transfercore.testing.dask_cluster import DaskCluster
@@ -84,6 +87,52 @@ def task_rate(submit_executor: Callable[[], object], tasks: int, window: int) ->
         done += len(finished)
     rate = tasks / (time.monotonic() - started)
     return rate
+
+
+def _nothing(specs: list) -> list:
+    return [FileResult(spec.rel, FileState.COMPLETE, spec.size, written=spec.size) for spec in specs]
+
+
+class NullPool(LocalPool):
+    """Tasks that only report their files complete: what is left is the client's own work."""
+
+    def submit(self, task):  # type: ignore[no-untyped-def]
+        specs = list(getattr(task, "files", None) or [task.file])
+        return super().submit(functools.partial(_nothing, specs))
+
+
+def client_rates(src: Path, work: Path, threads: int) -> dict[str, float]:
+    """The phases of the client's run, timed from its events."""
+    journal = work / "client-journal.db"
+    journal.unlink(missing_ok=True)
+    dst = work / "client-dst"
+    shutil.rmtree(dst, ignore_errors=True)
+    seen: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def listen(event) -> None:  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        if event.kind == "tree-start":
+            seen["walked"] = now
+            counts.update(entries=event.files + event.dirs + event.links, files=event.files, dirs=event.dirs)
+        elif event.kind == "file-done":
+            seen.setdefault("first file", now)
+            seen["last file"] = now
+        elif event.kind == "tree-done":
+            seen["done"] = now
+
+    with CampaignStore(journal) as store:
+        tree = TreeCopy(str(src), str(dst), TreeOptions(files=threads), store, executor=NullPool(threads))
+        tree.add_listener(listen)
+        started = time.monotonic()
+        tree.run()
+    directories = (seen["first file"] - seen["walked"]) + (seen["done"] - seen["last file"])
+    return {
+        "walk and journal inserts, entries/s": counts["entries"] / (seen["walked"] - started),
+        "directories made and given their times, dirs/s": counts["dirs"] / directories,
+        "files handed out and recorded, files/s": counts["files"] / (seen["last file"] - seen["first file"]),
+        "the whole run, files/s": counts["files"] / (seen["done"] - started),
+    }
 
 
 def journal_rates(path: Path, rows: int, batch: int) -> dict[str, float]:
@@ -173,6 +222,14 @@ def main() -> None:
             n = sum(1 for _ in walk(driver, str(src)))
             walks.append(n / (time.monotonic() - t))
         print(f"\n4. walk of the source tree at the client, entries per second: {spread(walks)}")
+
+        phases: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for k, v in client_rates(src, base / "work", args.threads).items():
+                phases.setdefault(k, []).append(v)
+        print("\n5. the client's own work (tasks that do nothing but report their files complete):")
+        for name, values in phases.items():
+            print(f"   {name:<48} {spread(values)}")
     finally:
         for c in clusters:
             c.stop()
