@@ -259,3 +259,46 @@ def test_the_power_cut_check_catches_a_copy_that_never_syncs(source, tmp_path, p
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])))
     with pytest.raises(AssertionError, match="were lost"):
         cut_power(source, Path(powerloss.mountpoint) / "dst", tmp_path / "journal.db", powerloss, 100, env)
+
+
+def test_ctrl_c_records_what_finished_and_exits_130(source, tmp_path):
+    dst, journal = tmp_path / "dst", tmp_path / "journal.db"
+    proc = subprocess.Popen(command(source, dst, journal), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line)
+            assert event["event"] != "tree-done", "the copy finished before the interrupt"
+            if event["event"] == "file-done":
+                done.append(event["path"])
+                if len(done) >= 50:
+                    proc.send_signal(signal.SIGINT)
+                    break
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "run the same command again" in err
+    present, missing = published(source, dst)
+    assert set(done) <= present and missing
+    status = subprocess.run([sys.executable, "-m", "transfercore", "status", "--journal", str(journal)],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert "interrupted" in status.stdout and "files complete" in status.stdout
+    events, _ = run_to_end(source, dst, journal)
+    check_rerun_wrote_only_missing(events, missing)
+
+
+def test_no_resume_checks_every_file_again_and_repairs_what_is_gone(tmp_path):
+    src, dst, journal = tmp_path / "src", tmp_path / "dst", tmp_path / "j.db"
+    make_tree(src, TreeSpec(files=40, seed=9))
+    run_to_end(src, dst, journal)
+    gone = sorted(dst.rglob("*.dat"))[3]
+    gone.unlink()
+    events, _ = run_to_end(src, dst, journal)
+    assert events[-1]["copied"] == 0 and not gone.exists()  # the journal is trusted
+    events, _ = run_to_end(src, dst, journal, "--no-resume")
+    copied = [e["path"] for e in events if e["event"] == "file-done" and not e["reused"]]
+    assert copied == [str(gone.relative_to(dst))]
+    assert events[-1]["kept"] == 39 and gone.read_bytes() == (src / gone.relative_to(dst)).read_bytes()

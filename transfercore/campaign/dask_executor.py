@@ -234,6 +234,8 @@ class DaskExecutor:
         worker is running goes on to its end; its result is dropped, and what
         it made durable is found by the next run."""
         self.cancelled = True
+        if self.client.status != "running":
+            return  # a lost scheduler has cancelled every future already
         self._send()  # then cancelled with the rest: the runner waits for every handle it holds
         with self._lock:
             live = [h.future for h in self._live if h.future is not None]

@@ -130,6 +130,8 @@ class TreeCopy:
         self._check_roots(src, dst)
         campaign = self.store.open_campaign(_url(src), _url(dst), self.manifest_name, self.options.to_dict())
         self.store.record_walk(campaign, self._entries(src))
+        if not self.options.transfer.resume:
+            self.store.reopen(campaign)
         counts = self.store.counts(campaign)
         done_files = counts.files.get(FileState.COMPLETE.value, 0)
         done_bytes = counts.bytes.get(FileState.COMPLETE.value, 0)
@@ -145,6 +147,7 @@ class TreeCopy:
             failures += self._files(campaign, executor, state)
             failures += self._directory_metadata(campaign, src, dst)
         except BaseException as exc:
+            executor.cancel()  # running tasks stop at their next step instead of running on
             self.store.finish(campaign, "interrupted" if isinstance(exc, (KeyboardInterrupt, TransferAborted))
                               else "failed", str(exc))
             raise
@@ -358,7 +361,7 @@ class _Progress:
         self.written = 0
         self.failed = 0
         self._next = started + TICK
-        self._samples: collections.deque[tuple[float, int]] = collections.deque([(started, 0)])
+        self._samples: collections.deque[tuple[float, int]] = collections.deque([(started, done_bytes)])
 
     def file_done(self, r: FileResult) -> None:
         self.done_files += 1

@@ -251,6 +251,13 @@ class CampaignStore:
         self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=? WHERE campaign=? AND rel=?",
                    now_rows)
 
+    def reopen(self, campaign: Campaign) -> None:
+        """Forget what earlier runs finished (``--no-resume``): every file is
+        checked again, and one found published is proven equal or replaced."""
+        self._run("UPDATE campaign_entries SET state='started', checksum='' "
+                  "WHERE campaign=? AND state!='pending' AND kind='file'", (campaign.id,))
+        self._run("UPDATE campaign_entries SET state='pending' WHERE campaign=? AND kind!='file'", (campaign.id,))
+
     def mark_started(self, campaign: Campaign, rels: Iterable[str]) -> None:
         """Before work is handed out: from now on the destination may hold partial state."""
         self._many(

@@ -34,6 +34,14 @@ def to_entry(rel: str, info: ObjectInfo) -> Entry | None:
     return Entry(rel, Kind.FILE, info.size, info.mtime_ns, info.mode, info.identity)
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def walk(driver: Driver, root: str, on_skip: Skip | None = None) -> Iterator[Entry]:
     """Every entry below ``root`` (not ``root`` itself), parents before children."""
     pending = [""]
@@ -42,6 +50,11 @@ def walk(driver: Driver, root: str, on_skip: Skip | None = None) -> Iterator[Ent
         path = join(root, rel_dir) if rel_dir else root
         for info in driver.scan(path):
             rel = f"{rel_dir}/{info.name}" if rel_dir else info.name
+            if not _utf8(rel):
+                if on_skip is not None:
+                    on_skip(rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                            "the name is not valid UTF-8 (not supported by tree copies yet)")
+                continue
             entry = to_entry(rel, info)
             if entry is None:
                 if on_skip is not None:
@@ -74,6 +87,9 @@ def manifest_entries(
         if not line.strip():
             continue
         rel = clean_rel(line, f"{name} line {number}")
+        if not _utf8(rel):
+            raise LocationError(f"{name} line {number} is not valid UTF-8",
+                                hint="tree copies support UTF-8 names only")
         parent = posixpath.dirname(rel)
         missing = []
         while parent and parent not in seen_dirs:

@@ -127,11 +127,12 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
                             manifest_name=_manifest_key(args.files_from), executor=executor)
             tree.add_listener(listener)
-            previous = signal.signal(signal.SIGTERM, lambda *_: tree.cancel())
+            previous = {sig: signal.signal(sig, _stopper(tree)) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
                 result = tree.run()
             finally:
-                signal.signal(signal.SIGTERM, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
                 listener.close()
     except TransferAborted as exc:
         return _fail(exc, ExitCode.INTERRUPTED)
@@ -150,6 +151,19 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
             print(f"  ... and {len(result.failed) - LIST_FAILURES} more (see transfercore status)", file=sys.stderr)
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
+
+
+def _stopper(tree: Any) -> Any:
+    """Ctrl-C and SIGTERM ask the tree copy to stop: running files finish or
+    keep their durable state, and what finished is recorded; a second Ctrl-C
+    stops at once."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        tree.cancel()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return handle
 
 
 def _manifest_key(path: str | None) -> str:
