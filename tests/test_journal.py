@@ -151,3 +151,58 @@ def test_usable_from_several_threads(journal):
         t.join()
     assert not errors
     assert journal.get(entry.id).marker.total() in range(1, 9)
+
+
+def test_a_journal_locked_by_another_process_fails_promptly_saying_so(tmp_path):
+    import sqlite3
+    import time
+
+    from transfercore.journal import JournalError
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path):
+        pass
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with Journal(path, busy_timeout=0.3) as journal:  # opening needs no write lock
+            with pytest.raises(JournalError) as info:
+                journal.begin("posix:///a", "posix:///b", SourceIdentity(1, 1, "", "f"), {})
+        assert time.monotonic() - started < 5
+        message = str(info.value)
+        assert "is locked by another process (waited 0.3 s" in message and "--journal" in message
+        assert "permissions" not in message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_prune_forgets_only_finished_entries(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as j:
+        a = j.begin("posix:///a", "posix:///b", SourceIdentity(1, 1, "", "f"), {})
+        j.finish(a.id, State.DONE)
+        b = j.begin("posix:///c", "posix:///d", SourceIdentity(1, 1, "", "f"), {})
+        j.finish(b.id, State.FAILED)
+        assert j.prune() == 1
+        assert [e.id for e in j.entries()] == [b.id]
+
+
+def test_an_old_schema_1_journal_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    from transfercore import journal as journal_module
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(journal_module._SCHEMA)
+    db.execute(
+        "INSERT INTO transfers (source, destination, size, source_mtime_ns, source_identity, source_fingerprint,"
+        " options, state, created, updated) VALUES ('posix:///a', 'posix:///b', 5, 1, '', 'f', '{}', 'done', 0, 0)"
+    )
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        (entry,) = j.entries()
+        assert entry.state is State.DONE and entry.destination_size == -1 and entry.owner_pid == 0

@@ -48,6 +48,10 @@ class ObjectInfo:
     #: Opaque text that changes when the object is replaced (e.g. ``dev:ino`` on POSIX).
     identity: str = ""
     mode: int = 0o644
+    #: Opaque text that changes whenever the content may have changed, even
+    #: when size and modification time were put back (POSIX: the inode change
+    #: time, which no caller can set).  Empty when the storage has none.
+    version: str = ""
     #: The target of a symbolic link, as stored (never followed); ``None`` for anything else.
     link: str | None = None
     #: True for a device, FIFO or socket: nothing a copy can move.

@@ -26,9 +26,12 @@ import attrs
 
 from .errors import RangeSyntaxError, TransferCoreError
 from .ranges import RangeSet
+from .runlock import RunLock, holder, lock_name, process_started
 from .statedir import default_journal_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Seconds a statement waits for another process's write lock before failing.
+BUSY_TIMEOUT = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers (
@@ -51,6 +54,20 @@ CREATE TABLE IF NOT EXISTS transfers (
     UNIQUE (source, destination)
 );
 """
+
+#: Columns added after schema 1, with their definitions (added in place on open).
+_ADDED_COLUMNS = {
+    # the process of the latest run, so that status can tell a dead run from a live one
+    "owner_pid": "INTEGER NOT NULL DEFAULT 0",
+    "owner_started": "REAL NOT NULL DEFAULT 0",
+    # the destination as published, so that a rerun of a finished copy can tell it is still there
+    "dest_size": "INTEGER NOT NULL DEFAULT -1",
+    "dest_mtime_ns": "INTEGER NOT NULL DEFAULT 0",
+    "dest_identity": "TEXT NOT NULL DEFAULT ''",
+    "source_version": "TEXT NOT NULL DEFAULT ''",
+}
+
+_DAMAGED = ("file is not a database", "malformed", "corrupt")
 
 
 class JournalError(TransferCoreError):
@@ -80,6 +97,8 @@ class SourceIdentity:
     identity: str = ""
     #: A hash of a few sampled blocks, to catch in-place rewrites.
     fingerprint: str = ""
+    #: The driver's content version (``ObjectInfo.version``; POSIX: the change time), empty when none.
+    version: str = ""
 
     def differences(self, other: SourceIdentity) -> list[str]:
         """Human descriptions of what differs between ``self`` (recorded) and ``other`` (now)."""
@@ -92,6 +111,10 @@ class SourceIdentity:
             out.append("the object was replaced")
         if self.fingerprint != other.fingerprint:
             out.append("content changed")
+        elif self.version and other.version and self.version != other.version:
+            # Size, mtime and the samples agree, yet the storage says the object was
+            # written to since (an in-place rewrite that put its mtime back).
+            out.append("it was written to since (its change time moved)")
         return out
 
 
@@ -111,6 +134,13 @@ class JournalEntry:
     checksum: str
     created: float
     updated: float
+    #: Process id and start time (seconds since the epoch) of the latest run.
+    owner_pid: int = 0
+    owner_started: float = 0.0
+    #: The destination as published by a finished run (size -1 when unknown).
+    destination_size: int = -1
+    destination_mtime_ns: int = 0
+    destination_identity: str = ""
 
     @property
     def size(self) -> int:
@@ -135,43 +165,111 @@ class JournalEntry:
             "created": self.created,
             "updated": self.updated,
             "options": dict(self.options),
+            "owner_pid": self.owner_pid,
+            "owner_started": self.owner_started,
         }
 
 
 class Journal:
     """The journal database.  Safe to use from several threads of one process;
-    several processes may open the same file (SQLite locks it)."""
+    several processes may open the same file (SQLite locks it).
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    A journal file that SQLite finds damaged is moved aside (its name then
+    ends in ``.damaged-<time>``; :attr:`recovered_from` says where) and a new
+    one is started: the destinations' own resume records still hold every
+    durable partial, and the engine asks them when the journal has no row.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
+        self.busy_timeout = busy_timeout
+        #: Where a damaged journal found at :attr:`path` was moved, or None.
+        self.recovered_from: Path | None = None
+        #: What SQLite said about the damaged journal.
+        self.damage: str = ""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(
-                str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk (WAL fsynced) before it returns, so a
-            # recorded marker survives a power loss.
-            self._db.execute("PRAGMA synchronous=FULL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} was written by a newer transfercore (schema {version})",
-                    hint="upgrade transfercore, or give another journal with --journal",
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise JournalError(
-                f"cannot open the journal {self.path}: {exc}",
-                hint="check that the directory is writable, or give another path with --journal",
-            ) from exc
         except OSError as exc:
             raise JournalError(
                 f"cannot create the journal directory {self.path.parent}: {exc.strerror or exc}",
                 hint="set XDG_STATE_HOME to a writable directory, or give a path with --journal",
             ) from exc
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise self._error("open", exc) from exc
+            self._move_aside(str(exc))
+            try:
+                self._db = self._open()
+            except sqlite3.Error as again:
+                raise self._error("open", again) from again
         self._lock = threading.Lock()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=self.busy_timeout, check_same_thread=False, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk (WAL fsynced) before it returns, so a
+            # recorded marker survives a power loss.
+            db.execute("PRAGMA synchronous=FULL")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({check})")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} was written by a newer transfercore (schema {version})",
+                    hint="upgrade transfercore, or give another journal with --journal",
+                )
+            if version < SCHEMA_VERSION:
+                # Writes only when something is missing: opening a journal
+                # another process holds locked must not need its write lock.
+                db.executescript(_SCHEMA)
+                have = {row[1] for row in db.execute("PRAGMA table_info(transfers)")}
+                for column, definition in _ADDED_COLUMNS.items():
+                    if column not in have:
+                        db.execute(f"ALTER TABLE transfers ADD COLUMN {column} {definition}")
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, damage: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        try:
+            os.replace(self.path, target)
+            for suffix in ("-wal", "-shm"):
+                side = Path(f"{self.path}{suffix}")
+                if side.exists():
+                    os.replace(side, Path(f"{target}{suffix}"))
+        except OSError as exc:
+            raise JournalError(
+                f"journal {self.path} is damaged ({damage}) and cannot be moved aside: {exc.strerror or exc}",
+                hint="move it away yourself, or give another path with --journal",
+            ) from exc
+        self.recovered_from = target
+        self.damage = damage
+
+    def _error(self, what: str, exc: sqlite3.Error) -> JournalError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return JournalError(
+                f"journal {self.path} is locked by another process (waited {self.busy_timeout:g} s to {what} it)",
+                hint="another program holds it in a long transaction (an sqlite3 shell?); close that program, "
+                "or give another journal with --journal",
+            )
+        if what == "open":
+            return JournalError(
+                f"cannot open the journal {self.path}: {exc}",
+                hint="check that the directory is writable, or give another path with --journal",
+            )
+        return JournalError(
+            f"journal {self.path}: {exc}",
+            hint="check free space and permissions of the journal's directory",
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -190,10 +288,7 @@ class Journal:
             with self._lock:
                 return self._db.execute(sql, params)
         except sqlite3.Error as exc:
-            raise JournalError(
-                f"journal {self.path}: {exc}",
-                hint="check free space and permissions of the journal's directory",
-            ) from exc
+            raise self._error("write" if not sql.lstrip().startswith("SELECT") else "read", exc) from exc
 
     # -- queries -------------------------------------------------------------------
 
@@ -240,15 +335,18 @@ class Journal:
             """
             INSERT INTO transfers (source, destination, size, source_mtime_ns, source_identity,
                 source_fingerprint, options, marker, durable_bytes, state, message,
-                checksum_algorithm, checksum, created, updated)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, '', ?, ?)
+                checksum_algorithm, checksum, created, updated, owner_pid, owner_started,
+                dest_size, dest_mtime_ns, dest_identity, source_version)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, '', ?, ?, ?, ?, -1, 0, '', ?)
             ON CONFLICT (source, destination) DO UPDATE SET
                 size=excluded.size, source_mtime_ns=excluded.source_mtime_ns,
                 source_identity=excluded.source_identity,
                 source_fingerprint=excluded.source_fingerprint, options=excluded.options,
                 marker=excluded.marker, durable_bytes=excluded.durable_bytes,
                 state=excluded.state, message='', checksum_algorithm=excluded.checksum_algorithm,
-                checksum='', updated=excluded.updated,
+                checksum='', updated=excluded.updated, owner_pid=excluded.owner_pid,
+                owner_started=excluded.owner_started, dest_size=-1, dest_mtime_ns=0, dest_identity='',
+                source_version=excluded.source_version,
                 created=CASE WHEN ? THEN transfers.created ELSE excluded.created END
             """,
             (
@@ -265,6 +363,9 @@ class Journal:
                 checksum_algorithm,
                 now,
                 now,
+                os.getpid(),
+                process_started(),
+                identity.version,
                 1 if mark else 0,
             ),
         )
@@ -286,46 +387,64 @@ class Journal:
         *,
         message: str = "",
         checksum: str | None = None,
+        destination: tuple[int, int, str] | None = None,
     ) -> None:
-        """Record how a run ended."""
-        if checksum is None:
-            self._execute(
-                "UPDATE transfers SET state=?, message=?, updated=? WHERE id=?",
-                (state.value, message, time.time(), entry_id),
-            )
-        else:
-            self._execute(
-                "UPDATE transfers SET state=?, message=?, checksum=?, updated=? WHERE id=?",
-                (state.value, message, checksum, time.time(), entry_id),
-            )
+        """Record how a run ended; ``destination`` is the published object's
+        ``(size, mtime_ns, identity)``, so that a rerun can see it is still there."""
+        sets = "state=?, message=?, updated=?"
+        params: list[Any] = [state.value, message, time.time()]
+        if checksum is not None:
+            sets += ", checksum=?"
+            params.append(checksum)
+        if destination is not None:
+            sets += ", dest_size=?, dest_mtime_ns=?, dest_identity=?"
+            params.extend(destination)
+        self._execute(f"UPDATE transfers SET {sets} WHERE id=?", (*params, entry_id))
 
     def forget(self, entry_id: int) -> None:
         self._execute("DELETE FROM transfers WHERE id=?", (entry_id,))
 
+    def prune(self, states: tuple[State, ...] = (State.DONE,)) -> int:
+        """Delete the entries in ``states`` (finished ones by default); return how many."""
+        marks = ",".join("?" for _ in states)
+        cursor = self._execute(f"DELETE FROM transfers WHERE state IN ({marks})", tuple(s.value for s in states))
+        return max(0, cursor.rowcount)
 
-def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    (
-        entry_id,
-        source,
-        destination,
-        size,
-        mtime_ns,
-        identity,
-        fingerprint,
-        options,
-        marker,
-        _durable,
-        state,
-        message,
-        algorithm,
-        checksum,
-        created,
-        updated,
-    ) = row
+    # -- runs ----------------------------------------------------------------------
+
+    def lock_path(self, destination: str) -> Path:
+        """The lock file a run on ``destination`` holds (see :mod:`transfercore.runlock`)."""
+        return self.path.parent / "locks" / lock_name(destination)
+
+    def claim(self, source: str, destination: str) -> RunLock:
+        """Hold ``destination`` for this process until the returned lock is released.
+
+        Raises :class:`~transfercore.runlock.Busy`, naming the other run, when
+        another process holds it."""
+        return RunLock.acquire(self.lock_path(destination), source=source, destination=destination)
+
+    def holder(self, destination: str) -> dict[str, Any] | None:
+        """Who holds ``destination`` now (pid, start time, source), or None."""
+        return holder(self.lock_path(destination))
+
+    def effective_state(self, entry: JournalEntry) -> State:
+        """The entry's state, with a run whose process is gone shown as interrupted."""
+        if entry.state is State.RUNNING and self.holder(entry.destination) is None:
+            return State.INTERRUPTED
+        return entry.state
+
+
+def _is_damage(exc: BaseException) -> bool:
+    return any(word in str(exc).lower() for word in _DAMAGED)
+
+
+def _entry(row: sqlite3.Row) -> JournalEntry:
+    entry_id, source, destination = row["id"], row["source"], row["destination"]
+    marker = row["marker"]
     try:
         parsed = RangeSet.parse(marker, max_ranges=10**9) if marker else RangeSet()
-        state_value = State(state)
-        option_map = json.loads(options)
+        state_value = State(row["state"])
+        option_map = json.loads(row["options"])
     except (RangeSyntaxError, ValueError) as exc:
         raise JournalError(
             f"journal row {entry_id} ({source} -> {destination}) is damaged: {exc}",
@@ -335,13 +454,21 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
         id=entry_id,
         source=source,
         destination=destination,
-        source_identity=SourceIdentity(size, mtime_ns, identity, fingerprint),
+        source_identity=SourceIdentity(
+            row["size"], row["source_mtime_ns"], row["source_identity"], row["source_fingerprint"],
+            row["source_version"],
+        ),
         options=option_map,
         marker=parsed,
         state=state_value,
-        message=message,
-        checksum_algorithm=algorithm,
-        checksum=checksum,
-        created=created,
-        updated=updated,
+        message=row["message"],
+        checksum_algorithm=row["checksum_algorithm"],
+        checksum=row["checksum"],
+        created=row["created"],
+        updated=row["updated"],
+        owner_pid=row["owner_pid"],
+        owner_started=row["owner_started"],
+        destination_size=row["dest_size"],
+        destination_mtime_ns=row["dest_mtime_ns"],
+        destination_identity=row["dest_identity"],
     )

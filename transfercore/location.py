@@ -71,7 +71,11 @@ def parse_location(text: str) -> Location:
             )
         return Location("posix", os.path.abspath(text))
     scheme = match.group(1).lower()
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - parsing the port is what finds a bad one
+    except ValueError as exc:
+        raise LocationError(f"location {text!r} is not a valid URL ({exc})", hint="e.g. posix:///data/file") from None
     if parts.fragment:
         raise LocationError(f"location {text!r} has a fragment ('#{parts.fragment}'); remove it")
     path = urllib.parse.unquote(parts.path)

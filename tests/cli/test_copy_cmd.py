@@ -41,6 +41,10 @@ def test_json_prints_one_event_per_line(src, tmp_path, capsys):
     assert "progress" in kinds and "marker" in kinds
     marker = [e for e in evs if e["event"] == "marker"][-1]
     assert marker["ranges"] == "0-1000000" and marker["final"]
+    # every line carries the schema version, a timestamp and the transfer id
+    assert {e["schema"] for e in evs} == {1} and {e["transfer_id"] for e in evs} == {1}
+    times = [e["time"] for e in evs]
+    assert times == sorted(times) and abs(times[-1] - __import__("time").time()) < 60
     assert dst.read_bytes() == src.read_bytes()
     assert (tmp_path / "state" / "transfercore" / "journal.sqlite").exists()
 
@@ -105,7 +109,7 @@ def test_source_changed_says_why_in_one_line(src, capsys):
         f.write(b"x")
     assert main(["copy", str(src), "mock://s/o"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("starting from zero")]
-    assert lines == ["starting from zero: the source changed since the interrupted run "
+    assert lines == ["starting from zero: the source changed since the previous run "
                      "(size 1000000 -> 1000001, modification time changed, content changed)"]
 
 
@@ -116,7 +120,7 @@ def test_checksum_mismatch_exits_3_and_keeps_state(src, capsys):
     capsys.readouterr()
     assert main(["copy", str(src), lie, "--quiet", "--block-size", "64K"]) == ExitCode.CHECKSUM_MISMATCH
     err = capsys.readouterr().err
-    assert "CRC32C checksum mismatch" in err and "--no-resume" in err
+    assert "CRC32C checksum mismatch" in err and "sends the object in full" in err
     main(["status", "--json"])
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["state"] == "mismatch"
@@ -143,7 +147,7 @@ def test_invalid_options(src, tmp_path, capsys, argv, code, message):
 
 
 def test_unknown_driver(src, capsys):
-    assert main(["copy", str(src), "nosuch://x/y"]) == ExitCode.FAILED
+    assert main(["copy", str(src), "nosuch://x/y"]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert "no transfercore driver named 'nosuch'" in err and "installed:" in err
 
@@ -161,6 +165,6 @@ def test_destination_directory_missing(src, tmp_path, capsys):
 
 
 def test_same_source_and_destination(src, capsys):
-    assert main(["copy", str(src), f"file://{src}"]) == ExitCode.FAILED
+    assert main(["copy", str(src), f"file://{src}"]) == ExitCode.USAGE
     assert "same object" in capsys.readouterr().err
     assert os.path.getsize(src) == 1_000_000

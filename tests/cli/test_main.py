@@ -10,15 +10,36 @@ from transfercore.cli.exitcodes import ExitCode
 def test_every_subcommand_module_registers_its_parser():
     parser = build_parser()
     choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(SUBCOMMANDS) <= set(choices)
+    # a module named a_b_cmd registers the command a-b
+    assert {name.replace("_", "-") for name in SUBCOMMANDS} <= set(choices)
 
 
-def test_project_errors_become_one_line_and_a_documented_exit_code(capsys):
-    code = main(["copy", "nosuchdriver:///x", "/tmp/y"])
+def test_project_errors_become_one_line_and_a_documented_exit_code(tmp_path, capsys):
+    code = main(["copy", str(tmp_path / "missing"), str(tmp_path / "y")])
     assert code == ExitCode.FAILED
     err = capsys.readouterr().err
-    assert err.startswith("transfercore: error: no transfercore driver named 'nosuchdriver'")
-    assert "Traceback" not in err
+    assert err.startswith("transfercore: error: source posix://") and "does not exist" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path):
+    journal = tmp_path / "j.sqlite"
+    from transfercore.journal import Journal, SourceIdentity, State
+
+    with Journal(journal) as j:
+        for i in range(2000):
+            entry = j.begin(f"posix:///src/{i}", f"posix:///dst/{i}", SourceIdentity(10, 1, "", "f"), {})
+            j.finish(entry.id, State.DONE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "transfercore", "status", "--journal", str(journal)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().strip()  # read one line, then hang up, as `| head -1` does
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == ExitCode.BROKEN_PIPE
+    assert err == ""
 
 
 def test_usage_errors_exit_2():

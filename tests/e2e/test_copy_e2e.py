@@ -19,6 +19,7 @@ import pytest
 from transfercore.journal import Journal  # noqa: E402
 from transfercore.ranges import RangeSet  # noqa: E402
 from transfercore.registry import open_location  # noqa: E402
+from transfercore.sizes import format_size
 
 KiB = 1024
 BLOCK = 256 * KiB
@@ -106,36 +107,31 @@ def test_sigkill_then_resume(setup, kill_after_markers):
     assert dst.read_bytes() == data
 
 
-def test_sigterm_stops_cleanly_with_exit_130(setup):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_ctrl_c_and_sigterm_stop_the_same_way_with_exit_130(setup, sig):
     data, store, env, tmp = setup
     dst = tmp / "out.bin"
     proc = start(f"mock://src/obj?dir={store}&slow=0.03", str(dst), env)
     for line in proc.stdout:
         if json.loads(line)["event"] == "marker":
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             break
     rest = proc.stdout.read()
     proc.wait(30)
     assert proc.returncode == 130
-    assert "run the same command again to resume" in proc.stderr.read()
-    error = [json.loads(x) for x in rest.splitlines() if json.loads(x)["event"] == "error"]
-    assert error and error[0]["error"] == "TransferAborted" and error[0]["durable_bytes"] > 0
+    err = proc.stderr.read()
+    events = [json.loads(x) for x in rest.splitlines()]
+    (interrupted,) = [e for e in events if e["event"] == "interrupted"]
+    assert interrupted["durable_bytes"] > 0 and interrupted["schema"] == 1 and interrupted["transfer_id"] == 1
+    assert not [e for e in events if e["event"] == "error"]
+    # One line, the same for both signals, naming the durable bytes.
+    assert err.splitlines() == [
+        f"transfercore: interrupted with {format_size(interrupted['durable_bytes'])} durable; "
+        "run the same command again to resume"
+    ]
     status = subprocess.run(cli("status", "--json", env=env), capture_output=True, text=True, env=env)
     (entry,) = json.loads(status.stdout)
-    assert entry["state"] == "interrupted" and entry["durable_bytes"] == error[0]["durable_bytes"]
-
-
-def test_sigint_stops_cleanly_with_exit_130(setup):
-    data, store, env, tmp = setup
-    proc = start(f"mock://src/obj?dir={store}&slow=0.03", str(tmp / "out.bin"), env)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "marker":
-            proc.send_signal(signal.SIGINT)
-            break
-    proc.stdout.read()
-    proc.wait(30)
-    assert proc.returncode == 130
-    assert "resume state is on disk" in proc.stderr.read()
+    assert entry["state"] == "interrupted" and entry["durable_bytes"] == interrupted["durable_bytes"]
 
 
 def test_resume_out_of_posix_into_a_mock_store_after_sigkill(setup):

@@ -1,10 +1,8 @@
-import threading
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transfercore.engine.scheduler import Stopped, Turnstile, plan_blocks
+from transfercore.engine.scheduler import plan_blocks
 from transfercore.ranges import RangeSet
 
 
@@ -53,43 +51,3 @@ def test_plan_properties(size, pairs, block_size, include_have):
     if include_have:
         assert RangeSet.of(*((b.start, b.end) for b in blocks)) == RangeSet.span(0, size)
         assert sum(b.length for b in blocks) == size
-
-
-def test_turnstile_admits_in_order():
-    turn = Turnstile()
-    order = []
-
-    def go(ticket):
-        turn.wait(ticket)
-        order.append(ticket)
-        turn.done(ticket)
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in reversed(range(8))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
-    assert order == list(range(8))
-    assert turn.admitted == 8
-
-
-def test_turnstile_stop_wakes_waiters():
-    turn = Turnstile()
-    raised = []
-
-    def waiter():
-        try:
-            turn.wait(3)
-        except Stopped:
-            raised.append(True)
-
-    t = threading.Thread(target=waiter)
-    t.start()
-    turn.stop()
-    t.join(5)
-    assert raised == [True]
-
-
-def test_turnstile_refuses_out_of_order_done():
-    with pytest.raises(AssertionError):
-        Turnstile().done(1)

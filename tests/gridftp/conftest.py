@@ -40,7 +40,9 @@ class Served:
 
     def start(self) -> Served:
         cmd = [sys.executable, "-m", "transfercore", "serve", "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        # The server's state (the spool of uploads without ALLO) stays beside the test.
+        env = os.environ | {"XDG_STATE_HOME": str(self.log.parent / "state")}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=env)
         wait_port(self.port, self.proc)
         return self
 

@@ -7,17 +7,26 @@ import pytest
 from transfercore.errors import TransferAborted, TransferCoreError
 from transfercore.gridftp.datachannel import (
     RECEIVE_BLOCK,
-    ModeEReceiver,
     ModeESender,
     PassiveListener,
     Progress,
     block_plan,
+    receive_mode_e,
     receive_stream,
     send_stream,
 )
 from transfercore.gridftp.errors import RemoteProtocolError
 from transfercore.gridftp.modee import encode_block, encode_eod, encode_eof_eod
+from transfercore.gridftp.upload import UploadTracker
 from transfercore.ranges import RangeSet
+
+
+def run_e(sock, writer, shift=0, piece=1 << 20, tracker=None):
+    tracker = tracker or UploadTracker()
+    cached = receive_mode_e(
+        sock, writer.write, tracker, Progress(), threading.Event(), max_block=1 << 20, piece=piece, shift=shift
+    )
+    return tracker, cached
 
 
 class MemWriter:
@@ -75,24 +84,24 @@ def test_mode_e_roundtrip_two_connections():
         for i, p in enumerate(pairs)
     ]
     w = MemWriter()
-    recv = ModeEReceiver(w, 0, 1 << 20)
-    rs = [threading.Thread(target=recv.run, args=(p[1], Progress(), stop)) for p in pairs]
+    tracker = UploadTracker()
+    # Small pieces: a block arrives in several deliveries.
+    rs = [threading.Thread(target=run_e, args=(p[1], w, 0, 30_000, tracker)) for p in pairs]
     for t in ts + rs:
         t.start()
     for t in ts + rs:
         t.join(10)
-    assert recv.tracker.complete and recv.finished.is_set()
+    assert tracker.complete and tracker.finished.is_set()
     assert w.joined() == data
-    assert recv.received() == RangeSet.span(0, len(data))
+    assert tracker.received() == RangeSet.span(0, len(data))
 
 
 def test_mode_e_cut_mid_block_is_an_error():
     a, b = socket.socketpair()
     a.sendall(encode_block(0, b"x" * 100)[:50])
     a.close()
-    recv = ModeEReceiver(MemWriter(), 0, 1 << 20)
     with pytest.raises(RemoteProtocolError, match="middle of a block"):
-        recv.run(b, Progress(), threading.Event())
+        run_e(b, MemWriter())
 
 
 def test_mode_e_close_without_eod_is_an_error():
@@ -100,16 +109,15 @@ def test_mode_e_close_without_eod_is_an_error():
     a.sendall(encode_block(0, b"x" * 10))
     a.close()
     with pytest.raises(RemoteProtocolError, match="before its EOD"):
-        ModeEReceiver(MemWriter(), 0, 1 << 20).run(b, Progress(), threading.Event())
+        run_e(b, MemWriter())
 
 
 def test_shift_applies_to_offsets():
     a, b = socket.socketpair()
     a.sendall(encode_block(0, b"abc") + encode_eof_eod(1))
     w = MemWriter()
-    r = ModeEReceiver(w, 1000, 1 << 20)
-    r.run(b, Progress(), threading.Event())
-    assert w.parts == {1000: b"abc"} and r.tracker.complete
+    tracker, cached = run_e(b, w, shift=1000)
+    assert w.parts == {1000: b"abc"} and tracker.complete and not cached
 
 
 def test_listener_accept_and_abort():
@@ -128,9 +136,27 @@ def test_listener_accept_and_abort():
 def test_eod_without_eof_leaves_tracker_incomplete():
     a, b = socket.socketpair()
     a.sendall(encode_block(0, b"abc") + encode_eod())
-    r = ModeEReceiver(MemWriter(), 0, 1 << 20)
-    r.run(b, Progress(), threading.Event())
-    assert not r.tracker.complete
+    tracker, _ = run_e(b, MemWriter())
+    assert not tracker.complete
+
+
+def test_eod_without_close_keeps_the_connection_for_the_next_transfer():
+    a, b = socket.socketpair()
+    a.sendall(encode_block(0, b"abc") + encode_eof_eod(1, close=False) + encode_block(0, b"next") + encode_eod())
+    w = MemWriter()
+    tracker, cached = run_e(b, w)
+    assert cached and tracker.complete and w.parts == {0: b"abc"}
+    # The next transfer reads on from the same connection, nothing of it was consumed.
+    w2 = MemWriter()
+    tracker2, cached2 = run_e(b, w2)
+    assert w2.parts == {0: b"next"} and not cached2 and not tracker2.complete
+
+
+def test_a_cached_connection_closed_between_transfers_is_not_an_error():
+    a, b = socket.socketpair()
+    a.close()
+    tracker, cached = run_e(b, MemWriter())
+    assert not cached and not tracker.complete
 
 
 def test_stream_receive_stops_at_the_first_write_error():

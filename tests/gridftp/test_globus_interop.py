@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from transfercore.gridftp.markers import parse_range_marker
+from transfercore.ranges import RangeSet
+
 from .conftest import Served, free_port, needs_globus
 
 pytestmark = [pytest.mark.globus, needs_globus]
@@ -131,6 +134,64 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
         assert back.read_bytes() == payload
         # A 553 reply (restart refused) starts a line; the port may contain "553" too.
         assert not re.search(r"^553[ -]", out, re.MULTILINE), out
+    finally:
+        ours.stop()
+        shutil.rmtree(source_dir, ignore_errors=True)
+
+
+def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(real_server, tmp_path, monkeypatch):
+    """The real server as source, ``serve --driver hpss://`` (the emulator) as destination.
+
+    Our server is SIGKILLed once the client has seen two 111 markers and is
+    started again on the same port; ``globus-url-copy -rst`` sends ``REST``
+    with the durable prefix it was told and the file ends identical.  Until
+    then nothing is under the final name.
+    """
+    source_dir = Path(tempfile.mkdtemp(prefix="tc-gridftp-src-"))
+    source_dir.chmod(0o755)
+    size = 256 * 1024 * 1024
+    with open(source_dir / "r.bin", "wb") as f:
+        for _ in range(size // (32 * 1024 * 1024)):
+            f.write(os.urandom(32 * 1024 * 1024))
+    (source_dir / "r.bin").chmod(0o644)
+    emu = tmp_path / "emu"
+    emu.mkdir()
+    monkeypatch.setenv("HPSS_EMU_ROOT", str(emu))
+    port = free_port()
+    args = ["--driver", "hpss:///?segment=4MiB&block=1MiB", "--anonymous-write", "--marker-interval", "0.1"]
+    ours = Served(args, port, tmp_path / "serve.log").start()
+    try:
+        cli = subprocess.Popen(
+            ["globus-url-copy", "-dbg", "-vb", "-fast", "-p", "4", "-rst", "-rst-retries", "5",
+             "-rst-interval", "1", f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin", ours.url("/r.bin")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        lines: list[str] = []
+        seen = 0
+        killed_at: RangeSet | None = None
+        held = RangeSet()
+        assert cli.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in cli.stdout:
+            lines.append(line)
+            assert time.monotonic() < deadline, "transfer took too long"
+            if line.startswith("111 Range Marker") and killed_at is None:
+                held = held | parse_range_marker(line)
+                seen += 1
+                if seen == 2:
+                    ours.kill()
+                    killed_at = held
+                    assert not (emu / "r.bin").exists()  # nothing published before it is complete
+                    ours = Served(args, port, tmp_path / "serve.log").start()
+        assert cli.wait(30) == 0, "".join(lines[-40:])
+        out = "".join(lines)
+        assert killed_at is not None and killed_at == RangeSet.span(0, killed_at.end())
+        rest = [line.split()[1] for line in lines if line.startswith("REST ")]
+        assert rest, "the client never resumed with REST"
+        assert RangeSet.parse(rest[-1]).prefix_end() >= killed_at.end()
+        assert not re.search(r"^553[ -]", out, re.MULTILINE), out
+        assert subprocess.run(["cmp", str(source_dir / "r.bin"), str(emu / "r.bin")]).returncode == 0
+        assert sorted(p.name for p in emu.iterdir() if not p.name.startswith(".hpss")) == ["r.bin"]
     finally:
         ours.stop()
         shutil.rmtree(source_dir, ignore_errors=True)

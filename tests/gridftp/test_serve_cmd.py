@@ -51,3 +51,24 @@ def test_passive_port_range(serve, root):
     c.login()
     _, port = c.pasv()
     assert lo <= port <= lo + 20
+
+
+def test_invalid_port_is_one_line_and_a_usage_exit_code(root):
+    for port in ("70000", "-1"):
+        proc = run_cli("--root", str(root), "--anonymous", "--port", port)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "is not a TCP port" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_busy_port_is_one_line_and_a_failure_exit_code(root):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = run_cli("--root", str(root), "--anonymous", "--port", str(port))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "in use" in proc.stderr and "Traceback" not in proc.stderr

@@ -151,7 +151,7 @@ def test_rest_ranges_never_written_rejected(serve, root):
     assert c.cmd("REST abc")[0] == 501
 
 
-def test_stor_without_allo_is_spooled_and_restart_needs_allo(serve, root):
+def test_stor_without_allo_is_spooled_and_a_restart_needs_a_spool(serve, root):
     srv = serve("--root", str(root), "--anonymous-write")
     payload = os.urandom(70_000)
     c = Client(srv.port)
@@ -166,7 +166,42 @@ def test_stor_without_allo_is_spooled_and_restart_needs_allo(serve, root):
     c.pasv()
     assert c.cmd("REST 10")[0] == 350
     c.raw(b"STOR /n2.bin\r\n")
-    assert c.until_final()[-1][0] == 504
+    code, text = c.until_final()[-1]
+    assert code == 553 and "spool holds only nothing" in text
+    assert not (root / "n2.bin").exists()
+
+
+def test_mode_e_without_allo_gets_durable_markers_and_resumes_with_rest(serve, root, tmp_path):
+    """No ALLO: the upload is spooled durably, 111 names fdatasync'd spool ranges, and after the
+    data connection is cut a REST (still without ALLO) sends only the rest."""
+    srv = serve("--root", str(root), "--anonymous-write", "--spool-dir", str(tmp_path / "spool"))
+    payload = os.urandom(3_000_000)
+    c = Client(srv.port)
+    c.login()
+    assert c.cmd("TYPE I")[0] == 200 and c.cmd("MODE E")[0] == 200
+    assert c.cmd("TREV RESTART 0.1")[0] == 200
+    hp = c.pasv()
+    c.raw(b"STOR /noallo.bin\r\n")
+    d = data_conn(hp)
+    d.sendall(encode_block(0, payload[:1_000_000]) + encode_block(1_000_000, payload[1_000_000:2_000_000]))
+    time.sleep(0.5)  # markers come for what is durable
+    d.sendall(struct.pack("!BQQ", 0, 1_000_000, 2_000_000) + payload[2_000_000:2_100_000])
+    d.close()
+    replies = c.until_final()
+    assert replies[-1][0] == 451, replies
+    held = markers(replies)
+    assert held == RangeSet.span(0, 2_000_000), held
+    assert not (root / "noallo.bin").exists()
+    hp = c.pasv()
+    assert c.cmd(f"REST {held}")[0] == 350
+    c.raw(b"STOR /noallo.bin\r\n")
+    d = data_conn(hp)
+    d.sendall(encode_block(2_000_000, payload[2_000_000:]) + encode_eof_eod(1))
+    replies = c.until_final()
+    assert replies[-1][0] == 226, replies
+    assert (root / "noallo.bin").read_bytes() == payload
+    assert list((tmp_path / "spool").iterdir()) == []  # the spool went with the stored upload
+    c.close()
 
 
 def test_mode_e_without_allo_with_hole_stores_nothing(serve, root):
@@ -372,3 +407,64 @@ def test_stream_retr_after_rest_sends_the_exact_tail(serve, root):
     s.close()
     assert c.until_final()[-1][0] == 226
     assert bytes(got) == payload[1234567:]
+
+
+def test_cached_data_connection_carries_the_next_transfer(serve, root):
+    """EOD without CLOSE: the connection stays open and the next STOR needs no PASV."""
+    srv = serve("--root", str(root), "--anonymous-write")
+    c = Client(srv.port)
+    c.login()
+    hp = stor_mode_e(c, "/one.bin", 5)
+    d = data_conn(hp)
+    d.sendall(encode_block(0, b"first") + encode_eof_eod(1, close=False))
+    assert c.until_final()[-1][0] == 226
+    for name, body in (("/two.bin", b"second"), ("/three.bin", b"third!")):
+        assert c.cmd(f"ALLO {len(body)}")[0] == 200
+        c.raw(f"STOR {name}\r\n".encode())
+        d.sendall(encode_block(0, body) + encode_eof_eod(1, close=False))
+        replies = c.until_final()
+        assert replies[-1][0] == 226, replies
+    assert [(root / n).read_bytes() for n in ("one.bin", "two.bin", "three.bin")] == [b"first", b"second", b"third!"]
+    # A CLOSE ends the caching: the next transfer needs a new data setup.
+    assert c.cmd("ALLO 1")[0] == 200
+    c.raw(b"STOR /four.bin\r\n")
+    d.sendall(encode_block(0, b"4") + encode_eof_eod(1, close=True))
+    assert c.until_final()[-1][0] == 226
+    d.close()
+    assert c.cmd("ALLO 1")[0] == 200
+    code, text = c.cmd("STOR /five.bin")
+    assert code == 501 and "no data connection" in text
+    c.close()
+
+
+def test_cached_connection_dropped_by_the_client_and_a_new_one_opened(serve, root):
+    srv = serve("--root", str(root), "--anonymous-write")
+    c = Client(srv.port)
+    c.login()
+    hp = stor_mode_e(c, "/a.bin", 3)
+    d = data_conn(hp)
+    d.sendall(encode_block(0, b"aaa") + encode_eof_eod(1, close=False))
+    assert c.until_final()[-1][0] == 226
+    d.close()  # the client gives the cached connection up
+    assert c.cmd("ALLO 3")[0] == 200
+    c.raw(b"STOR /b.bin\r\n")
+    e = data_conn(hp)  # the listener stays open while connections are cached
+    e.sendall(encode_block(0, b"bbb") + encode_eof_eod(1))
+    assert c.until_final()[-1][0] == 226
+    assert (root / "b.bin").read_bytes() == b"bbb"
+    c.close()
+
+
+def test_cksm_crc32c_whole_and_range(serve, root):
+    from transfercore import checksums
+
+    payload = os.urandom(100_000)
+    (root / "k.bin").write_bytes(payload)
+    srv = serve("--root", str(root), "--anonymous")
+    c = Client(srv.port)
+    c.login()
+    for offset, length, part in ((0, -1, payload), (10, 500, payload[10:510])):
+        h = checksums.new("crc32c")
+        h.update(part)
+        assert c.cmd(f"CKSM CRC32C {offset} {length} /k.bin") == (213, f"213 {h.hexdigest()}")
+    c.close()

@@ -274,3 +274,24 @@ def test_retr_perf_markers_only_when_asked():
     cmd(s, "PORT 127,0,0,1,1,2")
     [retr] = cmd(s, "RETR /f")
     assert retr.perf_markers is None
+
+
+def test_cached_mode_e_connections_keep_the_data_setup():
+    s = logged_in()
+    cmd(s, "MODE E")
+    cmd(s, "PASV")
+    s.passive_done("PASV", (HostPort("127.0.0.1", 5000),))
+    [first] = cmd(s, "STOR /a")
+    s.transfer_done(cached=True)
+    [second] = cmd(s, "STOR /b")  # no PASV: the cached connections carry it
+    assert second.data is first.data
+    s.transfer_done(cached=False)
+    [reply] = cmd(s, "STOR /c")
+    assert reply.code == 501 and "no data connection" in reply.lines[0]
+
+
+def test_cksm_crc32c_is_offered():
+    s = logged_in()
+    assert cmd(s, "CKSM CRC32C 0 -1 /f") == [Checksum("CRC32C", "/f", 0, None)]
+    [feat] = cmd(s, "FEAT")
+    assert any("CRC32C:" in line for line in feat.lines)

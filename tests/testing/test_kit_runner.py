@@ -61,14 +61,35 @@ def test_a_granularity_the_kit_cannot_fill_is_refused_with_what_to_do(tmp_path, 
     from transfercore_posix.driver import PosixDriver
 
     from transfercore.capabilities import Capabilities
-    from transfercore.errors import CapabilityError
+    from transfercore.errors import LocationError
     from transfercore.testing.subject import MAX_GRANULARITY, Subject
 
     coarse = Capabilities(marker_granularity=MAX_GRANULARITY * 2, preferred_block_size=MAX_GRANULARITY * 2)
     monkeypatch.setattr(PosixDriver, "capabilities", lambda self: coarse)
-    with pytest.raises(CapabilityError, match="only every 33554432 bytes") as info:
+    with pytest.raises(LocationError, match="only every 33554432 bytes") as info:
         Subject(f"posix://{tmp_path}")
-    assert "smaller granularity" in str(info.value)
+    # no option of this driver helps, and the hint does not invent one
+    assert "a URL option that makes the driver's restart points closer together" in str(info.value)
+
+
+def test_the_granularity_hint_names_an_option_value_the_driver_accepts():
+    from transfercore.location import parse_location
+    from transfercore.registry import open_location
+    from transfercore.testing.subject import MAX_GRANULARITY, granularity_hint
+
+    hint = granularity_hint(parse_location("hpss:///scratch"))
+    url = hint.rsplit("e.g. ", 1)[1]
+    assert url.startswith("hpss:///scratch?segment=")
+    caps = open_location(url).driver.capabilities()  # accepted, not refused as 1MiB was
+    assert caps.marker_granularity <= MAX_GRANULARITY
+
+
+def test_a_scratch_location_that_does_not_exist_is_one_clear_error(tmp_path):
+    from transfercore.testing.subject import ScratchUnusable
+
+    with pytest.raises(ScratchUnusable) as info:
+        run_kit(f"posix://{tmp_path}/missing")
+    assert "does not exist" in str(info.value) and "create it first" in str(info.value)
 
 
 def test_objects_hold_whole_granules_in_their_first_half(tmp_path, monkeypatch):

@@ -14,6 +14,8 @@ LIES = {
     "early-marker": "durable",  # marker reported before the bytes are on media
     "wide-marker": "marker-sound",  # marker covers bytes never written
     "forget-record": "rejects-unbacked",  # no record, so any marker is believed
+    "racy-marker": "concurrency",  # a range joins the marker before its write returned
+    "loose-reads": "reads",  # bad read offsets bent into the object instead of refused
 }
 
 
@@ -46,3 +48,81 @@ def test_kit_passes_posix_including_power_loss(tmp_path):
     report = run_kit(f"posix://{tmp_path}", KitOptions(power_loss=True))
     assert report.ok, format_report(report)
     assert report.result("durable-power-loss").outcome is Outcome.PASS
+
+
+NOSYNC = """
+from transfercore_posix.driver import PosixDriver
+from transfercore_posix.writer import PosixWriter
+from transfercore_posix import sidecar
+
+
+class NoSyncWriter(PosixWriter):
+    # durable() as the posix driver's, less the fdatasync of the data
+    def durable(self):
+        with self._sync_lock:
+            with self._lock:
+                self._check_open()
+                snapshot = self._done.to_rangeset()
+            if snapshot != self._recorded:
+                sidecar.store(self._directory, self._name, self._record.with_ranges(snapshot))
+                self._recorded = snapshot
+            self._marker = snapshot
+            return snapshot
+
+
+class NoSyncDriver(PosixDriver):
+    name = "nosync"
+
+    def open_write(self, path, size, resume=None):
+        writer = super().open_write(path, size, resume)
+        writer.__class__ = NoSyncWriter
+        return writer
+"""
+
+
+def test_kit_catches_a_driver_that_skips_fdatasync_without_fuse(tmp_path, monkeypatch):
+    from transfercore.registry import refresh
+    from transfercore.testing.catalog import by_name
+
+    # a third-party distribution registering the driver, as one installed from outside would
+    site = tmp_path / "site"
+    info = site / "nosync_driver-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nosync-driver\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[transfercore.drivers]\nnosync = nosync_driver:NoSyncDriver\n")
+    (site / "nosync_driver.py").write_text(NOSYNC)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", f"{site}:{__import__('os').environ.get('PYTHONPATH', '')}")
+    refresh()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    try:
+        # Without the power-loss clause, as a machine without FUSE runs the kit.
+        report = run_kit(f"nosync://{scratch}", KitOptions(power_loss=False))
+    finally:
+        refresh()
+    result = report.result("syncs")
+    assert result.outcome is Outcome.FAIL, format_report(report)
+    assert "was written but not fsynced/fdatasynced before durable() returned" in result.verdict.evidence
+    assert ".tcpart" in result.verdict.evidence  # names the file that holds the data
+    # and the same clause passes the real posix driver
+    honest = run_kit(f"posix://{scratch}", clauses=[by_name("syncs")])
+    assert honest.result("syncs").outcome is Outcome.PASS, format_report(honest)
+
+
+def test_a_machine_without_fuse_is_not_run_never_failed_or_passed(tmp_path, monkeypatch):
+    from transfercore.testing import powerloss
+    from transfercore.testing.catalog import by_name
+    from transfercore.testing.powerloss.mount import FuseUnavailable
+
+    def no_fuse():
+        raise FuseUnavailable("the power-loss file system needs FUSE: mfusepy is missing",
+                              hint="install FUSE 3 and mfusepy")
+
+    monkeypatch.setattr(powerloss, "check_fuse", no_fuse)
+    report = run_kit(f"posix://{tmp_path}", clauses=[by_name("durable-power-loss")])
+    result = report.result("durable-power-loss")
+    assert result.outcome is Outcome.NOT_RUN
+    assert "install FUSE 3 and mfusepy" in result.verdict.evidence and "--no-power-loss" in result.verdict.evidence
+    assert report.ok and report.not_run() == ["durable-power-loss"]
+    assert "NOT RUN  durable-power-loss" in format_report(report)

@@ -28,6 +28,7 @@ import attrs
 from ..engine.options import TransferOptions
 from ..errors import AlreadyExists, IsADirectory, LocationError, NotFound, TransferAborted, TransferCoreError
 from ..registry import Endpoint
+from ..runlock import RunLock
 from .events import FileDone, FileFailed, FileSkipped, TreeDone, TreeEvent, TreeProgress, TreeStarted
 from .executor import Executor, LocalPool
 from .model import Entry, FileState, Kind
@@ -128,6 +129,14 @@ class TreeCopy:
         src = endpoint(self.source_url)
         dst = endpoint(self.destination_url)
         self._check_roots(src, dst)
+        # One run per destination tree: two would hand out the same files.
+        lock = RunLock.acquire(self.store.lock_path(_url(dst)), source=_url(src), destination=_url(dst))
+        try:
+            return self._run(src, dst, started)
+        finally:
+            lock.release()
+
+    def _run(self, src: Endpoint, dst: Endpoint, started: float) -> TreeResult:
         campaign = self.store.open_campaign(_url(src), _url(dst), self.manifest_name, self.options.to_dict())
         self.store.record_walk(campaign, self._entries(src))
         if not self.options.transfer.resume:

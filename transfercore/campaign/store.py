@@ -194,6 +194,18 @@ class CampaignStore:
 
     # -- campaigns -----------------------------------------------------------------
 
+    def lock_path(self, destination: str) -> Path:
+        """The lock file a run of the campaign into ``destination`` holds."""
+        from ..runlock import lock_name
+
+        return self.path.parent / "locks" / lock_name("tree:" + destination)
+
+    def running(self, campaign: Campaign) -> bool:
+        """Whether a live process runs this campaign now."""
+        from ..runlock import holder
+
+        return holder(self.lock_path(campaign.destination)) is not None
+
     def open_campaign(self, source: str, destination: str, manifest: str, options: Mapping[str, Any]) -> Campaign:
         """Find or create the campaign of this copy and start a new walk generation."""
         now = time.time()

@@ -16,6 +16,8 @@ in blocks over streams with restart markers.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Callable
 
@@ -260,7 +262,6 @@ class LargeFileTask:
 
     def __call__(self) -> FileResult:
         from ..engine import Transfer
-        from ..engine.identity import source_identity
 
         spec = self.file
         src = sub_endpoint(endpoint(self.source), spec.rel)
@@ -275,17 +276,12 @@ class LargeFileTask:
                 return _failed(spec, exc)
             if found is not None:
                 return found
-        # A throwaway journal seeded with the destination's own record: the
-        # worker trusts the storage, not any state of its own.
-        journal = Journal(":memory:")
+        # A throwaway journal: with no row for this copy, the engine resumes
+        # from the destination's own resume record.  The worker trusts the
+        # storage, not any state of its own.
+        scratch = tempfile.TemporaryDirectory(prefix="transfercore-task-")
+        journal = Journal(os.path.join(scratch.name, "task.db"))
         try:
-            marker = dst.driver.partial(dst.path) if spec.started else RangeSet()
-            if marker:
-                info = src.driver.stat(src.path)
-                with src.driver.open_read(src.path) as reader:
-                    identity = source_identity(info, reader)
-                journal.begin(_url(src), _url(dst), identity, {}, marker=marker,
-                              checksum_algorithm=getattr(self.options, "checksum", "") or "")
             transfer = Transfer(src, dst, self.options, journal=journal)  # type: ignore[arg-type]
             _running.add(transfer)
             try:
@@ -308,6 +304,7 @@ class LargeFileTask:
             return _failed(spec, exc, state, marker=str(left))
         finally:
             journal.close()
+            scratch.cleanup()
         return FileResult(spec.rel, FileState.COMPLETE, spec.size, written=result.bytes_sent,
                           checksum=result.checksum or "")
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from ..errors import TransferCoreError
-from .exitcodes import ExitCode
+from .exitcodes import ExitCode, exit_code_for
 
-SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "globus_server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,14 +35,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED_MESSAGE = "interrupted; run the same command again to resume"
+
+
+def interrupted_message(durable_bytes: int | None) -> str:
+    """The one line printed for Ctrl-C and SIGTERM alike."""
+    if durable_bytes is None:
+        return INTERRUPTED_MESSAGE
+    from ..sizes import format_size
+
+    return f"interrupted with {format_size(durable_bytes)} durable; run the same command again to resume"
+
+
+def report_error(exc: BaseException) -> int:
+    """Print ``exc`` as one line and return its exit code."""
+    print(f"transfercore: error: {exc}", file=sys.stderr)
+    return int(exit_code_for(exc))
+
+
+def silence_stdout() -> None:
+    """The reader of stdout is gone: send what is still to be written to
+    /dev/null, so that later writes (and the interpreter's final flush) do not
+    raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        silence_stdout()
+        return int(ExitCode.BROKEN_PIPE)
     except TransferCoreError as exc:
-        print(f"transfercore: error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", ExitCode.FAILED))
+        return report_error(exc)
     except KeyboardInterrupt:
-        print("transfercore: interrupted; the resume state is on disk", file=sys.stderr)
+        print(f"transfercore: {INTERRUPTED_MESSAGE}", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ..errors import OptionError, TransferCoreError
 from .exitcodes import ExitCode
 
 
@@ -16,11 +17,14 @@ def register(subparsers: Any) -> None:
         description=(
             "Run every contract clause against a driver, writing test objects under a scratch "
             "location (a directory URL that exists and may be written). Each clause passes, fails "
-            "with its evidence, or does not apply because of a declared capability. "
-            "Exit status 4 when any clause fails."
+            "with its evidence, does not apply because of a declared capability, or cannot run on "
+            "this machine (NOT RUN, saying what to install). Exit status 4 when any clause fails, "
+            "5 when none fails but some could not run, 2 for a scratch location that cannot be used."
         ),
     )
-    parser.add_argument("url", help="scratch location, e.g. posix:///tmp/scratch or mock://store/scratch")
+    parser.add_argument(
+        "url", nargs="?", help="scratch location, e.g. posix:///tmp/scratch or mock://store/scratch"
+    )
     parser.add_argument(
         "--clause", action="append", metavar="NAME", help="run only this clause (repeatable); see --list"
     )
@@ -45,13 +49,21 @@ def run(args: argparse.Namespace) -> int:
         for clause in CLAUSES:
             print(f"{clause.name}\n    {clause.description}")
         return int(ExitCode.OK)
-    clauses = [by_name(n) for n in args.clause] if args.clause else list(CLAUSES)
+    if not args.url:
+        raise OptionError(
+            "conformance needs a scratch location URL", hint="e.g. transfercore conformance posix:///tmp/scratch"
+        )
+    try:
+        clauses = [by_name(n) for n in args.clause] if args.clause else list(CLAUSES)
+    except TransferCoreError as exc:
+        raise OptionError(str(exc.args[0]), hint=exc.hint) from None
     options = KitOptions(power_loss=not args.no_power_loss, seed=args.seed)
     report = run_kit(args.url, options, clauses)
     if args.json:
         doc = {
             "url": report.url,
             "ok": report.ok,
+            "not_run": report.not_run(),
             "clauses": [
                 {"name": r.clause.name, "outcome": r.outcome.value, "evidence": r.verdict.evidence,
                  "seconds": round(r.seconds, 3)}
@@ -61,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(format_report(report, verbose=args.verbose))
-    return int(ExitCode.OK if report.ok else ExitCode.NONCONFORMANT)
+    if not report.ok:
+        return int(ExitCode.NONCONFORMANT)
+    return int(ExitCode.NOT_RUN if report.not_run() else ExitCode.OK)

@@ -16,16 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..errors import (
-    ChecksumMismatch,
-    OptionError,
-    SizeSyntaxError,
-    TransferAborted,
-    TransferCoreError,
-    UnknownChecksum,
-)
+from ..errors import OptionError, TransferAborted, TransferCoreError
 from ..journal import Journal
 from ..sizes import format_size, parse_size
+from . import interrupted_message, report_error, silence_stdout
 from .exitcodes import ExitCode
 
 
@@ -60,6 +54,9 @@ def register(subparsers: Any) -> None:
         help="verify with MD5, ADLER32, CRC32C (default), SHA256, or 'none'",
     )
     parser.add_argument("--no-resume", action="store_true", help="start from zero even if a partial copy exists")
+    parser.add_argument(
+        "--force", action="store_true", help="copy again even when a finished copy's destination still matches"
+    )
     parser.add_argument("--journal", metavar="PATH", help="journal file (default: $XDG_STATE_HOME/transfercore)")
     from . import tree_cmd
 
@@ -92,51 +89,84 @@ def build_options(args: argparse.Namespace) -> Any:
         marker_policy=MarkerPolicy(interval=interval, bytes=marker_bytes),
         checksum=args.checksum,
         resume=not args.no_resume,
+        force=args.force,
     )
 
 
-def _fail(message: object, code: ExitCode) -> int:
-    print(f"transfercore: error: {message}", file=sys.stderr)
-    return int(code)
+def _listener(args: argparse.Namespace, transfer: Any) -> Callable[[Any], None] | None:
+    if args.json:
+        return JsonLines(sys.stdout, lambda: transfer.transfer_id)
+    if args.quiet:
+        return None
+    if sys.stderr.isatty():
+        return RichBar()
+    return PlainLines(sys.stdout)
+
+
+class _Stop:
+    """Ctrl-C and SIGTERM both ask the transfer to stop at its next step (a
+    marker is saved); a second Ctrl-C stops at once."""
+
+    def __init__(self, transfer: Any) -> None:
+        self.transfer = transfer
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.transfer.cancel()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _warn_recovered(journal: Journal) -> None:
+    if journal.recovered_from is not None:
+        print(
+            f"transfercore: warning: the journal {journal.path} was damaged ({journal.damage}); it was moved to "
+            f"{journal.recovered_from} and a new one started (partial copies resume from the destinations' "
+            "own records)",
+            file=sys.stderr,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import Transfer
-
     if getattr(args, "recursive", False) or getattr(args, "files_from", None):
         from . import tree_cmd
 
         return tree_cmd.run(args)
-    try:
-        options = build_options(args)
-    except (OptionError, SizeSyntaxError, UnknownChecksum) as exc:
-        return _fail(exc, ExitCode.USAGE)
-    listener: Callable[[Any], None] | None
-    if args.json:
-        listener = JsonLines(sys.stdout)
-    elif args.quiet:
-        listener = None
-    elif sys.stderr.isatty():
-        listener = RichBar()
-    else:
-        listener = PlainLines(sys.stdout)
+    options = build_options(args)
     with Journal(args.journal) as journal:
-        transfer = Transfer(args.source, args.destination, options, journal=journal)
-        if listener is not None:
-            transfer.add_listener(listener)
-        previous = signal.signal(signal.SIGTERM, lambda *_: transfer.cancel())
-        try:
+        _warn_recovered(journal)
+        return _copy_one(args, options, journal)
+
+
+def _copy_one(args: argparse.Namespace, options: Any, journal: Journal) -> int:
+    from ..engine import Interrupted, Transfer
+
+    transfer = Transfer(args.source, args.destination, options, journal=journal)
+    listener = _listener(args, transfer)
+    if listener is not None:
+        transfer.add_listener(listener)
+    durable: list[int] = []
+    transfer.add_listener(lambda event: durable.append(event.durable_bytes) if isinstance(event, Interrupted) else None)
+    try:
+        with _Stop(transfer):
             transfer.run()
-        except ChecksumMismatch as exc:
-            return _fail(exc, ExitCode.CHECKSUM_MISMATCH)
-        except TransferAborted as exc:
-            return _fail(exc, ExitCode.INTERRUPTED)
-        except TransferCoreError as exc:
-            return _fail(exc, ExitCode.FAILED)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            if isinstance(listener, RichBar):
-                listener.close()
+    except (TransferAborted, KeyboardInterrupt):
+        print(f"transfercore: {interrupted_message(durable[-1] if durable else None)}", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except TransferCoreError as exc:
+        return report_error(exc)
+    finally:
+        if isinstance(listener, RichBar):
+            listener.close()
     return int(ExitCode.OK)
 
 
@@ -146,22 +176,40 @@ def run(args: argparse.Namespace) -> int:
 class JsonLines:
     """One JSON object per event, flushed, so scripts can follow a transfer."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, transfer_id: Callable[[], int | None] = lambda: None) -> None:
         self.out: TextIO | None = out
+        self._transfer_id = transfer_id
 
     def __call__(self, event: Any) -> None:
+        from ..engine.events import envelope
+
         if self.out is None:
             return
         try:
-            self.out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            self.out.write(json.dumps(envelope(event, self._transfer_id()), sort_keys=True) + "\n")
             self.out.flush()
         except BrokenPipeError:
             # The reader went away (e.g. piped into head): the copy goes on silently.
             self.out = None
+            silence_stdout()
 
 
 def _rate(value: float) -> str:
     return f"{format_size(value)}/s"
+
+
+def _resumed_line(event: Any) -> str:
+    line = f"resuming: {format_size(event.bytes)} already durable at the destination"
+    return f"{line} ({event.note})" if event.note else line
+
+
+def _up_to_date_line(event: Any) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.finished))
+    checksum = f", {event.checksum_algorithm.upper()} {event.checksum}" if event.checksum else ""
+    return (
+        f"up to date: copied in full at {when}{checksum}, and neither end changed since; nothing to do "
+        "(--force copies again)"
+    )
 
 
 class PlainLines:
@@ -170,12 +218,18 @@ class PlainLines:
     EVERY = 5.0
 
     def __init__(self, out: TextIO) -> None:
-        self.out = out
+        self.out: TextIO | None = out
         self._last = 0.0
 
     def _print(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        if self.out is None:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.out = None  # the reader went away: the copy goes on silently
+            silence_stdout()
 
     def __call__(self, event: Any) -> None:
         kind = event.kind
@@ -185,9 +239,16 @@ class PlainLines:
                 f"{event.streams} streams, checksum {event.checksum or 'none'})"
             )
         elif kind == "resumed":
-            self._print(f"resuming: {format_size(event.bytes)} already durable at the destination")
+            self._print(_resumed_line(event))
         elif kind == "restart":
             self._print(f"starting from zero: {event.reason}")
+        elif kind == "up-to-date":
+            self._print(_up_to_date_line(event))
+        elif kind == "verify-progress":
+            now = time.monotonic()
+            if now - self._last >= self.EVERY:
+                self._last = now
+                self._print(f"verified {format_size(event.bytes_verified)} of {format_size(event.size)}")
         elif kind == "progress":
             now = time.monotonic()
             if now - self._last >= self.EVERY:
@@ -205,8 +266,6 @@ class PlainLines:
                 f"done: {format_size(event.size)} in {event.elapsed:.1f} s "
                 f"({format_size(event.bytes_sent)} sent, {format_size(event.bytes_resumed)} resumed){checksum}"
             )
-        elif kind == "error" and event.resumable and event.durable_bytes:
-            self._print(f"stopped with {format_size(event.durable_bytes)} durable; run the same command again to resume")
 
 
 class RichBar:
@@ -242,17 +301,21 @@ class RichBar:
             self.progress.start()
             self.task = self.progress.add_task("copy", total=event.size or 1, durable=format_size(0))
         elif kind == "resumed":
-            self.console.print(f"resuming: {format_size(event.bytes)} already durable at the destination")
+            self.console.print(_resumed_line(event))
             self.progress.update(self.task, completed=event.bytes, durable=format_size(event.bytes))
         elif kind == "restart":
             self.console.print(f"starting from zero: {event.reason}")
+        elif kind == "up-to-date":
+            self.console.print(_up_to_date_line(event))
+        elif kind == "verify-progress" and self.task is not None:
+            self.progress.update(self.task, completed=event.bytes_verified)
         elif kind == "progress":
             self.progress.update(self.task, completed=event.bytes_done, durable=format_size(event.durable_bytes))
         elif kind == "marker" and self.task is not None:
             self.progress.update(self.task, durable=format_size(event.durable_bytes))
         elif kind == "verify" and self.task is not None:
             self.progress.update(self.task, description=f"verify {event.algorithm}")
-        elif kind in ("done", "error"):
+        elif kind in ("done", "error", "interrupted"):
             self.close()
             if kind == "done":
                 checksum = f", {event.checksum_algorithm.upper()} {event.checksum}" if event.checksum else ""

@@ -14,6 +14,12 @@ from ..errors import OptionError
 from .exitcodes import ExitCode
 
 
+class UsageError(OptionError):
+    """A bad option value: reported in one line, with the usage exit code."""
+
+    exit_code = ExitCode.USAGE
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -50,6 +56,12 @@ def register(subparsers: Any) -> None:
         default=60.0,
         metavar="S",
         help="fail a silent data connection after S seconds",
+    )
+    p.add_argument(
+        "--spool-dir",
+        metavar="DIR",
+        help="where uploads without ALLO are spooled durably, so that they get restart markers and "
+        "can resume (default: transfercore's state directory)",
     )
     p.add_argument("--max-sessions", type=int, default=64, help="concurrent sessions (default 64)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
@@ -90,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
     from ..gridftp.users import UserDB
     from ..location import Location
     from ..registry import open_location
+    from ..statedir import state_dir
 
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (0 to 65535; 0 picks a free one)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:
@@ -124,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         data_timeout=args.data_timeout,
         max_sessions=args.max_sessions,
         base_path=base_path,
+        spool_dir=args.spool_dir or str(state_dir() / "gridftp-spool"),
     )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -138,10 +138,10 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         return _fail(exc, ExitCode.INTERRUPTED)
     except KeyboardInterrupt:
         return _fail("interrupted; run the same command again to resume", ExitCode.INTERRUPTED)
-    except OptionError as exc:
-        return _fail(exc, ExitCode.USAGE)
     except TransferCoreError as exc:
-        return _fail(exc, ExitCode.FAILED)
+        from . import report_error
+
+        return report_error(exc)
     if result.failed:
         print(f"transfercore: error: {len(result.failed)} of the tree's entries failed "
               "(the rest finished); run the same command again to retry them:", file=sys.stderr)

@@ -10,16 +10,21 @@ from typing import Any
 from ..sizes import format_size
 
 
-def campaign_docs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def campaign_docs(path: str | os.PathLike[str], match: str | None = None) -> list[dict[str, Any]]:
     from ..campaign import CampaignStore
 
     with CampaignStore(path) as store:
         out = []
         for c in store.campaigns():
+            if match and match not in c.source and match not in c.destination:
+                continue
             counts = store.counts(c)
+            state = c.state
+            if state == "running" and not store.running(c):
+                state = "interrupted"  # its process is gone
             out.append({
                 "id": c.id, "source": c.source, "destination": c.destination, "manifest": c.manifest,
-                "state": c.state, "message": c.message, "updated": c.updated, "counts": counts.to_dict(),
+                "state": state, "message": c.message, "updated": c.updated, "counts": counts.to_dict(),
                 "failures": [{"path": r.entry.rel, "state": r.state.value, "message": r.message,
                               "marker": r.marker} for r in store.failures(c, limit=20)],
             })

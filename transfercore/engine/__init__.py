@@ -14,7 +14,21 @@ See ``docs/engine.md``.
 """
 
 from . import events
-from .events import Done, Event, Failed, Listener, Marker, Progress, Restarted, Resumed, Started, Verifying
+from .events import (
+    Done,
+    Event,
+    Failed,
+    Interrupted,
+    Listener,
+    Marker,
+    Progress,
+    Restarted,
+    Resumed,
+    Started,
+    UpToDate,
+    Verifying,
+    VerifyProgress,
+)
 from .options import DEFAULT_STREAMS, TransferOptions
 from .policy import MarkerPolicy
 from .transfer import Transfer, TransferResult, copy
@@ -24,6 +38,7 @@ __all__ = [
     "Done",
     "Event",
     "Failed",
+    "Interrupted",
     "Listener",
     "Marker",
     "MarkerPolicy",
@@ -34,7 +49,9 @@ __all__ = [
     "Transfer",
     "TransferOptions",
     "TransferResult",
+    "UpToDate",
     "Verifying",
+    "VerifyProgress",
     "copy",
     "events",
 ]

@@ -13,12 +13,16 @@ be quick and not fail.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 
 from ..ranges import RangeSet
+
+#: Version of the JSON form of events (see :func:`envelope` and docs/engine.md).
+SCHEMA_VERSION = 1
 
 
 class Event:
@@ -56,6 +60,8 @@ class Resumed(Event):
     marker: RangeSet
     bytes: int
     size: int
+    #: Where the marker came from when not from the journal (the destination's own record).
+    note: str = ""
 
 
 @attrs.frozen
@@ -111,6 +117,37 @@ class Verifying(Event):
 
 
 @attrs.frozen
+class VerifyProgress(Event):
+    """Bytes of the destination checked so far during verification."""
+
+    kind: ClassVar[str] = "verify-progress"
+    bytes_verified: int
+    size: int
+    elapsed: float
+
+
+@attrs.frozen
+class UpToDate(Event):
+    """The copy finished earlier and source and destination still match: nothing moved."""
+
+    kind: ClassVar[str] = "up-to-date"
+    size: int
+    #: When the earlier copy finished (seconds since the epoch).
+    finished: float
+    checksum_algorithm: str | None
+    checksum: str | None
+
+
+@attrs.frozen
+class Interrupted(Event):
+    """Stopped on request (Ctrl-C, SIGTERM, :meth:`Transfer.cancel`); resumable."""
+
+    kind: ClassVar[str] = "interrupted"
+    message: str
+    durable_bytes: int
+
+
+@attrs.frozen
 class Done(Event):
     """The object is complete, published and (unless disabled) verified."""
 
@@ -137,6 +174,15 @@ class Failed(Event):
 
 
 Listener = Callable[[Event], None]
+
+
+def envelope(event: Event, transfer_id: int | None) -> dict[str, Any]:
+    """The JSON form of ``event``: its fields plus ``schema``, ``time`` and ``transfer_id``."""
+    out = event.to_dict()
+    out["schema"] = SCHEMA_VERSION
+    out["time"] = round(time.time(), 6)
+    out["transfer_id"] = transfer_id
+    return out
 
 
 class Listeners:

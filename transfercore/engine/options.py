@@ -56,6 +56,8 @@ class TransferOptions:
     checksum: str | None = attrs.field(default=DEFAULT_ALGORITHM, converter=_checksum)
     #: Resume from the journal's marker when one fits; False always starts from zero.
     resume: bool = True
+    #: Copy again even when a finished copy's destination still matches the journal.
+    force: bool = False
     #: Seconds between progress events.
     progress_interval: float = attrs.field(default=0.5, converter=_positive_float)
 
@@ -67,4 +69,5 @@ class TransferOptions:
             "marker_bytes": self.marker_policy.bytes,
             "checksum": self.checksum,
             "resume": self.resume,
+            "force": self.force,
         }

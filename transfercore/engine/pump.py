@@ -4,9 +4,12 @@ Each stream holds one block at a time, so memory stays near
 ``streams x block size``.  Each stream reads every block with
 ``Reader.readinto`` into one page-aligned buffer it maps once (see
 :mod:`.buffers`), instead of a new ``bytes`` per block: no allocation, no page faults on fresh memory, and the buffer stays warm in
-the CPU cache between the read, the hash and the write.  Blocks are taken in ascending order; turnstiles
-(see :mod:`.scheduler`) keep reads, writes and the running checksum in order
-where the drivers or the hash need it.  No stream ever reports anything to
+the CPU cache between the read, the hash and the write.  Blocks are taken in ascending order; reorder windows
+(:class:`transfercore.reorder.ReorderWindow`, the one ordering piece every
+front end shares) keep reads, writes and the running checksum in order where
+the drivers or the hash need it.  The engine's windows hold nothing
+(``capacity=0``): a stream waits with its own block until that block is
+next, so memory stays at one block per stream.  No stream ever reports anything to
 listeners: the transfer's control thread reads the counters.
 """
 
@@ -18,8 +21,13 @@ from collections.abc import Sequence
 from ..checksums import Hasher
 from ..contract import Reader, Writer
 from ..ranges import ByteRange, RangeSet
+from ..reorder import ReorderWindow, Stopped
 from .buffers import aligned_buffer
-from .scheduler import Block, Stopped, Turnstile
+from .scheduler import Block
+
+
+def _spans(blocks: Sequence[Block]) -> RangeSet:
+    return RangeSet(tuple(ByteRange(b.start, b.end) for b in blocks))
 
 
 class Pump:
@@ -42,9 +50,12 @@ class Pump:
         self._buffer_size = max((b.length for b in blocks), default=0)
         self._streams = max(1, min(streams, len(blocks)))
         self._write_slots = threading.BoundedSemaphore(max(1, max_writers))
-        self._read_turn = Turnstile() if ordered_reads else None
-        self._write_turn = Turnstile() if ordered_writes else None
-        self._hash_turn = Turnstile() if hasher is not None else None
+        every = _spans(blocks)
+        self._read_turn = ReorderWindow(every) if ordered_reads else None
+        self._write_turn = (
+            ReorderWindow(_spans([b for b in blocks if b.write]), self._sink) if ordered_writes else None
+        )
+        self._hash_turn = ReorderWindow(every, self._hash) if hasher is not None else None
         self._hasher = hasher
         self._wake = wake
         self._lock = threading.Lock()
@@ -125,10 +136,7 @@ class Pump:
                 # in-order hash turn passes quickly, and a write stalled by the
                 # storage does not hold back the other streams' writes.
                 if self._hash_turn is not None:
-                    self._hash_turn.wait(block.index)
-                    assert self._hasher is not None
-                    self._hasher.update(data)
-                    self._hash_turn.done(block.index)
+                    self._hash_turn.put(block.start, data)
                 if block.write:
                     self._write(block, data)
                 del data
@@ -144,6 +152,13 @@ class Pump:
                 self._running -= 1
             self._wake.set()
 
+    def _sink(self, offset: int, data: memoryview) -> None:
+        self._writer.write(offset, data)
+
+    def _hash(self, offset: int, data: memoryview) -> None:
+        assert self._hasher is not None
+        self._hasher.update(data)
+
     def _read_one(self, block: Block, buffer: memoryview) -> memoryview:
         view = buffer[: block.length]
         # readinto fills the whole view or raises: a short read is an error.
@@ -152,10 +167,9 @@ class Pump:
 
     def _read(self, block: Block, buffer: memoryview) -> memoryview:
         if self._read_turn is not None:
-            self._read_turn.wait(block.index)
             # On failure the turn is not passed on: the error stops every stream.
-            data = self._read_one(block, buffer)
-            self._read_turn.done(block.index)
+            with self._read_turn.turn(block.start, block.length):
+                data = self._read_one(block, buffer)
         else:
             data = self._read_one(block, buffer)
         with self._lock:
@@ -175,11 +189,9 @@ class Pump:
     def _write(self, block: Block, data: bytes | memoryview) -> None:
         self._wait_for_marker()
         if self._write_turn is not None:
-            self._write_turn.wait(block.write_index)
             # On failure the turn is not passed on, so no later block can be
             # written after a hole; the error stops every stream.
-            self._writer.write(block.start, data)
-            self._write_turn.done(block.write_index)
+            self._write_turn.put(block.start, data)
         else:
             with self._write_slots:
                 self._writer.write(block.start, data)

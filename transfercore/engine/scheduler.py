@@ -1,21 +1,22 @@
-"""Cutting an object into blocks, and keeping blocks in order where needed.
+"""Cutting an object into blocks.
 
 Blocks are handed to the streams in ascending offset order.  Where a stage
 must see blocks in order (a destination that requires ordered writes, a
-source that must be read in order, the running source checksum), a
-:class:`Turnstile` lets block *k* through only after block *k-1*.  Since
-every stream holds one block at a time and blocks are handed out in order,
-at most ``streams`` blocks wait at a turnstile: memory stays bounded.
+source that must be read in order, the running source checksum), the pump
+puts them through a :class:`transfercore.reorder.ReorderWindow` that holds
+nothing: block *k* goes through only after block *k-1*.  Since every stream
+holds one block at a time and blocks are handed out in order, at most
+``streams`` blocks wait at a window: memory stays bounded.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import attrs
 
 from ..ranges import RangeSet
+from ..reorder import Stopped
 
 
 @attrs.frozen
@@ -71,37 +72,4 @@ def plan_blocks(size: int, have: RangeSet, block_size: int, *, include_have: boo
     return blocks
 
 
-class Stopped(Exception):
-    """Raised in a stream waiting at a turnstile when the transfer stops."""
-
-
-class Turnstile:
-    """Admits tickets 0, 1, 2, ... one at a time, in order."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0
-        self._stopped = False
-
-    def wait(self, ticket: int) -> None:
-        with self._cond:
-            while self._next != ticket and not self._stopped:
-                self._cond.wait()
-            if self._stopped:
-                raise Stopped()
-
-    def done(self, ticket: int) -> None:
-        with self._cond:
-            if ticket != self._next:
-                raise AssertionError(f"turnstile: ticket {ticket} left out of order (expected {self._next})")
-            self._next += 1
-            self._cond.notify_all()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    @property
-    def admitted(self) -> int:
-        return self._next
+__all__ = ["Block", "Stopped", "plan_blocks"]

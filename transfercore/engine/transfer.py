@@ -21,9 +21,9 @@ import time
 
 import attrs
 
-from ..capabilities import RestartModel
+from ..capabilities import Capabilities, RestartModel
 from ..checksums import Hasher, checksum_reader
-from ..contract import Writer
+from ..contract import ObjectInfo, Reader, Writer
 from ..errors import (
     ChecksumMismatch,
     IsADirectory,
@@ -34,7 +34,7 @@ from ..errors import (
     TransferAborted,
     TransferCoreError,
 )
-from ..journal import Journal, JournalEntry, State
+from ..journal import Journal, JournalEntry, SourceIdentity, State
 from ..location import Location
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
@@ -42,6 +42,7 @@ from .events import (
     Done,
     Event,
     Failed,
+    Interrupted,
     Listener,
     Listeners,
     Marker,
@@ -49,13 +50,15 @@ from .events import (
     Restarted,
     Resumed,
     Started,
+    UpToDate,
     Verifying,
+    VerifyProgress,
 )
-from .identity import source_identity
+from .identity import changes_during, source_identity, stat_changes
 from .options import TransferOptions
 from .policy import MarkerPolicy
 from .pump import Pump
-from .resume import ResumeDecision, decide
+from .resume import ResumeDecision, decide, may_consult_record, prefer_record
 from .scheduler import plan_blocks
 from .verify import DurableVerifier
 
@@ -63,6 +66,8 @@ Where = str | Location | Endpoint
 
 #: Seconds of history behind the rate shown in progress events.
 RATE_WINDOW = 5.0
+#: Seconds a marker may wait for the streams to record writes the driver already counted.
+WRITTEN_GRACE = 0.5
 
 
 @attrs.frozen
@@ -83,6 +88,8 @@ class TransferResult:
     elapsed: float
     #: Why a partial transfer was not resumed (None when it was, or there was none).
     restart_reason: str | None
+    #: True when a finished copy still matched and nothing was sent.
+    up_to_date: bool = False
 
 
 class Transfer:
@@ -109,6 +116,8 @@ class Transfer:
         self._cancel = threading.Event()
         self._wake = threading.Event()
         self._ran = False
+        #: The journal's id of this transfer, once known (None without a journal).
+        self.transfer_id: int | None = None
 
     # -- public API ----------------------------------------------------------------
 
@@ -194,7 +203,7 @@ class _Run:
         self.src_url = _object_url(src)
         self.dst_url = _object_url(dst)
         self.started = time.monotonic()
-        self.entry: JournalEntry | None = None
+        self._entry: JournalEntry | None = None
         self.writer: Writer | None = None
         self.pump: Pump | None = None
         self.verifier: DurableVerifier | None = None
@@ -203,6 +212,16 @@ class _Run:
         self.resumed = RangeSet()
         self.size = 0
         self.restart_reason: str | None = None
+        self.source_info: ObjectInfo | None = None
+
+    @property
+    def entry(self) -> JournalEntry | None:
+        return self._entry
+
+    @entry.setter
+    def entry(self, value: JournalEntry | None) -> None:
+        self._entry = value
+        self.t.transfer_id = value.id if value is not None else None
 
     # -- the whole run -------------------------------------------------------------
 
@@ -213,9 +232,18 @@ class _Run:
                 hint="give a different destination path",
             )
         info = self._stat_source()
+        lock = self.journal.claim(self.src_url, self.dst_url) if self.journal is not None else None
+        try:
+            return self._execute(info)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _execute(self, info: ObjectInfo) -> TransferResult:
         caps_src = self.src.driver.capabilities()
         caps_dst = self.dst.driver.capabilities()
         block_size = max(self.options.block_size or caps_dst.preferred_block_size, caps_dst.min_block_size)
+        checksum: str | None = None
         with self.src.driver.open_read(self.src.path) as reader:
             self.size = info.size
             if reader.size != info.size:
@@ -224,12 +252,14 @@ class _Run:
                     hint="run the command again once the source is stable",
                 )
             identity = source_identity(info, reader)
-            found = self.journal.find(self.src_url, self.dst_url) if self.journal else None
-            decision = decide(found, identity, caps_dst, allow=self.options.resume)
-            self._open_writer(decision, identity)
-            assert self.writer is not None
+            self.source_info = info
+            decision = self._decide(identity, caps_dst)
+            if decision.up_to_date:
+                return self._up_to_date()
             try:
-                self._announce(block_size)
+                self._open_writer(decision, identity)
+                assert self.writer is not None
+                self._announce(block_size, decision.note)
                 policy = self.options.marker_policy
                 if caps_dst.restart is RestartModel.NONE:
                     policy = MarkerPolicy.none()
@@ -254,22 +284,27 @@ class _Run:
                     # Verified before publishing: a mismatch never appears under the final name.
                     assert hasher is not None
                     checksum = self._finish_verifier(hasher)
-                    self._publish()
-                    self._check_source_unchanged(info)
-                else:
-                    self._publish()
-                    self._check_source_unchanged(info)
+                # Last look at the source before the name appears: a change
+                # during the copy means the object mixes two versions.
+                self._check_source_unchanged(info, identity, reader)
+                self._publish()
+                if self.verifier is None:
                     checksum = self._verify(hasher, block_size, caps_dst.checksums, caps_dst.ordered_writes)
             except BaseException as exc:
                 self._fail(exc)
                 raise
         elapsed = time.monotonic() - self.started
         if self.entry is not None and self.journal is not None:
-            self.journal.finish(self.entry.id, State.DONE, checksum=checksum or "")
+            self.journal.finish(
+                self.entry.id, State.DONE, checksum=checksum or "", destination=self._destination_record()
+            )
         sent = self.pump.bytes_sent
         self.t._emit(
             Done(self.size, sent, self.resumed.total(), elapsed, self.options.checksum, checksum)
         )
+        return self._result(sent, checksum, elapsed)
+
+    def _result(self, sent: int, checksum: str | None, elapsed: float) -> TransferResult:
         return TransferResult(
             transfer_id=self.entry.id if self.entry else None,
             source=self.src_url,
@@ -284,9 +319,66 @@ class _Run:
             restart_reason=self.restart_reason,
         )
 
+    def _decide(self, identity: SourceIdentity, caps: Capabilities) -> ResumeDecision:
+        found = self.journal.find(self.src_url, self.dst_url) if self.journal else None
+        destination = None
+        if found is not None and found.state is State.DONE:
+            try:
+                destination = self.dst.driver.stat(self.dst.path)
+            except NotFound:
+                destination = None
+        decision = decide(
+            found, identity, caps, allow=self.options.resume, destination=destination, force=self.options.force
+        )
+        if self.journal is not None and self.options.resume and caps.restart is not RestartModel.NONE:
+            decision = self._ask_destination(found, identity, caps, decision)
+        if decision.up_to_date:
+            assert found is not None
+            self.entry = found
+        return decision
+
+    def _ask_destination(
+        self, found: JournalEntry | None, identity: SourceIdentity, caps: Capabilities, decision: ResumeDecision
+    ) -> ResumeDecision:
+        if not may_consult_record(found, identity):
+            return decision
+        try:
+            record = self.dst.driver.partial(self.dst.path)
+        except TransferCoreError:
+            return decision
+        return prefer_record(found, record, identity.size, caps, decision, checksum=self.options.checksum is not None)
+
+    def _up_to_date(self) -> TransferResult:
+        assert self.entry is not None
+        entry = self.entry
+        self.marker = RangeSet.span(0, self.size) if self.size else RangeSet()
+        checksum = entry.checksum or None
+        self.t._emit(UpToDate(self.size, entry.updated, entry.checksum_algorithm or None, checksum))
+        return TransferResult(
+            transfer_id=entry.id,
+            source=self.src_url,
+            destination=self.dst_url,
+            size=self.size,
+            bytes_sent=0,
+            bytes_resumed=0,
+            marker=self.marker,
+            checksum_algorithm=entry.checksum_algorithm or None,
+            checksum=checksum,
+            elapsed=time.monotonic() - self.started,
+            restart_reason=None,
+            up_to_date=True,
+        )
+
+    def _destination_record(self) -> tuple[int, int, str] | None:
+        try:
+            info = self.dst.driver.stat(self.dst.path)
+        except TransferCoreError:
+            return None
+        return (info.size, info.mtime_ns, info.identity)
+
     # -- opening -------------------------------------------------------------------
 
-    def _stat_source(self):  # type: ignore[no-untyped-def]
+    def _stat_source(self) -> ObjectInfo:
         try:
             info = self.src.driver.stat(self.src.path)
         except NotFound as exc:
@@ -301,7 +393,7 @@ class _Run:
             )
         return info
 
-    def _open_writer(self, decision: ResumeDecision, identity) -> None:  # type: ignore[no-untyped-def]
+    def _open_writer(self, decision: ResumeDecision, identity: SourceIdentity) -> None:
         self.restart_reason = decision.reason
         options = self.options.to_dict()
         if decision.marker:
@@ -331,11 +423,7 @@ class _Run:
                     self.src_url, self.dst_url, identity, options,
                     checksum_algorithm=self.options.checksum or "",
                 )
-            try:
-                self.writer = self.dst.driver.open_write(self.dst.path, self.size, resume=None)
-            except BaseException as exc:
-                self._fail(exc)
-                raise
+            self.writer = self.dst.driver.open_write(self.dst.path, self.size, resume=None)
             self.resumed = RangeSet()
         if self.writer.size != self.size:
             raise TransferCoreError(
@@ -344,7 +432,7 @@ class _Run:
             )
         self.marker = self.resumed
 
-    def _announce(self, block_size: int) -> None:
+    def _announce(self, block_size: int, note: str | None = None) -> None:
         self.t._emit(
             Started(
                 self.entry.id if self.entry else None,
@@ -357,7 +445,7 @@ class _Run:
             )
         )
         if self.resumed:
-            self.t._emit(Resumed(self.resumed, self.resumed.total(), self.size))
+            self.t._emit(Resumed(self.resumed, self.resumed.total(), self.size, note or ""))
         elif self.restart_reason:
             self.t._emit(Restarted(self.restart_reason))
 
@@ -421,6 +509,7 @@ class _Run:
             due_by_bytes = step is not None and sent - last_marker_bytes >= step
             if due_by_bytes or policy.due(now - last_marker_time, sent - last_marker_bytes):
                 self._take_marker()
+                self._watch_source()
                 last_marker_time = time.monotonic()
                 last_marker_bytes = sent
                 if step is not None and policy.bytes is not None:
@@ -463,6 +552,14 @@ class _Run:
                 hint="this is a bug in the driver (markers must be monotonic); run with --no-resume",
             )
         if not written.contains(marker):
+            # A write the driver counted may not be in the pump's record yet (its
+            # thread is between the driver's return and the bookkeeping): give
+            # the streams a moment before calling it a lie.
+            deadline = time.monotonic() + WRITTEN_GRACE
+            while not written.contains(marker) and time.monotonic() < deadline:
+                time.sleep(0.001)
+                written = self.resumed | self.pump.written()
+        if not written.contains(marker):
             raise TransferCoreError(
                 f"destination driver returned marker {marker} with bytes that were never written",
                 hint="this is a bug in the driver; run with --no-resume",
@@ -478,19 +575,45 @@ class _Run:
 
     # -- the end -------------------------------------------------------------------
 
-    def _check_source_unchanged(self, before) -> None:  # type: ignore[no-untyped-def]
-        after = self.src.driver.stat(self.src.path)
-        if (after.size, after.mtime_ns) != (before.size, before.mtime_ns):
-            raise SourceChanged(
-                f"source {self.src_url} changed during the transfer",
-                hint="run the same command again once the source is stable; it starts from zero",
-            )
+    def _check_source_unchanged(self, before: ObjectInfo, identity: SourceIdentity, reader: Reader) -> None:
+        try:
+            after: ObjectInfo | None = self.src.driver.stat(self.src.path)
+        except NotFound:
+            after = None
+        what = changes_during(before, after, identity, reader)
+        if what:
+            raise SourceChanged(self._changed_message(", ".join(what)))
+
+    def _watch_source(self) -> None:
+        """A stat of the source at each marker: a change stops the copy early
+        instead of after the last byte (the samples are read only at the end)."""
+        assert self.source_info is not None
+        before = self.source_info
+        try:
+            after: ObjectInfo | None = self.src.driver.stat(self.src.path)
+        except NotFound:
+            after = None
+        what = stat_changes(before, after)
+        if what:
+            raise SourceChanged(self._changed_message(", ".join(what)))
+
+    def _changed_message(self, what: str) -> str:
+        return (
+            f"source {self.src_url} changed during the transfer ({what}): nothing was published and the "
+            "partial copy was discarded; run the same command again to copy the new version"
+        )
 
     def _finish_verifier(self, hasher: Hasher) -> str:
         assert self.verifier is not None
         source_sum = self._source_sum(hasher)
         self.t._emit(Verifying(hasher.algorithm, "read-back"))
-        dest_sum = self.verifier.finish()
+        verifier = self.verifier
+        began = time.monotonic()
+        while not verifier.wait(self.options.progress_interval):
+            self.t._emit(VerifyProgress(verifier.verified, self.size, time.monotonic() - began))
+            if self.t._cancel.is_set():
+                raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
+        dest_sum = verifier.finish()
         self._compare(hasher.algorithm, source_sum, dest_sum)
         return source_sum
 
@@ -502,15 +625,29 @@ class _Run:
             )
         return hasher.hexdigest()
 
-    @staticmethod
-    def _compare(algorithm: str, source_sum: str, dest_sum: str) -> None:
-        if dest_sum.lower() != source_sum:
-            raise ChecksumMismatch(
-                algorithm.upper(),
-                source_sum,
-                dest_sum.lower(),
-                hint="the partial object was kept for inspection; run the copy again with --no-resume to send it in full",
+    def _compare(self, algorithm: str, source_sum: str, dest_sum: str) -> None:
+        if dest_sum.lower() == source_sum:
+            return
+        if not self.published:
+            hint = (
+                "nothing was published; the partial object was kept for inspection, and running the same "
+                "command again sends the object in full"
             )
+        else:
+            # Only drivers that cannot read back before publishing get here.
+            try:
+                self.dst.driver.remove(self.dst.path)
+            except TransferCoreError as exc:
+                hint = (
+                    f"the destination could not be verified before publishing and could not be removed ({exc}); "
+                    "it is WRONG: remove it, then run the same command again to send it in full"
+                )
+            else:
+                hint = (
+                    "the destination could not be verified before publishing, so it was removed; running the "
+                    "same command again sends the object in full"
+                )
+        raise ChecksumMismatch(algorithm.upper(), source_sum, dest_sum.lower(), hint=hint)
 
     def _verify(self, hasher: Hasher | None, block_size: int, storage_sums: frozenset[str], ordered: bool) -> str | None:
         if hasher is None:
@@ -521,19 +658,31 @@ class _Run:
         self.t._emit(Verifying(algorithm, "storage" if algorithm in storage_sums else "read-back"))
         dest_sum = self.dst.driver.checksum(self.dst.path, algorithm)
         if dest_sum is None:
+            began = time.monotonic()
+            last = [began]
+            done = [0]
+
+            def progress(length: int) -> None:  # called with each block's length
+                done[0] += length
+                now = time.monotonic()
+                if now - last[0] >= self.options.progress_interval:
+                    last[0] = now
+                    self.t._emit(VerifyProgress(done[0], self.size, now - began))
+
             with self.dst.driver.open_read(self.dst.path) as reader:
                 dest_sum = checksum_reader(
                     reader,
                     algorithm,
                     block_size=block_size,
                     parallel=1 if ordered else min(2, self.options.streams),
+                    on_progress=progress,
                     stop=self.t._cancel,
                 )
         self._compare(algorithm, source_sum, dest_sum)
         return source_sum
 
     def _fail(self, exc: BaseException) -> None:
-        """Stop the streams, save what is durable, and record how the run ended."""
+        """Stop the streams, save what is durable (or discard it), and record how the run ended."""
         if self.pump is not None:
             self.pump.stop()
             self.pump.join()
@@ -542,8 +691,10 @@ class _Run:
             self.verifier.join()
             self.verifier = None
         mismatch = isinstance(exc, ChecksumMismatch)
+        # A partial that mixes two versions of the source is worth nothing.
+        discard = isinstance(exc, SourceChanged)
         if self.writer is not None:
-            if not mismatch:
+            if not (mismatch or discard):
                 try:
                     if self.dst.driver.capabilities().restart is not RestartModel.NONE:
                         self._take_marker()
@@ -557,7 +708,14 @@ class _Run:
                     self.writer.abort()
                 except BaseException:  # noqa: BLE001
                     pass
-        if isinstance(exc, (KeyboardInterrupt, TransferAborted)):
+            if discard:
+                self.marker = RangeSet()
+                try:
+                    self.dst.driver.discard_partial(self.dst.path)
+                except BaseException:  # noqa: BLE001
+                    pass
+        interrupted = isinstance(exc, (KeyboardInterrupt, TransferAborted))
+        if interrupted:
             state = State.INTERRUPTED
         elif mismatch:
             state = State.MISMATCH
@@ -566,18 +724,24 @@ class _Run:
         message = str(exc) or type(exc).__name__
         if self.entry is not None and self.journal is not None:
             try:
+                if discard:
+                    self.journal.record_marker(self.entry.id, RangeSet())
                 self.journal.finish(self.entry.id, state, message=message)
             except BaseException:  # noqa: BLE001
                 pass
         try:
-            self.t._emit(
-                Failed(
-                    error=type(exc).__name__,
-                    message=exc.args[0] if isinstance(exc, TransferCoreError) and exc.args else message,
-                    hint=getattr(exc, "hint", "") or "",
-                    durable_bytes=self.marker.total(),
-                    resumable=not mismatch,
+            text = exc.args[0] if isinstance(exc, TransferCoreError) and exc.args else message
+            if interrupted:
+                self.t._emit(Interrupted(message=text, durable_bytes=self.marker.total()))
+            else:
+                self.t._emit(
+                    Failed(
+                        error=type(exc).__name__,
+                        message=text,
+                        hint=getattr(exc, "hint", "") or "",
+                        durable_bytes=self.marker.total(),
+                        resumable=not (mismatch or discard),
+                    )
                 )
-            )
         except BaseException:  # noqa: BLE001 - a failing listener must not hide the error
             pass

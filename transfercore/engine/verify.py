@@ -77,6 +77,13 @@ class DurableVerifier:
         if self._thread is not None:
             self._thread.join()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the read-back to end; True when it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def finish(self) -> str:
         """Wait until the whole object is hashed and return the digest.
 

@@ -13,25 +13,25 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..contract import Reader
 from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
-from .errors import DataTimeout, RemoteProtocolError
+from ..reorder import ReorderWindow
+from .errors import DataTimeout
 from .hostport import HostPort
 from .modee import (
     HEADER_SIZE,
-    Desc,
+    Data,
     EndOfData,
-    EndOfFile,
-    EndTracker,
+    ModeEDecoder,
     encode_eod,
     encode_eof_eod,
     encode_header,
-    parse_header,
 )
+from .upload import UploadTracker
 
 STREAM_BUFFER = 4 * 1024 * 1024
 #: MODE S upload block: small enough that the bytes just received are still
@@ -169,59 +169,95 @@ def receive_stream(
             return offset
 
 
-class ModeEReceiver:
-    """Shared state of the connections of one MODE E upload."""
+Deliver = Callable[[int, memoryview], None]
 
-    def __init__(self, writer: Any, shift: int, max_block: int) -> None:
-        self.writer = writer
-        self.shift = shift
-        self.max_block = max_block
-        self.tracker = EndTracker()
-        self.lock = threading.Lock()
-        self.finished = threading.Event()
-        self.spans: list[tuple[int, int]] = []
 
-    def received(self) -> RangeSet:
-        with self.lock:
-            return RangeSet.of(*self.spans)
+def receive_mode_e(
+    sock: socket.socket,
+    deliver: Deliver,
+    tracker: UploadTracker,
+    progress: Progress,
+    stop: threading.Event,
+    *,
+    max_block: int,
+    piece: int,
+    shift: int = 0,
+) -> bool:
+    """Receive one MODE E connection's blocks until its EOD; True when it may be cached.
 
-    def run(self, sock: socket.socket, progress: Progress, stop: threading.Event) -> None:
-        """Receive blocks on one connection until its EOD."""
-        header_buf = bytearray(HEADER_SIZE)
-        header_view = memoryview(header_buf)
-        buf = bytearray(0)
-        spans: list[tuple[int, int]] = []
-        try:
-            while True:
-                n = _recv_exact(sock, header_view, stop)
-                if n < HEADER_SIZE:
-                    raise RemoteProtocolError(
-                        "a MODE E data connection closed before its EOD block; the upload is incomplete"
-                    )
-                header = parse_header(bytes(header_buf), max_block=self.max_block)
-                if header.count:
-                    if len(buf) < header.count:
-                        buf = bytearray(header.count)
-                    view = memoryview(buf)[: header.count]
-                    if _recv_exact(sock, view, stop) < header.count:
-                        raise RemoteProtocolError("a MODE E data connection closed in the middle of a block")
-                    offset = header.offset + self.shift
-                    self.writer.write(offset, view)
-                    spans.append((offset, offset + header.count))
-                    progress.add(header.count)
-                if header.eof or header.eod:
-                    with self.lock:
-                        if header.eof:
-                            self.tracker.feed(EndOfFile(header.offset))
-                        if header.eod:
-                            self.tracker.feed(EndOfData(close=bool(header.desc & Desc.CLOSE)))
-                        if self.tracker.complete:
-                            self.finished.set()
-                    if header.eod:
-                        return
-        finally:
-            with self.lock:
-                self.spans.extend(spans)
+    The framing is :class:`~.modee.ModeEDecoder`'s: the header bytes go
+    through it and it says how many data bytes to read next; they are read
+    into one reused buffer, at most ``piece`` at a time, and handed to
+    ``deliver`` as a view (the reorder window, or the writer).  A connection
+    that ends before its EOD or in a block raises what the decoder decides.
+    Returns whether the sender left the connection open (EOD without CLOSE)
+    for the session's next transfer.
+    """
+    decoder = ModeEDecoder(max_block=max_block)
+    header = memoryview(bytearray(HEADER_SIZE))
+    buf = memoryview(bytearray(0))
+    cached = False
+    while not decoder.done:
+        want = decoder.wanted(piece)
+        if decoder.in_block and not decoder.reading_header:
+            if len(buf) < want:
+                buf = memoryview(bytearray(want))
+            view = buf[:want]
+        else:
+            view = header[:want]
+        got = _recv_exact(sock, view, stop)
+        events = decoder.receive(view[:got], copy=False)
+        if got < want:
+            decoder.connection_closed()
+            return False  # a cached connection the sender gave up on
+        for event in events:
+            if isinstance(event, Data):
+                n = len(event.data)
+                deliver(event.offset + shift, event.data)  # type: ignore[arg-type]
+                tracker.data(event.offset + shift, n)
+                progress.add(n)
+            else:
+                if isinstance(event, EndOfData):
+                    cached = not event.close
+                tracker.end(event)
+    return cached
+
+
+class DataCache:
+    """Data connections kept open between the transfers of one session (MODE E caching).
+
+    ``direction`` is ``"in"`` (we receive) or ``"out"`` (we send); ``setup``
+    is the session's data setup they were made for: a new PASV or PORT, or
+    another direction, drops them.
+    """
+
+    def __init__(self) -> None:
+        self.socks: list[socket.socket] = []
+        self.direction: str | None = None
+        self.setup: object | None = None
+
+    def take(self, direction: str, setup: object) -> list[socket.socket]:
+        """The cached connections for a transfer in ``direction`` over ``setup`` (emptied)."""
+        if self.direction != direction or self.setup is not setup:
+            self.drop()
+            return []
+        socks, self.socks = self.socks, []
+        return socks
+
+    def keep(self, direction: str, setup: object, socks: list[socket.socket]) -> None:
+        if self.direction != direction or self.setup is not setup:
+            self.drop()
+        self.direction, self.setup = direction, setup
+        self.socks.extend(socks)
+
+    def drop(self) -> None:
+        for sock in self.socks:
+            close_quietly(sock)
+        self.socks = []
+        self.direction = self.setup = None
+
+    def __len__(self) -> int:
+        return len(self.socks)
 
 
 def block_plan(ranges: RangeSet, block: int) -> Iterator[tuple[int, int]]:
@@ -282,20 +318,34 @@ def send_stream(
 class ModeESender:
     """Shared block queue of the connections of one MODE E download."""
 
-    def __init__(self, reader: Reader, ranges: RangeSet, block: int, base: int = 0) -> None:
+    def __init__(
+        self, reader: Reader, ranges: RangeSet, block: int, base: int = 0, *, ordered: bool = False
+    ) -> None:
         self.reader = reader
         self.base = base  # ERET: sent offsets are relative to this file offset
         self._plan = block_plan(ranges, block)
         self._lock = threading.Lock()
+        # A source that must be read in order (ordered_writes orders reads too):
+        # reads take turns in ascending order, the sends still run in parallel.
+        self._turns = ReorderWindow(ranges) if ordered else None
 
     def _next(self) -> tuple[int, int] | None:
         with self._lock:
             return next(self._plan, None)
 
     def run(
-        self, sock: socket.socket, progress: Progress, stop: threading.Event, eof_count: int | None
+        self,
+        sock: socket.socket,
+        progress: Progress,
+        stop: threading.Event,
+        eof_count: int | None,
+        close: bool = False,
     ) -> None:
-        """Send blocks until none are left, then EOD (EOF+EOD with the count on one connection)."""
+        """Send blocks until none are left, then EOD (EOF+EOD with the count on one connection).
+
+        Without ``close`` the EOD leaves out the CLOSE bit: the connection
+        stays open for the session's next transfer.
+        """
         while True:
             if stop.is_set():
                 raise TransferAborted("transfer aborted")
@@ -303,14 +353,18 @@ class ModeESender:
             if item is None:
                 break
             offset, n = item
-            data = self.reader.read(offset, n)
+            if self._turns is not None:
+                with self._turns.turn(offset, n):
+                    data = self.reader.read(offset, n)
+            else:
+                data = self.reader.read(offset, n)
             if len(data) != n:
                 raise TransferCoreError(
                     f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry"
                 )
             _sendmsg_all(sock, [encode_header(0, n, offset - self.base), data])
             progress.add(n)
-        sock.sendall(encode_eof_eod(eof_count) if eof_count else encode_eod())
+        sock.sendall(encode_eof_eod(eof_count, close=close) if eof_count else encode_eod(close=close))
 
 
 def _sendmsg_all(sock: socket.socket, parts: list[bytes]) -> None:
@@ -338,13 +392,14 @@ def close_quietly(sock: socket.socket | None) -> None:
 
 
 __all__ = [
+    "DataCache",
     "DataTimeout",
-    "ModeEReceiver",
     "ModeESender",
     "PassiveListener",
     "Progress",
     "close_quietly",
     "connect",
+    "receive_mode_e",
     "receive_stream",
     "send_stream",
 ]

@@ -33,3 +33,19 @@ class BadBlockHeader(RemoteProtocolError):
 
 class DataTimeout(TransferCoreError):
     """No data moved on a data connection within the timeout."""
+
+
+class ReplyError(GridFTPError):
+    """A command or transfer ends with the reply ``code`` (as h11's ``error_status_hint``).
+
+    The sans-I/O layer raises it with the code the protocol calls for; the
+    I/O shell only sends it.
+    """
+
+    def __init__(self, code: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class ListenError(TransferCoreError):
+    """The server cannot listen on the address it was given (busy port, unknown host)."""

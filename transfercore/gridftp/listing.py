@@ -61,3 +61,16 @@ def list_text(entries: list[ObjectInfo]) -> bytes:
 def nlst_text(entries: list[ObjectInfo]) -> bytes:
     names = (_clean_name(info.name) for info in entries)
     return "".join(f"{n}\r\n" for n in names if n is not None).encode("utf-8", "surrogateescape")
+
+
+def listing_body(verb: str, path: str, is_dir: bool, entries: list[ObjectInfo], *, writable: bool) -> bytes:
+    """The data of an MLSD, LIST or NLST reply; MLSD of a file is refused (501)."""
+    from .errors import ReplyError
+
+    if verb == "MLSD":
+        if not is_dir:
+            raise ReplyError(501, f"{path} is not a directory; use MLST for a file.")
+        return mlsd_text(entries, writable=writable)
+    if verb == "LIST":
+        return list_text(entries)
+    return nlst_text(entries)

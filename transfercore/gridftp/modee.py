@@ -18,7 +18,7 @@ import struct
 import attrs
 
 from ..ranges import MAX_OFFSET
-from .errors import BadBlockHeader, LocalProtocolError
+from .errors import BadBlockHeader, LocalProtocolError, RemoteProtocolError
 
 HEADER = struct.Struct("!BQQ")
 HEADER_SIZE = HEADER.size  # 17
@@ -47,10 +47,10 @@ _KNOWN = int(Desc.EOR | Desc.EOF | Desc.ERRORS | Desc.RESTART | Desc.EOD | Desc.
 
 @attrs.frozen
 class Data:
-    """``data`` belongs at file ``offset``."""
+    """``data`` belongs at file ``offset`` (a view of the reader's buffer when decoded without copies)."""
 
     offset: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @attrs.frozen
@@ -114,6 +114,13 @@ class ModeEDecoder:
     ``receive(chunk)`` returns the events the chunk completes.  After EOD the
     decoder is :attr:`done`; bytes that follow (a cached connection's next
     transfer) are kept in :attr:`trailing` instead of being decoded.
+
+    A reader that wants no copies asks :meth:`wanted` how many bytes to read
+    next (the rest of a header, or up to ``limit`` bytes of block data), reads
+    exactly that into its own buffer and passes it with ``copy=False``: the
+    :class:`Data` events then hold views of that buffer, valid until it is
+    reused.  When the connection ends, :meth:`connection_closed` says whether
+    that was legal.
     """
 
     def __init__(self, *, max_block: int = DEFAULT_MAX_BLOCK) -> None:
@@ -124,6 +131,7 @@ class ModeEDecoder:
         self._pending_flags = 0  # EOD/EOF bits of the current block, acted on after its data
         self._eof_count: int | None = None
         self._done = False
+        self._started = False
         self.trailing = b""
         self.bytes_received = 0
 
@@ -136,18 +144,48 @@ class ModeEDecoder:
         """Whether a header has been read and its data are not complete (a cut here is a truncation)."""
         return bool(self._header) or self._remaining > 0
 
-    def receive(self, chunk: bytes) -> list[Event]:
+    @property
+    def reading_header(self) -> bool:
+        """Whether the next bytes belong to a block header (not to block data)."""
+        return self._remaining == 0
+
+    def wanted(self, limit: int) -> int:
+        """Bytes to read next: the rest of a header, or up to ``limit`` bytes of the current block."""
+        if self._done:
+            return 0
+        if self._remaining:
+            return min(self._remaining, limit)
+        return HEADER_SIZE - len(self._header)
+
+    def connection_closed(self) -> None:
+        """The peer closed the connection; :class:`RemoteProtocolError` unless that was legal.
+
+        Legal after EOD, and on a cached connection that carried nothing of
+        this transfer (the sender gave it up between transfers).
+        """
+        if self._done or not (self._started or self.in_block):
+            return
+        if self.in_block:
+            raise RemoteProtocolError(
+                "a MODE E data connection closed in the middle of a block; the upload is incomplete"
+            )
+        raise RemoteProtocolError(
+            "a MODE E data connection closed before its EOD block; the upload is incomplete"
+        )
+
+    def receive(self, chunk: bytes | bytearray | memoryview, *, copy: bool = True) -> list[Event]:
         if self._done:
             self.trailing += bytes(chunk)
             return []
         events: list[Event] = []
-        view = memoryview(chunk)
+        view = memoryview(chunk).cast("B")
         pos = 0
         n = len(view)
         while pos < n:
             if self._remaining:
                 take = min(self._remaining, n - pos)
-                events.append(Data(self._offset, bytes(view[pos : pos + take])))
+                piece = view[pos : pos + take]
+                events.append(Data(self._offset, bytes(piece) if copy else piece))
                 self._offset += take
                 self._remaining -= take
                 self.bytes_received += take
@@ -168,6 +206,7 @@ class ModeEDecoder:
     def _start_block(self, events: list[Event]) -> None:
         header = parse_header(bytes(self._header), max_block=self._max_block)
         self._header.clear()
+        self._started = True
         if header.desc & Desc.EOF:
             if self._eof_count is not None:
                 raise BadBlockHeader("MODE E EOF sent twice on one connection")

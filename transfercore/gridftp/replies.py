@@ -17,7 +17,7 @@ from ..errors import (
     TransferCoreError,
 )
 from .control import Reply
-from .errors import BadArgument, RemoteProtocolError
+from .errors import BadArgument, RemoteProtocolError, ReplyError
 
 
 def _text(exc: BaseException) -> str:
@@ -28,6 +28,8 @@ def _text(exc: BaseException) -> str:
 def error_reply(exc: BaseException, *, during_transfer: bool = False) -> Reply:
     """The reply for an error raised while carrying out a command."""
     text = _text(exc)
+    if isinstance(exc, ReplyError):
+        return Reply.one(exc.code, text)
     if isinstance(exc, RestartRejected):
         return Reply.one(553, f"Restart marker rejected: {text}")
     if isinstance(exc, BadArgument):

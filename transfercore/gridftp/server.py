@@ -1,15 +1,12 @@
-"""The asyncio GridFTP server: control connections in the event loop, data in threads.
+"""The asyncio GridFTP server: a thin I/O shell around the sans-I/O session.
 
-Protocol decisions are made by :class:`~.session.Session`; this module only
-carries out its actions against a storage driver and the network.  The
-marker rules live here because they join the two:
-
-* ``112`` performance markers count bytes received (progress, not safety);
-* ``111`` restart markers name only ranges returned by ``Writer.durable()``,
-  as deltas, on the restart interval and once more before the final reply;
-* ``226`` follows ``Writer.complete()``: the whole object is durable and
-  published.  A short upload, a missing EOF or a bad block never reaches
-  ``complete()``; the durable part is kept for a restart.
+Each control connection feeds the bytes it reads to a
+:class:`~.control.CommandReader`, the commands to its
+:class:`~.session.Session`, and carries out what the session returns:
+replies are sent, actions (check a password, open a listener, touch the
+storage, run a transfer) are done against the driver and the network, and
+their results go back to the session, which decides the reply.  Transfers
+are in :mod:`.transfers`.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,30 +23,19 @@ from typing import Any, TypeVar
 import attrs
 
 from .. import checksums
-from ..contract import Driver, Writer
-from ..errors import TransferAborted, TransferCoreError
-from ..ranges import RangeSet
-from . import listing
+from ..contract import Driver
+from ..errors import TransferCoreError
 from .control import CommandReader, Reply
 from .datachannel import (
-    ModeEReceiver,
-    ModeESender,
+    DataCache,
     PassiveListener,
-    Progress,
-    close_quietly,
-    connect,
-    receive_stream,
-    send_stream,
-    set_buffers,
 )
-from .errors import BadArgument, DataTimeout, RemoteProtocolError
-from .hostport import HostPort
-from .markers import PerfMarker, RestartMarkers, perf_marker
-from .modee import encode_block, encode_eof_eod
+from .download import checksum_span
+from .errors import ListenError
+from .memory import freeze_startup
 from .replies import error_reply
 from .session import (
     Abort,
-    Active,
     Authenticate,
     Checksum,
     Close,
@@ -64,13 +49,12 @@ from .session import (
     StorageOp,
     Store,
 )
-from .spool import Spool
+from .transfers import DataTransfers
+from .upload import DEFAULT_REORDER_WINDOW
 from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
-
-SEND_BLOCK = 1024 * 1024
 
 
 @attrs.frozen
@@ -83,16 +67,15 @@ class ServerConfig:
     data_timeout: float = 60.0
     max_sessions: int = 64
     max_block: int = 64 * 1024 * 1024
+    #: Bytes a MODE E upload into an ordered destination may hold out of order.
+    reorder_window: int = DEFAULT_REORDER_WINDOW
+    #: Data connections one transfer may open; more is refused with 451.
+    max_data_connections: int = 32
+    #: Where uploads without ALLO are spooled durably (restart markers, REST);
+    #: ``None``: a nameless spool, no markers, no restart.
+    spool_dir: str | None = None
     #: Driver path that the client's ``/`` maps to.
     base_path: str = "/"
-
-
-class TransferFailed(TransferCoreError):
-    """A transfer ended without its whole object; ``code`` is the reply to send."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class GridFTPServer:
@@ -107,10 +90,17 @@ class GridFTPServer:
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(
-            self._on_connect, self.config.host, self.config.port, limit=1 << 16, reuse_address=True
-        )
-        return self._server.sockets[0].getsockname()[1]
+        host, port = self.config.host, self.config.port
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect, host, port, limit=1 << 16, reuse_address=True
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="choose another --port (0 picks a free one) or stop what listens there",
+            ) from None
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -140,8 +130,8 @@ class GridFTPServer:
             writer.close()
 
 
-class Connection:
-    """One control connection."""
+class Connection(DataTransfers):
+    """One control connection: commands to the session, its actions carried out."""
 
     def __init__(
         self, server: GridFTPServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -160,6 +150,9 @@ class Connection:
         self.transfer: asyncio.Task[None] | None = None
         self.stop = threading.Event()
         self.data_socks: list[socket.socket] = []
+        #: MODE E connections kept open between transfers, and those a transfer leaves for it.
+        self.cache = DataCache()
+        self.keep: list[socket.socket] = []
         self.closing = False
         self.aborted = False
 
@@ -204,6 +197,7 @@ class Connection:
                         break
         finally:
             await self.abort_transfer()
+            self.cache.drop()
             if self.listener is not None:
                 self.listener.close()
 
@@ -221,7 +215,8 @@ class Connection:
         elif isinstance(output, OpenPassive):
             await self.open_passive(output.kind)
         elif isinstance(output, StorageOp):
-            await self.send(await self.storage_op(output))
+            for out in await self.storage_op(output):
+                await self.execute(out)
         elif isinstance(output, Rename):
             await self.send(await self.guard(self._rename, output))
         elif isinstance(output, Checksum):
@@ -240,6 +235,7 @@ class Connection:
     # -- simple commands ---------------------------------------------------------------
 
     async def open_passive(self, kind: str) -> None:
+        self.cache.drop()
         if self.listener is not None:
             self.listener.close()
             self.listener = None
@@ -251,46 +247,17 @@ class Connection:
         for out in self.session.passive_done(kind, (self.listener.address(),)):
             await self.execute(out)
 
-    async def storage_op(self, op: StorageOp) -> Reply:
-        try:
-            return await self._storage_op(op)
-        except Exception as exc:  # noqa: BLE001
-            return error_reply(exc)
-
-    async def _storage_op(self, op: StorageOp) -> Reply:
+    async def storage_op(self, op: StorageOp) -> list[Any]:
+        """Carry out a namespace command; the session decides the reply."""
         path = self.dpath(op.path)
-        verb = op.verb
-        if verb in ("SIZE", "MDTM", "MLST", "CWD", "RNFR"):
-            info = await self.io(self.driver.stat, path)
-            if verb == "SIZE":
-                if info.is_dir:
-                    return Reply.one(550, f"{op.path}: not a plain file.")
-                return Reply.one(213, str(info.size))
-            if verb == "MDTM":
-                return Reply.one(213, listing.ftp_time(info.mtime_ns))
-            if verb == "MLST":
-                line = listing.mlst_line(info, op.path, writable=self.session.writable)
-                if line is None:
-                    return Reply.one(550, "The name cannot be shown on the control channel.")
-                return Reply(250, (f"status of {op.path}", line, "End."))
-            if verb == "CWD":
-                if not info.is_dir:
-                    return Reply.one(550, f"{op.path}: not a directory.")
-                self.session.cwd_done(op.path)
-                return Reply.one(250, "CWD command successful.")
-            self.session.rename_from_done(op.path)
-            return Reply.one(350, "Ready for RNTO.")
-        if verb == "MKD":
-            await self.io(self.driver.mkdir, path)
-            quoted = op.path.replace('"', '""')
-            return Reply.one(257, f'"{quoted}" directory created.')
-        if verb == "RMD":
-            await self.io(self.driver.rmdir, path)
-            return Reply.one(250, "RMD command successful.")
-        if verb == "DELE":
-            await self.io(self.driver.remove, path)
-            return Reply.one(250, "DELE command successful.")
-        return Reply.one(502, f"{verb} is not implemented.")
+        calls = {"MKD": self.driver.mkdir, "RMD": self.driver.rmdir, "DELE": self.driver.remove}
+        try:
+            if op.verb in calls:
+                await self.io(calls[op.verb], path)
+                return self.session.storage_done(op, None)
+            return self.session.storage_done(op, await self.io(self.driver.stat, path))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+            return [error_reply(exc)]
 
     async def _rename(self, op: Rename) -> Reply:
         await self.io(self.driver.rename, self.dpath(op.src), self.dpath(op.dst))
@@ -309,11 +276,8 @@ class Connection:
         with self.driver.open_read(path) as reader:
             if whole:
                 return checksums.checksum_reader(reader, op.algorithm)
-            end = reader.size if op.length is None else min(reader.size, op.offset + op.length)
-            if op.offset > reader.size:
-                raise BadArgument(f"CKSM offset {op.offset} is past the end ({reader.size} bytes)")
+            pos, end = checksum_span(op.offset, op.length, reader.size)
             hasher = checksums.new(op.algorithm)
-            pos = op.offset
             while pos < end:
                 n = min(4 << 20, end - pos)
                 data = reader.read(pos, n)
@@ -322,388 +286,6 @@ class Connection:
                 hasher.update(data)
                 pos += n
             return hasher.hexdigest()
-
-    # -- data connections ------------------------------------------------------------------
-
-    async def abort_transfer(self, *, reply: bool = False) -> None:
-        task = self.transfer
-        if task is not None:
-            self.aborted = True
-            self.stop.set()
-            for sock in list(self.data_socks):
-                close_quietly(sock)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
-        if reply:
-            await self.send(Reply.one(226, "Abort successful."))
-
-    def _track(self, sock: socket.socket, buffer_size: int | None) -> socket.socket:
-        sock.settimeout(self.config.data_timeout)
-        set_buffers(sock, buffer_size)
-        self.data_socks.append(sock)
-        if self.stop.is_set():
-            close_quietly(sock)
-            raise TransferAborted("transfer aborted")
-        return sock
-
-    async def accept_one(self, buffer_size: int | None) -> socket.socket:
-        if self.listener is None:
-            raise TransferFailed(425, "No passive listener; send PASV first.")
-        sock = await self.io(self.listener.accept, self.config.data_timeout, self.stop)
-        return self._track(sock, buffer_size)
-
-    async def connect_many(
-        self, addresses: tuple[HostPort, ...], count: int, buffer_size: int | None
-    ) -> list[socket.socket]:
-        async def one(hp: HostPort) -> socket.socket:
-            try:
-                sock = await self.io(connect, hp, self.config.data_timeout)
-            except OSError as exc:
-                raise TransferFailed(
-                    425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
-                ) from None
-            return self._track(sock, buffer_size)
-
-        targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
-        return list(await asyncio.gather(*(one(hp) for hp in targets)))
-
-    async def data_socket(self, data: Any, buffer_size: int | None) -> socket.socket:
-        if isinstance(data, Active):
-            return (await self.connect_many(data.addresses[:1], 1, buffer_size))[0]
-        return await self.accept_one(buffer_size)
-
-    # -- transfers --------------------------------------------------------------------------
-
-    async def run_transfer(self, action: Store | Retrieve | Listing) -> None:
-        try:
-            if isinstance(action, Store):
-                await self.store(action)
-            elif isinstance(action, Retrieve):
-                await self.retrieve(action)
-            else:
-                await self.send_listing(action)
-        except TransferFailed as exc:
-            await self.send(Reply.one(exc.code, " ".join(str(exc).split())[:400]))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
-            err: BaseException = TransferAborted("transfer aborted on request") if self.aborted else exc
-            log.info("transfer failed: %s", err)
-            await self.send(error_reply(err, during_transfer=True))
-        finally:
-            for sock in self.data_socks:
-                close_quietly(sock)
-            self.data_socks = []
-            if self.listener is not None:
-                self.listener.close()
-                self.listener = None
-            self.session.transfer_done()
-            self.transfer = None
-
-    async def store(self, act: Store) -> None:
-        if act.alloc is None:
-            if act.restart:
-                raise TransferFailed(504, "A restart needs the size: send ALLO <size> before REST and STOR.")
-            await self.store_spooled(act)
-            return
-        size = act.alloc
-        restart = act.restart or None
-        if act.mode == "S" and restart is not None and restart != restart.prefix():
-            raise TransferFailed(501, "In MODE S only a prefix restart (REST <offset>) is possible.")
-        path = self.dpath(act.path)
-        writer: Writer = await self.io(self.driver.open_write, path, size, restart)
-        markers = RestartMarkers(writer.resumed)
-        marker_lock = asyncio.Lock()
-        progress = Progress()
-        completed = False
-        marker_task: asyncio.Task[None] | None = None
-        try:
-            await self.send(Reply.one(150, "Beginning transfer."))
-            if act.mode == "E":
-                marker_task = asyncio.create_task(
-                    self.marker_loop(
-                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
-                    )
-                )
-            received = await self.receive(act, writer, writer.resumed.prefix_end(), progress)
-            missing = RangeSet.span(0, size) - (writer.resumed | received)
-            if missing:
-                raise TransferFailed(
-                    451,
-                    f"Upload incomplete: {missing.total()} of {size} announced bytes missing "
-                    f"(first missing range {next(iter(missing))}); the durable part is kept for a restart.",
-                )
-            await self._stop_task(marker_task)
-            async with marker_lock:
-                durable = await self.io(writer.durable)
-                if act.mode == "E":
-                    final = markers.update(durable)
-                    if final is not None:
-                        await self.send(final)
-                await self.io(writer.complete)
-            completed = True
-            await self.send(Reply.one(226, "Transfer Complete."))
-        finally:
-            await self._stop_task(marker_task)
-            if not completed:
-                await self._keep_partial(writer, markers, marker_lock, act.mode)
-
-    async def receive(self, act: Store, writer: Any, start: int, progress: Progress) -> RangeSet:
-        if act.mode == "E":
-            received = await self.receive_mode_e(act, writer, progress)
-        else:
-            sock = await self.data_socket(act.data, act.buffer_size)
-            end = await self.io(receive_stream, sock, writer, start, progress, self.stop)
-            received = RangeSet.span(start, end)
-        if self.stop.is_set():
-            raise TransferAborted("transfer aborted on request")
-        return received
-
-    @staticmethod
-    async def _stop_task(task: asyncio.Task[None] | None) -> None:
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def store_spooled(self, act: Store) -> None:
-        spool = Spool()
-        perf: asyncio.Task[None] | None = None
-        try:
-            progress = Progress()
-            await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
-            if act.mode == "E":
-                perf = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-            received = await self.receive(act, spool, act.shift, progress)
-            await self._stop_task(perf)
-            size = received.end()
-            if received != RangeSet.span(0, size):
-                raise TransferFailed(451, f"Upload has holes ({received}); nothing was stored.")
-            writer: Writer = await self.io(self.driver.open_write, self.dpath(act.path), size, None)
-            try:
-                await self.io(spool.copy_into, writer, self.stop)
-                await self.io(writer.complete)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.io(writer.abort)
-                raise
-            await self.send(Reply.one(226, "Transfer Complete."))
-        finally:
-            await self._stop_task(perf)
-            spool.close()
-
-    async def perf_loop(self, progress: Progress, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-
-    async def _keep_partial(
-        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str
-    ) -> None:
-        # Tell the client what is safe before the error reply, then keep it for a restart.
-        async with lock:
-            with contextlib.suppress(Exception):
-                durable = await self.io(writer.durable)
-                if mode == "E":
-                    reply = markers.update(durable)
-                    if reply is not None:
-                        await self.send(reply)
-            with contextlib.suppress(Exception):
-                await self.io(writer.abort)
-
-    async def marker_loop(
-        self,
-        writer: Writer,
-        markers: RestartMarkers,
-        lock: asyncio.Lock,
-        progress: Progress,
-        restart_every: float,
-        perf_every: float,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        next_restart = loop.time() + restart_every
-        next_perf = loop.time() + perf_every
-        while True:
-            await asyncio.sleep(max(0.0, min(next_restart, next_perf) - loop.time()))
-            now = loop.time()
-            if now >= next_perf:
-                next_perf = now + perf_every
-                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-            if now >= next_restart:
-                async with lock:
-                    durable = await self.io(writer.durable)
-                    reply = markers.update(durable)
-                    if reply is not None:
-                        await self.send(reply)
-                next_restart = loop.time() + restart_every
-
-    async def receive_mode_e(self, act: Store, writer: Any, progress: Progress) -> RangeSet:
-        receiver = ModeEReceiver(writer, act.shift, self.config.max_block)
-        errors: list[BaseException] = []
-        active = [0]
-
-        def fail(exc: BaseException) -> None:
-            errors.append(exc)
-            self.stop.set()
-            for s in list(self.data_socks):
-                close_quietly(s)
-
-        async def conn(sock: socket.socket) -> None:
-            active[0] += 1
-            try:
-                await self.io(receiver.run, sock, progress, self.stop)
-            except BaseException as exc:  # noqa: BLE001
-                if not errors:
-                    fail(exc)
-            finally:
-                active[0] -= 1
-
-        tasks: list[asyncio.Task[None]] = []
-        if isinstance(act.data, Active):
-            socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
-            tasks = [asyncio.create_task(conn(s)) for s in socks]
-        else:
-            if self.listener is None:
-                raise TransferFailed(425, "No passive listener; send PASV first.")
-            while not receiver.finished.is_set() and not errors:
-                try:
-                    sock = await self.io(self._accept_while, receiver, active)
-                except Exception:
-                    if errors:
-                        break  # a connection failed first; report that cause
-                    raise
-                if sock is None:
-                    break
-                tasks.append(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
-        if tasks:
-            done_waiter = asyncio.ensure_future(asyncio.gather(*tasks))
-            finished_waiter = asyncio.ensure_future(self.io(receiver.finished.wait))
-            await asyncio.wait({done_waiter, finished_waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not done_waiter.done():
-                # Every announced EOD arrived; connections still open carry nothing more.
-                await asyncio.sleep(0)
-                for s in list(self.data_socks):
-                    close_quietly(s)
-                with contextlib.suppress(Exception):
-                    await done_waiter
-            receiver.finished.set()
-            with contextlib.suppress(Exception):
-                await finished_waiter
-        if errors and not receiver.tracker.complete:
-            raise errors[0]
-        if errors and not isinstance(errors[0], (OSError, TransferAborted)):
-            raise errors[0]
-        if not receiver.tracker.complete:
-            raise RemoteProtocolError(
-                "the data connections ended without the EOF/EOD blocks that close a MODE E transfer"
-            )
-        return receiver.received()
-
-    def _accept_while(self, receiver: ModeEReceiver, active: list[int]) -> socket.socket | None:
-        assert self.listener is not None
-        listener = self.listener
-        listener.sock.settimeout(0.1)
-        idle_since = time.monotonic()
-        while True:
-            if receiver.finished.is_set():
-                return None
-            if self.stop.is_set():
-                raise TransferAborted("transfer aborted")
-            try:
-                conn, _ = listener.sock.accept()
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return conn
-            except TimeoutError:
-                pass
-            except OSError as exc:
-                raise TransferAborted(f"data listener closed: {exc}") from None
-            if active[0]:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > self.config.data_timeout:
-                t = receiver.tracker
-                state = (
-                    f"EOF announced {t.expected} EODs" if t.expected is not None else "no EOF block arrived"
-                )
-                raise DataTimeout(
-                    f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
-                    f"{t.seen} EOD(s) received and {state}",
-                    hint="the sender must end the transfer with an EOF block giving the EOD count",
-                )
-
-    async def retrieve(self, act: Retrieve) -> None:
-        reader = await self.io(self.driver.open_read, self.dpath(act.path))
-        perf: asyncio.Task[None] | None = None
-        try:
-            size = reader.size
-            base = 0
-            if act.window is not None:
-                offset, length = act.window
-                if offset > size:
-                    raise TransferFailed(501, f"ERET offset {offset} is past the end ({size} bytes).")
-                base = offset
-                ranges = RangeSet.span(offset, min(size, offset + length))
-            else:
-                ranges = RangeSet.span(0, size)
-            if act.restart:
-                ranges = ranges - act.restart
-            if act.mode == "S" and len(ranges) > 1:
-                raise TransferFailed(
-                    501, "MODE S can only resume from an offset; use MODE E for range lists."
-                )
-            progress = Progress()
-            await self.send(Reply.one(150, "Opening BINARY mode data connection."))
-            if act.perf_markers:
-                perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
-            if act.mode == "S":
-                sock = await self.data_socket(act.data, act.buffer_size)
-                start = ranges.ranges[0].start if ranges else 0
-                end = ranges.end() if ranges else 0
-                await self.io(send_stream, sock, reader, start, end, progress, self.stop)
-                close_quietly(sock)
-            else:
-                if isinstance(act.data, Active):
-                    socks = await self.connect_many(act.data.addresses, act.parallelism, act.buffer_size)
-                else:
-                    socks = [await self.accept_one(act.buffer_size)]
-                sender = ModeESender(reader, ranges, SEND_BLOCK, base)
-                await asyncio.gather(
-                    *(
-                        self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
-                        for i, s in enumerate(socks)
-                    )
-                )
-                for s in socks:
-                    close_quietly(s)
-            if self.stop.is_set():
-                raise TransferAborted("transfer aborted on request")
-            if perf is not None:
-                await self._stop_task(perf)
-                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-            await self.send(Reply.one(226, "Transfer Complete."))
-        finally:
-            await self._stop_task(perf)
-            reader.close()
-
-    async def send_listing(self, act: Listing) -> None:
-        path = self.dpath(act.path)
-        info = await self.io(self.driver.stat, path)
-        if info.is_dir:
-            entries = await self.io(lambda: list(self.driver.list(path)))
-        else:
-            entries = [info]
-        entries.sort(key=lambda e: e.name)
-        if act.verb == "MLSD":
-            if not info.is_dir:
-                raise TransferFailed(501, f"{act.path} is not a directory; use MLST for a file.")
-            body = listing.mlsd_text(entries, writable=self.session.writable)
-        elif act.verb == "LIST":
-            body = listing.list_text(entries)
-        else:
-            body = listing.nlst_text(entries)
-        await self.send(Reply.one(150, "Opening ASCII mode data connection for listing."))
-        sock = await self.data_socket(act.data, None)
-        payload = body if act.mode == "S" else (encode_block(0, body) if body else b"") + encode_eof_eod(1)
-        await self.io(sock.sendall, payload)
-        close_quietly(sock)
-        await self.send(Reply.one(226, "Transfer complete."))
 
 
 async def serve(
@@ -714,6 +296,7 @@ async def serve(
 ) -> None:
     server = GridFTPServer(config, driver, users)
     port = await server.start()
+    freeze_startup()
     if ready is not None:
         ready(port)
     try:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from .checks import basics, batch, crash, markers, publish
+from .checks import basics, batch, crash, markers, publish, reads, syscalls
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
     basics.CLAUSES[0],  # round-trip
     *markers.CLAUSES,
     *crash.CLAUSES,
+    *syscalls.CLAUSES,
     *publish.CLAUSES,
     *batch.CLAUSES,
+    *reads.CLAUSES,
     *basics.CLAUSES[1:],
 )
 

@@ -25,6 +25,9 @@ class Outcome(enum.Enum):
     NOT_APPLICABLE = "n/a"
     #: Switched off explicitly by the person running the kit (never automatic).
     DISABLED = "disabled"
+    #: The clause applies but this machine lacks what it needs (the evidence says what to
+    #: install).  Never a pass: the command exits with its own code.
+    NOT_RUN = "not run"
 
 
 @attrs.frozen
@@ -49,6 +52,10 @@ class Violation(AssertionError):
 
 class Disabled(Exception):
     """Raised inside a check that the person running the kit switched off."""
+
+
+class NotRun(Exception):
+    """Raised inside a check that cannot run on this machine; the message says what to install."""
 
 
 def require(condition: bool, evidence: str) -> None:

@@ -8,7 +8,8 @@
         def conformance_url(self, tmp_path):
             return f"mydriver://{tmp_path}"
 
-Each clause becomes one test.  A failing clause fails with its evidence; a
+Each clause becomes one test.  A failing clause fails with its evidence, and
+so does one that cannot run on this machine (it says what to install); a
 clause that does not apply because of a declared capability is reported as
 skipped with that reason, never as passed.
 """
@@ -38,5 +39,8 @@ class DriverConformance:
         result = run_clause(clause, conformance_url, self.conformance_options)
         if result.outcome is Outcome.FAIL:
             pytest.fail(f"clause {clause.name} violated: {result.verdict.evidence}", pytrace=False)
+        if result.outcome is Outcome.NOT_RUN:
+            # What this machine lacks proves nothing either way: never a skip that reads as a pass.
+            pytest.fail(f"clause {clause.name} could not run here: {result.verdict.evidence}", pytrace=False)
         if result.outcome is not Outcome.PASS:
             pytest.skip(f"{result.outcome.value}: {result.verdict.evidence}")

@@ -11,10 +11,11 @@ import attrs
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, Writer
-from transfercore.errors import CapabilityError
+from transfercore.errors import LocationError, NotFound, TransferCoreError
 from transfercore.location import Location, parse_location
 from transfercore.ranges import ByteRange, RangeSet
-from transfercore.registry import open_location
+from transfercore.registry import load_driver_class, open_location
+from transfercore.sizes import format_size
 
 #: Blocks per test object; the last one is short so that odd sizes are exercised.
 BLOCKS = 8
@@ -46,10 +47,10 @@ class Subject:
         self._created: list[str] = []
         granularity = self.caps.marker_granularity
         if granularity > MAX_GRANULARITY:
-            raise CapabilityError(
+            raise ScratchUnusable(
                 f"{self.location} declares restart points only every {granularity} bytes; the kit fills "
                 f"at most {MAX_GRANULARITY} bytes per restart point",
-                hint="run the kit with a smaller granularity option on the URL, e.g. hpss:///dir?segment=1MiB",
+                hint=granularity_hint(self.location),
             )
         # Half a granule per block: the first half of an object then holds
         # whole granules, so a marker is due when a check asks for one.
@@ -116,6 +117,58 @@ class Subject:
                     remove(path)
         with contextlib.suppress(Exception):
             self.driver.close()
+
+
+class ScratchUnusable(LocationError):
+    """The scratch location cannot hold the kit's test objects (checked once, before any clause)."""
+
+
+def check_scratch(url: str | Location, options: KitOptions | None = None) -> None:
+    """Write, read back and remove one small object under the scratch location, or raise
+    :class:`ScratchUnusable` saying what is wrong."""
+    subject = Subject(url, options)
+    path = subject.new_path("probe")
+    try:
+        writer = subject.driver.open_write(path, 1)
+        writer.write(0, b"k")
+        writer.complete()
+        writer.close()
+        got = subject.read_back(path)
+    except NotFound as exc:
+        raise ScratchUnusable(
+            f"the scratch location {subject.location} does not exist ({exc.args[0]})",
+            hint="create it first, or give a directory URL that exists and may be written",
+        ) from None
+    except TransferCoreError as exc:
+        raise ScratchUnusable(
+            f"cannot write a test object under the scratch location {subject.location}: {exc.args[0]}",
+            hint="give a directory URL that exists and may be written",
+        ) from None
+    finally:
+        subject.cleanup()
+    if got != b"k":
+        raise ScratchUnusable(
+            f"a one-byte test object under {subject.location} read back as {got!r}",
+            hint="the driver does not return what it stored; run the round-trip clause for details",
+        )
+
+
+def granularity_hint(location: Location) -> str:
+    """A URL option that brings the driver's restart granularity within what the kit fills,
+    found by trying the driver's own options (so the hint is one the driver accepts)."""
+    cls = load_driver_class(location.driver)
+    current = location.option_map
+    for name in sorted(cls.options):
+        for size in (MAX_GRANULARITY >> shift for shift in range(0, 5)):
+            text = format_size(size).replace(" ", "").replace(".0", "")
+            trial = attrs.evolve(location, options={**current, name: text})
+            try:
+                caps = open_location(trial).driver.capabilities()
+            except Exception:  # noqa: BLE001 - an option or value the driver refuses is no hint
+                continue
+            if caps.marker_granularity <= MAX_GRANULARITY and caps.restart is not RestartModel.NONE:
+                return f"run the kit with {name}={text} on the URL, e.g. {trial}"
+    return "run the kit with a URL option that makes the driver's restart points closer together"
 
 
 _GAP = 64

@@ -17,7 +17,7 @@ import attrs
 
 from transfercore.errors import StorageError
 
-LIES = ("early-marker", "wide-marker", "forget-record")
+LIES = ("early-marker", "wide-marker", "forget-record", "racy-marker", "loose-reads")
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from transfercore.capabilities import RestartModel
 from transfercore.contract import Writer, check_write
@@ -78,6 +79,9 @@ class MockWriter(Writer):
             return
         chunk = view.tobytes()  # the caller may reuse its buffer once write returns
         self._faults.before_write(length, f"write {offset}-{end} to {self._where()}")
+        if self._lie == "racy-marker":
+            self._racy_write(offset, end, chunk)
+            return
         with self._lock:
             self._check_state()
             if self._model is RestartModel.PREFIX and offset != self._done.end():
@@ -92,6 +96,18 @@ class MockWriter(Writer):
                     hint="write each byte once; resume only the missing ranges",
                 )
             self._done = self._done | ByteRange(offset, end)
+            self._pending.append((offset, chunk))
+
+    def _racy_write(self, offset: int, end: int, chunk: bytes) -> None:
+        """The lie of racy-marker: the range counts as written before its bytes are
+        handed over, as a driver that updates its marker before its pwrite returns."""
+        with self._lock:
+            self._check_state()
+            if self._done.intersection(RangeSet.span(offset, end)):
+                raise InvalidWrite(f"write {offset}-{end} to {self._where()} overlaps bytes already written")
+            self._done = self._done | ByteRange(offset, end)
+        time.sleep(0.005)  # the "pwrite"
+        with self._lock:
             self._pending.append((offset, chunk))
 
     def durable(self) -> RangeSet:

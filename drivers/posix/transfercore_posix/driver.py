@@ -572,4 +572,5 @@ def _info(path: str, st: os.stat_result) -> ObjectInfo:
         is_dir=stat_mod.S_ISDIR(st.st_mode),
         identity=f"{st.st_dev}:{st.st_ino}",
         mode=stat_mod.S_IMODE(st.st_mode),
+        version=str(st.st_ctime_ns),
     )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_read
 from transfercore.errors import InvalidWrite, NotFound, RestartRejected, WriterClosed
 from transfercore.options import OptionSpec
 from transfercore.ranges import RangeSet
@@ -123,7 +123,8 @@ class AppendReader(Reader):
         return self._size
 
     def read(self, offset: int, length: int) -> bytes:
-        want = max(0, min(length, self._size - offset))
+        check_read(offset, length, self._size, "an append object")  # InvalidRead for bad offsets
+        want = min(length, self._size - offset)
         data = os.pread(self._fd, want, offset)
         if len(data) != want:
             raise OSError(f"short read: {len(data)} of {want} bytes at {offset}")

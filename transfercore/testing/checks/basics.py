@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 
 from transfercore import checksums
 from transfercore.errors import InvalidWrite, RestartRejected, WriterClosed
@@ -100,26 +102,76 @@ def concurrency_applies(s: Subject) -> str | None:
 
 
 def check_concurrency(s: Subject) -> str:
+    # A thread whose write() returned records it before another thread runs:
+    # with a long switch interval, threads change hands only where they block
+    # (I/O, a held lock), so the bookkeeping never lags behind the driver's.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    try:
+        return _check_concurrency(s)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _check_concurrency(s: Subject) -> str:
     threads = min(s.caps.max_writers, 8)
-    size = s.block * threads * 3
+    size = s.block * threads * 8
     data = s.data(size)
     path = s.new_path("concurrency")
     writer = s.driver.open_write(path, size)
     blocks = s.blocks(size)
-    barrier = threading.Barrier(threads)
+    barrier = threading.Barrier(threads + 1)
     errors: list[BaseException] = []
+    lock = threading.Lock()
+    returned = RangeSet()  # ranges whose write() has returned
+    in_flight = 0
+    running = threads
 
     def work(index: int) -> None:
+        nonlocal returned, in_flight, running
         try:
             barrier.wait(30)
             for block in blocks[index::threads]:
-                writer.write(block.start, data[block.start : block.end])
+                with lock:
+                    in_flight += 1
+                try:
+                    writer.write(block.start, data[block.start : block.end])
+                finally:
+                    with lock:
+                        in_flight -= 1
+                        returned = returned | block
         except BaseException as exc:  # noqa: BLE001 - reported as evidence below
             errors.append(exc)
+        finally:
+            with lock:
+                running -= 1
 
     workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
     for t in workers:
         t.start()
+    # Markers are taken while the writers run: a marker may hold only bytes
+    # whose write() had returned by the time durable() returned.
+    restartable = s.caps.restart.value != "none"
+    barrier.wait(30)
+    previous = RangeSet()
+    calls = overlapping = 0
+    while restartable:
+        with lock:
+            busy, alive = in_flight, running
+        if not alive:
+            break
+        marker = writer.durable()
+        with lock:
+            done = returned
+        calls += 1
+        overlapping += busy > 0
+        require(done.contains(marker),
+                f"durable() called while {busy} writes were in flight returned {marker}, which holds "
+                f"{describe_ranges(marker - done)} whose write() had not returned: the marker ran ahead "
+                "of the data")
+        require(marker.contains(previous), f"durable() returned {marker} after {previous}: it lost {previous - marker}")
+        previous = marker
+        time.sleep(0.001)  # let the writers have the interpreter
     for t in workers:
         t.join(120)
     require(not any(t.is_alive() for t in workers), f"{threads} concurrent writers did not finish in 120 s")
@@ -132,7 +184,8 @@ def check_concurrency(s: Subject) -> str:
     writer.close()
     got = s.read_back(path)
     require(got == data, f"concurrent writes produced a wrong object at {describe_ranges(differing(data, got))}")
-    return f"{threads} threads wrote {len(blocks)} interleaved blocks"
+    during = f", {calls} markers taken meanwhile ({overlapping} with writes in flight)" if restartable else ""
+    return f"{threads} threads wrote {len(blocks)} interleaved blocks{during}"
 
 
 def checksums_apply(s: Subject) -> str | None:
@@ -168,7 +221,8 @@ CLAUSES = (
     ),
     Clause(
         "concurrency",
-        "Up to max_writers threads writing at once produce a correct object.",
+        "Up to max_writers threads writing at once produce a correct object, and durable() called while "
+        "writes are in flight returns only bytes whose write() had returned.",
         check_concurrency,
         concurrency_applies,
     ),

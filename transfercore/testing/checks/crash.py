@@ -25,7 +25,7 @@ from transfercore.contract import Driver, Writer
 from transfercore.errors import RestartRejected
 from transfercore.ranges import ByteRange, RangeSet
 
-from ..clause import Clause, Disabled, Violation, require
+from ..clause import Clause, Disabled, NotRun, Violation, require
 from ..subject import Subject, describe_ranges, differing, pattern
 
 #: Crashes per schedule: enough to crash a resumed writer too.
@@ -199,8 +199,13 @@ def check_power_loss(s: Subject) -> str:
     if not s.options.power_loss:
         raise Disabled("switched off by the person running the kit (--no-power-loss)")
     from ..powerloss import PowerLossFS, check_fuse
+    from ..powerloss.mount import FuseUnavailable
 
-    check_fuse()
+    try:
+        check_fuse()
+    except FuseUnavailable as exc:
+        # The machine lacks FUSE; the driver is not to blame, and nothing was proven either.
+        raise NotRun(f"{exc.args[0]}: {exc.hint}, or pass --no-power-loss to switch the clause off") from None
     mount_path = s.new_path("power-loss")
     mountpoint = s.driver.local_path(mount_path)
     assert mountpoint is not None  # power_loss_applies() checked it

@@ -1,0 +1,178 @@
+"""How one upload is carried out, and whether it ended complete: decisions without I/O.
+
+:func:`plan_store` turns a ``STOR``/``ESTO`` and the destination's declared
+:class:`~transfercore.capabilities.Capabilities` into a :class:`StorePlan`:
+where the bytes go (a partial name when the storage cannot publish
+atomically, so an unfinished upload never sits under its final name),
+whether they must be put in order through a reorder window, how many writes
+may run at once, how large a piece is read into a buffer.  Restart
+preconditions are checked here and refused with their reply code.
+
+:class:`UploadTracker` gathers what the data connections of one MODE E
+upload delivered and their EOF/EOD blocks; :meth:`UploadTracker.check`
+decides whether the announced bytes all arrived.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import attrs
+
+from ..capabilities import Capabilities
+from ..ranges import ByteRange, RangeSet
+from .errors import ReplyError
+from .modee import EndOfData, EndOfFile, EndTracker, Event
+from .session import Store
+
+#: Bytes a MODE E upload into an ordered destination may hold out of order.
+DEFAULT_REORDER_WINDOW = 32 * 1024 * 1024
+#: Largest piece of a block read into one buffer (a bigger block arrives in pieces).
+MAX_PIECE = 4 * 1024 * 1024
+PARTIAL_SUFFIX = ".tcpart"
+
+
+def partial_name(path: str) -> str:
+    """The name an upload is written under until it is complete, beside its final name."""
+    head, _, name = path.rstrip("/").rpartition("/")
+    return f"{head}/.{name}{PARTIAL_SUFFIX}"
+
+
+def is_partial_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
+
+
+@attrs.frozen
+class StorePlan:
+    #: The driver path the object is published under.
+    path: str
+    #: The driver path the writer writes; differs from :attr:`path` when the
+    #: destination cannot publish atomically, and is renamed once complete.
+    target: str
+    #: The size announced by ALLO; ``None``: unknown, the upload is spooled.
+    size: int | None
+    restart: RangeSet | None
+    #: Blocks must reach the writer in ascending order (through a reorder window).
+    ordered: bool
+    #: Writes that may run at once (unordered destinations).
+    writers: int
+    #: Bytes the reorder window may hold out of order.
+    window: int
+    #: Largest number of block bytes read into one buffer.
+    piece: int
+
+    @property
+    def renames(self) -> bool:
+        return self.target != self.path
+
+
+def plan_store(
+    act: Store,
+    caps: Capabilities,
+    path: str,
+    *,
+    window: int = DEFAULT_REORDER_WINDOW,
+    durable_spool: bool = False,
+) -> StorePlan:
+    """The plan for ``act`` into a destination declaring ``caps``; ``path`` is the driver path.
+
+    ``durable_spool``: uploads without ALLO go to a restartable spool, so they
+    may be resumed with REST too.
+    """
+    restart = act.restart or None
+    if act.alloc is None and restart is not None and not durable_spool:
+        raise ReplyError(504, "A restart needs the size: send ALLO <size> before REST and STOR.")
+    if act.mode == "S" and restart is not None and restart != restart.prefix():
+        raise ReplyError(501, "In MODE S only a prefix restart (REST <offset>) is possible.")
+    if restart is not None and act.alloc is not None and restart.end() > act.alloc:
+        raise ReplyError(553, f"Restart marker {restart} goes past the announced size {act.alloc}.")
+    piece = max(caps.min_block_size, min(MAX_PIECE, caps.preferred_block_size))
+    return StorePlan(
+        path=path,
+        target=path if caps.atomic_publish or act.alloc is None else partial_name(path),
+        size=act.alloc,
+        restart=restart,
+        ordered=caps.ordered_writes and act.alloc is not None,
+        writers=1 if caps.ordered_writes else caps.max_writers,
+        # At least a few pieces: the block that is next must never wait for room.
+        window=max(window, 4 * piece),
+        piece=piece,
+    )
+
+
+def missing_after(plan: StorePlan, resumed: RangeSet, received: RangeSet) -> RangeSet:
+    assert plan.size is not None
+    return RangeSet.span(0, plan.size) - (resumed | received)
+
+
+def check_complete(plan: StorePlan, resumed: RangeSet, received: RangeSet) -> None:
+    """:class:`ReplyError` 451 when announced bytes are missing; the durable part stays for a restart."""
+    assert plan.size is not None
+    missing = missing_after(plan, resumed, received)
+    if missing:
+        raise ReplyError(
+            451,
+            f"Upload incomplete: {missing.total()} of {plan.size} announced bytes missing "
+            f"(first missing range {next(iter(missing))}); the durable part is kept for a restart.",
+        )
+
+
+def check_spooled(received: RangeSet) -> int:
+    """The size of a spooled upload, or :class:`ReplyError` 451 when it has holes."""
+    size = received.end()
+    if received != RangeSet.span(0, size):
+        raise ReplyError(451, f"Upload has holes ({received}); nothing was stored.")
+    return size
+
+
+class UploadTracker:
+    """The bytes and the EOF/EOD blocks the connections of one MODE E upload delivered.
+
+    Fed from several connection threads; it only counts, under a lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ends = EndTracker()
+        self._spans: list[ByteRange] = []
+        self.finished = threading.Event()
+
+    def data(self, offset: int, length: int) -> None:
+        with self._lock:
+            self._spans.append(ByteRange(offset, offset + length))
+
+    def end(self, event: Event) -> None:
+        """An EOF or EOD block; sets :attr:`finished` once every announced EOD arrived."""
+        assert isinstance(event, (EndOfFile, EndOfData))
+        with self._lock:
+            self._ends.feed(event)
+            if self._ends.complete:
+                self.finished.set()
+
+    @property
+    def complete(self) -> bool:
+        with self._lock:
+            return self._ends.complete
+
+    def state(self) -> str:
+        with self._lock:
+            t = self._ends
+            eof = f"EOF announced {t.expected} EODs" if t.expected is not None else "no EOF block arrived"
+            return f"{t.seen} EOD(s) received and {eof}"
+
+    def received(self) -> RangeSet:
+        with self._lock:
+            merged = RangeSet(tuple(self._spans))
+            self._spans = list(merged.ranges)
+            return merged
+
+
+__all__ = [
+    "StorePlan",
+    "UploadTracker",
+    "check_complete",
+    "check_spooled",
+    "is_partial_name",
+    "partial_name",
+    "plan_store",
+]
