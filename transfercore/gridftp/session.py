@@ -308,12 +308,6 @@ class Session:
             return [Reply.one(350, "Ready for RNTO.")]
         return [Reply.one(502, f"{verb} is not implemented.")]
 
-    def cwd_done(self, path: str) -> None:
-        self.cwd = path
-
-    def rename_from_done(self, path: str) -> None:
-        self.rename_from = path
-
     def transfer_done(self, *, cached: bool = False) -> None:
         """A transfer ended (well or not): its one-shot settings are spent.
 

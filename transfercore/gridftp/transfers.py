@@ -83,6 +83,8 @@ class DataTransfers:
     data_socks: list[socket.socket]
     cache: DataCache
     keep: list[socket.socket]
+    #: The reorder window of the upload in progress, if it has one.
+    window: ReorderWindow | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -100,6 +102,8 @@ class DataTransfers:
         if task is not None:
             self.aborted = True
             self.stop.set()
+            if self.window is not None:
+                self.window.stop(TransferAborted("transfer aborted on request"))
             for sock in list(self.data_socks):
                 close_quietly(sock)
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -146,7 +150,9 @@ class DataTransfers:
         else:
             self.cache.drop()
         if isinstance(data, Active):
-            return await self.connect_many(data.addresses, count, buffer_size)
+            return await self.connect_many(
+                data.addresses, min(count, self.config.max_data_connections), buffer_size
+            )
         return [await self.accept_one(buffer_size)]
 
     # -- transfers --------------------------------------------------------------------------
@@ -247,6 +253,7 @@ class DataTransfers:
                 window = ReorderWindow(
                     expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
                 )
+                self.window = window  # for an ABOR to wake connections waiting at it
                 deliver = window.put
             else:
                 slots = threading.BoundedSemaphore(plan.writers)
@@ -255,7 +262,10 @@ class DataTransfers:
                     with slots:
                         writer.write(offset, data)
 
-            tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            try:
+                tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            finally:
+                self.window = None
             received = expected - window.missing() if window is not None else tracker.received()
         if self.stop.is_set():
             raise TransferAborted("transfer aborted on request")
@@ -299,13 +309,20 @@ class DataTransfers:
                 raise TransferAborted("transfer aborted on request")
             await self._stop_task(marker_task)
             size = check_spooled(spool.received())
-            writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
+            writer: Writer = await self.io(self.driver.open_write, plan.target, size, None)
             try:
                 await self.io(spool.copy_into, writer, self.stop)
                 await self.io(writer.complete)
+                if plan.renames:
+                    await self.io(self.driver.rename, plan.target, plan.path)
             except BaseException:
+                # The spool holds the upload for a restart; the copy goes.
                 with contextlib.suppress(Exception):
                     await self.io(writer.abort)
+                if plan.renames:
+                    with contextlib.suppress(Exception):
+                        await self.io(self.driver.discard_partial, plan.target)
+                        await self.io(self.driver.remove, plan.target)
                 raise
             stored = True
             spool.discard()
