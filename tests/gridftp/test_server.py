@@ -308,17 +308,22 @@ def test_hostile_control_input_keeps_server_alive(serve, root):
     assert c2.cmd("PWD")[0] == 257
 
 
-def test_max_sessions(serve, root):
+def test_max_sessions_counts_logins_not_connections(serve, root):
     srv = serve("--root", str(root), "--anonymous", "--max-sessions", "1")
+    c = Client(srv.port)
     for _ in range(50):  # the fixture's readiness probe may still hold the one session
-        c = Client(srv.port)
-        if c.greeting[0] == 220:
+        if c.cmd("USER anonymous")[0] == 331 and c.cmd("PASS x")[0] == 230:
             break
         c.close()
         time.sleep(0.05)
+        c = Client(srv.port)
+    # a connection that has not logged in holds no session slot: it is greeted, then its login is refused
     c2 = Client(srv.port)
-    assert c2.greeting[0] == 421
-    assert c.greeting[0] == 220
+    assert c2.greeting[0] == 220
+    assert c2.cmd("USER anonymous")[0] == 331
+    code, text = c2.cmd("PASS x")
+    assert code == 421 and "Too many sessions (1)" in text
+    assert c.cmd("PWD")[0] == 257
 
 
 def test_namespace_commands(serve, root):

@@ -240,7 +240,7 @@ def test_site_commands():
     assert codes(cmd(s, "SITE RETRBUFSIZE x")) == [501]
     assert codes(cmd(s, "SITE CHMOD 777 /x")) == [500]
     assert codes(cmd(s, "DCAU N")) == [200]
-    assert codes(cmd(s, "DCAU A")) == [501]
+    assert codes(cmd(s, "DCAU A")) == [504]  # a password login has no credential to authenticate with
 
 
 def test_command_count_limit():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import basics, crash, markers, publish, readback, reads, syscalls
+from .checks import basics, batch, crash, markers, publish, readback, reads, syscalls
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
@@ -11,6 +11,7 @@ CLAUSES: tuple[Clause, ...] = (
     *crash.CLAUSES,
     *syscalls.CLAUSES,
     *publish.CLAUSES,
+    *batch.CLAUSES,
     *reads.CLAUSES,
     *readback.CLAUSES,
     *basics.CLAUSES[1:],
