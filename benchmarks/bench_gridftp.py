@@ -7,7 +7,11 @@ Cases (``--cases``, comma-separated):
   emulator), against the real server storing into its own file system;
 * ``tree``: a tree of ``--files`` files (empty files and directories
   included) with ``-r -cd -cc 4 -fast``, into posix and into hpss, against
-  the real server.
+  the real server;
+* ``gsi``: ``gsiftp://`` MODE E ``-p 4 -fast`` PUT with DCAU (the default) and
+  with ``-dcpriv``, both servers authenticating a ``grid-proxy-init`` proxy
+  of a throw-away test CA, the real server configured the same (host
+  certificate, CA directory, grid-mapfile).
 
 Both servers run on loopback in the same run; the client is globus-url-copy.
 Every timing includes a trailing ``sync`` so a server that leaves data in
@@ -19,6 +23,7 @@ real server the children it forks per session) and peak resident memory
 (``VmHWM``; for the real server the largest of its session processes).
 
     python benchmarks/bench_gridftp.py --cases hpss,tree --size 1GiB --files 1000 --repeat 3
+    python benchmarks/bench_gridftp.py --cases gsi --size 1GiB --repeat 3
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import time
 from pathlib import Path
 
 from transfercore.sizes import parse_size
+from transfercore.testing.gsi_pki import GridPKI
 from transfercore.testing.loopback import free_port, start_globus_server, wait_port
 
 
@@ -163,8 +169,11 @@ class Servers:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.endpoints: dict[str, tuple[str, Path, int, bool]] = {}
         self.pidfile = work / "real.pid"
+        self.pidfiles = [self.pidfile]
 
-    def ours(self, name: str, args: list[str], root: Path, env: dict[str, str] | None = None) -> None:
+    def ours(
+        self, name: str, args: list[str], root: Path, env: dict[str, str] | None = None, scheme: str = "ftp"
+    ) -> None:
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "transfercore", "serve", "--port", str(port), "--anonymous-write", *args],
@@ -173,7 +182,7 @@ class Servers:
         )
         self.procs.append(proc)
         wait_port(port, proc)
-        self.endpoints[name] = (f"ftp://127.0.0.1:{port}", root, proc.pid, False)
+        self.endpoints[name] = (f"{scheme}://127.0.0.1:{port}", root, proc.pid, False)
 
     def real(self, root: Path) -> None:
         port = free_port()
@@ -181,14 +190,24 @@ class Servers:
         pid = int(self.pidfile.read_text().split()[0])
         self.endpoints["globus"] = (f"ftp://127.0.0.1:{port}{root}", root, pid, True)
 
+    def real_gsi(self, root: Path, pki: GridPKI) -> None:
+        port = free_port()
+        pidfile = self.work / "real-gsi.pid"
+        self.pidfiles.append(pidfile)
+        pki.start_real_server(port, pidfile, self.work / "real-gsi.log")
+        wait_port(port)
+        pid = int(pidfile.read_text().split()[0])
+        self.endpoints["globus-gsi"] = (f"gsiftp://127.0.0.1:{port}{root}", root, pid, True)
+
     def stop(self) -> None:
         for proc in self.procs:
             proc.terminate()
             proc.wait(10)
-        try:
-            os.kill(int(self.pidfile.read_text().split()[0]), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
+        for pidfile in self.pidfiles:
+            try:
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
 
 
 def run_case(
@@ -225,7 +244,7 @@ def run_case(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", default="hpss,tree", help="stream, modeE, hpss, tree (default hpss,tree)")
+    ap.add_argument("--cases", default="hpss,tree", help="stream, modeE, hpss, tree, gsi (default hpss,tree)")
     ap.add_argument("--size", default="1GiB", help="file size (default 1GiB)")
     ap.add_argument("--files", type=int, default=1000, help="files in the tree case (default 1000)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per server and case; medians printed")
@@ -246,7 +265,7 @@ def main() -> int:
         d.mkdir(exist_ok=True)
     real_root.chmod(0o777)  # the real server writes as 'nobody'
     src = work / "src.bin"
-    if any(c in cases for c in ("stream", "modeE", "hpss")):
+    if any(c in cases for c in ("stream", "modeE", "hpss", "gsi")):
         print(f"making a {size} byte source file ...", flush=True)
         make_source(src, size)
         src.chmod(0o644)
@@ -265,6 +284,16 @@ def main() -> int:
         {"HPSS_EMU_ROOT": str(emu)},
     )
     servers.real(real_root)
+    if "gsi" in cases:
+        grid = work / "grid"
+        grid.mkdir(exist_ok=True)
+        grid.chmod(0o755)  # the real server reads the CA directory as nobody
+        pki = GridPKI.make(grid)
+        os.environ.update(pki.env(pki.grid_proxy_init(grid / "x509up", valid="8:00")))
+        gsi_args = ["--host-cert", str(pki.host_cert), "--host-key", str(pki.host_key),
+                    "--ca-dir", str(pki.ca_dir), "--gridmap", str(pki.gridmap)]
+        servers.ours("transfercore-gsi", ["--root", str(ours_root), *gsi_args], ours_root, scheme="gsiftp")
+        servers.real_gsi(real_root, pki)
     summary: list[str] = []
 
     def put(flags: list[str], name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
@@ -302,11 +331,11 @@ def main() -> int:
             raise SystemExit(f"{name}: the tree arrived different")
         return wall, cpu, rss.peak_kib
 
-    def ratio(label: str, res: dict[str, dict[str, float]], ours: str, rate: bool) -> None:
-        o, g = res[ours], res["globus"]
+    def ratio(label: str, res: dict[str, dict[str, float]], ours: str, rate: bool, ref: str = "globus") -> None:
+        o, g = res[ours], res[ref]
         speed = o["rate"] / g["rate"] if rate else g["median"] / o["median"]
         summary.append(
-            f"{label:14} {ours} / globus: {speed:.2f}x speed, server CPU {o['cpu']:.2f} s vs {g['cpu']:.2f} s, "
+            f"{label:14} {ours} / {ref}: {speed:.2f}x speed, server CPU {o['cpu']:.2f} s vs {g['cpu']:.2f} s, "
             f"peak RSS {o['rss']:.0f} MiB vs {g['rss']:.0f} MiB"
         )
 
@@ -334,6 +363,13 @@ def main() -> int:
                 )
                 ratio(f"tree {args.files}", res, "transfercore", False)
                 ratio(f"tree {args.files}", res, "transfercore-hpss", False)
+            elif case == "gsi":
+                for label, flags in ((f"gsi PUT -p{args.parallel}", par), ("gsi PUT -dcpriv", [*par, "-dcpriv"])):
+                    res = run_case(
+                        label, servers, ["transfercore-gsi", "globus-gsi"], args.repeat,
+                        lambda *a, flags=flags: put(flags, *a), size, "MB/s",
+                    )
+                    ratio(label, res, "transfercore-gsi", True, "globus-gsi")
             else:
                 raise SystemExit(f"unknown case {case!r}")
     finally:

@@ -166,7 +166,17 @@ class Writer(abc.ABC):
         Optional; drivers that implement it declare ``read_back`` in their
         capabilities.  The engine then verifies the object while later bytes
         are still being written, and a mismatch is found before the object is
-        published.
+        published.  A destination without it is verified only after
+        :meth:`complete` gave the object its final name (a mismatch then
+        removes it): ``read_back`` is how a driver avoids that.  It may be
+        called from one thread while others write and :meth:`durable` runs.
+
+        A span outside the object raises
+        :class:`~transfercore.errors.InvalidRead`; one inside the object but
+        not inside the latest marker (bytes never written, or written and not
+        yet durable) raises :class:`~transfercore.errors.InvalidWrite`; after
+        :meth:`complete`, :meth:`abort` or :meth:`close`,
+        :class:`~transfercore.errors.WriterClosed`.
 
         "Stored" means what the storage returns to any reader of the object
         from then on, not a copy kept from the write.  A driver whose storage

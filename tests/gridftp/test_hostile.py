@@ -138,3 +138,39 @@ def test_out_of_order_on_one_connection_beyond_the_window_stalls_into_451(serve,
     assert visible(emu) == []
     session_goes_on(c)
     c.close()
+
+
+def test_abort_wakes_connections_waiting_at_a_full_window(serve, tmp_path, monkeypatch):
+    """ABOR while every connection waits for room in the reorder window ends at once, not after
+    the data timeout, and publishes nothing."""
+    import time
+
+    emu = tmp_path / "emu"
+    emu.mkdir()
+    monkeypatch.setenv("HPSS_EMU_ROOT", str(emu))
+    srv = serve("--driver", "hpss:///?block=64KiB&segment=64KiB", "--anonymous-write", "--data-timeout", "60")
+    c = Client(srv.port)
+    c.login()
+    hp = stor_mode_e(c, "/held.bin", 200 << 20)
+    d = data_conn(hp)
+    d.settimeout(2)
+    chunk = b"x" * (1 << 20)
+    try:
+        for off in range(1 << 20, 100 << 20, 1 << 20):  # never the first MiB: the window fills
+            d.sendall(encode_block(off, chunk))
+    except OSError:
+        pass  # TCP pushes back: the server stopped reading
+    assert c.reply()[0] == 150
+    t0 = time.monotonic()
+    c.raw(b"ABOR\r\n")
+    replies = c.until_final()
+    codes = [code for code, _ in replies]
+    while codes[-1] != 226:
+        replies = c.until_final()
+        codes += [code for code, _ in replies]
+    assert time.monotonic() - t0 < 10, codes
+    assert 426 in codes or 451 in codes, codes
+    d.close()
+    assert visible(emu) == []
+    session_goes_on(c)
+    c.close()

@@ -153,3 +153,45 @@ def test_roundtrip(blocks, chunk):
     assert all(any(a <= off and off + len(d) <= b for a, b in spans) for off, d in got)
     assert b"".join(d for _, d in got) == b"".join(d for _, d in blocks)
     assert dec.done
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), max_size=8).flatmap(
+        lambda datas: st.permutations([(i * 1000, d) for i, d in enumerate(datas)])
+    ),
+    st.integers(1, 64),
+    st.integers(1, 500),
+)
+def test_exact_reads_without_copies_decode_like_any_chunking(blocks, piece, chunk):
+    """The server reads what ``wanted`` asks for and decodes it in place: same bytes, same ends."""
+    stream = b"".join(encode_block(off, data) for off, data in blocks) + encode_eof_eod(1, close=False)
+    chunked, _ = decode_all(stream, chunk)
+    dec = ModeEDecoder()
+    events, pos = [], 0
+    while not dec.done:
+        want = dec.wanted(piece)
+        assert want > 0 and (dec.reading_header or want <= piece)
+        view = memoryview(bytearray(stream[pos : pos + want]))
+        pos += want
+        events += [
+            Data(e.offset, bytes(e.data)) if isinstance(e, Data) else e for e in dec.receive(view, copy=False)
+        ]
+    assert pos == len(stream)
+    assert assemble(events) == assemble(chunked)
+    assert events[-2:] == chunked[-2:] == [EndOfFile(1), EndOfData(close=False)]
+    dec.connection_closed()  # after EOD a close is legal
+
+
+def test_connection_closed_mid_block_or_before_eod():
+    from transfercore.gridftp.errors import RemoteProtocolError
+
+    dec = ModeEDecoder()
+    dec.connection_closed()  # nothing of this transfer arrived: a cached connection given up
+    dec.receive(encode_block(0, b"abcdef")[:20])
+    with pytest.raises(RemoteProtocolError, match="middle of a block"):
+        dec.connection_closed()
+    dec = ModeEDecoder()
+    dec.receive(encode_block(0, b"abc"))
+    with pytest.raises(RemoteProtocolError, match="before its EOD"):
+        dec.connection_closed()

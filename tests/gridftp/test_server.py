@@ -308,17 +308,22 @@ def test_hostile_control_input_keeps_server_alive(serve, root):
     assert c2.cmd("PWD")[0] == 257
 
 
-def test_max_sessions(serve, root):
+def test_max_sessions_counts_logins_not_connections(serve, root):
     srv = serve("--root", str(root), "--anonymous", "--max-sessions", "1")
+    c = Client(srv.port)
     for _ in range(50):  # the fixture's readiness probe may still hold the one session
-        c = Client(srv.port)
-        if c.greeting[0] == 220:
+        if c.cmd("USER anonymous")[0] == 331 and c.cmd("PASS x")[0] == 230:
             break
         c.close()
         time.sleep(0.05)
+        c = Client(srv.port)
+    # a connection that has not logged in holds no session slot: it is greeted, then its login is refused
     c2 = Client(srv.port)
-    assert c2.greeting[0] == 421
-    assert c.greeting[0] == 220
+    assert c2.greeting[0] == 220
+    assert c2.cmd("USER anonymous")[0] == 331
+    code, text = c2.cmd("PASS x")
+    assert code == 421 and "Too many sessions (1)" in text
+    assert c.cmd("PWD")[0] == 257
 
 
 def test_namespace_commands(serve, root):
@@ -467,4 +472,45 @@ def test_cksm_crc32c_whole_and_range(serve, root):
         h = checksums.new("crc32c")
         h.update(part)
         assert c.cmd(f"CKSM CRC32C {offset} {length} /k.bin") == (213, f"213 {h.hexdigest()}")
+    c.close()
+
+
+def test_retr_parallelism_is_capped_at_the_data_connection_limit(serve, root):
+    payload = os.urandom(3_000_000)
+    (root / "p.bin").write_bytes(payload)
+    srv = serve("--root", str(root), "--anonymous")
+    c = Client(srv.port)
+    c.login()
+    assert c.cmd("TYPE I")[0] == 200 and c.cmd("MODE E")[0] == 200
+    assert c.cmd("OPTS RETR Parallelism=64,64,64;")[0] == 200
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(128)
+    port = lst.getsockname()[1]
+    assert c.cmd(f"PORT 127,0,0,1,{port >> 8},{port & 255}")[0] == 200
+    c.raw(b"RETR /p.bin\r\n")
+    lst.settimeout(20)
+    conns = [lst.accept()[0] for _ in range(32)]
+    lst.settimeout(1)
+    with pytest.raises(TimeoutError):
+        conns.append(lst.accept()[0])  # no 33rd
+    got: dict[int, bytes] = {}
+    eof = None
+    for s in conns:
+        s.settimeout(20)
+        dec = ModeEDecoder()
+        while not dec.done:
+            chunk = s.recv(1 << 20)
+            assert chunk, "closed before EOD"
+            for ev in dec.receive(chunk):
+                if isinstance(ev, Data):
+                    got[ev.offset] = ev.data
+                elif isinstance(ev, EndOfFile):
+                    eof = ev.eod_count
+    assert c.until_final()[-1][0] == 226
+    assert len(conns) == 32 and eof == 32
+    assert b"".join(got[k] for k in sorted(got)) == payload
+    for s in conns:
+        s.close()
+    lst.close()
     c.close()

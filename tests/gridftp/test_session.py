@@ -1,6 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transfercore.contract import ObjectInfo
 from transfercore.gridftp.control import BadLine, Command, CommandReader, Reply
 from transfercore.gridftp.hostport import HostPort
 from transfercore.gridftp.session import (
@@ -173,14 +174,31 @@ def test_spas_reply_multiline():
     assert out[0].encode() == b"229-Entering Striped Passive Mode.\r\n 127,0,0,1,232,141\r\n229 End\r\n"
 
 
+FILE = ObjectInfo("/a", 5, 0)
+DIR = ObjectInfo("/d", 0, 0, is_dir=True)
+
+
+def test_storage_results_become_replies_in_the_session():
+    s = logged_in()
+    assert s.storage_done(StorageOp("SIZE", "/a"), FILE) == [Reply.one(213, "5")]
+    assert codes(s.storage_done(StorageOp("SIZE", "/d"), DIR)) == [550]
+    assert codes(s.storage_done(StorageOp("CWD", "/a"), FILE)) == [550]
+    assert s.cwd == "/"
+    assert codes(s.storage_done(StorageOp("MDTM", "/a"), FILE)) == [213]
+    [mlst] = s.storage_done(StorageOp("MLST", "/a"), FILE)
+    assert mlst.code == 250 and "Size=5;" in mlst.lines[1]
+    assert s.storage_done(StorageOp("MKD", '/x"y'), None) == [Reply.one(257, '"/x""y" directory created.')]
+    assert codes(s.storage_done(StorageOp("DELE", "/a"), None)) == [250]
+
+
 def test_rename_pairing():
     s = logged_in()
     assert codes(cmd(s, "RNTO /b")) == [503]
     assert cmd(s, "RNFR /a") == [StorageOp("RNFR", "/a")]
-    s.rename_from_done("/a")
+    s.storage_done(StorageOp("RNFR", "/a"), FILE)
     assert cmd(s, "RNTO /b") == [Rename("/a", "/b")]
     cmd(s, "RNFR /a")
-    s.rename_from_done("/a")
+    s.storage_done(StorageOp("RNFR", "/a"), FILE)
     cmd(s, "NOOP")
     assert codes(cmd(s, "RNTO /b")) == [503]
 
@@ -188,7 +206,7 @@ def test_rename_pairing():
 def test_paths_confined_and_cwd():
     s = logged_in()
     assert codes(cmd(s, "SIZE ../../etc/passwd")) == [550]
-    s.cwd_done("/d")
+    assert codes(s.storage_done(StorageOp("CWD", "/d"), DIR)) == [250]
     assert cmd(s, "SIZE f") == [StorageOp("SIZE", "/d/f")]
     assert cmd(s, "CDUP") == [StorageOp("CWD", "/")]
     assert cmd(s, "PWD")[0].lines[0] == '"/d" is current directory.'
@@ -222,7 +240,7 @@ def test_site_commands():
     assert codes(cmd(s, "SITE RETRBUFSIZE x")) == [501]
     assert codes(cmd(s, "SITE CHMOD 777 /x")) == [500]
     assert codes(cmd(s, "DCAU N")) == [200]
-    assert codes(cmd(s, "DCAU A")) == [501]
+    assert codes(cmd(s, "DCAU A")) == [504]  # a password login has no credential to authenticate with
 
 
 def test_command_count_limit():

@@ -56,7 +56,8 @@ def test_restart_preconditions_carry_their_reply_code(kw, code):
 
 def test_rest_without_allo_is_planned_when_the_spool_can_restart():
     plan = plan_store(store(alloc=None, restart=RangeSet.span(0, 10)), HPSS, "/srv/a", durable_spool=True)
-    assert plan.size is None and not plan.ordered and plan.target == "/srv/a"
+    # Spooled, then copied in order from the spool, under the partial name until complete.
+    assert plan.size is None and not plan.ordered and plan.target == "/srv/.a.tcpart"
 
 
 def test_completeness_and_spooled_size():

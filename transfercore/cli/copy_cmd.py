@@ -141,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         from . import tree_cmd
 
         return tree_cmd.run(args)
+    if getattr(args, "scheduler", None):
+        raise OptionError("--scheduler needs -r", hint="a single file is copied by this process; "
+                          "run the file's tree with -r SRC_DIR DST_DIR to use a Dask cluster")
     options = build_options(args)
     with Journal(args.journal) as journal:
         _warn_recovered(journal)

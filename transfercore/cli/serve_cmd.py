@@ -57,13 +57,46 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="fail a silent data connection after S seconds",
     )
-    p.add_argument(
+    p.add_argument("--max-sessions", type=int, default=64, help="concurrent logged-in sessions (default 64)")
+    g = p.add_argument_group(
+        "GSI (gsiftp://)",
+        "X.509 proxy authentication and DCAU/PROT data-channel protection, as Globus does it.  "
+        "Any of these options turns GSI on; each defaults to the Globus location.",
+    )
+    g.add_argument("--gsi", action="store_true", help="turn GSI on with the default locations below")
+    g.add_argument("--host-cert", metavar="FILE",
+                   help="host certificate (default $X509_USER_CERT or /etc/grid-security/hostcert.pem)")
+    g.add_argument("--host-key", metavar="FILE",
+                   help="host key, owner-only (default $X509_USER_KEY or /etc/grid-security/hostkey.pem)")
+    g.add_argument("--ca-dir", metavar="DIR",
+                   help="trusted CAs with signing policies (default $X509_CERT_DIR or /etc/grid-security/certificates)")
+    g.add_argument("--gridmap", metavar="FILE",
+                   help="grid-mapfile of allowed subjects (default $GRIDMAP or /etc/grid-security/grid-mapfile)")
+    g.add_argument(
+        "--allow-cleartext-passwords",
+        action="store_true",
+        help="accept USER/PASS from non-loopback addresses, where passwords cross the network readable "
+        "by anyone on the path (off by default: only 127.0.0.1/::1 may use passwords)",
+    )
+    lim = p.add_argument_group("limits", "bounds one client cannot exhaust")
+    lim.add_argument("--login-timeout", type=float, default=30.0, metavar="S",
+                     help="close a connection that has not logged in after S seconds (default 30)")
+    lim.add_argument("--max-unauthenticated", type=int, default=256, metavar="N",
+                     help="connections not yet logged in; the oldest is dropped for a newcomer (default 256)")
+    lim.add_argument("--max-unauthenticated-per-address", type=int, default=64, metavar="N",
+                     help="the same, per client address (default 64)")
+    lim.add_argument("--max-sessions-per-address", type=int, default=32, metavar="N",
+                     help="logged-in sessions per client address (default 32)")
+    lim.add_argument("--max-spool", default="4G", metavar="SIZE",
+                     help="largest upload without ALLO, spooled beside its destination (default 4G)")
+    lim.add_argument(
         "--spool-dir",
         metavar="DIR",
-        help="where uploads without ALLO are spooled durably, so that they get restart markers and "
-        "can resume (default: transfercore's state directory)",
+        help="spool uploads without ALLO here instead of beside their destination (durably: they get "
+        "restart markers and can resume either way, where the storage has local paths)",
     )
-    p.add_argument("--max-sessions", type=int, default=64, help="concurrent sessions (default 64)")
+    lim.add_argument("--failed-login-delay", type=float, default=0.5, metavar="S",
+                     help="wait after a failed login from an address, doubling per failure up to 8 s (default 0.5)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log sessions and transfers to stderr")
     p.set_defaults(func=run)
@@ -94,15 +127,29 @@ def _add_user(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _gsi_config(args: argparse.Namespace) -> Any:
+    if not (args.gsi or args.host_cert or args.host_key or args.ca_dir or args.gridmap):
+        return None
+    from ..gridftp.gsi import GSIConfig, GSIConfigError, GSIPaths
+
+    paths = GSIPaths.resolve(host_cert=args.host_cert, host_key=args.host_key, ca_dir=args.ca_dir,
+                             gridmap=args.gridmap)
+    try:
+        return GSIConfig.load(paths)
+    except GSIConfigError as exc:
+        raise OptionError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.add_user:
         return _add_user(args)
+    from ..gridftp.limits import Limits
     from ..gridftp.server import ServerConfig, serve
     from ..gridftp.session import SessionConfig
     from ..gridftp.users import UserDB
     from ..location import Location
     from ..registry import open_location
-    from ..statedir import state_dir
+    from ..sizes import parse_size
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0 to 65535; 0 picks a free one)")
@@ -121,11 +168,24 @@ def run(args: argparse.Namespace) -> int:
     if args.marker_interval < 0.1:
         raise OptionError("--marker-interval must be at least 0.1 seconds")
     users = UserDB.load(args.users) if args.users else None
-    if not (args.anonymous or args.anonymous_write or (users and len(users))):
+    gsi = _gsi_config(args)
+    if not (args.anonymous or args.anonymous_write or (users and len(users)) or gsi):
         raise OptionError(
             "nobody could log in",
-            hint="pass --anonymous, --anonymous-write, or --users FILE with entries made by --add-user",
+            hint="pass --gsi, --anonymous, --anonymous-write, or --users FILE with entries made by --add-user",
         )
+    try:
+        limits = Limits(
+            max_sessions=args.max_sessions,
+            max_sessions_per_address=args.max_sessions_per_address,
+            max_unauthenticated=args.max_unauthenticated,
+            max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+            login_timeout=args.login_timeout,
+            idle_timeout=args.idle_timeout,
+            failure_delay=args.failed_login_delay,
+        )
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -139,13 +199,22 @@ def run(args: argparse.Namespace) -> int:
         data_timeout=args.data_timeout,
         max_sessions=args.max_sessions,
         base_path=base_path,
-        spool_dir=args.spool_dir or str(state_dir() / "gridftp-spool"),
+        gsi=gsi,
+        limits=limits,
+        max_spool=parse_size(args.max_spool, what="--max-spool", minimum=1),
+        allow_cleartext_passwords=args.allow_cleartext_passwords,
+        spool_dir=args.spool_dir,
     )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(message)s",
     )
+
+    if args.allow_cleartext_passwords and (users or args.anonymous or args.anonymous_write):
+        logging.getLogger("transfercore.gridftp").warning(
+            "--allow-cleartext-passwords: USER/PASS logins from other hosts send passwords unencrypted"
+        )
 
     def ready(port: int) -> None:
         print(f"transfercore serve: listening on {args.host}:{port}", file=sys.stderr, flush=True)

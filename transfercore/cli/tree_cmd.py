@@ -31,10 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="copy the directory tree SRC into DST (created if missing) as one resumable campaign")
     parser.add_argument("--files-from", metavar="FILE",
                         help="copy only the paths listed in FILE (relative to SRC, one a line; - for stdin)")
-    parser.add_argument("--files", default="8", metavar="N", help="files in flight at once in a tree copy (default 8)")
+    parser.add_argument("--files", metavar="N",
+                        help="files in flight at once in a tree copy (default 8; with --scheduler, the "
+                             "cluster's worker threads)")
     parser.add_argument("--whole-file-max", default="4M", metavar="SIZE",
                         help="tree files up to SIZE are copied whole in batches; larger ones in blocks with "
                              "restart markers (default 4M)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run the tree's file tasks on the workers of this Dask scheduler "
+                             "(pip install 'transfercore[dask]'); the journal stays here")
 
 
 def _fail(message: object, code: ExitCode) -> int:
@@ -66,29 +71,47 @@ def _manifest(path: str | None) -> Iterator[Any]:
             yield handle
 
 
-def build_tree_options(args: argparse.Namespace) -> Any:
+def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
     from ..campaign import TreeOptions
     from .copy_cmd import build_options
 
-    try:
-        files = int(args.files)
-    except ValueError:
-        raise OptionError(f"--files {args.files!r} is not a whole number", hint="e.g. --files 8") from None
-    if not 1 <= files <= 256:
-        raise OptionError(f"--files {files} must be from 1 to 256")
+    files = default_files
+    if args.files is not None:
+        try:
+            files = int(args.files)
+        except ValueError:
+            raise OptionError(f"--files {args.files!r} is not a whole number", hint="e.g. --files 8") from None
+        if not 1 <= files <= 256:
+            raise OptionError(f"--files {files} must be from 1 to 256")
     whole = parse_size(args.whole_file_max, what="--whole-file-max", minimum=0)
     return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..campaign import CampaignStore, TreeCopy
-
     if args.files_from is None and not args.recursive:
         return _fail("--files-from needs -r", ExitCode.USAGE)
     try:
-        options = build_tree_options(args)
+        build_tree_options(args)
     except (OptionError, SizeSyntaxError, UnknownChecksum) as exc:
         return _fail(exc, ExitCode.USAGE)
+    executor: Any = None
+    if getattr(args, "scheduler", None):
+        from ..campaign.dask_executor import ClusterError, DaskExecutor
+
+        try:
+            executor = DaskExecutor.connect(args.scheduler)
+        except ClusterError as exc:
+            return _fail(exc, ExitCode.FAILED)
+    try:
+        return _run(args, build_tree_options(args, executor.threads() if executor else 8), executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
+    from ..campaign import CampaignStore, TreeCopy
+
     _raise_open_files_limit()
     listener: Any
     if args.json:
@@ -102,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _manifest(args.files_from) as lines, CampaignStore(args.journal) as store:
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
-                            manifest_name=_manifest_key(args.files_from))
+                            manifest_name=_manifest_key(args.files_from), executor=executor)
             tree.add_listener(listener)
             previous = {sig: signal.signal(sig, _stopper(tree)) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,6 +33,10 @@ from .datachannel import (
 )
 from .download import checksum_span
 from .errors import ListenError
+from .gsi import Credential, GSIConfig
+from .gsi.control import Authenticated, ControlFilter
+from .gsi.control import Reply as GSIReply
+from .limits import Admission, IdleClock, Limits, Slot
 from .memory import freeze_startup
 from .replies import error_reply
 from .session import (
@@ -72,10 +77,24 @@ class ServerConfig:
     #: Data connections one transfer may open; more is refused with 451.
     max_data_connections: int = 32
     #: Where uploads without ALLO are spooled durably (restart markers, REST);
-    #: ``None``: a nameless spool, no markers, no restart.
+    #: ``None``: beside the destination when the driver has local paths, else in memory (no restart).
     spool_dir: str | None = None
     #: Driver path that the client's ``/`` maps to.
     base_path: str = "/"
+    #: GSI (gsiftp://): host credential, trusted CAs, grid-mapfile; None for password logins only
+    gsi: GSIConfig | None = None
+    limits: Limits | None = None
+    #: USER/PASS from non-loopback peers (passwords in the clear on the network)
+    allow_cleartext_passwords: bool = False
+    #: an upload of unknown size (no ALLO) spools beside its destination, at most this much
+    max_spool: int = 4 << 30
+    #: ... or, for storage without local paths, in memory, at most this much
+    max_spool_memory: int = 256 << 20
+
+    def effective_limits(self) -> Limits:
+        if self.limits is not None:
+            return self.limits
+        return Limits(max_sessions=self.max_sessions, idle_timeout=self.idle_timeout)
 
 
 class GridFTPServer:
@@ -87,6 +106,8 @@ class GridFTPServer:
             max_workers=max(16, config.max_sessions * 2), thread_name_prefix="gridftp"
         )
         self.sessions = 0
+        self.admission = Admission(config.effective_limits())
+        self.connections: dict[int, Connection] = {}
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
@@ -114,19 +135,24 @@ class GridFTPServer:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.sessions >= self.config.max_sessions:
-            writer.write(Reply.one(421, "Too many sessions; try again later.").encode())
-            with contextlib.suppress(OSError):
-                await writer.drain()
-            writer.close()
-            return
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        slot, evicted = self.admission.connect(peer[0], time.monotonic())
+        for old in evicted:
+            # the oldest connection that never logged in makes room; it cannot hold anyone out
+            conn = self.connections.get(old.id)
+            if conn is not None:
+                conn.evict()
         self.sessions += 1
+        connection = Connection(self, reader, writer, slot)
+        self.connections[slot.id] = connection
         try:
-            await Connection(self, reader, writer).run()
+            await connection.run()
         except Exception:  # noqa: BLE001 - one broken session must never stop the server
             log.exception("session ended with an internal error")
         finally:
             self.sessions -= 1
+            self.connections.pop(slot.id, None)
+            self.admission.release(slot)
             writer.close()
 
 
@@ -134,7 +160,11 @@ class Connection(DataTransfers):
     """One control connection: commands to the session, its actions carried out."""
 
     def __init__(
-        self, server: GridFTPServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        server: GridFTPServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        slot: Slot | None = None,
     ) -> None:
         self.server = server
         self.config = server.config
@@ -155,6 +185,12 @@ class Connection(DataTransfers):
         self.keep: list[socket.socket] = []
         self.closing = False
         self.aborted = False
+        self.peer_host = peer[0]
+        self.slot = slot or Slot(id=0, address=peer[0], connected_at=time.monotonic())
+        self.gsi = ControlFilter(self.config.gsi) if self.config.gsi is not None else None
+        self.delegated: Credential | None = None
+        self.idle = IdleClock(time.monotonic(), server.admission.limits.idle_timeout,
+                              server.admission.login_deadline(self.slot))
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -164,7 +200,8 @@ class Connection(DataTransfers):
     async def send(self, reply: Reply) -> None:
         if self.writer.is_closing():
             return
-        self.writer.write(reply.encode())
+        data = reply.encode()
+        self.writer.write(self.gsi.protect(data) if self.gsi is not None else data)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
 
@@ -174,32 +211,113 @@ class Connection(DataTransfers):
 
     # -- main loop -------------------------------------------------------------------
 
+    def evict(self) -> None:
+        """Drop this connection (it never logged in) to admit a newer one."""
+        self.closing = True
+        with contextlib.suppress(Exception):
+            self.writer.write(Reply.one(421, "Too many connections waiting to log in; closing the oldest.").encode())
+        self.writer.close()
+
     async def run(self) -> None:
         await self.send(self.session.greeting())
         try:
             while not self.closing:
-                timeout = None if self.transfer is not None else self.config.idle_timeout
+                now = time.monotonic()
+                reason = None if self.transfer is not None else self.idle.expired_reason(now)
+                if reason is not None:
+                    await self.send(Reply.one(421, reason))
+                    break
+                # only whole commands move the deadline: a trickled line cannot keep the slot
+                timeout = None if self.transfer is not None else max(0.0, self.idle.deadline() - now)
                 try:
                     data = await asyncio.wait_for(self.reader.read(65536), timeout)
                 except TimeoutError:
-                    await self.send(Reply.one(421, "Idle timeout; closing the session."))
-                    break
+                    continue
                 except ConnectionError:
                     break
-                if not data:
+                if not data or self.closing:
                     break
-                for event in self.commands.receive(data):
-                    for output in self.session.handle(event):
-                        await self.execute(output)
-                        if self.closing:
-                            break
-                    if self.closing:
-                        break
+                await self.on_control_data(data)
         finally:
             await self.abort_transfer()
             self.cache.drop()
             if self.listener is not None:
                 self.listener.close()
+
+    async def on_control_data(self, data: bytes) -> None:
+        items: list[Any] = self.gsi.receive(data) if self.gsi is not None else [data]
+        for item in items:
+            if self.closing:
+                return
+            if isinstance(item, GSIReply):
+                await self.send_clear(item.code, item.text)
+                continue
+            if isinstance(item, Authenticated):
+                await self.gsi_authenticated(item)
+                continue
+            for event in self.commands.receive(item):
+                self.idle.command(time.monotonic())
+                outputs = self.session.handle(event)
+                if self.session.state is State.READY and not self.slot.logged_in and not await self.admit():
+                    return  # an anonymous login beyond the session limit
+                for output in outputs:
+                    await self.execute(output)
+                    if self.closing:
+                        return
+
+    async def send_clear(self, code: int, text: str) -> None:
+        # AUTH/ADAT replies: before the context exists they cannot be wrapped
+        self.idle.command(time.monotonic())
+        self.writer.write(Reply.one(code, text).encode())
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+        if self.gsi is not None and self.gsi.security.broken:
+            self.closing = True
+
+    async def gsi_authenticated(self, event: Authenticated) -> None:
+        self.idle.command(time.monotonic())
+        self.session.gsi_authenticated(event.identity, delegated=event.delegated is not None)
+        self.delegated = event.delegated
+        log.info("GSI: %s authenticated from %s%s", event.identity, self.peer_host,
+                 "" if event.delegated else " (no delegation: DCAU N only)")
+        await self.send_clear(event.reply.code, event.reply.text)
+
+    async def admit(self) -> bool:
+        """Take a session slot for a successful login; refuse (and close) when they are all taken."""
+        refusal = self.server.admission.login(self.slot)
+        if refusal is not None:
+            await self.send(Reply.one(421, refusal))
+            self.closing = True
+            return False
+        self.idle.logged_in()
+        return True
+
+    async def check_login(self, user: str, password: str) -> bool:
+        gsi = self.gsi.security if self.gsi is not None else None
+        if gsi is not None and gsi.secured:
+            try:
+                account = gsi.account(user)
+            except TransferCoreError as exc:
+                await self.send(Reply.one(530, " ".join(str(exc).split())))
+                return False
+            log.info("GSI: %s logged in as %s", gsi.identity, account)
+            return True
+        if not self.config.allow_cleartext_passwords and not _loopback(self.peer_host):
+            log.warning("refused a cleartext password login from %s", self.peer_host)
+            await self.send(Reply.one(
+                530, "Passwords are refused over an unencrypted connection from another host; use "
+                "gsiftp:// (GSI), or the operator may pass --allow-cleartext-passwords."))
+            return False
+        admission = self.server.admission
+        wait = admission.check_wait(self.peer_host, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        ok = await self.io(self.server.users.check, user, password)
+        if ok:
+            admission.login_succeeded(self.peer_host)
+        else:
+            admission.login_failed(self.peer_host, time.monotonic())
+        return ok
 
     async def execute(self, output: Any) -> None:
         if isinstance(output, Reply):
@@ -209,7 +327,9 @@ class Connection(DataTransfers):
         elif isinstance(output, Abort):
             await self.abort_transfer(reply=True)
         elif isinstance(output, Authenticate):
-            ok = await self.io(self.server.users.check, output.user, output.password)
+            ok = await self.check_login(output.user, output.password)
+            if ok and not await self.admit():
+                return
             for out in self.session.login_done(ok, writable=True):
                 await self.execute(out)
         elif isinstance(output, OpenPassive):
@@ -286,6 +406,17 @@ class Connection(DataTransfers):
                 hasher.update(data)
                 pos += n
             return hasher.hexdigest()
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        addr = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool((mapped or addr).is_loopback)
 
 
 async def serve(

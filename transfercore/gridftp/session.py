@@ -23,6 +23,8 @@ from . import arguments as A
 from . import listing
 from .control import BadLine, Command, Reply
 from .errors import BadArgument
+from .gsi import dataprot
+from .gsi.dataprot import DataProtection
 from .hostport import HostPort, epsv_text, parse_eprt, parse_ftp_hostport, parse_spor, pasv_text
 from .paths import resolve
 
@@ -209,6 +211,9 @@ class Session:
         self.client_info = ""
         self.commands_seen = 0
         self.login_failures = 0
+        self.gsi_identity: str | None = None
+        self.protection = DataProtection()
+        self._can_dcau = False
 
     # -- entry points ------------------------------------------------------------
 
@@ -264,6 +269,12 @@ class Session:
             return [Reply.one(421, "Too many failed logins; closing."), Close()]
         return [Reply.one(530, "Login incorrect.")]
 
+    def gsi_authenticated(self, identity: str, *, delegated: bool) -> None:
+        """The control channel is GSI-secured for ``identity``; DCAU A is the default with a credential."""
+        self.gsi_identity = identity
+        self._can_dcau = delegated
+        self.protection = dataprot.for_gsi_session() if delegated else DataProtection()
+
     def passive_done(self, kind: str, addresses: tuple[HostPort, ...]) -> list[Output]:
         self.data = Passive()
         self.passive_kind = kind
@@ -307,12 +318,6 @@ class Session:
             self.rename_from = op.path
             return [Reply.one(350, "Ready for RNTO.")]
         return [Reply.one(502, f"{verb} is not implemented.")]
-
-    def cwd_done(self, path: str) -> None:
-        self.cwd = path
-
-    def rename_from_done(self, path: str) -> None:
-        self.rename_from = path
 
     def transfer_done(self, *, cached: bool = False) -> None:
         """A transfer ended (well or not): its one-shot settings are spent.
@@ -499,8 +504,16 @@ class Session:
         return [Reply.one(200, "SBUF Command Successful.")]
 
     def _cmd_DCAU(self, arg: str) -> list[Output]:
-        A.parse_dcau(arg)
-        return [Reply.one(200, "DCAU N.")]
+        self.protection, code, text = dataprot.apply_dcau(self.protection, arg, can_authenticate=self._can_dcau)
+        return [Reply.one(code, text)]
+
+    def _cmd_PROT(self, arg: str) -> list[Output]:
+        self.protection, code, text = dataprot.apply_prot(self.protection, arg)
+        return [Reply.one(code, text)]
+
+    def _cmd_PBSZ(self, arg: str) -> list[Output]:
+        self.protection, code, text = dataprot.apply_pbsz(self.protection, arg)
+        return [Reply.one(code, text)]
 
     def _cmd_SITE(self, arg: str) -> list[Output]:
         sub, rest = A.parse_site(arg)
@@ -693,6 +706,8 @@ def _table() -> dict[str, CommandSpec]:
         "TREV": (S._cmd_TREV, setting),
         "SBUF": (S._cmd_SBUF, setting),
         "DCAU": (S._cmd_DCAU, setting),
+        "PBSZ": (S._cmd_PBSZ, setting),
+        "PROT": (S._cmd_PROT, setting),
         "SITE": (S._cmd_SITE, setting),
         # data channel
         "PASV": (S._cmd_PASV, setting),

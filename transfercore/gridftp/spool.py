@@ -11,8 +11,14 @@ A :class:`Spool` opened in a spool directory is itself restartable storage:
 (``fdatasync``) and records their ranges in a side file (written atomically,
 fsynced, the directory too), so restart markers name only those ranges, and
 after a failure or a crash of the server a ``REST`` (without ``ALLO``)
-resumes into the same spool.  Without a directory the spool is nameless,
-vanishes with the process, and gives no markers.
+resumes into the same spool.  Without a directory the spool is anonymous
+memory, vanishes with the process, and gives no markers.
+
+The spool never lives outside the destination's storage unless the operator
+says so (``--spool-dir``): the server puts it in the destination's own
+directory under hidden partial names, or in memory for storage without local
+paths.  It is bounded (``limit``), so a client cannot fill a disk by never
+sending the end of an upload.
 """
 
 from __future__ import annotations
@@ -31,10 +37,22 @@ from ..ranges import ByteRange, RangeSet
 COPY_BLOCK = 4 * 1024 * 1024
 
 
+class SpoolFull(InvalidWrite):
+    """The upload is larger than the spool may hold."""
+
+
 class Spool:
     """A sparse file accepting positional writes from several threads."""
 
-    def __init__(self, directory: str | None = None, *, key: str | None = None, resume: RangeSet | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        key: str | None = None,
+        resume: RangeSet | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.limit = limit
         self._lock = threading.Lock()
         self._spans: list[ByteRange] = []
         self._record: Path | None = None
@@ -43,15 +61,20 @@ class Spool:
         if directory is None or key is None:
             if resume:
                 raise RestartRejected("no spool directory: an upload without ALLO cannot resume")
-            fd, path = tempfile.mkstemp(prefix=".tc-gridftp-spool-", dir=directory)
+            if directory is None:
+                # never the system's temporary directory: that is outside the served storage
+                self._fd = os.memfd_create("tc-gridftp-spool", os.MFD_CLOEXEC)
+                return
+            fd, path = tempfile.mkstemp(prefix=".tc-gridftp-spool-", suffix=".tcpart", dir=directory)
             os.unlink(path)  # nameless: it vanishes with the process, whatever happens
             self._fd = fd
             return
         base = Path(directory)
         base.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(key.encode()).hexdigest()[:32]
-        self._path = base / f"{name}.spool"
-        self._record = base / f"{name}.ranges"
+        # hidden partial names: listings leave them out, beside the destination or in --spool-dir
+        self._path = base / f".tc-spool-{name}.tcpart"
+        self._record = base / f".tc-spool-{name}.ranges.tcpart"
         if resume:
             held = self._load()
             if not held.contains(resume):
@@ -74,6 +97,11 @@ class Spool:
         if offset < 0:
             raise InvalidWrite(f"negative offset {offset}")
         view = memoryview(data)
+        if self.limit is not None and offset + len(view) > self.limit:
+            raise SpoolFull(
+                f"an upload of unknown size may spool at most {self.limit} bytes",
+                hint="send ALLO <size> before STOR so the data goes straight to storage",
+            )
         pos = 0
         while pos < len(view):
             try:

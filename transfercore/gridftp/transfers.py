@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import socket
 import threading
 import time
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..contract import Driver, Writer
-from ..errors import TransferAborted
+from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
 from . import listing
@@ -51,13 +52,15 @@ from .datachannel import (
 )
 from .download import plan_retrieve
 from .errors import DataTimeout, RemoteProtocolError, ReplyError
+from .gsi import Credential
+from .gsi.datasock import SecureDataSocket, secure_data_socket
 from .hostport import HostPort
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .replies import error_reply
 from .session import Active, Listing, Passive, Retrieve, Session, Store
-from .spool import Spool
+from .spool import Spool, SpoolFull
 from .upload import StorePlan, UploadTracker, check_complete, check_spooled, is_partial_name, plan_store
 
 if TYPE_CHECKING:
@@ -83,6 +86,10 @@ class DataTransfers:
     data_socks: list[socket.socket]
     cache: DataCache
     keep: list[socket.socket]
+    #: the credential the client delegated over GSI, for DCAU on data connections
+    delegated: Credential | None
+    #: The reorder window of the upload in progress, if it has one.
+    window: ReorderWindow | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -100,6 +107,8 @@ class DataTransfers:
         if task is not None:
             self.aborted = True
             self.stop.set()
+            if self.window is not None:
+                self.window.stop(TransferAborted("transfer aborted on request"))
             for sock in list(self.data_socks):
                 close_quietly(sock)
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -107,9 +116,19 @@ class DataTransfers:
         if reply:
             await self.send(Reply.one(226, "Abort successful."))
 
-    def _track(self, sock: socket.socket, buffer_size: int | None) -> socket.socket:
+    def _track(self, sock: socket.socket, buffer_size: int | None, *, initiator: bool = False) -> socket.socket:
         sock.settimeout(self.config.data_timeout)
         set_buffers(sock, buffer_size)
+        gsi = self.config.gsi
+        if gsi is not None and not isinstance(sock, SecureDataSocket):
+            # DCAU: authenticated on first use, in the transfer thread, bounded by the data timeout
+            try:
+                sock = secure_data_socket(  # type: ignore[assignment]
+                    sock, initiator=initiator, credential=self.delegated, trust=gsi.trust,
+                    protection=self.session.protection, own_identity=self.session.gsi_identity)
+            except TransferCoreError:
+                close_quietly(sock)
+                raise
         self.data_socks.append(sock)
         if self.stop.is_set():
             close_quietly(sock)
@@ -132,7 +151,7 @@ class DataTransfers:
                 raise ReplyError(
                     425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
                 ) from None
-            return self._track(sock, buffer_size)
+            return self._track(sock, buffer_size, initiator=True)
 
         targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
         return list(await asyncio.gather(*(one(hp) for hp in targets)))
@@ -146,7 +165,9 @@ class DataTransfers:
         else:
             self.cache.drop()
         if isinstance(data, Active):
-            return await self.connect_many(data.addresses, count, buffer_size)
+            return await self.connect_many(
+                data.addresses, min(count, self.config.max_data_connections), buffer_size
+            )
         return [await self.accept_one(buffer_size)]
 
     # -- transfers --------------------------------------------------------------------------
@@ -191,7 +212,7 @@ class DataTransfers:
             self.driver.capabilities(),
             self.dpath(act.path),
             window=self.config.reorder_window,
-            durable_spool=self.config.spool_dir is not None,
+            durable_spool=self.config.spool_dir is not None or self._has_local_path(act.path),
         )
         if plan.size is None:
             await self.store_spooled(act, plan)
@@ -247,6 +268,7 @@ class DataTransfers:
                 window = ReorderWindow(
                     expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
                 )
+                self.window = window  # for an ABOR to wake connections waiting at it
                 deliver = window.put
             else:
                 slots = threading.BoundedSemaphore(plan.writers)
@@ -255,7 +277,10 @@ class DataTransfers:
                     with slots:
                         writer.write(offset, data)
 
-            tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            try:
+                tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            finally:
+                self.window = None
             received = expected - window.missing() if window is not None else tracker.received()
         if self.stop.is_set():
             raise TransferAborted("transfer aborted on request")
@@ -268,10 +293,30 @@ class DataTransfers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _has_local_path(self, path: str) -> bool:
+        try:
+            return self.driver.local_path(self.dpath(path)) is not None
+        except TransferCoreError:
+            return False
+
+    @staticmethod
+    async def _spool_bounded(receiving: Any) -> None:
+        try:
+            await receiving
+        except SpoolFull as exc:
+            raise ReplyError(552, str(exc)) from None
+
     async def store_spooled(self, act: Store, plan: StorePlan) -> None:
         key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
+        # a refusal comes before any data is accepted: a probe writer checks name and permission
+        probe: Writer = await self.io(self.driver.open_write, plan.path, 0, None)
+        await self.io(probe.abort)
+        # the spool stays in the destination's storage: beside it, or in memory (or where the operator says)
+        local = await self.io(self.driver.local_path, plan.path)
+        directory = self.config.spool_dir or (os.path.dirname(local) if local is not None else None)
+        limit = self.config.max_spool if directory is not None else self.config.max_spool_memory
         spool = await self.io(
-            functools.partial(Spool, self.config.spool_dir, key=key, resume=plan.restart)
+            functools.partial(Spool, directory, key=key if directory else None, resume=plan.restart, limit=limit)
         )
         markers = RestartMarkers(spool.resumed)
         lock = asyncio.Lock()
@@ -287,25 +332,32 @@ class DataTransfers:
                     )
                 else:
                     marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-                await self.receive_mode_e(act, plan, spool.write, progress, None)
+                await self._spool_bounded(self.receive_mode_e(act, plan, spool.write, progress, None))
             else:
                 self.cache.drop()
                 sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
                     await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
                 )[0]
                 start = act.shift + spool.resumed.prefix_end()
-                await self.io(receive_stream, sock, spool, start, progress, self.stop)
+                await self._spool_bounded(self.io(receive_stream, sock, spool, start, progress, self.stop))
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
             await self._stop_task(marker_task)
             size = check_spooled(spool.received())
-            writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
+            writer: Writer = await self.io(self.driver.open_write, plan.target, size, None)
             try:
                 await self.io(spool.copy_into, writer, self.stop)
                 await self.io(writer.complete)
+                if plan.renames:
+                    await self.io(self.driver.rename, plan.target, plan.path)
             except BaseException:
+                # The spool holds the upload for a restart; the copy goes.
                 with contextlib.suppress(Exception):
                     await self.io(writer.abort)
+                if plan.renames:
+                    with contextlib.suppress(Exception):
+                        await self.io(self.driver.discard_partial, plan.target)
+                        await self.io(self.driver.remove, plan.target)
                 raise
             stored = True
             spool.discard()

@@ -89,7 +89,7 @@ def plan_store(
     piece = max(caps.min_block_size, min(MAX_PIECE, caps.preferred_block_size))
     return StorePlan(
         path=path,
-        target=path if caps.atomic_publish or act.alloc is None else partial_name(path),
+        target=path if caps.atomic_publish else partial_name(path),
         size=act.alloc,
         restart=restart,
         ordered=caps.ordered_writes and act.alloc is not None,

@@ -50,7 +50,8 @@ def start_server(tmp_path: Path, emu_root: Path) -> Iterator[Callable[..., Serve
 
     def start(driver: str = "hpss:///?block=64KiB&segment=64KiB", *extra: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HPSS_EMU_")} | {
-            "HPSS_EMU_ROOT": str(emu_root)
+            "HPSS_EMU_ROOT": str(emu_root),
+            "XDG_STATE_HOME": str(tmp_path / "state"),  # the spool of uploads without ALLO
         }
         port_file = tmp_path / f"port{len(procs)}"
         proc = subprocess.Popen(
@@ -228,6 +229,11 @@ def test_aborted_upload_leaves_nothing_under_the_final_name_and_resumes(server: 
         final, _ = _final(ftp)
         assert final.startswith("226"), final
         assert (emu_root / "cut.bin").read_bytes() == payload
+        assert [p.name for p in emu_root.iterdir() if not p.name.startswith(".hpss")] == ["cut.bin"]
+        # A new upload of the same name (no ALLO: spooled, then stored) replaces it whole.
+        ftp.sendcmd("MODE S")
+        ftp.storbinary("STOR /cut.bin", io.BytesIO(payload[:1234]))
+        assert (emu_root / "cut.bin").read_bytes() == payload[:1234]
         assert [p.name for p in emu_root.iterdir() if not p.name.startswith(".hpss")] == ["cut.bin"]
     finally:
         ftp.close()

@@ -226,6 +226,7 @@ class PosixDriver(Driver):
         fd, why = self._open_partial(directory, name, record)
         if fd is None:
             raise RestartRejected(f"cannot resume {path}: {why}")
+        self._remove_temp_records(directory, name)
         stored = True
         try:
             direct = self._open_direct(os.path.join(directory, names.partial_name(name, record.token)), fd)
@@ -249,6 +250,21 @@ class PosixDriver(Driver):
             serial_pwrite=not self.settings["parallel_pwrite"], direct=direct,
             drop_read_back=not self.settings["keep_cache"],
         )
+
+    @staticmethod
+    def _remove_temp_records(directory: str, name: str) -> None:
+        # A writer killed between writing its new record and renaming it into
+        # place (another process, or another host's worker) leaves the
+        # temporary record behind; whoever resumes the object clears it.
+        temp = names.hidden_prefix(name) + names.SIDECAR_SUFFIX[1:]
+        try:
+            entries = [e for e in os.listdir(directory) if e.startswith(temp)]
+        except OSError:
+            return
+        pattern = names.leftover_pattern(name)
+        for entry in entries:
+            if pattern.fullmatch(entry):
+                remove_quietly(os.path.join(directory, entry))
 
     def _open_direct(self, partial: str, fd: int) -> DirectFile | None:
         mode = self.settings["direct"]
@@ -430,11 +446,16 @@ class PosixDriver(Driver):
         # The record goes first: a crash in between leaves partial files with no
         # record, which nothing trusts, rather than a record naming a lost file.
         removed = sidecar.remove(directory, name)
-        pattern = names.partial_pattern(name)
+        prefix = names.hidden_prefix(name)
         try:
-            entries = [e for e in os.listdir(directory) if pattern.fullmatch(e)]
+            # A cheap prefix test first: compiling the pattern costs more than
+            # the listing, and most objects have no leftovers at all.
+            entries = [e for e in os.listdir(directory) if e.startswith(prefix)]
         except OSError as exc:
             raise from_oserror(exc, f"cannot list {directory}") from exc
+        if entries:
+            pattern = names.leftover_pattern(name)
+            entries = [e for e in entries if pattern.fullmatch(e)]
         for entry in entries:
             removed = remove_quietly(os.path.join(directory, entry)) or removed
         if removed and sync:

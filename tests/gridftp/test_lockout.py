@@ -1,0 +1,140 @@
+"""One client cannot lock others out of ``transfercore serve``, nor spool uploads outside the root."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Client
+
+
+def test_slowloris_and_idle_crowd_do_not_stop_a_real_client(serve, root, tmp_path: Path) -> None:
+    srv = serve("--root", str(root), "--anonymous-write", "--login-timeout", "3")
+    stop = threading.Event()
+    slow = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(64)]
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(200)]
+
+    def trickle() -> None:
+        # a command line never finished, one byte at a time: it must not reset any timer
+        while not stop.wait(0.2):
+            for s in slow:
+                try:
+                    s.send(b"U")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        c = Client(srv.port)
+        c.login()
+        host, port = c.pasv()
+        c.raw(b"STOR /legit.bin\r\n")
+        with socket.create_connection((host, port), timeout=10) as d:
+            d.sendall(b"real data " * 1000)
+        assert [code for code, _ in c.until_final()] == [150, 226]
+        elapsed = time.monotonic() - started
+        assert elapsed < 3, f"the legitimate client needed {elapsed:.1f} s"
+        assert (root / "legit.bin").read_bytes() == b"real data " * 1000
+        # the trickling connections are closed by the login deadline, trickle or not
+        slow[0].settimeout(6)
+        data = b""
+        while b"\n" not in data.split(b"\r\n", 1)[-1] and b"421" not in data:
+            chunk = slow[0].recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert b"421 Login timeout" in data or b"421 Too many connections" in data, data
+    finally:
+        stop.set()
+        t.join(5)
+        for s in slow + idle:
+            s.close()
+
+
+def _spool_fds(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if "tc-gridftp-spool" in target or "tc-spool-" in target:
+            out.append(target)
+    return out
+
+
+def test_refused_stor_stores_nothing_anywhere(serve, root, tmp_path: Path) -> None:
+    tmp = tmp_path / "systemtmp"
+    tmp.mkdir()
+    os.environ["TMPDIR"] = str(tmp)
+    try:
+        srv = serve("--root", str(root), "--anonymous-write")
+    finally:
+        del os.environ["TMPDIR"]
+    c = Client(srv.port)
+    c.login()
+    host, port = c.pasv()
+    code, text = c.cmd("STOR /no/such/dir/file.bin")
+    assert code == 550, text  # refused before the data connection is used
+    # the data connection is refused or dropped: no byte of the upload is taken in
+    with pytest.raises(OSError):
+        with socket.create_connection((host, port), timeout=10) as d:
+            for _ in range(100):
+                d.sendall(b"x" * 65536)
+                time.sleep(0.01)
+    assert list(tmp.iterdir()) == []
+    assert sorted(p.name for p in root.rglob("*")) == []
+
+
+def test_stor_without_allo_spools_inside_the_root_and_bounded(serve, root, tmp_path: Path) -> None:
+    srv = serve("--root", str(root), "--anonymous-write", "--max-spool", "1M")
+    (root / "sub").mkdir()
+    c = Client(srv.port)
+    c.login()
+    host, port = c.pasv()
+    c.raw(b"STOR /sub/big.bin\r\n")
+    assert c.reply()[0] == 150
+    with socket.create_connection((host, port), timeout=10) as d:
+        d.sendall(b"y" * 500_000)
+        for _ in range(100):
+            fds = _spool_fds(srv.proc.pid)
+            if fds:
+                break
+            time.sleep(0.02)
+        assert fds and all(f.startswith(str(root / "sub") + "/") for f in fds), fds
+        try:
+            d.sendall(b"y" * 1_000_000)  # past the 1 MiB bound
+        except OSError:
+            pass
+    code, text = c.reply()
+    assert code == 552 and "at most 1048576 bytes" in text, text
+    assert not (root / "sub" / "big.bin").exists()
+    assert _spool_fds(srv.proc.pid) == []
+
+
+def test_wrong_passwords_are_slowed_per_address(serve, root, tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    subprocess.run([sys.executable, "-m", "transfercore", "serve", "--users", str(users), "--add-user", "alice"],
+                   input="right\n", text=True, check=True, capture_output=True)
+    srv = serve("--root", str(root), "--users", str(users), "--failed-login-delay", "0.1")
+    started = time.monotonic()
+    for _ in range(5):  # a new connection for each guess: the per-session limit does not help
+        c = Client(srv.port)
+        assert c.cmd("USER alice")[0] == 331
+        assert c.cmd("PASS wrong")[0] == 530
+        c.close()
+    # 0 + 0.1 + 0.2 + 0.4 + 0.8 s of enforced waiting, however many connections carry the guesses
+    assert time.monotonic() - started > 1.5
+    # the right password still gets in (after its turn)
+    c = Client(srv.port)
+    c.login("alice", "right")

@@ -1,0 +1,34 @@
+"""GSI (Grid Security Infrastructure) for the GridFTP server, sans I/O.
+
+* :mod:`.context` - the GSS security context over TLS memory BIOs, delegation included;
+* :mod:`.control` - ``AUTH GSSAPI``/``ADAT``/``MIC``/``ENC`` on the control channel;
+* :mod:`.datasock` - the thin blocking shell that authenticates and protects data sockets;
+* :mod:`.tokens` - base64 framing of tokens in commands and replies;
+* :mod:`.trust` - the Globus CA directory, signing policies, CRLs;
+* :mod:`.proxy` - RFC 3820 proxies, identities, delegation messages;
+* :mod:`.gridmap` - the grid-mapfile;
+* :mod:`.dataprot` - ``DCAU``, ``PROT``, ``PBSZ``;
+* :mod:`.credentials` - the host credential and the Globus default locations.
+"""
+
+from .context import SecurityContext, make_ssl_context
+from .control import ControlSecurity
+from .credentials import GSIConfig, GSIPaths
+from .dataprot import DataProtection, Dcau, Prot
+from .errors import (
+    AuthenticationFailed,
+    CredentialExpired,
+    GSIConfigError,
+    GSIError,
+    NotAuthorized,
+    ProtectionError,
+)
+from .gridmap import GridMap
+from .proxy import Credential
+from .trust import TrustStore
+
+__all__ = [
+    "AuthenticationFailed", "ControlSecurity", "Credential", "CredentialExpired", "DataProtection", "Dcau",
+    "GSIConfig", "GSIConfigError", "GSIError", "GSIPaths", "GridMap", "NotAuthorized", "Prot",
+    "ProtectionError", "SecurityContext", "TrustStore", "make_ssl_context",
+]
