@@ -50,7 +50,7 @@ from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
 from .direct import DirectFile
-from .fsutil import drop_cached, fsync_dir, preadv_exact, pwrite_all
+from .fsutil import drop_cached, fsync_dir, preadv_exact, pwrite_all, syncfs
 from .intervals import Intervals
 from .sidecar import SidecarRecord
 
@@ -295,18 +295,20 @@ class PosixWriter(Writer):
                     hint="write the missing ranges, then complete again",
                 )
 
-    def sync_for_batch(self) -> None:
+    def sync_for_batch(self, *, sync: bool = True) -> None:
         """Batch step 1 (see ``PosixDriver.complete_batch``): every byte and the
         metadata on media; the whole object becomes readable by :meth:`read_durable`.
         No resume record is stored: an object synced for a batch is published
-        in the same call or aborted."""
+        in the same call or aborted.  With ``sync=False`` the caller makes it
+        durable with one :meth:`syncfs` for the whole batch before any read-back."""
         with self._sync_lock:
             self._close_for_publish()
             try:
                 if os.fstat(self._fd).st_size != self._size:
                     os.ftruncate(self._fd, self._size)
                 self._apply_metadata()
-                os.fsync(self._fd)
+                if sync:
+                    os.fsync(self._fd)
             except OSError as exc:
                 with self._lock:
                     self._state = _OPEN
@@ -314,6 +316,13 @@ class PosixWriter(Writer):
             with self._lock:
                 self._state = _OPEN
                 self._marker = RangeSet.of((0, self._size)) if self._size else RangeSet()
+
+    @property
+    def device(self) -> int:
+        return os.fstat(self._fd).st_dev
+
+    def syncfs(self) -> None:
+        syncfs(self._fd, f"cannot sync the file system of {self._display}; the batch is not published")
 
     def publish_from_batch(self) -> bool:
         """Batch step 2: rename to the final name (the caller syncs the directory).
