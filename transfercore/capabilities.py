@@ -55,7 +55,9 @@ class Capabilities:
     #: True when ``Driver.simulate_crash()`` can drop non-durable state in process.
     crash_simulation: bool = False
     #: True when ``Writer.read_durable()`` reads durable bytes back before the
-    #: object is published (verification then overlaps the transfer).
+    #: object is published: the engine then verifies in step with the transfer
+    #: and never publishes an object that fails verification.  Without it the
+    #: object is verified only after it is published.
     read_back: bool = False
     #: True when the driver supports namespace operations (list, mkdir, rename, remove).
     namespace: bool = True
@@ -68,6 +70,11 @@ class Capabilities:
             )
         if self.ordered_writes and self.max_writers != 1:
             raise CapabilityError("a driver that needs ordered writes must declare max_writers=1")
+        if self.read_back and self.restart is RestartModel.NONE:
+            raise CapabilityError(
+                "a driver with restart model none cannot declare read_back: read_durable() reads only "
+                "inside the latest marker, and such a driver has none"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for ``transfercore drivers --json``."""

@@ -26,7 +26,7 @@ the caller starts again from zero rather than leaving a gap.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -52,6 +52,10 @@ class ObjectInfo:
     #: when size and modification time were put back (POSIX: the inode change
     #: time, which no caller can set).  Empty when the storage has none.
     version: str = ""
+    #: The target of a symbolic link, as stored (never followed); ``None`` for anything else.
+    link: str | None = None
+    #: True for a device, FIFO or socket: nothing a copy can move.
+    special: bool = False
 
     @property
     def name(self) -> str:
@@ -162,7 +166,17 @@ class Writer(abc.ABC):
         Optional; drivers that implement it declare ``read_back`` in their
         capabilities.  The engine then verifies the object while later bytes
         are still being written, and a mismatch is found before the object is
-        published.
+        published.  A destination without it is verified only after
+        :meth:`complete` gave the object its final name (a mismatch then
+        removes it): ``read_back`` is how a driver avoids that.  It may be
+        called from one thread while others write and :meth:`durable` runs.
+
+        A span outside the object raises
+        :class:`~transfercore.errors.InvalidRead`; one inside the object but
+        not inside the latest marker (bytes never written, or written and not
+        yet durable) raises :class:`~transfercore.errors.InvalidWrite`; after
+        :meth:`complete`, :meth:`abort` or :meth:`close`,
+        :class:`~transfercore.errors.WriterClosed`.
 
         "Stored" means what the storage returns to any reader of the object
         from then on, not a copy kept from the write.  A driver whose storage
@@ -171,6 +185,16 @@ class Writer(abc.ABC):
         pass over the device.
         """
         raise CapabilityError("this writer cannot read back durable bytes")
+
+    def set_metadata(self, *, mode: int | None = None, mtime_ns: int | None = None) -> bool:
+        """Ask for the object to be published with these permission bits and
+        modification time (as ``cp -p`` keeps them).
+
+        Optional: returns False when the driver cannot keep them, and the
+        object is published with the storage's own.  A driver that can applies
+        them before its last durable point, so they survive with the bytes.
+        """
+        return False
 
     @abc.abstractmethod
     def complete(self) -> None:
@@ -283,6 +307,50 @@ class Driver(abc.ABC):
     def open_read(self, path: str) -> Reader:
         """Open the complete object at ``path`` for reading."""
 
+    def open_new(self, path: str, size: int) -> Writer:
+        """Open ``path`` for a fresh write the caller knows has no partial state
+        (it never started one there).  A driver may then skip looking for stale
+        partial state; the default is ``open_write(path, size)``."""
+        return self.open_write(path, size)
+
+    def complete_batch(
+        self, writers: Sequence[Writer], verify: Callable[[Writer], None] | None = None
+    ) -> list[BaseException | None]:
+        """Publish many fully written objects, each durable under its final name
+        on return, with one durable point for all of them where the driver can.
+
+        For every writer in turn: its bytes are made durable, then
+        ``verify(writer)`` is called (it may read the whole object with
+        :meth:`Writer.read_durable`; raising refuses publication), then the
+        object is published.  Returns one entry per writer: ``None`` when it
+        was published and is durable, else the error, and that writer was
+        aborted, never published.  A failure of one object does not stop the
+        others.
+
+        The default is one durable point per object (``durable()``, verify,
+        ``complete()``).  A driver may instead sync all the objects together,
+        verify them, publish them all, and make the names durable once (the
+        POSIX driver: concurrent syncs, the renames, one sync per directory);
+        the contract is the same: nothing is published unverified or before
+        its bytes are durable, and nothing this returns as published is lost.
+        """
+        results: list[BaseException | None] = []
+        for writer in writers:
+            try:
+                if verify is not None:
+                    writer.durable()
+                    verify(writer)
+                writer.complete()
+            except Exception as exc:  # noqa: BLE001 - reported per object
+                try:
+                    writer.abort()
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
     def partial(self, path: str) -> RangeSet:
         """The durable marker of an unfinished write of ``path`` as the storage
         records it (empty when there is none).  Services use it to answer a
@@ -314,6 +382,26 @@ class Driver(abc.ABC):
 
     def list(self, path: str) -> Iterator[ObjectInfo]:
         raise CapabilityError(f"driver {self.name!r} cannot list directories")
+
+    def scan(self, path: str) -> Iterator[ObjectInfo]:
+        """List a directory for a tree copy: symbolic links reported as links
+        (``ObjectInfo.link``), never followed; devices, FIFOs and sockets
+        reported with ``special``.  The default is :meth:`list`, for drivers
+        whose namespace has neither."""
+        return self.list(path)
+
+    def lstat(self, path: str) -> ObjectInfo:
+        """Like :meth:`stat` but a symbolic link is reported, not followed."""
+        return self.stat(path)
+
+    def symlink(self, path: str, target: str, *, mtime_ns: int | None = None) -> None:
+        """Create (or replace) the symbolic link ``path`` pointing to ``target``,
+        durably, with the modification time ``mtime_ns`` where the storage keeps one."""
+        raise CapabilityError(f"driver {self.name!r} cannot create symbolic links")
+
+    def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
+        """Set the permission bits and modification time of a directory or object."""
+        raise CapabilityError(f"driver {self.name!r} cannot set permissions or modification times")
 
     def mkdir(self, path: str) -> None:
         raise CapabilityError(f"driver {self.name!r} cannot create directories")

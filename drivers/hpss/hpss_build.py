@@ -70,6 +70,12 @@ int hpss_Rename(const char *Old, const char *New);
 int hpss_Mkdir(const char *Path, mode_t Mode);
 int hpss_Rmdir(const char *Path);
 
+/* Serial reads on a descriptor of their own (the read-back beside PIO). */
+#define SEEK_SET ...
+#define HPSS_SET_OFFSET_FORWARD ...
+int hpss_SetFileOffset(int Fildes, u_signed64 OffsetIn, int SeekFlag, int Direction, u_signed64 *OffsetOut);
+ssize_t hpss_Read(int Fildes, void *Buf, size_t Nbyte);
+
 #define HPSS_MAX_FILE_NAME ...
 typedef struct { unsigned32 d_namelen; char d_name[]; ...; } hpss_dirent_t;
 int hpss_Opendir(const char *DirName);
@@ -127,6 +133,7 @@ SHIMS = r"""
 #include <hpss_api.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 typedef __typeof__(((hpss_stat_t *)0)->st_ino) tc_ino_t;
 typedef __typeof__(((hpss_stat_t *)0)->hpss_st_mtime) tc_time_t;

@@ -117,13 +117,18 @@ def test_mock_to_mock_between_stores(journal):
 
 
 @pytest.mark.parametrize("alg", ["md5", "adler32", "crc32c", "sha256"])
-def test_every_checksum_algorithm_verifies(journal, src_file, alg):
+@pytest.mark.parametrize("read_back", [True, False])
+def test_every_checksum_algorithm_verifies(journal, src_file, alg, read_back):
     src = src_file(200_000)
-    result, rec = run(src, "mock://s/o", journal, attrs.evolve(SMALL, checksum=alg))
+    dst = f"mock://s/o?read_back={str(read_back).lower()}"
+    result, rec = run(src, dst, journal, attrs.evolve(SMALL, checksum=alg))
     from transfercore.checksums import digest_bytes
 
     assert result.checksum == digest_bytes(alg, open(src, "rb").read())
-    assert rec.of("verify")[0].method == "storage"  # the mock computes its own
+    # A destination that reads back is verified before publishing, even where the storage
+    # computes the algorithm (its checksum is of the published object); one that cannot
+    # is asked for its own checksum after publishing.
+    assert rec.of("verify")[0].method == ("read-back" if read_back else "storage")
 
 
 def test_checksum_none_skips_verification(journal, src_file):
@@ -249,16 +254,24 @@ def test_power_loss_between_runs(journal, src_file, corrupt):
     assert result.bytes_sent == 1_500_000 - before.total()
 
 
-def test_power_loss_with_a_lying_driver_is_caught_by_the_checksum(journal, src_file):
+@pytest.mark.parametrize("read_back", [True, False])
+def test_power_loss_with_a_lying_driver_is_caught_by_the_checksum(journal, src_file, read_back):
     src = src_file(MiB)
-    dst = "mock://s/o?lie=early-marker&corrupt=true"
+    dst = f"mock://s/o?lie=early-marker&corrupt=true&read_back={str(read_back).lower()}"
     run_failing(src, f"{dst}&fail_after=600000", journal, exc=StorageError)
     crash(dst)
     err, rec = run_failing(src, dst, journal, exc=ChecksumMismatch)
-    # The mock cannot read back before publishing: the wrong object is removed, and the message says so.
-    assert "so it was removed" in str(err)
+    driver = open_location("mock://s/o").driver
+    if read_back:
+        # Read back before publishing: the wrong object never gets its name, the partial is kept.
+        assert "nothing was published; the partial object was kept for inspection" in str(err)
+        assert driver.partial("/o")
+    else:
+        # A driver that cannot read back is verified once published: the wrong object is
+        # removed, and the message says so.
+        assert "so it was removed" in str(err)
     with pytest.raises(NotFound):
-        open_location("mock://s/o").driver.stat("/o")
+        driver.stat("/o")
     entry = journal.find(f"posix://{src}", "mock://s/o")
     assert entry.state is State.MISMATCH
     assert not rec.of("error")[0].resumable

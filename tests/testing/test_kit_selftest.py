@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from transfercore.testing.catalog import by_name
 from transfercore.testing.clause import Outcome
 from transfercore.testing.runner import format_report, run_kit
 from transfercore.testing.subject import KitOptions
@@ -126,3 +127,16 @@ def test_a_machine_without_fuse_is_not_run_never_failed_or_passed(tmp_path, monk
     assert "install FUSE 3 and mfusepy" in result.verdict.evidence and "--no-power-loss" in result.verdict.evidence
     assert report.ok and report.not_run() == ["durable-power-loss"]
     assert "NOT RUN  durable-power-loss" in format_report(report)
+
+
+def test_read_back_clause_reads_what_is_stored_and_explains_a_driver_without_it():
+    # early-marker leaves the marked bytes out of the store: a read-back of what is
+    # stored returns other bytes, where a copy kept from the write would have matched.
+    report = run_kit("mock://selftest-readback/scratch?lie=early-marker", clauses=[by_name("read-back")])
+    (result,) = report.results
+    assert result.outcome is Outcome.FAIL and "returned other bytes than were written" in result.verdict.evidence
+    honest = run_kit("mock://selftest-readback-honest/scratch", clauses=[by_name("read-back")])
+    assert honest.results[0].outcome is Outcome.PASS, format_report(honest)
+    without = run_kit("mock://selftest-readback-off/scratch?read_back=false", clauses=[by_name("read-back")])
+    assert without.results[0].outcome is Outcome.NOT_APPLICABLE and without.ok
+    assert "verify its objects only after publishing" in without.results[0].verdict.evidence

@@ -58,6 +58,9 @@ def register(subparsers: Any) -> None:
         "--force", action="store_true", help="copy again even when a finished copy's destination still matches"
     )
     parser.add_argument("--journal", metavar="PATH", help="journal file (default: $XDG_STATE_HOME/transfercore)")
+    from . import tree_cmd
+
+    tree_cmd.add_arguments(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     output.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
@@ -134,6 +137,13 @@ def _warn_recovered(journal: Journal) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "recursive", False) or getattr(args, "files_from", None):
+        from . import tree_cmd
+
+        return tree_cmd.run(args)
+    if getattr(args, "scheduler", None):
+        raise OptionError("--scheduler needs -r", hint="a single file is copied by this process; "
+                          "run the file's tree with -r SRC_DIR DST_DIR to use a Dask cluster")
     options = build_options(args)
     with Journal(args.journal) as journal:
         _warn_recovered(journal)

@@ -123,13 +123,20 @@ def run(args: argparse.Namespace) -> int:
         if (wanted is None or state in wanted)
         and (not args.match or args.match in e.source or args.match in e.destination)
     ]
+    from .tree_status import campaign_docs, campaign_lines
+
+    campaigns = campaign_docs(path, args.match) if (args.journal or path.exists()) else []
     if args.json:
-        doc = [e.to_dict() | {"state": state.value, "recorded_state": e.state.value} for e, state in shown]
+        doc: Any = [e.to_dict() | {"state": state.value, "recorded_state": e.state.value} for e, state in shown]
+        if campaigns:
+            doc = {"transfers": doc, "campaigns": campaigns}
         print(json.dumps(doc, indent=2, sort_keys=True))
         return int(ExitCode.OK)
-    if not shown:
+    if not shown and not campaigns:
         print("no transfers recorded" if wanted is None and not args.match else "no transfers match")
         return int(ExitCode.OK)
     for entry, state in shown:
         sys.stdout.write("\n".join(_line(entry, state)) + "\n")
+    for lines in campaign_lines(campaigns):
+        sys.stdout.write("\n".join(lines) + "\n")
     return int(ExitCode.OK)

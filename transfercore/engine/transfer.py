@@ -6,10 +6,11 @@ policy's schedule, emits events, and verifies the whole object.  Only
 markers the destination returned from ``Writer.durable()`` reach the journal.
 
 Verification reads the destination back.  When its writer can read back its
-durable bytes (``Writer.read_durable``), that happens in a background thread
-in step with the markers (see :mod:`.verify`), and a mismatch is found before
-the object is published; otherwise the published object is read back at the
-end.
+durable bytes (``Writer.read_durable``, declared as ``read_back``), that
+happens in a background thread in step with the markers (see :mod:`.verify`),
+and a mismatch is found before the object is published.  Only a destination
+that cannot read back is verified after publishing (through the storage's own
+checksum or by reading the published object), and a mismatch then removes it.
 """
 
 from __future__ import annotations
@@ -288,7 +289,10 @@ class _Run:
                 # during the copy means the object mixes two versions.
                 self._check_source_unchanged(info, identity, reader)
                 self._publish()
-                if self.verifier is None:
+                if self.verifier is None and hasher is not None:
+                    # Only a destination that cannot read back before publishing
+                    # gets here (see _start_verifier): it is verified once named.
+                    assert not caps_dst.read_back
                     checksum = self._verify(hasher, block_size, caps_dst.checksums, caps_dst.ordered_writes)
             except BaseException as exc:
                 self._fail(exc)
@@ -459,12 +463,11 @@ class _Run:
     def _start_verifier(self, hasher: Hasher | None, block_size: int, caps) -> DurableVerifier | None:  # type: ignore[no-untyped-def]
         """A background read-back of the durable prefix, when the destination allows one."""
         assert self.writer is not None
-        if (
-            hasher is None
-            or hasher.algorithm in caps.checksums  # the storage computes it: nothing to read back
-            or caps.restart is RestartModel.NONE  # no markers, so nothing is durable before the end
-            or not caps.read_back
-        ):
+        # A destination that can read back is always verified this way, even
+        # when the storage computes the algorithm itself: its checksum is of
+        # a complete object, which exists only once published.  Capabilities
+        # refuse read_back without markers, so the read-back has bytes to read.
+        if hasher is None or not caps.read_back:
             return None
         verifier = DurableVerifier(self.writer.read_durable, self.size, hasher.algorithm, block_size, wake=self.t._wake)
         verifier.advance(self.resumed.prefix_end())
@@ -616,6 +619,7 @@ class _Run:
             if self.t._cancel.is_set():
                 raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
         dest_sum = verifier.finish()
+        self.t._emit(VerifyProgress(verifier.verified, self.size, time.monotonic() - began))
         self._compare(hasher.algorithm, source_sum, dest_sum)
         return source_sum
 
@@ -630,11 +634,13 @@ class _Run:
     def _compare(self, algorithm: str, source_sum: str, dest_sum: str) -> None:
         if dest_sum.lower() == source_sum:
             return
-        if not self.published:
+        if not self.published and self.dst.driver.capabilities().atomic_publish:
             hint = (
                 "nothing was published; the partial object was kept for inspection, and running the same "
                 "command again sends the object in full"
             )
+        elif not self.published:
+            hint = self._remove_in_place_partial()
         else:
             # Only drivers that cannot read back before publishing get here.
             try:
@@ -650,6 +656,25 @@ class _Run:
                     "same command again sends the object in full"
                 )
         raise ChecksumMismatch(algorithm.upper(), source_sum, dest_sum.lower(), hint=hint)
+
+    def _remove_in_place_partial(self) -> str:
+        """A destination without atomic publish writes under the final name: a
+        partial that failed verification must not stay there looking complete."""
+        assert self.writer is not None
+        try:
+            self.writer.abort()
+            self.dst.driver.discard_partial(self.dst.path)
+            self.dst.driver.remove(self.dst.path)
+        except TransferCoreError as exc:
+            return (
+                "verification failed before completing the object, but this destination writes under the "
+                f"final name and the partial object could not be removed ({exc}): it is WRONG; remove it, "
+                "then run the same command again to send it in full"
+            )
+        return (
+            "nothing was published; this destination writes under the final name, so the partial object "
+            "was removed, and running the same command again sends the object in full"
+        )
 
     def _verify(self, hasher: Hasher | None, block_size: int, storage_sums: frozenset[str], ordered: bool) -> str | None:
         if hasher is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import basics, crash, markers, publish, reads, syscalls
+from .checks import basics, batch, crash, markers, publish, readback, reads, syscalls
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
@@ -11,7 +11,9 @@ CLAUSES: tuple[Clause, ...] = (
     *crash.CLAUSES,
     *syscalls.CLAUSES,
     *publish.CLAUSES,
+    *batch.CLAUSES,
     *reads.CLAUSES,
+    *readback.CLAUSES,
     *basics.CLAUSES[1:],
 )
 

@@ -183,3 +183,26 @@ def test_injected_pio_fault_then_the_same_command_resumes(
     assert resumed["bytes"] == durable
     assert event(again, "done")["bytes_sent"] == SIZE - durable
     assert (emu_root / "f.bin").read_bytes() == data
+
+
+def test_a_damaged_segment_is_never_left_under_the_final_name(
+    tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mover that damages one byte: the read-back before completion finds it, exit 3,
+    and the unfinished file HPSS wrote in place is removed, as the message says."""
+    from transfercore.cli import main
+    from transfercore.cli.exitcodes import ExitCode
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("HPSS_EMU_CORRUPT_AT", str(3 * MiB + 5))
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(4 * MiB))
+    code = main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///out.bin?{URL_OPTS}"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.CHECKSUM_MISMATCH == 3
+    assert "nothing was published; this destination writes under the final name, so the partial object was removed" in err
+    assert not (emu_root / "out.bin").exists()
+    # The same command, once the mover is mended, sends the file in full and it verifies.
+    monkeypatch.delenv("HPSS_EMU_CORRUPT_AT")
+    assert main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///out.bin?{URL_OPTS}"]) == 0
+    assert (emu_root / "out.bin").read_bytes() == src.read_bytes()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,22 @@ def test_written_data_through_session_matches(emu_root: Path) -> None:
     w.write(0, data)
     w.complete()
     assert (emu_root / "p").read_bytes() == data
+
+
+def test_a_closed_session_is_freed_without_the_garbage_collector(emu_root: Path) -> None:
+    pio, fd = session("/freed", Recorder())
+    pio.execute(0, BLOCK)
+    pio.close()
+    api.close(fd)
+    gone = weakref.ref(pio)
+    gc.disable()
+    try:
+        del pio
+        # The participant and watchdog threads hold the session until they end.
+        for _ in range(100):
+            if gone() is None:
+                break
+            time.sleep(0.02)
+        assert gone() is None, "a closed PIO session (and its block buffer) waits for the garbage collector"
+    finally:
+        gc.enable()

@@ -253,3 +253,35 @@ def test_durable_does_not_wait_for_a_stalled_pio(emu_root: Path, monkeypatch: py
     assert time.monotonic() - started < 1.5  # well before the watchdog's 2 s
     w.abort()
     assert isinstance(w._pio.error, HpssHung)
+
+
+def test_read_durable_reads_acknowledged_segments_while_pio_writes_on(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transfercore.errors import InvalidRead
+
+    monkeypatch.setenv("HPSS_EMU_CORRUPT_AT", str(300 * KiB))  # a mover damages one byte of segment 2
+    data = payload(SIZE)
+    w = driver.open_write("/f", SIZE)
+    for off in range(0, 512 * KiB, 64 * KiB):
+        w.write(off, data[off : off + 64 * KiB])
+    marker = w.durable()
+    assert marker == RangeSet.span(0, 512 * KiB)
+    # The next segment is handed over and PIO goes on with it while the first two are read back.
+    w.write(512 * KiB, data[512 * KiB : 600 * KiB])
+    back = bytearray(512 * KiB)
+    w.read_durable(0, back)
+    bad = 300 * KiB
+    assert back[:bad] == data[:bad] and back[bad] == data[bad] ^ 0xFF and back[bad + 1 :] == data[bad + 1 : 512 * KiB]
+    with pytest.raises(InvalidWrite, match="durable marker"):
+        w.read_durable(500 * KiB, bytearray(20 * KiB))  # past what durable() reported
+    with pytest.raises(InvalidRead):
+        w.read_durable(SIZE - 1, bytearray(2))
+    for off in range(600 * KiB, SIZE, 100_000):
+        w.write(off, data[off : off + 100_000])
+    assert w.durable() == RangeSet.span(0, SIZE)
+    tail = bytearray(SIZE - 512 * KiB)
+    w.read_durable(512 * KiB, memoryview(tail))
+    assert tail == data[512 * KiB :]
+    w.complete()
+    assert (emu_root / "f").read_bytes()[bad] == data[bad] ^ 0xFF

@@ -177,6 +177,29 @@ def open_file(path: str, flags: int, size_hint: int = 0, mode: int = 0o644) -> t
     return fd, max(1, int(hints_out.StripeWidth))
 
 
+def pread_into(fd: int, view: memoryview, offset: int, path: str) -> int:
+    """Read into ``view`` from ``offset`` with ``hpss_SetFileOffset`` and
+    ``hpss_Read`` (serial I/O, not PIO); returns the bytes read, fewer only at
+    the end of the file.  The descriptor's offset moves: give each reading
+    thread a descriptor of its own."""
+    where = ffi.new("u_signed64 *")
+    check(
+        lib.hpss_SetFileOffset(fd, offset, lib.SEEK_SET, lib.HPSS_SET_OFFSET_FORWARD, where),
+        f"hpss_SetFileOffset({path}, {offset})",
+    )
+    if int(where[0]) != offset:
+        raise StorageError(f"hpss_SetFileOffset({path}, {offset}) moved to {int(where[0])}", errno=_errno.EIO)
+    got = 0
+    total = view.nbytes
+    while got < total:
+        chunk = view[got:]
+        n = check(lib.hpss_Read(fd, ffi.from_buffer(chunk), chunk.nbytes), f"hpss_Read({path}, {offset + got})")
+        if n == 0:
+            break
+        got += n
+    return got
+
+
 def close(fd: int, path: str = "") -> None:
     check(lib.hpss_Close(fd), f"hpss_Close({path or fd})")
 

@@ -93,6 +93,8 @@ class HpssDriver(Driver):
             checksums=frozenset[str]({"md5"}),
             atomic_publish=False,
             crash_simulation=False,
+            # Writers read acknowledged segments back (hpss_Read on a descriptor of their own).
+            read_back=True,
             namespace=True,
         )
 

@@ -209,7 +209,14 @@ class PioSession:
     def close(self, timeout: float = 30.0) -> None:
         """End both groups whatever happened, and wait for the participant."""
         self.end()
-        if not self._participant_done.wait(timeout):
+        if self._participant_done.wait(timeout):
+            # The callback can no longer fire, so the handle that points back
+            # at this session can go: without it the session and its block
+            # buffer are freed now, not at the next garbage collection (a
+            # server storing many files held hundreds of MiB that way).
+            self._self_handle = None
+            self._buffer = None
+        else:
             self.fail(api.HpssHung(f"HPSS participant for {self.what} did not leave hpss_PIORegister"))
         self._closed.set()
 

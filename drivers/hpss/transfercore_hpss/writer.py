@@ -20,7 +20,7 @@ import time
 import attrs
 
 from transfercore.contract import Writer, check_write
-from transfercore.errors import InvalidWrite, TransferCoreError, WriterClosed
+from transfercore.errors import InvalidRead, InvalidWrite, StorageError, TransferCoreError, WriterClosed
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import api, checksum, record
@@ -72,6 +72,7 @@ class HpssWriter(Writer):
         self._next_write = start  # next offset write() accepts
         self._next_pio = start  # next offset the callback must serve
         self._durable_end = start  # from Execute returns only
+        self._reported_end = start  # the latest marker durable() returned
         self._stopping = False
         self._closed = False
         self._done = threading.Event()
@@ -83,6 +84,10 @@ class HpssWriter(Writer):
         self.record_updates = 0
         self.record_seconds = 0.0
         self._pio: PioSession | None = None
+        # The read-back's own descriptor, opened read-only on first use: PIO
+        # keeps writing through the other one meanwhile.
+        self._read_lock = threading.Lock()
+        self._read_fd: int | None = None
         if start < size:
             self._pio = PioSession(api.PioOperation.WRITE, fd, block, stripe_width, self, watchdog, path)
             self._thread = threading.Thread(
@@ -144,7 +149,43 @@ class HpssWriter(Writer):
                 if self._pio is not None and self._pio.activity.stalled_for() > STALL_PATIENCE:
                     break
             end = self._durable_end
+            self._reported_end = end
         return RangeSet([ByteRange(0, end)]) if end else RangeSet()
+
+    def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` with the file's bytes at ``offset``, inside the prefix
+        the Execute returns acknowledged.
+
+        The bytes come from HPSS through a read-only descriptor of their own
+        (``hpss_Open``, then ``hpss_SetFileOffset`` and ``hpss_Read``), as any
+        client of the file would read them; the staging queue is never read.
+        PIO goes on writing later segments meanwhile: an acknowledged segment
+        is not written again.
+        """
+        view = memoryview(buffer).cast("B")
+        end = offset + view.nbytes if type(offset) is int else -1
+        if type(offset) is not int or offset < 0 or end > self._size:
+            raise InvalidRead(f"read-back {offset!r}+{view.nbytes} of hpss://{self._path} is outside 0-{self._size}")
+        with self._cond:
+            if self._closed:
+                raise WriterClosed(f"writer for hpss://{self._path} is closed")
+            durable_end = self._reported_end
+        if end > durable_end:
+            raise InvalidWrite(
+                f"read-back {offset}-{end} of hpss://{self._path} is not inside the durable marker 0-{durable_end}",
+                hint="read back only bytes a durable() call returned",
+            )
+        if not view.nbytes:
+            return
+        with self._read_lock:
+            if self._read_fd is None:
+                self._read_fd, _ = api.open_file(self._path, os.O_RDONLY)
+            got = api.pread_into(self._read_fd, view, offset, self._path)
+        if got < view.nbytes:
+            raise StorageError(
+                f"hpss://{self._path} ends at {offset + got}, inside the prefix HPSS acknowledged ({durable_end})",
+                hint="something outside this transfer truncated the file; run the copy again with --no-resume",
+            )
 
     def complete(self) -> None:
         with self._cond:
@@ -202,6 +243,13 @@ class HpssWriter(Writer):
             self._cond.notify_all()
         if self._pio is not None:
             self._pio.close()
+        with self._read_lock:
+            if self._read_fd is not None:
+                read_fd, self._read_fd = self._read_fd, None
+                try:
+                    api.close(read_fd, self._path)
+                except TransferCoreError as exc:
+                    log.warning("closing the read-back descriptor of %s: %s", self._path, exc)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             api.close(fd, self._path)

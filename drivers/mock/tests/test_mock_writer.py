@@ -161,3 +161,46 @@ def test_a_fresh_open_overtakes_an_old_writer():
         old.durable()
     new.write(0, b"wxyz")
     new.complete()
+
+
+# -- read-back before publishing ------------------------------------------------------------
+
+
+def test_read_durable_returns_the_stored_bytes_inside_the_marker():
+    from transfercore_mock.store import reset_stores
+
+    from transfercore.errors import InvalidRead
+
+    reset_stores()
+    driver, path = open_mock("mock://rb/o?flip_at=10")
+    data = payload(100)
+    writer = driver.open_write(path, 100)
+    writer.write(0, data[:40])
+    with pytest.raises(InvalidWrite, match="durable marker"):
+        writer.read_durable(0, bytearray(10))  # accepted, not durable yet
+    writer.durable()
+    writer.write(40, data[40:80])
+    back = bytearray(40)
+    writer.read_durable(0, back)
+    # What the store holds (byte 10 was damaged on its way there), not what was sent.
+    assert back[:10] == data[:10] and back[10] == data[10] ^ 0xFF and back[11:] == data[11:40]
+    with pytest.raises(InvalidWrite, match="durable marker"):
+        writer.read_durable(30, bytearray(20))  # straddles the marker's end
+    with pytest.raises(InvalidRead):
+        writer.read_durable(90, bytearray(20))  # past the size
+    with pytest.raises(InvalidRead):
+        writer.read_durable(-1, bytearray(1))
+    writer.write(80, data[80:])
+    writer.durable()
+    whole = bytearray(100)
+    writer.read_durable(0, memoryview(whole))
+    assert whole[40:] == data[40:]
+    writer.complete()
+    with pytest.raises(WriterClosed):
+        writer.read_durable(0, bytearray(1))
+
+
+def test_read_back_is_declared_unless_switched_off_or_there_are_no_markers():
+    assert open_mock("mock://rb/o")[0].capabilities().read_back
+    assert not open_mock("mock://rb/o?read_back=false")[0].capabilities().read_back
+    assert not open_mock("mock://rb/o?model=none")[0].capabilities().read_back

@@ -57,6 +57,10 @@ class MockDriver(Driver):
         "slow": float_option("seconds to sleep in every write and read", default=0.0),
         "lie": choice_option("break the contract on purpose: " + ", ".join(LIES), LIES),
         "corrupt": bool_option("a crash scrambles non-durable bytes instead of dropping them"),
+        "flip_at": size_option("the store keeps the byte at this offset of each written object with its bits flipped"),
+        "read_back": bool_option(
+            "declare read_back (writers read durable bytes back before publishing); false acts as a "
+            "driver that cannot", default=True),
         "max_writers": int_option("threads that may write one object at once", default=16, minimum=1),
         "block": size_option("preferred block size", default=1024 * 1024, minimum=1),
     }
@@ -77,6 +81,8 @@ class MockDriver(Driver):
             checksums=CHECKSUMS,
             atomic_publish=True,
             crash_simulation=True,
+            # Model none makes nothing durable before complete(): there is nothing to read back.
+            read_back=bool(self.settings["read_back"]) and self._model is not RestartModel.NONE,
             namespace=True,
         )
 

@@ -27,6 +27,8 @@ class FaultPlan:
     slow: float = 0.0
     lie: str | None = None
     corrupt: bool = False
+    #: The store keeps the byte at this offset of every written object with its bits flipped.
+    flip_at: int | None = None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> FaultPlan:
@@ -36,6 +38,7 @@ class FaultPlan:
             slow=settings.get("slow") or 0.0,
             lie=settings.get("lie"),
             corrupt=bool(settings.get("corrupt")),
+            flip_at=settings.get("flip_at"),
         )
 
 
@@ -64,6 +67,16 @@ class FaultState:
                     hint="resume from the last durable marker",
                 )
             self.bytes_written += length
+
+    def damage(self, offset: int, chunk: bytes) -> bytes:
+        """The bytes as the store will keep them: ``flip_at`` damages one byte on
+        the way to the media, as a faulty device or controller would."""
+        at = self.plan.flip_at
+        if at is None or not offset <= at < offset + len(chunk):
+            return chunk
+        damaged = bytearray(chunk)
+        damaged[at - offset] ^= 0xFF
+        return bytes(damaged)
 
     def before_durable(self, what: str) -> None:
         nth = self.plan.fail_durable

@@ -14,7 +14,7 @@ import time
 
 from transfercore.capabilities import RestartModel
 from transfercore.contract import Writer, check_write
-from transfercore.errors import InvalidWrite, StorageError, WriterClosed
+from transfercore.errors import InvalidRead, InvalidWrite, StorageError, WriterClosed
 from transfercore.ranges import ByteRange, RangeSet
 
 from .faults import FaultState
@@ -77,7 +77,8 @@ class MockWriter(Writer):
         self._check_state()
         if length == 0:
             return
-        chunk = view.tobytes()  # the caller may reuse its buffer once write returns
+        # The caller may reuse its buffer once write returns; the copy is what the store will hold.
+        chunk = self._faults.damage(offset, view.tobytes())
         self._faults.before_write(length, f"write {offset}-{end} to {self._where()}")
         if self._lie == "racy-marker":
             self._racy_write(offset, end, chunk)
@@ -137,6 +138,36 @@ class MockWriter(Writer):
                     self._recorded = marker
                 self._marker = marker
                 return marker
+
+    def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` from the store's durable bytes of the partial object
+        (what a crash would leave and a reader of the completed object gets),
+        never from the chunks this writer still holds; only inside the latest
+        marker, which no later write may touch."""
+        view = memoryview(buffer).cast("B")
+        end = offset + view.nbytes if type(offset) is int else -1
+        if type(offset) is not int or offset < 0 or end > self._size:
+            raise InvalidRead(f"read-back {offset!r}+{view.nbytes} of {self._where()} is outside 0-{self._size}")
+        with self._lock:
+            self._check_state()
+            marker = self._marker
+        if view.nbytes and not marker.contains(ByteRange(offset, end)):
+            raise InvalidWrite(
+                f"read-back {offset}-{end} of {self._where()} is not inside the durable marker {marker or '(empty)'}",
+                hint="read back only bytes a durable() call returned",
+            )
+        if self._faults.plan.slow:
+            time.sleep(self._faults.plan.slow)
+        try:
+            data = self._store.partial_read(self._path, offset, view.nbytes)
+        except StorageError as exc:
+            raise StorageError(
+                f"cannot read back {self._where()}: {exc.args[0]}",
+                hint="the partial object was discarded or replaced; run the same command again",
+            ) from None
+        if len(data) != view.nbytes:
+            raise StorageError(f"the partial object of {self._where()} ends at {offset + len(data)}, inside its marker")
+        view[:] = data
 
     def _widening(self, marker: RangeSet) -> RangeSet:
         """The lie of wide-marker: the first bytes not written, up to one block."""

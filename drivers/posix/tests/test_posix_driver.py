@@ -264,3 +264,29 @@ def test_remote_hosts_are_refused():
 
     with pytest.raises(LocationError, match="local files"):
         open_location("posix://otherhost/data/f")
+
+
+def _stale_temp_record(target):
+    # A writer killed between writing its new record and renaming it into place.
+    directory, name = os.path.split(target)
+    temp = os.path.join(directory, names.sidecar_temp_name(name))
+    with open(temp, "wb") as handle:
+        handle.write(b"{half a record")
+    return temp
+
+
+def test_resuming_clears_a_dead_writers_temporary_record(driver, target):
+    data, marker = _interrupted(driver, target)
+    temp = _stale_temp_record(target)
+    other = os.path.join(os.path.dirname(target), names.sidecar_temp_name("obj.bin.other"))
+    open(other, "wb").close()  # another object's: left alone
+    _finish(driver, target, data, marker)
+    assert not os.path.exists(temp)
+    assert sorted(os.listdir(os.path.dirname(target))) == sorted(["obj.bin", os.path.basename(other)])
+
+
+def test_discard_partial_clears_a_dead_writers_temporary_record(driver, target):
+    _interrupted(driver, target)
+    _stale_temp_record(target)
+    driver.discard_partial(target)
+    assert os.listdir(os.path.dirname(target)) == []

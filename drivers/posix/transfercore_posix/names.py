@@ -53,6 +53,19 @@ def partial_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"\.{re.escape(_stem(name))}\.[0-9a-f]{{{TOKEN_HEX}}}{re.escape(PARTIAL_SUFFIX)}")
 
 
+def hidden_prefix(name: str) -> str:
+    """What every hidden name of ``name`` (partial files, records) begins with."""
+    return f".{_stem(name)}."
+
+
+def leftover_pattern(name: str) -> re.Pattern[str]:
+    """Matches every partial file of ``name`` and every temporary record a
+    writer that died between writing and renaming it left behind."""
+    stem = re.escape(_stem(name))
+    return re.compile(rf"\.{stem}\.[0-9a-f]{{{TOKEN_HEX}}}{re.escape(PARTIAL_SUFFIX)}"
+                      rf"|\.{stem}{re.escape(SIDECAR_SUFFIX + _TEMP_MARK)}[0-9a-f]{{8}}")
+
+
 def is_hidden(name: str) -> bool:
     """Whether a directory entry is the driver's own bookkeeping, not an object."""
     if not name.startswith("."):

@@ -50,7 +50,7 @@ from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
 from .direct import DirectFile
-from .fsutil import drop_cached, fsync_dir, preadv_exact, pwrite_all
+from .fsutil import drop_cached, fsync_dir, preadv_exact, pwrite_all, syncfs
 from .intervals import Intervals
 from .sidecar import SidecarRecord
 
@@ -99,6 +99,7 @@ class PosixWriter(Writer):
         # drops what it reads; dropping ahead of it would send it to the device).
         self._drop_pending = RangeSet()
         self._read_back_seen = False
+        self._metadata: tuple[int | None, int | None] | None = None
 
     # -- the Writer contract ---------------------------------------------------
 
@@ -260,23 +261,96 @@ class PosixWriter(Writer):
             self._marker = snapshot
             return snapshot
 
-    def complete(self) -> None:
+    def set_metadata(self, *, mode: int | None = None, mtime_ns: int | None = None) -> bool:
+        self._metadata = (mode, mtime_ns)
+        return True
+
+    def _apply_metadata(self) -> None:
+        # After the last write (a write would move the time on) and before the
+        # sync that makes the object durable, so both survive together.
+        if self._metadata is None:
+            return
+        mode, mtime_ns = self._metadata
+        if mode is not None:
+            os.fchmod(self._fd, mode & 0o7777)
+        if mtime_ns is not None:
+            os.utime(self._fd, ns=(mtime_ns, mtime_ns))
+
+    @property
+    def directory(self) -> str:
+        return self._directory
+
+    def _close_for_publish(self) -> None:
+        """Wait for writes and read-backs; refuse while bytes are missing."""
+        with self._lock:
+            self._check_open()
+            self._state = _CLOSING
+            while self._inflight or self._reading:
+                self._idle.wait()
+            missing = self._done.to_rangeset().complement(self._size)
+            if missing:
+                self._state = _OPEN
+                raise InvalidWrite(
+                    f"cannot complete {self._display}: bytes {missing} were never written",
+                    hint="write the missing ranges, then complete again",
+                )
+
+    def sync_for_batch(self, *, sync: bool = True) -> None:
+        """Batch step 1 (see ``PosixDriver.complete_batch``): every byte and the
+        metadata on media; the whole object becomes readable by :meth:`read_durable`.
+        No resume record is stored: an object synced for a batch is published
+        in the same call or aborted.  With ``sync=False`` the caller makes it
+        durable with one :meth:`syncfs` for the whole batch before any read-back."""
         with self._sync_lock:
-            with self._lock:
-                self._check_open()
-                self._state = _CLOSING
-                while self._inflight or self._reading:
-                    self._idle.wait()
-                missing = self._done.to_rangeset().complement(self._size)
-                if missing:
-                    self._state = _OPEN
-                    raise InvalidWrite(
-                        f"cannot complete {self._display}: bytes {missing} were never written",
-                        hint="write the missing ranges, then complete again",
-                    )
+            self._close_for_publish()
             try:
                 if os.fstat(self._fd).st_size != self._size:
                     os.ftruncate(self._fd, self._size)
+                self._apply_metadata()
+                if sync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                with self._lock:
+                    self._state = _OPEN
+                raise from_oserror(exc, f"cannot sync {self._display}; it is not published") from exc
+            with self._lock:
+                self._state = _OPEN
+                self._marker = RangeSet.of((0, self._size)) if self._size else RangeSet()
+
+    @property
+    def device(self) -> int:
+        return os.fstat(self._fd).st_dev
+
+    def syncfs(self) -> None:
+        syncfs(self._fd, f"cannot sync the file system of {self._display}; the batch is not published")
+
+    def publish_from_batch(self) -> bool:
+        """Batch step 2: rename to the final name (the caller syncs the directory).
+        Returns whether a resume record exists to remove once that is done."""
+        with self._sync_lock:
+            self._close_for_publish()
+            try:
+                os.rename(self._partial_path, self._final_path)
+            except OSError as exc:
+                with self._lock:
+                    self._state = _OPEN
+                raise from_oserror(exc, f"cannot publish {self._display}; the partial data is kept") from exc
+            with self._lock:
+                self._state = _COMPLETED
+            self._close_descriptors()
+            return self._recorded is not None
+
+    def forget_record(self) -> None:
+        if self._recorded is not None:
+            sidecar.remove(self._directory, self._name)
+
+    def complete(self) -> None:
+        with self._sync_lock:
+            self._close_for_publish()
+            try:
+                if os.fstat(self._fd).st_size != self._size:
+                    os.ftruncate(self._fd, self._size)
+                self._apply_metadata()
                 os.fsync(self._fd)
                 os.rename(self._partial_path, self._final_path)
             except OSError as exc:

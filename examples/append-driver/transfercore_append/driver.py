@@ -16,7 +16,14 @@ from typing import ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_read
-from transfercore.errors import InvalidWrite, NotFound, RestartRejected, WriterClosed
+from transfercore.errors import (
+    InvalidRead,
+    InvalidWrite,
+    NotFound,
+    RestartRejected,
+    StorageError,
+    WriterClosed,
+)
 from transfercore.options import OptionSpec
 from transfercore.ranges import RangeSet
 
@@ -94,6 +101,31 @@ class AppendWriter(Writer):
         self._marker = RangeSet.span(0, self._next) if self._next else RangeSet()
         return self._marker
 
+    def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` with the partial file's bytes at ``offset``, inside the latest marker.
+
+        The bytes come from the file system, as any reader of the file gets
+        them, not from a copy of what was written; the engine compares them
+        with the source before ``complete()`` gives the object its name.
+        """
+        view = memoryview(buffer).cast("B")
+        if type(offset) is not int or offset < 0 or offset + view.nbytes > self._size:
+            raise InvalidRead(f"{self._final}: read-back {offset!r}+{view.nbytes} is outside 0-{self._size}")
+        if self._fd is None:
+            raise WriterClosed(f"{self._final}: the writer is closed")
+        if view.nbytes and offset + view.nbytes > self._marker.prefix_end():
+            raise InvalidWrite(
+                f"{self._final}: read-back {offset}-{offset + view.nbytes} is not inside the durable marker "
+                f"{self._marker or '(empty)'}",
+                hint="read back only bytes a durable() call returned",
+            )
+        got = 0
+        while got < view.nbytes:
+            n = os.preadv(self._fd, [view[got:]], offset + got)
+            if n == 0:
+                raise StorageError(f"{self._final}: the partial file ends at {offset + got}, inside its marker")
+            got += n
+
     def complete(self) -> None:
         if self._fd is None:
             raise WriterClosed(f"{self._final}: the writer is closed")
@@ -139,8 +171,9 @@ class AppendDriver(Driver):
     options: ClassVar[Mapping[str, OptionSpec]] = {}
 
     def capabilities(self) -> Capabilities:
+        # read_back: writers offer read_durable(), so the engine verifies before publishing.
         return Capabilities(restart=RestartModel.PREFIX, ordered_writes=True, max_writers=1,
-                            atomic_publish=True, preferred_block_size=1024 * 1024)
+                            atomic_publish=True, read_back=True, preferred_block_size=1024 * 1024)
 
     def local_path(self, path: str) -> str:
         """Objects are local files: the conformance kit also tests this driver under power loss."""

@@ -127,6 +127,17 @@ class PowerLossOperations(mfusepy.Operations):
         return self._open_handle(self._volume.create(path, mode, uid, gid))
 
     @_locked
+    def symlink(self, target: str, source: str) -> int:
+        # fusepy's names: ``target`` is the new link, ``source`` what it points to.
+        uid, gid, _pid = mfusepy.fuse_get_context()
+        self._volume.symlink(target, source, uid, gid)
+        return 0
+
+    @_locked
+    def readlink(self, path: str) -> str:
+        return self._volume.readlink(self._volume.resolve(path))
+
+    @_locked
     def mkdir(self, path: str, mode: int) -> int:
         uid, gid, _pid = mfusepy.fuse_get_context()
         self._volume.mkdir(path, mode, uid, gid)

@@ -200,6 +200,23 @@ class Volume:
         _touch(parent)
         return node
 
+    def symlink(self, path: str, target: str, uid: int = 0, gid: int = 0) -> Inode:
+        parent, name = self._parent_of(path)
+        if name in parent.entries:
+            raise _fail(errno.EEXIST, path)
+        node = self._new_inode(stat.S_IFLNK | 0o777, uid, gid)
+        node.nlink = 1
+        node.data = bytearray(os.fsencode(target))
+        node.dirty.append((0, len(node.data)))
+        parent.entries[name] = node.ino
+        _touch(parent)
+        return node
+
+    def readlink(self, node: Inode) -> str:
+        if not stat.S_ISLNK(node.mode):
+            raise _fail(errno.EINVAL, f"inode {node.ino}")
+        return os.fsdecode(bytes(self._data(node)))
+
     def mkdir(self, path: str, mode: int, uid: int = 0, gid: int = 0) -> Inode:
         parent, name = self._parent_of(path)
         if name in parent.entries:
@@ -377,7 +394,11 @@ class Volume:
         """Make one directory's entries durable (not the children's contents)."""
         for child_ino in node.entries.values():
             child = self._inodes[child_ino]
-            if not child.persisted:
+            if stat.S_ISLNK(child.mode) and (child.dirty or not child.persisted):
+                # A link's target lives in its inode and is committed with its
+                # directory entry, as journalling file systems do.
+                self.fsync(child)
+            elif not child.persisted:
                 # The entry must point at a record: a never-fsynced file comes
                 # back empty, a never-fsynced directory comes back empty.
                 self._persist_meta(child, entries={} if child.is_dir else None)

@@ -127,6 +127,16 @@ int hpss_Mkdir(const char *Path, mode_t Mode);
 int hpss_Rmdir(const char *Path);
 int hpss_Truncate(const char *Path, u_signed64 Length);
 
+/* Serial reads on a descriptor of its own, beside PIO: each descriptor has
+ * its own offset.  hpss_SetFileOffset moves it by OffsetIn from SeekFlag's
+ * base (SEEK_SET, SEEK_CUR, SEEK_END) in Direction and stores the result in
+ * *OffsetOut; hpss_Read returns the bytes read (0 at the end of the file) or
+ * a negative error number. */
+#define HPSS_SET_OFFSET_FORWARD 0
+#define HPSS_SET_OFFSET_BACKWARD 1
+int hpss_SetFileOffset(int Fildes, u_signed64 OffsetIn, int SeekFlag, int Direction, u_signed64 *OffsetOut);
+ssize_t hpss_Read(int Fildes, void *Buf, size_t Nbyte);
+
 /* Directories: hpss_Opendir returns a directory descriptor >= 0;
  * hpss_Readdir returns 0 and an entry with d_namelen == 0 at the end. */
 #define HPSS_MAX_FILE_NAME 255

@@ -18,6 +18,8 @@
  *   HPSS_EMU_READ_HANG_AFTER the same for a read group
  *   HPSS_EMU_GAP_EOM         1/0: report a gap with HPSS_EOM (default: 1 on 7.x, 0 on later)
  *   HPSS_EMU_REGISTER_WAIT   seconds Execute waits for a participant (default 30)
+ *   HPSS_EMU_CORRUPT_AT      a write group stores the byte at this file offset with its bits
+ *                            flipped, and still counts it as moved (a damaging mover)
  */
 #ifndef HPSS_EMU_H
 #define HPSS_EMU_H

@@ -234,6 +234,58 @@ int hpss_Truncate(const char *Path, u_signed64 Length)
     return truncate(real, (off_t)Length) == 0 ? 0 : fail("hpss_Truncate", -errno);
 }
 
+int hpss_SetFileOffset(int Fildes, u_signed64 OffsetIn, int SeekFlag, int Direction, u_signed64 *OffsetOut)
+{
+    if (!emu_logged_in())
+        return fail("hpss_SetFileOffset", HPSS_EPERM);
+    if (OffsetOut == NULL)
+        return fail("hpss_SetFileOffset", HPSS_EFAULT);
+    if (Direction != HPSS_SET_OFFSET_FORWARD && Direction != HPSS_SET_OFFSET_BACKWARD)
+        return fail("hpss_SetFileOffset", HPSS_EINVAL);
+    struct stat st;
+    if (fstat(Fildes, &st) != 0)
+        return fail("hpss_SetFileOffset", -errno);
+    u_signed64 base;
+    if (SeekFlag == SEEK_SET) {
+        base = 0;
+    } else if (SeekFlag == SEEK_CUR) {
+        off_t cur = lseek(Fildes, 0, SEEK_CUR);
+        if (cur < 0)
+            return fail("hpss_SetFileOffset", -errno);
+        base = (u_signed64)cur;
+    } else if (SeekFlag == SEEK_END) {
+        base = (u_signed64)st.st_size;
+    } else {
+        return fail("hpss_SetFileOffset", HPSS_EINVAL);
+    }
+    u_signed64 target;
+    if (Direction == HPSS_SET_OFFSET_FORWARD) {
+        if (OffsetIn > (u_signed64)INT64_MAX - base)
+            return fail("hpss_SetFileOffset", HPSS_EINVAL);
+        target = base + OffsetIn;
+    } else {
+        if (OffsetIn > base)
+            return fail("hpss_SetFileOffset", HPSS_EINVAL);
+        target = base - OffsetIn;
+    }
+    if (lseek(Fildes, (off_t)target, SEEK_SET) < 0)
+        return fail("hpss_SetFileOffset", -errno);
+    *OffsetOut = target;
+    return 0;
+}
+
+ssize_t hpss_Read(int Fildes, void *Buf, size_t Nbyte)
+{
+    if (!emu_logged_in())
+        return fail("hpss_Read", HPSS_EPERM);
+    if (Buf == NULL)
+        return fail("hpss_Read", HPSS_EFAULT);
+    /* Whatever the file holds now, from the file system, as any other
+     * client of the file would get it. */
+    ssize_t n = read(Fildes, Buf, Nbyte);
+    return n < 0 ? fail("hpss_Read", -errno) : n;
+}
+
 /* ---- directories: descriptors index a small table of DIR streams ------- */
 
 #define EMU_MAX_DIRS 64

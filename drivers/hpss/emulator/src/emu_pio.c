@@ -155,6 +155,7 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
     const u_signed64 end = g->job_off + g->job_len;
     const u_signed64 fail_after = writing ? emu_setting_u64("HPSS_EMU_FAIL_AFTER", UINT64_MAX) : UINT64_MAX;
     const u_signed64 hang_after = emu_setting_u64(writing ? "HPSS_EMU_HANG_AFTER" : "HPSS_EMU_READ_HANG_AFTER", UINT64_MAX);
+    const u_signed64 corrupt_at = writing ? emu_setting_u64("HPSS_EMU_CORRUPT_AT", UINT64_MAX) : UINT64_MAX;
     u_signed64 pos = g->job_off;
     int rc = 0;
 
@@ -191,6 +192,15 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
                 if (n != (ssize_t)want) {
                     rc = n < 0 ? -errno : HPSS_EIO;
                     break;
+                }
+                if (corrupt_at >= pos && corrupt_at < pos + want) {
+                    /* A mover that damages one byte on its way to the media:
+                     * the Execute still reports it moved. */
+                    unsigned char bad = (unsigned char)(((unsigned char *)*write_buf)[corrupt_at - pos] ^ 0xFF);
+                    if (pwrite(g->job_fd, &bad, 1, (off_t)corrupt_at) != 1) {
+                        rc = -errno;
+                        break;
+                    }
                 }
             } else {
                 ssize_t n = pread(g->job_fd, data_buf, (size_t)want, (off_t)pos);

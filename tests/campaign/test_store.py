@@ -1,0 +1,58 @@
+import sqlite3
+
+from transfercore.campaign import CampaignStore, Entry, FileState, Kind
+from transfercore.campaign.store import Outcome
+
+
+def _files(n, size=10):
+    return [Entry(f"d/f{i:05d}", Kind.FILE, size, 1000 + i, 0o644, f"1:{i}") for i in range(n)]
+
+
+def test_walk_is_recorded_in_batches_and_read_back_in_pages(tmp_path):
+    with CampaignStore(tmp_path / "j.db") as store:
+        c = store.open_campaign("posix:///s", "posix:///d", "", {})
+        entries = [Entry("d", Kind.DIR), *_files(4500)]
+        assert store.record_walk(c, iter(entries), batch=1000) == 4501
+        rels = [r.entry.rel for r in store.records(c, kinds=(Kind.FILE,))]
+        assert rels == sorted(e.rel for e in entries[1:])
+        assert [r.entry.rel for r in store.records(c, kinds=(Kind.DIR,))] == ["d"]
+        counts = store.counts(c)
+        assert counts.files == {"pending": 4500} and counts.bytes == {"pending": 45000} and counts.dirs == 1
+    mode = sqlite3.connect(tmp_path / "j.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_rerun_keeps_complete_files_and_reopens_changed_ones(tmp_path):
+    with CampaignStore(tmp_path / "j.db") as store:
+        c = store.open_campaign("s", "d", "", {})
+        store.record_walk(c, iter(_files(3)))
+        store.mark_started(c, ["d/f00000", "d/f00001", "d/f00002"])
+        store.record(c, [Outcome("d/f00000", FileState.COMPLETE, checksum="aa"),
+                         Outcome("d/f00001", FileState.COMPLETE, checksum="bb")])
+        c2 = store.open_campaign("s", "d", "", {})
+        assert c2.id == c.id and c2.generation == c.generation + 1
+        changed = _files(3)
+        changed[1] = Entry("d/f00001", Kind.FILE, 11, 5, 0o644, "1:1")  # new size and time
+        store.record_walk(c2, iter(changed[:2] + [Entry("d/new", Kind.FILE, 1, 1, 0o644, "x")]))
+        got = {r.entry.rel: (r.state, r.checksum) for r in store.records(c2)}
+        # f00002 vanished from the source: not part of this run
+        assert got == {
+            "d/f00000": (FileState.COMPLETE, "aa"),
+            "d/f00001": (FileState.STARTED, ""),
+            "d/new": (FileState.PENDING, ""),
+        }
+        assert [r.entry.rel for r in store.records(c2, unfinished=True)] == ["d/f00001", "d/new"]
+        assert [r.entry.rel for r in store.records(c2, descending=True)] == ["d/new", "d/f00001", "d/f00000"]
+
+
+def test_mark_started_only_touches_pending_rows(tmp_path):
+    with CampaignStore(tmp_path / "j.db") as store:
+        c = store.open_campaign("s", "d", "", {})
+        store.record_walk(c, iter(_files(2)))
+        store.record(c, [Outcome("d/f00000", FileState.COMPLETE)])
+        store.mark_started(c, ["d/f00000", "d/f00001"])
+        states = {r.entry.rel: r.state for r in store.records(c)}
+        assert states == {"d/f00000": FileState.COMPLETE, "d/f00001": FileState.STARTED}
+        store.record(c, [Outcome("d/f00001", FileState.FAILED, message="boom")])
+        assert [(r.entry.rel, r.message) for r in store.failures(c)] == [("d/f00001", "boom")]
+        assert len(store.campaigns()) == 1

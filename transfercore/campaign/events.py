@@ -1,0 +1,92 @@
+"""What a tree copy reports: per-file and per-tree events (``--json`` prints them)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+
+
+class TreeEvent:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.kind}
+        for field in attrs.fields(type(self)):  # type: ignore[arg-type]
+            out[field.name] = getattr(self, field.name)
+        return out
+
+
+@attrs.frozen
+class TreeStarted(TreeEvent):
+    kind: ClassVar[str] = "tree-start"
+    campaign: int
+    source: str
+    destination: str
+    files: int
+    bytes: int
+    dirs: int
+    links: int
+    #: Already complete from earlier runs.
+    files_done: int
+    bytes_done: int
+
+
+@attrs.frozen
+class FileSkipped(TreeEvent):
+    kind: ClassVar[str] = "skipped"
+    path: str
+    reason: str
+
+
+@attrs.frozen
+class FileDone(TreeEvent):
+    kind: ClassVar[str] = "file-done"
+    path: str
+    size: int
+    written: int
+    checksum: str
+    #: Found already published and verified; nothing written.
+    reused: bool
+
+
+@attrs.frozen
+class FileFailed(TreeEvent):
+    kind: ClassVar[str] = "file-error"
+    path: str
+    error: str
+    message: str
+    #: What the destination holds durably for a resume ("" for nothing).
+    marker: str
+
+
+@attrs.frozen
+class TreeProgress(TreeEvent):
+    kind: ClassVar[str] = "tree-progress"
+    files_done: int
+    files: int
+    bytes_done: int
+    bytes: int
+    failed: int
+    elapsed: float
+    #: Bytes per second written by this run (over the last few seconds).
+    rate: float
+    eta: float | None
+
+
+@attrs.frozen
+class TreeDone(TreeEvent):
+    kind: ClassVar[str] = "tree-done"
+    files: int
+    bytes: int
+    #: Files written by this run.
+    copied: int
+    bytes_written: int
+    #: Complete before this run started, or found published and verified.
+    kept: int
+    failed: int
+    dirs: int
+    links: int
+    skipped: int
+    elapsed: float
+    failures: list[str]

@@ -1,0 +1,397 @@
+"""One tree copy: walk, record, hand out tasks, record outcomes.
+
+The runner (the client) alone writes the campaign journal.  Its order of
+steps is what makes a rerun finish only what is missing:
+
+1. the walk refreshes every entry's row (a file changed since an earlier
+   run loses its ``complete`` state);
+2. directories are created, then links;
+3. files not complete are handed out in tasks; each is marked ``started``
+   in the journal *before* it is handed out, so a rerun knows where partial
+   state or an unrecorded published file may be;
+4. a file is recorded ``complete`` only after its task returned, that is
+   after its batch was verified, published and made durable;
+5. directories get their permissions and times last, deepest first.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from ..engine.options import TransferOptions
+from ..errors import AlreadyExists, IsADirectory, LocationError, NotFound, TransferAborted, TransferCoreError
+from ..registry import Endpoint
+from ..runlock import RunLock
+from .events import FileDone, FileFailed, FileSkipped, TreeDone, TreeEvent, TreeProgress, TreeStarted
+from .executor import Executor, LocalPool
+from .model import Entry, FileState, Kind
+from .store import Campaign, CampaignStore, Outcome
+from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, endpoint
+from .walk import join, manifest_entries, walk
+
+#: Seconds between progress events, and at most between journal commits of outcomes.
+TICK = 0.5
+RATE_WINDOW = 5.0
+
+
+@attrs.frozen
+class TreeOptions:
+    """How a tree copy runs."""
+
+    #: Files in flight at once (worker threads of the local pool).
+    files: int = 8
+    #: Files up to this size are copied whole in batches; larger ones in blocks with markers.
+    whole_file_max: int = 4 * 1024 * 1024
+    #: Most files, and bytes, in one batch (one durable point).
+    batch_files: int = 128
+    batch_bytes: int = 64 * 1024 * 1024
+    #: Options of the transfers of large files (their checksum is the tree's).
+    transfer: TransferOptions = attrs.field(factory=TransferOptions)
+
+    @property
+    def checksum(self) -> str | None:
+        return self.transfer.checksum
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "whole_file_max": self.whole_file_max, **self.transfer.to_dict()}
+
+
+@attrs.frozen
+class TreeResult:
+    campaign: int
+    files: int
+    bytes: int
+    copied: int
+    bytes_written: int
+    kept: int
+    failed: list[tuple[str, str]]
+    skipped: int
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _url(e: Endpoint) -> str:
+    return str(attrs.evolve(e.location, options=()))
+
+
+class TreeCopy:
+    """Copy the tree at ``source`` into ``destination`` (created if missing;
+    merged into if it exists).  With ``manifest``, only the listed paths."""
+
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        options: TreeOptions,
+        store: CampaignStore,
+        *,
+        manifest: Iterable[str] | None = None,
+        manifest_name: str = "",
+        executor: Executor | None = None,
+    ) -> None:
+        self.source_url = source
+        self.destination_url = destination
+        self.options = options
+        self.store = store
+        self.manifest = manifest
+        self.manifest_name = manifest_name
+        self.executor = executor
+        self._listeners: list[Any] = []
+        self._cancel = threading.Event()
+        self.skipped = 0
+
+    def add_listener(self, listener: Any) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: TreeEvent) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def cancel(self) -> None:
+        """Stop soon from any thread (e.g. a signal handler); :meth:`run` then
+        raises :class:`TransferAborted` with every finished file recorded."""
+        self._cancel.set()
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> TreeResult:
+        started = time.monotonic()
+        src = endpoint(self.source_url)
+        dst = endpoint(self.destination_url)
+        self._check_roots(src, dst)
+        # One run per destination tree: two would hand out the same files.
+        lock = RunLock.acquire(self.store.lock_path(_url(dst)), source=_url(src), destination=_url(dst))
+        try:
+            return self._run(src, dst, started)
+        finally:
+            lock.release()
+
+    def _run(self, src: Endpoint, dst: Endpoint, started: float) -> TreeResult:
+        campaign = self.store.open_campaign(_url(src), _url(dst), self.manifest_name, self.options.to_dict())
+        self.store.record_walk(campaign, self._entries(src))
+        if not self.options.transfer.resume:
+            self.store.reopen(campaign)
+        counts = self.store.counts(campaign)
+        done_files = counts.files.get(FileState.COMPLETE.value, 0)
+        done_bytes = counts.bytes.get(FileState.COMPLETE.value, 0)
+        self._emit(TreeStarted(campaign.id, _url(src), _url(dst), counts.total_files, counts.total_bytes,
+                               counts.dirs, counts.links, done_files, done_bytes))
+        failures: list[tuple[str, str]] = []
+        state = _Progress(self, counts.total_files, counts.total_bytes, done_files, done_bytes, started)
+        own = self.executor is None
+        executor: Executor = self.executor or LocalPool(self.options.files)
+        try:
+            failures += self._directories(campaign, dst)
+            failures += self._links(campaign, dst)
+            failures += self._files(campaign, executor, state)
+            failures += self._directory_metadata(campaign, src, dst)
+        except BaseException as exc:
+            executor.cancel()  # running tasks stop at their next step instead of running on
+            self.store.finish(campaign, "interrupted" if isinstance(exc, (KeyboardInterrupt, TransferAborted))
+                              else "failed", str(exc))
+            raise
+        finally:
+            if own:
+                executor.shutdown()
+        elapsed = time.monotonic() - started
+        self.store.finish(campaign, "failed" if failures else "done",
+                          f"{len(failures)} entries failed" if failures else "")
+        final = self.store.counts(campaign)
+        self._emit(TreeDone(final.total_files, final.total_bytes, state.copied, state.written,
+                            state.kept + done_files, len(failures), final.dirs, final.links, self.skipped,
+                            elapsed, [rel for rel, _ in failures[:1000]]))
+        return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
+                          state.kept + done_files, failures, self.skipped, elapsed)
+
+    def _check_roots(self, src: Endpoint, dst: Endpoint) -> None:
+        try:
+            info = src.driver.stat(src.path)
+        except NotFound:
+            raise NotFound(f"source {_url(src)} does not exist", hint="check the source path") from None
+        if not info.is_dir:
+            raise LocationError(f"source {_url(src)} is not a directory",
+                                hint="copy a single file without -r")
+        if src.location.driver == dst.location.driver and src.location.authority == dst.location.authority:
+            a, b = src.path.rstrip("/") + "/", dst.path.rstrip("/") + "/"
+            if b.startswith(a) or a.startswith(b):
+                raise LocationError(f"destination {_url(dst)} overlaps the source {_url(src)}",
+                                    hint="give a destination outside the source tree")
+        try:
+            existing = dst.driver.lstat(dst.path)
+        except NotFound:
+            dst.driver.mkdir(dst.path)
+        else:
+            if not existing.is_dir or existing.link is not None:
+                raise IsADirectory(f"destination {_url(dst)} exists and is not a directory",
+                                   hint="give a directory, or a path that does not exist yet")
+
+    def _skip(self, rel: str, reason: str) -> None:
+        self.skipped += 1
+        self._emit(FileSkipped(rel, reason))
+
+    def _entries(self, src: Endpoint) -> Iterator[Entry]:
+        if self.manifest is not None:
+            return manifest_entries(src.driver, src.path, self.manifest, self._skip, self.manifest_name or "manifest")
+        return walk(src.driver, src.path, self._skip)
+
+    def _directories(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
+        failures: list[tuple[str, str]] = []
+        outcomes: list[Outcome] = []
+        for record in self.store.records(campaign, kinds=(Kind.DIR,), unfinished=True):
+            path = join(dst.path, record.entry.rel)
+            try:
+                try:
+                    info = dst.driver.lstat(path)
+                except NotFound:
+                    dst.driver.mkdir(path)
+                else:
+                    if not info.is_dir or info.link is not None:
+                        raise AlreadyExists(f"{path} exists at the destination and is not a directory",
+                                            hint="move it away, then run the same command again")
+            except TransferCoreError as exc:
+                failures.append((record.entry.rel, str(exc)))
+                outcomes.append(Outcome(record.entry.rel, FileState.FAILED, message=str(exc)))
+                self._emit(FileFailed(record.entry.rel, type(exc).__name__, str(exc), ""))
+            else:
+                outcomes.append(Outcome(record.entry.rel, FileState.COMPLETE))
+            if len(outcomes) >= 1000:
+                self.store.record(campaign, outcomes)
+                outcomes = []
+        self.store.record(campaign, outcomes)
+        return failures
+
+    def _links(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
+        failures: list[tuple[str, str]] = []
+        outcomes: list[Outcome] = []
+        for record in self.store.records(campaign, kinds=(Kind.LINK,), unfinished=True):
+            entry = record.entry
+            path = join(dst.path, entry.rel)
+            try:
+                assert entry.link is not None
+                dst.driver.symlink(path, entry.link, mtime_ns=entry.mtime_ns)
+            except TransferCoreError as exc:
+                failures.append((entry.rel, str(exc)))
+                outcomes.append(Outcome(entry.rel, FileState.FAILED, message=str(exc)))
+                self._emit(FileFailed(entry.rel, type(exc).__name__, str(exc), ""))
+            else:
+                outcomes.append(Outcome(entry.rel, FileState.COMPLETE))
+        self.store.record(campaign, outcomes)
+        return failures
+
+    def _tasks(self, campaign: Campaign, pending_files: int) -> Iterator[tuple[Any, list[FileSpec]]]:
+        """Tasks for the files not complete, in path order, built lazily."""
+        opts = self.options
+        # Enough batches to keep every worker busy, each as large as allowed.
+        per_batch = max(1, min(opts.batch_files, math.ceil(pending_files / max(1, 2 * opts.files))))
+        batch: list[FileSpec] = []
+        batch_bytes = 0
+        for record in self.store.records(campaign, kinds=(Kind.FILE,), unfinished=True):
+            e = record.entry
+            spec = FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity, started=record.state is not FileState.PENDING)
+            if e.size > opts.whole_file_max:
+                yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer), [spec]
+                continue
+            batch.append(spec)
+            batch_bytes += e.size
+            if len(batch) >= per_batch or batch_bytes >= opts.batch_bytes:
+                yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum), batch
+                batch, batch_bytes = [], 0
+        if batch:
+            yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum), batch
+
+    def _files(self, campaign: Campaign, executor: Executor, progress: _Progress) -> list[tuple[str, str]]:
+        counts = self.store.counts(campaign)
+        pending = counts.total_files - counts.files.get(FileState.COMPLETE.value, 0)
+        source = self._tasks(campaign, pending)
+        inflight: dict[Any, list[FileSpec]] = {}
+        window = 2 * self.options.files
+        outcomes: list[Outcome] = []
+        failures: list[tuple[str, str]] = []
+        exhausted = False
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                if not exhausted and interrupted is None and not self._cancel.is_set():
+                    fresh: list[tuple[Any, list[FileSpec]]] = []
+                    while len(inflight) + len(fresh) < window:
+                        item = next(source, None)
+                        if item is None:
+                            exhausted = True
+                            break
+                        fresh.append(item)
+                    if fresh:
+                        # Durably "started" before any worker may create partial state.
+                        self.store.mark_started(campaign, [s.rel for _, specs in fresh for s in specs if not s.started])
+                        for task, specs in fresh:
+                            inflight[executor.submit(task)] = specs
+                if self._cancel.is_set() and interrupted is None:
+                    interrupted = TransferAborted("the copy was cancelled", hint="run the same command again to resume")
+                    executor.cancel()
+                if not inflight:
+                    break
+                done, _ = executor.wait(list(inflight), TICK)
+            except KeyboardInterrupt as exc:
+                if interrupted is None:
+                    interrupted = exc
+                    executor.cancel()
+                continue
+            events: list[TreeEvent] = []
+            for future in done:
+                specs = inflight.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - a task that failed as a whole
+                    results = [FileResult(s.rel, FileState.FAILED, s.size, error=type(exc).__name__,
+                                          message=str(exc)) for s in specs]
+                else:
+                    results = result if isinstance(result, list) else [result]
+                for r in results:
+                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message))
+                    if r.state is FileState.COMPLETE:
+                        progress.file_done(r)
+                        events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
+                    elif r.state is not FileState.STARTED or interrupted is None:
+                        failures.append((r.rel, r.message))
+                        progress.failed += 1
+                        events.append(FileFailed(r.rel, r.error, r.message, r.marker))
+            # Recorded before reported: a file reported done is in the journal
+            # as complete (one commit for every task that returned meanwhile).
+            self.store.record(campaign, outcomes)
+            outcomes = []
+            for event in events:
+                self._emit(event)
+            progress.tick(time.monotonic())
+        self.store.record(campaign, outcomes)
+        progress.tick(time.monotonic(), force=True)
+        if interrupted is not None:
+            if isinstance(interrupted, KeyboardInterrupt):
+                raise TransferAborted("the copy was interrupted", hint="run the same command again to resume")
+            raise interrupted
+        return failures
+
+    def _directory_metadata(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
+        failures: list[tuple[str, str]] = []
+        for record in self.store.records(campaign, kinds=(Kind.DIR,), descending=True):
+            if record.state is not FileState.COMPLETE:
+                continue
+            e = record.entry
+            try:
+                dst.driver.set_metadata(join(dst.path, e.rel), mode=e.mode, mtime_ns=e.mtime_ns)
+            except TransferCoreError as exc:
+                failures.append((e.rel, str(exc)))
+                self._emit(FileFailed(e.rel, type(exc).__name__, str(exc), ""))
+        if self.manifest is None:
+            info = src.driver.stat(src.path)
+            try:
+                dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
+            except TransferCoreError as exc:
+                failures.append((".", str(exc)))
+        return failures
+
+
+class _Progress:
+    def __init__(self, run: TreeCopy, files: int, size: int, done_files: int, done_bytes: int, started: float) -> None:
+        self.run = run
+        self.files = files
+        self.size = size
+        self.done_files = done_files
+        self.done_bytes = done_bytes
+        self.started = started
+        self.copied = 0
+        self.kept = 0
+        self.written = 0
+        self.failed = 0
+        self._next = started + TICK
+        self._samples: collections.deque[tuple[float, int]] = collections.deque([(started, done_bytes)])
+
+    def file_done(self, r: FileResult) -> None:
+        self.done_files += 1
+        self.done_bytes += r.size
+        if r.reused:
+            self.kept += 1
+        else:
+            self.copied += 1
+        self.written += r.written
+
+    def tick(self, now: float, *, force: bool = False) -> None:
+        if now < self._next and not force:
+            return
+        self._next = now + TICK
+        self._samples.append((now, self.done_bytes))
+        while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW:
+            self._samples.popleft()
+        t0, b0 = self._samples[0]
+        rate = (self.done_bytes - b0) / (now - t0) if now > t0 else 0.0
+        eta = (self.size - self.done_bytes) / rate if rate > 0 else None
+        self.run._emit(TreeProgress(self.done_files, self.files, self.done_bytes, self.size, self.failed,
+                                    now - self.started, rate, eta))

@@ -1,0 +1,341 @@
+"""The campaign journal: one row per tree copy, one row per entry of it.
+
+SQLite in WAL mode with ``synchronous=FULL`` (a commit is on disk before it
+returns), in the same database file as the transfer journal, in tables of
+its own.  Writes come in batches, one transaction for many rows, so the cost
+per entry stays flat as the campaign grows: a walk inserts its entries a few
+thousand at a time, and the runner records the outcomes of whole batches of
+files together.  Rows are read back in pages, never all at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import TransferCoreError
+from ..statedir import default_journal_path
+from .model import Entry, FileState, Kind, Record
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    manifest    TEXT NOT NULL DEFAULT '',
+    options     TEXT NOT NULL DEFAULT '{}',
+    state       TEXT NOT NULL DEFAULT 'running',
+    generation  INTEGER NOT NULL DEFAULT 0,
+    message     TEXT NOT NULL DEFAULT '',
+    created     REAL NOT NULL,
+    updated     REAL NOT NULL,
+    UNIQUE (source, destination, manifest)
+);
+CREATE TABLE IF NOT EXISTS campaign_entries (
+    campaign    INTEGER NOT NULL,
+    rel         TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime_ns    INTEGER NOT NULL,
+    mode        INTEGER NOT NULL,
+    identity    TEXT NOT NULL,
+    link        TEXT,
+    state       TEXT NOT NULL,
+    marker      TEXT NOT NULL DEFAULT '',
+    checksum    TEXT NOT NULL DEFAULT '',
+    message     TEXT NOT NULL DEFAULT '',
+    seen        INTEGER NOT NULL,
+    PRIMARY KEY (campaign, rel)
+) WITHOUT ROWID;
+"""
+
+#: Rows per transaction while a walk is recorded.
+WALK_BATCH = 5000
+#: Rows per page when reading a campaign back.
+PAGE = 2000
+
+_UPSERT = """
+INSERT INTO campaign_entries (campaign, rel, kind, size, mtime_ns, mode, identity, link, state, seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)
+ON CONFLICT (campaign, rel) DO UPDATE SET
+    state = CASE
+        WHEN kind = excluded.kind AND size = excluded.size AND mtime_ns = excluded.mtime_ns
+             AND mode = excluded.mode AND identity = excluded.identity AND link IS excluded.link
+        THEN state
+        WHEN state = 'pending' THEN 'pending'
+        -- changed after we began it: what the destination holds is stale
+        ELSE 'started' END,
+    checksum = CASE
+        WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns AND identity = excluded.identity
+        THEN checksum ELSE '' END,
+    kind = excluded.kind, size = excluded.size, mtime_ns = excluded.mtime_ns, mode = excluded.mode,
+    identity = excluded.identity, link = excluded.link, seen = excluded.seen
+"""
+
+
+class CampaignError(TransferCoreError):
+    """The campaign journal cannot be opened or used."""
+
+
+@attrs.frozen
+class Campaign:
+    id: int
+    source: str
+    destination: str
+    manifest: str
+    state: str
+    generation: int
+    message: str
+    created: float
+    updated: float
+
+
+@attrs.frozen
+class Counts:
+    """Entries of one campaign's current walk, by state, with their bytes."""
+
+    files: Mapping[str, int]
+    bytes: Mapping[str, int]
+    dirs: int
+    links: int
+
+    @property
+    def total_files(self) -> int:
+        return sum(self.files.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": dict(self.files),
+            "bytes": dict(self.bytes),
+            "total_files": self.total_files,
+            "total_bytes": self.total_bytes,
+            "dirs": self.dirs,
+            "links": self.links,
+        }
+
+
+@attrs.frozen
+class Outcome:
+    """What the runner records of one entry at once."""
+
+    rel: str
+    state: FileState
+    checksum: str = ""
+    marker: str = ""
+    message: str = ""
+
+
+class CampaignStore:
+    """The campaign tables.  One thread at a time (the runner's) writes."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_journal_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise CampaignError(
+                f"cannot open the campaign journal {self.path}: {exc}",
+                hint="check that the directory is writable, or give another path with --journal",
+            ) from exc
+        except OSError as exc:
+            raise CampaignError(
+                f"cannot create the journal directory {self.path.parent}: {exc.strerror or exc}",
+                hint="set XDG_STATE_HOME to a writable directory, or give a path with --journal",
+            ) from exc
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> CampaignStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._db.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise CampaignError(f"campaign journal {self.path}: {exc}", hint="check free space and permissions") from exc
+
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(sql, rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise CampaignError(f"campaign journal {self.path}: {exc}", hint="check free space and permissions") from exc
+
+    # -- campaigns -----------------------------------------------------------------
+
+    def lock_path(self, destination: str) -> Path:
+        """The lock file a run of the campaign into ``destination`` holds."""
+        from ..runlock import lock_name
+
+        return self.path.parent / "locks" / lock_name("tree:" + destination)
+
+    def running(self, campaign: Campaign) -> bool:
+        """Whether a live process runs this campaign now."""
+        from ..runlock import holder
+
+        return holder(self.lock_path(campaign.destination)) is not None
+
+    def open_campaign(self, source: str, destination: str, manifest: str, options: Mapping[str, Any]) -> Campaign:
+        """Find or create the campaign of this copy and start a new walk generation."""
+        now = time.time()
+        self._run(
+            """INSERT INTO campaigns (source, destination, manifest, options, state, generation, created, updated)
+               VALUES (?, ?, ?, ?, 'running', 1, ?, ?)
+               ON CONFLICT (source, destination, manifest) DO UPDATE SET
+                   generation = generation + 1, state = 'running', options = excluded.options,
+                   message = '', updated = excluded.updated""",
+            (source, destination, manifest, json.dumps(dict(options), sort_keys=True), now, now),
+        )
+        found = self.find(source, destination, manifest)
+        assert found is not None
+        return found
+
+    def find(self, source: str, destination: str, manifest: str = "") -> Campaign | None:
+        row = self._run(
+            "SELECT id, source, destination, manifest, state, generation, message, created, updated "
+            "FROM campaigns WHERE source=? AND destination=? AND manifest=?",
+            (source, destination, manifest),
+        ).fetchone()
+        return Campaign(*row) if row else None
+
+    def campaigns(self) -> list[Campaign]:
+        rows = self._run(
+            "SELECT id, source, destination, manifest, state, generation, message, created, updated "
+            "FROM campaigns ORDER BY updated DESC, id DESC"
+        ).fetchall()
+        return [Campaign(*r) for r in rows]
+
+    def finish(self, campaign: Campaign, state: str, message: str = "") -> None:
+        self._run("UPDATE campaigns SET state=?, message=?, updated=? WHERE id=?", (state, message, time.time(), campaign.id))
+
+    # -- entries ---------------------------------------------------------------------
+
+    def record_walk(self, campaign: Campaign, entries: Iterable[Entry], batch: int = WALK_BATCH) -> int:
+        """Insert or refresh every entry, ``batch`` rows per transaction; return how many."""
+        rows: list[tuple[Any, ...]] = []
+        count = 0
+        for e in entries:
+            rows.append((campaign.id, e.rel, e.kind.value, e.size, e.mtime_ns, e.mode, e.identity, e.link,
+                         campaign.generation))
+            if len(rows) >= batch:
+                self._many(_UPSERT, rows)
+                count += len(rows)
+                rows = []
+        self._many(_UPSERT, rows)
+        return count + len(rows)
+
+    def record(self, campaign: Campaign, outcomes: Iterable[Outcome]) -> None:
+        """Record many outcomes in one transaction."""
+        now_rows = [
+            (o.state.value, o.checksum, o.marker, o.message, campaign.id, o.rel) for o in outcomes
+        ]
+        self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=? WHERE campaign=? AND rel=?",
+                   now_rows)
+
+    def reopen(self, campaign: Campaign) -> None:
+        """Forget what earlier runs finished (``--no-resume``): every file is
+        checked again, and one found published is proven equal or replaced."""
+        self._run("UPDATE campaign_entries SET state='started', checksum='' "
+                  "WHERE campaign=? AND state!='pending' AND kind='file'", (campaign.id,))
+        self._run("UPDATE campaign_entries SET state='pending' WHERE campaign=? AND kind!='file'", (campaign.id,))
+
+    def mark_started(self, campaign: Campaign, rels: Iterable[str]) -> None:
+        """Before work is handed out: from now on the destination may hold partial state."""
+        self._many(
+            "UPDATE campaign_entries SET state='started' WHERE campaign=? AND rel=? AND state='pending'",
+            [(campaign.id, rel) for rel in rels],
+        )
+
+    def records(
+        self,
+        campaign: Campaign,
+        *,
+        kinds: tuple[Kind, ...] | None = None,
+        unfinished: bool = False,
+        descending: bool = False,
+    ) -> Iterator[Record]:
+        """The current walk's entries in path order (children after their
+        parents; before them with ``descending``), read a page at a time."""
+        where = "campaign=? AND seen=? AND rel" + ("<?" if descending else ">?")
+        if unfinished:
+            where += " AND state!='complete'"
+        if kinds:
+            where += " AND kind IN (" + ",".join("?" * len(kinds)) + ")"
+        last = "\U0010ffff" * 4 if descending else ""
+        order = "DESC" if descending else ""
+        while True:
+            params: list[Any] = [campaign.id, campaign.generation, last]
+            params += [k.value for k in kinds or ()]
+            rows = self._run(
+                f"SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message "
+                f"FROM campaign_entries WHERE {where} ORDER BY rel {order} LIMIT {PAGE}",
+                params,
+            ).fetchall()
+            if not rows:
+                return
+            for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message in rows:
+                yield Record(Entry(rel, Kind(kind), size, mtime_ns, mode, identity, link), FileState(state),
+                             marker, checksum, message)
+            last = rows[-1][0]
+
+    def counts(self, campaign: Campaign) -> Counts:
+        rows = self._run(
+            "SELECT kind, state, COUNT(*), COALESCE(SUM(size), 0) FROM campaign_entries "
+            "WHERE campaign=? AND seen=? GROUP BY kind, state",
+            (campaign.id, campaign.generation),
+        ).fetchall()
+        files: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        dirs = links = 0
+        for kind, state, n, total in rows:
+            if kind == Kind.FILE.value:
+                files[state] = files.get(state, 0) + n
+                sizes[state] = sizes.get(state, 0) + total
+            elif kind == Kind.DIR.value:
+                dirs += n
+            else:
+                links += n
+        return Counts(files, sizes, dirs, links)
+
+    def failures(self, campaign: Campaign, limit: int = 1000) -> list[Record]:
+        rows = self._run(
+            "SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message "
+            "FROM campaign_entries WHERE campaign=? AND seen=? AND state IN ('failed', 'partial') "
+            f"ORDER BY rel LIMIT {int(limit)}",
+            (campaign.id, campaign.generation),
+        ).fetchall()
+        return [
+            Record(Entry(r, Kind(k), s, m, mo, i, li), FileState(st), mk, c, msg)
+            for r, k, s, m, mo, i, li, st, mk, c, msg in rows
+        ]

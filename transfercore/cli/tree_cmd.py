@@ -1,0 +1,278 @@
+"""``transfercore copy -r SRC_DIR DST_DIR``: a tree as one resumable campaign.
+
+Output as for one file: a progress bar on a terminal, plain lines otherwise,
+one JSON event per line with ``--json`` (per file and for the tree), nothing
+but errors with ``--quiet``.  At the end a summary; the exit code is 1 when
+any entry failed (they are listed) while everything else finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..errors import OptionError, SizeSyntaxError, TransferAborted, TransferCoreError, UnknownChecksum
+from ..sizes import format_size, parse_size
+from .exitcodes import ExitCode
+
+#: Failed entries listed at the end (all are in ``--json`` and ``status``).
+LIST_FAILURES = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-r", "--recursive", action="store_true",
+                        help="copy the directory tree SRC into DST (created if missing) as one resumable campaign")
+    parser.add_argument("--files-from", metavar="FILE",
+                        help="copy only the paths listed in FILE (relative to SRC, one a line; - for stdin)")
+    parser.add_argument("--files", metavar="N",
+                        help="files in flight at once in a tree copy (default 8; with --scheduler, the "
+                             "cluster's worker threads)")
+    parser.add_argument("--whole-file-max", default="4M", metavar="SIZE",
+                        help="tree files up to SIZE are copied whole in batches; larger ones in blocks with "
+                             "restart markers (default 4M)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run the tree's file tasks on the workers of this Dask scheduler "
+                             "(pip install 'transfercore[dask]'); the journal stays here")
+
+
+def _fail(message: object, code: ExitCode) -> int:
+    print(f"transfercore: error: {message}", file=sys.stderr)
+    return int(code)
+
+
+def _raise_open_files_limit() -> None:
+    # Every file of a batch holds a descriptor until its batch is published.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+@contextlib.contextmanager
+def _manifest(path: str | None) -> Iterator[Any]:
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdin
+    else:
+        try:
+            handle = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        except OSError as exc:
+            raise OptionError(f"cannot read --files-from {path}: {exc.strerror or exc}") from None
+        with handle:
+            yield handle
+
+
+def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
+    from ..campaign import TreeOptions
+    from .copy_cmd import build_options
+
+    files = default_files
+    if args.files is not None:
+        try:
+            files = int(args.files)
+        except ValueError:
+            raise OptionError(f"--files {args.files!r} is not a whole number", hint="e.g. --files 8") from None
+        if not 1 <= files <= 256:
+            raise OptionError(f"--files {files} must be from 1 to 256")
+    whole = parse_size(args.whole_file_max, what="--whole-file-max", minimum=0)
+    return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.files_from is None and not args.recursive:
+        return _fail("--files-from needs -r", ExitCode.USAGE)
+    try:
+        build_tree_options(args)
+    except (OptionError, SizeSyntaxError, UnknownChecksum) as exc:
+        return _fail(exc, ExitCode.USAGE)
+    executor: Any = None
+    if getattr(args, "scheduler", None):
+        from ..campaign.dask_executor import ClusterError, DaskExecutor
+
+        try:
+            executor = DaskExecutor.connect(args.scheduler)
+        except ClusterError as exc:
+            return _fail(exc, ExitCode.FAILED)
+    try:
+        return _run(args, build_tree_options(args, executor.threads() if executor else 8), executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
+    from ..campaign import CampaignStore, TreeCopy
+
+    _raise_open_files_limit()
+    listener: Any
+    if args.json:
+        listener = JsonLines(sys.stdout)
+    elif args.quiet:
+        listener = Quiet()
+    elif sys.stderr.isatty():
+        listener = TreeBar()
+    else:
+        listener = TreeLines(sys.stdout)
+    try:
+        with _manifest(args.files_from) as lines, CampaignStore(args.journal) as store:
+            tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
+                            manifest_name=_manifest_key(args.files_from), executor=executor)
+            tree.add_listener(listener)
+            previous = {sig: signal.signal(sig, _stopper(tree)) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                result = tree.run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                listener.close()
+    except TransferAborted as exc:
+        return _fail(exc, ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:
+        return _fail("interrupted; run the same command again to resume", ExitCode.INTERRUPTED)
+    except TransferCoreError as exc:
+        from . import report_error
+
+        return report_error(exc)
+    if result.failed:
+        print(f"transfercore: error: {len(result.failed)} of the tree's entries failed "
+              "(the rest finished); run the same command again to retry them:", file=sys.stderr)
+        for rel, message in result.failed[:LIST_FAILURES]:
+            print(f"  {rel}: {message}", file=sys.stderr)
+        if len(result.failed) > LIST_FAILURES:
+            print(f"  ... and {len(result.failed) - LIST_FAILURES} more (see transfercore status)", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    return int(ExitCode.OK)
+
+
+def _stopper(tree: Any) -> Any:
+    """Ctrl-C and SIGTERM ask the tree copy to stop: running files finish or
+    keep their durable state, and what finished is recorded; a second Ctrl-C
+    stops at once."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        tree.cancel()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return handle
+
+
+def _manifest_key(path: str | None) -> str:
+    if path is None:
+        return ""
+    if path == "-":
+        return "stdin"
+    import os
+
+    return "manifest:" + os.path.abspath(path)
+
+
+class Quiet:
+    def __call__(self, event: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLines(Quiet):
+    def __init__(self, out: TextIO) -> None:
+        self.out: TextIO | None = out
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "skipped":
+            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
+        if self.out is None:
+            return
+        try:
+            self.out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.out = None
+
+
+def _summary(e: Any) -> str:
+    return (f"done: {e.files} files ({format_size(e.bytes)}) in {e.elapsed:.1f} s: {e.copied} copied "
+            f"({format_size(e.bytes_written)} written), {e.kept} already complete, {e.failed} failed; "
+            f"{e.dirs} directories, {e.links} links, {e.skipped} skipped")
+
+
+class TreeLines(Quiet):
+    """Readable lines for logs: at most one progress line every few seconds."""
+
+    EVERY = 5.0
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._last = 0.0
+
+    def _print(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def __call__(self, event: Any) -> None:
+        kind = event.kind
+        if kind == "tree-start":
+            resumed = (f"; {event.files_done} files ({format_size(event.bytes_done)}) already complete"
+                       if event.files_done else "")
+            self._print(f"copying tree {event.source} -> {event.destination}: {event.files} files, "
+                        f"{format_size(event.bytes)}, {event.dirs} directories, {event.links} links{resumed}")
+        elif kind == "skipped":
+            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
+        elif kind == "file-error":
+            print(f"transfercore: error: {event.path}: {event.message}", file=sys.stderr)
+        elif kind == "tree-progress":
+            now = time.monotonic()
+            if now - self._last >= self.EVERY:
+                self._last = now
+                eta = f", ETA {event.eta:.0f} s" if event.eta is not None else ""
+                self._print(f"{event.files_done} of {event.files} files, {format_size(event.bytes_done)} of "
+                            f"{format_size(event.bytes)} at {format_size(event.rate)}/s{eta}")
+        elif kind == "tree-done":
+            self._print(_summary(event))
+
+
+class TreeBar(Quiet):
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.fields[files]}"), BarColumn(), DownloadColumn(binary_units=True),
+                                 TransferSpeedColumn(), TimeRemainingColumn(), console=self.console)
+        self.task: Any = None
+
+    def __call__(self, event: Any) -> None:
+        kind = event.kind
+        if kind == "tree-start":
+            self.progress.start()
+            self.task = self.progress.add_task("tree", total=event.bytes or 1, completed=event.bytes_done,
+                                               files=f"{event.files_done}/{event.files} files")
+        elif kind == "skipped":
+            self.console.print(f"warning: skipped {event.path}: {event.reason}")
+        elif kind == "file-error":
+            self.console.print(f"error: {event.path}: {event.message}")
+        elif kind == "tree-progress" and self.task is not None:
+            self.progress.update(self.task, completed=event.bytes_done, files=f"{event.files_done}/{event.files} files")
+        elif kind == "tree-done":
+            self.close()
+            self.console.print(_summary(event))
+
+    def close(self) -> None:
+        self.progress.stop()
