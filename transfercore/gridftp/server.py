@@ -33,9 +33,10 @@ from .datachannel import (
 )
 from .download import checksum_span
 from .errors import ListenError
-from .gsi import Credential, GSIConfig
 from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
+from .gsi.credentials import GSIConfig
+from .gsi.proxy import Credential
 from .limits import Admission, IdleClock, Limits, Slot
 from .memory import freeze_startup
 from .replies import error_reply

@@ -52,8 +52,8 @@ from .datachannel import (
 )
 from .download import plan_retrieve
 from .errors import DataTimeout, RemoteProtocolError, ReplyError
-from .gsi import Credential
 from .gsi.datasock import SecureDataSocket, secure_data_socket
+from .gsi.proxy import Credential
 from .hostport import HostPort
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
