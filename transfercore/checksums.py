@@ -140,7 +140,7 @@ def checksum_reader(
         if len(data) != length:
             raise TransferCoreError(
                 f"short read at offset {offset}: got {len(data)} of {length} bytes while computing the checksum",
-                hint="the object changed or the storage failed; run the command again",
+                hint="the object changed or the storage failed; try again",
             )
         return data
 

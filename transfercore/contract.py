@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .capabilities import Capabilities
-from .errors import CapabilityError, InvalidRead, InvalidWrite, RestartRejected, StorageError
+from .errors import RESUME_HINT, CapabilityError, InvalidRead, InvalidWrite, RestartRejected, StorageError
 from .options import OptionSpec
 from .ranges import RangeSet
 
@@ -221,7 +221,7 @@ class Reader(abc.ABC):
         if len(data) != view.nbytes:
             raise StorageError(
                 f"short read of the source at offset {offset}: {len(data)} of {view.nbytes} bytes",
-                hint="the source changed or its storage failed; run the same command again to resume",
+                hint="the source changed or its storage failed; " + RESUME_HINT,
             )
         view[:] = data
 

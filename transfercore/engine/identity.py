@@ -30,7 +30,7 @@ def fingerprint(reader: Reader, size: int, sample: int = SAMPLE_SIZE) -> str:
         if len(data) != length:
             raise TransferCoreError(
                 f"short read of the source at offset {offset} ({len(data)} of {length} bytes)",
-                hint="the source changed or its storage failed; run the command again",
+                hint="the source changed or its storage failed; try again once it is stable",
             )
         digest.update(f"{offset}:".encode())
         digest.update(data)
