@@ -98,13 +98,17 @@ class HpssDriver(Driver):
 
     def describe(self) -> dict[str, Any]:
         version = api.version()
-        return {
+        details: dict[str, Any] = {
             "backend": api.BACKEND,
             "hpss_version": version.text,
             "bz4719_possible": version.may_have_bz4719,
             "segment": self.segment,
             "block": self.block,
         }
+        root = api.emulator_root()
+        if root is not None:
+            details["emulator_root"] = root
+        return details
 
     # -- session -----------------------------------------------------------------------
 
