@@ -57,8 +57,6 @@ class Capabilities:
     #: True when ``Writer.read_durable()`` reads durable bytes back before the
     #: object is published (verification then overlaps the transfer).
     read_back: bool = False
-    #: True when the driver supports namespace operations (list, mkdir, rename, remove).
-    namespace: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.min_block_size > self.preferred_block_size:

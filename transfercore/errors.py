@@ -173,6 +173,21 @@ class PathEscapesRoot(PermissionDenied):
     """A path leaves the driver's confined root (``..`` or a symlink)."""
 
 
+class ShortRead(StorageError):
+    """A read returned fewer bytes than the object holds there: it changed while being read, or its storage failed."""
+
+    def __init__(self, where: str, offset: int, got: int, wanted: int, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"short read of {where} at offset {offset}: {got} of {wanted} bytes (it changed while being read, "
+            "or its storage failed)",
+            errno=_errno.EIO,
+            hint=hint or "read it again once nothing else changes it",
+        )
+        self.offset = offset
+        self.got = got
+        self.wanted = wanted
+
+
 class NoSpace(StorageError):
     """The storage is full."""
 

@@ -29,6 +29,7 @@ import attrs
 
 from .. import checksums
 from ..contract import Driver, Writer
+from ..driverkit import checksum_range
 from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
@@ -337,16 +338,7 @@ class Connection:
             end = reader.size if op.length is None else min(reader.size, op.offset + op.length)
             if op.offset > reader.size:
                 raise BadArgument(f"CKSM offset {op.offset} is past the end ({reader.size} bytes)")
-            hasher = checksums.new(op.algorithm)
-            pos = op.offset
-            while pos < end:
-                n = min(4 << 20, end - pos)
-                data = reader.read(pos, n)
-                if len(data) != n:
-                    raise TransferCoreError(f"short read at {pos} while computing the checksum")
-                hasher.update(data)
-                pos += n
-            return hasher.hexdigest()
+            return checksum_range(reader, op.algorithm, op.offset, end)
 
     # -- data connections ------------------------------------------------------------------
 

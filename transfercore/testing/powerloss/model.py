@@ -29,6 +29,8 @@ from collections.abc import Iterator
 
 import attrs
 
+from ...driverkit import fsync_dir
+
 ROOT_INO = 1
 _META = ".meta"
 _DATA = ".data"
@@ -409,11 +411,7 @@ class Volume:
                 os.fsync(fh.fileno())
         os.replace(tmp, final)
         if self._host_fsync:
-            dfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self._dir)
         node.persisted = True
 
     def _path(self, ino: int, ext: str) -> str:
