@@ -1,17 +1,24 @@
-"""PUT and GET throughput of ``transfercore serve`` against the real globus-gridftp-server.
+"""``transfercore serve`` against the real globus-gridftp-server, side by side, timed to durability.
+
+Cases (``--cases``, comma-separated):
+
+* ``stream`` and ``modeE``: PUT and GET of one file, ``--root`` (posix);
+* ``hpss``: MODE E ``-p 4 -fast`` PUT into ``serve --driver hpss://`` (the
+  emulator), against the real server storing into its own file system;
+* ``tree``: a tree of ``--files`` files (empty files and directories
+  included) with ``-r -cd -cc 4 -fast``, into posix and into hpss, against
+  the real server.
 
 Both servers run on loopback in the same run; the client is globus-url-copy.
 Every timing includes a trailing ``sync`` so a server that leaves data in
-the page cache at ``226`` pays for it, as ``transfercore serve`` already
-has before its ``226``.
+the page cache at ``226`` pays for it, as ``transfercore serve`` already has
+before its ``226``.  The servers take turns within each repeat (alternating),
+so drift in the machine's load hits both alike; medians and the spread
+(min-max) are printed, with each server's CPU time (user + system; for the
+real server the children it forks per session) and peak resident memory
+(``VmHWM``; for the real server the largest of its session processes).
 
-Wall-clock throughput on a shared machine is noisy, so the CPU time each
-server spent per transfer (user + system) is printed too: for
-``transfercore serve`` its own process, for the real server the children it
-forks per session (their time reaches the daemon when it reaps them).
-
-    python benchmarks/bench_gridftp.py --size 2GiB
-    python benchmarks/bench_gridftp.py --size 1GiB --repeat 3 --mode stream
+    python benchmarks/bench_gridftp.py --cases hpss,tree --size 1GiB --files 1000 --repeat 3
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,116 +87,263 @@ def timed(cmd: list[str], pid: int, children: bool) -> tuple[float, float]:
     return wall, settled_cpu(pid, children) - cpu0
 
 
+class PeakRss:
+    """Samples the peak RSS (VmHWM) of a process, or of its children, while a run goes."""
+
+    def __init__(self, pid: int, children: bool) -> None:
+        self.pid = pid
+        self.children = children
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _hwm(self, pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _kids(self) -> list[int]:
+        out = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == self.pid:
+                            out.append(int(name))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return out
+
+    def _sample(self) -> None:
+        pids = self._kids() if self.children else [self.pid]
+        for pid in pids:
+            self.peak_kib = max(self.peak_kib, self._hwm(pid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sample()
+        self._stop.set()
+        self._thread.join()
+
+
+def make_tree(base: Path, files: int) -> int:
+    """``files`` files in nested directories, a few empty ones and empty directories; returns bytes."""
+    import random
+
+    rnd = random.Random(11)
+    total = 0
+    blob = os.urandom(1 << 20)
+    for i in range(files):
+        d = base / f"d{i % 20}" / ("s" if i % 4 == 0 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        n = 0 if i % 50 == 0 else rnd.randrange(1, 256 * 1024)
+        with open(d / f"f{i}.bin", "wb") as f:
+            f.write(blob[:n])
+        total += n
+    (base / "empty" / "inner").mkdir(parents=True, exist_ok=True)
+    os.sync()
+    return total
+
+
+class Servers:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.endpoints: dict[str, tuple[str, Path, int, bool]] = {}
+        self.pidfile = work / "real.pid"
+
+    def ours(self, name: str, args: list[str], root: Path, env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "transfercore", "serve", "--port", str(port), "--anonymous-write", *args],
+            stderr=open(self.work / f"{name}.log", "wb"),
+            env=os.environ | (env or {}),
+        )
+        self.procs.append(proc)
+        wait_port(port, proc)
+        self.endpoints[name] = (f"ftp://127.0.0.1:{port}", root, proc.pid, False)
+
+    def real(self, root: Path) -> None:
+        port = free_port()
+        start_globus_server(port, self.pidfile, self.work / "real.log")
+        pid = int(self.pidfile.read_text().split()[0])
+        self.endpoints["globus"] = (f"ftp://127.0.0.1:{port}{root}", root, pid, True)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(10)
+        try:
+            os.kill(int(self.pidfile.read_text().split()[0]), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+def run_case(
+    label: str, servers: Servers, names: list[str], repeat: int, one_run: object, amount: int, unit: str
+) -> dict[str, dict[str, float]]:
+    """Alternate the servers ``repeat`` times; print and return medians and spreads."""
+    runs: dict[str, list[tuple[float, float, int]]] = {n: [] for n in names}
+    for _ in range(repeat):
+        for name in names:
+            base, root, pid, children = servers.endpoints[name]
+            wall, cpu, rss = one_run(name, base, root, pid, children)  # type: ignore[operator]
+            runs[name].append((wall, cpu, rss))
+    out = {}
+    for name in names:
+        walls = [w for w, _, _ in runs[name]]
+        med = statistics.median(walls)
+        rate = amount / med / 1e6 if unit == "MB/s" else med
+        out[name] = {
+            "median": med,
+            "rate": rate,
+            "min": min(walls),
+            "max": max(walls),
+            "cpu": statistics.median(c for _, c, _ in runs[name]),
+            "rss": max(r for _, _, r in runs[name]) / 1024,
+        }
+        shown = f"{rate:8.1f} MB/s" if unit == "MB/s" else f"{med:8.2f} s"
+        print(
+            f"{label:12} {name:18} {shown}  (median of {repeat}; {min(walls):.2f}-{max(walls):.2f} s)  "
+            f"CPU {out[name]['cpu']:6.2f} s  peak RSS {out[name]['rss']:6.0f} MiB",
+            flush=True,
+        )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="2GiB", help="file size (default 2GiB)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per case; the median is printed")
+    ap.add_argument("--cases", default="hpss,tree", help="stream, modeE, hpss, tree (default hpss,tree)")
+    ap.add_argument("--size", default="1GiB", help="file size (default 1GiB)")
+    ap.add_argument("--files", type=int, default=1000, help="files in the tree case (default 1000)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per server and case; medians printed")
     ap.add_argument("--parallel", type=int, default=4, help="MODE E data connections (default 4)")
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
-    ap.add_argument("--mode", choices=("both", "stream", "modeE"), default="both", help="which modes to run")
     args = ap.parse_args()
     for tool in ("globus-url-copy", "globus-gridftp-server"):
         if not shutil.which(tool):
             print(f"{tool} is not installed (Debian: globus-gass-copy-progs, globus-gridftp-server-progs)")
             return 2
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     size = parse_size(args.size)
     work = Path(args.dir or tempfile.mkdtemp(prefix="tc-bench-gridftp-"))
     work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
-    ours_root = work / "ours"
-    real_root = work / "real"
-    for d in (ours_root, real_root):
+    ours_root, real_root, emu = work / "ours", work / "real", work / "emu"
+    for d in (ours_root, real_root, emu):
         d.mkdir(exist_ok=True)
     real_root.chmod(0o777)  # the real server writes as 'nobody'
     src = work / "src.bin"
-    src.parent.chmod(0o755)
-    print(f"making a {size} byte source file ...", flush=True)
-    make_source(src, size)
-    src.chmod(0o644)
+    if any(c in cases for c in ("stream", "modeE", "hpss")):
+        print(f"making a {size} byte source file ...", flush=True)
+        make_source(src, size)
+        src.chmod(0o644)
+    tree = work / "tree"
+    tree_bytes = 0
+    if "tree" in cases:
+        print(f"making a tree of {args.files} files ...", flush=True)
+        tree_bytes = make_tree(tree, args.files)
 
-    ours_port, real_port = free_port(), free_port()
-    ours = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "transfercore",
-            "serve",
-            "--root",
-            str(ours_root),
-            "--port",
-            str(ours_port),
-            "--anonymous-write",
-        ],
-        stderr=open(work / "ours.log", "wb"),
+    servers = Servers(work)
+    servers.ours("transfercore", ["--root", str(ours_root)], ours_root)
+    servers.ours(
+        "transfercore-hpss",
+        ["--driver", "hpss:///?segment=64MiB", "--spool-dir", str(work / "spool")],
+        emu,
+        {"HPSS_EMU_ROOT": str(emu)},
     )
-    pidfile = work / "real.pid"
-    start_globus_server(real_port, pidfile, work / "real.log")
-    wait_port(ours_port)
-    wait_port(real_port)
-    real_pid = int(pidfile.read_text().split()[0])
-    servers = {
-        "transfercore": (f"ftp://127.0.0.1:{ours_port}", "", ours_root, ours.pid, False),
-        "globus": (f"ftp://127.0.0.1:{real_port}", str(real_root), real_root, real_pid, True),
-    }
-    all_modes = {"stream": [], f"modeE-p{args.parallel}": ["-fast", "-p", str(args.parallel)]}
-    modes = {m: f for m, f in all_modes.items() if args.mode == "both" or m.startswith(args.mode)}
-    results: dict[tuple[str, str, str], float] = {}
-    cpu: dict[tuple[str, str, str], float] = {}
+    servers.real(real_root)
+    summary: list[str] = []
+
+    def put(flags: list[str], name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
+        dest = root / "dst.bin"
+        if dest.exists():
+            dest.unlink()
+        os.sync()
+        with PeakRss(pid, children) as rss:
+            wall, cpu = timed(["globus-url-copy", *flags, f"file://{src}", f"{base}/dst.bin"], pid, children)
+        if os.path.getsize(dest) != size:
+            raise SystemExit(f"{name}: PUT stored a wrong size")
+        return wall, cpu, rss.peak_kib
+
+    def get(flags: list[str], name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
+        back = work / "back.bin"
+        if back.exists():
+            back.unlink()
+        os.sync()
+        with PeakRss(pid, children) as rss:
+            wall, cpu = timed(["globus-url-copy", *flags, f"{base}/dst.bin", f"file://{back}"], pid, children)
+        if os.path.getsize(back) != size:
+            raise SystemExit(f"{name}: GET returned a wrong size")
+        return wall, cpu, rss.peak_kib
+
+    def put_tree(name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
+        dest = root / "t"
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.sync()
+        with PeakRss(pid, children) as rss:
+            wall, cpu = timed(
+                ["globus-url-copy", "-r", "-cd", "-cc", "4", "-fast", f"file://{tree}/", f"{base}/t/"], pid, children
+            )
+        if subprocess.run(["diff", "-rq", str(tree), str(dest)], capture_output=True).returncode != 0:
+            raise SystemExit(f"{name}: the tree arrived different")
+        return wall, cpu, rss.peak_kib
+
+    def ratio(label: str, res: dict[str, dict[str, float]], ours: str, rate: bool) -> None:
+        o, g = res[ours], res["globus"]
+        speed = o["rate"] / g["rate"] if rate else g["median"] / o["median"]
+        summary.append(
+            f"{label:14} {ours} / globus: {speed:.2f}x speed, server CPU {o['cpu']:.2f} s vs {g['cpu']:.2f} s, "
+            f"peak RSS {o['rss']:.0f} MiB vs {g['rss']:.0f} MiB"
+        )
+
     try:
-        for mode, flags in modes.items():
-            runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-            # The servers take turns within each repeat, so drift in the
-            # machine's load hits both alike instead of one server's block of runs.
-            for _ in range(args.repeat):
-                for name, (base, prefix, root, pid, children) in servers.items():
-                    dest = root / "dst.bin"
-                    if dest.exists():
-                        dest.unlink()
-                    os.sync()
-                    runs.setdefault((name, "PUT"), []).append(
-                        timed(
-                            ["globus-url-copy", *flags, f"file://{src}", f"{base}{prefix}/dst.bin"], pid, children
-                        )
+        par = ["-fast", "-p", str(args.parallel)]
+        for case in cases:
+            if case in ("stream", "modeE"):
+                flags = [] if case == "stream" else par
+                for op, fn in (("PUT", put), ("GET", get)):
+                    res = run_case(
+                        f"{case} {op}", servers, ["transfercore", "globus"], args.repeat,
+                        lambda *a, fn=fn, flags=flags: fn(flags, *a), size, "MB/s",
                     )
-                    back = work / "back.bin"
-                    if back.exists():
-                        back.unlink()
-                    os.sync()
-                    runs.setdefault((name, "GET"), []).append(
-                        timed(
-                            ["globus-url-copy", *flags, f"{base}{prefix}/dst.bin", f"file://{back}"], pid, children
-                        )
-                    )
-                    if os.path.getsize(back) != size:
-                        raise SystemExit(f"{name} {mode}: GET returned a wrong size")
-            for name in servers:
-                for op in ("PUT", "GET"):
-                    results[(mode, op, name)] = size / statistics.median(w for w, _ in runs[(name, op)]) / 1e6
-                    cpu[(mode, op, name)] = statistics.median(c for _, c in runs[(name, op)])
-                print(
-                    f"{mode:10} {name:13} PUT {results[(mode, 'PUT', name)]:8.1f} MB/s "
-                    f"({cpu[(mode, 'PUT', name)]:5.2f} s CPU)   "
-                    f"GET {results[(mode, 'GET', name)]:8.1f} MB/s ({cpu[(mode, 'GET', name)]:5.2f} s CPU)",
-                    flush=True,
+                    ratio(f"{case} {op}", res, "transfercore", True)
+            elif case == "hpss":
+                res = run_case(
+                    f"hpss PUT -p{args.parallel}", servers, ["transfercore-hpss", "globus"], args.repeat,
+                    lambda *a: put(par, *a), size, "MB/s",
                 )
+                ratio(f"PUT -p{args.parallel}", res, "transfercore-hpss", True)
+            elif case == "tree":
+                res = run_case(
+                    f"tree {args.files}", servers, ["transfercore", "transfercore-hpss", "globus"], args.repeat,
+                    put_tree, tree_bytes, "s",
+                )
+                ratio(f"tree {args.files}", res, "transfercore", False)
+                ratio(f"tree {args.files}", res, "transfercore-hpss", False)
+            else:
+                raise SystemExit(f"unknown case {case!r}")
     finally:
-        ours.terminate()
-        ours.wait(10)
-        try:
-            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
+        servers.stop()
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"size {size} bytes, median of {args.repeat}, each including a trailing sync")
-    for mode in modes:
-        for op in ("PUT", "GET"):
-            ratio = results[(mode, op, "transfercore")] / results[(mode, op, "globus")]
-            print(
-                f"{mode:10} {op}: transfercore / globus = {ratio:.2f}x throughput, "
-                f"server CPU {cpu[(mode, op, 'transfercore')]:.2f} s vs {cpu[(mode, op, 'globus')]:.2f} s"
-            )
+    print(f"medians of {args.repeat}, servers alternating, each timing including a trailing sync")
+    for line in summary:
+        print(line)
     return 0
 
 

@@ -20,16 +20,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from .errors import RangeSyntaxError, TransferCoreError
 from .ranges import RangeSet
+from .runlock import RunLock, holder, lock_name, process_started
 from .statedir import default_journal_path
-
-if TYPE_CHECKING:
-    from .runlock import RunLock
 
 SCHEMA_VERSION = 2
 #: Seconds a statement waits for another process's write lock before failing.
@@ -66,6 +64,7 @@ _ADDED_COLUMNS = {
     "dest_size": "INTEGER NOT NULL DEFAULT -1",
     "dest_mtime_ns": "INTEGER NOT NULL DEFAULT 0",
     "dest_identity": "TEXT NOT NULL DEFAULT ''",
+    "source_version": "TEXT NOT NULL DEFAULT ''",
 }
 
 _DAMAGED = ("file is not a database", "malformed", "corrupt")
@@ -98,6 +97,8 @@ class SourceIdentity:
     identity: str = ""
     #: A hash of a few sampled blocks, to catch in-place rewrites.
     fingerprint: str = ""
+    #: The driver's content version (``ObjectInfo.version``; POSIX: the change time), empty when none.
+    version: str = ""
 
     def differences(self, other: SourceIdentity) -> list[str]:
         """Human descriptions of what differs between ``self`` (recorded) and ``other`` (now)."""
@@ -110,6 +111,10 @@ class SourceIdentity:
             out.append("the object was replaced")
         if self.fingerprint != other.fingerprint:
             out.append("content changed")
+        elif self.version and other.version and self.version != other.version:
+            # Size, mtime and the samples agree, yet the storage says the object was
+            # written to since (an in-place rewrite that put its mtime back).
+            out.append("it was written to since (its change time moved)")
         return out
 
 
@@ -331,8 +336,8 @@ class Journal:
             INSERT INTO transfers (source, destination, size, source_mtime_ns, source_identity,
                 source_fingerprint, options, marker, durable_bytes, state, message,
                 checksum_algorithm, checksum, created, updated, owner_pid, owner_started,
-                dest_size, dest_mtime_ns, dest_identity)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, '', ?, ?, ?, ?, -1, 0, '')
+                dest_size, dest_mtime_ns, dest_identity, source_version)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, '', ?, ?, ?, ?, -1, 0, '', ?)
             ON CONFLICT (source, destination) DO UPDATE SET
                 size=excluded.size, source_mtime_ns=excluded.source_mtime_ns,
                 source_identity=excluded.source_identity,
@@ -341,6 +346,7 @@ class Journal:
                 state=excluded.state, message='', checksum_algorithm=excluded.checksum_algorithm,
                 checksum='', updated=excluded.updated, owner_pid=excluded.owner_pid,
                 owner_started=excluded.owner_started, dest_size=-1, dest_mtime_ns=0, dest_identity='',
+                source_version=excluded.source_version,
                 created=CASE WHEN ? THEN transfers.created ELSE excluded.created END
             """,
             (
@@ -358,7 +364,8 @@ class Journal:
                 now,
                 now,
                 os.getpid(),
-                _process_started(),
+                process_started(),
+                identity.version,
                 1 if mark else 0,
             ),
         )
@@ -407,8 +414,6 @@ class Journal:
 
     def lock_path(self, destination: str) -> Path:
         """The lock file a run on ``destination`` holds (see :mod:`transfercore.runlock`)."""
-        from .runlock import lock_name
-
         return self.path.parent / "locks" / lock_name(destination)
 
     def claim(self, source: str, destination: str) -> RunLock:
@@ -416,14 +421,10 @@ class Journal:
 
         Raises :class:`~transfercore.runlock.Busy`, naming the other run, when
         another process holds it."""
-        from .runlock import RunLock
-
         return RunLock.acquire(self.lock_path(destination), source=source, destination=destination)
 
     def holder(self, destination: str) -> dict[str, Any] | None:
         """Who holds ``destination`` now (pid, start time, source), or None."""
-        from .runlock import holder
-
         return holder(self.lock_path(destination))
 
     def effective_state(self, entry: JournalEntry) -> State:
@@ -435,24 +436,6 @@ class Journal:
 
 def _is_damage(exc: BaseException) -> bool:
     return any(word in str(exc).lower() for word in _DAMAGED)
-
-
-_STARTED: float | None = None
-
-
-def _process_started() -> float:
-    """When this process started (seconds since the epoch), from /proc where there is one."""
-    global _STARTED
-    if _STARTED is None:
-        try:
-            with open(f"/proc/{os.getpid()}/stat") as f:
-                ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-            with open("/proc/stat") as f:
-                boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
-            _STARTED = boot + ticks / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError, StopIteration):
-            _STARTED = time.time()
-    return _STARTED
 
 
 def _entry(row: sqlite3.Row) -> JournalEntry:
@@ -472,7 +455,8 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         source=source,
         destination=destination,
         source_identity=SourceIdentity(
-            row["size"], row["source_mtime_ns"], row["source_identity"], row["source_fingerprint"]
+            row["size"], row["source_mtime_ns"], row["source_identity"], row["source_fingerprint"],
+            row["source_version"],
         ),
         options=option_map,
         marker=parsed,

@@ -22,6 +22,23 @@ from typing import Any
 
 from .errors import TransferCoreError
 
+_STARTED: float | None = None
+
+
+def process_started() -> float:
+    """When this process started (seconds since the epoch), from /proc where there is one."""
+    global _STARTED
+    if _STARTED is None:
+        try:
+            with open(f"/proc/{os.getpid()}/stat") as f:
+                ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+            with open("/proc/stat") as f:
+                boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+            _STARTED = boot + ticks / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, StopIteration):
+            _STARTED = time.time()
+    return _STARTED
+
 
 class Busy(TransferCoreError):
     """Another run holds the destination."""
@@ -75,9 +92,7 @@ class RunLock:
                     hint="wait for that run to finish (or stop it), then start this one again",
                 ) from None
             raise TransferCoreError(f"cannot lock {path}: {exc.strerror or exc}") from exc
-        from .journal import _process_started
-
-        record = {"pid": os.getpid(), "started": _process_started(), "source": source, "destination": destination}
+        record = {"pid": os.getpid(), "started": process_started(), "source": source, "destination": destination}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
         return cls(path, fd)

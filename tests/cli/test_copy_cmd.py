@@ -41,6 +41,10 @@ def test_json_prints_one_event_per_line(src, tmp_path, capsys):
     assert "progress" in kinds and "marker" in kinds
     marker = [e for e in evs if e["event"] == "marker"][-1]
     assert marker["ranges"] == "0-1000000" and marker["final"]
+    # every line carries the schema version, a timestamp and the transfer id
+    assert {e["schema"] for e in evs} == {1} and {e["transfer_id"] for e in evs} == {1}
+    times = [e["time"] for e in evs]
+    assert times == sorted(times) and abs(times[-1] - __import__("time").time()) < 60
     assert dst.read_bytes() == src.read_bytes()
     assert (tmp_path / "state" / "transfercore" / "journal.sqlite").exists()
 
@@ -105,7 +109,7 @@ def test_source_changed_says_why_in_one_line(src, capsys):
         f.write(b"x")
     assert main(["copy", str(src), "mock://s/o"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("starting from zero")]
-    assert lines == ["starting from zero: the source changed since the interrupted run "
+    assert lines == ["starting from zero: the source changed since the previous run "
                      "(size 1000000 -> 1000001, modification time changed, content changed)"]
 
 

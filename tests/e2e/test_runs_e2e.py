@@ -172,3 +172,15 @@ def test_a_damaged_journal_still_resumes_the_destinations_durable_partial(setup,
     if damage is _truncated_midway:
         assert "was damaged" in again.stderr and "moved to" in again.stderr
         assert list(journal.parent.glob("journal.sqlite.damaged-*"))
+
+
+def test_a_copy_piped_into_head_finishes_and_exits_0(setup):
+    data, src, env, tmp = setup
+    dst = tmp / "out.bin"
+    proc = subprocess.Popen(copy_args(f"{src}&slow=0.01", str(dst)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    assert json.loads(proc.stdout.readline())["event"] == "start"
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    assert err == "" and dst.read_bytes() == data

@@ -45,3 +45,17 @@ def test_deltas_only_new_ranges():
     assert rm.update(RangeSet.span(0, 40)).lines[0] == "Range Marker 20-30"
     with pytest.raises(LocalProtocolError, match="lost ranges"):
         rm.update(RangeSet.span(0, 30))
+
+
+def test_marker_schedule():
+    from transfercore.gridftp.markers import MarkerSchedule
+
+    s = MarkerSchedule(100.0, restart_every=5.0, perf_every=2.0)
+    assert s.next_due() == 102.0
+    assert s.due(101.0) == (False, False)
+    assert s.due(102.0) == (True, False)
+    assert s.next_due() == 104.0
+    assert s.due(105.0) == (True, True)
+    assert s.next_due() == 107.0
+    quiet = MarkerSchedule(0.0, restart_every=1.0, perf_every=3.0, restart=False)
+    assert quiet.due(10.0) == (True, False)

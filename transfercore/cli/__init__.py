@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import RESUME_HINT, TransferCoreError
 from .exitcodes import ExitCode, exit_code_for
 
-SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "globus_server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +68,10 @@ def report_error(exc: BaseException) -> int:
     return int(exit_code_for(exc))
 
 
-def _silence_stdout() -> None:
-    # The reader is gone: further writes (and the interpreter's final flush)
-    # must not raise again.
+def silence_stdout() -> None:
+    """The reader of stdout is gone: send what is still to be written to
+    /dev/null, so that later writes (and the interpreter's final flush) do not
+    raise again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return int(ExitCode.BROKEN_PIPE)
     except TransferCoreError as exc:
         return report_error(exc)

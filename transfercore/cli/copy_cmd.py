@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from ..errors import OptionError, TransferAborted, TransferCoreError
 from ..journal import Journal
 from ..sizes import format_size, parse_size
-from . import interrupted_message, report_error
+from . import interrupted_message, report_error, silence_stdout
 from .exitcodes import ExitCode
 
 
@@ -184,6 +184,7 @@ class JsonLines:
         except BrokenPipeError:
             # The reader went away (e.g. piped into head): the copy goes on silently.
             self.out = None
+            silence_stdout()
 
 
 def _rate(value: float) -> str:
@@ -221,6 +222,7 @@ class PlainLines:
             self.out.flush()
         except BrokenPipeError:
             self.out = None  # the reader went away: the copy goes on silently
+            silence_stdout()
 
     def __call__(self, event: Any) -> None:
         kind = event.kind

@@ -85,7 +85,7 @@ def decide(
         return ResumeDecision(RangeSet(), "the previous run ended with a checksum mismatch")
     if changes:
         return ResumeDecision(
-            RangeSet(), f"the source changed since the interrupted run ({', '.join(changes)})"
+            RangeSet(), f"the source changed since the previous run ({', '.join(changes)})"
         )
     if capabilities.restart is RestartModel.NONE:
         return ResumeDecision(RangeSet(), "the destination cannot resume a partial object (restart model none)")
@@ -124,3 +124,33 @@ def from_destination(
         marker,
         note=f"{why}; resuming the {marker.total()} bytes the destination's own resume record holds",
     )
+
+
+def may_consult_record(found: JournalEntry | None, identity: SourceIdentity) -> bool:
+    """Whether the destination's own resume record may stand in for the journal's
+    marker: with no row, or a resumable row of this very source."""
+    return found is None or (
+        found.state in (State.RUNNING, State.INTERRUPTED, State.FAILED) and not found.source_identity.differences(identity)
+    )
+
+
+def prefer_record(
+    found: JournalEntry | None,
+    record: RangeSet,
+    size: int,
+    capabilities: Capabilities,
+    decision: ResumeDecision,
+    *,
+    checksum: bool,
+) -> ResumeDecision:
+    """The destination's record is the truth about what it holds durably: resume
+    it instead of the journal's decision when it holds more (a lost or damaged
+    journal, or a marker the journal could not record)."""
+    if not record or record == decision.marker or not record.contains(decision.marker):
+        return decision
+    if found is None:
+        why = "the journal has no record of this copy"
+    else:
+        why = f"the journal's marker ({decision.marker.total()} bytes) is behind the destination's record"
+    better = from_destination(record, size, capabilities, verified=found is not None or checksum, why=why)
+    return better if better.marker or found is None else decision

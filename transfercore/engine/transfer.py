@@ -55,11 +55,11 @@ from .events import (
     Verifying,
     VerifyProgress,
 )
-from .identity import fingerprint, source_identity
+from .identity import changes_during, source_identity, stat_changes
 from .options import TransferOptions
 from .policy import MarkerPolicy
 from .pump import Pump
-from .resume import ResumeDecision, decide, from_destination
+from .resume import ResumeDecision, decide, may_consult_record, prefer_record
 from .scheduler import plan_blocks
 from .verify import DurableVerifier
 
@@ -67,6 +67,8 @@ Where = str | Location | Endpoint
 
 #: Seconds of history behind the rate shown in progress events.
 RATE_WINDOW = 5.0
+#: Seconds a marker may wait for the streams to record writes the driver already counted.
+WRITTEN_GRACE = 0.5
 
 
 @attrs.frozen
@@ -211,6 +213,7 @@ class _Run:
         self.resumed = RangeSet()
         self.size = 0
         self.restart_reason: str | None = None
+        self.source_info: ObjectInfo | None = None
 
     @property
     def entry(self) -> JournalEntry | None:
@@ -250,6 +253,7 @@ class _Run:
                     hint="copy it again once the source is stable",
                 )
             identity = source_identity(info, reader)
+            self.source_info = info
             decision = self._decide(identity, caps_dst)
             if decision.up_to_date:
                 return self._up_to_date()
@@ -337,28 +341,13 @@ class _Run:
     def _ask_destination(
         self, found: JournalEntry | None, identity: SourceIdentity, caps: Capabilities, decision: ResumeDecision
     ) -> ResumeDecision:
-        """The destination's own resume record is the truth about what it holds
-        durably: with no journal row (a new, lost or damaged journal), or a row
-        of this source whose marker is behind the record, resume the record."""
-        if found is not None and (
-            found.state not in (State.RUNNING, State.INTERRUPTED, State.FAILED)
-            or found.source_identity.differences(identity)
-        ):
+        if not may_consult_record(found, identity):
             return decision
         try:
             record = self.dst.driver.partial(self.dst.path)
         except TransferCoreError:
             return decision
-        if not record or record == decision.marker or not record.contains(decision.marker):
-            return decision
-        if found is None:
-            why = "the journal has no record of this copy"
-        else:
-            why = f"the journal's marker ({decision.marker.total()} bytes) is behind the destination's record"
-        better = from_destination(
-            record, identity.size, caps, verified=found is not None or self.options.checksum is not None, why=why
-        )
-        return better if better.marker or found is None else decision
+        return prefer_record(found, record, identity.size, caps, decision, checksum=self.options.checksum is not None)
 
     def _up_to_date(self) -> TransferResult:
         assert self.entry is not None
@@ -521,6 +510,7 @@ class _Run:
             due_by_bytes = step is not None and sent - last_marker_bytes >= step
             if due_by_bytes or policy.due(now - last_marker_time, sent - last_marker_bytes):
                 self._take_marker()
+                self._watch_source()
                 last_marker_time = time.monotonic()
                 last_marker_bytes = sent
                 if step is not None and policy.bytes is not None:
@@ -563,6 +553,14 @@ class _Run:
                 hint="this is a bug in the driver (markers must be monotonic); copy with resume turned off",
             )
         if not written.contains(marker):
+            # A write the driver counted may not be in the pump's record yet (its
+            # thread is between the driver's return and the bookkeeping): give
+            # the streams a moment before calling it a lie.
+            deadline = time.monotonic() + WRITTEN_GRACE
+            while not written.contains(marker) and time.monotonic() < deadline:
+                time.sleep(0.001)
+                written = self.resumed | self.pump.written()
+        if not written.contains(marker):
             raise TransferCoreError(
                 f"destination driver returned marker {marker} with bytes that were never written",
                 hint="this is a bug in the driver; copy with resume turned off",
@@ -580,20 +578,23 @@ class _Run:
 
     def _check_source_unchanged(self, before: ObjectInfo, identity: SourceIdentity, reader: Reader) -> None:
         try:
-            after = self.src.driver.stat(self.src.path)
+            after: ObjectInfo | None = self.src.driver.stat(self.src.path)
         except NotFound:
-            raise SourceChanged(self._changed_message("it was removed")) from None
-        what = []
-        if after.size != before.size:
-            what.append(f"size {before.size} -> {after.size}")
-        if after.mtime_ns != before.mtime_ns:
-            what.append("modification time changed")
-        if before.identity and after.identity != before.identity:
-            what.append("the object was replaced")
-        if before.version and after.version != before.version:
-            what.append("its content was rewritten")
-        if not what and fingerprint(reader, before.size) != identity.fingerprint:
-            what.append("content changed")
+            after = None
+        what = changes_during(before, after, identity, reader)
+        if what:
+            raise SourceChanged(self._changed_message(", ".join(what)))
+
+    def _watch_source(self) -> None:
+        """A stat of the source at each marker: a change stops the copy early
+        instead of after the last byte (the samples are read only at the end)."""
+        assert self.source_info is not None
+        before = self.source_info
+        try:
+            after: ObjectInfo | None = self.src.driver.stat(self.src.path)
+        except NotFound:
+            after = None
+        what = stat_changes(before, after)
         if what:
             raise SourceChanged(self._changed_message(", ".join(what)))
 
@@ -660,12 +661,14 @@ class _Run:
         if dest_sum is None:
             began = time.monotonic()
             last = [began]
+            done = [0]
 
-            def progress(done: int) -> None:
+            def progress(length: int) -> None:  # called with each block's length
+                done[0] += length
                 now = time.monotonic()
                 if now - last[0] >= self.options.progress_interval:
                     last[0] = now
-                    self.t._emit(VerifyProgress(done, self.size, now - began))
+                    self.t._emit(VerifyProgress(done[0], self.size, now - began))
 
             with self.dst.driver.open_read(self.dst.path) as reader:
                 dest_sum = checksum_reader(

@@ -6,9 +6,14 @@ in the manner of h11, so other services can reuse them:
 * :mod:`.control`: command-line framing and reply formatting,
 * :mod:`.modee`: MODE E block framing,
 * :mod:`.session`: the control-session state machine,
-* :mod:`.markers`: 111 restart and 112 performance markers.
+* :mod:`.markers`: 111 restart and 112 performance markers, and when they are due,
+* :mod:`.upload` and :mod:`.download`: what one transfer does, from the
+  destination's declared capabilities, and whether it ended complete.
 
-:mod:`.server` is the asyncio server built on them and a storage driver.
+:mod:`.server` is the asyncio server built on them and a storage driver (the
+control connections), :mod:`.transfers` its data transfers.  Ordered
+delivery into destinations that need it is the core's
+:class:`transfercore.reorder.ReorderWindow`.
 """
 
 from .control import BadLine, Command, CommandReader, Reply

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..contract import Reader
+from ..driverkit import read_exact
 from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
+from ..reorder import ReorderWindow
 from .errors import DataTimeout
 from .hostport import HostPort
 from .modee import (
@@ -280,12 +282,7 @@ def send_stream(
         try:
             while pos < end and not halt.is_set():
                 n = min(STREAM_BUFFER, end - pos)
-                data = reader.read(pos, n)
-                if len(data) != n:
-                    raise TransferCoreError(
-                        f"short read at {pos}: {len(data)} of {n} bytes",
-                        hint="the object changed while being sent; retry",
-                    )
+                data = read_exact(reader.read(pos, n), pos, n, "the object being sent")
                 ready.put(data)
                 pos += n
             ready.put(None)
@@ -317,11 +314,16 @@ def send_stream(
 class ModeESender:
     """Shared block queue of the connections of one MODE E download."""
 
-    def __init__(self, reader: Reader, ranges: RangeSet, block: int, base: int = 0) -> None:
+    def __init__(
+        self, reader: Reader, ranges: RangeSet, block: int, base: int = 0, *, ordered: bool = False
+    ) -> None:
         self.reader = reader
         self.base = base  # ERET: sent offsets are relative to this file offset
         self._plan = block_plan(ranges, block)
         self._lock = threading.Lock()
+        # A source that must be read in order (ordered_writes orders reads too):
+        # reads take turns in ascending order, the sends still run in parallel.
+        self._turns = ReorderWindow(ranges) if ordered else None
 
     def _next(self) -> tuple[int, int] | None:
         with self._lock:
@@ -347,11 +349,12 @@ class ModeESender:
             if item is None:
                 break
             offset, n = item
-            data = self.reader.read(offset, n)
-            if len(data) != n:
-                raise TransferCoreError(
-                    f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry"
-                )
+            if self._turns is not None:
+                with self._turns.turn(offset, n):
+                    data = self.reader.read(offset, n)
+            else:
+                data = self.reader.read(offset, n)
+            read_exact(data, offset, n, "the object being sent")
             _sendmsg_all(sock, [encode_header(0, n, offset - self.base), data])
             progress.add(n)
         sock.sendall(encode_eof_eod(eof_count, close=close) if eof_count else encode_eod(close=close))

@@ -44,3 +44,10 @@ def plan_retrieve(act: Retrieve, size: int) -> RetrievePlan:
 
 
 __all__ = ["RetrievePlan", "plan_retrieve"]
+
+
+def checksum_span(offset: int, length: int | None, size: int) -> tuple[int, int]:
+    """``[start, end)`` of ``CKSM <alg> offset length`` on an object of ``size`` bytes (501 past the end)."""
+    if offset > size:
+        raise ReplyError(501, f"CKSM offset {offset} is past the end ({size} bytes).")
+    return offset, size if length is None else min(size, offset + length)

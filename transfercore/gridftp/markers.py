@@ -100,3 +100,31 @@ class RestartMarkers:
             return None
         self._sent = durable
         return restart_marker(new)
+
+
+class MarkerSchedule:
+    """When markers are due: 112 every ``perf_every`` seconds, 111 every ``restart_every``.
+
+    Times are on any monotonic clock the caller uses; :meth:`due` tells
+    which markers to send at ``now`` and schedules the next ones.  (A 111 is
+    also sent once more before the final reply, whatever the schedule.)
+    """
+
+    def __init__(self, now: float, restart_every: float, perf_every: float, *, restart: bool = True) -> None:
+        self._restart_every = restart_every
+        self._perf_every = perf_every
+        self._next_perf = now + perf_every
+        self._next_restart = now + restart_every if restart else float("inf")
+
+    def next_due(self) -> float:
+        return min(self._next_perf, self._next_restart)
+
+    def due(self, now: float) -> tuple[bool, bool]:
+        """``(perf, restart)``: which markers to send now."""
+        perf = now >= self._next_perf
+        restart = now >= self._next_restart
+        if perf:
+            self._next_perf = now + self._perf_every
+        if restart:
+            self._next_restart = now + self._restart_every
+        return perf, restart

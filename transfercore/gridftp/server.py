@@ -1,26 +1,21 @@
-"""The asyncio GridFTP server: control connections in the event loop, data in threads.
+"""The asyncio GridFTP server: a thin I/O shell around the sans-I/O session.
 
-Protocol decisions are made by :class:`~.session.Session`; this module only
-carries out its actions against a storage driver and the network.  The
-marker rules live here because they join the two:
-
-* ``112`` performance markers count bytes received (progress, not safety);
-* ``111`` restart markers name only ranges returned by ``Writer.durable()``,
-  as deltas, on the restart interval and once more before the final reply;
-* ``226`` follows ``Writer.complete()``: the whole object is durable and
-  published.  A short upload, a missing EOF or a bad block never reaches
-  ``complete()``; the durable part is kept for a restart.
+Each control connection feeds the bytes it reads to a
+:class:`~.control.CommandReader`, the commands to its
+:class:`~.session.Session`, and carries out what the session returns:
+replies are sent, actions (check a password, open a listener, touch the
+storage, run a transfer) are done against the driver and the network, and
+their results go back to the session, which decides the reply.  Transfers
+are in :mod:`.transfers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -28,40 +23,25 @@ from typing import Any, TypeVar
 import attrs
 
 from .. import checksums
-from ..contract import Driver, Writer
+from ..contract import Driver
 from ..driverkit import checksum_range
-from ..errors import TransferAborted, TransferCoreError
-from ..ranges import RangeSet
-from ..reorder import ReorderWindow
-from . import listing
+from ..errors import TransferCoreError
 from .control import CommandReader, Reply
 from .datachannel import (
     DataCache,
-    ModeESender,
     PassiveListener,
-    Progress,
-    close_quietly,
-    connect,
-    receive_mode_e,
-    receive_stream,
-    send_stream,
-    set_buffers,
 )
-from .download import plan_retrieve
-from .errors import BadArgument, DataTimeout, ListenError, RemoteProtocolError, ReplyError
-from .hostport import HostPort
-from .markers import PerfMarker, RestartMarkers, perf_marker
-from .modee import encode_block, encode_eof_eod
+from .download import checksum_span
+from .errors import ListenError
+from .memory import freeze_startup
 from .replies import error_reply
 from .session import (
     Abort,
-    Active,
     Authenticate,
     Checksum,
     Close,
     Listing,
     OpenPassive,
-    Passive,
     Rename,
     Retrieve,
     Session,
@@ -70,22 +50,12 @@ from .session import (
     StorageOp,
     Store,
 )
-from .spool import Spool
-from .upload import (
-    DEFAULT_REORDER_WINDOW,
-    StorePlan,
-    UploadTracker,
-    check_complete,
-    check_spooled,
-    is_partial_name,
-    plan_store,
-)
+from .transfers import DataTransfers
+from .upload import DEFAULT_REORDER_WINDOW
 from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
-
-SEND_BLOCK = 1024 * 1024
 
 
 @attrs.frozen
@@ -161,8 +131,8 @@ class GridFTPServer:
             writer.close()
 
 
-class Connection:
-    """One control connection."""
+class Connection(DataTransfers):
+    """One control connection: commands to the session, its actions carried out."""
 
     def __init__(
         self, server: GridFTPServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -246,7 +216,8 @@ class Connection:
         elif isinstance(output, OpenPassive):
             await self.open_passive(output.kind)
         elif isinstance(output, StorageOp):
-            await self.send(await self.storage_op(output))
+            for out in await self.storage_op(output):
+                await self.execute(out)
         elif isinstance(output, Rename):
             await self.send(await self.guard(self._rename, output))
         elif isinstance(output, Checksum):
@@ -277,46 +248,17 @@ class Connection:
         for out in self.session.passive_done(kind, (self.listener.address(),)):
             await self.execute(out)
 
-    async def storage_op(self, op: StorageOp) -> Reply:
-        try:
-            return await self._storage_op(op)
-        except Exception as exc:  # noqa: BLE001
-            return error_reply(exc)
-
-    async def _storage_op(self, op: StorageOp) -> Reply:
+    async def storage_op(self, op: StorageOp) -> list[Any]:
+        """Carry out a namespace command; the session decides the reply."""
         path = self.dpath(op.path)
-        verb = op.verb
-        if verb in ("SIZE", "MDTM", "MLST", "CWD", "RNFR"):
-            info = await self.io(self.driver.stat, path)
-            if verb == "SIZE":
-                if info.is_dir:
-                    return Reply.one(550, f"{op.path}: not a plain file.")
-                return Reply.one(213, str(info.size))
-            if verb == "MDTM":
-                return Reply.one(213, listing.ftp_time(info.mtime_ns))
-            if verb == "MLST":
-                line = listing.mlst_line(info, op.path, writable=self.session.writable)
-                if line is None:
-                    return Reply.one(550, "The name cannot be shown on the control channel.")
-                return Reply(250, (f"status of {op.path}", line, "End."))
-            if verb == "CWD":
-                if not info.is_dir:
-                    return Reply.one(550, f"{op.path}: not a directory.")
-                self.session.cwd_done(op.path)
-                return Reply.one(250, "CWD command successful.")
-            self.session.rename_from_done(op.path)
-            return Reply.one(350, "Ready for RNTO.")
-        if verb == "MKD":
-            await self.io(self.driver.mkdir, path)
-            quoted = op.path.replace('"', '""')
-            return Reply.one(257, f'"{quoted}" directory created.')
-        if verb == "RMD":
-            await self.io(self.driver.rmdir, path)
-            return Reply.one(250, "RMD command successful.")
-        if verb == "DELE":
-            await self.io(self.driver.remove, path)
-            return Reply.one(250, "DELE command successful.")
-        return Reply.one(502, f"{verb} is not implemented.")
+        calls = {"MKD": self.driver.mkdir, "RMD": self.driver.rmdir, "DELE": self.driver.remove}
+        try:
+            if op.verb in calls:
+                await self.io(calls[op.verb], path)
+                return self.session.storage_done(op, None)
+            return self.session.storage_done(op, await self.io(self.driver.stat, path))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+            return [error_reply(exc)]
 
     async def _rename(self, op: Rename) -> Reply:
         await self.io(self.driver.rename, self.dpath(op.src), self.dpath(op.dst))
@@ -335,462 +277,8 @@ class Connection:
         with self.driver.open_read(path) as reader:
             if whole:
                 return checksums.checksum_reader(reader, op.algorithm)
-            end = reader.size if op.length is None else min(reader.size, op.offset + op.length)
-            if op.offset > reader.size:
-                raise BadArgument(f"CKSM offset {op.offset} is past the end ({reader.size} bytes)")
-            return checksum_range(reader, op.algorithm, op.offset, end)
-
-    # -- data connections ------------------------------------------------------------------
-
-    async def abort_transfer(self, *, reply: bool = False) -> None:
-        task = self.transfer
-        if task is not None:
-            self.aborted = True
-            self.stop.set()
-            for sock in list(self.data_socks):
-                close_quietly(sock)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
-        if reply:
-            await self.send(Reply.one(226, "Abort successful."))
-
-    def _track(self, sock: socket.socket, buffer_size: int | None) -> socket.socket:
-        sock.settimeout(self.config.data_timeout)
-        set_buffers(sock, buffer_size)
-        self.data_socks.append(sock)
-        if self.stop.is_set():
-            close_quietly(sock)
-            raise TransferAborted("transfer aborted")
-        return sock
-
-    async def accept_one(self, buffer_size: int | None) -> socket.socket:
-        if self.listener is None:
-            raise ReplyError(425, "No passive listener; send PASV first.")
-        sock = await self.io(self.listener.accept, self.config.data_timeout, self.stop)
-        return self._track(sock, buffer_size)
-
-    async def connect_many(
-        self, addresses: tuple[HostPort, ...], count: int, buffer_size: int | None
-    ) -> list[socket.socket]:
-        async def one(hp: HostPort) -> socket.socket:
-            try:
-                sock = await self.io(connect, hp, self.config.data_timeout)
-            except OSError as exc:
-                raise ReplyError(
-                    425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
-                ) from None
-            return self._track(sock, buffer_size)
-
-        targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
-        return list(await asyncio.gather(*(one(hp) for hp in targets)))
-
-    async def sending_socks(self, data: Any, mode: str, count: int, buffer_size: int | None) -> list[socket.socket]:
-        """Connections to send on: the cached ones of a MODE E session, else new ones."""
-        if mode == "E":
-            cached = self.cache.take("out", data)
-            if cached:
-                return [self._track(s, buffer_size) for s in cached]
-        else:
-            self.cache.drop()
-        if isinstance(data, Active):
-            return await self.connect_many(data.addresses, count, buffer_size)
-        return [await self.accept_one(buffer_size)]
-
-    # -- transfers --------------------------------------------------------------------------
-
-    async def run_transfer(self, action: Store | Retrieve | Listing) -> None:
-        self.keep = []
-        try:
-            if isinstance(action, Store):
-                await self.store(action)
-            elif isinstance(action, Retrieve):
-                await self.retrieve(action)
-            else:
-                await self.send_listing(action)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
-            self.keep = []
-            err: BaseException = TransferAborted("transfer aborted on request") if self.aborted else exc
-            log.info("transfer failed: %s", err)
-            await self.send(error_reply(err, during_transfer=True))
-        finally:
-            kept = {id(s) for s in self.keep}
-            for sock in self.data_socks:
-                if id(sock) not in kept:
-                    close_quietly(sock)
-            self.data_socks = []
-            direction = "in" if isinstance(action, Store) else "out"
-            if self.keep:
-                self.cache.keep(direction, action.data, self.keep)
-            else:
-                self.cache.drop()
-            self.keep = []
-            if self.listener is not None and not self.cache:
-                self.listener.close()
-                self.listener = None
-            self.session.transfer_done(cached=bool(self.cache))
-            self.transfer = None
-
-    async def store(self, act: Store) -> None:
-        plan = plan_store(
-            act,
-            self.driver.capabilities(),
-            self.dpath(act.path),
-            window=self.config.reorder_window,
-            durable_spool=self.config.spool_dir is not None,
-        )
-        if plan.size is None:
-            await self.store_spooled(act, plan)
-            return
-        writer: Writer = await self.io(self.driver.open_write, plan.target, plan.size, plan.restart)
-        markers = RestartMarkers(writer.resumed)
-        marker_lock = asyncio.Lock()
-        progress = Progress()
-        completed = False
-        marker_task: asyncio.Task[None] | None = None
-        try:
-            await self.send(Reply.one(150, "Beginning transfer."))
-            if act.mode == "E":
-                marker_task = asyncio.create_task(
-                    self.marker_loop(
-                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
-                    )
-                )
-            received = await self.receive(act, plan, writer, progress)
-            check_complete(plan, writer.resumed, received)
-            await self._stop_task(marker_task)
-            async with marker_lock:
-                durable = await self.io(writer.durable)
-                if act.mode == "E":
-                    final = markers.update(durable)
-                    if final is not None:
-                        await self.send(final)
-                await self.io(writer.complete)
-                if plan.renames:
-                    await self.io(self.driver.rename, plan.target, plan.path)
-            completed = True
-            await self.send(Reply.one(226, "Transfer Complete."))
-        finally:
-            await self._stop_task(marker_task)
-            if not completed:
-                await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
-
-    async def receive(self, act: Store, plan: StorePlan, writer: Writer, progress: Progress) -> RangeSet:
-        """Receive the upload into ``writer``; the ranges that reached it."""
-        if act.mode == "S":
-            self.cache.drop()
-            start = writer.resumed.prefix_end()
-            if isinstance(act.data, Active):
-                sock = (await self.connect_many(act.data.addresses[:1], 1, act.buffer_size))[0]
-            else:
-                sock = await self.accept_one(act.buffer_size)
-            end = await self.io(receive_stream, sock, writer, start, progress, self.stop)
-            received = RangeSet.span(start, end)
-        else:
-            expected = RangeSet.span(0, plan.size or 0) - writer.resumed
-            window: ReorderWindow | None = None
-            if plan.ordered:
-                window = ReorderWindow(
-                    expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
-                )
-                deliver = window.put
-            else:
-                slots = threading.BoundedSemaphore(plan.writers)
-
-                def deliver(offset: int, data: memoryview) -> None:
-                    with slots:
-                        writer.write(offset, data)
-
-            tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
-            received = expected - window.missing() if window is not None else tracker.received()
-        if self.stop.is_set():
-            raise TransferAborted("transfer aborted on request")
-        return received
-
-    @staticmethod
-    async def _stop_task(task: asyncio.Task[None] | None) -> None:
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def store_spooled(self, act: Store, plan: StorePlan) -> None:
-        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
-        spool = await self.io(
-            functools.partial(Spool, self.config.spool_dir, key=key, resume=plan.restart)
-        )
-        markers = RestartMarkers(spool.resumed)
-        lock = asyncio.Lock()
-        marker_task: asyncio.Task[None] | None = None
-        stored = False
-        try:
-            progress = Progress()
-            await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
-            if act.mode == "E":
-                if spool.restartable:
-                    marker_task = asyncio.create_task(
-                        self.marker_loop(spool, markers, lock, progress, act.restart_interval, act.perf_interval)
-                    )
-                else:
-                    marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-                await self.receive_mode_e(act, plan, spool.write, progress, None)
-            else:
-                self.cache.drop()
-                sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
-                    await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
-                )[0]
-                start = act.shift + spool.resumed.prefix_end()
-                await self.io(receive_stream, sock, spool, start, progress, self.stop)
-            if self.stop.is_set():
-                raise TransferAborted("transfer aborted on request")
-            await self._stop_task(marker_task)
-            size = check_spooled(spool.received())
-            writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
-            try:
-                await self.io(spool.copy_into, writer, self.stop)
-                await self.io(writer.complete)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.io(writer.abort)
-                raise
-            stored = True
-            spool.discard()
-            await self.send(Reply.one(226, "Transfer Complete."))
-        finally:
-            await self._stop_task(marker_task)
-            if not stored:
-                # Keep what is durable for a REST, and say what it is first.
-                async with lock:
-                    with contextlib.suppress(Exception):
-                        reply = markers.update(await self.io(spool.durable))
-                        if reply is not None and act.mode == "E":
-                            await self.send(reply)
-                spool.close()
-
-    async def perf_loop(self, progress: Progress, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-
-    async def _keep_partial(
-        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str, plan: StorePlan
-    ) -> None:
-        # Tell the client what is safe before the error reply, then keep it for a restart.
-        async with lock:
-            durable = RangeSet()
-            with contextlib.suppress(Exception):
-                durable = await self.io(writer.durable)
-                if mode == "E":
-                    reply = markers.update(durable)
-                    if reply is not None:
-                        await self.send(reply)
-            with contextlib.suppress(Exception):
-                await self.io(writer.abort)
-            if plan.renames and not durable:
-                # Nothing to restart from: leave no empty partial object behind.
-                with contextlib.suppress(Exception):
-                    await self.io(self.driver.discard_partial, plan.target)
-                    await self.io(self.driver.remove, plan.target)
-
-    async def marker_loop(
-        self,
-        writer: Writer | Spool,
-        markers: RestartMarkers,
-        lock: asyncio.Lock,
-        progress: Progress,
-        restart_every: float,
-        perf_every: float,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        next_restart = loop.time() + restart_every
-        next_perf = loop.time() + perf_every
-        while True:
-            await asyncio.sleep(max(0.0, min(next_restart, next_perf) - loop.time()))
-            now = loop.time()
-            if now >= next_perf:
-                next_perf = now + perf_every
-                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-            if now >= next_restart:
-                async with lock:
-                    durable = await self.io(writer.durable)
-                    reply = markers.update(durable)
-                    if reply is not None:
-                        await self.send(reply)
-                next_restart = loop.time() + restart_every
-
-    async def receive_mode_e(
-        self,
-        act: Store,
-        plan: StorePlan,
-        deliver: Callable[[int, memoryview], None],
-        progress: Progress,
-        window: ReorderWindow | None,
-    ) -> UploadTracker:
-        """Run every data connection of one MODE E upload until all announced EODs arrived."""
-        tracker = UploadTracker()
-        errors: list[BaseException] = []
-        running: dict[int, socket.socket] = {}
-        cacheable: list[socket.socket] = []
-
-        def fail(exc: BaseException) -> None:
-            errors.append(exc)
-            self.stop.set()
-            if window is not None:
-                window.stop(exc if isinstance(exc, Exception) else None)
-            for s in list(self.data_socks):
-                close_quietly(s)
-
-        async def conn(sock: socket.socket) -> None:
-            running[id(sock)] = sock
-            try:
-                keep = await self.io(
-                    functools.partial(
-                        receive_mode_e,
-                        max_block=self.config.max_block,
-                        piece=plan.piece,
-                        shift=act.shift,
-                    ),
-                    sock,
-                    deliver,
-                    tracker,
-                    progress,
-                    self.stop,
-                )
-                if keep:
-                    cacheable.append(sock)
-            except BaseException as exc:  # noqa: BLE001
-                if not errors and not tracker.complete:
-                    fail(exc)
-            finally:
-                running.pop(id(sock), None)
-
-        socks = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
-        if isinstance(act.data, Active) and not socks:
-            socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
-        if isinstance(act.data, Passive) and self.listener is None and not socks:
-            raise ReplyError(425, "No passive listener; send PASV first.")
-        pending = {asyncio.create_task(conn(s)) for s in socks}
-        opened = len(pending)
-        loop = asyncio.get_running_loop()
-        accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
-        listener = self.listener if isinstance(act.data, Passive) else None
-        try:
-            while not tracker.complete and not errors and not self.stop.is_set():
-                if listener is not None and accept is None:
-                    listener.sock.setblocking(False)
-                    accept = asyncio.ensure_future(loop.sock_accept(listener.sock))
-                waiting: set[asyncio.Future[Any]] = set(pending)
-                if accept is not None:
-                    waiting.add(accept)
-                if not waiting:
-                    break
-                done, _ = await asyncio.wait(
-                    waiting, timeout=self.config.data_timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done and not pending:
-                    raise DataTimeout(
-                        f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
-                        f"{tracker.state()}",
-                        hint="the sender must end the transfer with an EOF block giving the EOD count",
-                    )
-                pending -= done  # type: ignore[arg-type]
-                if accept is not None and accept in done:
-                    try:
-                        sock, _ = accept.result()
-                    except OSError as exc:
-                        raise TransferAborted(f"data listener closed: {exc}") from None
-                    finally:
-                        accept = None
-                    sock.setblocking(True)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    if opened >= self.config.max_data_connections:
-                        close_quietly(sock)
-                        fail(
-                            ReplyError(
-                                451,
-                                f"The client opened more than {self.config.max_data_connections} data "
-                                "connections for one transfer; refusing the transfer.",
-                                hint="use fewer parallel streams (-p)",
-                            )
-                        )
-                        break
-                    opened += 1
-                    pending.add(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
-        finally:
-            if accept is not None:
-                accept.cancel()
-                with contextlib.suppress(BaseException):
-                    await accept
-        if pending:
-            # Every announced EOD arrived (or the transfer failed).  A connection
-            # that carried the last EOD is returning; any other still open
-            # carries nothing of this transfer and is closed.
-            _, pending = await asyncio.wait(pending, timeout=0.5)
-            for s in list(running.values()):
-                close_quietly(s)
-            if pending:
-                await asyncio.wait(pending)
-        if errors:
-            if not tracker.complete or not isinstance(errors[0], (OSError, TransferAborted)):
-                raise errors[0]
-        if self.stop.is_set() and not tracker.complete:
-            raise TransferAborted("transfer aborted on request")
-        if not tracker.complete:
-            raise RemoteProtocolError(
-                "the data connections ended without the EOF/EOD blocks that close a MODE E transfer"
-            )
-        self.keep = cacheable
-        return tracker
-
-    async def retrieve(self, act: Retrieve) -> None:
-        reader = await self.io(self.driver.open_read, self.dpath(act.path))
-        perf: asyncio.Task[None] | None = None
-        try:
-            plan = plan_retrieve(act, reader.size)
-            progress = Progress()
-            await self.send(Reply.one(150, "Opening BINARY mode data connection."))
-            if act.perf_markers:
-                perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
-            socks = await self.sending_socks(act.data, act.mode, act.parallelism, act.buffer_size)
-            if act.mode == "S":
-                await self.io(send_stream, socks[0], reader, plan.start, plan.end, progress, self.stop)
-            else:
-                block = max(1, min(SEND_BLOCK, self.driver.capabilities().preferred_block_size))
-                sender = ModeESender(reader, plan.ranges, block, plan.base)
-                await asyncio.gather(
-                    *(
-                        self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
-                        for i, s in enumerate(socks)
-                    )
-                )
-                self.keep = socks
-            if self.stop.is_set():
-                raise TransferAborted("transfer aborted on request")
-            if perf is not None:
-                await self._stop_task(perf)
-                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-            await self.send(Reply.one(226, "Transfer Complete."))
-        finally:
-            await self._stop_task(perf)
-            reader.close()
-
-    async def send_listing(self, act: Listing) -> None:
-        path = self.dpath(act.path)
-        info = await self.io(self.driver.stat, path)
-        if info.is_dir:
-            entries = await self.io(lambda: list(self.driver.list(path)))
-        else:
-            entries = [info]
-        entries = sorted((e for e in entries if not is_partial_name(e.name)), key=lambda e: e.name)
-        body = listing.listing_body(act.verb, act.path, info.is_dir, entries, writable=self.session.writable)
-        await self.send(Reply.one(150, "Opening ASCII mode data connection for listing."))
-        socks = await self.sending_socks(act.data, act.mode, 1, None)
-        if act.mode == "S":
-            await self.io(socks[0].sendall, body)
-        else:
-            payload = (encode_block(0, body) if body else b"") + encode_eof_eod(1, close=False)
-            await self.io(socks[0].sendall, payload)
-            self.keep = socks
-        await self.send(Reply.one(226, "Transfer complete."))
+            start, end = checksum_span(op.offset, op.length, reader.size)
+            return checksum_range(reader, op.algorithm, start, end)
 
 
 async def serve(
@@ -801,6 +289,7 @@ async def serve(
 ) -> None:
     server = GridFTPServer(config, driver, users)
     port = await server.start()
+    freeze_startup()
     if ready is not None:
         ready(port)
     try:

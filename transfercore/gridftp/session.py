@@ -12,12 +12,15 @@ setup, marker intervals) lives here, so it is tested without a socket.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 import attrs
 
+from ..contract import ObjectInfo
 from ..errors import PathEscapesRoot, RangeSyntaxError, TransferCoreError
 from ..ranges import RangeSet
 from . import arguments as A
+from . import listing
 from .control import BadLine, Command, Reply
 from .errors import BadArgument
 from .hostport import HostPort, epsv_text, parse_eprt, parse_ftp_hostport, parse_spor, pasv_text
@@ -154,33 +157,6 @@ Action = (
 )
 Output = Reply | Action
 
-_WRITE_VERBS = frozenset({"STOR", "ESTO", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO"})
-_NO_LOGIN = frozenset({"USER", "PASS", "QUIT", "FEAT", "SYST", "NOOP", "HELP", "OPTS"})
-#: Commands that may come between REST and the transfer without cancelling it.
-_KEEPS_REST = frozenset(
-    {
-        "PASV",
-        "EPSV",
-        "SPAS",
-        "PORT",
-        "EPRT",
-        "SPOR",
-        "ALLO",
-        "TYPE",
-        "MODE",
-        "OPTS",
-        "SITE",
-        "NOOP",
-        "TREV",
-        "SBUF",
-        "DCAU",
-        "REST",
-        "PBSZ",
-        "PROT",
-        "STAT",
-    }
-)
-
 NOT_LOGGED_IN = Reply.one(530, "Please login with USER and PASS.")
 OK = Reply.one(200, "Command Successful.")
 
@@ -251,20 +227,21 @@ class Session:
         verb = event.verb
         if self.state is State.TRANSFER:
             return self._during_transfer(event)
-        if verb not in _KEEPS_REST and verb not in ("STOR", "RETR", "ESTO", "ERET"):
-            self.restart = None
-        handler = getattr(self, f"_cmd_{verb}", None)
-        if handler is None:
+        spec = COMMANDS.get(verb)
+        if spec is None:
+            # A refused command changes nothing (a pending REST survives it).
             return [Reply.one(500, "Command not supported.")]
-        if self.state is not State.READY and verb not in _NO_LOGIN:
+        if not spec.keeps_rest:
+            self.restart = None
+        if self.state is not State.READY and spec.login:
             return [NOT_LOGGED_IN]
-        if verb in _WRITE_VERBS and not self.writable:
+        if spec.writes and not self.writable:
             return [Reply.one(550, "Permission denied: this login is read-only.")]
         if verb not in ("RNTO", "RNFR"):
             # RNTO must follow RNFR immediately.
             self.rename_from = None
         try:
-            return list(handler(event.arg))
+            return list(spec.handler(self, event.arg))
         except BadArgument as exc:
             return [Reply.one(501, f"Syntax error in parameters: {exc}")]
         except PathEscapesRoot as exc:
@@ -295,6 +272,41 @@ class Session:
         if kind == "EPSV":
             return [Reply.one(229, epsv_text(addresses[0].port))]
         return [Reply(229, ("Entering Striped Passive Mode.", *(a.ftp_form() for a in addresses), "End"))]
+
+    def storage_done(self, op: StorageOp, info: ObjectInfo | None) -> list[Output]:
+        """The reply to a namespace command the I/O layer carried out.
+
+        ``info`` is the object's stat for the verbs that look at an object
+        (SIZE, MDTM, MLST, CWD, RNFR); ``None`` for the ones that change the
+        namespace (MKD, RMD, DELE), which succeeded.
+        """
+        verb = op.verb
+        if verb == "MKD":
+            quoted = op.path.replace('"', '""')
+            return [Reply.one(257, f'"{quoted}" directory created.')]
+        if verb in ("RMD", "DELE"):
+            return [Reply.one(250, f"{verb} command successful.")]
+        assert info is not None
+        if verb == "SIZE":
+            if info.is_dir:
+                return [Reply.one(550, f"{op.path}: not a plain file.")]
+            return [Reply.one(213, str(info.size))]
+        if verb == "MDTM":
+            return [Reply.one(213, listing.ftp_time(info.mtime_ns))]
+        if verb == "MLST":
+            line = listing.mlst_line(info, op.path, writable=self.writable)
+            if line is None:
+                return [Reply.one(550, "The name cannot be shown on the control channel.")]
+            return [Reply(250, (f"status of {op.path}", line, "End."))]
+        if verb == "CWD":
+            if not info.is_dir:
+                return [Reply.one(550, f"{op.path}: not a directory.")]
+            self.cwd = op.path
+            return [Reply.one(250, "CWD command successful.")]
+        if verb == "RNFR":
+            self.rename_from = op.path
+            return [Reply.one(350, "Ready for RNTO.")]
+        return [Reply.one(502, f"{verb} is not implemented.")]
 
     def cwd_done(self, path: str) -> None:
         self.cwd = path
@@ -379,7 +391,7 @@ class Session:
         return [Reply(211, feat_lines(self.config.checksums))]
 
     def _cmd_HELP(self, arg: str) -> list[Output]:
-        verbs = sorted(name[5:] for name in dir(self) if name.startswith("_cmd_"))
+        verbs = sorted(COMMANDS)
         return [Reply(214, ("The following commands are recognized:", " ".join(verbs), "End."))]
 
     def _cmd_NOOP(self, arg: str) -> list[Output]:
@@ -435,11 +447,6 @@ class Session:
         if src is None:
             return [Reply.one(503, "RNTO must follow a successful RNFR.")]
         return [Rename(src, self._path(arg))]
-
-    _cmd_XMKD = _cmd_MKD
-    _cmd_XRMD = _cmd_RMD
-    _cmd_XPWD = _cmd_PWD
-    _cmd_XCWD = _cmd_CWD
 
     # -- settings ----------------------------------------------------------------------
 
@@ -626,3 +633,87 @@ class Session:
 
     def _cmd_ABOR(self, arg: str) -> list[Output]:
         return [Reply.one(226, "Abort successful; no transfer was in progress.")]
+
+
+# -- the command table ------------------------------------------------------------------
+
+
+@attrs.frozen
+class CommandSpec:
+    """How the session treats one verb."""
+
+    handler: Callable[[Session, str], list[Output]]
+    #: Refused with 530 before login.
+    login: bool = True
+    #: Refused with 550 on a read-only login.
+    writes: bool = False
+    #: May come between REST and the transfer without cancelling the REST.
+    keeps_rest: bool = False
+
+
+def _table() -> dict[str, CommandSpec]:
+    S = Session
+    free = {"login": False}
+    setting = {"keeps_rest": True}
+    write = {"writes": True}
+    transfer = {"keeps_rest": True}
+    entries: dict[str, tuple[Callable[[Session, str], list[Output]], dict[str, bool]]] = {
+        # login and information
+        "USER": (S._cmd_USER, free),
+        "PASS": (S._cmd_PASS, free),
+        "QUIT": (S._cmd_QUIT, free),
+        "FEAT": (S._cmd_FEAT, free),
+        "SYST": (S._cmd_SYST, free),
+        "HELP": (S._cmd_HELP, free),
+        "NOOP": (S._cmd_NOOP, {"login": False, "keeps_rest": True}),
+        "OPTS": (S._cmd_OPTS, {"login": False, "keeps_rest": True}),
+        "STAT": (S._cmd_STAT, setting),
+        "PWD": (S._cmd_PWD, {}),
+        "XPWD": (S._cmd_PWD, {}),
+        "CWD": (S._cmd_CWD, {}),
+        "XCWD": (S._cmd_CWD, {}),
+        "CDUP": (S._cmd_CDUP, {}),
+        "SIZE": (S._cmd_SIZE, {}),
+        "MDTM": (S._cmd_MDTM, {}),
+        "MLST": (S._cmd_MLST, {}),
+        # namespace changes
+        "MKD": (S._cmd_MKD, write),
+        "XMKD": (S._cmd_MKD, write),
+        "RMD": (S._cmd_RMD, write),
+        "XRMD": (S._cmd_RMD, write),
+        "DELE": (S._cmd_DELE, write),
+        "RNFR": (S._cmd_RNFR, write),
+        "RNTO": (S._cmd_RNTO, write),
+        # transfer settings
+        "TYPE": (S._cmd_TYPE, setting),
+        "MODE": (S._cmd_MODE, setting),
+        "STRU": (S._cmd_STRU, {}),
+        "ALLO": (S._cmd_ALLO, setting),
+        "REST": (S._cmd_REST, setting),
+        "TREV": (S._cmd_TREV, setting),
+        "SBUF": (S._cmd_SBUF, setting),
+        "DCAU": (S._cmd_DCAU, setting),
+        "SITE": (S._cmd_SITE, setting),
+        # data channel
+        "PASV": (S._cmd_PASV, setting),
+        "EPSV": (S._cmd_EPSV, setting),
+        "SPAS": (S._cmd_SPAS, setting),
+        "PORT": (S._cmd_PORT, setting),
+        "EPRT": (S._cmd_EPRT, setting),
+        "SPOR": (S._cmd_SPOR, setting),
+        # transfers
+        "STOR": (S._cmd_STOR, {"writes": True, "keeps_rest": True}),
+        "ESTO": (S._cmd_ESTO, {"writes": True, "keeps_rest": True}),
+        "RETR": (S._cmd_RETR, transfer),
+        "ERET": (S._cmd_ERET, transfer),
+        "MLSD": (S._cmd_MLSD, {}),
+        "LIST": (S._cmd_LIST, {}),
+        "NLST": (S._cmd_NLST, {}),
+        "CKSM": (S._cmd_CKSM, {}),
+        "ABOR": (S._cmd_ABOR, {}),
+    }
+    return {verb: CommandSpec(handler, **flags) for verb, (handler, flags) in entries.items()}
+
+
+#: Every verb the session knows, and how it is treated.
+COMMANDS: dict[str, CommandSpec] = _table()

@@ -137,17 +137,27 @@ def test_globus_url_copy_parallel_mode_e_into_hpss(
         for _ in range(1024 // 64):
             f.write(os.urandom(64 * MiB))
     srv = start_server("hpss:///?segment=32MiB", "--marker-interval", "0.3")
-    for name, streams in (("p4.bin", "4"), ("p8.bin", "8")):
+    runs = {"p4fast.bin": ["-p", "4", "-fast"], "p8fast.bin": ["-p", "8", "-fast"]}
+    for name, flags in runs.items():
         proc = subprocess.run(
-            ["globus-url-copy", "-dbg", "-vb", "-p", streams, "-fast", f"file://{src}", srv.url(f"/{name}")],
+            ["globus-url-copy", "-dbg", "-vb", *flags, f"file://{src}", srv.url(f"/{name}")],
             capture_output=True, text=True, timeout=240,
         )
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-3000:]
         ends = _marker_prefixes(out)
         assert ends and ends[-1] == 1024 * MiB, ends
+        assert "MODE E" in out
         assert subprocess.run(["cmp", str(src), str(emu_root / name)]).returncode == 0
-    assert sorted(p.name for p in emu_root.iterdir() if not p.name.startswith(".hpss")) == ["p4.bin", "p8.bin"]
+    assert sorted(p.name for p in emu_root.iterdir() if not p.name.startswith(".hpss")) == sorted(runs)
+    # And back down in parallel: reads from HPSS take turns in order, the sends run in parallel.
+    back = tmp_path / "back.bin"
+    proc = subprocess.run(
+        ["globus-url-copy", "-p", "4", "-fast", srv.url("/p8fast.bin"), f"file://{back}"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert subprocess.run(["cmp", str(src), str(back)]).returncode == 0
     peak = srv.peak_rss_mib()
     assert peak < RSS_BOUND_MIB, f"server peak RSS {peak:.0f} MiB"
 
@@ -166,6 +176,21 @@ def _final(ftp: ftplib.FTP) -> tuple[str, RangeSet]:
             held = held | parse_range_marker(line)
         elif not line.startswith(("112", "150")):
             return line, held
+
+
+def test_globus_url_copy_p4_without_fast_into_hpss(start_server: Callable[..., Server], emu_root: Path, tmp_path: Path) -> None:
+    _require_globus()
+    src = tmp_path / "mid.bin"
+    src.write_bytes(os.urandom(48 * MiB + 4321))
+    srv = start_server("hpss:///?segment=8MiB", "--marker-interval", "0.2")
+    proc = subprocess.run(
+        ["globus-url-copy", "-dbg", "-vb", "-p", "4", f"file://{src}", srv.url("/mid.bin")],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "MODE E" in out and _marker_prefixes(out)[-1] == src.stat().st_size
+    assert (emu_root / "mid.bin").read_bytes() == src.read_bytes()
 
 
 def test_aborted_upload_leaves_nothing_under_the_final_name_and_resumes(server: int, emu_root: Path) -> None:

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from transfercore_globus_dsi.paths import driver_path
+from transfercore_globus_dsi.replies import error_reply
+
+from transfercore import errors as E
+
+
+@pytest.mark.parametrize(
+    "exc, code, error_code",
+    [
+        (E.RestartRejected("cannot resume x"), 553, "APPEND_NOT_SUPPORTED"),
+        (E.NotFound("no such file"), 550, "PATH_NOT_FOUND"),
+        (E.PathEscapesRoot("escapes"), 550, "PATH_NOT_ALLOWED"),
+        (E.NoSpace("full"), 451, "NO_SPACE_LEFT"),
+        (E.UnknownChecksum("crc99"), 504, "UNSUPPORTED_CHECKSUM"),
+        (E.StorageError("EIO"), 451, "IO_FAILED"),
+        (RuntimeError("boom"), 451, "DSI_INTERNAL"),
+    ],
+)
+def test_error_codes(exc, code, error_code):
+    reply = error_reply(exc)
+    assert (reply.code, reply.error_code) == (code, error_code)
+
+
+def test_reply_text_is_one_line_with_the_hint():
+    reply = error_reply(E.RestartRejected("cannot resume /a\r\n226 forged"))
+    assert "\n" not in reply.text and "\r" not in reply.text
+    assert "start again from zero" in reply.text
+
+
+@pytest.mark.parametrize(
+    "base, client, expected",
+    [("/data", "/", "/data"), ("/data", "/a/b", "/data/a/b"), ("/data/", "//a/./b/", "/data/a/b"),
+     ("/", "/x", "/x"), ("/data", "/a/../b", "/data/b")],
+)
+def test_driver_paths(base, client, expected):
+    assert driver_path(base, client) == expected
+
+
+@pytest.mark.parametrize("client", ["/..", "/a/../../etc", "/a\x00b"])
+def test_paths_never_leave_the_base(client):
+    with pytest.raises(E.PathEscapesRoot):
+        driver_path("/data", client)

@@ -1,0 +1,176 @@
+"""The Python half of the DSI: Globus storage-interface calls onto a transfercore driver.
+
+Runs inside the embedded interpreter of ``globus-gridftp-server``'s session
+process.  The C part forwards every interface call here; everything that
+touches storage goes through the driver the DSI options name.
+
+Where Python runs relative to the network path:
+
+* ``Writer.write`` / ``Reader.readinto`` run in the Globus thread that
+  completed the data read or write (the event thread with the default
+  ``-threads 0``, one of N with ``-threads N``), one call per block of the
+  server's block size.  The byte copy itself releases the GIL (``pwrite``).
+* ``Writer.durable()`` (``fdatasync`` and the resume record) runs in a
+  Python thread of its own, never in a Globus thread, so a flush does not
+  stall the data connections.  Its results are handed to the Globus thread
+  of the next data callback, which alone calls Globus
+  (``update_range_recvd``); no Python thread ever calls Globus.
+* The last ``durable()`` and ``complete()`` run in the Globus thread after
+  the last byte arrived, announced with ``globus_thread_blocking_will_block``
+  so the server keeps its event loop going in another thread.
+
+Each upload logs how long its data callbacks spent in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from transfercore.errors import NotFound, TransferCoreError
+from transfercore.registry import open_location
+
+from . import glue
+from .config import parse_config
+from .download import do_send
+from .namespace import do_command, do_stat
+from .replies import one_line
+from .session import Session
+from .upload import do_recv
+
+log = logging.getLogger("transfercore.globus_dsi")
+
+
+def _setup_logging(path: str) -> None:
+    root = logging.getLogger("transfercore")
+    if any(getattr(h, "_tc_dsi", False) for h in root.handlers):
+        return
+    try:
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler()
+    handler._tc_dsi = True  # type: ignore[attr-defined]
+    fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    handler.setFormatter(fmt)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+    class _ToServerLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                level = glue.lib.GLOBUS_GFS_LOG_ERR if record.levelno >= logging.ERROR else glue.lib.GLOBUS_GFS_LOG_WARN
+                glue.lib.tc_server_log(level, one_line(record.getMessage()).encode("utf-8", "replace"))
+
+    root.addHandler(_ToServerLog())
+
+
+# -- entry points -------------------------------------------------------------------------------
+
+
+def _guard(
+    what: str, fail: Callable[[BaseException], None], quiet: tuple[type[BaseException], ...] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Every entry point finishes its operation, whatever Python raised."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:
+                if isinstance(exc, quiet):
+                    log.debug("%s: %s", what, exc)
+                elif isinstance(exc, TransferCoreError):
+                    log.warning("%s failed: %s", what, exc)
+                else:
+                    log.exception("%s failed", what)
+                try:
+                    fail(exc)
+                except BaseException:
+                    log.exception("%s: reporting the failure to the server failed", what)
+
+        run.__name__ = fn.__name__
+        return run
+
+    return wrap
+
+
+def install(ffi: Any, lib: Any) -> None:
+    """Bind the compiled module's ``ffi``/``lib`` and define the entry points."""
+    glue.bind(ffi, lib)
+    _setup_logging(glue.text(glue.lib.tc_log_path()))
+
+    @glue.ffi.def_extern()
+    def tc_py_session_start(op: Any, info: Any) -> None:
+        def fail(exc: BaseException) -> None:
+            glue.lib.globus_gridftp_server_finished_session_start(op, glue.error_result(exc), glue.ffi.NULL, glue.ffi.NULL, glue.ffi.NULL)
+
+        @_guard("session start", fail)
+        def body() -> None:
+            raw = glue.ffi.new("char **")
+            glue.lib.globus_gridftp_server_get_config_string(op, raw)
+            options = glue.text(raw[0])
+            if raw[0] != glue.ffi.NULL:
+                glue.lib.free(raw[0])
+            config = parse_config(options)
+            session = Session(config, open_location(config.location))
+            handle = glue.keep(session)
+            log.info("session for %s: driver %s, serving %s", glue.text(info.username) or "?", session.driver.name, session.base)
+            glue.lib.globus_gridftp_server_finished_session_start(op, glue.lib.GLOBUS_SUCCESS, handle, info.username, glue.ffi.new("char[]", b"/"))
+
+        body()
+
+    @glue.ffi.def_extern()
+    def tc_py_session_stop(arg: Any) -> None:
+        try:
+            session = glue.ffi.from_handle(arg)
+            session.close()
+            glue.release(session)
+        except BaseException:
+            log.exception("session stop failed")
+
+    @glue.ffi.def_extern()
+    def tc_py_stat(op: Any, info: Any, arg: Any) -> None:
+        def fail(exc: BaseException) -> None:
+            glue.lib.globus_gridftp_server_finished_stat(op, glue.error_result(exc), glue.ffi.NULL, 0)
+
+        # the server stats every upload's target first: not found is normal there
+        _guard("stat", fail, quiet=(NotFound,))(lambda: do_stat(glue.ffi.from_handle(arg), op, info))()
+
+    @glue.ffi.def_extern()
+    def tc_py_command(op: Any, info: Any, arg: Any) -> None:
+        def fail(exc: BaseException) -> None:
+            glue.lib.globus_gridftp_server_finished_command(op, glue.error_result(exc), glue.ffi.NULL)
+
+        _guard("command", fail)(lambda: do_command(glue.ffi.from_handle(arg), op, info))()
+
+    @glue.ffi.def_extern()
+    def tc_py_recv(op: Any, info: Any, arg: Any) -> None:
+        def fail(exc: BaseException) -> None:
+            glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
+
+        _guard("upload", fail)(lambda: do_recv(glue.ffi.from_handle(arg), op, info))()
+
+    @glue.ffi.def_extern()
+    def tc_py_send(op: Any, info: Any, arg: Any) -> None:
+        def fail(exc: BaseException) -> None:
+            glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
+
+        _guard("download", fail)(lambda: do_send(glue.ffi.from_handle(arg), op, info))()
+
+    @glue.ffi.def_extern()
+    def tc_py_read_cb(op: Any, result: int, buf: Any, nbytes: int, offset: int, eof: int, arg: Any) -> None:
+        try:
+            glue.ffi.from_handle(arg).on_read(result, buf, nbytes, offset, bool(eof))
+        except BaseException:
+            log.exception("read callback failed")
+
+    @glue.ffi.def_extern()
+    def tc_py_write_cb(op: Any, result: int, buf: Any, nbytes: int, arg: Any) -> None:
+        try:
+            glue.ffi.from_handle(arg).on_write(result, buf, nbytes)
+        except BaseException:
+            log.exception("write callback failed")
+
+
+__all__ = ["install"]

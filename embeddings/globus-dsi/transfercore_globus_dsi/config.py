@@ -1,0 +1,91 @@
+"""The DSI options: the string after ``transfercore:`` in ``-dsi`` or ``load_dsi_module``.
+
+Form: ``URL [name=value ...]``, separated by spaces (a URL holds no raw
+space).  The URL names the driver and the directory clients see as ``/``::
+
+    load_dsi_module transfercore:posix:///data log=/var/log/gridftp/transfercore.log
+    -dsi 'transfercore:hpss:///home/proj?segment=256MiB markers=durable durable_interval=2'
+
+Parsed without I/O, so a bad option fails the session with a clear message
+before any storage is touched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from transfercore.errors import LocationError, OptionError
+from transfercore.location import Location, parse_location
+
+#: ``markers`` values: 111 restart markers from ``Writer.durable()``, or none at all.
+MARKER_POLICIES = ("durable", "off")
+KNOWN = ("log", "markers", "durable_interval", "spool")
+
+
+@attrs.frozen
+class DsiConfig:
+    url: str
+    location: Location
+    #: The bridge's log file (chosen by the C part before Python starts).
+    log: str | None = None
+    markers: str = "durable"
+    #: Seconds between ``durable()`` calls during an upload; ``None``: half the
+    #: client's restart-marker interval (TREV RESTART, 5 s by default).
+    durable_interval: float | None = None
+    #: Directory for uploads of unknown size (no ALLO); ``None``: the system's temporary directory.
+    spool: str | None = None
+
+    def durable_period(self, marker_interval: float) -> float:
+        if self.durable_interval is not None:
+            return self.durable_interval
+        return max(0.05, min(marker_interval / 2.0, 5.0))
+
+
+def parse_config(text: str | None) -> DsiConfig:
+    """Parse the DSI option string; raise :class:`OptionError` or :class:`LocationError`."""
+    tokens = (text or "").split()
+    if not tokens:
+        raise OptionError(
+            "the transfercore DSI needs a driver URL: load it as 'transfercore:posix:///data' "
+            "(-dsi or load_dsi_module)",
+        )
+    url, rest = tokens[0], tokens[1:]
+    if "=" in url.split("://", 1)[0]:
+        raise OptionError(f"the first DSI option must be the driver URL, not {url!r}")
+    try:
+        location = parse_location(url)
+    except LocationError as exc:
+        raise LocationError(f"DSI driver URL: {exc}") from None
+    values: dict[str, str] = {}
+    for token in rest:
+        name, sep, value = token.partition("=")
+        if not sep or not name:
+            raise OptionError(f"DSI option {token!r} is not name=value (known: {', '.join(KNOWN)})")
+        if name not in KNOWN:
+            raise OptionError(f"unknown DSI option {name!r} (known: {', '.join(KNOWN)})")
+        if name in values:
+            raise OptionError(f"DSI option {name!r} is given twice")
+        values[name] = value
+    markers = values.get("markers", "durable")
+    if markers not in MARKER_POLICIES:
+        raise OptionError(f"DSI option markers={markers!r}: use one of {', '.join(MARKER_POLICIES)}")
+    interval: float | None = None
+    if "durable_interval" in values:
+        try:
+            interval = float(values["durable_interval"])
+        except ValueError:
+            interval = math.nan
+        if not (math.isfinite(interval) and 0.01 <= interval <= 3600):
+            raise OptionError(
+                f"DSI option durable_interval={values['durable_interval']!r}: give seconds from 0.01 to 3600"
+            )
+    return DsiConfig(
+        url=url,
+        location=location,
+        log=values.get("log") or None,
+        markers=markers,
+        durable_interval=interval,
+        spool=values.get("spool") or None,
+    )

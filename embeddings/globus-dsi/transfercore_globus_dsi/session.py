@@ -1,0 +1,31 @@
+"""One client session: the driver and the directory clients see as ``/``."""
+
+from __future__ import annotations
+
+import logging
+
+from transfercore.registry import Endpoint
+
+from .config import DsiConfig
+from .paths import driver_path
+
+log = logging.getLogger("transfercore.globus_dsi")
+
+
+class Session:
+    """One client session: the driver and the directory clients see as ``/``."""
+
+    def __init__(self, config: DsiConfig, endpoint: Endpoint) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.driver = endpoint.driver
+        self.base = endpoint.path
+
+    def path(self, client_path: str) -> str:
+        return driver_path(self.base, client_path)
+
+    def close(self) -> None:
+        try:
+            self.driver.close()
+        except Exception:
+            log.exception("closing the driver failed")

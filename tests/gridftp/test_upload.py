@@ -1,0 +1,83 @@
+"""Upload decisions without I/O: plans from declared capabilities, completeness, reply codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from transfercore.capabilities import Capabilities, RestartModel
+from transfercore.gridftp.errors import ReplyError
+from transfercore.gridftp.modee import EndOfData, EndOfFile
+from transfercore.gridftp.session import Passive, Store
+from transfercore.gridftp.upload import (
+    UploadTracker,
+    check_complete,
+    check_spooled,
+    is_partial_name,
+    partial_name,
+    plan_store,
+)
+from transfercore.ranges import RangeSet
+
+HPSS = Capabilities(restart=RestartModel.PREFIX, ordered_writes=True, max_writers=1,
+                    preferred_block_size=8 << 20, atomic_publish=False)
+POSIX = Capabilities(max_writers=4, preferred_block_size=1 << 20, atomic_publish=True)
+
+
+def store(**kw) -> Store:
+    return Store(**({"path": "/d/a.bin", "data": Passive(), "mode": "E", "restart": None, "alloc": 1000} | kw))
+
+
+def test_ordered_destination_gets_a_window_and_a_partial_name():
+    plan = plan_store(store(), HPSS, "/srv/d/a.bin", window=1 << 20)
+    assert plan.ordered and plan.writers == 1
+    assert plan.target == "/srv/d/.a.bin.tcpart" and plan.renames and is_partial_name(".a.bin.tcpart")
+    assert plan.piece == 4 << 20  # capped: one piece per connection stays small
+    assert plan.window >= 4 * plan.piece  # the window always has room beside the next block
+
+
+def test_unordered_destination_writes_in_parallel_under_its_own_name():
+    plan = plan_store(store(), POSIX, "/srv/d/a.bin")
+    assert not plan.ordered and plan.writers == 4 and not plan.renames and plan.piece == 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"alloc": None, "restart": RangeSet.span(0, 10)}, 504),  # REST without ALLO and no spool
+        ({"mode": "S", "restart": RangeSet.of((0, 10), (20, 30))}, 501),  # MODE S: a prefix only
+        ({"restart": RangeSet.span(0, 2000)}, 553),  # past the announced size
+    ],
+)
+def test_restart_preconditions_carry_their_reply_code(kw, code):
+    with pytest.raises(ReplyError) as err:
+        plan_store(store(**kw), POSIX, "/srv/a")
+    assert err.value.code == code
+
+
+def test_rest_without_allo_is_planned_when_the_spool_can_restart():
+    plan = plan_store(store(alloc=None, restart=RangeSet.span(0, 10)), HPSS, "/srv/a", durable_spool=True)
+    assert plan.size is None and not plan.ordered and plan.target == "/srv/a"
+
+
+def test_completeness_and_spooled_size():
+    plan = plan_store(store(), POSIX, "/srv/a")
+    check_complete(plan, RangeSet.span(0, 100), RangeSet.span(100, 1000))
+    with pytest.raises(ReplyError, match="first missing range 500-600") as err:
+        check_complete(plan, RangeSet(), RangeSet.of((0, 500), (600, 1000)))
+    assert err.value.code == 451
+    assert check_spooled(RangeSet.span(0, 77)) == 77
+    with pytest.raises(ReplyError, match="holes"):
+        check_spooled(RangeSet.of((0, 5), (6, 7)))
+    assert partial_name("/x") == "/.x.tcpart"
+
+
+def test_tracker_completes_on_the_announced_eods_only():
+    t = UploadTracker()
+    t.data(0, 10)
+    t.end(EndOfData(close=False))
+    assert not t.complete and "no EOF" in t.state()
+    t.end(EndOfFile(2))
+    t.data(10, 5)
+    assert not t.complete
+    t.end(EndOfData(close=True))
+    assert t.complete and t.finished.is_set() and t.received() == RangeSet.span(0, 15)

@@ -1,0 +1,545 @@
+"""Data transfers of one control connection: uploads, downloads, listings (the I/O shell).
+
+The decisions are made without I/O elsewhere: :mod:`.upload` plans an
+upload from the destination's capabilities and judges whether it ended
+complete, :mod:`.download` what a download sends, :mod:`.markers` when
+markers are due and what they name, :mod:`.modee` the framing of every
+data connection, :class:`transfercore.reorder.ReorderWindow` the order in
+which blocks reach a destination that needs it.  This module moves bytes
+between sockets and the storage driver accordingly:
+
+* ``112`` performance markers count bytes received (progress, not safety);
+* ``111`` restart markers name only ranges returned by ``Writer.durable()``,
+  as deltas, on the restart interval and once more before the final reply;
+* ``226`` follows ``Writer.complete()``: the whole object is durable and
+  published.  A short upload, a missing EOF or a bad block never reaches
+  ``complete()``; the durable part is kept for a restart.
+
+Data connections run in worker threads (blocking sockets, see
+:mod:`.datachannel`); the event loop only starts them and accepts new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..contract import Driver, Writer
+from ..errors import TransferAborted
+from ..ranges import RangeSet
+from ..reorder import ReorderWindow
+from . import listing
+from .control import Reply
+from .datachannel import (
+    DataCache,
+    ModeESender,
+    PassiveListener,
+    Progress,
+    close_quietly,
+    connect,
+    receive_mode_e,
+    receive_stream,
+    send_stream,
+    set_buffers,
+)
+from .download import plan_retrieve
+from .errors import DataTimeout, RemoteProtocolError, ReplyError
+from .hostport import HostPort
+from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
+from .memory import release_garbage
+from .modee import encode_block, encode_eof_eod
+from .replies import error_reply
+from .session import Active, Listing, Passive, Retrieve, Session, Store
+from .spool import Spool
+from .upload import StorePlan, UploadTracker, check_complete, check_spooled, is_partial_name, plan_store
+
+if TYPE_CHECKING:
+    from .server import ServerConfig
+
+log = logging.getLogger("transfercore.gridftp")
+T = TypeVar("T")
+
+#: Largest MODE E block a download sends.
+SEND_BLOCK = 1024 * 1024
+
+
+class DataTransfers:
+    """The transfers of :class:`~.server.Connection`, which provides the plumbing below."""
+
+    config: ServerConfig
+    driver: Driver
+    session: Session
+    listener: PassiveListener | None
+    transfer: asyncio.Task[None] | None
+    stop: threading.Event
+    aborted: bool
+    data_socks: list[socket.socket]
+    cache: DataCache
+    keep: list[socket.socket]
+
+    async def io(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def send(self, reply: Reply) -> None:
+        raise NotImplementedError
+
+    def dpath(self, path: str) -> str:
+        raise NotImplementedError
+
+    # -- data connections ------------------------------------------------------------------
+
+    async def abort_transfer(self, *, reply: bool = False) -> None:
+        task = self.transfer
+        if task is not None:
+            self.aborted = True
+            self.stop.set()
+            for sock in list(self.data_socks):
+                close_quietly(sock)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+        if reply:
+            await self.send(Reply.one(226, "Abort successful."))
+
+    def _track(self, sock: socket.socket, buffer_size: int | None) -> socket.socket:
+        sock.settimeout(self.config.data_timeout)
+        set_buffers(sock, buffer_size)
+        self.data_socks.append(sock)
+        if self.stop.is_set():
+            close_quietly(sock)
+            raise TransferAborted("transfer aborted")
+        return sock
+
+    async def accept_one(self, buffer_size: int | None) -> socket.socket:
+        if self.listener is None:
+            raise ReplyError(425, "No passive listener; send PASV first.")
+        sock = await self.io(self.listener.accept, self.config.data_timeout, self.stop)
+        return self._track(sock, buffer_size)
+
+    async def connect_many(
+        self, addresses: tuple[HostPort, ...], count: int, buffer_size: int | None
+    ) -> list[socket.socket]:
+        async def one(hp: HostPort) -> socket.socket:
+            try:
+                sock = await self.io(connect, hp, self.config.data_timeout)
+            except OSError as exc:
+                raise ReplyError(
+                    425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
+                ) from None
+            return self._track(sock, buffer_size)
+
+        targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
+        return list(await asyncio.gather(*(one(hp) for hp in targets)))
+
+    async def sending_socks(self, data: Any, mode: str, count: int, buffer_size: int | None) -> list[socket.socket]:
+        """Connections to send on: the cached ones of a MODE E session, else new ones."""
+        if mode == "E":
+            cached = self.cache.take("out", data)
+            if cached:
+                return [self._track(s, buffer_size) for s in cached]
+        else:
+            self.cache.drop()
+        if isinstance(data, Active):
+            return await self.connect_many(data.addresses, count, buffer_size)
+        return [await self.accept_one(buffer_size)]
+
+    # -- transfers --------------------------------------------------------------------------
+
+    async def run_transfer(self, action: Store | Retrieve | Listing) -> None:
+        self.keep = []
+        try:
+            if isinstance(action, Store):
+                await self.store(action)
+            elif isinstance(action, Retrieve):
+                await self.retrieve(action)
+            else:
+                await self.send_listing(action)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+            self.keep = []
+            err: BaseException = TransferAborted("transfer aborted on request") if self.aborted else exc
+            log.info("transfer failed: %s", err)
+            await self.send(error_reply(err, during_transfer=True))
+        finally:
+            kept = {id(s) for s in self.keep}
+            for sock in self.data_socks:
+                if id(sock) not in kept:
+                    close_quietly(sock)
+            self.data_socks = []
+            direction = "in" if isinstance(action, Store) else "out"
+            if self.keep:
+                self.cache.keep(direction, action.data, self.keep)
+            else:
+                self.cache.drop()
+            self.keep = []
+            if self.listener is not None and not self.cache:
+                self.listener.close()
+                self.listener = None
+            self.session.transfer_done(cached=bool(self.cache))
+            self.transfer = None
+            # The transfer's buffers go back now (see .memory), off the event loop.
+            await self.io(release_garbage)
+
+    async def store(self, act: Store) -> None:
+        plan = plan_store(
+            act,
+            self.driver.capabilities(),
+            self.dpath(act.path),
+            window=self.config.reorder_window,
+            durable_spool=self.config.spool_dir is not None,
+        )
+        if plan.size is None:
+            await self.store_spooled(act, plan)
+            return
+        writer: Writer = await self.io(self.driver.open_write, plan.target, plan.size, plan.restart)
+        markers = RestartMarkers(writer.resumed)
+        marker_lock = asyncio.Lock()
+        progress = Progress()
+        completed = False
+        marker_task: asyncio.Task[None] | None = None
+        try:
+            await self.send(Reply.one(150, "Beginning transfer."))
+            if act.mode == "E":
+                marker_task = asyncio.create_task(
+                    self.marker_loop(
+                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
+                    )
+                )
+            received = await self.receive(act, plan, writer, progress)
+            check_complete(plan, writer.resumed, received)
+            await self._stop_task(marker_task)
+            async with marker_lock:
+                durable = await self.io(writer.durable)
+                if act.mode == "E":
+                    final = markers.update(durable)
+                    if final is not None:
+                        await self.send(final)
+                await self.io(writer.complete)
+                if plan.renames:
+                    await self.io(self.driver.rename, plan.target, plan.path)
+            completed = True
+            await self.send(Reply.one(226, "Transfer Complete."))
+        finally:
+            await self._stop_task(marker_task)
+            if not completed:
+                await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
+
+    async def receive(self, act: Store, plan: StorePlan, writer: Writer, progress: Progress) -> RangeSet:
+        """Receive the upload into ``writer``; the ranges that reached it."""
+        if act.mode == "S":
+            self.cache.drop()
+            start = writer.resumed.prefix_end()
+            if isinstance(act.data, Active):
+                sock = (await self.connect_many(act.data.addresses[:1], 1, act.buffer_size))[0]
+            else:
+                sock = await self.accept_one(act.buffer_size)
+            end = await self.io(receive_stream, sock, writer, start, progress, self.stop)
+            received = RangeSet.span(start, end)
+        else:
+            expected = RangeSet.span(0, plan.size or 0) - writer.resumed
+            window: ReorderWindow | None = None
+            if plan.ordered:
+                window = ReorderWindow(
+                    expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
+                )
+                deliver = window.put
+            else:
+                slots = threading.BoundedSemaphore(plan.writers)
+
+                def deliver(offset: int, data: memoryview) -> None:
+                    with slots:
+                        writer.write(offset, data)
+
+            tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
+            received = expected - window.missing() if window is not None else tracker.received()
+        if self.stop.is_set():
+            raise TransferAborted("transfer aborted on request")
+        return received
+
+    @staticmethod
+    async def _stop_task(task: asyncio.Task[None] | None) -> None:
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def store_spooled(self, act: Store, plan: StorePlan) -> None:
+        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
+        spool = await self.io(
+            functools.partial(Spool, self.config.spool_dir, key=key, resume=plan.restart)
+        )
+        markers = RestartMarkers(spool.resumed)
+        lock = asyncio.Lock()
+        marker_task: asyncio.Task[None] | None = None
+        stored = False
+        try:
+            progress = Progress()
+            await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
+            if act.mode == "E":
+                if spool.restartable:
+                    marker_task = asyncio.create_task(
+                        self.marker_loop(spool, markers, lock, progress, act.restart_interval, act.perf_interval)
+                    )
+                else:
+                    marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
+                await self.receive_mode_e(act, plan, spool.write, progress, None)
+            else:
+                self.cache.drop()
+                sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
+                    await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
+                )[0]
+                start = act.shift + spool.resumed.prefix_end()
+                await self.io(receive_stream, sock, spool, start, progress, self.stop)
+            if self.stop.is_set():
+                raise TransferAborted("transfer aborted on request")
+            await self._stop_task(marker_task)
+            size = check_spooled(spool.received())
+            writer: Writer = await self.io(self.driver.open_write, plan.path, size, None)
+            try:
+                await self.io(spool.copy_into, writer, self.stop)
+                await self.io(writer.complete)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.io(writer.abort)
+                raise
+            stored = True
+            spool.discard()
+            await self.send(Reply.one(226, "Transfer Complete."))
+        finally:
+            await self._stop_task(marker_task)
+            if not stored:
+                # Keep what is durable for a REST, and say what it is first.
+                async with lock:
+                    with contextlib.suppress(Exception):
+                        reply = markers.update(await self.io(spool.durable))
+                        if reply is not None and act.mode == "E":
+                            await self.send(reply)
+                spool.close()
+
+    async def perf_loop(self, progress: Progress, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
+
+    async def _keep_partial(
+        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str, plan: StorePlan
+    ) -> None:
+        # Tell the client what is safe before the error reply, then keep it for a restart.
+        async with lock:
+            durable = RangeSet()
+            with contextlib.suppress(Exception):
+                durable = await self.io(writer.durable)
+                if mode == "E":
+                    reply = markers.update(durable)
+                    if reply is not None:
+                        await self.send(reply)
+            with contextlib.suppress(Exception):
+                await self.io(writer.abort)
+            if plan.renames and not durable:
+                # Nothing to restart from: leave no empty partial object behind.
+                with contextlib.suppress(Exception):
+                    await self.io(self.driver.discard_partial, plan.target)
+                    await self.io(self.driver.remove, plan.target)
+
+    async def marker_loop(
+        self,
+        writer: Writer | Spool,
+        markers: RestartMarkers,
+        lock: asyncio.Lock,
+        progress: Progress,
+        restart_every: float,
+        perf_every: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        schedule = MarkerSchedule(loop.time(), restart_every, perf_every)
+        while True:
+            await asyncio.sleep(max(0.0, schedule.next_due() - loop.time()))
+            perf, restart = schedule.due(loop.time())
+            if perf:
+                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
+            if restart:
+                async with lock:
+                    reply = markers.update(await self.io(writer.durable))
+                    if reply is not None:
+                        await self.send(reply)
+
+    async def receive_mode_e(
+        self,
+        act: Store,
+        plan: StorePlan,
+        deliver: Callable[[int, memoryview], None],
+        progress: Progress,
+        window: ReorderWindow | None,
+    ) -> UploadTracker:
+        """Run every data connection of one MODE E upload until all announced EODs arrived."""
+        tracker = UploadTracker()
+        errors: list[BaseException] = []
+        running: dict[int, socket.socket] = {}
+        cacheable: list[socket.socket] = []
+
+        def fail(exc: BaseException) -> None:
+            errors.append(exc)
+            self.stop.set()
+            if window is not None:
+                window.stop(exc if isinstance(exc, Exception) else None)
+            for s in list(self.data_socks):
+                close_quietly(s)
+
+        async def conn(sock: socket.socket) -> None:
+            running[id(sock)] = sock
+            try:
+                keep = await self.io(
+                    functools.partial(
+                        receive_mode_e,
+                        max_block=self.config.max_block,
+                        piece=plan.piece,
+                        shift=act.shift,
+                    ),
+                    sock,
+                    deliver,
+                    tracker,
+                    progress,
+                    self.stop,
+                )
+                if keep:
+                    cacheable.append(sock)
+            except BaseException as exc:  # noqa: BLE001
+                if not errors and not tracker.complete:
+                    fail(exc)
+            finally:
+                running.pop(id(sock), None)
+
+        socks = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
+        if isinstance(act.data, Active) and not socks:
+            socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
+        if isinstance(act.data, Passive) and self.listener is None and not socks:
+            raise ReplyError(425, "No passive listener; send PASV first.")
+        pending = {asyncio.create_task(conn(s)) for s in socks}
+        opened = len(pending)
+        loop = asyncio.get_running_loop()
+        accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
+        listener = self.listener if isinstance(act.data, Passive) else None
+        try:
+            while not tracker.complete and not errors and not self.stop.is_set():
+                if listener is not None and accept is None:
+                    listener.sock.setblocking(False)
+                    accept = asyncio.ensure_future(loop.sock_accept(listener.sock))
+                waiting: set[asyncio.Future[Any]] = set(pending)
+                if accept is not None:
+                    waiting.add(accept)
+                if not waiting:
+                    break
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self.config.data_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done and not pending:
+                    raise DataTimeout(
+                        f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
+                        f"{tracker.state()}",
+                        hint="the sender must end the transfer with an EOF block giving the EOD count",
+                    )
+                pending -= done  # type: ignore[arg-type]
+                if accept is not None and accept in done:
+                    try:
+                        sock, _ = accept.result()
+                    except OSError as exc:
+                        raise TransferAborted(f"data listener closed: {exc}") from None
+                    finally:
+                        accept = None
+                    sock.setblocking(True)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if opened >= self.config.max_data_connections:
+                        close_quietly(sock)
+                        fail(
+                            ReplyError(
+                                451,
+                                f"The client opened more than {self.config.max_data_connections} data "
+                                "connections for one transfer; refusing the transfer.",
+                                hint="use fewer parallel streams (-p)",
+                            )
+                        )
+                        break
+                    opened += 1
+                    pending.add(asyncio.create_task(conn(self._track(sock, act.buffer_size))))
+        finally:
+            if accept is not None:
+                accept.cancel()
+                with contextlib.suppress(BaseException):
+                    await accept
+        if pending:
+            # Every announced EOD arrived (or the transfer failed).  A connection
+            # that carried the last EOD is returning; any other still open
+            # carries nothing of this transfer and is closed.
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+            for s in list(running.values()):
+                close_quietly(s)
+            if pending:
+                await asyncio.wait(pending)
+        if errors:
+            if not tracker.complete or not isinstance(errors[0], (OSError, TransferAborted)):
+                raise errors[0]
+        if self.stop.is_set() and not tracker.complete:
+            raise TransferAborted("transfer aborted on request")
+        if not tracker.complete:
+            raise RemoteProtocolError(
+                "the data connections ended without the EOF/EOD blocks that close a MODE E transfer"
+            )
+        self.keep = cacheable
+        return tracker
+
+    async def retrieve(self, act: Retrieve) -> None:
+        reader = await self.io(self.driver.open_read, self.dpath(act.path))
+        perf: asyncio.Task[None] | None = None
+        try:
+            plan = plan_retrieve(act, reader.size)
+            progress = Progress()
+            await self.send(Reply.one(150, "Opening BINARY mode data connection."))
+            if act.perf_markers:
+                perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
+            socks = await self.sending_socks(act.data, act.mode, act.parallelism, act.buffer_size)
+            if act.mode == "S":
+                await self.io(send_stream, socks[0], reader, plan.start, plan.end, progress, self.stop)
+            else:
+                caps = self.driver.capabilities()
+                block = max(caps.min_block_size, min(SEND_BLOCK, caps.preferred_block_size))
+                sender = ModeESender(reader, plan.ranges, block, plan.base, ordered=caps.ordered_writes)
+                await asyncio.gather(
+                    *(
+                        self.io(sender.run, s, progress, self.stop, len(socks) if i == 0 else None)
+                        for i, s in enumerate(socks)
+                    )
+                )
+                self.keep = socks
+            if self.stop.is_set():
+                raise TransferAborted("transfer aborted on request")
+            if perf is not None:
+                await self._stop_task(perf)
+                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
+            await self.send(Reply.one(226, "Transfer Complete."))
+        finally:
+            await self._stop_task(perf)
+            reader.close()
+
+    async def send_listing(self, act: Listing) -> None:
+        path = self.dpath(act.path)
+        info = await self.io(self.driver.stat, path)
+        if info.is_dir:
+            entries = await self.io(lambda: list(self.driver.list(path)))
+        else:
+            entries = [info]
+        entries = sorted((e for e in entries if not is_partial_name(e.name)), key=lambda e: e.name)
+        body = listing.listing_body(act.verb, act.path, info.is_dir, entries, writable=self.session.writable)
+        await self.send(Reply.one(150, "Opening ASCII mode data connection for listing."))
+        socks = await self.sending_socks(act.data, act.mode, 1, None)
+        if act.mode == "S":
+            await self.io(socks[0].sendall, body)
+        else:
+            payload = (encode_block(0, body) if body else b"") + encode_eof_eod(1, close=False)
+            await self.io(socks[0].sendall, payload)
+            self.keep = socks
+        await self.send(Reply.one(226, "Transfer complete."))
