@@ -60,11 +60,11 @@ class _Found:
     ENTRY_POINT_CACHE: ClassVar[dict[str, list[Any]]] = {}
 
 
-class _Listing(_Found, stevedore.NamedExtensionManager):  # type: ignore[misc]
+class _Listing(_Found, stevedore.NamedExtensionManager[type[Driver]]):
     """Lists the entry points of the namespace without importing any driver."""
 
 
-class _Loader(_Found, stevedore.DriverManager):  # type: ignore[misc]
+class _Loader(_Found, stevedore.DriverManager[type[Driver]]):
     """Imports one driver by name."""
 
 
