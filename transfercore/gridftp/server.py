@@ -229,7 +229,8 @@ class Connection(DataTransfers):
 
     async def guard(self, fn: Callable[[Any], Any], arg: Any) -> Reply:
         try:
-            return await fn(arg)
+            reply: Reply = await fn(arg)
+            return reply
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
             return error_reply(exc)
 
