@@ -218,6 +218,12 @@ def main() -> int:
                 firsts.append(b)
             print(f"  {s.name:<8} login median {1000 * statistics.median(logins):6.1f} ms ({1000 * min(logins):.1f}-"
                   f"{1000 * max(logins):.1f}); first reply {1000 * statistics.median(firsts):6.1f} ms")
+        log = servers[0].log.read_text() if servers[0].log.exists() else ""
+        parts = re.findall(r"start-up: Python (\d+) ms, imports (\d+) ms, driver (\d+) ms", log)
+        if parts:
+            cols = list(zip(*[[int(x) for x in p] for p in parts], strict=True))
+            print("  dsi sessions, median: Py_InitializeFromConfig {} ms, importing the bridge {} ms, "
+                  "opening the driver {} ms".format(*(statistics.median(c) for c in cols)))
     finally:
         for s in servers:
             s.stop()

@@ -140,6 +140,7 @@ void tc_result_text(globus_result_t result, char *buf, size_t len);
 void tc_server_log(int type, const char *message);
 int tc_will_block(void);
 const char *tc_log_path(void);
+double tc_python_start_seconds(void);
 
 extern "Python+C" void tc_py_session_start(globus_gfs_operation_t, globus_gfs_session_info_t *);
 extern "Python+C" void tc_py_session_stop(void *);
@@ -155,9 +156,30 @@ extern "Python" void tc_py_write_cb(globus_gfs_operation_t, globus_result_t, glo
 
 # Runs in the embedded interpreter the first time the server calls the module.
 INIT_CODE = r"""
+import time
+_t0 = time.perf_counter()
 from libglobus_gridftp_server_transfercore import ffi, lib
-from transfercore_globus_dsi import bridge
-bridge.install(ffi, lib)
+try:
+    from transfercore_globus_dsi import bridge
+    bridge.install(ffi, lib, import_seconds=time.perf_counter() - _t0)
+except BaseException as _exc:
+    # Without the Python part no entry point exists and every session would hang:
+    # log why, and refuse sessions with the reason instead.
+    import os, traceback
+    _reason = f"the transfercore DSI cannot load its Python part: {type(_exc).__name__}: {_exc}"
+    try:
+        with open(ffi.string(lib.tc_log_path()).decode() or os.devnull, "a") as _fh:
+            _fh.write(time.strftime("%Y-%m-%dT%H:%M:%S") + f" {os.getpid()} ERROR {_reason}\n")
+            _fh.write(traceback.format_exc())
+    except OSError:
+        pass
+    lib.tc_server_log(lib.GLOBUS_GFS_LOG_ERR, " ".join(_reason.split()).encode("utf-8", "replace"))
+    _message = " ".join(_reason.split()).encode("utf-8", "replace")
+
+    @ffi.def_extern()
+    def tc_py_session_start(op, info):
+        lib.globus_gridftp_server_finished_session_start(
+            op, lib.tc_error(451, b"DSI_PYTHON", _message), ffi.NULL, ffi.NULL, ffi.NULL)
 """
 
 

@@ -23,13 +23,20 @@ def test_project_errors_become_one_line_and_a_documented_exit_code(tmp_path, cap
 
 
 def test_a_closed_output_pipe_ends_quietly(tmp_path):
-    journal = tmp_path / "j.sqlite"
-    from transfercore.journal import Journal, SourceIdentity, State
+    import sqlite3
 
-    with Journal(journal) as j:
-        for i in range(2000):
-            entry = j.begin(f"posix:///src/{i}", f"posix:///dst/{i}", SourceIdentity(10, 1, "", "f"), {})
-            j.finish(entry.id, State.DONE)
+    from transfercore.journal import Journal
+
+    journal = tmp_path / "j.sqlite"
+    with Journal(journal):
+        pass
+    # More listing than a pipe buffers, written in one transaction (not one fsync per row).
+    with sqlite3.connect(journal) as db:
+        db.executemany(
+            "INSERT INTO transfers (source, destination, size, source_mtime_ns, source_identity,"
+            " source_fingerprint, options, state, created, updated) VALUES (?, ?, 10, 1, '', 'f', '{}', 'done', 0, 0)",
+            [(f"posix:///src/{i}", f"posix:///dst/{i}") for i in range(2000)],
+        )
     proc = subprocess.Popen(
         [sys.executable, "-m", "transfercore", "status", "--journal", str(journal)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,

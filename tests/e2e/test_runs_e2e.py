@@ -76,8 +76,14 @@ def test_status_after_sigkill_shows_the_entry_interrupted(setup):
     assert entry["durable_bytes"] >= marker["durable_bytes"]
     text = run(cli("status"), env).stdout
     assert "interrupted" in text and f"process {entry['owner_pid']} ended without recording it" in text
+    assert list(tmp.glob(".out.bin.*"))
     assert run(cli("status", "--state", "interrupted", "--json"), env).stdout.count('"id"') == 1
     assert json.loads(run(cli("status", "--state", "running", "--json"), env).stdout) == []
+    # discard reaches the partial through the driver and forgets the entry
+    gone = run(cli("status", "--discard", str(entry["id"])), env)
+    assert gone.returncode == 0 and "discarded the partial copy" in gone.stdout
+    assert not list(tmp.glob(".out.bin.*"))
+    assert json.loads(run(cli("status", "--json"), env).stdout) == []
 
 
 def test_two_concurrent_runs_one_succeeds_one_is_refused_naming_the_other(setup):
@@ -85,7 +91,12 @@ def test_two_concurrent_runs_one_succeeds_one_is_refused_naming_the_other(setup)
     dst = tmp / "out.bin"
     first = start(f"{src}&slow=0.02", str(dst), env)
     until_marker(first)
-    second = run(copy_args(f"{src}&slow=0.02", str(dst)), env)
+    # Held still (and holding its lock) while the second run tries, however slow this machine is.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run(copy_args(f"{src}&slow=0.02", str(dst)), env)
+    finally:
+        first.send_signal(signal.SIGCONT)
     rest, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 1

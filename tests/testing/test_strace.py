@@ -62,3 +62,10 @@ def test_split_lines_of_threads_syncfs_and_o_dsync_are_understood():
 
 def test_a_trace_without_the_brackets_is_reported():
     assert "does not show the durable() call" in judge(OPEN, WRITE)[0]
+
+
+def test_the_files_written_are_named():
+    from transfercore.testing.strace import written_files
+
+    calls = parse("\n".join([OPEN, WRITE, '10 write(1<pipe:[77]>, ""..., 20) = 20', *SIDECAR]))
+    assert written_files(calls, D) == {"/s/.o.tcpart", "/s/.o.marker.tmp"}

@@ -91,7 +91,7 @@ def _discard(journal: Journal, entry_id: int) -> str:
     if entry.state is State.DONE:
         journal.forget(entry_id)
         return f"forgot finished transfer {entry_id} (its destination {entry.destination} is kept)"
-    endpoint = open_location(entry.destination)
+    endpoint = open_location(str(entry.options.get("destination_url") or entry.destination))
     try:
         endpoint.driver.discard_partial(endpoint.path)
     finally:

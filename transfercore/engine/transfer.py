@@ -396,7 +396,9 @@ class _Run:
 
     def _open_writer(self, decision: ResumeDecision, identity: SourceIdentity) -> None:
         self.restart_reason = decision.reason
-        options = self.options.to_dict()
+        # The destination as opened (driver options included), so that `status
+        # --discard` reaches the same storage; rows are keyed without them.
+        options = self.options.to_dict() | {"destination_url": str(self.dst.location)}
         if decision.marker:
             try:
                 self.writer = self.dst.driver.open_write(self.dst.path, self.size, resume=decision.marker)

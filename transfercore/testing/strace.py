@@ -18,11 +18,13 @@ import re
 
 import attrs
 
-#: Syscalls the clause asks strace for.
-TRACED = (
-    "open,openat,creat,write,pwrite64,writev,pwritev,pwritev2,fsync,fdatasync,sync,syncfs,"
-    "rename,renameat,renameat2,link,linkat,access,faccessat,faccessat2"
-)
+_TRACED_NAMES = (
+    "open openat creat write pwrite64 writev pwritev pwritev2 fsync fdatasync sync syncfs "
+    "rename renameat renameat2 link linkat access faccessat faccessat2"
+).split()
+#: Syscalls the clause asks strace for; "?" lets strace skip those this
+#: architecture lacks (arm64 has no open, access, rename, ...).
+TRACED = ",".join(f"?{name}" for name in _TRACED_NAMES)
 
 _LINE = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)")
 _FD_PATH = re.compile(r"^-?\d+<([^>]*)>")
@@ -91,6 +93,11 @@ def _synchronous(args: str) -> bool:
 
 def _inside(path: str, directory: str) -> bool:
     return os.path.dirname(path) == directory
+
+
+def written_files(calls: list[Call], directory: str) -> set[str]:
+    """Files in ``directory`` that received a write system call in the trace."""
+    return {c.path for c in calls if c.name in _WRITES and c.result >= 0 and _inside(c.path, directory)}
 
 
 def missing_syncs(calls: list[Call], directory: str, begin: str, end: str) -> list[str]:

@@ -32,6 +32,7 @@ static pthread_mutex_t tc_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int tc_python_state = 0;          /* 0 not tried, 1 running, -1 failed */
 static char tc_start_error[2048] = "";
 static char tc_log_file[4096] = "";
+static double tc_python_seconds = 0.0;     /* Py_InitializeFromConfig, for the start-up log */
 
 /* The bridge log: one file the operator can find, written a line at a time
  * (connection processes have stderr on /dev/null and the server's own log is
@@ -71,6 +72,12 @@ const char *
 tc_log_path(void)
 {
     return tc_log_file;
+}
+
+double
+tc_python_start_seconds(void)
+{
+    return tc_python_seconds;
 }
 
 /* Before Python runs: the bridge log and the server's log. */
@@ -144,8 +151,13 @@ tc_start_python(void)
     status = PyConfig_SetBytesString(&config, &config.program_name, exe);
     if (!PyStatus_Exception(status))
         status = PyConfig_SetBytesString(&config, &config.executable, exe);
-    if (!PyStatus_Exception(status))
+    if (!PyStatus_Exception(status)) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         status = Py_InitializeFromConfig(&config);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        tc_python_seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
     PyConfig_Clear(&config);
     if (PyStatus_Exception(status)) {
         snprintf(tc_start_error, sizeof(tc_start_error), "Python (%s) failed to start: %s%s%s",

@@ -191,9 +191,16 @@ def _raw_server(tmp_path, dsi_arg, env_extra):
         ("transfercore:posix:///x colour=blue", {}, "unknown DSI option 'colour'"),
         ("transfercore:posix:///x", {"TRANSFERCORE_DSI_PYTHON": "/nonexistent/python"},
          "the Python executable /nonexistent/python is missing"),
+        # the embedded interpreter finds a broken copy of the DSI's Python part first
+        ("transfercore:posix:///x", {"PYTHONPATH": "{broken}"},
+         "cannot load its Python part: RuntimeError: broken on purpose"),
     ],
 )
 def test_bridge_errors_reach_the_client_and_the_log(tmp_path, dsi_arg, env_extra, expected):
+    broken = tmp_path / "broken" / "transfercore_globus_dsi"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise RuntimeError('broken on purpose')\n")
+    env_extra = {k: v.replace("{broken}", str(broken.parent)) for k, v in env_extra.items()}
     proc, port, log = _raw_server(tmp_path, dsi_arg, env_extra)
     try:
         c = Control(port)

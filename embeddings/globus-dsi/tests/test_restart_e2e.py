@@ -102,3 +102,21 @@ def test_stream_rest_after_sigkill_resumes_identical(served, root):
     assert replies[-1][0] == 226, replies
     c.close()
     assert (root / "s.bin").read_bytes() == payload
+
+
+def test_third_party_from_the_dsi_to_the_built_in_storage(served, root, real_server, public_dir):
+    payload = os.urandom(5 * 1024 * 1024 + 99)
+    (root / "out.bin").write_bytes(payload)
+    guc("-fast", "-p", "4", served.ftp("/out.bin"), f"ftp://127.0.0.1:{real_server}{public_dir}/out.bin")
+    assert (public_dir / "out.bin").read_bytes() == payload
+
+
+def test_unsupported_command_names_itself(served, root):
+    (root / "f").write_bytes(b"x")
+    c = Control(served.port)
+    try:
+        c.login()
+        code, text = c.cmd("SITE CHMOD 600 /f")
+        assert code >= 500 and "SITE CHMOD" in text, text
+    finally:
+        c.close()

@@ -25,6 +25,7 @@ Each upload logs how long its data callbacks spent in Python.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,10 +96,12 @@ def _guard(
     return wrap
 
 
-def install(ffi: Any, lib: Any) -> None:
+def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
     """Bind the compiled module's ``ffi``/``lib`` and define the entry points."""
     glue.bind(ffi, lib)
     _setup_logging(glue.text(glue.lib.tc_log_path()))
+    #: the first session logs what its start-up cost
+    startup = {"python": float(lib.tc_python_start_seconds()), "imports": import_seconds}
 
     @glue.ffi.def_extern()
     def tc_py_session_start(op: Any, info: Any) -> None:
@@ -113,9 +116,15 @@ def install(ffi: Any, lib: Any) -> None:
             if raw[0] != glue.ffi.NULL:
                 glue.lib.free(raw[0])
             config = parse_config(options)
+            t = time.perf_counter()
             session = Session(config, open_location(config.location))
+            opened = time.perf_counter() - t
             handle = glue.keep(session)
-            log.info("session for %s: driver %s, serving %s", glue.text(info.username) or "?", session.driver.name, session.base)
+            log.info(
+                "session for %s: driver %s, serving %s (start-up: Python %.0f ms, imports %.0f ms, driver %.0f ms)",
+                glue.text(info.username) or "?", session.driver.name, session.base,
+                1000 * startup.pop("python", 0.0), 1000 * startup.pop("imports", 0.0), 1000 * opened,
+            )
             glue.lib.globus_gridftp_server_finished_session_start(op, glue.lib.GLOBUS_SUCCESS, handle, info.username, glue.ffi.new("char[]", b"/"))
 
         body()
@@ -160,17 +169,21 @@ def install(ffi: Any, lib: Any) -> None:
 
     @glue.ffi.def_extern()
     def tc_py_read_cb(op: Any, result: int, buf: Any, nbytes: int, offset: int, eof: int, arg: Any) -> None:
+        transfer = glue.ffi.from_handle(arg)
         try:
-            glue.ffi.from_handle(arg).on_read(result, buf, nbytes, offset, bool(eof))
-        except BaseException:
+            transfer.on_read(result, buf, nbytes, offset, bool(eof))
+        except BaseException as exc:
             log.exception("read callback failed")
+            transfer.abandon(exc)
 
     @glue.ffi.def_extern()
     def tc_py_write_cb(op: Any, result: int, buf: Any, nbytes: int, arg: Any) -> None:
+        transfer = glue.ffi.from_handle(arg)
         try:
-            glue.ffi.from_handle(arg).on_write(result, buf, nbytes)
-        except BaseException:
+            transfer.on_write(result, buf, nbytes)
+        except BaseException as exc:
             log.exception("write callback failed")
+            transfer.abandon(exc)
 
 
 __all__ = ["install"]

@@ -95,6 +95,14 @@ class Download:
         self.pump(buf)
         self._maybe_finish()
 
+    def abandon(self, exc: BaseException) -> None:
+        """A bug escaped a callback: end the transfer with the error rather than leave the client waiting."""
+        with self.lock:
+            if self.finished:
+                return
+            self.finished = True
+        glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.error_result(exc))
+
     def _maybe_finish(self) -> None:
         with self.lock:
             done = self.pending == 0 and not self.finished and (self.exhausted or self.error is not None)

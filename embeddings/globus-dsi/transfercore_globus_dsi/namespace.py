@@ -97,5 +97,9 @@ def do_command(session: Session, op: Any, info: Any) -> None:
         algorithm = glue.text(info.cksm_alg) or "MD5"
         response = _checksum(session, path, algorithm, info.cksm_offset, info.cksm_length).encode()
     else:
-        raise CapabilityError(f"the transfercore DSI does not implement command {cmd}")
+        names = {
+            glue.lib.GLOBUS_GFS_CMD_SITE_CHMOD: "SITE CHMOD",
+            glue.lib.GLOBUS_GFS_CMD_TRNC: "TRNC",
+        }
+        raise CapabilityError(f"the transfercore DSI does not implement {names.get(cmd, f'command {cmd}')}")
     glue.lib.globus_gridftp_server_finished_command(op, glue.lib.GLOBUS_SUCCESS, glue.ffi.new("char[]", response) if response else glue.ffi.NULL)

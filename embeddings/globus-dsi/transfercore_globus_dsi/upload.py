@@ -147,6 +147,19 @@ class Upload:
         if done:
             self.finish()
 
+    def abandon(self, exc: BaseException) -> None:
+        """A bug escaped a callback: end the transfer with the error rather than leave the client waiting."""
+        with self.lock:
+            if self.finished:
+                return
+            self.finished = True
+        self.stop.set()
+        if self.flusher is not None:
+            self.flusher.join()
+        self._keep_partial()
+        self._report()
+        glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.error_result(exc))
+
     def finish(self) -> None:
         """After the last callback: make it durable and complete, or keep the partial (Globus thread)."""
         glue.lib.tc_will_block()

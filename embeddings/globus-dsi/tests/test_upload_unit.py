@@ -1,0 +1,155 @@
+"""The upload state machine without the server: a fake Globus that records which
+thread calls it.  Checks the threading promise (no Python thread calls Globus), that
+111 ranges come only from durable(), and that the transfer finishes once, after
+complete()."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+from cffi import FFI
+from transfercore_globus_dsi import glue
+from transfercore_globus_dsi.config import parse_config
+from transfercore_globus_dsi.session import Session
+from transfercore_globus_dsi.upload import Upload
+
+from transfercore.ranges import RangeSet
+from transfercore.registry import open_location
+
+BLOCK = 64 * 1024
+
+
+class FakeLib:
+    GLOBUS_SUCCESS = 0
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, tuple[Any, ...]]] = []
+        self.reads: list[tuple[Any, int]] = []
+        self.tc_py_read_cb = object()
+
+    def _rec(self, name: str, *args: Any) -> None:
+        self.calls.append((name, threading.get_ident(), args))
+
+    def globus_gridftp_server_register_read(self, op, buf, size, cb, handle):  # type: ignore[no-untyped-def]
+        self._rec("register_read", size)
+        self.reads.append((buf, size))
+        return 0
+
+    def globus_gridftp_server_update_bytes_recvd(self, op, n):  # type: ignore[no-untyped-def]
+        self._rec("bytes", n)
+
+    def globus_gridftp_server_update_range_recvd(self, op, off, n):  # type: ignore[no-untyped-def]
+        self._rec("range", off, n)
+
+    def globus_gridftp_server_finished_transfer(self, op, result):  # type: ignore[no-untyped-def]
+        self._rec("finished", result)
+
+    def tc_will_block(self) -> int:
+        self._rec("will_block")
+        return 0
+
+    def tc_result_text(self, result, buf, n):  # type: ignore[no-untyped-def]
+        glue.ffi.memmove(buf, b"connection reset\0", 17)
+
+    def tc_error(self, code, error_code, text):  # type: ignore[no-untyped-def]
+        return (code, error_code, text)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLib:
+    ffi = FFI()
+    ffi.cdef("typedef unsigned char globus_byte_t;")
+    lib = FakeLib()
+    monkeypatch.setattr(glue, "ffi", ffi)
+    monkeypatch.setattr(glue, "lib", lib)
+    return lib
+
+
+def _session(url: str) -> Session:
+    config = parse_config(url)
+    return Session(config, open_location(config.location))
+
+
+def _feed(upload: Upload, fake: FakeLib, payload: bytes, order: list[int]) -> None:
+    """Deliver the blocks in ``order`` through the registered buffers, as Globus would."""
+    for i, block in enumerate(order):
+        buf, size = fake.reads.pop(0)
+        chunk = payload[block * BLOCK : (block + 1) * BLOCK]
+        glue.ffi.memmove(buf, chunk, len(chunk))
+        upload.on_read(0, buf, len(chunk), block * BLOCK, i == len(order) - 1)
+        time.sleep(0.002)
+    # after the EOF the server completes the other outstanding reads, empty
+    while fake.reads:
+        buf, _ = fake.reads.pop(0)
+        upload.on_read(0, buf, 0, 0, True)
+
+
+def test_markers_only_from_durable_and_globus_only_from_its_thread(fake, tmp_path):
+    session = _session(f"posix://{tmp_path}")
+    payload = os.urandom(40 * BLOCK)
+    writer = session.driver.open_write(f"{tmp_path}/u.bin", len(payload), None)
+    durable_calls: list[RangeSet] = []
+    real_durable = writer.durable
+
+    def spying_durable() -> RangeSet:
+        marker = real_durable()
+        durable_calls.append(marker)
+        return marker
+
+    writer.durable = spying_durable  # type: ignore[method-assign]
+    upload = Upload(session, "op", f"{tmp_path}/u.bin", writer)
+    upload.block = BLOCK
+    upload.pending = 2
+    for _ in range(2):
+        buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+        upload.buffers.append(buf)
+        upload.register(buf, BLOCK)
+    upload.start_flusher(0.005)
+    order = list(range(40))
+    order[3], order[4] = order[4], order[3]  # out of order, as parallel streams deliver
+    _feed(upload, fake, payload, order)
+    me = threading.get_ident()
+    assert {thread for _, thread, _ in fake.calls} == {me}, "a Python thread called Globus"
+    finished = [args for name, _, args in fake.calls if name == "finished"]
+    assert finished == [(0,)]
+    # every reported range came from a durable() result, and together they name the file
+    reported = RangeSet.of(*[(a[0], a[0] + a[1]) for name, _, a in fake.calls if name == "range"])
+    assert durable_calls and reported == RangeSet.span(0, len(payload))
+    union = RangeSet()
+    for m in durable_calls:
+        union = union | m
+    assert union.contains(reported)
+    # 112 counts every byte received
+    assert sum(a[0] for name, _, a in fake.calls if name == "bytes") == len(payload)
+    # finished came after the file was complete and published
+    assert (tmp_path / "u.bin").read_bytes() == payload
+    # the final flush announced that it blocks
+    names = [name for name, _, _ in fake.calls]
+    assert names.index("will_block") < names.index("finished")
+
+
+def test_a_failed_connection_keeps_the_durable_part_and_fails_once(fake, tmp_path):
+    session = _session(f"posix://{tmp_path}")
+    payload = os.urandom(8 * BLOCK)
+    writer = session.driver.open_write(f"{tmp_path}/f.bin", len(payload), None)
+    upload = Upload(session, "op", f"{tmp_path}/f.bin", writer)
+    upload.block = BLOCK
+    upload.pending = 1
+    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+    upload.buffers.append(buf)
+    upload.register(buf, BLOCK)
+    for i in range(3):
+        b, _ = fake.reads.pop(0)
+        glue.ffi.memmove(b, payload[i * BLOCK : (i + 1) * BLOCK], BLOCK)
+        upload.on_read(0, b, BLOCK, i * BLOCK, False)
+    b, _ = fake.reads.pop(0)
+    upload.on_read(7, b, 0, 0, True)  # the data connection broke
+    finished = [args for name, _, args in fake.calls if name == "finished"]
+    assert len(finished) == 1 and finished[0][0][0] == 451
+    assert not (tmp_path / "f.bin").exists()
+    # what was written before the break is durable and resumable
+    assert session.driver.partial(f"{tmp_path}/f.bin").contains(RangeSet.span(0, 3 * BLOCK))
