@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_resume
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.driverkit import check_open_write, check_resume, fsync_dir, new_token
 from transfercore.errors import (
-    InvalidWrite,
     IsADirectory,
     NotADirectory,
     NotFound,
@@ -34,7 +34,7 @@ from . import names, sidecar
 from .confine import PathMapper
 from .direct import MODES as DIRECT_MODES
 from .direct import DirectFile, alignment_of, open_direct
-from .fsutil import SYNCFS_DURABLE, fs_type, fsync_dir, remove_quietly
+from .fsutil import SYNCFS_DURABLE, fs_type, remove_quietly
 from .reader import PosixReader
 from .sidecar import CorruptSidecar, SidecarRecord
 from .writer import PosixWriter
@@ -80,16 +80,7 @@ class PosixDriver(Driver):
     }
 
     def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
-        settings = {
-            "root": None,
-            "max_writers": 16,
-            "block": 4 * 1024 * 1024,
-            "parallel_pwrite": False,
-            "direct": "off",
-            "keep_cache": False,
-            "batch_sync": "fsync",
-        } | dict(options or {})
-        super().__init__(authority, settings)
+        super().__init__(authority, options)
         if authority not in ("", "localhost"):
             from transfercore.errors import LocationError
 
@@ -110,7 +101,6 @@ class PosixDriver(Driver):
             atomic_publish=True,
             crash_simulation=False,
             read_back=True,
-            namespace=True,
         )
 
     # -- description -----------------------------------------------------------
@@ -167,10 +157,7 @@ class PosixDriver(Driver):
         return _info(path, st)
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
-        if type(size) is not int or size < 0:
-            raise InvalidWrite(f"size {size!r} of {path} is not a non-negative whole number")
-        if resume is not None and not isinstance(resume, RangeSet):
-            raise InvalidWrite(f"resume marker for {path} must be a RangeSet, not {type(resume).__name__}")
+        resume = check_open_write(size, resume, path)
         local, directory, name = self._split(path)
         self._check_directory(directory, path)
         if os.path.isdir(local):
@@ -180,8 +167,7 @@ class PosixDriver(Driver):
         return self._fresh(path, directory, name, size)
 
     def open_new(self, path: str, size: int) -> Writer:
-        if type(size) is not int or size < 0:
-            raise InvalidWrite(f"size {size!r} of {path} is not a non-negative whole number")
+        check_open_write(size, None, path)
         _local, directory, name = self._split(path)
         # No stale partial to look for: listing the directory for one per file
         # would make a tree copy quadratic in the directory's size.
@@ -190,7 +176,7 @@ class PosixDriver(Driver):
     def _fresh(self, path: str, directory: str, name: str, size: int, *, discard: bool = True) -> PosixWriter:
         if discard:
             self._discard(directory, name, sync=False)
-        token = names.new_token()
+        token = new_token()
         partial = os.path.join(directory, names.partial_name(name, token))
         try:
             fd = os.open(partial, _RW | os.O_CREAT | os.O_EXCL, 0o666)

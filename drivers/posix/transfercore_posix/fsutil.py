@@ -1,4 +1,5 @@
-"""Small durable file-system steps shared by the writer, the sidecar and the driver."""
+"""Small file-system steps shared by the writer, the reader, the sidecar and the driver
+(``fsync_dir`` is the core's, in :mod:`transfercore.driverkit`)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,6 @@ import errno
 import os
 
 from transfercore.errors import from_oserror
-
-
-def fsync_dir(directory: str) -> None:
-    """Make the entries of ``directory`` (created, renamed, removed names) durable."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot open directory {directory} to sync it") from exc
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot sync directory {directory}") from exc
-    finally:
-        os.close(fd)
 
 
 def remove_quietly(path: str) -> bool:

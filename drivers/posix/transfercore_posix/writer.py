@@ -44,14 +44,14 @@ import errno
 import os
 import threading
 
-from transfercore.contract import Writer, check_write
+from transfercore.contract import Writer
+from transfercore.driverkit import Intervals, check_write, fsync_dir, never_written_error, overlap_error
 from transfercore.errors import InvalidRead, InvalidWrite, StorageError, WriterClosed, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
 from .direct import DirectFile
-from .fsutil import drop_cached, fsync_dir, preadv_exact, pwrite_all, syncfs
-from .intervals import Intervals
+from .fsutil import drop_cached, preadv_exact, pwrite_all, syncfs
 from .sidecar import SidecarRecord
 
 _OPEN, _CLOSING, _COMPLETED, _ABORTED = "open", "closing", "completed", "aborted"
@@ -129,10 +129,7 @@ class PosixWriter(Writer):
             if length == 0:
                 return
             if self._done.overlaps(offset, end) or any(s < end and offset < e for s, e in self._inflight):
-                raise InvalidWrite(
-                    f"write {offset}-{end} to {self._display} overlaps bytes already written or resumed",
-                    hint="write each byte once; resume only the missing ranges",
-                )
+                raise overlap_error(self._display, offset, end)
             self._inflight.add(key)
         try:
             self._pwrite(view, offset)
@@ -290,10 +287,7 @@ class PosixWriter(Writer):
             missing = self._done.to_rangeset().complement(self._size)
             if missing:
                 self._state = _OPEN
-                raise InvalidWrite(
-                    f"cannot complete {self._display}: bytes {missing} were never written",
-                    hint="write the missing ranges, then complete again",
-                )
+                raise never_written_error(self._display, missing)
 
     def sync_for_batch(self, *, sync: bool = True) -> None:
         """Batch step 1 (see ``PosixDriver.complete_batch``): every byte and the
