@@ -20,7 +20,14 @@ import time
 import attrs
 
 from transfercore.contract import Writer, check_write
-from transfercore.errors import RESUME_HINT, InvalidRead, InvalidWrite, StorageError, TransferCoreError, WriterClosed
+from transfercore.errors import (
+    RESUME_HINT,
+    InvalidRead,
+    InvalidWrite,
+    StorageError,
+    TransferCoreError,
+    WriterClosed,
+)
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import api, checksum, record

@@ -24,7 +24,14 @@ from transfercore.driverkit import (
     never_written_error,
     read_exact,
 )
-from transfercore.errors import InvalidRead, InvalidWrite, NotFound, RestartRejected, StorageError, WriterClosed
+from transfercore.errors import (
+    InvalidRead,
+    InvalidWrite,
+    NotFound,
+    RestartRejected,
+    StorageError,
+    WriterClosed,
+)
 from transfercore.options import OptionSpec
 from transfercore.ranges import RangeSet
 
