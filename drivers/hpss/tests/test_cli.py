@@ -189,7 +189,7 @@ def test_a_damaged_segment_is_never_left_under_the_final_name(
     tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A mover that damages one byte: the read-back before completion finds it, exit 3,
-    and the unfinished file HPSS wrote in place is removed, as the message says."""
+    and nothing shows under the final name: the refused bytes stay under the partial name."""
     from transfercore.cli import main
     from transfercore.cli.exitcodes import ExitCode
 
@@ -200,9 +200,11 @@ def test_a_damaged_segment_is_never_left_under_the_final_name(
     code = main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///out.bin?{URL_OPTS}"])
     err = capsys.readouterr().err
     assert code == ExitCode.CHECKSUM_MISMATCH == 3
-    assert "nothing was published; this destination writes under the final name, so the partial object was removed" in err
+    assert "nothing was published; the partial object was kept for inspection" in err
     assert not (emu_root / "out.bin").exists()
+    assert (emu_root / ".out.bin.tcpart").stat().st_size == 4 * MiB
     # The same command, once the mover is mended, sends the file in full and it verifies.
     monkeypatch.delenv("HPSS_EMU_CORRUPT_AT")
     assert main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///out.bin?{URL_OPTS}"]) == 0
     assert (emu_root / "out.bin").read_bytes() == src.read_bytes()
+    assert not (emu_root / ".out.bin.tcpart").exists()
