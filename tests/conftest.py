@@ -44,6 +44,7 @@ def make_distribution(root: Path, name: str, entry_points: dict[str, str], modul
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
     lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
     (info / "entry_points.txt").write_text(f"[transfercore.drivers]\n{lines}\n")
+    (info / "top_level.txt").write_text("".join(f"{module}\n" for module in modules))
     for module, source in modules.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
     return root

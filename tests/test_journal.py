@@ -103,7 +103,7 @@ def test_missing_row_and_damaged_row_give_clear_errors(journal):
     journal._db.execute("UPDATE transfers SET marker='garbage' WHERE id=?", (entry.id,))
     with pytest.raises(JournalError, match="damaged") as info:
         journal.find("a", "b")
-    assert "--no-resume" in str(info.value)
+    assert "resume turned off" in str(info.value)
 
 
 def test_unwritable_location_is_a_clear_error(tmp_path):

@@ -43,3 +43,20 @@ def test_listing_shows_broken_drivers_beside_working_ones(third_party):
     assert good.options == {"depth": "how deep"}
     assert bad.broken and "ModuleNotFoundError" in bad.error
     assert bad.capabilities is None
+
+
+def test_discovery_is_stevedore_and_refresh_leaves_stevedores_own_cache_alone(third_party):
+    import stevedore
+
+    from transfercore.registry import refresh
+
+    before = {k: list(v) for k, v in stevedore.ExtensionManager.ENTRY_POINT_CACHE.items()}
+    refresh()
+    assert "third" in installed_names()
+    assert {k: list(v) for k, v in stevedore.ExtensionManager.ENTRY_POINT_CACHE.items()} == before
+
+
+def test_the_listed_namespace_is_what_each_driver_implements():
+    infos = {i.name: i for i in list_drivers()}
+    assert infos["posix"].capabilities["namespace"] == ["list", "mkdir", "remove", "rename", "rmdir"]
+    assert infos["append"].capabilities["namespace"] == ["remove"]

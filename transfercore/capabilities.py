@@ -59,8 +59,6 @@ class Capabilities:
     #: and never publishes an object that fails verification.  Without it the
     #: object is verified only after it is published.
     read_back: bool = False
-    #: True when the driver supports namespace operations (list, mkdir, rename, remove).
-    namespace: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.min_block_size > self.preferred_block_size:

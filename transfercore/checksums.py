@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import crc32c as _crc32c
 
 from .contract import Reader
-from .errors import TransferCoreError, UnknownChecksum
+from .errors import ShortRead, UnknownChecksum
 
 Buffer = bytes | bytearray | memoryview
 
@@ -138,10 +138,7 @@ def checksum_reader(
             raise TransferAborted("checksum stopped on request")
         data = reader.read(offset, length)
         if len(data) != length:
-            raise TransferCoreError(
-                f"short read at offset {offset}: got {len(data)} of {length} bytes while computing the checksum",
-                hint="the object changed or the storage failed; run the command again",
-            )
+            raise ShortRead("the object being checksummed", offset, len(data), length)
         return data
 
     if parallel <= 1 or size <= block_size:

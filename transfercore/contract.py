@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 import attrs
 
 from .capabilities import Capabilities
-from .errors import CapabilityError, InvalidRead, InvalidWrite, RestartRejected, StorageError
-from .options import OptionSpec
+from .errors import RESUME_HINT, CapabilityError, InvalidRead, InvalidWrite, RestartRejected, ShortRead
+from .options import OptionSpec, with_defaults
 from .ranges import RangeSet
 
 
@@ -243,10 +243,7 @@ class Reader(abc.ABC):
         view = memoryview(buffer).cast("B")
         data = self.read(offset, view.nbytes)
         if len(data) != view.nbytes:
-            raise StorageError(
-                f"short read of the source at offset {offset}: {len(data)} of {view.nbytes} bytes",
-                hint="the source changed or its storage failed; run the same command again to resume",
-            )
+            raise ShortRead("the source", offset, len(data), view.nbytes, hint=RESUME_HINT)
         view[:] = data
 
     def close(self) -> None:  # noqa: B027 - optional hook with a sane default
@@ -257,6 +254,10 @@ class Reader(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: The optional namespace methods of :class:`Driver`; :meth:`Driver.namespace` names those implemented.
+NAMESPACE_OPERATIONS = ("list", "mkdir", "rmdir", "remove", "rename")
 
 
 class Driver(abc.ABC):
@@ -273,7 +274,9 @@ class Driver(abc.ABC):
 
     def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
         self.authority = authority
-        self.settings: dict[str, Any] = dict(options or {})
+        #: The parsed options (from the URL, through the registry), every
+        #: declared option that was not given at its default.
+        self.settings: dict[str, Any] = with_defaults(self.options, options or {})
 
     # -- description -----------------------------------------------------------
 
@@ -379,6 +382,12 @@ class Driver(abc.ABC):
         raise CapabilityError(f"driver {self.name!r} cannot simulate a crash in process")
 
     # -- namespace (services such as the GridFTP server need these) -------------
+
+    def namespace(self) -> frozenset[str]:
+        """The namespace operations this driver implements (derived from the methods it overrides)."""
+        return frozenset(
+            name for name in NAMESPACE_OPERATIONS if getattr(type(self), name) is not getattr(Driver, name)
+        )
 
     def list(self, path: str) -> Iterator[ObjectInfo]:
         raise CapabilityError(f"driver {self.name!r} cannot list directories")

@@ -13,6 +13,10 @@ from __future__ import annotations
 import errno as _errno
 from collections.abc import Iterable
 
+#: The hint of an error after which the same transfer, run again with the same journal, resumes
+#: from its durable marker.  The command line shows its own wording in its place.
+RESUME_HINT = "run the transfer again to resume from its durable marker"
+
 
 class TransferCoreError(Exception):
     """Root of every error transfercore raises on purpose."""
@@ -125,7 +129,7 @@ class ChecksumMismatch(TransferCoreError):
         super().__init__(
             f"{algorithm} checksum mismatch: source {source}, destination {destination}",
             hint=hint
-            or "the partial object was kept; run the copy again with --no-resume to send it in full",
+            or "the partial object was kept; copy it again with resume turned off to send it in full",
         )
         self.algorithm = algorithm
         self.source = source
@@ -169,6 +173,21 @@ class PathEscapesRoot(PermissionDenied):
     """A path leaves the driver's confined root (``..`` or a symlink)."""
 
 
+class ShortRead(StorageError):
+    """A read returned fewer bytes than the object holds there: it changed while being read, or its storage failed."""
+
+    def __init__(self, where: str, offset: int, got: int, wanted: int, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"short read of {where} at offset {offset}: {got} of {wanted} bytes (it changed while being read, "
+            "or its storage failed)",
+            errno=_errno.EIO,
+            hint=hint or "read it again once nothing else changes it",
+        )
+        self.offset = offset
+        self.got = got
+        self.wanted = wanted
+
+
 class NoSpace(StorageError):
     """The storage is full."""
 
@@ -190,8 +209,8 @@ _BY_ERRNO: dict[int, tuple[type[StorageError], str]] = {
     _errno.EEXIST: (AlreadyExists, "remove it first or choose another name"),
     _errno.EACCES: (PermissionDenied, "check the permissions of the path and its directories"),
     _errno.EPERM: (PermissionDenied, "check the permissions of the path and its directories"),
-    _errno.ENOSPC: (NoSpace, "free space on the storage, then run the same command again to resume"),
-    _errno.EDQUOT: (QuotaExceeded, "raise the quota or free space, then run the same command again to resume"),
+    _errno.ENOSPC: (NoSpace, "free space on the storage, then " + RESUME_HINT),
+    _errno.EDQUOT: (QuotaExceeded, "raise the quota or free space, then " + RESUME_HINT),
     _errno.EISDIR: (IsADirectory, "give the path of a file, not of a directory"),
     _errno.ENOTDIR: (NotADirectory, "a component of the path is a file, not a directory"),
 }

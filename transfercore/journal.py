@@ -448,7 +448,7 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
     except (RangeSyntaxError, ValueError) as exc:
         raise JournalError(
             f"journal row {entry_id} ({source} -> {destination}) is damaged: {exc}",
-            hint="run the copy with --no-resume to start that transfer again",
+            hint="copy with resume turned off to start that transfer again",
         ) from exc
     return JournalEntry(
         id=entry_id,

@@ -75,6 +75,11 @@ def str_option(help: str, default: str | None = None) -> OptionSpec:
     return OptionSpec(str, help, default)
 
 
+def with_defaults(specs: Mapping[str, OptionSpec], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` with every option it leaves out at its declared default."""
+    return {name: spec.default for name, spec in specs.items()} | dict(given)
+
+
 def validate_options(
     driver: str, specs: Mapping[str, OptionSpec], given: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -86,7 +91,7 @@ def validate_options(
         raise OptionError(
             f"driver {driver!r} has no option {', '.join(repr(u) for u in unknown)} (its options: {known})"
         )
-    out = {name: spec.default for name, spec in specs.items()}
+    out = with_defaults(specs, {})
     for name, text in given.items():
         try:
             out[name] = specs[name].parse(text)

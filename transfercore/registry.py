@@ -9,7 +9,7 @@ shows a broken driver as broken instead of failing.
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import stevedore
@@ -53,22 +53,41 @@ class Endpoint:
     location: Location
 
 
-def _dist(ep: Any) -> tuple[str | None, str | None]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
+class _Found:
+    """The registry's own memory of the entry points stevedore found (stevedore
+    keeps them per class), so that :func:`refresh` never touches stevedore's."""
+
+    ENTRY_POINT_CACHE: ClassVar[dict[str, list[Any]]] = {}
 
 
-def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    seen: dict[str, importlib.metadata.EntryPoint] = {}
-    for ep in importlib.metadata.entry_points(group=NAMESPACE):
+class _Listing(_Found, stevedore.NamedExtensionManager[type[Driver]]):
+    """Lists the entry points of the namespace without importing any driver."""
+
+
+class _Loader(_Found, stevedore.DriverManager[type[Driver]]):
+    """Imports one driver by name."""
+
+
+def _entry_points() -> list[Any]:
+    seen: dict[str, Any] = {}
+    for ep in _Listing(NAMESPACE, names=[]).list_entry_points():
         seen.setdefault(ep.name, ep)
     return sorted(seen.values(), key=lambda ep: ep.name)
 
 
+def _dist(ep: Any) -> tuple[str | None, str | None]:
+    """The distribution that installs the module of ``ep``, and its version."""
+    module = ep.value.split(":", 1)[0].split(".", 1)[0]
+    names = importlib.metadata.packages_distributions().get(module)
+    if not names:
+        return None, None
+    try:
+        return names[0], importlib.metadata.version(names[0])
+    except importlib.metadata.PackageNotFoundError:
+        return names[0], None
+
+
 def _distribution_of(name: str) -> str | None:
-    # stevedore may hand back cached entry points that lost their distribution
     for ep in _entry_points():
         if ep.name == name:
             return _dist(ep)[0]
@@ -76,9 +95,9 @@ def _distribution_of(name: str) -> str | None:
 
 
 def refresh() -> None:
-    """Forget the entry points stevedore remembers for this process, so that a
-    driver installed while the process runs is found by the next lookup."""
-    stevedore.ExtensionManager.ENTRY_POINT_CACHE.pop(NAMESPACE, None)
+    """Forget the entry points found so far, so that a driver installed while
+    the process runs is found by the next lookup."""
+    _Found.ENTRY_POINT_CACHE.clear()
 
 
 def installed_names() -> list[str]:
@@ -94,7 +113,7 @@ def load_driver_class(name: str) -> type[Driver]:
         failures.append((entrypoint, exc))
 
     try:
-        manager = stevedore.DriverManager(
+        manager = _Loader(
             namespace=NAMESPACE,
             name=name,
             invoke_on_load=False,
@@ -140,7 +159,7 @@ def list_drivers() -> list[DriverInfo]:
         try:
             cls = load_driver_class(ep.name)
             driver = cls(authority="", options=validate_options(ep.name, cls.options, {}))
-            caps = driver.capabilities().to_dict()
+            caps = driver.capabilities().to_dict() | {"namespace": sorted(driver.namespace())}
             details = driver.describe()
             options = {k: spec.help for k, spec in cls.options.items()}
         except Exception as exc:  # a broken driver must not break the listing

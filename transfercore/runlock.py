@@ -89,7 +89,7 @@ class RunLock:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise Busy(
                     f"{destination} is being written by another transfercore run: {_describe(info)}",
-                    hint="wait for that run to finish (or stop it), then run this command again",
+                    hint="wait for that run to finish (or stop it), then start this one again",
                 ) from None
             raise TransferCoreError(f"cannot lock {path}: {exc.strerror or exc}") from exc
         record = {"pid": os.getpid(), "started": process_started(), "source": source, "destination": destination}

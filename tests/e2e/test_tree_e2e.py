@@ -217,6 +217,7 @@ def cut_power(source, dst, journal, fs, k, env=None):
     assert reported, "files should be reported done by the cut"
     assert recorded <= present, f"files the journal holds complete were lost: {sorted(recorded - present)[:5]}"
     assert reported <= present, f"files reported done were lost: {sorted(reported - present)[:5]}"
+    assert reported <= recorded, f"files reported done were not recorded: {sorted(reported - recorded)[:5]}"
 
 
 @pytest.fixture

@@ -139,3 +139,25 @@ def test_a_finished_copy_whose_source_was_rewritten_in_place_is_not_up_to_date(t
     (restart,) = [e for e in seen if e.kind == "restart"]
     assert "change time moved" in restart.reason
     assert dst.read_bytes() == open(src, "rb").read()
+
+
+def test_a_final_marker_short_of_the_size_fails_instead_of_waiting_for_the_read_back(journal, src_file, monkeypatch):
+    # As HPSS PIO failing in its last Execute after every write was accepted: the
+    # read-back can never reach the end, so the copy fails (resumably) at once.
+    from transfercore_mock.writer import MockWriter
+
+    from transfercore.errors import NotFound, StorageError
+    from transfercore.ranges import RangeSet
+    from transfercore.registry import open_location
+
+    original = MockWriter.durable
+    monkeypatch.setattr(MockWriter, "durable", lambda self: original(self) & RangeSet.span(0, SIZE // 2))
+    src = src_file(SIZE)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=f"made only {SIZE // 2} of {SIZE} bytes durable"):
+        copy(src, "mock://short/o", OPTIONS, journal=journal)
+    assert time.monotonic() - started < 20
+    with pytest.raises(NotFound):
+        open_location("mock://short/o").driver.stat("/o")
+    entry = journal.find(f"posix://{src}", "mock://short/o")
+    assert entry.state is State.FAILED and entry.marker == RangeSet.span(0, SIZE // 2)

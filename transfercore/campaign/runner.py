@@ -277,7 +277,6 @@ class TreeCopy:
         window = 2 * self.options.files
         outcomes: list[Outcome] = []
         failures: list[tuple[str, str]] = []
-        last_commit = time.monotonic()
         exhausted = False
         interrupted: BaseException | None = None
         while True:
@@ -306,6 +305,7 @@ class TreeCopy:
                     interrupted = exc
                     executor.cancel()
                 continue
+            events: list[TreeEvent] = []
             for future in done:
                 specs = inflight.pop(future)
                 try:
@@ -319,16 +319,18 @@ class TreeCopy:
                     outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message))
                     if r.state is FileState.COMPLETE:
                         progress.file_done(r)
-                        self._emit(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
+                        events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
                     elif r.state is not FileState.STARTED or interrupted is None:
                         failures.append((r.rel, r.message))
                         progress.failed += 1
-                        self._emit(FileFailed(r.rel, r.error, r.message, r.marker))
-            now = time.monotonic()
-            if outcomes and (now - last_commit >= TICK or len(outcomes) >= 5000 or not inflight):
-                self.store.record(campaign, outcomes)
-                outcomes, last_commit = [], now
-            progress.tick(now)
+                        events.append(FileFailed(r.rel, r.error, r.message, r.marker))
+            # Recorded before reported: a file reported done is in the journal
+            # as complete (one commit for every task that returned meanwhile).
+            self.store.record(campaign, outcomes)
+            outcomes = []
+            for event in events:
+                self._emit(event)
+            progress.tick(time.monotonic())
         self.store.record(campaign, outcomes)
         progress.tick(time.monotonic(), force=True)
         if interrupted is not None:

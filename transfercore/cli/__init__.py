@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import TransferCoreError
+from ..errors import RESUME_HINT, TransferCoreError
 from .exitcodes import ExitCode, exit_code_for
 
 SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "globus_server")
@@ -47,9 +47,24 @@ def interrupted_message(durable_bytes: int | None) -> str:
     return f"interrupted with {format_size(durable_bytes)} durable; run the same command again to resume"
 
 
+#: The library's words for "run it again to resume" and the command line's.
+_CLI_HINTS = {RESUME_HINT: "run the same command again to resume", "with resume turned off": "with --no-resume"}
+
+
+def error_line(exc: BaseException) -> str:
+    """``exc`` as the command line shows it: the library's hints in the command line's words."""
+    if isinstance(exc, TransferCoreError):
+        hint = exc.hint
+        for library, cli in _CLI_HINTS.items():
+            hint = hint.replace(library, cli)
+        text = Exception.__str__(exc)
+        return f"{text} ({hint})" if hint else text
+    return str(exc)
+
+
 def report_error(exc: BaseException) -> int:
     """Print ``exc`` as one line and return its exit code."""
-    print(f"transfercore: error: {exc}", file=sys.stderr)
+    print(f"transfercore: error: {error_line(exc)}", file=sys.stderr)
     return int(exit_code_for(exc))
 
 

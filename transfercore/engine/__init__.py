@@ -1,9 +1,8 @@
 """The transfer engine: one verified, resumable transfer between any two drivers.
 
-Embedding services use four names::
+Embedding services import from the top-level package (see ``docs/embedding.md``)::
 
-    from transfercore.engine import Transfer, TransferOptions, copy
-    from transfercore.engine import events
+    from transfercore import Journal, Transfer, TransferOptions
 
     transfer = Transfer("posix:///data/in", "mock://store/out", TransferOptions(streams=8),
                         journal=Journal())
@@ -14,6 +13,7 @@ See ``docs/engine.md``.
 """
 
 from . import events
+from .aio import AsyncTransfer, copy_async
 from .events import (
     Done,
     Event,
@@ -35,6 +35,7 @@ from .transfer import Transfer, TransferResult, copy
 
 __all__ = [
     "DEFAULT_STREAMS",
+    "AsyncTransfer",
     "Done",
     "Event",
     "Failed",
@@ -53,5 +54,6 @@ __all__ = [
     "Verifying",
     "VerifyProgress",
     "copy",
+    "copy_async",
     "events",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from ..contract import ObjectInfo, Reader
-from ..errors import TransferCoreError
+from ..errors import ShortRead
 from ..journal import SourceIdentity
 
 SAMPLE_SIZE = 64 * 1024
@@ -30,10 +30,7 @@ def fingerprint(reader: Reader, size: int, sample: int = SAMPLE_SIZE) -> str:
         length = min(sample, size - offset) if size > 3 * sample else size
         data = reader.read(offset, length)
         if len(data) != length:
-            raise TransferCoreError(
-                f"short read of the source at offset {offset} ({len(data)} of {length} bytes)",
-                hint="the source changed or its storage failed; run the command again",
-            )
+            raise ShortRead("the source", offset, len(data), length)
         digest.update(f"{offset}:".encode())
         digest.update(data)
     return digest.hexdigest()[:32]

@@ -26,12 +26,14 @@ from ..capabilities import Capabilities, RestartModel
 from ..checksums import Hasher, checksum_reader
 from ..contract import ObjectInfo, Reader, Writer
 from ..errors import (
+    RESUME_HINT,
     ChecksumMismatch,
     IsADirectory,
     LocationError,
     NotFound,
     RestartRejected,
     SourceChanged,
+    StorageError,
     TransferAborted,
     TransferCoreError,
 )
@@ -69,6 +71,8 @@ Where = str | Location | Endpoint
 RATE_WINDOW = 5.0
 #: Seconds a marker may wait for the streams to record writes the driver already counted.
 WRITTEN_GRACE = 0.5
+#: Markers taken without progress after the final one before a short final marker is an error.
+FINAL_MARKER_TRIES = 3
 
 
 @attrs.frozen
@@ -250,7 +254,7 @@ class _Run:
             if reader.size != info.size:
                 raise SourceChanged(
                     f"source {self.src_url} changed while opening it (size {info.size} -> {reader.size})",
-                    hint="run the command again once the source is stable",
+                    hint="copy it again once the source is stable",
                 )
             identity = source_identity(info, reader)
             self.source_info = info
@@ -284,6 +288,7 @@ class _Run:
                 if self.verifier is not None:
                     # Verified before publishing: a mismatch never appears under the final name.
                     assert hasher is not None
+                    self._wait_all_durable()
                     checksum = self._finish_verifier(hasher)
                 # Last look at the source before the name appears: a change
                 # during the copy means the object mixes two versions.
@@ -414,7 +419,7 @@ class _Run:
                     raise TransferCoreError(
                         f"destination driver {self.dst.location.driver!r} resumed ranges {self.resumed} "
                         f"that were not in the marker {decision.marker}",
-                        hint="this is a bug in the driver; run with --no-resume meanwhile",
+                        hint="this is a bug in the driver; copy with resume turned off meanwhile",
                     )
                 if self.journal:
                     self.entry = self.journal.begin(
@@ -503,7 +508,7 @@ class _Run:
             wake.wait(max(0.0, timeout))
             wake.clear()
             if self.t._cancel.is_set():
-                raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
+                raise TransferAborted("the transfer was cancelled", hint=RESUME_HINT)
             if pump.error is not None:
                 break
             if self.verifier is not None and self.verifier.error is not None:
@@ -529,7 +534,7 @@ class _Run:
         if self.verifier is not None and self.verifier.error is not None:
             raise self.verifier.error
         if self.t._cancel.is_set():
-            raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
+            raise TransferAborted("the transfer was cancelled", hint=RESUME_HINT)
         self._progress(samples, time.monotonic())
 
     def _progress(self, samples: collections.deque[tuple[float, int]], now: float) -> None:
@@ -554,7 +559,7 @@ class _Run:
         if not marker.contains(self.marker):
             raise TransferCoreError(
                 f"destination driver returned marker {marker}, which lost ranges of the earlier {self.marker}",
-                hint="this is a bug in the driver (markers must be monotonic); run with --no-resume",
+                hint="this is a bug in the driver (markers must be monotonic); copy with resume turned off",
             )
         if not written.contains(marker):
             # A write the driver counted may not be in the pump's record yet (its
@@ -567,7 +572,7 @@ class _Run:
         if not written.contains(marker):
             raise TransferCoreError(
                 f"destination driver returned marker {marker} with bytes that were never written",
-                hint="this is a bug in the driver; run with --no-resume",
+                hint="this is a bug in the driver; copy with resume turned off",
             )
         changed = marker != self.marker
         self.marker = marker
@@ -605,8 +610,26 @@ class _Run:
     def _changed_message(self, what: str) -> str:
         return (
             f"source {self.src_url} changed during the transfer ({what}): nothing was published and the "
-            "partial copy was discarded; run the same command again to copy the new version"
+            "partial copy was discarded; copy it again to get the new version"
         )
+
+    def _wait_all_durable(self) -> None:
+        """The read-back reads only marked bytes, so every byte must be durable before
+        it can finish.  A storage that failed after accepting the last write (HPSS PIO
+        fails in a later Execute) leaves the final marker short: that is the failure to
+        report, not a wait for bytes that will never come."""
+        whole = RangeSet.span(0, self.size) if self.size else RangeSet()
+        idle = 0
+        while not self.marker.contains(whole):
+            if idle >= FINAL_MARKER_TRIES or self.t._cancel.is_set():
+                raise StorageError(
+                    f"the destination made only {self.marker.total()} of {self.size} bytes durable after it "
+                    "accepted every byte, so the object cannot be verified or published",
+                    hint="nothing was published; run the same command again to resume from the durable part",
+                )
+            before = self.marker
+            self._take_marker()
+            idle = idle + 1 if self.marker == before else 0
 
     def _finish_verifier(self, hasher: Hasher) -> str:
         assert self.verifier is not None
@@ -617,7 +640,7 @@ class _Run:
         while not verifier.wait(self.options.progress_interval):
             self.t._emit(VerifyProgress(verifier.verified, self.size, time.monotonic() - began))
             if self.t._cancel.is_set():
-                raise TransferAborted("the transfer was cancelled", hint="run the same command again to resume")
+                raise TransferAborted("the transfer was cancelled", hint=RESUME_HINT)
         dest_sum = verifier.finish()
         self.t._emit(VerifyProgress(verifier.verified, self.size, time.monotonic() - began))
         self._compare(hasher.algorithm, source_sum, dest_sum)
@@ -636,8 +659,8 @@ class _Run:
             return
         if not self.published and self.dst.driver.capabilities().atomic_publish:
             hint = (
-                "nothing was published; the partial object was kept for inspection, and running the same "
-                "command again sends the object in full"
+                "nothing was published; the partial object was kept for inspection, and copying it again "
+                "sends the object in full"
             )
         elif not self.published:
             hint = self._remove_in_place_partial()
@@ -648,12 +671,12 @@ class _Run:
             except TransferCoreError as exc:
                 hint = (
                     f"the destination could not be verified before publishing and could not be removed ({exc}); "
-                    "it is WRONG: remove it, then run the same command again to send it in full"
+                    "it is WRONG: remove it, then copy it again to send it in full"
                 )
             else:
                 hint = (
-                    "the destination could not be verified before publishing, so it was removed; running the "
-                    "same command again sends the object in full"
+                    "the destination could not be verified before publishing, so it was removed; copying it "
+                    "again sends the object in full"
                 )
         raise ChecksumMismatch(algorithm.upper(), source_sum, dest_sum.lower(), hint=hint)
 

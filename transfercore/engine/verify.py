@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 
 from ..checksums import Hasher
-from ..errors import TransferAborted, TransferCoreError
+from ..errors import RESUME_HINT, TransferAborted, TransferCoreError
 from .buffers import aligned_buffer
 from .scheduler import Stopped
 
@@ -100,7 +100,7 @@ class DurableVerifier:
         if self.error is not None:
             raise self.error
         if self.verified != self._size:
-            raise TransferAborted("verification stopped on request", hint="run the same command again to resume")
+            raise TransferAborted("verification stopped on request", hint=RESUME_HINT)
         return self._hasher.hexdigest()
 
     # -- the thread ----------------------------------------------------------------

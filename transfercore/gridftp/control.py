@@ -10,6 +10,8 @@ non-UTF-8 only if it is not part of valid text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from .errors import LocalProtocolError
@@ -44,6 +46,10 @@ class BadLine:
     reason: str
 
 
+def _text_lines(lines: Iterable[str]) -> tuple[str, ...]:
+    return tuple(lines)
+
+
 @attrs.frozen
 class Reply:
     """A reply: ``code`` and one or more text lines.
@@ -53,7 +59,7 @@ class Reply:
     """
 
     code: int
-    lines: tuple[str, ...] = attrs.field(converter=tuple)
+    lines: tuple[str, ...] = attrs.field(converter=_text_lines)
 
     def __attrs_post_init__(self) -> None:
         if not 100 <= self.code <= 699:

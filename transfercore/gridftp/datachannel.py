@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..contract import Reader
+from ..driverkit import read_exact
 from ..errors import TransferAborted, TransferCoreError
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
@@ -281,12 +282,7 @@ def send_stream(
         try:
             while pos < end and not halt.is_set():
                 n = min(STREAM_BUFFER, end - pos)
-                data = reader.read(pos, n)
-                if len(data) != n:
-                    raise TransferCoreError(
-                        f"short read at {pos}: {len(data)} of {n} bytes",
-                        hint="the object changed while being sent; retry",
-                    )
+                data = read_exact(reader.read(pos, n), pos, n, "the object being sent")
                 ready.put(data)
                 pos += n
             ready.put(None)
@@ -358,10 +354,7 @@ class ModeESender:
                     data = self.reader.read(offset, n)
             else:
                 data = self.reader.read(offset, n)
-            if len(data) != n:
-                raise TransferCoreError(
-                    f"short read at {offset}: {len(data)} of {n} bytes", hint="the object changed; retry"
-                )
+            read_exact(data, offset, n, "the object being sent")
             _sendmsg_all(sock, [encode_header(0, n, offset - self.base), data])
             progress.add(n)
         sock.sendall(encode_eof_eod(eof_count, close=close) if eof_count else encode_eod(close=close))

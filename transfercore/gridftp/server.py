@@ -25,6 +25,7 @@ import attrs
 
 from .. import checksums
 from ..contract import Driver
+from ..driverkit import checksum_range
 from ..errors import TransferCoreError
 from .control import CommandReader, Reply
 from .datachannel import (
@@ -33,9 +34,10 @@ from .datachannel import (
 )
 from .download import checksum_span
 from .errors import ListenError
-from .gsi import Credential, GSIConfig
 from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
+from .gsi.credentials import GSIConfig
+from .gsi.proxy import Credential
 from .limits import Admission, IdleClock, Limits, Slot
 from .memory import freeze_startup
 from .replies import error_reply
@@ -348,7 +350,8 @@ class Connection(DataTransfers):
 
     async def guard(self, fn: Callable[[Any], Any], arg: Any) -> Reply:
         try:
-            return await fn(arg)
+            reply: Reply = await fn(arg)
+            return reply
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
             return error_reply(exc)
 
@@ -396,16 +399,8 @@ class Connection(DataTransfers):
         with self.driver.open_read(path) as reader:
             if whole:
                 return checksums.checksum_reader(reader, op.algorithm)
-            pos, end = checksum_span(op.offset, op.length, reader.size)
-            hasher = checksums.new(op.algorithm)
-            while pos < end:
-                n = min(4 << 20, end - pos)
-                data = reader.read(pos, n)
-                if len(data) != n:
-                    raise TransferCoreError(f"short read at {pos} while computing the checksum")
-                hasher.update(data)
-                pos += n
-            return hasher.hexdigest()
+            start, end = checksum_span(op.offset, op.length, reader.size)
+            return checksum_range(reader, op.algorithm, start, end)
 
 
 def _loopback(host: str) -> bool:

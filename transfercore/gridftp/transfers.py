@@ -52,8 +52,8 @@ from .datachannel import (
 )
 from .download import plan_retrieve
 from .errors import DataTimeout, RemoteProtocolError, ReplyError
-from .gsi import Credential
 from .gsi.datasock import SecureDataSocket, secure_data_socket
+from .gsi.proxy import Credential
 from .hostport import HostPort
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
@@ -273,7 +273,7 @@ class DataTransfers:
             else:
                 slots = threading.BoundedSemaphore(plan.writers)
 
-                def deliver(offset: int, data: memoryview) -> None:
+                def deliver(offset: int, data: bytes | bytearray | memoryview) -> None:
                     with slots:
                         writer.write(offset, data)
 
@@ -495,7 +495,7 @@ class DataTransfers:
                         f"{tracker.state()}",
                         hint="the sender must end the transfer with an EOF block giving the EOD count",
                     )
-                pending -= done  # type: ignore[arg-type]
+                pending -= done
                 if accept is not None and accept in done:
                     try:
                         sock, _ = accept.result()

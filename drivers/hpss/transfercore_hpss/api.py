@@ -14,6 +14,7 @@ import threading
 import attrs
 
 from transfercore.errors import StorageError, TransferCoreError, storage_error
+from transfercore.statedir import state_dir
 
 from ._hpss import ffi, lib
 
@@ -96,12 +97,37 @@ _login_lock = threading.Lock()
 _logged_in: Credentials | None = None
 
 
+#: Where the emulator keeps its namespace when ``HPSS_EMU_ROOT`` is not set.
+EMULATOR_DIR = "hpss-emulator"
+
+
+def emulator_root() -> str | None:
+    """The emulator's namespace directory (None against a real HPSS).
+
+    ``$HPSS_EMU_ROOT``, else ``hpss-emulator`` under the user's state
+    directory, created on first use, so ``hpss:///path`` works with no setup.
+    """
+    if BACKEND != "emulator":
+        return None
+    return os.environ.get("HPSS_EMU_ROOT") or os.fspath(state_dir() / EMULATOR_DIR)
+
+
+def _prepare_emulator() -> None:
+    if BACKEND != "emulator" or os.environ.get("HPSS_EMU_ROOT"):
+        return
+    root = os.fspath(state_dir() / EMULATOR_DIR)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    # The emulator reads its settings from the environment at each call.
+    os.environ["HPSS_EMU_ROOT"] = root
+
+
 def login(creds: Credentials) -> None:
     """Log in once per process (the API must not be used before)."""
     global _logged_in
     with _login_lock:
         if _logged_in == creds:
             return
+        _prepare_emulator()
         principal = ffi.new("char[]", creds.principal.encode())
         auth = ffi.new("char[]", creds.authenticator.encode())
         rc = lib.hpss_SetLoginCred(
@@ -109,7 +135,7 @@ def login(creds: Credentials) -> None:
         )
         if rc != 0:
             hint = (
-                "set HPSS_EMU_ROOT to an existing directory for the emulator"
+                f"the emulator keeps its files in HPSS_EMU_ROOT ({emulator_root()}): it must be an existing directory"
                 if BACKEND == "emulator"
                 else "check the principal and keytab (options principal=, keytab=)"
             )

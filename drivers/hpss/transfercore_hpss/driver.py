@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 from transfercore import checksums
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.driverkit import check_open_write, checksum_range
 from transfercore.errors import (
-    InvalidWrite,
     IsADirectory,
     LocationError,
     NotFound,
@@ -37,14 +37,6 @@ from .reader import HpssReader
 from .writer import open_writer
 
 MiB = 1 << 20
-DEFAULTS: dict[str, Any] = {
-    "segment": 256 * MiB,
-    "block": 4 * MiB,
-    "watchdog": 900.0,
-    "principal": None,
-    "keytab": None,
-    "mech": "unix",
-}
 
 
 class HpssDriver(Driver):
@@ -52,10 +44,10 @@ class HpssDriver(Driver):
     options: ClassVar[Mapping[str, OptionSpec]] = {
         "segment": size_option(
             "bytes per hpss_PIOExecute; each return is a restart point (a multiple of block)",
-            default=DEFAULTS["segment"],
+            default=256 * MiB,
             minimum=1,
         ),
-        "block": size_option("PIO block size", default=DEFAULTS["block"], minimum=4096),
+        "block": size_option("PIO block size", default=4 * MiB, minimum=4096),
         "watchdog": float_option("seconds a PIO call may make no progress before it is an error", 900.0, 1.0),
         "principal": str_option("HPSS login principal (default: $HPSS_PRINCIPAL, else the user name)"),
         "keytab": str_option("keytab for the login (default: $HPSS_KEYTAB)"),
@@ -63,7 +55,7 @@ class HpssDriver(Driver):
     }
 
     def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(authority, DEFAULTS | dict(options or {}))
+        super().__init__(authority, options)
         if authority not in ("", "localhost"):
             raise LocationError(
                 f"hpss URLs name paths in the HPSS this client is configured for; host {authority!r} is not supported",
@@ -97,18 +89,21 @@ class HpssDriver(Driver):
             crash_simulation=False,
             # Writers read acknowledged segments back (hpss_Read on a descriptor of their own).
             read_back=True,
-            namespace=True,
         )
 
     def describe(self) -> dict[str, Any]:
         version = api.version()
-        return {
+        details: dict[str, Any] = {
             "backend": api.BACKEND,
             "hpss_version": version.text,
             "bz4719_possible": version.may_have_bz4719,
             "segment": self.segment,
             "block": self.block,
         }
+        root = api.emulator_root()
+        if root is not None:
+            details["emulator_root"] = root
+        return details
 
     # -- session -----------------------------------------------------------------------
 
@@ -125,15 +120,14 @@ class HpssDriver(Driver):
         return _info(path, api.lstat(path))
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
-        if size < 0:
-            raise InvalidWrite(f"cannot write a negative size ({size}) to {path}")
+        resume = check_open_write(size, resume, f"hpss://{path}")
         self._login()
         try:
             if stat_mod.S_ISDIR(api.lstat(path).mode):
                 raise IsADirectory(f"{path} is a directory", errno=21)
         except NotFound:
             pass
-        if resume is None or not resume.total():
+        if resume is None:
             return open_writer(path, size, self.block, self.segment, self.watchdog)
         held, offset = self._check_resume(path, size, resume)
         return open_writer(path, size, self.block, self.segment, self.watchdog, held, offset)
@@ -217,11 +211,8 @@ class HpssDriver(Driver):
             known = checksum.stored(path, algorithm, size)
             if known:
                 return known
-        hasher = checksums.new(algorithm)
         with HpssReader(path, self.block, self.watchdog) as reader:
-            for offset in range(0, reader.size, self.segment):
-                hasher.update(reader.read(offset, self.segment))
-        value = hasher.hexdigest()
+            value = checksum_range(reader, algorithm, block_size=self.segment, parallel=1)
         if algorithm == "md5":
             checksum.store(path, algorithm, value, size)
         return value

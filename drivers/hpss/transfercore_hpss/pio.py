@@ -15,6 +15,8 @@ from typing import Protocol
 
 import attrs
 
+from transfercore.errors import RESUME_HINT
+
 from . import api
 from ._hpss import ffi, lib
 
@@ -155,7 +157,7 @@ class PioSession:
                 self.fail(
                     api.HpssHung(
                         f"HPSS PIO on {self.what} made no progress for {stalled:.0f} s",
-                        hint="check the HPSS movers; the restart marker is kept, run the same command again",
+                        hint="check the HPSS movers; the restart marker is kept: " + RESUME_HINT,
                     )
                 )
                 self.end()

@@ -12,10 +12,11 @@ always inside the record.  The record is removed when the write completes.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 
 import attrs
+
+from transfercore.driverkit import new_token
 
 from . import api
 
@@ -42,7 +43,7 @@ class ResumeRecord:
 
     @classmethod
     def start(cls, size: int, object_id: int) -> ResumeRecord:
-        return cls(size, 0, secrets.token_hex(8), object_id, int(time.time()))
+        return cls(size, 0, new_token(), object_id, int(time.time()))
 
     def values(self) -> dict[str, str]:
         raw = (self.size, self.durable, self.token, self.object_id, self.created)

@@ -29,7 +29,14 @@ import time
 import attrs
 
 from transfercore.contract import Writer, check_write
-from transfercore.errors import InvalidRead, InvalidWrite, StorageError, TransferCoreError, WriterClosed
+from transfercore.errors import (
+    RESUME_HINT,
+    InvalidRead,
+    InvalidWrite,
+    StorageError,
+    TransferCoreError,
+    WriterClosed,
+)
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import api, checksum, names, record
@@ -214,7 +221,7 @@ class HpssWriter(Writer):
         if self._durable_end != self._size:
             raise TransferCoreError(
                 f"HPSS acknowledged {self._durable_end} of {self._size} bytes of {self._final}",
-                hint="run the same command again to resume",
+                hint=RESUME_HINT,
             )
         self._publish()
 
@@ -383,7 +390,7 @@ def _execute_error(rc: int, path: str, pos: int) -> BaseException:
     try:
         api.check(rc, f"hpss_PIOExecute({path})")
     except TransferCoreError as exc:
-        exc.hint = exc.hint or f"{pos} bytes are durable; run the same command again to resume"
+        exc.hint = exc.hint or f"{pos} bytes are durable; {RESUME_HINT}"
         return exc
     return TransferCoreError(f"hpss_PIOExecute({path}) returned {rc}")
 

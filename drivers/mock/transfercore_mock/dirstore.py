@@ -25,11 +25,12 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterable, Iterator
 
+from transfercore.driverkit import new_token
 from transfercore.errors import NotFound, StorageError, from_oserror
 from transfercore.ranges import RangeSet
 
 from .records import ObjectMeta, PartialRecord
-from .store import Chunk, ObjectHandle, Store, _replaced, new_token
+from .store import Chunk, ObjectHandle, Store, _replaced
 
 
 def _q(path: str) -> str:

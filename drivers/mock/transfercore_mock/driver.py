@@ -13,10 +13,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_resume
+from transfercore.checksums import canonical
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.driverkit import check_open_write, check_resume, checksum_range
 from transfercore.errors import (
     AlreadyExists,
-    InvalidWrite,
     IsADirectory,
     LocationError,
     NotADirectory,
@@ -66,8 +67,7 @@ class MockDriver(Driver):
     }
 
     def __init__(self, authority: str = "", options: Mapping[str, Any] | None = None) -> None:
-        defaults = {name: spec.default for name, spec in self.options.items()}
-        super().__init__(authority, defaults | dict(options or {}))
+        super().__init__(authority, options)
         self._model = _MODELS[self.settings["model"]]
         self._faults = FaultState(FaultPlan.from_settings(self.settings))
         self._store: Store | None = None
@@ -83,7 +83,6 @@ class MockDriver(Driver):
             crash_simulation=True,
             # Model none makes nothing durable before complete(): there is nothing to read back.
             read_back=bool(self.settings["read_back"]) and self._model is not RestartModel.NONE,
-            namespace=True,
         )
 
     @property
@@ -140,10 +139,7 @@ class MockDriver(Driver):
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         path = self._norm(path)
-        if type(size) is not int or size < 0:
-            raise InvalidWrite(f"size {size!r} of {self._where(path)} is not a non-negative whole number")
-        if resume is not None and not isinstance(resume, RangeSet):
-            raise InvalidWrite(f"resume marker must be a RangeSet, not {type(resume).__name__}")
+        resume = check_open_write(size, resume, self._where(path))
         if self._is_dir(path):
             raise IsADirectory(f"{self._where(path)} is a directory", errno=errno.EISDIR)
         store = self.store
@@ -203,19 +199,11 @@ class MockDriver(Driver):
         self.store.partial_discard(self._norm(path))
 
     def checksum(self, path: str, algorithm: str) -> str | None:
-        from transfercore import checksums
-
-        name = checksums.canonical(algorithm)
+        name = canonical(algorithm)
         if name not in CHECKSUMS:
             return None
-        hasher = checksums.new(name)
         with self.open_read(path) as reader:
-            offset = 0
-            while offset < reader.size:
-                data = reader.read(offset, 1 << 20)
-                hasher.update(data)
-                offset += len(data)
-        return hasher.hexdigest()
+            return checksum_range(reader, name, block_size=1 << 20)
 
     def simulate_crash(self) -> None:
         self.store.crash()

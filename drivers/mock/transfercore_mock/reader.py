@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from transfercore.contract import Reader, check_read
-from transfercore.errors import StorageError, WriterClosed
+from transfercore.contract import Reader
+from transfercore.driverkit import check_read, read_exact
+from transfercore.errors import WriterClosed
 
 from .faults import FaultState
 from .store import ObjectHandle
@@ -37,10 +38,7 @@ class MockReader(Reader):
             import time
 
             time.sleep(self._faults.plan.slow)
-        data = self._handle.read(offset, want)
-        if len(data) != want:
-            raise StorageError(f"{self._display} returned {len(data)} bytes at {offset}, expected {want}")
-        return data
+        return read_exact(self._handle.read(offset, want), offset, want, self._display)
 
     def close(self) -> None:
         with self._lock:

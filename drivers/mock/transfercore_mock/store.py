@@ -14,13 +14,13 @@ several processes share one store and lets large objects leave memory.
 from __future__ import annotations
 
 import abc
-import secrets
 import threading
 import time
 import weakref
 from collections.abc import Iterable
 from typing import Protocol
 
+from transfercore.driverkit import new_token
 from transfercore.errors import NotFound, StorageError
 from transfercore.ranges import RangeSet
 
@@ -130,10 +130,6 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def partial_discard(self, path: str) -> None: ...
-
-
-def new_token() -> str:
-    return secrets.token_hex(8)
 
 
 def _replaced(path: str) -> StorageError:

@@ -13,7 +13,8 @@ import threading
 import time
 
 from transfercore.capabilities import RestartModel
-from transfercore.contract import Writer, check_write
+from transfercore.contract import Writer
+from transfercore.driverkit import check_write, never_written_error, overlap_error
 from transfercore.errors import InvalidRead, InvalidWrite, StorageError, WriterClosed
 from transfercore.ranges import ByteRange, RangeSet
 
@@ -92,10 +93,7 @@ class MockWriter(Writer):
                     hint="deliver blocks in order (the driver declares ordered_writes)",
                 )
             if self._done.intersection(RangeSet.span(offset, end)):
-                raise InvalidWrite(
-                    f"write {offset}-{end} to {self._where()} overlaps bytes already written or resumed",
-                    hint="write each byte once; resume only the missing ranges",
-                )
+                raise overlap_error(self._where(), offset, end)
             self._done = self._done | ByteRange(offset, end)
             self._pending.append((offset, chunk))
 
@@ -105,7 +103,7 @@ class MockWriter(Writer):
         with self._lock:
             self._check_state()
             if self._done.intersection(RangeSet.span(offset, end)):
-                raise InvalidWrite(f"write {offset}-{end} to {self._where()} overlaps bytes already written")
+                raise overlap_error(self._where(), offset, end)
             self._done = self._done | ByteRange(offset, end)
         time.sleep(0.005)  # the "pwrite"
         with self._lock:
@@ -184,10 +182,7 @@ class MockWriter(Writer):
                     self._check_state()
                     missing = self._done.complement(self._size)
                     if missing:
-                        raise InvalidWrite(
-                            f"cannot complete {self._where()}: bytes {missing} were never written",
-                            hint="write the missing ranges, then complete again",
-                        )
+                        raise never_written_error(self._where(), missing)
                     chunks, self._pending = self._pending, []
                 try:
                     self._store.partial_apply(self._path, self._token, chunks)

@@ -7,6 +7,7 @@ from transfercore_posix import names, sidecar
 from transfercore_posix.driver import PosixDriver
 
 from transfercore.capabilities import RestartModel
+from transfercore.driverkit import new_token
 from transfercore.errors import (
     AlreadyExists,
     InvalidWrite,
@@ -137,7 +138,7 @@ def test_corrupt_record_is_rejected(driver, target):
 def test_fresh_open_discards_old_partial_state(driver, target):
     _interrupted(driver, target)
     # An orphan from a crash between creating a partial file and its first record.
-    orphan = os.path.join(os.path.dirname(target), names.partial_name("obj.bin", names.new_token()))
+    orphan = os.path.join(os.path.dirname(target), names.partial_name("obj.bin", new_token()))
     open(orphan, "wb").close()
     writer = driver.open_write(target, 5)
     entries = os.listdir(os.path.dirname(target))

@@ -3,8 +3,6 @@ import os
 import pytest
 from transfercore_posix import fsutil
 
-from transfercore.errors import NotFound
-
 
 def test_pwrite_all_retries_short_writes(tmp_path, monkeypatch):
     path = tmp_path / "f"
@@ -35,11 +33,6 @@ def test_pwrite_all_refuses_to_loop_on_zero(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         os.close(fd)
-
-
-def test_fsync_dir_of_missing_directory_is_not_found(tmp_path):
-    with pytest.raises(NotFound):
-        fsutil.fsync_dir(str(tmp_path / "missing"))
 
 
 def test_remove_quietly(tmp_path):

@@ -1,4 +1,5 @@
-"""Small durable file-system steps shared by the writer, the sidecar and the driver."""
+"""Small file-system steps shared by the writer, the reader, the sidecar and the driver
+(``fsync_dir`` is the core's, in :mod:`transfercore.driverkit`)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,6 @@ import errno
 import os
 
 from transfercore.errors import from_oserror
-
-
-def fsync_dir(directory: str) -> None:
-    """Make the entries of ``directory`` (created, renamed, removed names) durable."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot open directory {directory} to sync it") from exc
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot sync directory {directory}") from exc
-    finally:
-        os.close(fd)
 
 
 def remove_quietly(path: str) -> bool:
@@ -89,3 +76,39 @@ def pread_cached(fd: int, view: memoryview, offset: int, what: str) -> int | Non
         if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             return None
         raise from_oserror(exc, f"{what} at {offset}") from exc
+
+
+#: File systems where ``syncfs(2)`` makes every file's data, attributes and
+#: names durable on the local device (statfs f_type).  Elsewhere (FUSE,
+#: network file systems) syncfs may flush only the local page cache, so the
+#: batch syncs each file instead.
+SYNCFS_DURABLE = {0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs"}
+
+
+def _libc() -> object:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def fs_type(path: str) -> int | None:
+    """The ``f_type`` of the file system holding ``path``, or None if unknown."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    buf = ctypes.create_string_buffer(256)  # larger than struct statfs; f_type comes first
+    if _libc().statfs(os.fsencode(path), buf) != 0:  # type: ignore[attr-defined]
+        return None
+    return int.from_bytes(buf.raw[: ctypes.sizeof(ctypes.c_long)], sys.byteorder)
+
+
+def syncfs(fd: int, what: str) -> None:
+    """``syncfs(2)``: everything of the file system holding ``fd`` on media.
+    Linux 5.8 and later report writeback errors of any file in it."""
+    import ctypes
+
+    if _libc().syncfs(fd) != 0:  # type: ignore[attr-defined]
+        err = ctypes.get_errno()
+        raise from_oserror(OSError(err, os.strerror(err)), what)

@@ -18,9 +18,10 @@ import hashlib
 import re
 import secrets
 
+from transfercore.driverkit import TOKEN_HEX
+
 PARTIAL_SUFFIX = ".tcpart"
 SIDECAR_SUFFIX = ".tcpart.marker"
-TOKEN_HEX = 16
 #: Longest object name (bytes) used verbatim in hidden names; longer ones are hashed.
 _VERBATIM_MAX = 200
 _TEMP_MARK = ".tmp-"
@@ -30,10 +31,6 @@ def _stem(name: str) -> str:
     if len(name.encode("utf-8", "surrogateescape")) <= _VERBATIM_MAX:
         return name
     return "tc-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-
-
-def new_token() -> str:
-    return secrets.token_hex(TOKEN_HEX // 2)
 
 
 def partial_name(name: str, token: str) -> str:

@@ -15,7 +15,7 @@ import os
 import threading
 
 from transfercore.contract import Reader, check_read
-from transfercore.errors import InvalidRead, StorageError, WriterClosed, from_oserror
+from transfercore.errors import InvalidRead, ShortRead, WriterClosed, from_oserror
 
 from .fsutil import drop_cached, pread_cached, preadv_exact
 
@@ -49,7 +49,7 @@ class PosixReader(Reader):
             except OSError as exc:
                 raise from_oserror(exc, f"cannot read {self._display} at {offset + got}") from exc
             if not chunk:
-                raise self._truncated(offset + got)
+                raise ShortRead(self._display, offset, got, want)
             chunks.append(chunk)
             got += len(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -82,13 +82,7 @@ class PosixReader(Reader):
                 drop_cached(self._fd, offset + got, fetched)
             got += fetched
         if got < view.nbytes:
-            raise self._truncated(offset + got)
-
-    def _truncated(self, at: int) -> StorageError:
-        return StorageError(
-            f"{self._display} ended at {at}, before its size {self._size}: it was truncated while being read",
-            hint="read it again once nothing else changes it",
-        )
+            raise ShortRead(self._display, offset, got, view.nbytes)
 
     def close(self) -> None:
         with self._lock:

@@ -19,11 +19,12 @@ import os
 
 import attrs
 
+from transfercore.driverkit import fsync_dir
 from transfercore.errors import from_oserror
 from transfercore.ranges import RangeSet
 
 from . import names
-from .fsutil import fsync_dir, remove_quietly
+from .fsutil import remove_quietly
 
 FORMAT = "transfercore-posix-sidecar"
 VERSION = 1

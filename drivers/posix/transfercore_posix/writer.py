@@ -44,14 +44,14 @@ import errno
 import os
 import threading
 
-from transfercore.contract import Writer, check_write
+from transfercore.contract import Writer
+from transfercore.driverkit import Intervals, check_write, fsync_dir, never_written_error, overlap_error
 from transfercore.errors import InvalidRead, InvalidWrite, StorageError, WriterClosed, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
 from .direct import DirectFile
-from .fsutil import drop_cached, fsync_dir, preadv_exact, pwrite_all
-from .intervals import Intervals
+from .fsutil import drop_cached, preadv_exact, pwrite_all, syncfs
 from .sidecar import SidecarRecord
 
 _OPEN, _CLOSING, _COMPLETED, _ABORTED = "open", "closing", "completed", "aborted"
@@ -129,10 +129,7 @@ class PosixWriter(Writer):
             if length == 0:
                 return
             if self._done.overlaps(offset, end) or any(s < end and offset < e for s, e in self._inflight):
-                raise InvalidWrite(
-                    f"write {offset}-{end} to {self._display} overlaps bytes already written or resumed",
-                    hint="write each byte once; resume only the missing ranges",
-                )
+                raise overlap_error(self._display, offset, end)
             self._inflight.add(key)
         try:
             self._pwrite(view, offset)
@@ -290,23 +287,22 @@ class PosixWriter(Writer):
             missing = self._done.to_rangeset().complement(self._size)
             if missing:
                 self._state = _OPEN
-                raise InvalidWrite(
-                    f"cannot complete {self._display}: bytes {missing} were never written",
-                    hint="write the missing ranges, then complete again",
-                )
+                raise never_written_error(self._display, missing)
 
-    def sync_for_batch(self) -> None:
+    def sync_for_batch(self, *, sync: bool = True) -> None:
         """Batch step 1 (see ``PosixDriver.complete_batch``): every byte and the
         metadata on media; the whole object becomes readable by :meth:`read_durable`.
         No resume record is stored: an object synced for a batch is published
-        in the same call or aborted."""
+        in the same call or aborted.  With ``sync=False`` the caller makes it
+        durable with one :meth:`syncfs` for the whole batch before any read-back."""
         with self._sync_lock:
             self._close_for_publish()
             try:
                 if os.fstat(self._fd).st_size != self._size:
                     os.ftruncate(self._fd, self._size)
                 self._apply_metadata()
-                os.fsync(self._fd)
+                if sync:
+                    os.fsync(self._fd)
             except OSError as exc:
                 with self._lock:
                     self._state = _OPEN
@@ -314,6 +310,13 @@ class PosixWriter(Writer):
             with self._lock:
                 self._state = _OPEN
                 self._marker = RangeSet.of((0, self._size)) if self._size else RangeSet()
+
+    @property
+    def device(self) -> int:
+        return os.fstat(self._fd).st_dev
+
+    def syncfs(self) -> None:
+        syncfs(self._fd, f"cannot sync the file system of {self._display}; the batch is not published")
 
     def publish_from_batch(self) -> bool:
         """Batch step 2: rename to the final name (the caller syncs the directory).

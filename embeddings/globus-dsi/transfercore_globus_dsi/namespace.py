@@ -9,7 +9,8 @@ from typing import Any
 
 from transfercore import checksums
 from transfercore.contract import ObjectInfo
-from transfercore.errors import CapabilityError, TransferCoreError
+from transfercore.driverkit import checksum_range
+from transfercore.errors import CapabilityError
 
 from . import glue
 from .session import Session
@@ -73,16 +74,7 @@ def _checksum(session: Session, path: str, algorithm: str, offset: int, length: 
             from transfercore.errors import InvalidRead
 
             raise InvalidRead(f"checksum offset {offset} is outside 0-{reader.size}")
-        hasher = checksums.new(name)
-        pos = offset
-        while pos < end:
-            n = min(4 * 1024 * 1024, end - pos)
-            data = reader.read(pos, n)
-            if len(data) != n:
-                raise TransferCoreError(f"short read at {pos} while computing the checksum of {path}")
-            hasher.update(data)
-            pos += n
-        return hasher.hexdigest()
+        return checksum_range(reader, name, offset, end)
 
 
 def do_command(session: Session, op: Any, info: Any) -> None:

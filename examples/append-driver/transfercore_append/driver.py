@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer, check_read
+from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.driverkit import (
+    check_open_write,
+    check_read,
+    check_write,
+    fsync_dir,
+    never_written_error,
+    read_exact,
+)
 from transfercore.errors import (
     InvalidRead,
     InvalidWrite,
@@ -26,14 +34,6 @@ from transfercore.errors import (
 )
 from transfercore.options import OptionSpec
 from transfercore.ranges import RangeSet
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _names(path: str) -> tuple[str, str, str]:
@@ -57,7 +57,7 @@ def _store_record(record_path: str, size: int, durable: int) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, record_path)
     # one directory fsync makes the record's name and the partial file's name durable
-    _fsync_dir(os.path.dirname(record_path))
+    fsync_dir(os.path.dirname(record_path))
 
 
 class AppendWriter(Writer):
@@ -80,14 +80,13 @@ class AppendWriter(Writer):
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         if self._fd is None:
             raise WriterClosed(f"{self._final}: the writer is closed", hint="open a new writer to resume")
+        view = memoryview(data)
+        check_write(offset, view.nbytes, self._size, self._final)
         if offset != self._next:
             raise InvalidWrite(
                 f"{self._final}: write at {offset}, but this driver accepts only the next offset {self._next}",
                 hint="send blocks in ascending order without holes",
             )
-        if offset + len(data) > self._size:
-            raise InvalidWrite(f"{self._final}: {len(data)} bytes at {offset} go past the size {self._size}")
-        view = memoryview(data)
         while view:
             done = os.pwrite(self._fd, view, offset)
             view, offset = view[done:], offset + done
@@ -130,12 +129,12 @@ class AppendWriter(Writer):
         if self._fd is None:
             raise WriterClosed(f"{self._final}: the writer is closed")
         if self._next != self._size:
-            raise InvalidWrite(f"{self._final}: complete() after {self._next} of {self._size} bytes")
+            raise never_written_error(self._final, RangeSet.span(self._next, self._size))
         os.fdatasync(self._fd)
         os.close(self._fd)
         self._fd = None
         os.replace(self._partial, self._final)
-        _fsync_dir(os.path.dirname(self._final))
+        fsync_dir(os.path.dirname(self._final))
         if os.path.exists(self._record):
             os.unlink(self._record)
 
@@ -157,10 +156,7 @@ class AppendReader(Reader):
     def read(self, offset: int, length: int) -> bytes:
         check_read(offset, length, self._size, "an append object")  # InvalidRead for bad offsets
         want = min(length, self._size - offset)
-        data = os.pread(self._fd, want, offset)
-        if len(data) != want:
-            raise OSError(f"short read: {len(data)} of {want} bytes at {offset}")
-        return data
+        return read_exact(os.pread(self._fd, want, offset), offset, want, "an append object")
 
     def close(self) -> None:
         os.close(self._fd)
@@ -187,8 +183,7 @@ class AppendDriver(Driver):
         return ObjectInfo(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, identity=f"{st.st_ino}")
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
-        if size < 0:
-            raise InvalidWrite(f"{path}: negative size {size}")
+        resume = check_open_write(size, resume, path)
         final, partial, record_path = _names(path)
         if not os.path.isdir(os.path.dirname(final)):
             raise NotFound(f"the directory of {path} does not exist")

@@ -131,8 +131,9 @@ def _child_round(s: Subject, path: str, seed: int, size: int, resume: RangeSet,
         while True:
             remaining = deadline - time.monotonic()
             require(remaining > 0, "the writer in the child process did not report within 120 s")
+            assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], remaining)
-            chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""  # type: ignore[union-attr]
+            chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
             if ready and not chunk:
                 err = proc.stderr.read().decode(errors="replace")[-2000:]  # type: ignore[union-attr]
                 raise Violation(f"the writer in the child process failed before the crash: {err}")

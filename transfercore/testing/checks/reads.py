@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from transfercore.errors import InvalidRead
 
 from ..clause import Clause, Violation, require
@@ -30,12 +32,12 @@ def check_reads(s: Subject) -> str:
             reader.readinto(s.block // 2, buffer)
             require(bytes(buffer) == data[s.block // 2 : s.block // 2 + s.block],
                     f"readinto({s.block // 2}, {s.block} bytes) filled the buffer with other bytes")
-        bad = [(-1, 10, "a negative offset"), (size + 1, 1, f"an offset past the size {size}"),
+        bad: list[tuple[Any, Any, str]] = [(-1, 10, "a negative offset"), (size + 1, 1, f"an offset past the size {size}"),
                (0, -1, "a negative length"), ("0", 1, "an offset that is not a whole number"),
                (1.5, 1, "a fractional offset")]
         for offset, length, what in bad:
             try:
-                got = reader.read(offset, length)  # type: ignore[arg-type]
+                got = reader.read(offset, length)
             except InvalidRead:
                 continue
             except Exception as exc:  # noqa: BLE001 - the evidence names the wrong error

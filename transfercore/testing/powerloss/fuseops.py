@@ -29,7 +29,7 @@ def _locked(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-class PowerLossOperations(mfusepy.Operations):
+class PowerLossOperations(mfusepy.Operations):  # type: ignore[misc]
     """Path-based operations; open files are tracked by handle so that a
     rename or unlink of an open file keeps writing to the same inode."""
 

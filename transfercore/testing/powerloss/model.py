@@ -26,8 +26,11 @@ import os
 import stat
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
+
+from ...driverkit import fsync_dir
 
 ROOT_INO = 1
 _META = ".meta"
@@ -96,7 +99,7 @@ class Volume:
         """Rebuild the tree from durable state only, discarding unreachable records."""
         vol = cls(backing, host_fsync=host_fsync)
         os.makedirs(vol._dir, exist_ok=True)
-        metas: dict[int, dict] = {}
+        metas: dict[int, dict[str, Any]] = {}
         for name in os.listdir(vol._dir):
             stem, ext = os.path.splitext(name)
             if ext == _META and stem.isdigit():
@@ -112,7 +115,7 @@ class Volume:
         vol._next_ino = max([ROOT_INO, *metas]) + 1
         return vol
 
-    def _adopt_reachable(self, metas: dict[int, dict]) -> None:
+    def _adopt_reachable(self, metas: dict[int, dict[str, Any]]) -> None:
         # Walk from the root so that records whose entry never became durable
         # (fsynced file, parent never fsynced) disappear, as on a real disk.
         self._inodes[ROOT_INO] = _from_record(ROOT_INO, metas[ROOT_INO])
@@ -414,8 +417,8 @@ class Volume:
             if node.is_dir:
                 self.fsyncdir(node)
 
-    def _meta_record(self, node: Inode, entries: dict[str, int] | None = None) -> dict:
-        rec: dict = {"mode": node.mode, "uid": node.uid, "gid": node.gid, "mtime_ns": node.mtime_ns}
+    def _meta_record(self, node: Inode, entries: dict[str, int] | None = None) -> dict[str, Any]:
+        rec: dict[str, Any] = {"mode": node.mode, "uid": node.uid, "gid": node.gid, "mtime_ns": node.mtime_ns}
         if node.is_dir:
             rec["entries"] = dict(node.entries) if entries is None else entries
         return rec
@@ -430,11 +433,7 @@ class Volume:
                 os.fsync(fh.fileno())
         os.replace(tmp, final)
         if self._host_fsync:
-            dfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self._dir)
         node.persisted = True
 
     def _path(self, ino: int, ext: str) -> str:
@@ -451,7 +450,7 @@ class Volume:
                     pending.append((os.path.join(path, name), self._inodes[node.entries[name]]))
 
 
-def _from_record(ino: int, record: dict) -> Inode:
+def _from_record(ino: int, record: dict[str, Any]) -> Inode:
     return Inode(
         ino, record["mode"], record["uid"], record["gid"], record["mtime_ns"], record["mtime_ns"], persisted=True
     )

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from types import TracebackType
+from typing import IO
 
 from transfercore.errors import TransferCoreError
 
@@ -82,7 +83,7 @@ class PowerLossFS:
         self._allow_other = allow_other
         self._timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._log: IO[bytes] | None = None
         #: How many times :meth:`crash` ran.
         self.crashes = 0
 

@@ -1,0 +1,69 @@
+"""complete_batch on POSIX: each sync mode publishes verified objects, syncs
+each directory once, and never publishes a refused one."""
+
+import os
+
+import pytest
+from transfercore_posix import fsutil, names
+
+from transfercore.errors import ChecksumMismatch
+from transfercore.registry import open_location
+from transfercore.testing.checks import batch
+from transfercore.testing.subject import KitOptions, Subject
+
+
+def _batch(driver, root, n):
+    writers = []
+    for i in range(n):
+        w = driver.open_new(f"{root}/f{i}", i * 100)
+        if i:
+            w.write(0, bytes([i]) * (i * 100))
+        assert w.set_metadata(mode=0o640, mtime_ns=10**18 + i)
+        writers.append(w)
+    return writers
+
+
+@pytest.mark.parametrize("mode", ["fsync", "syncfs", "auto"])
+def test_each_sync_mode_publishes_verified_objects(tmp_path, monkeypatch, mode):
+    driver = open_location(f"posix://{tmp_path}?batch_sync={mode}").driver
+    calls = {"syncfs": 0, "dirs": []}
+    real_syncfs, real_dir = fsutil.syncfs, fsutil.fsync_dir
+
+    def counting_syncfs(fd, what):
+        calls["syncfs"] += 1
+        real_syncfs(fd, what)
+
+    def counting_dir(d):
+        calls["dirs"].append(d)
+        real_dir(d)
+
+    monkeypatch.setattr("transfercore_posix.writer.syncfs", counting_syncfs)
+    monkeypatch.setattr("transfercore_posix.driver.fsync_dir", counting_dir)
+    writers = _batch(driver, tmp_path, 6)
+
+    def verify(w):
+        buf = bytearray(w.size)
+        if w.size:
+            w.read_durable(0, buf)
+        if w.size == 300:
+            raise ChecksumMismatch("CRC32C", "a", "b")
+
+    results = driver.complete_batch(writers, verify)
+    assert [r is None for r in results] == [True, True, True, False, True, True]
+    # the refused object keeps only its hidden partial file
+    assert sorted(n for n in os.listdir(tmp_path) if not names.is_hidden(n)) == ["f0", "f1", "f2", "f4", "f5"]
+    assert (tmp_path / "f5").read_bytes() == b"\x05" * 500
+    st = os.stat(tmp_path / "f2")
+    assert st.st_mode & 0o777 == 0o640 and st.st_mtime_ns == 10**18 + 2
+    assert calls["dirs"] == [str(tmp_path)]  # one directory sync for the batch
+    expect_syncfs = mode == "syncfs" or (mode == "auto" and fsutil.fs_type(str(tmp_path)) in fsutil.SYNCFS_DURABLE)
+    assert calls["syncfs"] == (1 if expect_syncfs else 0)
+    driver.close()
+
+
+def test_syncfs_mode_passes_the_batch_clause(tmp_path):
+    s = Subject(f"posix://{tmp_path}?batch_sync=syncfs", KitOptions(seed=4))
+    try:
+        assert "one refused" in batch.check_batch(s)
+    finally:
+        s.cleanup()
