@@ -3,7 +3,7 @@
 Some lines are checked instead of run: installs (they would install into a
 fresh venv from the network; tox installs the same distributions) must name
 what tox installs and what the conformance kit asks for; the test command
-(``.ci/run``) must set up and run tox; and the real Globus server's own line
+(``tox``) must be what ``.ci/run`` runs once it has set up the machine; and the real Globus server's own line
 (it listens on every interface, which no test may do) is named in
 ``NOT_RUN``, so that no other line escapes.  Scratch paths (``/tmp/``,
 ``/srv/``) go to the test's own directory and the server's port to a free
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 BLOCKS = [block.strip().splitlines() for block in re.findall(r"```sh\n(.*?)```", README, re.S)]
 INSTALL = next(block for block in BLOCKS if block[0].startswith("sudo apt-get install"))
-TEST_COMMAND = next(block for block in BLOCKS if any(".ci/run" in line for line in block))
+TEST_COMMAND = next(block for block in BLOCKS if block == ["tox"])
 RUNNABLE = [block for block in BLOCKS if block not in (INSTALL, TEST_COMMAND)]
 NOT_RUN = {
     "transfercore globus-server 'posix:///?root=/srv/data' -p 2811 -aa -anonymous-user ftpuser":
@@ -67,15 +67,19 @@ def test_the_install_block_installs_what_tox_installs_and_the_kit_needs():
     assert apt - {"-y", "libfuse3-3"} <= ci | {"apt-get", "install", "sudo"}
 
 
-def test_the_test_command_installs_what_the_tests_need_and_runs_tox():
-    assert TEST_COMMAND == ["sudo .ci/run"]
+def test_the_test_command_is_what_ci_runs_after_installing_what_the_tests_need():
+    assert TEST_COMMAND == ["tox"]
+    assert "sudo .ci/run" in README
     script = (ROOT / ".ci/run").read_text()
     assert "debian-packages.txt" in script and "apt-get install" in script
     assert script.rstrip().splitlines()[-1].endswith("-m tox")
 
 
-def _as_here(line: str, scratch: Path, port: int) -> str:
-    return line.replace("/tmp/", f"{scratch}/tmp/").replace("/srv/", f"{scratch}/srv/").replace("2811", str(port))
+def _as_here(line: str, scratch: Path, ports: dict[str, int]) -> str:
+    line = line.replace("/tmp/", f"{scratch}/tmp/").replace("/srv/", f"{scratch}/srv/")
+    for written, free in ports.items():
+        line = line.replace(written, str(free))
+    return line
 
 
 @pytest.fixture
@@ -86,13 +90,13 @@ def shell(tmp_path):
     (tmp_path / "tmp").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HPSS_EMU_", "XDG_"))}
     env.update(HOME=str(home), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    port = free_port()
+    ports = {"2811": free_port(), "2812": free_port()}
     background: list[subprocess.Popen[bytes]] = []
 
     def run(block: list[str]) -> list[str]:
         outputs = []
         for raw in block:
-            line = _as_here(raw, tmp_path, port)
+            line = _as_here(raw, tmp_path, ports)
             if raw.split("#")[0].strip() in NOT_RUN:
                 continue
             if raw.startswith("pip install"):
@@ -100,10 +104,12 @@ def shell(tmp_path):
                 words = shlex.split(raw.split("#")[0])
                 assert set(words[2:]) <= _tox_installs(), raw
                 continue
-            if line.rstrip().endswith("&"):
-                proc = subprocess.Popen(["bash", "-c", line.rstrip()[:-1]], cwd=ROOT, env=env,
+            code = line.split("#")[0].rstrip()
+            if code.endswith("&"):
+                proc = subprocess.Popen(["bash", "-c", code[:-1]], cwd=ROOT, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 background.append(proc)
+                (port,) = [free for written, free in ports.items() if written in raw]
                 wait_port(port, proc)  # as a user waits for the server to come up
                 continue
             done = subprocess.run(["bash", "-ec", line], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -145,6 +151,9 @@ def test_the_server_commands_work_with_the_real_globus_url_copy(shell, tmp_path)
     assert len(big) == 16 << 20
     assert (tmp_path / "srv/data/big").read_bytes() == big
     assert (tmp_path / "tmp/big.back").read_bytes() == big
+    assert (tmp_path / "srv/data/tree/README.md").read_bytes() == (ROOT / "README.md").read_bytes()
+    assert (tmp_path / "srv/data/tree/empty").is_dir()
+    assert (shell.home / ".local/state/transfercore/hpss-emulator/big").read_bytes() == big
     assert "big" in outputs[-1]
 
 

@@ -130,7 +130,8 @@ class DaskExecutor:
         self._unsent: list[TaskHandle] = []
         self._lock = threading.Lock()
         self.cancelled = False
-        self.address = str(getattr(client, "scheduler_info", lambda: {})().get("address", "")) or "the scheduler"
+        info: dict[str, object] = getattr(client, "scheduler_info", lambda: {})()
+        self.address = str(info.get("address", "")) or "the scheduler"
         if check:
             self._check_workers()
 

@@ -49,7 +49,7 @@ class DaskCluster:
     def start_scheduler(self) -> None:
         self.scheduler = self._spawn(["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
                                       "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], "scheduler")
-        wait_port(self.port, self.scheduler, timeout=START_TIMEOUT)  # type: ignore[arg-type]
+        wait_port(self.port, self.scheduler, timeout=START_TIMEOUT)  # type: ignore[arg-type,unused-ignore]
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         n = len(self.workers)

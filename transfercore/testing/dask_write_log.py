@@ -18,8 +18,8 @@ def _install() -> None:
         os.write(fd, f"{os.getpid()} {offset} {memoryview(data).nbytes} {self._display}\n".encode())
         return write(self, offset, data)
 
-    logged.logged = True  # type: ignore[attr-defined]
-    PosixWriter.write = logged  # type: ignore[method-assign]
+    logged.logged = True  # type: ignore[attr-defined,unused-ignore]
+    PosixWriter.write = logged  # type: ignore[method-assign,unused-ignore]
 
 
 _install()

@@ -6,6 +6,7 @@ import os
 import pytest
 from transfercore_posix import fsutil, names
 
+from transfercore import driverkit
 from transfercore.errors import ChecksumMismatch
 from transfercore.registry import open_location
 from transfercore.testing.checks import batch
@@ -27,7 +28,7 @@ def _batch(driver, root, n):
 def test_each_sync_mode_publishes_verified_objects(tmp_path, monkeypatch, mode):
     driver = open_location(f"posix://{tmp_path}?batch_sync={mode}").driver
     calls = {"syncfs": 0, "dirs": []}
-    real_syncfs, real_dir = fsutil.syncfs, fsutil.fsync_dir
+    real_syncfs, real_dir = fsutil.syncfs, driverkit.fsync_dir
 
     def counting_syncfs(fd, what):
         calls["syncfs"] += 1

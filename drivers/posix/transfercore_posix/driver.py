@@ -516,7 +516,7 @@ class PosixDriver(Driver):
     def symlink(self, path: str, target: str, *, mtime_ns: int | None = None) -> None:
         _local, directory, name = self._split(path)
         self._check_directory(directory, path)
-        temp = os.path.join(directory, names.partial_name(name, names.new_token()))
+        temp = os.path.join(directory, names.partial_name(name, new_token()))
         try:
             os.symlink(target, temp)
             if mtime_ns is not None:
