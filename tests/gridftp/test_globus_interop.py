@@ -182,6 +182,7 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(rea
                     ours.kill()
                     killed_at = held
                     assert not (emu / "r.bin").exists()  # nothing published before it is complete
+                    assert (emu / ".r.bin.tcpart").exists()  # the driver's own partial name
                     ours = Served(args, port, tmp_path / "serve.log").start()
         assert cli.wait(30) == 0, "".join(lines[-40:])
         out = "".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from transfercore.capabilities import Capabilities, RestartModel
@@ -18,8 +19,11 @@ from transfercore.gridftp.upload import (
 )
 from transfercore.ranges import RangeSet
 
-HPSS = Capabilities(restart=RestartModel.PREFIX, ordered_writes=True, max_writers=1,
-                    preferred_block_size=8 << 20, atomic_publish=False)
+#: An ordered destination that writes in place (a third-party driver without atomic_publish).
+IN_PLACE = Capabilities(restart=RestartModel.PREFIX, ordered_writes=True, max_writers=1,
+                        preferred_block_size=8 << 20, atomic_publish=False)
+#: The HPSS driver: ordered, publishing by rename from its own partial name.
+HPSS = attrs.evolve(IN_PLACE, atomic_publish=True)
 POSIX = Capabilities(max_writers=4, preferred_block_size=1 << 20, atomic_publish=True)
 
 
@@ -28,11 +32,16 @@ def store(**kw) -> Store:
 
 
 def test_ordered_destination_gets_a_window_and_a_partial_name():
-    plan = plan_store(store(), HPSS, "/srv/d/a.bin", window=1 << 20)
+    plan = plan_store(store(), IN_PLACE, "/srv/d/a.bin", window=1 << 20)
     assert plan.ordered and plan.writers == 1
     assert plan.target == "/srv/d/.a.bin.tcpart" and plan.renames and is_partial_name(".a.bin.tcpart")
     assert plan.piece == 4 << 20  # capped: one piece per connection stays small
     assert plan.window >= 4 * plan.piece  # the window always has room beside the next block
+
+
+def test_ordered_destination_that_publishes_atomically_is_written_under_its_own_name():
+    plan = plan_store(store(), HPSS, "/srv/d/a.bin")
+    assert plan.ordered and plan.writers == 1 and plan.target == "/srv/d/a.bin" and not plan.renames
 
 
 def test_unordered_destination_writes_in_parallel_under_its_own_name():
@@ -55,7 +64,7 @@ def test_restart_preconditions_carry_their_reply_code(kw, code):
 
 
 def test_rest_without_allo_is_planned_when_the_spool_can_restart():
-    plan = plan_store(store(alloc=None, restart=RangeSet.span(0, 10)), HPSS, "/srv/a", durable_spool=True)
+    plan = plan_store(store(alloc=None, restart=RangeSet.span(0, 10)), IN_PLACE, "/srv/a", durable_spool=True)
     # Spooled, then copied in order from the spool, under the partial name until complete.
     assert plan.size is None and not plan.ordered and plan.target == "/srv/.a.tcpart"
 

@@ -189,7 +189,7 @@ def test_a_damaged_segment_is_never_left_under_the_final_name(
     tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A mover that damages one byte: the read-back before completion finds it, exit 3,
-    and the unfinished file HPSS wrote in place is removed, as the message says."""
+    and nothing shows under the final name: the refused bytes stay under the partial name."""
     from transfercore.cli import main
     from transfercore.cli.exitcodes import ExitCode
 
@@ -200,9 +200,44 @@ def test_a_damaged_segment_is_never_left_under_the_final_name(
     code = main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///out.bin?{URL_OPTS}"])
     err = capsys.readouterr().err
     assert code == ExitCode.CHECKSUM_MISMATCH == 3
-    assert "nothing was published; this destination writes under the final name, so the partial object was removed" in err
+    assert "nothing was published; the partial object was kept for inspection" in err
     assert not (emu_root / "out.bin").exists()
+    assert (emu_root / ".out.bin.tcpart").stat().st_size == 4 * MiB
     # The same command, once the mover is mended, sends the file in full and it verifies.
     monkeypatch.delenv("HPSS_EMU_CORRUPT_AT")
     assert main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///out.bin?{URL_OPTS}"]) == 0
     assert (emu_root / "out.bin").read_bytes() == src.read_bytes()
+    assert not (emu_root / ".out.bin.tcpart").exists()
+
+
+def test_a_tree_copy_never_shows_a_refused_file_under_its_final_name(
+    tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``copy -r`` into hpss://: the file a damaged mover spoiled is refused and stays hidden
+    under its partial name while the others are published; the rerun publishes it whole."""
+    from transfercore.cli import main
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"small")
+    (src / "sub" / "b.txt").write_bytes(b"also small")
+    (src / "big.bin").write_bytes(os.urandom(3 * MiB))
+    (emu_root / "out").mkdir()
+    monkeypatch.setenv("HPSS_EMU_CORRUPT_AT", str(2 * MiB + 5))
+    dst = f"hpss:///out?{URL_OPTS}"
+    assert main(["copy", "-r", str(src), dst]) != 0
+    assert "big.bin" in capsys.readouterr().err
+    assert not (emu_root / "out" / "big.bin").exists()
+    assert (emu_root / "out" / ".big.bin.tcpart").exists()
+    assert (emu_root / "out" / "a.txt").read_bytes() == b"small"
+    from transfercore_hpss.driver import HpssDriver
+
+    assert sorted(i.name for i in HpssDriver().list("/out")) == ["a.txt", "sub"]
+    monkeypatch.delenv("HPSS_EMU_CORRUPT_AT")
+    # (Directories still report that the driver cannot set their times: not a file failure.)
+    main(["copy", "-r", str(src), dst])
+    assert "big.bin" not in capsys.readouterr().err
+    assert (emu_root / "out" / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+    assert (emu_root / "out" / "sub" / "b.txt").read_bytes() == b"also small"
+    assert sorted(p.name for p in (emu_root / "out").iterdir()) == ["a.txt", "big.bin", "sub"]

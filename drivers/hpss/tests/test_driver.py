@@ -35,7 +35,7 @@ def test_registered_and_described_through_the_registry(emu_root: Path) -> None:
     assert (endpoint.driver.segment, endpoint.driver.block) == (1 << 20, 256 * KiB)
     caps = endpoint.driver.capabilities()
     assert caps.restart is RestartModel.PREFIX and caps.ordered_writes and caps.max_writers == 1
-    assert "md5" in caps.checksums
+    assert "md5" in caps.checksums and caps.atomic_publish
 
 
 def test_bad_options_and_urls_are_refused() -> None:
@@ -60,16 +60,20 @@ def test_resume_needs_a_record_of_the_same_write(driver: HpssDriver, emu_root: P
     data = payload(1024 * KiB)
     # Bytes HPSS holds are not enough: without the driver's record nothing is trusted.
     (emu_root / "plain").write_bytes(data)
+    with pytest.raises(RestartRejected, match="partial file does not exist"):
+        driver.open_write("/plain", len(data), RangeSet.span(0, 100 * KiB))
+    (emu_root / ".plain.tcpart").write_bytes(data)
     with pytest.raises(RestartRejected, match="no resume record"):
         driver.open_write("/plain", len(data), RangeSet.span(0, 100 * KiB))
-    with pytest.raises(RestartRejected, match="does not exist"):
+    with pytest.raises(RestartRejected, match="partial file does not exist"):
         driver.open_write("/missing", len(data), RangeSet.span(0, 10))
 
     marker = partial_write(driver, "/f", data, 600 * KiB)
     assert marker == RangeSet.span(0, 512 * KiB)  # two whole segments
     # abort() ended the third segment's Execute, which acknowledged its whole blocks.
-    held = record.load("/f")
+    held = record.load("/.f.tcpart")
     assert held is not None and held.durable == 576 * KiB
+    assert not (emu_root / "f").exists()
     assert driver.partial("/f") == RangeSet.span(0, held.durable)
     with pytest.raises(RestartRejected, match="only a prefix"):
         driver.open_write("/f", len(data), RangeSet.span(10, 50))
@@ -78,7 +82,7 @@ def test_resume_needs_a_record_of_the_same_write(driver: HpssDriver, emu_root: P
     with pytest.raises(RestartRejected, match="past the size"):
         driver.open_write("/f", 100, marker)
     # The file holds more bytes than the record says are durable: the record decides.
-    os.truncate(emu_root / "f", len(data))
+    os.truncate(emu_root / ".f.tcpart", len(data))
     with pytest.raises(RestartRejected, match="past the durable end 589824"):
         driver.open_write("/f", len(data), RangeSet.span(0, 640 * KiB))
     # The rejections changed nothing: the true marker is accepted, and the
@@ -94,7 +98,7 @@ def test_resume_needs_the_bytes_and_the_same_file(driver: HpssDriver, emu_root: 
     marker = partial_write(driver, "/f", data, 300 * KiB)
     assert marker == RangeSet.span(0, 256 * KiB)
     # Bytes lost behind the driver's back (the DSI's st_size check).
-    os.truncate(emu_root / "f", 200 * KiB)
+    os.truncate(emu_root / ".f.tcpart", 200 * KiB)
     with pytest.raises(RestartRejected, match="past the 204800 bytes HPSS holds"):
         driver.open_write("/f", len(data), marker)
     assert driver.partial("/f") == RangeSet()
@@ -102,7 +106,7 @@ def test_resume_needs_the_bytes_and_the_same_file(driver: HpssDriver, emu_root: 
     marker = partial_write(driver, "/g", data, 300 * KiB)
     replacement = emu_root / "g.new"
     replacement.write_bytes(data)
-    os.replace(replacement, emu_root / "g")
+    os.replace(replacement, emu_root / ".g.tcpart")
     with pytest.raises(RestartRejected, match="replaced"):
         driver.open_write("/g", len(data), marker)
     assert driver.partial("/g") == RangeSet()
@@ -122,15 +126,16 @@ def test_fresh_write_complete_and_discard_forget_the_record(driver: HpssDriver, 
     marker = partial_write(driver, "/f", data, 300 * KiB)
     assert driver.partial("/f") == marker
     driver.discard_partial("/f")
-    assert driver.partial("/f") == RangeSet()
-    with pytest.raises(RestartRejected, match="no resume record"):
+    assert driver.partial("/f") == RangeSet() and not (emu_root / ".f.tcpart").exists()
+    with pytest.raises(RestartRejected, match="partial file does not exist"):
         driver.open_write("/f", len(data), marker)
     # A completed write leaves no record: it is not a partial write any more.
     w = driver.open_write("/f", len(data))
     w.write(0, data)
     w.complete()
     assert record.load("/f") is None and driver.partial("/f") == RangeSet()
-    with pytest.raises(RestartRejected, match="no resume record"):
+    assert not (emu_root / ".f.tcpart").exists() and (emu_root / "f").read_bytes() == data
+    with pytest.raises(RestartRejected, match="partial file does not exist"):
         driver.open_write("/f", len(data), RangeSet.span(0, len(data)))
     driver.discard_partial("/missing")  # nothing to forget is no error
 

@@ -59,7 +59,9 @@ def test_failure_resumes_at_last_marker_with_right_checksum(
     marker = w.durable()
     # On 10.x BytesMoved is set on error: the marker is exactly what moved.
     assert marker == RangeSet([ByteRange(0, fail_at)])
-    assert (emu_root / "f").read_bytes()[:fail_at] == data[:fail_at]
+    # The refused write stays under its partial name; nothing shows under the final one.
+    assert (emu_root / ".f.tcpart").read_bytes()[:fail_at] == data[:fail_at]
+    assert not (emu_root / "f").exists()
     monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
     w2, err2 = send(driver, data, start=fail_at, resume=marker)
     assert err2 is None
@@ -78,7 +80,7 @@ def test_inflated_marker_is_rejected_and_file_sent_in_full(
     assert err is not None
     inflated = w.durable()
     assert inflated == RangeSet([ByteRange(0, 700 * KiB)])
-    assert (emu_root / "f").stat().st_size == 600 * KiB  # what the storage really holds
+    assert (emu_root / ".f.tcpart").stat().st_size == 600 * KiB  # what the storage really holds
     for name in ("HPSS_EMU_FAIL_AFTER", "HPSS_EMU_INFLATE"):
         monkeypatch.delenv(name)
     with pytest.raises(RestartRejected):
@@ -156,7 +158,8 @@ def test_hung_pio_becomes_an_error(emu_root: Path, monkeypatch: pytest.MonkeyPat
     # The ended Execute still reports what moved before the hang (five blocks).
     end = w.durable().prefix_end()
     assert 256 * KiB <= end <= 320 * KiB
-    assert (emu_root / "f").read_bytes()[:end] == data[:end]
+    assert (emu_root / ".f.tcpart").read_bytes()[:end] == data[:end]
+    assert not (emu_root / "f").exists()
 
 
 def test_every_write_invalidates_the_stored_checksum(
@@ -170,7 +173,9 @@ def test_every_write_invalidates_the_stored_checksum(
     assert checksum.read_all("/f")["state"] == "Valid"
     monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(300 * KiB))
     w, _ = send(driver, data)
-    assert checksum.read_all("/f")["state"] == "Invalid"
+    # The refused write has not replaced the published file, whose checksum stays valid.
+    assert checksum.read_all("/.f.tcpart")["state"] == "Invalid"
+    assert checksum.read_all("/f")["state"] == "Valid"
     monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
     send(driver, data, start=300 * KiB, resume=w.durable())
     assert checksum.read_all("/f")["state"] == "Invalid"  # a resume invalidates too
@@ -212,7 +217,7 @@ def test_record_follows_every_execute_return(
     assert err is not None
     # Two whole segments, then the failed Execute's bytes moved: one update each.
     assert w.markers == [256 * KiB, 512 * KiB, 700 * KiB] and w.record_updates == 3
-    held = record.load("/f")
+    held = record.load("/.f.tcpart")
     assert held is not None and (held.size, held.durable) == (SIZE, 700 * KiB)
     assert w.durable() == RangeSet.span(0, held.durable)
 
@@ -236,7 +241,7 @@ def test_a_failed_record_update_stops_the_write_at_the_recorded_marker(
     # Segment 3 moved, but its record update failed: it is not reported.
     assert calls == [256 * KiB, 512 * KiB, 768 * KiB]
     assert w.durable() == RangeSet.span(0, 512 * KiB)
-    held = record.load("/f")
+    held = record.load("/.f.tcpart")
     assert held is not None and held.durable == 512 * KiB
 
 
@@ -285,3 +290,59 @@ def test_read_durable_reads_acknowledged_segments_while_pio_writes_on(
     assert tail == data[512 * KiB :]
     w.complete()
     assert (emu_root / "f").read_bytes()[bad] == data[bad] ^ 0xFF
+
+
+def test_nothing_shows_under_the_final_name_until_the_rename(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a write, after a refused one, and after a crash between the last
+    acknowledged byte and the rename, the final name is absent; a resume publishes."""
+    from transfercore_hpss import api
+
+    data = payload(SIZE, seed=17)
+    w = driver.open_write("/f", SIZE)
+    w.write(0, data[: 600 * KiB])
+    assert w.durable() == RangeSet.span(0, 512 * KiB)
+    assert not (emu_root / "f").exists() and (emu_root / ".f.tcpart").exists()
+    assert [i.name for i in driver.list("/")] == []  # the partial is not a user object
+    w.abort()
+    assert not (emu_root / "f").exists() and driver.partial("/f") == RangeSet.span(0, 576 * KiB)
+
+    # Every byte acknowledged, then the process dies before hpss_Rename returns.
+    def crash(src: str, dst: str) -> None:
+        raise api.HpssError(f"hpss_Rename({src}, {dst}) failed: the client died")
+
+    real_rename = api.rename
+    monkeypatch.setattr(api, "rename", crash)
+    w, err = send(driver, data, start=576 * KiB, resume=RangeSet.span(0, 576 * KiB))
+    assert isinstance(err, StorageError) and "run the same command again to publish" in str(err)
+    assert not w.published and not (emu_root / "f").exists()
+    assert driver.partial("/f") == RangeSet.span(0, SIZE)  # resumable, with nothing left to send
+    monkeypatch.setattr(api, "rename", real_rename)
+    w = driver.open_write("/f", SIZE, RangeSet.span(0, SIZE))
+    w.complete()
+    assert w.published and (emu_root / "f").read_bytes() == data
+    assert not (emu_root / ".f.tcpart").exists() and record.load("/f") is None
+    assert [i.name for i in driver.list("/")] == ["f"]
+
+
+def test_a_replacement_is_published_over_the_old_object_only_when_complete(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transfercore_hpss import checksum
+
+    old = payload(300 * KiB, seed=19)
+    send(driver, old)
+    assert driver.checksum("/f", "md5") == hashlib.md5(old).hexdigest()
+    data = payload(SIZE, seed=21)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(400 * KiB))
+    w, err = send(driver, data)
+    assert err is not None
+    # The refused replacement left the old object whole, its stored checksum still valid.
+    assert (emu_root / "f").read_bytes() == old and checksum.read_all("/f")["state"] == "Valid"
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    w, err = send(driver, data, start=400 * KiB, resume=w.durable())
+    assert err is None and (emu_root / "f").read_bytes() == data
+    # The old object's attributes went with it: the stored checksum is the new write's.
+    assert checksum.read_all("/f")["state"] == "Invalid"
+    assert driver.checksum("/f", "md5") == hashlib.md5(data).hexdigest()

@@ -1,11 +1,13 @@
 """The ``hpss`` driver: ``hpss:///abs/path?segment=256MiB``.
 
-Data moves through HPSS PIO (see :mod:`.writer`, :mod:`.reader`).  Restart is
-prefix-only: a marker ``[0, n)`` is accepted on resume only when the file's
-resume record (:mod:`.record`) is of a write of the same size to the same
-file object, its durable end is at least ``n``, and ``hpss_Lstat`` shows at
-least ``n`` bytes; anything else is rejected so the transfer starts again
-from zero.
+Data moves through HPSS PIO (see :mod:`.writer`, :mod:`.reader`).  An
+unfinished write lives under the hidden partial name of :mod:`.names` and is
+renamed to its final name only when every byte is acknowledged, so nothing
+partial ever shows under a final name.  Restart is prefix-only: a marker
+``[0, n)`` is accepted on resume only when the partial file's resume record
+(:mod:`.record`) is of a write of the same size to the same file object, its
+durable end is at least ``n``, and ``hpss_Lstat`` shows at least ``n`` bytes;
+anything else is rejected so the transfer starts again from zero.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from transfercore.options import OptionSpec, choice_option, float_option, size_o
 from transfercore.ranges import RangeSet
 from transfercore.sizes import parse_size
 
-from . import api, checksum, record
+from . import api, checksum, names, record
 from .reader import HpssReader
 from .writer import open_writer
 
@@ -83,7 +85,7 @@ class HpssDriver(Driver):
             min_block_size=1,
             marker_granularity=self.segment,
             checksums=frozenset[str]({"md5"}),
-            atomic_publish=False,
+            atomic_publish=True,
             crash_simulation=False,
             # Writers read acknowledged segments back (hpss_Read on a descriptor of their own).
             read_back=True,
@@ -120,6 +122,11 @@ class HpssDriver(Driver):
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         resume = check_open_write(size, resume, f"hpss://{path}")
         self._login()
+        try:
+            if stat_mod.S_ISDIR(api.lstat(path).mode):
+                raise IsADirectory(f"{path} is a directory", errno=21)
+        except NotFound:
+            pass
         if resume is None:
             return open_writer(path, size, self.block, self.segment, self.watchdog)
         held, offset = self._check_resume(path, size, resume)
@@ -133,13 +140,14 @@ class HpssDriver(Driver):
         offset = ranges[0].end
         if offset > size:
             raise RestartRejected(f"marker {resume} of {path} goes past the size {size}")
+        partial = names.partial_path(path)
         try:
-            st = api.lstat(path)
+            st = api.lstat(partial)
         except NotFound:
-            raise RestartRejected(f"marker {resume} of {path}: the file does not exist") from None
+            raise RestartRejected(f"marker {resume} of {path}: the partial file does not exist") from None
         if stat_mod.S_ISDIR(st.mode):
-            raise IsADirectory(f"{path} is a directory", errno=21)
-        held = record.load(path)
+            raise RestartRejected(f"marker {resume} of {path}: {partial} is a directory")
+        held = record.load(partial)
         if held is None:
             raise RestartRejected(f"marker {resume} of {path}: HPSS holds no resume record for this file")
         if held.size != size:
@@ -158,15 +166,16 @@ class HpssDriver(Driver):
         return held, offset
 
     def partial(self, path: str) -> RangeSet:
-        """The recorded durable prefix of an unfinished write, when the file still backs it."""
+        """The recorded durable prefix of an unfinished write, when its partial file still backs it."""
         self._login()
+        partial = names.partial_path(path)
         try:
-            st = api.lstat(path)
+            st = api.lstat(partial)
         except NotFound:
             return RangeSet()
         if stat_mod.S_ISDIR(st.mode):
             return RangeSet()
-        held = record.load(path)
+        held = record.load(partial)
         if held is None or not held.durable or held.object_id != st.ino:
             return RangeSet()
         if not held.durable <= st.size <= held.size:
@@ -174,11 +183,14 @@ class HpssDriver(Driver):
         return RangeSet.span(0, held.durable)
 
     def discard_partial(self, path: str) -> None:
-        """Forget the resume record; the bytes stay under the file's name
-        (HPSS writes in place), for :meth:`remove` to delete if wanted."""
+        """Delete the unfinished write of ``path`` (its partial file, with the
+        record in its attributes); the object under the final name is untouched."""
         self._login()
+        partial = names.partial_path(path)
         try:
-            record.remove(path)
+            if stat_mod.S_ISDIR(api.lstat(partial).mode):
+                return  # not ours
+            api.unlink(partial)
         except NotFound:
             pass
 
@@ -212,6 +224,8 @@ class HpssDriver(Driver):
         base = path.rstrip("/")
         out = []
         for name in sorted(api.listdir(path)):
+            if names.is_hidden(name):
+                continue  # an unfinished write, not an object
             try:
                 st = api.lstat(f"{base}/{name}")
             except NotFound:

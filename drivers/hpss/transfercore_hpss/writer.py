@@ -6,7 +6,16 @@ thread executes the file in segments; each ``hpss_PIOExecute`` return, on
 success and on error, is a restart point ``[offset, offset + bytes moved)``.
 Nothing the callbacks handed over counts as durable.  Each restart point is
 written to the file's resume record (:mod:`.record`) before :meth:`durable`
-may report it, and the record is removed when the write completes.
+may report it.
+
+The bytes go to the hidden partial name of :mod:`.names`, never to the final
+name.  :meth:`HpssWriter.complete` publishes: once every byte is
+acknowledged and the file is closed, ``hpss_Rename`` moves the partial file
+(with its attributes) to the final name, replacing an older object there in
+one namespace operation as ``rename(2)`` does; only then is the resume record
+dropped and the write reported complete.  A crash before the rename leaves a
+partial file whose record covers every byte: the next ``open_write`` of the
+final name resumes it at its end and only publishes.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from transfercore.errors import (
 )
 from transfercore.ranges import ByteRange, RangeSet
 
-from . import api, checksum, record
+from . import api, checksum, names, record
 from ._hpss import ffi
 from .pio import PioSession
 
@@ -59,6 +68,7 @@ class HpssWriter(Writer):
     def __init__(
         self,
         path: str,
+        final: str,
         size: int,
         start: int,
         fd: int,
@@ -67,7 +77,9 @@ class HpssWriter(Writer):
         segment: int,
         watchdog: float,
     ) -> None:
-        self._path = path
+        self._path = path  # the partial file, where every byte goes
+        self._final = final
+        self.published = False
         self._size = size
         self._start = start
         self._fd: int | None = fd
@@ -119,9 +131,9 @@ class HpssWriter(Writer):
         n = len(view)
         with self._cond:
             if self._closed:
-                raise WriterClosed(f"writer for hpss://{self._path} is closed")
+                raise WriterClosed(f"writer for hpss://{self._final} is closed")
             self._raise_if_failed()
-            check_write(offset, n, self._size, f"hpss://{self._path}")
+            check_write(offset, n, self._size, f"hpss://{self._final}")
             if offset != self._next_write:
                 raise InvalidWrite(
                     f"HPSS PIO needs ordered data: expected offset {self._next_write}, got {offset}",
@@ -134,7 +146,7 @@ class HpssWriter(Writer):
                 self._raise_if_failed()
             self._raise_if_failed()
             if self._stopping:
-                raise WriterClosed(f"writer for hpss://{self._path} is stopping")
+                raise WriterClosed(f"writer for hpss://{self._final} is stopping")
             # The caller may reuse its buffer once write() returns: keep a copy.
             self._staged.append(memoryview(view.tobytes()))
             self._staged_bytes += n
@@ -172,14 +184,14 @@ class HpssWriter(Writer):
         view = memoryview(buffer).cast("B")
         end = offset + view.nbytes if type(offset) is int else -1
         if type(offset) is not int or offset < 0 or end > self._size:
-            raise InvalidRead(f"read-back {offset!r}+{view.nbytes} of hpss://{self._path} is outside 0-{self._size}")
+            raise InvalidRead(f"read-back {offset!r}+{view.nbytes} of hpss://{self._final} is outside 0-{self._size}")
         with self._cond:
             if self._closed:
-                raise WriterClosed(f"writer for hpss://{self._path} is closed")
+                raise WriterClosed(f"writer for hpss://{self._final} is closed")
             durable_end = self._reported_end
         if end > durable_end:
             raise InvalidWrite(
-                f"read-back {offset}-{end} of hpss://{self._path} is not inside the durable marker 0-{durable_end}",
+                f"read-back {offset}-{end} of hpss://{self._final} is not inside the durable marker 0-{durable_end}",
                 hint="read back only bytes a durable() call returned",
             )
         if not view.nbytes:
@@ -197,10 +209,10 @@ class HpssWriter(Writer):
     def complete(self) -> None:
         with self._cond:
             if self._closed:
-                raise WriterClosed(f"writer for hpss://{self._path} is closed")
+                raise WriterClosed(f"writer for hpss://{self._final} is closed")
             if self._next_write != self._size:
                 raise InvalidWrite(
-                    f"complete() after {self._next_write} of {self._size} bytes of {self._path}"
+                    f"complete() after {self._next_write} of {self._size} bytes of {self._final}"
                 )
         self._wait_coordinator()
         self._finish()
@@ -208,11 +220,29 @@ class HpssWriter(Writer):
             raise self._pio.error
         if self._durable_end != self._size:
             raise TransferCoreError(
-                f"HPSS acknowledged {self._durable_end} of {self._size} bytes of {self._path}",
+                f"HPSS acknowledged {self._durable_end} of {self._size} bytes of {self._final}",
                 hint=RESUME_HINT,
             )
-        # Only now is there nothing left to resume.
-        record.remove(self._path)
+        self._publish()
+
+    def _publish(self) -> None:
+        # The rename is the publication: until it returns, the partial file and
+        # its record (durable == size) are a resumable write that needs no data.
+        try:
+            api.rename(self._path, self._final)
+        except TransferCoreError as exc:
+            exc.hint = exc.hint or (
+                f"every byte is durable under {self._path}; run the same command again to publish it"
+            )
+            raise
+        self.published = True
+        # Now there is nothing left to resume.  The record's keys are only ever
+        # read from partial names: failing to drop them from the published
+        # object loses nothing, so it is not a failed write.
+        try:
+            record.remove(self._final)
+        except TransferCoreError as exc:
+            log.warning("dropping the resume record of the published hpss://%s: %s", self._final, exc)
 
     def abort(self) -> None:
         with self._cond:
@@ -225,6 +255,12 @@ class HpssWriter(Writer):
             self._finish()
         except TransferCoreError as exc:
             log.warning("closing aborted HPSS write of %s: %s", self._path, exc)
+        if self._durable_end == 0:
+            # Nothing acknowledged, nothing to resume: leave no empty object behind.
+            try:
+                api.unlink(self._path)
+            except TransferCoreError as exc:
+                log.warning("removing the empty partial file %s: %s", self._path, exc)
 
     # -- internals ---------------------------------------------------------------
 
@@ -360,7 +396,7 @@ def _execute_error(rc: int, path: str, pos: int) -> BaseException:
 
 
 def open_writer(
-    path: str,
+    final: str,
     size: int,
     block: int,
     segment: int,
@@ -368,11 +404,13 @@ def open_writer(
     resume: record.ResumeRecord | None = None,
     start: int = 0,
 ) -> HpssWriter:
-    """Open (truncating only a fresh write), write the resume record and mark
-    the stored checksum invalid (one metadata call), start PIO.
+    """Open the partial file of ``final`` (truncating only a fresh write),
+    write the resume record and mark the stored checksum invalid (one
+    metadata call), start PIO.
 
     ``resume`` is the checked record of the write being resumed at ``start``.
     """
+    path = names.partial_path(final)
     flags = os.O_WRONLY | os.O_CREAT | (0 if resume is not None else os.O_TRUNC)
     fd, width = api.open_file(path, flags, size)
     try:
@@ -384,7 +422,7 @@ def open_writer(
             # error: the record must not claim them any more.
             current = attrs.evolve(resume, durable=start)
         record.save(path, current, checksum.invalid_values())
-        return HpssWriter(path, size, start, fd, width, block, segment, watchdog)
+        return HpssWriter(path, final, size, start, fd, width, block, segment, watchdog)
     except BaseException:
         api.close(fd, path)
         raise

@@ -27,6 +27,8 @@ def test_mode_e_p4_into_hpss_identical(dsi_server, tmp_path, monkeypatch):
     proc = guc("-dbg", "-vb", "-fast", "-p", "4", "-cd", f"file://{src}", server.ftp("/in/h.bin"))
     out = proc.stdout + proc.stderr
     assert (emu / "proj" / "in" / "h.bin").read_bytes() == payload
+    # written under the driver's hidden partial name and renamed: nothing else is left
+    assert [p.name for p in (emu / "proj" / "in").iterdir()] == ["h.bin"]
     # HPSS restarts from a prefix: every marker the server sent is one, inside the file
     marks = [RangeSet.parse(m) for m in re.findall(r"^111 Range Marker (\S+)", out, re.MULTILINE)]
     assert marks

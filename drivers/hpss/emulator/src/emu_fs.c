@@ -191,9 +191,15 @@ int hpss_Rename(const char *Old, const char *New)
         return fail("hpss_Rename", rc);
     if (rename(a, b) != 0)
         return fail("hpss_Rename", -errno);
-    if (uda_path(Old, ua) == 0 && uda_path(New, ub) == 0 && access(ua, F_OK) == 0) {
-        mkdirs_for(ub);
-        rename(ua, ub);
+    /* As rename(2) and a real hpss_Rename do, an existing file under New is
+     * replaced: its user-defined attributes go with it. */
+    if (uda_path(Old, ua) == 0 && uda_path(New, ub) == 0) {
+        if (access(ua, F_OK) == 0) {
+            mkdirs_for(ub);
+            rename(ua, ub);
+        } else {
+            unlink(ub);
+        }
     }
     /* A renamed directory takes the attributes of everything below it. */
     const char *root = emu_setting_str("HPSS_EMU_ROOT");
