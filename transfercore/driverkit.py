@@ -98,14 +98,23 @@ def read_exact(data: bytes, offset: int, wanted: int, where: str) -> bytes:
 
 def fsync_dir(directory: str) -> None:
     """Make the entries of ``directory`` (created, renamed, removed names) durable."""
+    _fsync_opened(directory, os.O_RDONLY | os.O_DIRECTORY, f"directory {directory}")
+
+
+def fsync_inode(path: str, what: str) -> None:
+    """Make the inode at ``path`` (its data and attributes) durable; a link is never followed."""
+    _fsync_opened(path, os.O_RDONLY | os.O_NOFOLLOW, what)
+
+
+def _fsync_opened(path: str, flags: int, what: str) -> None:
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, flags | os.O_CLOEXEC)
     except OSError as exc:
-        raise from_oserror(exc, f"cannot open directory {directory} to sync it") from exc
+        raise from_oserror(exc, f"cannot open {what} to sync it") from exc
     try:
         os.fsync(fd)
     except OSError as exc:
-        raise from_oserror(exc, f"cannot sync directory {directory}") from exc
+        raise from_oserror(exc, f"cannot sync {what}") from exc
     finally:
         os.close(fd)
 

@@ -26,7 +26,15 @@ from typing import Any
 import attrs
 
 from ..engine.options import TransferOptions
-from ..errors import AlreadyExists, IsADirectory, LocationError, NotFound, TransferAborted, TransferCoreError
+from ..errors import (
+    AlreadyExists,
+    CapabilityError,
+    IsADirectory,
+    LocationError,
+    NotFound,
+    TransferAborted,
+    TransferCoreError,
+)
 from ..registry import Endpoint
 from ..runlock import RunLock
 from .events import FileDone, FileFailed, FileSkipped, TreeDone, TreeEvent, TreeProgress, TreeStarted
@@ -347,6 +355,11 @@ class TreeCopy:
             e = record.entry
             try:
                 dst.driver.set_metadata(join(dst.path, e.rel), mode=e.mode, mtime_ns=e.mtime_ns)
+            except CapabilityError as exc:
+                # Storage that keeps no directory attributes: the tree is
+                # still whole, so say it once rather than fail every directory.
+                self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
+                return failures
             except TransferCoreError as exc:
                 failures.append((e.rel, str(exc)))
                 self._emit(FileFailed(e.rel, type(exc).__name__, str(exc), ""))
@@ -354,6 +367,8 @@ class TreeCopy:
             info = src.driver.stat(src.path)
             try:
                 dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
+            except CapabilityError as exc:
+                self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
             except TransferCoreError as exc:
                 failures.append((".", str(exc)))
         return failures

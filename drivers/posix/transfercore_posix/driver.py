@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, ObjectInfo, Reader, Writer
-from transfercore.driverkit import check_open_write, check_resume, fsync_dir, new_token
+from transfercore.driverkit import check_open_write, check_resume, fsync_dir, fsync_inode, new_token
 from transfercore.errors import (
     IsADirectory,
     NotADirectory,
@@ -541,16 +541,7 @@ class PosixDriver(Driver):
         if os.path.islink(local):
             return  # a link cannot be synced alone: symlink(mtime_ns=...) sets it durably
         # The object's own inode: its sync makes the new attributes durable.
-        try:
-            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError as exc:
-            raise from_oserror(exc, f"cannot open {path} to sync its attributes") from exc
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            raise from_oserror(exc, f"cannot sync the attributes of {path}") from exc
-        finally:
-            os.close(fd)
+        fsync_inode(local, f"the attributes of {path}")
 
     def mkdir(self, path: str) -> None:
         local = self._paths.local(path)
