@@ -51,10 +51,10 @@ from transfercore.ranges import RangeSet
 from transfercore.sizes import format_size, parse_size
 from transfercore.testing.loopback import free_port, start_globus_server, wait_port
 from transfercore.testing.powerloss import PowerLossFS
+from transfercore.testing.powerloss.loss import lost_bytes
 
 MARKER = re.compile(r"^111 Range Marker (\S+)")
 #: Comparison granularity: a page whose bytes differ counts as lost, clipped to the marked ranges.
-PAGE = 4096
 
 
 @attrs.frozen
@@ -213,28 +213,6 @@ class TransfercoreServer:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
-
-
-def lost_bytes(source: Path, survivor: Path | None, marked: RangeSet) -> int:
-    """Bytes of ``marked`` whose page in ``survivor`` differs from the source (all, if no file)."""
-    if survivor is None:
-        return marked.total()
-    lost = 0
-    with open(source, "rb") as src, open(survivor, "rb") as got:
-        for r in marked:
-            pos = r.start // PAGE * PAGE
-            while pos < r.end:
-                n = min(1 << 20, r.end - pos)
-                src.seek(pos)
-                got.seek(pos)
-                a, b = src.read(n), got.read(n)
-                if a != b:
-                    for off in range(0, n, PAGE):
-                        if a[off : off + PAGE] != b[off : off + PAGE]:
-                            page = RangeSet.span(pos + off, pos + min(off + PAGE, n))
-                            lost += (page & RangeSet.of((r.start, r.end))).total()
-                pos += n
-    return lost
 
 
 def one_trial(

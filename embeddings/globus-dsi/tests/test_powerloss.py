@@ -14,9 +14,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from transfercore_globus_dsi.testing import Control, PowerLossTrial, lost_bytes
+from transfercore_globus_dsi.testing import Control, PowerLossTrial
 
-from transfercore.ranges import RangeSet
 from transfercore.registry import open_location
 from transfercore.testing.powerloss import check_fuse
 
@@ -83,12 +82,3 @@ def test_power_loss_built_in_file_storage_side_by_side(work, source, capsys):
     finally:
         trial.close()
 
-
-def test_lost_bytes_counts_differing_pages(tmp_path):
-    a = tmp_path / "a"
-    b = tmp_path / "b"
-    a.write_bytes(b"x" * 10000)
-    b.write_bytes(b"x" * 5000 + b"y" * 5000)
-    assert lost_bytes(a, b, RangeSet.span(0, 4096)) == 0
-    assert lost_bytes(a, b, RangeSet.span(0, 10000)) == 5000 + 904  # the page holding byte 5000
-    assert lost_bytes(a, None, RangeSet.span(0, 100)) == 100

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transfercore.ranges import RangeSet
 from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.powerloss.loss import lost_bytes
 
 GLOBUS_MISSING = (
     "this test runs the real Globus tools: apt-get install globus-gass-copy-progs globus-gridftp-server-progs"
@@ -218,7 +219,6 @@ class Control:
 
 MARKER_LINE = "111 Range Marker "
 #: Pages whose bytes differ count as lost, clipped to the marked ranges.
-PAGE = 4096
 
 
 class Throttle:
@@ -254,28 +254,6 @@ class Throttle:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
-
-
-def lost_bytes(source: Path, survivor: Path | None, marked: RangeSet) -> int:
-    """Bytes of ``marked`` whose page in ``survivor`` differs from ``source`` (all, if no file)."""
-    if survivor is None:
-        return marked.total()
-    lost = 0
-    with open(source, "rb") as src, open(survivor, "rb") as got:
-        for r in marked:
-            pos = r.start // PAGE * PAGE
-            while pos < r.end:
-                n = min(1 << 20, r.end - pos)
-                src.seek(pos)
-                got.seek(pos)
-                a, b = src.read(n), got.read(n)
-                if a != b:
-                    for off in range(0, n, PAGE):
-                        if a[off : off + PAGE] != b[off : off + PAGE]:
-                            page = RangeSet.span(pos + off, pos + min(off + PAGE, len(a)))
-                            lost += (page & RangeSet.of((r.start, r.end))).total()
-                pos += n
-    return lost
 
 
 def upload_until_markers(url: str, source: Path, markers: int, duty: float, timeout: float = 120):  # type: ignore[no-untyped-def]
