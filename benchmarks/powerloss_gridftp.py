@@ -52,6 +52,7 @@ from transfercore.sizes import format_size, parse_size
 from transfercore.testing.loopback import free_port, start_globus_server, wait_port
 from transfercore.testing.powerloss import PowerLossFS
 from transfercore.testing.powerloss.loss import lost_bytes
+from transfercore.testing.throttle import Throttle
 
 MARKER = re.compile(r"^111 Range Marker (\S+)")
 #: Comparison granularity: a page whose bytes differ counts as lost, clipped to the marked ranges.
@@ -111,36 +112,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class Throttle(threading.Thread):
-    """Runs the client ``duty`` of the time (SIGCONT/SIGSTOP), so the upload
-    lasts long enough for the periodic markers while the client still sees a
-    regular file whose size it announces with ``ALLO``."""
-
-    PERIOD = 0.1
-
-    def __init__(self, pid: int, duty: float) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.duty = duty
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                os.kill(self.pid, signal.SIGCONT)
-                time.sleep(self.PERIOD * self.duty)
-                if self.stop.is_set():
-                    break
-                os.kill(self.pid, signal.SIGSTOP)
-                time.sleep(self.PERIOD * (1 - self.duty))
-        except ProcessLookupError:
-            return
-        try:
-            os.kill(self.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
 
 
 class GlobusServer:
@@ -253,7 +224,6 @@ def one_trial(
         )
         assert client.stdout is not None
         throttle = Throttle(client.pid, duty)
-        throttle.start()
         marked = RangeSet()
         markers = 0
         seen: list[str] = []
@@ -304,7 +274,7 @@ def one_trial(
             completed = completed or entry == "#complete"
         fs.crash()
         elapsed = time.monotonic() - started
-        throttle.stop.set()
+        throttle.close()
         client.kill()
         client.wait()
         drainer.join(5)
@@ -317,7 +287,7 @@ def one_trial(
             client.kill()
             client.wait()
         if throttle is not None:
-            throttle.stop.set()
+            throttle.close()
         if server is not None:
             server.stop()
         if fs.mounted:

@@ -14,6 +14,7 @@ from pathlib import Path
 from transfercore.ranges import RangeSet
 from transfercore.testing.loopback import free_port, wait_port
 from transfercore.testing.powerloss.loss import lost_bytes
+from transfercore.testing.throttle import Throttle
 
 GLOBUS_MISSING = (
     "this test runs the real Globus tools: apt-get install globus-gass-copy-progs globus-gridftp-server-progs"
@@ -218,42 +219,6 @@ class Control:
 # -- power loss --------------------------------------------------------------------------------
 
 MARKER_LINE = "111 Range Marker "
-#: Pages whose bytes differ count as lost, clipped to the marked ranges.
-
-
-class Throttle:
-    """Runs a process ``duty`` of the time (SIGCONT/SIGSTOP) so an upload over loopback
-    lasts several of the server's 5 s marker periods."""
-
-    def __init__(self, pid: int, duty: float, period: float = 0.3) -> None:
-        import threading
-
-        self.PERIOD = period
-        self.pid = pid
-        self.duty = duty
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                os.kill(self.pid, signal.SIGCONT)
-                time.sleep(self.PERIOD * self.duty)
-                if self.stop.is_set():
-                    break
-                os.kill(self.pid, signal.SIGSTOP)
-                time.sleep(self.PERIOD * (1 - self.duty))
-        except ProcessLookupError:
-            return
-        try:
-            os.kill(self.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
 
 
 def upload_until_markers(url: str, source: Path, markers: int, duty: float, timeout: float = 120):  # type: ignore[no-untyped-def]
@@ -264,7 +229,7 @@ def upload_until_markers(url: str, source: Path, markers: int, duty: float, time
         ["globus-url-copy", "-vb", "-dbg", "-fast", "-p", "4", "-tcp-bs", "65536", f"file://{source}", url],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
     )
-    throttle = Throttle(client.pid, duty)
+    throttle = Throttle(client.pid, duty, period=0.3)
     marked = RangeSet()
     count = 0
     seen: list[str] = []

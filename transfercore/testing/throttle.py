@@ -1,0 +1,41 @@
+"""Slowing a process down from outside: it runs ``duty`` of each period (SIGCONT/SIGSTOP).
+
+Power-loss and restart trials use it so that an upload over loopback lasts
+several of a server's marker periods while the client still sends a regular
+file whose size it announces.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+
+class Throttle:
+    """Runs process ``pid`` ``duty`` of every ``period`` seconds until :meth:`close`, which lets it run on."""
+
+    def __init__(self, pid: int, duty: float, period: float = 0.1) -> None:
+        if not 0 < duty <= 1:
+            raise ValueError(f"duty {duty} must be in (0, 1]")
+        self.pid, self.duty, self.period = pid, duty, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"throttle {pid}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                os.kill(self.pid, signal.SIGCONT)
+                if self._stop.wait(self.period * self.duty):
+                    break
+                os.kill(self.pid, signal.SIGSTOP)
+                time.sleep(self.period * (1 - self.duty))
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
