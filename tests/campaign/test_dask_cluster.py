@@ -175,7 +175,11 @@ def test_a_worker_killed_mid_campaign_costs_at_most_one_marker_interval_per_file
             assert extra <= bound, f"{path}: {extra} bytes written again, more than {bound}"
     path = victim["path"]
     retry = sum(n for pid, _, n in writes(cluster.write_log)[path] if pid != dead)
-    assert 0 < retry <= LARGE_SIZE - victim["marker"].total(), (  # type: ignore[attr-defined]
+    by_dead = sum(n for pid, _, n in writes(cluster.write_log)[path] if pid == dead)
+    # Under load the victim may finish every write (and its sync) between the check and the kill:
+    # then its retry rightly finds all bytes durable and writes none.
+    assert retry > 0 or by_dead >= LARGE_SIZE, f"{path} was published without the bytes its dead writer left out"
+    assert retry <= LARGE_SIZE - victim["marker"].total(), (  # type: ignore[attr-defined]
         f"{path} was not resumed from its durable marker {victim['marker']}: the retry wrote {retry} bytes")
     done = [e for e in client.events if e["event"] == "tree-done"][0]
     assert done["failed"] == 0 and done["files"] == FILES + LARGE
