@@ -126,14 +126,10 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _warn_recovered(journal: Journal) -> None:
-    if journal.recovered_from is not None:
-        print(
-            f"transfercore: warning: the journal {journal.path} was damaged ({journal.damage}); it was moved to "
-            f"{journal.recovered_from} and a new one started (partial copies resume from the destinations' "
-            "own records)",
-            file=sys.stderr,
-        )
+def warn_damage(damage: Any) -> None:
+    """The journal's unacknowledged damage, said by every command until acknowledged."""
+    if damage is not None:
+        print(f"transfercore: warning: {damage.warning()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("--scheduler needs -r", hint="a single file is copied by this process; "
                           "run the file's tree with -r SRC_DIR DST_DIR to use a Dask cluster")
     options = build_options(args)
-    with Journal(args.journal) as journal:
-        _warn_recovered(journal)
+    with Journal(args.journal, create_directory=args.journal is None) as journal:
+        warn_damage(journal.unacknowledged)
         return _copy_one(args, options, journal)
 
 
