@@ -24,10 +24,10 @@ from typing import Any
 
 import attrs
 
+from .driverkit import fsync_dir
 from .errors import RangeSyntaxError, TransferCoreError
 from .ranges import RangeSet
 from .runlock import RunLock, holder, lock_name, process_started
-from .driverkit import fsync_dir
 from .statedir import default_journal_path
 
 SCHEMA_VERSION = 2
