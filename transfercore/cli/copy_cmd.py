@@ -19,8 +19,8 @@ from typing import Any, TextIO
 from ..errors import OptionError, TransferAborted, TransferCoreError
 from ..journal import Journal
 from ..sizes import format_size, parse_size
-from . import interrupted_message, report_error, silence_stdout
-from .exitcodes import ExitCode
+from . import error_line, interrupted_message, report_error, silence_stdout
+from .exitcodes import ExitCode, exit_code_for
 
 
 def register(subparsers: Any) -> None:
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _copy_one(args: argparse.Namespace, options: Any, journal: Journal) -> int:
-    from ..engine import Interrupted, Transfer
+    from ..engine import Failed, Interrupted, Transfer
 
     transfer = Transfer(args.source, args.destination, options, journal=journal)
     listener = _listener(args, transfer)
@@ -155,6 +155,8 @@ def _copy_one(args: argparse.Namespace, options: Any, journal: Journal) -> int:
         transfer.add_listener(listener)
     durable: list[int] = []
     transfer.add_listener(lambda event: durable.append(event.durable_bytes) if isinstance(event, Interrupted) else None)
+    failed: list[Any] = []
+    transfer.add_listener(lambda event: failed.append(event) if isinstance(event, Failed) else None)
     try:
         with _Stop(transfer):
             transfer.run()
@@ -162,11 +164,22 @@ def _copy_one(args: argparse.Namespace, options: Any, journal: Journal) -> int:
         print(f"transfercore: {interrupted_message(durable[-1] if durable else None)}", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except TransferCoreError as exc:
+        if failed and failed[-1].resumable and failed[-1].durable_bytes:
+            return _report_kept(exc, failed[-1].durable_bytes)
         return report_error(exc)
     finally:
         if isinstance(listener, RichBar):
             listener.close()
     return int(ExitCode.OK)
+
+
+def _report_kept(exc: TransferCoreError, durable_bytes: int) -> int:
+    """The one error line, saying what the destination keeps for the rerun (a full disk among others)."""
+    line, text = error_line(exc), Exception.__str__(exc)
+    rest = line[len(text):] if line.startswith(text) else ""
+    print(f"transfercore: error: {text}; {format_size(durable_bytes)} durable at the destination is kept{rest}",
+          file=sys.stderr)
+    return int(exit_code_for(exc))
 
 
 # -- renderers ---------------------------------------------------------------------
