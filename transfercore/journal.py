@@ -462,8 +462,8 @@ def journal_path(path: str | os.PathLike[str] | None, *, create_directory: bool 
         raise JournalError(
             f"the directory of the journal {resolved} does not exist" if not parent.exists()
             else f"the parent of the journal {resolved} is not a directory",
-            hint="create the directory first, or give another path with --journal (missing directories "
-            "are not created for a journal you name)",
+            hint="create the directory first, or give another path with --journal; a journal you name "
+            "gets no missing directories created",
         )
     return resolved
 

@@ -99,3 +99,30 @@ def test_a_copy_into_a_full_file_system_resumes_after_space_is_freed(small_fs, t
     assert done["bytes_sent"] == len(data) - resumed["bytes"]
     assert dst.read_bytes() == data
     assert sorted(os.listdir(small_fs)) == ["out.bin"]
+
+
+def test_a_quota_error_on_the_record_takes_the_same_path(tmp_path, monkeypatch):
+    """EDQUOT (QuotaExceeded, a NoSpace) while storing the record: room is made the same way."""
+    from transfercore_posix import writer as writer_module
+
+    from transfercore.errors import QuotaExceeded
+
+    real_store = writer_module.sidecar.store
+    calls = []
+
+    def store_once_over_quota(directory, name, record):
+        calls.append(record.ranges)
+        if len(calls) == 1:
+            raise QuotaExceeded("cannot write the resume record: Disk quota exceeded", errno=122)
+        real_store(directory, name, record)
+
+    monkeypatch.setattr(writer_module.sidecar, "store", store_once_over_quota)
+    driver = PosixDriver()
+    path = str(tmp_path / "obj.bin")
+    writer = driver.open_write(path, 4 * MiB)
+    writer.write(0, b"q" * (3 * MiB))
+    marker = writer.durable()
+    assert calls[0] == RangeSet.span(0, 3 * MiB) and marker == RangeSet.span(0, 2 * MiB)
+    assert os.stat(writer.partial_path).st_blocks * 512 <= 2 * MiB + 64 * 1024  # the given-up MiB is freed
+    writer.abort()
+    assert driver.partial(path) == marker
