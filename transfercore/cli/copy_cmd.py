@@ -334,7 +334,10 @@ def _discard_partial(destination: str) -> None:
 
 def _say(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
     if args.json:
-        print(json.dumps(doc, sort_keys=True), flush=True)
+        from ..engine.events import SCHEMA_VERSION
+
+        line = doc | {"schema": SCHEMA_VERSION, "time": round(time.time(), 6), "transfer_id": None}
+        print(json.dumps(line, sort_keys=True), flush=True)
     elif not args.quiet:
         print(text, flush=True)
 
