@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     damage = recorded_damage(path)
     shown: list[tuple[JournalEntry, State]] = []
     if not exists:
+        _warn(damage)
         if discard is not None:
             raise TransferCoreError(f"no transfer {args.discard}: no journal at {path}")
     else:
