@@ -142,3 +142,20 @@ def test_the_library_refuses_unsized_sources_without_blocking(tmp_path):
         with pytest.raises(UnsizedSource):
             transfercore.copy(source, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_destination_another_run_holds_is_refused_before_the_source_is_read(tmp_path):
+    from transfercore.journal import Journal
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    dst = tmp_path / "out"
+    journal = tmp_path / "j.sqlite"
+    with Journal(journal) as j:
+        lock = j.claim("posix:///elsewhere", f"posix://{dst}")
+        try:
+            refused = run(str(fifo), str(dst), "--journal", str(journal))
+        finally:
+            lock.release()
+    assert refused.returncode == 1 and b"being written by another transfercore run" in refused.stderr
+    assert not dst.exists() and no_spool_left(tmp_path)

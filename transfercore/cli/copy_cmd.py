@@ -155,14 +155,14 @@ def run(args: argparse.Namespace) -> int:
         if args.source == "-" or copy_stream.special_file(args.source):
             # Never opened by the engine first: a FIFO opened twice lets its writer
             # in between and then leaves it writing to a closed pipe.
-            return copy_stream.run(args, options, max_size)
+            return copy_stream.run(args, options, max_size, journal)
         try:
             return _copy_one(args, options, journal)
         except UnsizedSource:
             if copy_stream.local_path(args.source) is None:
                 raise
             # Refused before anything was written (a pseudo-file): read it to its end instead.
-            return copy_stream.run(args, options, max_size)
+            return copy_stream.run(args, options, max_size, journal)
 
 
 def _copy_one(args: argparse.Namespace, options: Any, journal: Journal) -> int:

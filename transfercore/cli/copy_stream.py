@@ -15,12 +15,15 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 import attrs
 
+from ..engine.stream import Spooled, spool
 from ..errors import TransferAborted, TransferCoreError, UnsizedSource, from_oserror
+from ..journal import Journal
 from ..sizes import format_size
 from . import report_error
 from .copy_cmd import RichBar, Stop, listener_for
@@ -88,62 +91,89 @@ def _open_unsized(source: str, max_size: int | None) -> tuple[int, str, bool]:
     return fd, source, True
 
 
-def run(args: argparse.Namespace, options: Any, max_size: int | None) -> int:
+def run(args: argparse.Namespace, options: Any, max_size: int | None, journal: Journal) -> int:
     """Read a source of unknown size to its end into a spool file, then copy that
     (see :mod:`transfercore.engine.stream`).  Not resumable from the source side,
-    so no journal row: an interrupted copy starts again from the source's start."""
-    import threading
-
-    from ..engine import Transfer
-    from ..engine.stream import spool
-
-    stop = threading.Event()
-    with Stop(stop.set):
+    so no journal row: an interrupted copy starts again from the source's start.
+    The destination is held like any copy's (a second run of it is refused
+    before it consumes the source)."""
+    # Held before the source is opened: a refused run must not open a FIFO
+    # (its writer would get in, then meet a closed pipe).
+    lock = journal.claim("standard input" if args.source == "-" else args.source, _object_url(args.destination))
+    try:
         fd, display, close = _open_unsized(args.source, max_size)
         try:
-            directory, name = _spool_directory(args.destination)
-            _say(args, {"event": "source-read", "source": display, "resumable": False},
-                 f"reading {display} to its end (its size cannot be known in advance, so this copy cannot "
-                 "resume from the source side)")
-            try:
-                spooled = spool(fd, directory, name, display=display, stop=stop, max_size=max_size,
-                                algorithm=options.checksum)
-            except (TransferAborted, KeyboardInterrupt) as exc:
-                print(f"transfercore: {exc}" if isinstance(exc, TransferAborted) else
-                      f"transfercore: interrupted while reading {display}; nothing was published",
-                      file=sys.stderr)
-                return int(ExitCode.INTERRUPTED)
+            spooled = _read(args, options, max_size, fd, display)
         finally:
             if close:
                 os.close(fd)
-    try:
-        checksum = f", {spooled.algorithm.upper()} {spooled.checksum}" if spooled.algorithm else ""
-        _say(args, {"event": "source-done", "source": display, "bytes": spooled.size,
-                    "checksum_algorithm": spooled.algorithm, "checksum": spooled.checksum},
-             f"read {format_size(spooled.size)} from {display}{checksum}")
-        transfer = Transfer(spooled.path, args.destination, attrs.evolve(options, resume=False))
-        listener = listener_for(args, transfer)
-        if listener is not None:
-            transfer.add_listener(listener)
-        try:
-            with Stop(transfer.cancel):
-                transfer.run()
-        except (TransferAborted, KeyboardInterrupt):
-            _discard_partial(args.destination)
-            print(f"transfercore: interrupted; {display} cannot be read again from where it stopped, so nothing "
-                  "was kept: run the same command again to copy it from its start", file=sys.stderr)
+        if spooled is None:
             return int(ExitCode.INTERRUPTED)
-        except TransferCoreError as exc:
-            _discard_partial(args.destination)
-            return report_error(exc)
-        finally:
-            if isinstance(listener, RichBar):
-                listener.close()
-    finally:
         try:
-            os.unlink(spooled.path)
-        except OSError:
-            pass
+            return _copy_spool(args, options, spooled, display)
+        finally:
+            try:
+                os.unlink(spooled.path)
+            except OSError:
+                pass
+    finally:
+        lock.release()
+
+
+def _object_url(destination: str) -> str:
+    """The destination as the engine's run lock names it (without driver options)."""
+    from ..registry import open_location
+
+    endpoint = open_location(destination)
+    try:
+        return str(attrs.evolve(endpoint.location, options=()))
+    finally:
+        endpoint.driver.close()
+
+
+def _read(args: argparse.Namespace, options: Any, max_size: int | None, fd: int, display: str) -> Spooled | None:
+    """The source read to its end, or None when Ctrl-C or SIGTERM stopped the reading (said here)."""
+    stop = threading.Event()
+    with Stop(stop.set):
+        directory, name = _spool_directory(args.destination)
+        _say(args, {"event": "source-read", "source": display, "resumable": False},
+             f"reading {display} to its end (its size cannot be known in advance, so this copy cannot "
+             "resume from the source side)")
+        try:
+            return spool(fd, directory, name, display=display, stop=stop, max_size=max_size,
+                         algorithm=options.checksum)
+        except (TransferAborted, KeyboardInterrupt) as exc:
+            print(f"transfercore: {exc}" if isinstance(exc, TransferAborted) else
+                  f"transfercore: interrupted while reading {display}; nothing was published",
+                  file=sys.stderr)
+            return None
+
+
+def _copy_spool(args: argparse.Namespace, options: Any, spooled: Spooled, display: str) -> int:
+    from ..engine import Transfer
+
+    checksum = f", {spooled.algorithm.upper()} {spooled.checksum}" if spooled.algorithm else ""
+    _say(args, {"event": "source-done", "source": display, "bytes": spooled.size,
+                "checksum_algorithm": spooled.algorithm, "checksum": spooled.checksum},
+         f"read {format_size(spooled.size)} from {display}{checksum}")
+    transfer = Transfer(spooled.path, args.destination, attrs.evolve(options, resume=False))
+    listener = listener_for(args, transfer)
+    if listener is not None:
+        transfer.add_listener(listener)
+    try:
+        with Stop(transfer.cancel):
+            transfer.run()
+    except (TransferAborted, KeyboardInterrupt):
+        _discard_partial(args.destination)
+        print(f"transfercore: interrupted; {display} cannot be read again from where it stopped, so nothing "
+              "was kept: run the same command again to copy it from its start", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except TransferCoreError as exc:
+        _discard_partial(args.destination)
+        return report_error(exc)
+    finally:
+        if isinstance(listener, RichBar):
+            listener.close()
     return int(ExitCode.OK)
 
 
