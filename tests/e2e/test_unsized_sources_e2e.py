@@ -54,6 +54,7 @@ def test_a_proc_file_is_read_to_its_end_not_published_empty(proc, tmp_path):
     if proc == "/proc/version":
         assert body == open(proc, "rb").read()
     assert [e for e in evs if e["event"] == "source-read"][0]["resumable"] is False
+    assert [e for e in evs if e["event"] == "start"][0]["source"] == proc  # not the spool's name
     assert no_spool_left(tmp_path)
 
 

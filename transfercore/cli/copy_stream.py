@@ -150,7 +150,7 @@ def _read(args: argparse.Namespace, options: Any, max_size: int | None, fd: int,
 
 
 def _copy_spool(args: argparse.Namespace, options: Any, spooled: Spooled, display: str) -> int:
-    from ..engine import Transfer
+    from ..engine import Started, Transfer
 
     checksum = f", {spooled.algorithm.upper()} {spooled.checksum}" if spooled.algorithm else ""
     _say(args, {"event": "source-done", "source": display, "bytes": spooled.size,
@@ -159,7 +159,13 @@ def _copy_spool(args: argparse.Namespace, options: Any, spooled: Spooled, displa
     transfer = Transfer(spooled.path, args.destination, attrs.evolve(options, resume=False))
     listener = listener_for(args, transfer)
     if listener is not None:
-        transfer.add_listener(listener)
+        renderer = listener
+
+        def named(event: Any) -> None:
+            # The spool's name means nothing to the user: the start names the real source.
+            renderer(attrs.evolve(event, source=display) if isinstance(event, Started) else event)
+
+        transfer.add_listener(named)
     try:
         with Stop(transfer.cancel):
             transfer.run()
