@@ -140,6 +140,15 @@ class UnknownChecksum(TransferCoreError, ValueError):
     """The checksum algorithm is not known."""
 
 
+class UnsizedSource(TransferCoreError):
+    """The source's size cannot be known before reading it to its end (a FIFO,
+    a pipe, a device, a pseudo-file reporting size 0): it cannot be copied by
+    positional reads, and a copy of it cannot resume from the source side."""
+
+    #: The command line refuses it as a usage error (exit 2).
+    exit_code = 2
+
+
 class TransferAborted(TransferCoreError):
     """The transfer was stopped (signal or request); its durable state is kept."""
 

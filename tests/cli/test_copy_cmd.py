@@ -65,11 +65,12 @@ def test_quiet_prints_nothing(src, tmp_path, capsys):
 
 def test_explicit_journal_path(src, tmp_path, capsys):
     journal = tmp_path / "elsewhere" / "j.sqlite"
+    journal.parent.mkdir()
     assert main(["copy", str(src), str(tmp_path / "d"), "--quiet", "--journal", str(journal)]) == 0
     assert journal.exists()
     assert not (tmp_path / "state" / "transfercore" / "journal.sqlite").exists()
     main(["status", "--json", "--journal", str(journal)])
-    (entry,) = json.loads(capsys.readouterr().out)
+    (entry,) = json.loads(capsys.readouterr().out)["files"]
     assert entry["state"] == "done" and entry["durable_bytes"] == 1_000_000
 
 
@@ -122,7 +123,7 @@ def test_checksum_mismatch_exits_3_and_keeps_state(src, capsys):
     err = capsys.readouterr().err
     assert "CRC32C checksum mismatch" in err and "sends the object in full" in err
     main(["status", "--json"])
-    (entry,) = json.loads(capsys.readouterr().out)
+    (entry,) = json.loads(capsys.readouterr().out)["files"]
     assert entry["state"] == "mismatch"
 
 

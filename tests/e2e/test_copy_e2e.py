@@ -130,7 +130,7 @@ def test_ctrl_c_and_sigterm_stop_the_same_way_with_exit_130(setup, sig):
         "run the same command again to resume"
     ]
     status = subprocess.run(cli("status", "--json", env=env), capture_output=True, text=True, env=env)
-    (entry,) = json.loads(status.stdout)
+    (entry,) = json.loads(status.stdout)["files"]
     assert entry["state"] == "interrupted" and entry["durable_bytes"] == interrupted["durable_bytes"]
 
 

@@ -71,19 +71,19 @@ def test_status_after_sigkill_shows_the_entry_interrupted(setup):
     data, src, env, tmp = setup
     marker = killed_after_a_marker(src, str(tmp / "out.bin"), env)
     status = run(cli("status", "--json"), env)
-    (entry,) = json.loads(status.stdout)
+    (entry,) = json.loads(status.stdout)["files"]
     assert entry["recorded_state"] == "running" and entry["state"] == "interrupted"
     assert entry["durable_bytes"] >= marker["durable_bytes"]
     text = run(cli("status"), env).stdout
     assert "interrupted" in text and f"process {entry['owner_pid']} ended without recording it" in text
     assert list(tmp.glob(".out.bin.*"))
     assert run(cli("status", "--state", "interrupted", "--json"), env).stdout.count('"id"') == 1
-    assert json.loads(run(cli("status", "--state", "running", "--json"), env).stdout) == []
+    assert json.loads(run(cli("status", "--state", "running", "--json"), env).stdout)["files"] == []
     # discard reaches the partial through the driver and forgets the entry
     gone = run(cli("status", "--discard", str(entry["id"])), env)
     assert gone.returncode == 0 and "discarded the partial copy" in gone.stdout
     assert not list(tmp.glob(".out.bin.*"))
-    assert json.loads(run(cli("status", "--json"), env).stdout) == []
+    assert json.loads(run(cli("status", "--json"), env).stdout)["files"] == []
 
 
 def test_two_concurrent_runs_one_succeeds_one_is_refused_naming_the_other(setup):
@@ -105,7 +105,7 @@ def test_two_concurrent_runs_one_succeeds_one_is_refused_naming_the_other(setup)
     assert "wait for that run to finish" in line
     assert dst.read_bytes() == data
     assert not list(tmp.glob(".out.bin.*"))  # no partial or stale record left behind
-    (entry,) = json.loads(run(cli("status", "--json"), env).stdout)
+    (entry,) = json.loads(run(cli("status", "--json"), env).stdout)["files"]
     assert entry["state"] == "done"
 
 
@@ -181,7 +181,7 @@ def test_a_damaged_journal_still_resumes_the_destinations_durable_partial(setup,
     assert done["bytes_sent"] == SIZE - resumed["bytes"]
     assert dst.read_bytes() == data
     if damage is _truncated_midway:
-        assert "was damaged" in again.stderr and "moved to" in again.stderr
+        assert "was found damaged" in again.stderr and "moved to" in again.stderr
         assert list(journal.parent.glob("journal.sqlite.damaged-*"))
 
 

@@ -147,8 +147,8 @@ def test_killed_at_several_points_then_resumed_ends_identical(source, tmp_path):
     status = subprocess.run([sys.executable, "-m", "transfercore", "status", "--json", "--journal", str(journal)],
                             capture_output=True, text=True, timeout=TIMEOUT)
     doc = json.loads(status.stdout)
-    counts = doc["campaigns"][0]["counts"]
-    assert counts["files"] == {"complete": done["files"]} and doc["campaigns"][0]["state"] == "done"
+    counts = doc["trees"][0]["counts"]
+    assert counts["files"] == {"complete": done["files"]} and doc["trees"][0]["state"] == "done"
 
 
 def test_failures_are_listed_and_the_rest_finishes(tmp_path):

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from ..errors import TransferCoreError
+from ..journal import open_with_damage_policy
 from ..statedir import default_journal_path
 from .model import Entry, FileState, Kind, Record
 
@@ -142,6 +143,8 @@ class CampaignStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
+        # The transfer journal's damage policy covers this file too (a named path's directory must exist).
+        self.damage = open_with_damage_policy(self.path, create_directory=path is None)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
@@ -238,6 +241,11 @@ class CampaignStore:
 
     def finish(self, campaign: Campaign, state: str, message: str = "") -> None:
         self._run("UPDATE campaigns SET state=?, message=?, updated=? WHERE id=?", (state, message, time.time(), campaign.id))
+
+    def forget(self, campaign: Campaign) -> None:
+        """Delete the campaign and its entries (``status --discard t<ID>``)."""
+        self._run("DELETE FROM campaign_entries WHERE campaign=?", (campaign.id,))
+        self._run("DELETE FROM campaigns WHERE id=?", (campaign.id,))
 
     # -- entries ---------------------------------------------------------------------
 

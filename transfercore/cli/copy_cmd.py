@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..errors import OptionError, TransferAborted, TransferCoreError
+from ..errors import OptionError, TransferAborted, TransferCoreError, UnsizedSource
 from ..journal import Journal
 from ..sizes import format_size, parse_size
-from . import interrupted_message, report_error, silence_stdout
-from .exitcodes import ExitCode
+from . import error_line, interrupted_message, report_error, silence_stdout
+from .exitcodes import ExitCode, exit_code_for
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +58,12 @@ def register(subparsers: Any) -> None:
         "--force", action="store_true", help="copy again even when a finished copy's destination still matches"
     )
     parser.add_argument("--journal", metavar="PATH", help="journal file (default: $XDG_STATE_HOME/transfercore)")
+    parser.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="a source of unknown size (FIFO, pipe, '-' for stdin, /proc file) is read to its end first; refuse "
+        "it past SIZE bytes.  Devices are read only with --max-size (a device may never end, as /dev/zero)",
+    )
     from . import tree_cmd
 
     tree_cmd.add_arguments(parser)
@@ -93,7 +99,7 @@ def build_options(args: argparse.Namespace) -> Any:
     )
 
 
-def _listener(args: argparse.Namespace, transfer: Any) -> Callable[[Any], None] | None:
+def listener_for(args: argparse.Namespace, transfer: Any) -> Callable[[Any], None] | None:
     if args.json:
         return JsonLines(sys.stdout, lambda: transfer.transfer_id)
     if args.quiet:
@@ -103,21 +109,21 @@ def _listener(args: argparse.Namespace, transfer: Any) -> Callable[[Any], None] 
     return PlainLines(sys.stdout)
 
 
-class _Stop:
+class Stop:
     """Ctrl-C and SIGTERM both ask the transfer to stop at its next step (a
     marker is saved); a second Ctrl-C stops at once."""
 
-    def __init__(self, transfer: Any) -> None:
-        self.transfer = transfer
+    def __init__(self, cancel: Callable[[], None]) -> None:
+        self.cancel = cancel
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Stop:
+    def __enter__(self) -> Stop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        self.transfer.cancel()
+        self.cancel()
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -126,14 +132,10 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _warn_recovered(journal: Journal) -> None:
-    if journal.recovered_from is not None:
-        print(
-            f"transfercore: warning: the journal {journal.path} was damaged ({journal.damage}); it was moved to "
-            f"{journal.recovered_from} and a new one started (partial copies resume from the destinations' "
-            "own records)",
-            file=sys.stderr,
-        )
+def warn_damage(damage: Any) -> None:
+    """The journal's unacknowledged damage, said by every command until acknowledged."""
+    if damage is not None:
+        print(f"transfercore: warning: {damage.warning()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,32 +147,60 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("--scheduler needs -r", hint="a single file is copied by this process; "
                           "run the file's tree with -r SRC_DIR DST_DIR to use a Dask cluster")
     options = build_options(args)
-    with Journal(args.journal) as journal:
-        _warn_recovered(journal)
-        return _copy_one(args, options, journal)
+    max_size = parse_size(args.max_size, what="--max-size") if args.max_size else None
+    with Journal(args.journal, create_directory=args.journal is None) as journal:
+        warn_damage(journal.unacknowledged)
+        from . import copy_stream
+
+        if args.source == "-" or copy_stream.special_file(args.source):
+            # Never opened by the engine first: a FIFO opened twice lets its writer
+            # in between and then leaves it writing to a closed pipe.
+            return copy_stream.run(args, options, max_size, journal)
+        try:
+            return _copy_one(args, options, journal)
+        except UnsizedSource:
+            if copy_stream.local_path(args.source) is None:
+                raise
+            # Refused before anything was written (a pseudo-file): read it to its end instead.
+            return copy_stream.run(args, options, max_size, journal)
 
 
 def _copy_one(args: argparse.Namespace, options: Any, journal: Journal) -> int:
-    from ..engine import Interrupted, Transfer
+    from ..engine import Failed, Interrupted, Transfer
 
     transfer = Transfer(args.source, args.destination, options, journal=journal)
-    listener = _listener(args, transfer)
+    listener = listener_for(args, transfer)
     if listener is not None:
         transfer.add_listener(listener)
     durable: list[int] = []
     transfer.add_listener(lambda event: durable.append(event.durable_bytes) if isinstance(event, Interrupted) else None)
+    failed: list[Any] = []
+    transfer.add_listener(lambda event: failed.append(event) if isinstance(event, Failed) else None)
     try:
-        with _Stop(transfer):
+        with Stop(transfer.cancel):
             transfer.run()
+    except UnsizedSource:
+        raise
     except (TransferAborted, KeyboardInterrupt):
         print(f"transfercore: {interrupted_message(durable[-1] if durable else None)}", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except TransferCoreError as exc:
+        if failed and failed[-1].resumable and failed[-1].durable_bytes:
+            return _report_kept(exc, failed[-1].durable_bytes)
         return report_error(exc)
     finally:
         if isinstance(listener, RichBar):
             listener.close()
     return int(ExitCode.OK)
+
+
+def _report_kept(exc: TransferCoreError, durable_bytes: int) -> int:
+    """The one error line, saying what the destination keeps for the rerun (a full disk among others)."""
+    line, text = error_line(exc), Exception.__str__(exc)
+    rest = line[len(text):] if line.startswith(text) else ""
+    print(f"transfercore: error: {text}; {format_size(durable_bytes)} durable at the destination is kept{rest}",
+          file=sys.stderr)
+    return int(exit_code_for(exc))
 
 
 # -- renderers ---------------------------------------------------------------------

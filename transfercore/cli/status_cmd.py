@@ -3,7 +3,15 @@
 A run whose process is gone (killed, crashed, power cut) is shown as
 interrupted, whatever its row says: no process holds its destination's run
 lock any more.  ``--prune`` forgets finished entries, ``--discard ID`` deletes
-a partial copy (through its destination driver) and its entry.
+a partial copy (through its destination driver) and its entry; ``ID`` is a
+single-file transfer's number (``3``) or a tree's (``t3``).
+
+``--json`` prints one object, always of the same shape::
+
+    {"files": [...], "trees": [...], "journal_damage": null or {...}}
+
+Damage of the journal found by any command is reported here (and by every
+other command) until ``--acknowledge-damage``.
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ import time
 from typing import Any
 
 from ..errors import OptionError, TransferCoreError
-from ..journal import Journal, JournalEntry, State
+from ..journal import Damage, Journal, JournalEntry, State, acknowledge_damage, recorded_damage
 from ..registry import open_location
 from ..sizes import format_size
 from ..statedir import default_journal_path
 from .exitcodes import ExitCode
+from .tree_status import TREE_PREFIX
 
 STATES = [s.value for s in State]
 
@@ -28,7 +37,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "status", help="list recorded transfers (in progress, done, failed) with their durable bytes"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--json", action="store_true",
+        help='print one JSON object: {"files": [...], "trees": [...], "journal_damage": null or {...}}',
+    )
     parser.add_argument("--journal", metavar="PATH", help="journal file (default: $XDG_STATE_HOME/transfercore)")
     parser.add_argument(
         "--state",
@@ -41,9 +53,14 @@ def register(subparsers: Any) -> None:
     action.add_argument("--prune", action="store_true", help="forget every finished (done) entry")
     action.add_argument(
         "--discard",
-        type=int,
         metavar="ID",
-        help="delete the partial copy of entry ID at its destination and forget the entry",
+        help="delete the partial copy of entry ID (a number, or t<N> for a tree) at its destination and "
+        "forget the entry",
+    )
+    action.add_argument(
+        "--acknowledge-damage",
+        action="store_true",
+        help="stop warning about a damaged journal that was moved aside (the moved file is kept)",
     )
     parser.set_defaults(func=run)
 
@@ -80,6 +97,20 @@ def _states(names: list[str] | None) -> set[State] | None:
     return out
 
 
+def parse_id(text: str) -> tuple[str, int]:
+    """``("file", N)`` for ``N``, ``("tree", N)`` for ``tN``; anything else is a usage error."""
+    value = text.strip()
+    kind = "file"
+    if value[:1].lower() == TREE_PREFIX:
+        kind, value = "tree", value[1:]
+    if not value.isdigit():
+        raise OptionError(
+            f"--discard {text!r} is not an entry id",
+            hint="give the number status shows: 3 for a single-file transfer, t3 for a tree",
+        )
+    return kind, int(value)
+
+
 def _discard(journal: Journal, entry_id: int) -> str:
     entry = journal.get(entry_id)
     holder = journal.holder(entry.destination)
@@ -100,23 +131,75 @@ def _discard(journal: Journal, entry_id: int) -> str:
     return f"discarded the partial copy of transfer {entry_id} at {entry.destination} and forgot the entry"
 
 
+def _discard_tree(path: Any, campaign_id: int) -> str:
+    """Delete the partial copies a tree left at its destination and forget the tree
+    (its published files are kept)."""
+    from ..campaign import CampaignStore
+    from ..campaign.model import FileState, Kind
+    from ..campaign.walk import join
+
+    name = f"{TREE_PREFIX}{campaign_id}"
+    with CampaignStore(path) as store:
+        found = [c for c in store.campaigns() if c.id == campaign_id]
+        if not found:
+            raise TransferCoreError(f"no tree {name} in the journal {path}", hint="list them with transfercore status")
+        campaign = found[0]
+        if store.running(campaign):
+            raise TransferCoreError(
+                f"tree {name} is running; it cannot be discarded now", hint="stop that run first, then discard it"
+            )
+        endpoint = open_location(campaign.destination)
+        discarded = 0
+        try:
+            for record in store.records(campaign, kinds=(Kind.FILE,), unfinished=True):
+                if record.state in (FileState.STARTED, FileState.PARTIAL, FileState.FAILED):
+                    endpoint.driver.discard_partial(join(endpoint.path, record.entry.rel))
+                    discarded += 1
+        finally:
+            endpoint.driver.close()
+        store.forget(campaign)
+    return (
+        f"discarded the partial copies of {discarded} unfinished files of tree {name} at {campaign.destination} "
+        "(its published files are kept) and forgot the tree"
+    )
+
+
+def _warn(damage: Damage | None) -> None:
+    if damage is not None:
+        print(f"transfercore: warning: {damage.warning()}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     wanted = _states(args.state)
+    explicit = args.journal is not None
     path = args.journal or default_journal_path()
-    if not (args.journal or path.exists()):
-        if args.discard is not None:
+    if args.acknowledge_damage:
+        damage = acknowledge_damage(path)
+        print(f"acknowledged: {damage.warning().split('; ')[0]}" if damage else f"no damage recorded for {path}")
+        return int(ExitCode.OK)
+    discard = parse_id(args.discard) if args.discard is not None else None
+    exists = explicit or path.exists()
+    damage = recorded_damage(path)
+    shown: list[tuple[JournalEntry, State]] = []
+    if not exists:
+        _warn(damage)
+        if discard is not None:
             raise TransferCoreError(f"no transfer {args.discard}: no journal at {path}")
-        shown: list[tuple[JournalEntry, State]] = []
     else:
-        with Journal(path) as journal:
-            if args.discard is not None:
-                print(_discard(journal, args.discard))
+        with Journal(path, create_directory=not explicit) as journal:
+            damage = journal.unacknowledged
+            _warn(damage)
+            if discard is not None and discard[0] == "file":
+                print(_discard(journal, discard[1]))
                 return int(ExitCode.OK)
             if args.prune:
                 count = journal.prune()
                 print(f"forgot {count} finished {'entry' if count == 1 else 'entries'}")
                 return int(ExitCode.OK)
             shown = [(e, journal.effective_state(e)) for e in journal.entries()]
+        if discard is not None:
+            print(_discard_tree(path, discard[1]))
+            return int(ExitCode.OK)
     shown = [
         (e, state)
         for e, state in shown
@@ -125,11 +208,14 @@ def run(args: argparse.Namespace) -> int:
     ]
     from .tree_status import campaign_docs, campaign_lines
 
-    campaigns = campaign_docs(path, args.match) if (args.journal or path.exists()) else []
+    tree_states = None if wanted is None else {s.value for s in wanted}
+    campaigns = campaign_docs(path, args.match, tree_states) if exists else []
     if args.json:
-        doc: Any = [e.to_dict() | {"state": state.value, "recorded_state": e.state.value} for e, state in shown]
-        if campaigns:
-            doc = {"transfers": doc, "campaigns": campaigns}
+        doc: dict[str, Any] = {
+            "files": [e.to_dict() | {"state": state.value, "recorded_state": e.state.value} for e, state in shown],
+            "trees": campaigns,
+            "journal_damage": damage.to_dict() if damage is not None else None,
+        }
         print(json.dumps(doc, indent=2, sort_keys=True))
         return int(ExitCode.OK)
     if not shown and not campaigns:

@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
     from ..campaign import CampaignStore, TreeCopy
+    from .copy_cmd import warn_damage
 
     _raise_open_files_limit()
     listener: Any
@@ -124,6 +125,7 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         listener = TreeLines(sys.stdout)
     try:
         with _manifest(args.files_from) as lines, CampaignStore(args.journal) as store:
+            warn_damage(store.damage)  # the journal's damage policy: said by every command until acknowledged
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
                             manifest_name=_manifest_key(args.files_from), executor=executor)
             tree.add_listener(listener)

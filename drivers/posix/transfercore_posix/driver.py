@@ -25,6 +25,7 @@ from transfercore.errors import (
     NotADirectory,
     NotFound,
     RestartRejected,
+    UnsizedSource,
     from_oserror,
 )
 from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
@@ -35,7 +36,7 @@ from .confine import PathMapper
 from .direct import MODES as DIRECT_MODES
 from .direct import DirectFile, alignment_of, open_direct
 from .fsutil import SYNCFS_DURABLE, fs_type, remove_quietly
-from .reader import PosixReader
+from .reader import PosixReader, unsized_kind
 from .sidecar import CorruptSidecar, SidecarRecord
 from .writer import PosixWriter
 
@@ -292,13 +293,25 @@ class PosixDriver(Driver):
     def open_read(self, path: str) -> Reader:
         local = self._paths.local(path)
         try:
-            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            if stat_mod.S_ISFIFO(os.stat(local).st_mode):
+                # Refused unopened: an open would let a waiting writer in, only to
+                # meet a closed pipe (EPIPE) when this reader goes away.
+                raise UnsizedSource(f"{path} is a FIFO (named pipe): {_UNSIZED}", hint=_UNSIZED_HINT)
+            # O_NONBLOCK: opening a FIFO (made in between) must not wait for a writer (uninterruptibly).
+            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:
             raise from_oserror(exc, f"cannot open {path} for reading") from exc
-        st = os.fstat(fd)
-        if stat_mod.S_ISDIR(st.st_mode):
+        try:
+            st = os.fstat(fd)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise IsADirectory(f"{path} is a directory, not an object", errno=21)
+            kind = unsized_kind(fd, st)
+            if kind is not None:
+                raise UnsizedSource(f"{path} is {kind}: {_UNSIZED}", hint=_UNSIZED_HINT)
+            os.set_blocking(fd, True)
+        except BaseException:
             os.close(fd)
-            raise IsADirectory(f"{path} is a directory, not an object", errno=21)
+            raise
         return PosixReader(fd, st.st_size, path, drop_fetched=not self.settings["keep_cache"])
 
     def complete_batch(
@@ -581,6 +594,16 @@ class PosixDriver(Driver):
         fsync_dir(dst_dir)
         if src_dir != dst_dir:
             fsync_dir(src_dir)
+
+
+_UNSIZED = (
+    "its size cannot be known before reading it to its end, so it cannot be copied by positional reads "
+    "and nothing was written"
+)
+_UNSIZED_HINT = (
+    "copy it with 'transfercore copy' from the command line, which reads such a source to its end first, "
+    "or copy a regular file"
+)
 
 
 def _info(path: str, st: os.stat_result) -> ObjectInfo:

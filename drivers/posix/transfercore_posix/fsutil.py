@@ -112,3 +112,21 @@ def syncfs(fd: int, what: str) -> None:
     if _libc().syncfs(fd) != 0:  # type: ignore[attr-defined]
         err = ctypes.get_errno()
         raise from_oserror(OSError(err, os.strerror(err)), what)
+
+
+#: fallocate(2) modes.
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+def punch_hole(fd: int, offset: int, length: int, what: str) -> None:
+    """Free the blocks of ``offset``..``offset+length`` (they read back as zeros; the size stays)."""
+    import ctypes
+
+    if length <= 0:
+        return
+    fallocate = _libc().fallocate  # type: ignore[attr-defined]
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+        err = ctypes.get_errno()
+        raise from_oserror(OSError(err, os.strerror(err)), what)

@@ -12,12 +12,38 @@ them), and a file other programs keep hot stays hot.
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 import threading
 
 from transfercore.contract import Reader, check_read
 from transfercore.errors import InvalidRead, ShortRead, WriterClosed, from_oserror
 
 from .fsutil import drop_cached, pread_cached, preadv_exact
+
+
+def unsized_kind(fd: int, st: os.stat_result) -> str | None:
+    """What makes the object open at ``fd`` a source of unknown size, or None for a
+    regular file whose size is its length.  A regular file of size 0 that still
+    yields bytes is a pseudo-file (``/proc``, ``/sys``): its size says nothing."""
+    mode = st.st_mode
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat_mod.S_ISCHR(mode):
+        return "a character device"
+    if stat_mod.S_ISBLK(mode):
+        return "a block device"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    if not stat_mod.S_ISREG(mode):
+        return "not a regular file"
+    if st.st_size == 0:
+        try:
+            probe = os.pread(fd, 1, 0)
+        except OSError:
+            return None  # the read errors again, with its own message, when the copy reads
+        if probe:
+            return "a pseudo-file whose size reads as 0 although it has content"
+    return None
 
 
 class PosixReader(Reader):

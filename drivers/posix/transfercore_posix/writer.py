@@ -46,15 +46,18 @@ import threading
 
 from transfercore.contract import Writer
 from transfercore.driverkit import Intervals, check_write, fsync_dir, never_written_error, overlap_error
-from transfercore.errors import InvalidRead, InvalidWrite, StorageError, WriterClosed, from_oserror
+from transfercore.errors import InvalidRead, InvalidWrite, NoSpace, StorageError, WriterClosed, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import names, sidecar
 from .direct import DirectFile
-from .fsutil import drop_cached, preadv_exact, pwrite_all, syncfs
+from .fsutil import drop_cached, preadv_exact, punch_hole, pwrite_all, syncfs
 from .sidecar import SidecarRecord
 
 _OPEN, _CLOSING, _COMPLETED, _ABORTED = "open", "closing", "completed", "aborted"
+#: Bytes first given up to make room for a resume record on a full file system (x4 per retry, 4 tries).
+ROOM_FOR_RECORD = 1 << 20
+PAGE = 4096
 
 
 class PosixWriter(Writer):
@@ -100,6 +103,9 @@ class PosixWriter(Writer):
         self._drop_pending = RangeSet()
         self._read_back_seen = False
         self._metadata: tuple[int | None, int | None] | None = None
+        # Written bytes punched out to make room for the record on a full file
+        # system (see _store_record): never claimed by a marker again.
+        self._given_up = RangeSet()
 
     # -- the Writer contract ---------------------------------------------------
 
@@ -243,8 +249,9 @@ class PosixWriter(Writer):
                 os.fdatasync(self._fd)
             except OSError as exc:
                 raise from_oserror(exc, f"cannot sync {self._display}; its last marker still holds") from exc
+            snapshot = snapshot - self._given_up
             if snapshot != self._recorded:
-                sidecar.store(self._directory, self._name, self._record.with_ranges(snapshot))
+                snapshot = self._store_record(snapshot)
                 self._recorded = snapshot
             if self._drop_read_back and not self._read_back_seen:
                 # Nothing reads back: give the pages back one marker late, so
@@ -257,6 +264,36 @@ class PosixWriter(Writer):
                 self._drop_pending = snapshot - self._marker
             self._marker = snapshot
             return snapshot
+
+    def _store_record(self, snapshot: RangeSet) -> RangeSet:
+        """Store the record of ``snapshot``; on a full file system, make room for it.
+
+        A storage that filled up mid-copy would otherwise keep nothing: the
+        record needs a block of its own, and without a record no byte counts
+        as durable.  Room is made by punching out the newest written bytes
+        not yet under a marker (never bytes an earlier marker holds), which
+        this writer then never claims; they are rewritten on resume.
+        """
+        room = ROOM_FOR_RECORD
+        while True:
+            try:
+                sidecar.store(self._directory, self._name, self._record.with_ranges(snapshot))
+                return snapshot
+            except NoSpace:
+                candidates = snapshot - self._marker
+                if not candidates or room > ROOM_FOR_RECORD * 4**3:
+                    raise
+                last = candidates.ranges[-1]
+                start = max(last.start, last.end - room)
+                if start > last.start:
+                    start = min(last.end, -(-start // PAGE) * PAGE)  # whole pages only: nothing else is zeroed
+                if start == last.end:
+                    start = last.start
+                punch_hole(self._fd, start, last.end - start, f"cannot make room for the resume record of {self._display}")
+                given_up = RangeSet.span(start, last.end)
+                self._given_up = self._given_up | given_up
+                snapshot = snapshot - given_up
+                room *= 4
 
     def set_metadata(self, *, mode: int | None = None, mtime_ns: int | None = None) -> bool:
         self._metadata = (mode, mtime_ns)
