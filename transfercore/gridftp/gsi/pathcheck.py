@@ -109,7 +109,8 @@ def _issuer_of(trust: TrustStore, pool: list[x509.Certificate], path: list[x509.
     stored = trust.cas.get(oneline(cert.issuer))
     if stored is not None and stored not in path:
         candidates.append(stored)
-    candidates += [c for c in pool if c.subject == cert.issuer and c not in path and c not in candidates]
+    candidates += [c for c in pool if c.subject == cert.issuer and c not in path and c not in candidates
+                   and not _untrusted_root(trust, c)]
     if not candidates:
         raise AuthenticationFailed(
             f"the certificate {oneline(cert.subject)} is not issued by a CA trusted in {trust.directory}",
@@ -121,15 +122,28 @@ def _issuer_of(trust: TrustStore, pool: list[x509.Certificate], path: list[x509.
         except (InvalidSignature, ValueError, TypeError):
             continue
         return candidate
+    proxy = is_rfc3820_proxy(cert)
     raise AuthenticationFailed(
-        f"the signature on the certificate {oneline(cert.subject)} does not verify with the key of "
-        f"{oneline(cert.issuer)}: it is forged or damaged",
-        hint="make a new proxy with grid-proxy-init from the certificate your CA issued",
+        f"the signature on the {'proxy' if proxy else 'certificate'} {oneline(cert.subject)} does not verify "
+        f"with the key of {oneline(cert.issuer)}: it is forged or damaged",
+        hint="make a new proxy with grid-proxy-init" if proxy else None,
     )
 
 
 def _is_trusted(trust: TrustStore, cert: x509.Certificate) -> bool:
     return trust.cas.get(oneline(cert.subject)) == cert
+
+
+def _untrusted_root(trust: TrustStore, cert: x509.Certificate) -> bool:
+    """A self-signed certificate the store does not hold: a dead end, however it is named.
+    (A self-issued CA certificate signed by another key, as at a CA's key rollover, is not one.)"""
+    if cert.subject != cert.issuer or _is_trusted(trust, cert):
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 # --- each certificate -------------------------------------------------------------------

@@ -4,7 +4,8 @@ The directory (``X509_CERT_DIR``, by default ``/etc/grid-security/certificates``
 holds each CA as ``<hash>.0`` (OpenSSL's subject hash, so OpenSSL finds it as a
 ``capath``), its ``<hash>.signing_policy`` and, optionally, its CRL as
 ``<hash>.r0``.  OpenSSL verifies signatures, validity periods and the proxy
-rules (``VERIFY_ALLOW_PROXY_CERTS``); this module adds what GSI requires on
+rules (``VERIFY_ALLOW_PROXY_CERTS``), or :mod:`.pathcheck` where OpenSSL's
+purpose check would be in the way; this module adds what GSI requires on
 top: the signing policy of every CA in the chain, the CRLs, the proxy naming
 rule, and the identity the chain stands for.
 """
@@ -88,7 +89,7 @@ class TrustStore:
         ctx.load_verify_locations(capath=self.directory)
 
     def check_chain(self, chain: Sequence[x509.Certificate], *, now: datetime.datetime | None = None) -> str:
-        """Check a chain OpenSSL verified (leaf first) against the GSI rules; return its identity."""
+        """Check a verified chain (leaf first) against the GSI rules; return its identity."""
         if not chain:
             raise AuthenticationFailed("the peer sent no certificate")
         now = now or datetime.datetime.now(datetime.UTC)
