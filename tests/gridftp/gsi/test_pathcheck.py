@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime
 import random
 import socket
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -199,6 +201,53 @@ def test_ca_path_length_and_unknown_critical_extensions(pki: GridPKI, trust: Tru
     inside = make_cert(name("Users", "Fay"), constrained.subject, _KEY, ca=False)
     with pytest.raises(AuthenticationFailed, match="Narrow CA sets name constraints"):
         verify_peer_chain(trust, (inside, constrained))
+
+
+def sha1_signed(ca: CA, tmp: Path) -> x509.Certificate:
+    """A certificate ``ca`` signs with SHA-1, made by the openssl tool (cryptography refuses to)."""
+    pem = serialization.Encoding.PEM
+    (tmp / "ca.pem").write_bytes(ca.cert.public_bytes(pem))
+    (tmp / "ca.key").write_bytes(ca.key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    (tmp / "leaf.key").write_bytes(_KEY.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    csr = subprocess.run(["openssl", "req", "-new", "-key", str(tmp / "leaf.key"),
+                          "-subj", "/O=Transfercore Test Grid/CN=Users/CN=Old"],
+                         check=True, capture_output=True, timeout=30).stdout
+    out = subprocess.run(["openssl", "x509", "-req", "-CA", str(tmp / "ca.pem"), "-CAkey", str(tmp / "ca.key"),
+                          "-set_serial", "7", "-days", "1", "-sha1"],
+                         input=csr, check=True, capture_output=True, timeout=30).stdout
+    return x509.load_pem_x509_certificate(out)
+
+
+def test_weak_keys_and_hashes_are_refused_at_the_security_level(pki: GridPKI, trust: TrustStore,
+                                                                tmp_path: Path) -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = (x509.CertificateBuilder().subject_name(name("Users", "Small")).issuer_name(pki.ca.cert.subject)
+             .public_key(weak.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(NOW - HOUR).not_valid_after(NOW + HOUR).sign(pki.ca.key, hashes.SHA256()))
+    with pytest.raises(AuthenticationFailed, match="CN=Small is too weak for TLS security level 2"):
+        verify_peer_chain(trust, (small,))
+    assert verify_peer_chain(trust, (small,), security_level=1)[0] == small
+    sha1 = sha1_signed(pki.ca, tmp_path)
+    assert sha1.signature_hash_algorithm is not None and sha1.signature_hash_algorithm.name == "sha1"
+    with pytest.raises(AuthenticationFailed, match="CN=Old is signed with sha1, too weak"):
+        verify_peer_chain(trust, (sha1,), security_level=1)
+
+
+def test_a_renewed_root_of_the_same_name_is_found(tmp_path: Path) -> None:
+    old, new = CA.make("Renewing Grid"), CA.make("Renewing Grid")
+    digest = old.install(tmp_path / "certificates")
+    (tmp_path / "certificates" / f"{digest}.1").write_bytes(new.cert.public_bytes(serialization.Encoding.PEM))
+    trust = TrustStore.load(tmp_path / "certificates")
+    for ca in (old, new):
+        leaf = make_cert(name("Users", "Gil", org="Renewing Grid"), ca.cert.subject, ca.key, ca=False)
+        assert verify_peer_chain(trust, (leaf,)) == (leaf, ca.cert)
+        assert trust.check_chain((leaf, ca.cert)) == "/O=Renewing Grid/CN=Users/CN=Gil"
+    stranger = CA.make("Renewing Grid")
+    leaf = make_cert(name("Users", "Gil", org="Renewing Grid"), stranger.cert.subject, stranger.key, ca=False)
+    with pytest.raises(AuthenticationFailed, match="does not verify"):
+        verify_peer_chain(trust, (leaf, stranger.cert))
 
 
 def test_a_ca_certificate_as_the_peer_and_an_empty_chain(pki: GridPKI, trust: TrustStore) -> None:

@@ -177,7 +177,8 @@ class SecurityContext:
             return False
         if self._ssl.context.verify_mode == ssl.CERT_NONE:
             # make_ssl_context(purpose_check=False): OpenSSL checked nothing, every check is ours
-            self.peer_chain = verify_peer_chain(self._trust, _presented_chain(self._ssl))
+            self.peer_chain = verify_peer_chain(self._trust, _presented_chain(self._ssl),
+                                                security_level=self._ssl.context.security_level)
         else:
             self.peer_chain = _verified_chain(self._ssl)
         self.peer_identity = self._trust.check_chain(self.peer_chain)

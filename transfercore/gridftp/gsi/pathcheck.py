@@ -12,8 +12,9 @@ holds the key of the certificate it sent) and this module makes the checks
 OpenSSL makes there, the purpose alone left out:
 
 * a path from the leaf through the certificates the peer sent, in any order,
-  to a self-signed CA of the trust store, the store's CAs tried first; a CA
-  the peer sends counts only if it is identical to the store's;
+  to a self-signed CA of the trust store, the store's CAs tried first (all
+  of one name: a renewed root keeps its name); a CA the peer sends counts
+  only if it is identical to one of the store's;
 * every signature along the path, and each issuer name equal to its issuer's subject;
 * every validity period, the CA's own included;
 * the issuers: a CA-issued certificate's issuer is a CA (basicConstraints
@@ -24,7 +25,10 @@ OpenSSL makes there, the purpose alone left out:
 * the path length limits of basicConstraints and of proxies;
 * no critical extension OpenSSL would not understand, and no name constraints
   (OpenSSL applies them; here a CA that sets them is refused rather than half-checked);
-* a leaf keyUsage, if any, that allows the TLS key exchange.
+* a leaf keyUsage, if any, that allows the TLS key exchange;
+* the TLS context's security level: keys and (below the root) signature
+  hashes at least as strong as it requires (at the default level 2, RSA of
+  2048 bits, no SHA-1 or MD5).
 
 The GSI rules follow, exactly as for a chain OpenSSL verified:
 :meth:`~.trust.TrustStore.check_chain` (signing policies, CRLs, proxy names, identity).
@@ -36,7 +40,8 @@ import datetime
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtensionOID
 
 from .errors import AuthenticationFailed
@@ -64,16 +69,18 @@ _UNDERSTOOD_CRITICAL = frozenset({
 
 
 def verify_peer_chain(
-    trust: TrustStore, presented: Sequence[x509.Certificate], *, now: datetime.datetime | None = None
+    trust: TrustStore, presented: Sequence[x509.Certificate], *, security_level: int = 2,
+    now: datetime.datetime | None = None,
 ) -> tuple[x509.Certificate, ...]:
-    """The verified path (leaf first, the trusted root last) of the chain a peer sent, leaf first.
+    """The verified path, leaf first and the trusted root last, of the chain a peer sent (leaf first).
 
     Raises :class:`AuthenticationFailed` (:class:`CredentialExpired` for validity) saying which
     certificate failed which rule."""
     if not presented:
         raise AuthenticationFailed("the peer sent no certificate")
     now = now or datetime.datetime.now(datetime.UTC)
-    path = _build_path(trust, presented)
+    level = max(0, min(security_level, len(_LEVEL_BITS) - 1))
+    path = _build_path(trust, presented, level)
     for cert in path:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise expired_error(cert, now)
@@ -82,13 +89,14 @@ def verify_peer_chain(
     _check_issuers(path)
     _check_path_lengths(path)
     _check_leaf_usage(path[0])
+    _check_key_strength(path, level)
     return path
 
 
 # --- the path -------------------------------------------------------------------------
 
 
-def _build_path(trust: TrustStore, presented: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+def _build_path(trust: TrustStore, presented: Sequence[x509.Certificate], level: int) -> tuple[x509.Certificate, ...]:
     leaf = presented[0]
     if _is_trusted(trust, leaf):
         raise AuthenticationFailed(
@@ -99,16 +107,20 @@ def _build_path(trust: TrustStore, presented: Sequence[x509.Certificate]) -> tup
     while not (path[-1].subject == path[-1].issuer and _is_trusted(trust, path[-1])):
         if len(path) >= MAX_DEPTH:
             raise AuthenticationFailed(f"the peer's certificate chain is longer than {MAX_DEPTH} certificates")
-        path.append(_issuer_of(trust, pool, path))
+        path.append(_issuer_of(trust, pool, path, level))
     return tuple(path)
 
 
-def _issuer_of(trust: TrustStore, pool: list[x509.Certificate], path: list[x509.Certificate]) -> x509.Certificate:
+def _issuer_of(trust: TrustStore, pool: list[x509.Certificate], path: list[x509.Certificate],
+               level: int) -> x509.Certificate:
     cert = path[-1]
-    candidates = []
-    stored = trust.cas.get(oneline(cert.issuer))
-    if stored is not None and stored not in path:
-        candidates.append(stored)
+    algorithm, bits = _signature_strength(cert)
+    if bits < _LEVEL_BITS[level]:
+        raise AuthenticationFailed(
+            f"the certificate {oneline(cert.subject)} is signed with {algorithm}, too weak for TLS security "
+            f"level {level}"
+        )
+    candidates = [c for c in trust.cas_named(oneline(cert.issuer)) if c not in path]
     candidates += [c for c in pool if c.subject == cert.issuer and c not in path and c not in candidates
                    and not _untrusted_root(trust, c)]
     if not candidates:
@@ -131,7 +143,7 @@ def _issuer_of(trust: TrustStore, pool: list[x509.Certificate], path: list[x509.
 
 
 def _is_trusted(trust: TrustStore, cert: x509.Certificate) -> bool:
-    return trust.cas.get(oneline(cert.subject)) == cert
+    return cert in trust.cas_named(oneline(cert.subject))
 
 
 def _untrusted_root(trust: TrustStore, cert: x509.Certificate) -> bool:
@@ -257,3 +269,41 @@ def _check_leaf_usage(leaf: x509.Certificate) -> None:
     usage = _key_usage(leaf)
     if usage is not None and not (usage.digital_signature or usage.key_encipherment or usage.key_agreement):
         raise AuthenticationFailed(f"the key usage of {oneline(leaf.subject)} does not allow it in TLS")
+
+
+# OpenSSL's security levels 0-5, in bits of security a key or signature must offer
+_LEVEL_BITS = (0, 80, 112, 128, 192, 256)
+# bits of security of RSA and DSA moduli (NIST SP 800-57), as OpenSSL counts them
+_MODULUS_BITS = ((15360, 256), (7680, 192), (3072, 128), (2048, 112), (1024, 80))
+
+
+def _key_bits(key: object) -> int:
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+        return next((bits for size, bits in _MODULUS_BITS if key.key_size >= size), 0)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.key_size // 2
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return 128
+    if isinstance(key, ed448.Ed448PublicKey):
+        return 224
+    return 0
+
+
+def _signature_strength(cert: x509.Certificate) -> tuple[str, int]:
+    """The hash of the issuer's signature on ``cert`` and the bits of security OpenSSL credits it with."""
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return cert.signature_algorithm_oid.dotted_string, 0
+    if algorithm is None:  # EdDSA: as strong as the issuer's key, which is checked on its own
+        return "EdDSA", 256
+    # collision resistance (MD5 and SHA-1 are broken well below their size)
+    return algorithm.name, {"md5": 39, "sha1": 63}.get(algorithm.name, algorithm.digest_size * 4)
+
+
+def _check_key_strength(path: tuple[x509.Certificate, ...], level: int) -> None:
+    for cert in path:
+        if _key_bits(cert.public_key()) < _LEVEL_BITS[level]:
+            raise AuthenticationFailed(
+                f"the key of the certificate {oneline(cert.subject)} is too weak for TLS security level {level}"
+            )

@@ -39,6 +39,16 @@ class TrustStore:
     policies: dict[str, SigningPolicy]
     crls: dict[str, x509.CertificateRevocationList]
     require_signing_policy: bool = True
+    #: every CA certificate by subject, where ``cas`` keeps the first: a CA renewing its root under
+    #: the same name has two (``<hash>.0`` and ``<hash>.1``), and a chain may lead to either
+    same_name: dict[str, tuple[x509.Certificate, ...]] = attrs.field(factory=dict)
+
+    def cas_named(self, dn: str) -> tuple[x509.Certificate, ...]:
+        """The trusted CA certificates whose subject is ``dn`` (Globus one-line form)."""
+        found = self.same_name.get(dn)
+        if found:
+            return found
+        return (self.cas[dn],) if dn in self.cas else ()
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, require_signing_policy: bool = True) -> TrustStore:
@@ -51,6 +61,7 @@ class TrustStore:
                 hint="pass --ca-dir DIR or set X509_CERT_DIR",
             ) from exc
         cas: dict[str, x509.Certificate] = {}
+        same_name: dict[str, tuple[x509.Certificate, ...]] = {}
         policies: dict[str, SigningPolicy] = {}
         crls: dict[str, x509.CertificateRevocationList] = {}
         for name in names:
@@ -59,6 +70,8 @@ class TrustStore:
                 for cert in _load_certs(path):
                     dn = oneline(cert.subject)
                     cas.setdefault(dn, cert)
+                    if cert not in same_name.get(dn, ()):
+                        same_name[dn] = (*same_name.get(dn, ()), cert)
                     policy_path = os.path.join(directory, name.split(".")[0] + ".signing_policy")
                     if dn not in policies and os.path.exists(policy_path):
                         with open(policy_path, encoding="utf-8") as f:
@@ -68,8 +81,8 @@ class TrustStore:
                 if crl is not None:
                     crls[oneline(crl.issuer)] = crl
         for issuer, crl in crls.items():
-            ca = cas.get(issuer)
-            if ca is None or not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+            signers = same_name.get(issuer, ())
+            if not any(crl.is_signature_valid(ca.public_key()) for ca in signers):  # type: ignore[arg-type]
                 raise GSIConfigError(
                     f"the CRL of {issuer} in {directory} is not signed by a CA of that directory",
                     hint="replace the CRL file (fetch-crl) or remove it",
@@ -80,7 +93,7 @@ class TrustStore:
                 hint="install the CA certificates there, named by `openssl x509 -hash`",
             )
         return cls(directory=directory, cas=cas, policies=policies, crls=crls,
-                   require_signing_policy=require_signing_policy)
+                   require_signing_policy=require_signing_policy, same_name=same_name)
 
     def configure(self, ctx: ssl.SSLContext) -> None:
         """Make ``ctx`` require and verify a peer certificate against this directory, proxies allowed."""
