@@ -180,3 +180,33 @@ def test_get_with_a_client_auth_only_user_certificate(serve, root, client_auth_g
     # and the other direction, where the user's proxy is the data channel's TLS client
     guc(pki.env(proxy), *flags, f"file://{payload}", url(srv, "/put.bin"))
     assert (root / "put.bin").read_bytes() == payload.read_bytes()
+
+
+@pytest.fixture
+def real_client_auth_server(client_auth_grid, tmp_path: Path):
+    pki, _ = client_auth_grid
+    port = free_port()
+    pidfile = tmp_path / "real.pid"
+    pki.start_real_server(port, pidfile, tmp_path / "real.log")
+    wait_port(port)
+    yield port
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def test_third_party_to_the_real_server_with_a_client_auth_only_user_certificate(
+        serve, real_client_auth_server, root, client_auth_grid, payload, request) -> None:
+    """Ours sending MODE E to the real server: our side connects, so it checks, as TLS client, the
+    chain of the credential the client delegated to the real server."""
+    pki, proxy = client_auth_grid
+    srv = serve("--root", str(root), "--host-cert", str(pki.host_cert), "--host-key", str(pki.host_key),
+                "--ca-dir", str(pki.ca_dir), "--gridmap", str(pki.gridmap))
+    shared = Path(tempfile.mkdtemp(prefix="tc-gsi-real-"))
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
+    shared.chmod(0o777)
+    shutil.copyfile(payload, root / "f.bin")
+    guc(pki.env(proxy), "-p", "2", "-fast", "-dcpriv", url(srv, "/f.bin"),
+        f"gsiftp://127.0.0.1:{real_client_auth_server}{shared}/back.bin")
+    assert (shared / "back.bin").read_bytes() == payload.read_bytes()
