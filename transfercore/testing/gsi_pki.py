@@ -73,7 +73,10 @@ class CA:
         return cls(cert=cert, key=key)
 
     def issue(self, subject: x509.Name, *, host: str | None = None,
-              lifetime: datetime.timedelta = 10 * _DAY) -> Credential:
+              lifetime: datetime.timedelta = 10 * _DAY,
+              usages: tuple[x509.ObjectIdentifier, ...] | None = None) -> Credential:
+        """An end-entity certificate; ``usages`` gives it an extendedKeyUsage (a host certificate
+        gets serverAuth and clientAuth), ``lifetime`` may be negative for an expired one."""
         key = _key()
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -90,8 +93,10 @@ class CA:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False,
-            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                            critical=False)
+            )
+            usages = usages or (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+        if usages is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         return Credential(chain=(builder.sign(self.key, hashes.SHA256()),), key=key)
 
     def install(self, ca_dir: Path, *, namespace: str | None = None) -> str:
@@ -131,14 +136,18 @@ class GridPKI:
         return oneline(self.user.certificate.subject)
 
     @classmethod
-    def make(cls, root: Path, *, account: str = "griduser", org: str = "Transfercore Test Grid") -> GridPKI:
+    def make(cls, root: Path, *, account: str = "griduser", org: str = "Transfercore Test Grid",
+             user_usages: tuple[x509.ObjectIdentifier, ...] | None = None) -> GridPKI:
+        """``user_usages=(ExtendedKeyUsageOID.CLIENT_AUTH,)`` makes the user certificate a typical grid
+        user's: good for TLS clients only, by the letter of its extendedKeyUsage."""
         ca = CA.make(org)
         ca_dir = root / "certificates"
         ca.install(ca_dir)
         host = ca.issue(_name((NameOID.ORGANIZATION_NAME, org),
                               (NameOID.COMMON_NAME, "host/localhost")), host="localhost")
         user = ca.issue(_name((NameOID.ORGANIZATION_NAME, org),
-                              (NameOID.ORGANIZATIONAL_UNIT_NAME, "Users"), (NameOID.COMMON_NAME, "Jane Doe")))
+                              (NameOID.ORGANIZATIONAL_UNIT_NAME, "Users"), (NameOID.COMMON_NAME, "Jane Doe")),
+                         usages=user_usages)
         host_cert, host_key = root / "hostcert.pem", root / "hostkey.pem"
         host_cert.write_bytes(_pem(host.certificate))
         _write_key(host_key, host.key)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from transfercore.testing.gsi_pki import GridPKI
 from transfercore.testing.loopback import free_port, wait_port
@@ -145,4 +146,67 @@ def test_third_party_between_the_real_server_and_ours(gsi_server, real_gsi_serve
     assert (root / "from-real.bin").read_bytes() == payload.read_bytes()
     # ours -> real server
     guc(env, *flags, url(gsi_server, "/from-real.bin"), f"{real}{shared}/back.bin")
+    assert (shared / "back.bin").read_bytes() == payload.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def client_auth_grid() -> Iterator[tuple[GridPKI, Path]]:
+    """A grid whose user certificate says extendedKeyUsage=clientAuth only, as grid user certificates
+    commonly do: by the letter of OpenSSL's purpose check it may not act as a TLS server."""
+    root = Path(tempfile.mkdtemp(prefix="tc-gsi-clientauth-"))
+    root.chmod(0o755)
+    pki = GridPKI.make(root, user_usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    yield pki, pki.grid_proxy_init(root / "x509up")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("-p", "2", "-fast"), ("-p", "2", "-fast", "-dcpriv"), ("-dcpriv",)],
+    ids=["stream-dcau", "modee-p2", "modee-p2-dcpriv", "stream-dcpriv"],
+)
+def test_get_with_a_client_auth_only_user_certificate(serve, root, client_auth_grid, payload, tmp_path,
+                                                      flags) -> None:
+    """In a MODE E GET our server connects to the client's data port, so on the data channel it is the
+    TLS client and the user's proxy the TLS server; GSI (as Globus) does not hold the certificate's
+    purpose against it, and neither may we."""
+    pki, proxy = client_auth_grid
+    srv = serve("--root", str(root), "--host-cert", str(pki.host_cert), "--host-key", str(pki.host_key),
+                "--ca-dir", str(pki.ca_dir), "--gridmap", str(pki.gridmap))
+    shutil.copyfile(payload, root / "f.bin")
+    back = tmp_path / "back.bin"
+    guc(pki.env(proxy), *flags, url(srv, "/f.bin"), f"file://{back}")
+    assert back.read_bytes() == payload.read_bytes()
+    # and the other direction, where the user's proxy is the data channel's TLS client
+    guc(pki.env(proxy), *flags, f"file://{payload}", url(srv, "/put.bin"))
+    assert (root / "put.bin").read_bytes() == payload.read_bytes()
+
+
+@pytest.fixture
+def real_client_auth_server(client_auth_grid, tmp_path: Path):
+    pki, _ = client_auth_grid
+    port = free_port()
+    pidfile = tmp_path / "real.pid"
+    pki.start_real_server(port, pidfile, tmp_path / "real.log")
+    wait_port(port)
+    yield port
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def test_third_party_to_the_real_server_with_a_client_auth_only_user_certificate(
+        serve, real_client_auth_server, root, client_auth_grid, payload, request) -> None:
+    """Ours sending MODE E to the real server: our side connects, so it checks, as TLS client, the
+    chain of the credential the client delegated to the real server."""
+    pki, proxy = client_auth_grid
+    srv = serve("--root", str(root), "--host-cert", str(pki.host_cert), "--host-key", str(pki.host_key),
+                "--ca-dir", str(pki.ca_dir), "--gridmap", str(pki.gridmap))
+    shared = Path(tempfile.mkdtemp(prefix="tc-gsi-real-"))
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
+    shared.chmod(0o777)
+    shutil.copyfile(payload, root / "f.bin")
+    guc(pki.env(proxy), "-p", "2", "-fast", "-dcpriv", url(srv, "/f.bin"),
+        f"gsiftp://127.0.0.1:{real_client_auth_server}{shared}/back.bin")
     assert (shared / "back.bin").read_bytes() == payload.read_bytes()

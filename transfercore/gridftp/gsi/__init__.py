@@ -5,6 +5,7 @@
 * :mod:`.datasock` - the thin blocking shell that authenticates and protects data sockets;
 * :mod:`.tokens` - base64 framing of tokens in commands and replies;
 * :mod:`.trust` - the Globus CA directory, signing policies, CRLs;
+* :mod:`.pathcheck` - a TLS server peer's chain verified without OpenSSL's purpose check (data channels);
 * :mod:`.proxy` - RFC 3820 proxies, identities, delegation messages;
 * :mod:`.gridmap` - the grid-mapfile;
 * :mod:`.dataprot` - ``DCAU``, ``PROT``, ``PBSZ``;

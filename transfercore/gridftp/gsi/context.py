@@ -32,9 +32,11 @@ import ssl
 from collections.abc import Callable
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from .errors import AuthenticationFailed, CredentialExpired, ProtectionError
 from .names import oneline
+from .pathcheck import verify_peer_chain
 from .proxy import Credential, DelegationRequest, ProxyKind, der_length, sign_request
 from .trust import TrustStore, expired_error
 
@@ -52,8 +54,14 @@ class Phase(enum.Enum):
     FAILED = "failed"
 
 
-def make_ssl_context(credential: Credential, trust: TrustStore, *, server_side: bool) -> ssl.SSLContext:
-    """A TLS context presenting ``credential`` and requiring a peer verified against ``trust``."""
+def make_ssl_context(
+    credential: Credential, trust: TrustStore, *, server_side: bool, purpose_check: bool = True
+) -> ssl.SSLContext:
+    """A TLS context presenting ``credential`` and requiring a peer verified against ``trust``.
+
+    ``purpose_check=False`` (TLS clients only) leaves the peer's chain unchecked by OpenSSL, which
+    would hold it to the TLS server purpose: :class:`SecurityContext` then verifies it in full
+    itself (:mod:`.pathcheck`), the purpose alone excepted, as GSI does."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = False  # GSI names the peer by its certificate subject, checked by the caller
@@ -62,7 +70,14 @@ def make_ssl_context(credential: Credential, trust: TrustStore, *, server_side: 
         # tickets after a TLS 1.3 handshake would be GSS tokens the initiator does not expect
         ctx.num_tickets = 0
     load_credential(ctx, credential)
-    trust.configure(ctx)
+    if purpose_check:
+        trust.configure(ctx)
+    elif server_side:
+        # a TLS server that does not verify does not even ask for the client's certificate
+        raise ValueError("only a TLS client can leave the peer's chain to SecurityContext")
+    else:
+        # the server's certificate comes all the same, and the handshake proves its key
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
 
@@ -160,7 +175,12 @@ class SecurityContext:
             self._ssl.do_handshake()
         except ssl.SSLWantReadError:
             return False
-        self.peer_chain = _verified_chain(self._ssl)
+        if self._ssl.context.verify_mode == ssl.CERT_NONE:
+            # make_ssl_context(purpose_check=False): OpenSSL checked nothing, every check is ours
+            self.peer_chain = verify_peer_chain(self._trust, _presented_chain(self._ssl),
+                                                security_level=self._ssl.context.security_level)
+        else:
+            self.peer_chain = _verified_chain(self._ssl)
         self.peer_identity = self._trust.check_chain(self.peer_chain)
         if self._check_peer is not None:
             self._check_peer(self.peer_identity)
@@ -317,6 +337,17 @@ def _verified_chain(obj: ssl.SSLObject) -> tuple[x509.Certificate, ...]:
     # public since Python 3.13; the same methods of the C object before that (3.10+)
     getter = getattr(obj, "get_verified_chain", None) or obj._sslobj.get_verified_chain  # type: ignore[attr-defined]
     return _der_chain(getter())
+
+
+def _presented_chain(obj: ssl.SSLObject) -> tuple[x509.Certificate, ...]:
+    """The chain the peer sent, its own certificate (whose key the handshake proved) first."""
+    chain = _unverified_chain(obj)
+    leaf = obj.getpeercert(binary_form=True)
+    if not chain or leaf is None:
+        raise AuthenticationFailed("the peer sent no certificate")
+    if chain[0].public_bytes(serialization.Encoding.DER) != leaf:
+        raise AuthenticationFailed("the peer's certificate is not the first of the chain it sent")
+    return chain
 
 
 def _unverified_chain(obj: ssl.SSLObject) -> tuple[x509.Certificate, ...]:

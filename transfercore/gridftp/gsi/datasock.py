@@ -57,7 +57,11 @@ class SecureDataSocket:
             if self._context is not None:
                 return
             ctx = SecurityContext(
-                make_ssl_context(self._credential, self._trust, server_side=not self._initiator),
+                # As the TLS client (the side that connected) OpenSSL would hold the peer's chain to the
+                # TLS server purpose, which a user's clientAuth-only certificate fails; GSI ignores
+                # purposes, so that chain is verified by SecurityContext, every other check kept.
+                make_ssl_context(self._credential, self._trust, server_side=not self._initiator,
+                                 purpose_check=not self._initiator),
                 self._trust,
                 server_side=not self._initiator,
                 check_peer=self._check_peer,

@@ -79,6 +79,42 @@ def proxy_kind(cert: x509.Certificate) -> ProxyKind:
     return ProxyKind.NONE
 
 
+def is_rfc3820_proxy(cert: x509.Certificate) -> bool:
+    """Whether ``cert`` carries the RFC 3820 ProxyCertInfo extension: the only proxy form OpenSSL
+    verifies, and so the only one a chain of either channel can hold."""
+    try:
+        cert.extensions.get_extension_for_oid(PROXY_CERT_INFO)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def proxy_path_limit(cert: x509.Certificate) -> int | None:
+    """The pCPathLenConstraint of an RFC 3820 proxy (how many proxies it may sign below it), or None.
+
+    Raises :class:`AuthenticationFailed` for a ProxyCertInfo value that does not parse: a limit
+    that cannot be read must not be taken as no limit."""
+    try:
+        value = cert.extensions.get_extension_for_oid(PROXY_CERT_INFO).value
+    except x509.ExtensionNotFound:
+        return None
+    raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
+    try:
+        tag, body, end = _read_tlv(raw, 0)
+        if tag != 0x30 or end != len(raw):
+            raise ValueError("not one SEQUENCE")
+        pos = 0
+        while pos < len(body):
+            tag, inner, pos = _read_tlv(body, pos)
+            if tag == 0x02:
+                if not inner or inner[0] & 0x80:
+                    raise ValueError("a negative path length")
+                return int.from_bytes(inner, "big")
+    except (ValueError, IndexError, AuthenticationFailed) as exc:
+        raise AuthenticationFailed(f"the proxy {oneline(cert.subject)} has a malformed ProxyCertInfo") from exc
+    return None
+
+
 def end_entity(chain: Sequence[x509.Certificate]) -> x509.Certificate:
     """The first certificate of ``chain`` (leaf first) that is not a proxy."""
     for cert in chain:

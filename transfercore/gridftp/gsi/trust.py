@@ -4,7 +4,8 @@ The directory (``X509_CERT_DIR``, by default ``/etc/grid-security/certificates``
 holds each CA as ``<hash>.0`` (OpenSSL's subject hash, so OpenSSL finds it as a
 ``capath``), its ``<hash>.signing_policy`` and, optionally, its CRL as
 ``<hash>.r0``.  OpenSSL verifies signatures, validity periods and the proxy
-rules (``VERIFY_ALLOW_PROXY_CERTS``); this module adds what GSI requires on
+rules (``VERIFY_ALLOW_PROXY_CERTS``), or :mod:`.pathcheck` where OpenSSL's
+purpose check would be in the way; this module adds what GSI requires on
 top: the signing policy of every CA in the chain, the CRLs, the proxy naming
 rule, and the identity the chain stands for.
 """
@@ -38,6 +39,16 @@ class TrustStore:
     policies: dict[str, SigningPolicy]
     crls: dict[str, x509.CertificateRevocationList]
     require_signing_policy: bool = True
+    #: every CA certificate by subject, where ``cas`` keeps the first: a CA renewing its root under
+    #: the same name has two (``<hash>.0`` and ``<hash>.1``), and a chain may lead to either
+    same_name: dict[str, tuple[x509.Certificate, ...]] = attrs.field(factory=dict)
+
+    def cas_named(self, dn: str) -> tuple[x509.Certificate, ...]:
+        """The trusted CA certificates whose subject is ``dn`` (Globus one-line form)."""
+        found = self.same_name.get(dn)
+        if found:
+            return found
+        return (self.cas[dn],) if dn in self.cas else ()
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, require_signing_policy: bool = True) -> TrustStore:
@@ -50,6 +61,7 @@ class TrustStore:
                 hint="pass --ca-dir DIR or set X509_CERT_DIR",
             ) from exc
         cas: dict[str, x509.Certificate] = {}
+        same_name: dict[str, tuple[x509.Certificate, ...]] = {}
         policies: dict[str, SigningPolicy] = {}
         crls: dict[str, x509.CertificateRevocationList] = {}
         for name in names:
@@ -58,6 +70,8 @@ class TrustStore:
                 for cert in _load_certs(path):
                     dn = oneline(cert.subject)
                     cas.setdefault(dn, cert)
+                    if cert not in same_name.get(dn, ()):
+                        same_name[dn] = (*same_name.get(dn, ()), cert)
                     policy_path = os.path.join(directory, name.split(".")[0] + ".signing_policy")
                     if dn not in policies and os.path.exists(policy_path):
                         with open(policy_path, encoding="utf-8") as f:
@@ -67,8 +81,8 @@ class TrustStore:
                 if crl is not None:
                     crls[oneline(crl.issuer)] = crl
         for issuer, crl in crls.items():
-            ca = cas.get(issuer)
-            if ca is None or not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+            signers = same_name.get(issuer, ())
+            if not any(crl.is_signature_valid(ca.public_key()) for ca in signers):  # type: ignore[arg-type]
                 raise GSIConfigError(
                     f"the CRL of {issuer} in {directory} is not signed by a CA of that directory",
                     hint="replace the CRL file (fetch-crl) or remove it",
@@ -79,7 +93,7 @@ class TrustStore:
                 hint="install the CA certificates there, named by `openssl x509 -hash`",
             )
         return cls(directory=directory, cas=cas, policies=policies, crls=crls,
-                   require_signing_policy=require_signing_policy)
+                   require_signing_policy=require_signing_policy, same_name=same_name)
 
     def configure(self, ctx: ssl.SSLContext) -> None:
         """Make ``ctx`` require and verify a peer certificate against this directory, proxies allowed."""
@@ -88,7 +102,7 @@ class TrustStore:
         ctx.load_verify_locations(capath=self.directory)
 
     def check_chain(self, chain: Sequence[x509.Certificate], *, now: datetime.datetime | None = None) -> str:
-        """Check a chain OpenSSL verified (leaf first) against the GSI rules; return its identity."""
+        """Check a verified chain (leaf first) against the GSI rules; return its identity."""
         if not chain:
             raise AuthenticationFailed("the peer sent no certificate")
         now = now or datetime.datetime.now(datetime.UTC)
