@@ -176,4 +176,4 @@ def test_verbose_logs_sessions_and_transfers(serve, root: Path, tmp_path: Path) 
     assert "anonymous logged in from 127.0.0.1" in text
     assert "download of /f started" in text
     assert "download of /f ended after" in text and "12345 bytes: 226" in text
-    assert "ended (client closed the connection" in text
+    assert "ended (221 Goodbye." in text

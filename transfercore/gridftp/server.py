@@ -222,6 +222,7 @@ class Connection(DataTransfers):
         self.turn = asyncio.Lock()
         self.transfer_outcome = ""
         self.end_reason = "client closed the connection"
+        self.last_reply: Reply | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -229,6 +230,7 @@ class Connection(DataTransfers):
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, fn, *args)
 
     async def send(self, reply: Reply) -> None:
+        self.last_reply = reply
         if reply.is_final and self.transfer is not None and asyncio.current_task() is self.transfer:
             self.transfer_outcome = f"{reply.code} {reply.lines[-1]}"[:200]
         if self.writer.is_closing():
@@ -287,6 +289,10 @@ class Connection(DataTransfers):
             worker.cancel()
             with contextlib.suppress(BaseException):
                 await worker
+            if not worker.cancelled() and worker.exception() is not None:
+                # one broken session must never stop the server, but it must be seen
+                self.end_reason = "internal error"
+                log.error("session %d ended with an internal error", self.slot.id, exc_info=worker.exception())
             await self.abort_transfer()
             self.cache.drop()
             if self.listener is not None:
@@ -416,6 +422,8 @@ class Connection(DataTransfers):
             await self.send(output)
         elif isinstance(output, Close):
             self.closing = True
+            if self.last_reply is not None:
+                self.end_reason = f"{self.last_reply.code} {self.last_reply.lines[-1]}"[:200]
         elif isinstance(output, Abort):
             await self.abort_transfer(reply=True)
         elif isinstance(output, Authenticate):
