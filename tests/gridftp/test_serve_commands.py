@@ -168,7 +168,7 @@ def test_verbose_logs_sessions_and_transfers(serve, root: Path, tmp_path: Path) 
     assert c.cmd("QUIT")[0] == 221
     log = tmp_path / "serve.log"
     deadline = time.monotonic() + 10
-    while "ended (" not in log.read_text():
+    while "ended (221 Goodbye." not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
     text = log.read_text()
