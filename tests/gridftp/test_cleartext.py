@@ -44,18 +44,21 @@ def test_loopback_addresses(host: str, loopback: bool) -> None:
 def test_password_from_another_host_needs_the_explicit_option(allow: bool) -> None:
     users = UserDB({"alice": make_entry("alice", "secret")})
 
-    async def attempt(peer: str) -> tuple[bool, bytes]:
+    async def attempt(peer: str) -> tuple[bool, str | None, bytes]:
         server = GridFTPServer(ServerConfig(allow_cleartext_passwords=allow), driver=None, users=users)  # type: ignore[arg-type]
         writer = FakeWriter(peer)
         conn = Connection(server, asyncio.StreamReader(), writer)  # type: ignore[arg-type]
         try:
-            return await conn.check_login("alice", "secret"), writer.sent
+            result = await conn.check_login("alice", "secret")
+            return result.ok, result.reason, writer.sent
         finally:
             server.pool.shutdown(wait=False)
 
-    ok, sent = asyncio.run(attempt("192.0.2.7"))
+    ok, reason, sent = asyncio.run(attempt("192.0.2.7"))
     assert ok is allow
+    # the check only says why; the session sends the one reply (see test_login_reply)
+    assert sent == b""
     if not allow:
-        assert b"530 Passwords are refused over an unencrypted connection from another host" in sent
-    ok, sent = asyncio.run(attempt("127.0.0.1"))
-    assert ok and sent == b""
+        assert reason is not None and reason.startswith("Passwords are refused over an unencrypted connection")
+    ok, reason, sent = asyncio.run(attempt("127.0.0.1"))
+    assert ok and reason is None and sent == b""

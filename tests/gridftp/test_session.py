@@ -17,6 +17,7 @@ from transfercore.gridftp.session import (
     Retrieve,
     Session,
     SessionConfig,
+    SetAttributes,
     State,
     StorageOp,
     Store,
@@ -238,7 +239,8 @@ def test_site_commands():
     assert codes(cmd(s, "SITE STORBUFSIZE 1048576")) == [200]
     assert s.store_buffer == 1048576 and s.retr_buffer is None
     assert codes(cmd(s, "SITE RETRBUFSIZE x")) == [501]
-    assert codes(cmd(s, "SITE CHMOD 777 /x")) == [500]
+    assert cmd(s, "SITE CHMOD 777 /x") == [SetAttributes("/x", mode=0o777)]
+    assert codes(cmd(s, "SITE NOSUCH 777 /x")) == [500]
     assert codes(cmd(s, "DCAU N")) == [200]
     assert codes(cmd(s, "DCAU A")) == [504]  # a password login has no credential to authenticate with
 

@@ -87,6 +87,9 @@ def register(subparsers: Any) -> None:
                      help="the same, per client address (default 64)")
     lim.add_argument("--max-sessions-per-address", type=int, default=32, metavar="N",
                      help="logged-in sessions per client address (default 32)")
+    lim.add_argument("--idle-eviction", type=float, default=60.0, metavar="S",
+                     help="when the sessions are full, a new login closes the session idle longest, "
+                     "if it has been idle S seconds (no command, no transfer; default 60)")
     lim.add_argument("--max-spool", default="4G", metavar="SIZE",
                      help="largest upload without ALLO, spooled beside its destination (default 4G)")
     lim.add_argument(
@@ -98,7 +101,12 @@ def register(subparsers: Any) -> None:
     lim.add_argument("--failed-login-delay", type=float, default=0.5, metavar="S",
                      help="wait after a failed login from an address, doubling per failure up to 8 s (default 0.5)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
-    p.add_argument("-v", "--verbose", action="store_true", help="log sessions and transfers to stderr")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log sessions (connect, login, end) and transfers (start; end with bytes and outcome) to stderr",
+    )
     p.set_defaults(func=run)
 
 
@@ -182,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             max_unauthenticated_per_address=args.max_unauthenticated_per_address,
             login_timeout=args.login_timeout,
             idle_timeout=args.idle_timeout,
+            idle_eviction=args.idle_eviction,
             failure_delay=args.failed_login_delay,
         )
     except ValueError as exc:

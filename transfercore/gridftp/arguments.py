@@ -203,3 +203,66 @@ def parse_dcau(arg: str) -> str:
     if mode != "N":
         raise BadArgument(f"DCAU {mode[:10]} is not supported; only DCAU N (no data channel authentication)")
     return mode
+
+
+@attrs.frozen
+class ChmodRequest:
+    mode: int
+    path: str
+
+
+def parse_chmod(arg: str) -> ChmodRequest:
+    """``SITE CHMOD <octal mode> <path>`` (the path may contain spaces)."""
+    parts = arg.strip().split(" ", 1)
+    if len(parts) != 2 or not parts[1].strip():
+        raise BadArgument("SITE CHMOD needs <octal mode> <path>")
+    text = parts[0]
+    # Stricter than Globus, which reads "999" as mode 0: a typo must not lock a file.
+    if not text or len(text) > 5 or any(c not in "01234567" for c in text) or int(text, 8) > 0o7777:
+        raise BadArgument(f"SITE CHMOD mode {text[:20]!r} is not an octal mode such as 644 or 0755")
+    return ChmodRequest(int(text, 8), parts[1].strip())
+
+
+@attrs.frozen
+class UtimeRequest:
+    #: Modification time in nanoseconds since the epoch.
+    mtime_ns: int
+    path: str
+
+
+def parse_ftp_time(text: str) -> int:
+    """``YYYYMMDDhhmmss`` (UTC; fractional seconds ``.sss`` allowed) to nanoseconds since the epoch."""
+    import calendar
+    import time
+
+    whole, _, frac = text.partition(".")
+    if len(whole) != 14 or not whole.isascii() or not whole.isdigit() or (frac and not frac.isdigit()):
+        raise BadArgument(f"time {text[:30]!r} is not YYYYMMDDhhmmss (UTC)")
+    try:
+        parsed = time.strptime(whole, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise BadArgument(f"time {text[:30]!r} is not a valid date and time") from None
+    seconds = calendar.timegm(parsed)
+    if seconds < 0:
+        raise BadArgument(f"time {text[:30]!r} is before 1970")
+    return seconds * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+
+
+def parse_utime(arg: str) -> UtimeRequest:
+    """``SITE UTIME <YYYYMMDDhhmmss> <path>`` (Globus), or ``SITE UTIME <atime> <mtime> <ctime> <path> UTC``.
+
+    The second, five-argument form is ProFTPD's (sent by FileZilla and lftp); only
+    its modification time is applied.  Globus reads its third word as a path and
+    answers 550: here it does what it says.
+    """
+    words = arg.strip().split(" ")
+    if (
+        len(words) >= 5
+        and words[-1].upper() == "UTC"
+        and all(len(w) == 14 and w.isdigit() for w in words[:3])
+    ):
+        return UtimeRequest(parse_ftp_time(words[1]), " ".join(words[3:-1]))
+    parts = arg.strip().split(" ", 1)
+    if len(parts) != 2 or not parts[1].strip():
+        raise BadArgument("SITE UTIME needs <YYYYMMDDhhmmss> <path> (or <atime> <mtime> <ctime> <path> UTC)")
+    return UtimeRequest(parse_ftp_time(parts[0]), parts[1].strip())

@@ -37,6 +37,13 @@ def plan_retrieve(act: Retrieve, size: int) -> RetrievePlan:
     else:
         ranges = RangeSet.span(0, size)
     if act.restart:
+        held = act.restart.end()
+        if held > size and act.window is None:
+            # A restart past the end is a client's mistake, not "nothing left to send":
+            # 150/226 with no data would let it believe it holds bytes that do not exist.
+            raise ReplyError(
+                554, f"Restart offset {held} is beyond the end of the file ({size} bytes); nothing was sent."
+            )
         ranges = ranges - act.restart
     if act.mode == "S" and len(ranges) > 1:
         raise ReplyError(501, "MODE S can only resume from an offset; use MODE E for range lists.")

@@ -7,7 +7,10 @@ The rules, and why:
   one address) is full, the *oldest* of them is dropped to admit the newcomer,
   so a flood of silent or slow connections cannot keep a real client out, and
   any one of them has only ``login_timeout`` seconds to authenticate.
-* Logged-in sessions are limited in all and per address.
+* Logged-in sessions are limited in all and per address.  When a new login
+  finds them full (in all, or for its address), the sessions idle longest
+  (no transfer, no command for ``idle_eviction`` seconds) are closed to make
+  room, so idle logins cannot lock everyone else out until their idle timeout.
 * Failed logins are slowed per address, not per connection: after each
   failure the address must wait longer (doubling, capped) before its next
   password is checked, whatever number of connections it spreads them over.
@@ -31,6 +34,8 @@ class Limits:
     max_unauthenticated_per_address: int = 64
     login_timeout: float = 30.0
     idle_timeout: float = 900.0
+    #: a logged-in session idle this long may be closed to admit a new login when the sessions are full
+    idle_eviction: float = 60.0
     #: the first failed login from an address costs this many seconds; each further one twice as many
     failure_delay: float = 0.5
     max_failure_delay: float = 8.0
@@ -52,6 +57,10 @@ class Slot:
     connected_at: float
     logged_in: bool = False
     evicted: bool = False
+    #: when its last whole command arrived (for choosing the longest-idle session)
+    last_command: float = attrs.field(default=attrs.Factory(lambda self: self.connected_at, takes_self=True))
+    #: a transfer is running: never idle
+    busy: bool = False
 
 
 @attrs.define
@@ -102,6 +111,33 @@ class Admission:
         slot.logged_in = True
         self._sessions[slot.id] = slot
         return None
+
+    def make_room(self, slot: Slot, now: float) -> list[Slot]:
+        """Close the longest-idle sessions that keep the login of ``slot`` out; the slots to close.
+
+        Only sessions with no transfer and no command for ``idle_eviction``
+        seconds are taken; when the address's own share is full, only its own.
+        """
+        if slot.logged_in:
+            return []
+        lim = self.limits
+        idle = sorted(
+            (s for s in self._sessions.values() if not s.busy and now - s.last_command >= lim.idle_eviction),
+            key=lambda s: s.last_command,
+        )
+        evicted: list[Slot] = []
+        same = [s for s in self._sessions.values() if s.address == slot.address]
+        if len(same) >= lim.max_sessions_per_address:
+            own = [s for s in idle if s.address == slot.address]
+            if not own:
+                return []
+            evicted.append(own[0])
+        elif len(self._sessions) >= lim.max_sessions and idle:
+            evicted.append(idle[0])
+        for s in evicted:
+            self._sessions.pop(s.id, None)
+            s.evicted = True
+        return evicted
 
     def release(self, slot: Slot) -> None:
         self._waiting.pop(slot.id, None)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import stat as _stat
 import time
+from collections import deque
+from collections.abc import Callable, Iterable
 
-from ..contract import ObjectInfo
+from ..contract import Driver, ObjectInfo
 
 
 def ftp_time(mtime_ns: int) -> str:
@@ -21,6 +23,11 @@ def _clean_name(name: str) -> str | None:
 
 
 def facts(info: ObjectInfo, *, writable: bool) -> str:
+    if info.link is not None:
+        # As Globus lists a link it does not follow (MLSR): its own type and target.
+        target = _clean_name(info.link)
+        tail = "" if target is None or ";" in target else f"UNIX.slink={target};"
+        return f"Type=slink;Modify={ftp_time(info.mtime_ns)};Size={info.size};Perm=;{tail}"
     kind = "dir" if info.is_dir else "file"
     if info.is_dir:
         perm = "elcmpf" if writable else "el"
@@ -44,23 +51,73 @@ def mlsd_text(entries: list[ObjectInfo], *, writable: bool) -> bytes:
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
+def ls_line(info: ObjectInfo, name: str) -> str | None:
+    """One ``ls -l``-like line (LIST, and STAT of a path); ``None`` for a name that cannot be shown."""
+    shown = _clean_name(name)
+    if shown is None:
+        return None
+    kind = "d" if info.is_dir else "-"
+    perms = _stat.filemode(info.mode & 0o7777)[1:]
+    when = time.strftime("%b %d %H:%M", time.gmtime(info.mtime_ns / 1e9))
+    return f"{kind}{perms} 1 owner group {info.size:>12} {when} {shown}"
+
+
 def list_text(entries: list[ObjectInfo]) -> bytes:
     """``ls -l``-like lines, which humans and old clients read."""
-    lines = []
-    for info in entries:
-        name = _clean_name(info.name)
-        if name is None:
-            continue
-        kind = "d" if info.is_dir else "-"
-        perms = _stat.filemode(info.mode & 0o7777)[1:]
-        when = time.strftime("%b %d %H:%M", time.gmtime(info.mtime_ns / 1e9))
-        lines.append(f"{kind}{perms} 1 owner group {info.size:>12} {when} {name}\r\n")
-    return "".join(lines).encode("utf-8", "surrogateescape")
+    lines = (ls_line(info, info.name) for info in entries)
+    return "".join(f"{line}\r\n" for line in lines if line is not None).encode("utf-8", "surrogateescape")
 
 
 def nlst_text(entries: list[ObjectInfo]) -> bytes:
     names = (_clean_name(info.name) for info in entries)
     return "".join(f"{n}\r\n" for n in names if n is not None).encode("utf-8", "surrogateescape")
+
+
+def mlsr_text(root: ObjectInfo, entries: list[tuple[str, ObjectInfo]], *, writable: bool) -> bytes:
+    """MLSR as Globus sends it: the directory itself as ``Type=cdir`` named ``.``, then
+    every entry below it named by its path relative to it."""
+    head = facts(root, writable=writable).replace("Type=dir;", "Type=cdir;", 1)
+    lines = [f"{head} .\r\n"]
+    for relative, info in entries:
+        line = mlst_line(info, relative, writable=writable)
+        if line is not None:
+            lines.append(line + "\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+#: MLSR of a larger tree is refused: its listing is built in memory.
+MAX_MLSR_ENTRIES = 1_000_000
+
+
+def walk(
+    list_dir: Callable[[str], Iterable[ObjectInfo]],
+    path: str,
+    *,
+    hidden: Callable[[str], bool],
+    limit: int = MAX_MLSR_ENTRIES,
+) -> list[tuple[str, ObjectInfo]]:
+    """Every entry below the directory ``path``, breadth first, each with its path relative to it.
+
+    ``list_dir`` must report symbolic links as links (``Driver.scan``): a link
+    is listed, never followed, so a link loop cannot make the walk endless.
+    """
+    from .errors import ReplyError
+
+    found: list[tuple[str, ObjectInfo]] = []
+    todo: deque[tuple[str, str]] = deque([(path.rstrip("/") or "/", "")])
+    while todo:
+        directory, prefix = todo.popleft()
+        children = sorted((e for e in list_dir(directory) if not hidden(e.name)), key=lambda e: e.name)
+        for info in children:
+            relative = f"{prefix}{info.name}"
+            found.append((relative, info))
+            if len(found) > limit:
+                raise ReplyError(
+                    501, f"MLSR: more than {limit} entries below {path}; list its subdirectories one by one."
+                )
+            if info.is_dir and info.link is None and not info.special:
+                todo.append((f"{directory.rstrip('/')}/{info.name}", f"{relative}/"))
+    return found
 
 
 def listing_body(verb: str, path: str, is_dir: bool, entries: list[ObjectInfo], *, writable: bool) -> bytes:
@@ -74,3 +131,18 @@ def listing_body(verb: str, path: str, is_dir: bool, entries: list[ObjectInfo], 
     if verb == "LIST":
         return list_text(entries)
     return nlst_text(entries)
+
+
+def render(driver: Driver, path: str, shown: str, verb: str, *, writable: bool) -> bytes:
+    """The listing data of ``verb`` (MLSD, MLSR, LIST, NLST) for the driver path ``path``,
+    shown to the client as ``shown``; partial uploads are never listed.  Blocking."""
+    from .upload import is_partial_name
+
+    info = driver.stat(path)
+    if verb == "MLSR":
+        if not info.is_dir:
+            return mlsd_text([info], writable=writable)
+        return mlsr_text(info, walk(driver.scan, path, hidden=is_partial_name), writable=writable)
+    entries = list(driver.list(path)) if info.is_dir else [info]
+    entries = sorted((e for e in entries if not is_partial_name(e.name)), key=lambda e: e.name)
+    return listing_body(verb, shown, info.is_dir, entries, writable=writable)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import threading
@@ -26,7 +27,7 @@ import attrs
 from .. import checksums
 from ..contract import Driver
 from ..driverkit import checksum_range
-from ..errors import TransferCoreError
+from ..errors import AlreadyExists, NotFound, TransferCoreError
 from .control import CommandReader, Reply
 from .datachannel import (
     DataCache,
@@ -47,11 +48,13 @@ from .session import (
     Checksum,
     Close,
     Listing,
+    MakeSymlink,
     OpenPassive,
     Rename,
     Retrieve,
     Session,
     SessionConfig,
+    SetAttributes,
     State,
     StorageOp,
     Store,
@@ -62,6 +65,16 @@ from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
+
+#: Commands a client may pipeline behind a running transfer before the server stops reading.
+MAX_QUEUED_COMMANDS = 4096
+
+
+@attrs.frozen
+class LoginResult:
+    ok: bool
+    #: Why a login was refused, when it was not the password (for the one 530 reply).
+    reason: str | None = None
 
 
 @attrs.frozen
@@ -110,6 +123,9 @@ class GridFTPServer:
         self.sessions = 0
         self.admission = Admission(config.effective_limits())
         self.connections: dict[int, Connection] = {}
+        # the session knows what the storage's namespace can do (SITE CHMOD/UTIME/SYMLINK*)
+        namespace = _namespace(driver) if driver is not None else None
+        self.session_config = attrs.evolve(config.session, namespace=namespace)
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
@@ -139,14 +155,12 @@ class GridFTPServer:
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         slot, evicted = self.admission.connect(peer[0], time.monotonic())
-        for old in evicted:
-            # the oldest connection that never logged in makes room; it cannot hold anyone out
-            conn = self.connections.get(old.id)
-            if conn is not None:
-                conn.evict()
+        # the oldest connection that never logged in makes room; it cannot hold anyone out
+        self.evict(evicted, "Too many connections waiting to log in; closing the oldest.")
         self.sessions += 1
         connection = Connection(self, reader, writer, slot)
         self.connections[slot.id] = connection
+        log.info("session %d: connection from %s", slot.id, peer[0])
         try:
             await connection.run()
         except Exception:  # noqa: BLE001 - one broken session must never stop the server
@@ -156,6 +170,14 @@ class GridFTPServer:
             self.connections.pop(slot.id, None)
             self.admission.release(slot)
             writer.close()
+            log.info("session %d: ended (%s, %d commands)", slot.id, connection.end_reason,
+                     connection.session.commands_seen)
+
+    def evict(self, slots: list[Slot], reason: str) -> None:
+        for old in slots:
+            conn = self.connections.get(old.id)
+            if conn is not None:
+                conn.evict(reason)
 
 
 class Connection(DataTransfers):
@@ -176,7 +198,7 @@ class Connection(DataTransfers):
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         local = writer.get_extra_info("sockname") or (self.config.host, 0)
         self.local_host = local[0]
-        self.session = Session(self.config.session, peer_host=peer[0])
+        self.session = Session(server.session_config, peer_host=peer[0])
         self.commands = CommandReader()
         self.listener: PassiveListener | None = None
         self.transfer: asyncio.Task[None] | None = None
@@ -193,6 +215,14 @@ class Connection(DataTransfers):
         self.delegated: Credential | None = None
         self.idle = IdleClock(time.monotonic(), server.admission.limits.idle_timeout,
                               server.admission.login_deadline(self.slot))
+        #: Commands read while a transfer runs wait here and are answered in order (pipelining).
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(MAX_QUEUED_COMMANDS)
+        self.working = False
+        #: Held while a command is answered: ABOR's 226 is sent before the queued commands' replies.
+        self.turn = asyncio.Lock()
+        self.transfer_outcome = ""
+        self.end_reason = "client closed the connection"
+        self.last_reply: Reply | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -200,6 +230,9 @@ class Connection(DataTransfers):
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, fn, *args)
 
     async def send(self, reply: Reply) -> None:
+        self.last_reply = reply
+        if reply.is_final and self.transfer is not None and asyncio.current_task() is self.transfer:
+            self.transfer_outcome = f"{reply.code} {reply.lines[-1]}"[:200]
         if self.writer.is_closing():
             return
         data = reply.encode()
@@ -213,59 +246,107 @@ class Connection(DataTransfers):
 
     # -- main loop -------------------------------------------------------------------
 
-    def evict(self) -> None:
-        """Drop this connection (it never logged in) to admit a newer one."""
+    def evict(self, reason: str) -> None:
+        """Drop this connection to admit a newer one: it never logged in, or it is the longest idle."""
         self.closing = True
+        self.end_reason = f"closed to make room: {reason}"
         with contextlib.suppress(Exception):
-            self.writer.write(Reply.one(421, "Too many connections waiting to log in; closing the oldest.").encode())
+            self.writer.write(Reply.one(421, reason).encode())
         self.writer.close()
+
+    def busy(self) -> bool:
+        """A transfer runs or commands wait: the idle clock does not run."""
+        return self.transfer is not None or not self.queue.empty() or self.working
 
     async def run(self) -> None:
         await self.send(self.session.greeting())
+        worker = asyncio.create_task(self.work())
         try:
-            while not self.closing:
+            while not self.closing and not worker.done():
                 now = time.monotonic()
-                reason = None if self.transfer is not None else self.idle.expired_reason(now)
+                reason = None if self.busy() else self.idle.expired_reason(now)
                 if reason is not None:
+                    self.end_reason = reason
                     await self.send(Reply.one(421, reason))
                     break
                 # only whole commands move the deadline: a trickled line cannot keep the slot
-                timeout = None if self.transfer is not None else max(0.0, self.idle.deadline() - now)
-                try:
-                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
-                except TimeoutError:
+                timeout = None if self.busy() else max(0.0, self.idle.deadline() - now)
+                read = asyncio.ensure_future(self.reader.read(65536))
+                done, _ = await asyncio.wait({read, worker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    with contextlib.suppress(BaseException):
+                        await read
                     continue
+                try:
+                    data = read.result()
                 except ConnectionError:
                     break
                 if not data or self.closing:
                     break
                 await self.on_control_data(data)
         finally:
+            worker.cancel()
+            with contextlib.suppress(BaseException):
+                await worker
+            if not worker.cancelled() and worker.exception() is not None:
+                # one broken session must never stop the server, but it must be seen
+                self.end_reason = "internal error"
+                log.error("session %d ended with an internal error", self.slot.id, exc_info=worker.exception())
             await self.abort_transfer()
             self.cache.drop()
             if self.listener is not None:
                 self.listener.close()
 
     async def on_control_data(self, data: bytes) -> None:
+        """Read commands: ABOR acts on the running transfer at once, everything else waits its turn."""
         items: list[Any] = self.gsi.receive(data) if self.gsi is not None else [data]
         for item in items:
             if self.closing:
                 return
-            if isinstance(item, GSIReply):
-                await self.send_clear(item.code, item.text)
-                continue
-            if isinstance(item, Authenticated):
-                await self.gsi_authenticated(item)
+            if isinstance(item, (GSIReply, Authenticated)):
+                await self.queue.put(item)
                 continue
             for event in self.commands.receive(item):
                 self.idle.command(time.monotonic())
-                outputs = self.session.handle(event)
-                if self.session.state is State.READY and not self.slot.logged_in and not await self.admit():
-                    return  # an anonymous login beyond the session limit
-                for output in outputs:
-                    await self.execute(output)
-                    if self.closing:
-                        return
+                self.slot.last_command = time.monotonic()
+                if self.session.urgent(event):
+                    async with self.turn:
+                        for output in self.session.handle(event):
+                            await self.execute(output)
+                else:
+                    await self.queue.put(event)
+                if self.closing:
+                    return
+
+    async def work(self) -> None:
+        """Answer queued commands in order, each after the transfer before it has ended."""
+        while not self.closing:
+            item = await self.queue.get()
+            self.working = True
+            try:
+                if self.transfer is not None:
+                    # wait, never cancel: the transfer ends by itself or by ABOR
+                    await asyncio.wait({self.transfer})
+                async with self.turn:
+                    await self.process(item)
+            finally:
+                self.working = False
+
+    async def process(self, item: Any) -> None:
+        if isinstance(item, GSIReply):
+            await self.send_clear(item.code, item.text)
+            return
+        if isinstance(item, Authenticated):
+            await self.gsi_authenticated(item)
+            return
+        outputs = self.session.handle(item)
+        if self.session.state is State.READY and not self.slot.logged_in and not await self.admit():
+            return  # an anonymous login beyond the session limit
+        for output in outputs:
+            await self.execute(output)
+            if self.closing:
+                return
 
     async def send_clear(self, code: int, text: str) -> None:
         # AUTH/ADAT replies: before the context exists they cannot be wrapped
@@ -285,31 +366,45 @@ class Connection(DataTransfers):
         await self.send_clear(event.reply.code, event.reply.text)
 
     async def admit(self) -> bool:
-        """Take a session slot for a successful login; refuse (and close) when they are all taken."""
-        refusal = self.server.admission.login(self.slot)
+        """Take a session slot for a successful login; refuse (and close) when they are all taken.
+
+        When the sessions are full, the longest-idle ones (no transfer, no
+        command for a while) are closed with a 421 to make room, so idle
+        logins cannot lock everyone else out.
+        """
+        admission = self.server.admission
+        self.server.evict(
+            admission.make_room(self.slot, time.monotonic()),
+            "Idle session closed to make room for a new login; reconnect to go on.",
+        )
+        refusal = admission.login(self.slot)
         if refusal is not None:
+            self.end_reason = refusal
             await self.send(Reply.one(421, refusal))
             self.closing = True
             return False
         self.idle.logged_in()
+        log.info("session %d: %s logged in from %s%s", self.slot.id, self.session.user, self.peer_host,
+                 "" if self.session.writable else " (read-only)")
         return True
 
-    async def check_login(self, user: str, password: str) -> bool:
+    async def check_login(self, user: str, password: str) -> LoginResult:
+        """Check a login; the session turns the result into the one reply to PASS."""
         gsi = self.gsi.security if self.gsi is not None else None
         if gsi is not None and gsi.secured:
             try:
                 account = gsi.account(user)
             except TransferCoreError as exc:
-                await self.send(Reply.one(530, " ".join(str(exc).split())))
-                return False
+                return LoginResult(False, " ".join(str(exc).split()))
             log.info("GSI: %s logged in as %s", gsi.identity, account)
-            return True
+            return LoginResult(True)
         if not self.config.allow_cleartext_passwords and not _loopback(self.peer_host):
             log.warning("refused a cleartext password login from %s", self.peer_host)
-            await self.send(Reply.one(
-                530, "Passwords are refused over an unencrypted connection from another host; use "
-                "gsiftp:// (GSI), or the operator may pass --allow-cleartext-passwords."))
-            return False
+            return LoginResult(
+                False,
+                "Passwords are refused over an unencrypted connection from another host; use "
+                "gsiftp:// (GSI), or the operator may pass --allow-cleartext-passwords.",
+            )
         admission = self.server.admission
         wait = admission.check_wait(self.peer_host, time.monotonic())
         if wait > 0:
@@ -318,21 +413,24 @@ class Connection(DataTransfers):
         if ok:
             admission.login_succeeded(self.peer_host)
         else:
+            log.info("session %d: login refused for %s from %s", self.slot.id, user, self.peer_host)
             admission.login_failed(self.peer_host, time.monotonic())
-        return ok
+        return LoginResult(ok)
 
     async def execute(self, output: Any) -> None:
         if isinstance(output, Reply):
             await self.send(output)
         elif isinstance(output, Close):
             self.closing = True
+            if self.last_reply is not None:
+                self.end_reason = f"{self.last_reply.code} {self.last_reply.lines[-1]}"[:200]
         elif isinstance(output, Abort):
             await self.abort_transfer(reply=True)
         elif isinstance(output, Authenticate):
-            ok = await self.check_login(output.user, output.password)
-            if ok and not await self.admit():
+            result = await self.check_login(output.user, output.password)
+            if result.ok and not await self.admit():
                 return
-            for out in self.session.login_done(ok, writable=True):
+            for out in self.session.login_done(result.ok, writable=True, reason=result.reason):
                 await self.execute(out)
         elif isinstance(output, OpenPassive):
             await self.open_passive(output.kind)
@@ -343,10 +441,14 @@ class Connection(DataTransfers):
             await self.send(await self.guard(self._rename, output))
         elif isinstance(output, Checksum):
             await self.send(await self.guard(self._checksum, output))
+        elif isinstance(output, (SetAttributes, MakeSymlink)):
+            for out in await self.change_attributes(output):
+                await self.execute(out)
         elif isinstance(output, (Store, Retrieve, Listing)):
             self.stop = threading.Event()
             self.aborted = False
             self.transfer = asyncio.create_task(self.run_transfer(output))
+            self.track_transfer(output, self.transfer)
 
     async def guard(self, fn: Callable[[Any], Any], arg: Any) -> Reply:
         try:
@@ -382,6 +484,46 @@ class Connection(DataTransfers):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
             return [error_reply(exc)]
 
+    def track_transfer(self, action: Store | Retrieve | Listing, task: asyncio.Task[None]) -> None:
+        """``-v``: one line when a transfer starts, one when it ends with its bytes and outcome."""
+        kind = {Store: "upload", Retrieve: "download", Listing: "listing"}[type(action)]
+        started = time.monotonic()
+        self.transfer_outcome = ""
+        self.progress = None
+        log.info("session %d: %s of %s started (MODE %s)", self.slot.id, kind, action.path, action.mode)
+        self.slot.busy = True
+
+        def ended(_: asyncio.Task[None]) -> None:
+            self.slot.busy = False
+            self.slot.last_command = time.monotonic()
+            moved = f", {self.progress.total} bytes" if self.progress is not None else ""
+            log.info("session %d: %s of %s ended after %.1f s%s: %s", self.slot.id, kind, action.path,
+                     time.monotonic() - started, moved, self.transfer_outcome or "no reply (connection closed)")
+
+        task.add_done_callback(ended)
+
+    async def change_attributes(self, op: SetAttributes | MakeSymlink) -> list[Any]:
+        """SITE CHMOD/UTIME/SYMLINKTO through the driver's namespace operations."""
+        try:
+            if isinstance(op, MakeSymlink):
+                # Driver.symlink replaces what is there: a link must never replace a file.
+                try:
+                    await self.io(self.driver.lstat, self.dpath(op.path))
+                except NotFound:
+                    pass
+                else:
+                    raise AlreadyExists(f"{op.path} exists; remove it first or choose another link name")
+                await self.io(self.driver.symlink, self.dpath(op.path), op.target)
+            else:
+                await self.io(
+                    functools.partial(
+                        self.driver.set_metadata, self.dpath(op.path), mode=op.mode, mtime_ns=op.mtime_ns
+                    )
+                )
+            return self.session.attributes_done(op)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+            return [error_reply(exc)]
+
     async def _rename(self, op: Rename) -> Reply:
         await self.io(self.driver.rename, self.dpath(op.src), self.dpath(op.dst))
         return Reply.one(250, "Rename successful.")
@@ -401,6 +543,14 @@ class Connection(DataTransfers):
                 return checksums.checksum_reader(reader, op.algorithm)
             start, end = checksum_span(op.offset, op.length, reader.size)
             return checksum_range(reader, op.algorithm, start, end)
+
+
+def _namespace(driver: Driver) -> frozenset[str]:
+    """The driver's namespace operations, with the two SITE commands need that ``namespace()`` omits."""
+    extra = {
+        name for name in ("set_metadata", "symlink") if getattr(type(driver), name) is not getattr(Driver, name)
+    }
+    return driver.namespace() | extra
 
 
 def _loopback(host: str) -> bool:

@@ -12,6 +12,7 @@ setup, marker intervals) lives here, so it is tested without a socket.
 from __future__ import annotations
 
 import enum
+import posixpath
 from collections.abc import Callable
 
 import attrs
@@ -48,6 +49,9 @@ class SessionConfig:
     max_login_failures: int = 3
     marker_interval: float = DEFAULT_MARKER_INTERVAL
     checksums: tuple[str, ...] = ("MD5", "ADLER32", "CRC32C", "SHA1", "SHA256", "SHA512")
+    #: The driver's namespace operations (``Driver.namespace()``), which decide what
+    #: SITE CHMOD/UTIME/SYMLINK* may do; ``None``: not known, the driver answers.
+    namespace: frozenset[str] | None = None
 
 
 # -- actions the I/O layer carries out ----------------------------------------
@@ -83,7 +87,7 @@ DataSetup = Passive | Active
 
 @attrs.frozen
 class StorageOp:
-    """A namespace command on one path: SIZE, MDTM, MLST, CWD, MKD, RMD, DELE, RNFR."""
+    """A namespace command on one path: SIZE, MDTM, MLST, STAT, CWD, MKD, RMD, DELE, RNFR, SYMLINKFROM."""
 
     verb: str
     path: str
@@ -96,6 +100,23 @@ class Rename:
 
 
 @attrs.frozen
+class SetAttributes:
+    """SITE CHMOD (``mode``) or SITE UTIME (``mtime_ns``) through ``Driver.set_metadata``."""
+
+    path: str
+    mode: int | None = None
+    mtime_ns: int | None = None
+
+
+@attrs.frozen
+class MakeSymlink:
+    """SITE SYMLINKTO: the link ``path`` to ``target`` (the path SITE SYMLINKFROM named)."""
+
+    path: str
+    target: str
+
+
+@attrs.frozen
 class Checksum:
     algorithm: str
     path: str
@@ -105,7 +126,7 @@ class Checksum:
 
 @attrs.frozen
 class Listing:
-    verb: str  # MLSD, LIST or NLST
+    verb: str  # MLSD, MLSR, LIST or NLST
     path: str
     data: DataSetup
     mode: str
@@ -155,12 +176,27 @@ class Close:
 
 
 Action = (
-    Authenticate | OpenPassive | StorageOp | Rename | Checksum | Listing | Store | Retrieve | Abort | Close
+    Authenticate
+    | OpenPassive
+    | StorageOp
+    | Rename
+    | SetAttributes
+    | MakeSymlink
+    | Checksum
+    | Listing
+    | Store
+    | Retrieve
+    | Abort
+    | Close
 )
 Output = Reply | Action
 
 NOT_LOGGED_IN = Reply.one(530, "Please login with USER and PASS.")
 OK = Reply.one(200, "Command Successful.")
+
+#: Login names that mean "no account of my own": Globus clients send ``:globus-mapping:``
+#: to ask for the account their certificate maps to, which without GSI is the anonymous one.
+ANONYMOUS_NAMES = ("anonymous", "ftp", ":globus-mapping:")
 
 
 def feat_lines(checksums: tuple[str, ...]) -> tuple[str, ...]:
@@ -180,6 +216,7 @@ def feat_lines(checksums: tuple[str, ...]) -> tuple[str, ...]:
         "SPAS",
         "SPOR",
         "TREV",
+        "MLSR",
         f"CKSM {cksm}",
         "End.",
     )
@@ -200,6 +237,7 @@ class Session:
         self.restart: RangeSet | None = None
         self.alloc: int | None = None
         self.rename_from: str | None = None
+        self.symlink_from: str | None = None
         self.data: DataSetup | None = None
         self.passive_kind: str | None = None
         self.parallelism = 1
@@ -256,7 +294,8 @@ class Session:
 
     # -- results reported by the I/O layer ----------------------------------------
 
-    def login_done(self, ok: bool, *, writable: bool = False) -> list[Output]:
+    def login_done(self, ok: bool, *, writable: bool = False, reason: str | None = None) -> list[Output]:
+        """The one reply to a PASS: ``reason`` says why a login was refused, when it is not the password."""
         if ok:
             self.state = State.READY
             self.writable = writable
@@ -267,7 +306,7 @@ class Session:
         if self.login_failures >= self.config.max_login_failures:
             self.state = State.CLOSED
             return [Reply.one(421, "Too many failed logins; closing."), Close()]
-        return [Reply.one(530, "Login incorrect.")]
+        return [Reply.one(530, reason or "Login incorrect.")]
 
     def gsi_authenticated(self, identity: str, *, delegated: bool) -> None:
         """The control channel is GSI-secured for ``identity``; DCAU A is the default with a credential."""
@@ -309,6 +348,14 @@ class Session:
             if line is None:
                 return [Reply.one(550, "The name cannot be shown on the control channel.")]
             return [Reply(250, (f"status of {op.path}", line, "End."))]
+        if verb == "STAT":
+            line = listing.ls_line(info, op.path.rstrip("/").rsplit("/", 1)[-1] or "/")
+            if line is None:
+                return [Reply.one(550, "The name cannot be shown on the control channel.")]
+            return [Reply(213, (f"status of {op.path}", line, "End."))]
+        if verb == "SYMLINKFROM":
+            self.symlink_from = op.path
+            return [Reply.one(350, "OK. Send SITE SYMLINKTO with symlink name.")]
         if verb == "CWD":
             if not info.is_dir:
                 return [Reply.one(550, f"{op.path}: not a directory.")]
@@ -318,6 +365,22 @@ class Session:
             self.rename_from = op.path
             return [Reply.one(350, "Ready for RNTO.")]
         return [Reply.one(502, f"{verb} is not implemented.")]
+
+    def attributes_done(self, op: SetAttributes | MakeSymlink) -> list[Output]:
+        """SITE CHMOD, UTIME or SYMLINKTO was carried out."""
+        return [Reply.one(250, "OK.")]
+
+    def urgent(self, event: Command | BadLine) -> bool:
+        """Whether ``event`` is answered at once rather than queued behind the transfer in progress.
+
+        Commands sent while a transfer runs (``globus-url-copy -pp`` pipelines
+        the next file's) wait for its final reply and are answered in order;
+        only ABOR, and STAT without a path (how is the transfer going?), act on
+        the transfer itself.
+        """
+        if self.state is not State.TRANSFER or not isinstance(event, Command):
+            return False
+        return event.verb == "ABOR" or (event.verb == "STAT" and not event.arg.strip())
 
     def transfer_done(self, *, cached: bool = False) -> None:
         """A transfer ended (well or not): its one-shot settings are spent.
@@ -377,7 +440,10 @@ class Session:
             return [Reply.one(503, "Already logged in.")]
         if self.state is not State.NEED_PASS or self.user is None:
             return [Reply.one(503, "Login with USER first.")]
-        if self.user in ("anonymous", "ftp"):
+        anonymous = self.user in ANONYMOUS_NAMES
+        if self.user == ":globus-mapping:" and self.gsi_identity is not None:
+            anonymous = False  # over GSI it asks for the grid-mapfile's account
+        if anonymous:
             if self.config.anonymous or self.config.anonymous_write:
                 return self.login_done(True, writable=self.config.anonymous_write)
             return self.login_done(False)
@@ -403,6 +469,9 @@ class Session:
         return [OK]
 
     def _cmd_STAT(self, arg: str) -> list[Output]:
+        if arg.strip():
+            # As Globus: an ls line for a file or directory, 550 for a missing path.
+            return [StorageOp("STAT", self._path(arg))]
         return [
             Reply(
                 211, ("transfercore status:", f"TYPE {self.type}, MODE {self.mode}, CWD {self.cwd}", "End.")
@@ -517,17 +586,17 @@ class Session:
 
     def _cmd_SITE(self, arg: str) -> list[Output]:
         sub, rest = A.parse_site(arg)
+        if sub != "SYMLINKTO":
+            self.symlink_from = None
         if sub == "HELP":
             return [
                 Reply(
                     214,
-                    (
-                        "The following SITE commands are recognized:",
-                        "HELP CLIENTINFO STORBUFSIZE RETRBUFSIZE BUFSIZE",
-                        "End.",
-                    ),
+                    ("The following SITE commands are recognized:", " ".join(self._site_commands()), "End."),
                 )
             ]
+        if sub in ("CHMOD", "UTIME", "SYMLINKFROM", "SYMLINKTO"):
+            return self._site_namespace(sub, rest)
         if sub == "CLIENTINFO":
             self.client_info = rest[:512]
             return [Reply.one(200, "Command Successful.")]
@@ -539,6 +608,41 @@ class Session:
                 self.retr_buffer = size
             return [Reply.one(200, "Site Command Successful.")]
         return [Reply.one(500, f"SITE {sub} is not supported; see SITE HELP.")]
+
+    def _can(self, operation: str) -> bool:
+        known = self.config.namespace
+        return known is None or operation in known
+
+    def _site_commands(self) -> list[str]:
+        names = ["HELP", "CLIENTINFO", "STORBUFSIZE", "RETRBUFSIZE", "BUFSIZE"]
+        if self._can("set_metadata"):
+            names += ["CHMOD", "UTIME"]
+        # SYMLINKFROM/SYMLINKTO are not listed: the Globus client library reads
+        # "SYMLINK" in SITE HELP as the one-command form, which Globus servers lack too.
+        return names
+
+    def _site_namespace(self, sub: str, rest: str) -> list[Output]:
+        if not self.writable:
+            return [Reply.one(550, "Permission denied: this login is read-only.")]
+        needs = "symlink" if sub.startswith("SYMLINK") else "set_metadata"
+        if not self._can(needs):
+            what = "symbolic links" if needs == "symlink" else "permissions or modification times"
+            return [Reply.one(502, f"SITE {sub}: this storage cannot set {what}.")]
+        if sub == "CHMOD":
+            chmod = A.parse_chmod(rest)
+            return [SetAttributes(self._path(chmod.path), mode=chmod.mode)]
+        if sub == "UTIME":
+            utime = A.parse_utime(rest)
+            return [SetAttributes(self._path(utime.path), mtime_ns=utime.mtime_ns)]
+        if sub == "SYMLINKFROM":
+            return [StorageOp("SYMLINKFROM", self._path(rest))]
+        target, self.symlink_from = self.symlink_from, None
+        if target is None:
+            return [Reply.one(503, "SITE SYMLINKTO must follow a successful SITE SYMLINKFROM.")]
+        link = self._path(rest)
+        # Stored relative to the link's directory: an absolute client path would
+        # point outside the served root on the storage itself.
+        return [MakeSymlink(link, posixpath.relpath(target, posixpath.dirname(link)))]
 
     # -- data channel ---------------------------------------------------------------------
 
@@ -638,6 +742,9 @@ class Session:
     def _cmd_NLST(self, arg: str) -> list[Output]:
         return self._listing("NLST", arg)
 
+    def _cmd_MLSR(self, arg: str) -> list[Output]:
+        return self._listing("MLSR", arg)
+
     def _cmd_CKSM(self, arg: str) -> list[Output]:
         req = A.parse_cksm(arg)
         if req.algorithm not in self.config.checksums:
@@ -722,6 +829,7 @@ def _table() -> dict[str, CommandSpec]:
         "RETR": (S._cmd_RETR, transfer),
         "ERET": (S._cmd_ERET, transfer),
         "MLSD": (S._cmd_MLSD, {}),
+        "MLSR": (S._cmd_MLSR, {}),
         "LIST": (S._cmd_LIST, {}),
         "NLST": (S._cmd_NLST, {}),
         "CKSM": (S._cmd_CKSM, {}),

@@ -61,7 +61,7 @@ from .modee import encode_block, encode_eof_eod
 from .replies import error_reply
 from .session import Active, Listing, Passive, Retrieve, Session, Store
 from .spool import Spool, SpoolFull
-from .upload import StorePlan, UploadTracker, check_complete, check_spooled, is_partial_name, plan_store
+from .upload import StorePlan, UploadTracker, check_complete, check_spooled, plan_store
 
 if TYPE_CHECKING:
     from .server import ServerConfig
@@ -90,6 +90,8 @@ class DataTransfers:
     delegated: Credential | None
     #: The reorder window of the upload in progress, if it has one.
     window: ReorderWindow | None = None
+    #: Bytes moved by the transfer in progress (for the log).
+    progress: Progress | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -220,7 +222,7 @@ class DataTransfers:
         writer: Writer = await self.io(self.driver.open_write, plan.target, plan.size, plan.restart)
         markers = RestartMarkers(writer.resumed)
         marker_lock = asyncio.Lock()
-        progress = Progress()
+        progress = self.progress = Progress()
         completed = False
         marker_task: asyncio.Task[None] | None = None
         try:
@@ -323,7 +325,7 @@ class DataTransfers:
         marker_task: asyncio.Task[None] | None = None
         stored = False
         try:
-            progress = Progress()
+            progress = self.progress = Progress()
             await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
             if act.mode == "E":
                 if spool.restartable:
@@ -549,7 +551,7 @@ class DataTransfers:
         perf: asyncio.Task[None] | None = None
         try:
             plan = plan_retrieve(act, reader.size)
-            progress = Progress()
+            progress = self.progress = Progress()
             await self.send(Reply.one(150, "Opening BINARY mode data connection."))
             if act.perf_markers:
                 perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
@@ -578,14 +580,11 @@ class DataTransfers:
             reader.close()
 
     async def send_listing(self, act: Listing) -> None:
-        path = self.dpath(act.path)
-        info = await self.io(self.driver.stat, path)
-        if info.is_dir:
-            entries = await self.io(lambda: list(self.driver.list(path)))
-        else:
-            entries = [info]
-        entries = sorted((e for e in entries if not is_partial_name(e.name)), key=lambda e: e.name)
-        body = listing.listing_body(act.verb, act.path, info.is_dir, entries, writable=self.session.writable)
+        body = await self.io(
+            functools.partial(
+                listing.render, self.driver, self.dpath(act.path), act.path, act.verb, writable=self.session.writable
+            )
+        )
         await self.send(Reply.one(150, "Opening ASCII mode data connection for listing."))
         socks = await self.sending_socks(act.data, act.mode, 1, None)
         if act.mode == "S":
