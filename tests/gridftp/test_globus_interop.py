@@ -162,8 +162,10 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(rea
     ours = Served(args, port, tmp_path / "serve.log").start()
     try:
         cli = subprocess.Popen(
+            # globus-url-copy gives up on a refused reconnect, so the retry waits long enough for
+            # the restarted server to be listening even on a loaded machine.
             ["globus-url-copy", "-dbg", "-vb", "-fast", "-p", "4", "-rst", "-rst-retries", "5",
-             "-rst-interval", "1", f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin", ours.url("/r.bin")],
+             "-rst-interval", "5", f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin", ours.url("/r.bin")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines: list[str] = []
