@@ -118,10 +118,12 @@ static globus_byte_t *load(const char *path, size_t *len)
 
 /* ---- uploads: a queue of (offset, length) pieces written one after another ---- */
 
+#define MAX_PIECES (MAX_RANGES * 2 + 1024)
+
 typedef struct {
     globus_byte_t *data;
-    globus_off_t piece_off[MAX_RANGES * 2 + 1024];
-    globus_off_t piece_len[MAX_RANGES * 2 + 1024];
+    globus_off_t piece_off[MAX_PIECES];
+    globus_off_t piece_len[MAX_PIECES];
     int pieces;
     int next;
     int hold_at;          /* stop registering before this piece (-1: never) */
@@ -135,6 +137,10 @@ static void writer_pieces(writer_t *w, globus_off_t from, globus_off_t to)
 {
     for (globus_off_t off = from; off < to; off += CHUNK) {
         globus_off_t n = to - off < CHUNK ? to - off : CHUNK;
+        if (w->pieces >= MAX_PIECES) {
+            fprintf(stderr, "ftpcheck: too many pieces to send (files up to %d MiB)\n", MAX_PIECES / 16);
+            exit(2);
+        }
         w->piece_off[w->pieces] = off;
         w->piece_len[w->pieces] = n;
         w->pieces++;
