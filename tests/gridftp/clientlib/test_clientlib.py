@@ -191,7 +191,7 @@ def expect_partial(target: Target, proc: subprocess.CompletedProcess[str], dest:
     assert dest.read_bytes() == want
 
 
-@pytest.mark.parametrize("allo", [[], ["-A"]], ids=["no-allo", "allo"])
+@pytest.mark.parametrize("allo", [[], ["-A"], ["-E", "4", "-A"]], ids=["no-allo", "allo", "modeE-p4-allo"])
 def test_partial_put_into_an_existing_file_updates_it_in_place(ftpcheck: Path, target: Target, area: str,
                                                                tmp_path: Path, allo: list[str]) -> None:
     old = source(target, area)
