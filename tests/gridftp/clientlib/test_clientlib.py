@@ -188,7 +188,14 @@ def expect_partial(target: Target, proc: subprocess.CompletedProcess[str], dest:
         assert (dest.read_bytes() if dest.exists() else None) == before
         return
     ok(proc)
-    assert dest.read_bytes() == want
+    got = dest.read_bytes()
+    assert got == want, differs(got, want)
+
+
+def differs(got: bytes, want: bytes) -> str:
+    pairs = enumerate(zip(got, want, strict=False))
+    first = next((i for i, (a, b) in pairs if a != b), min(len(got), len(want)))
+    return f"the file has {len(got)} bytes, {len(want)} expected; they differ from offset {first}"
 
 
 @pytest.mark.parametrize("allo", [[], ["-A"], ["-E", "4", "-A"]], ids=["no-allo", "allo", "modeE-p4-allo"])
@@ -203,6 +210,20 @@ def test_partial_put_into_an_existing_file_updates_it_in_place(ftpcheck: Path, t
     local.write_bytes(new)
     proc = run(ftpcheck, "pput", str(local), target.url(f"{area}/dest.bin"), str(OFF), str(END), *allo)
     expect_partial(target, proc, dest, old, old[:OFF] + new[OFF:END] + old[END:])
+
+
+def test_partial_put_at_offset_zero_keeps_the_rest_of_the_file(ftpcheck: Path, target: Target, area: str,
+                                                               tmp_path: Path) -> None:
+    """``ESTO A 0`` rewrites the head of the file; it is not a STOR that truncates the file."""
+    old = source(target, area)
+    dest = target.path(f"{area}/dest.bin")
+    dest.write_bytes(old)
+    dest.chmod(0o666)
+    new = os.urandom(SIZE)
+    local = tmp_path / "new.bin"
+    local.write_bytes(new)
+    proc = run(ftpcheck, "pput", str(local), target.url(f"{area}/dest.bin"), "0", str(END))
+    expect_partial(target, proc, dest, old, new[:END] + old[END:])
 
 
 @pytest.mark.parametrize("allo", [[], ["-A"]], ids=["no-allo", "allo"])
