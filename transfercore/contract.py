@@ -26,7 +26,7 @@ the caller starts again from zero rather than leaving a gap.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -362,6 +362,17 @@ class Driver(abc.ABC):
 
     def discard_partial(self, path: str) -> None:  # noqa: B027 - optional hook
         """Forget an unfinished write of ``path`` and its resume record."""
+
+    def sweep_partials(
+        self, directory: str, discard: Collection[str], keep: Collection[str] = ()
+    ) -> tuple[int, int]:
+        """In ``directory``, remove the unfinished-write state (partial data,
+        resume records) of the objects named in ``discard``, with one listing
+        of the directory, and leave that of the names in ``keep``.  Returns
+        (objects whose state was removed, objects in ``keep`` that have some).
+        A tree copy's rerun clears what a dead run left with it.  The default
+        is for drivers that keep no partial state beside the objects."""
+        return 0, 0
 
     def checksum(self, path: str, algorithm: str) -> str | None:
         """The storage's own checksum of a complete object (lowercase hex), or

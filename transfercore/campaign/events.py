@@ -40,6 +40,15 @@ class FileSkipped(TreeEvent):
 
 
 @attrs.frozen
+class FileRepaired(TreeEvent):
+    """Recorded complete by an earlier run, but missing or changed at the
+    destination: it is copied again."""
+
+    kind: ClassVar[str] = "repair"
+    path: str
+
+
+@attrs.frozen
 class FileDone(TreeEvent):
     kind: ClassVar[str] = "file-done"
     path: str
@@ -90,3 +99,8 @@ class TreeDone(TreeEvent):
     skipped: int
     elapsed: float
     failures: list[str]
+    #: Entries recorded complete that were missing or changed at the destination.
+    repaired: int = 0
+    #: Partial objects a dead run left: removed, and kept to be resumed.
+    partials_removed: int = 0
+    partials_resumed: int = 0

@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from ..contract import ObjectInfo
+
 
 class Kind(enum.Enum):
     FILE = "file"
@@ -53,3 +55,11 @@ class Record:
     marker: str = ""
     checksum: str = ""
     message: str = ""
+    #: What the destination held when the entry was published ("" when unknown).
+    dst: str = ""
+
+
+def dst_facts(info: ObjectInfo) -> str:
+    """What a later run compares of a published object: size, modification
+    time, the driver's identity and version of it."""
+    return f"{info.size}:{info.mtime_ns}:{info.identity}:{info.version}"

@@ -20,11 +20,12 @@ import collections
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 
+from ..contract import ObjectInfo
 from ..engine.options import TransferOptions
 from ..errors import (
     AlreadyExists,
@@ -37,7 +38,17 @@ from ..errors import (
 )
 from ..registry import Endpoint
 from ..runlock import RunLock
-from .events import FileDone, FileFailed, FileSkipped, TreeDone, TreeEvent, TreeProgress, TreeStarted
+from .audit import Audit
+from .events import (
+    FileDone,
+    FileFailed,
+    FileRepaired,
+    FileSkipped,
+    TreeDone,
+    TreeEvent,
+    TreeProgress,
+    TreeStarted,
+)
 from .executor import Executor, LocalPool
 from .model import Entry, FileState, Kind
 from .store import Campaign, CampaignStore, Outcome
@@ -82,6 +93,11 @@ class TreeResult:
     failed: list[tuple[str, str]]
     skipped: int
     elapsed: float
+    #: Entries recorded complete that the destination no longer held as published.
+    repaired: int = 0
+    #: Leftover partial objects of a dead run removed, and kept to be resumed.
+    partials_removed: int = 0
+    partials_resumed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -149,12 +165,17 @@ class TreeCopy:
         self.store.record_walk(campaign, self._entries(src))
         if not self.options.transfer.resume:
             self.store.reopen(campaign)
+        # The destination, not the journal, says what is there.
+        checked = Audit(self.store, campaign, dst.driver, dst.path, whole_file_max=self.options.whole_file_max,
+                        clear_in_the_way=self._clear_in_the_way(dst)).run()
+        for rel in checked.repaired_paths:
+            self._emit(FileRepaired(rel))
         counts = self.store.counts(campaign)
         done_files = counts.files.get(FileState.COMPLETE.value, 0)
         done_bytes = counts.bytes.get(FileState.COMPLETE.value, 0)
         self._emit(TreeStarted(campaign.id, _url(src), _url(dst), counts.total_files, counts.total_bytes,
                                counts.dirs, counts.links, done_files, done_bytes))
-        failures: list[tuple[str, str]] = []
+        failures: list[tuple[str, str]] = list(checked.failures)
         state = _Progress(self, counts.total_files, counts.total_bytes, done_files, done_bytes, started)
         own = self.executor is None
         executor: Executor = self.executor or LocalPool(self.options.files)
@@ -177,9 +198,29 @@ class TreeCopy:
         final = self.store.counts(campaign)
         self._emit(TreeDone(final.total_files, final.total_bytes, state.copied, state.written,
                             state.kept + done_files, len(failures), final.dirs, final.links, self.skipped,
-                            elapsed, [rel for rel, _ in failures[:1000]]))
+                            elapsed, [rel for rel, _ in failures[:1000]], checked.repaired,
+                            checked.partials_removed, checked.partials_resumed))
         return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
-                          state.kept + done_files, failures, self.skipped, elapsed)
+                          state.kept + done_files, failures, self.skipped, elapsed, checked.repaired,
+                          checked.partials_removed, checked.partials_resumed)
+
+    def _clear_in_the_way(self, dst: Endpoint) -> Callable[[str, ObjectInfo], str | None]:
+        """What stands where the campaign had published an entry of another
+        kind is replaced, as the source says: a file or link in the way of a
+        directory, an empty directory in the way of a file or link."""
+
+        def clear(path: str, found: ObjectInfo) -> str | None:
+            try:
+                if found.is_dir and found.link is None:
+                    dst.driver.rmdir(path)
+                else:
+                    dst.driver.remove(path)
+            except TransferCoreError as exc:
+                what = "a directory" if found.is_dir else "an entry of another kind"
+                return f"{what} stands where the copy belongs and cannot be removed: {exc}; move it away"
+            return None
+
+        return clear
 
     def _check_roots(self, src: Endpoint, dst: Endpoint) -> None:
         try:
@@ -324,7 +365,7 @@ class TreeCopy:
                 else:
                     results = result if isinstance(result, list) else [result]
                 for r in results:
-                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message))
+                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message, r.dst))
                     if r.state is FileState.COMPLETE:
                         progress.file_done(r)
                         events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
@@ -353,8 +394,12 @@ class TreeCopy:
             if record.state is not FileState.COMPLETE:
                 continue
             e = record.entry
+            path = join(dst.path, e.rel)
             try:
-                dst.driver.set_metadata(join(dst.path, e.rel), mode=e.mode, mtime_ns=e.mtime_ns)
+                now = dst.driver.lstat(path)
+                if (now.mode, now.mtime_ns) == (e.mode & 0o7777, e.mtime_ns):
+                    continue  # already right: a rerun of an intact tree writes nothing
+                dst.driver.set_metadata(path, mode=e.mode, mtime_ns=e.mtime_ns)
             except CapabilityError as exc:
                 # Storage that keeps no directory attributes: the tree is
                 # still whole, so say it once rather than fail every directory.
@@ -366,7 +411,9 @@ class TreeCopy:
         if self.manifest is None:
             info = src.driver.stat(src.path)
             try:
-                dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
+                now = dst.driver.lstat(dst.path)
+                if (now.mode, now.mtime_ns) != (info.mode & 0o7777, info.mtime_ns):
+                    dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
             except CapabilityError as exc:
                 self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
             except TransferCoreError as exc:

@@ -53,9 +53,13 @@ CREATE TABLE IF NOT EXISTS campaign_entries (
     checksum    TEXT NOT NULL DEFAULT '',
     message     TEXT NOT NULL DEFAULT '',
     seen        INTEGER NOT NULL,
+    dst         TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (campaign, rel)
 ) WITHOUT ROWID;
 """
+
+#: Added after the first release: older journals get the column on open.
+_MIGRATIONS = (("campaign_entries", "dst", "ALTER TABLE campaign_entries ADD COLUMN dst TEXT NOT NULL DEFAULT ''"),)
 
 #: Rows per transaction while a walk is recorded.
 WALK_BATCH = 5000
@@ -76,6 +80,10 @@ ON CONFLICT (campaign, rel) DO UPDATE SET
     checksum = CASE
         WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns AND identity = excluded.identity
         THEN checksum ELSE '' END,
+    dst = CASE
+        WHEN kind = excluded.kind AND size = excluded.size AND mtime_ns = excluded.mtime_ns
+             AND mode = excluded.mode AND identity = excluded.identity AND link IS excluded.link
+        THEN dst ELSE '' END,
     kind = excluded.kind, size = excluded.size, mtime_ns = excluded.mtime_ns, mode = excluded.mode,
     identity = excluded.identity, link = excluded.link, seen = excluded.seen
 """
@@ -135,6 +143,9 @@ class Outcome:
     checksum: str = ""
     marker: str = ""
     message: str = ""
+    #: What the destination held once the entry was published
+    #: (:func:`~.audit.dst_facts`), checked by every later run.
+    dst: str = ""
 
 
 class CampaignStore:
@@ -148,6 +159,10 @@ class CampaignStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            for table, column, sql in _MIGRATIONS:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(sql)
         except sqlite3.Error as exc:
             raise CampaignError(
                 f"cannot open the campaign journal {self.path}: {exc}",
@@ -258,10 +273,16 @@ class CampaignStore:
     def record(self, campaign: Campaign, outcomes: Iterable[Outcome]) -> None:
         """Record many outcomes in one transaction."""
         now_rows = [
-            (o.state.value, o.checksum, o.marker, o.message, campaign.id, o.rel) for o in outcomes
+            (o.state.value, o.checksum, o.marker, o.message, o.dst, campaign.id, o.rel) for o in outcomes
         ]
-        self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=? WHERE campaign=? AND rel=?",
-                   now_rows)
+        self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=?, dst=? "
+                   "WHERE campaign=? AND rel=?", now_rows)
+
+    def set_states(self, campaign: Campaign, changes: Iterable[tuple[str, FileState]]) -> None:
+        """Move entries to another state in one transaction, forgetting what
+        the destination held (a rerun found it missing or changed)."""
+        self._many("UPDATE campaign_entries SET state=?, dst='' WHERE campaign=? AND rel=?",
+                   [(state.value, campaign.id, rel) for rel, state in changes])
 
     def reopen(self, campaign: Campaign) -> None:
         """Forget what earlier runs finished (``--no-resume``): every file is
@@ -298,15 +319,15 @@ class CampaignStore:
             params: list[Any] = [campaign.id, campaign.generation, last]
             params += [k.value for k in kinds or ()]
             rows = self._run(
-                f"SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message "
+                f"SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst "
                 f"FROM campaign_entries WHERE {where} ORDER BY rel {order} LIMIT {PAGE}",
                 params,
             ).fetchall()
             if not rows:
                 return
-            for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message in rows:
+            for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst in rows:
                 yield Record(Entry(rel, Kind(kind), size, mtime_ns, mode, identity, link), FileState(state),
-                             marker, checksum, message)
+                             marker, checksum, message, dst)
             last = rows[-1][0]
 
     def counts(self, campaign: Campaign) -> Counts:

@@ -30,7 +30,7 @@ from ..journal import Journal
 from ..location import parse_location
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
-from .model import FileState
+from .model import FileState, dst_facts
 from .walk import join
 
 _endpoints: dict[str, Endpoint] = {}
@@ -100,6 +100,17 @@ class FileResult:
     message: str = ""
     #: Found published and verified at the destination; nothing written.
     reused: bool = False
+    #: What the destination holds once published (:func:`~.model.dst_facts`).
+    dst: str = ""
+
+
+def _published_facts(dst: Endpoint, path: str) -> str:
+    """The destination's facts of a just-published object, for later runs to
+    check it against; "" (checked by size and time only) if it cannot say."""
+    try:
+        return dst_facts(dst.driver.lstat(path))
+    except TransferCoreError:
+        return ""
 
 
 def _failed(spec: FileSpec, exc: BaseException, state: FileState = FileState.FAILED, marker: str = "") -> FileResult:
@@ -160,7 +171,8 @@ def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: 
             dst.driver.set_metadata(dpath, mode=spec.mode, mtime_ns=spec.mtime_ns)
         except TransferCoreError:
             pass
-    return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum, reused=True)
+    return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum, reused=True,
+                      dst=_published_facts(dst, dpath))
 
 
 @attrs.frozen
@@ -230,7 +242,8 @@ class BatchTask:
                 results[spec.rel] = _failed(spec, error)
             else:
                 results[spec.rel] = FileResult(spec.rel, FileState.COMPLETE, spec.size, written=spec.size,
-                                               checksum=expected[id(writer)])
+                                               checksum=expected[id(writer)],
+                                               dst=_published_facts(dst, join(dst.path, spec.rel)))
         return [results[s.rel] for s in self.files]
 
     @staticmethod
@@ -306,7 +319,7 @@ class LargeFileTask:
             journal.close()
             scratch.cleanup()
         return FileResult(spec.rel, FileState.COMPLETE, spec.size, written=result.bytes_sent,
-                          checksum=result.checksum or "")
+                          checksum=result.checksum or "", dst=_published_facts(dst, dst.path))
 
 
 def _url(e: Endpoint) -> str:

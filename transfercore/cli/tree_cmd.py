@@ -201,8 +201,13 @@ class JsonLines(Quiet):
 
 
 def _summary(e: Any) -> str:
+    partials = ""
+    if e.partials_removed or e.partials_resumed:
+        partials = (f"; {e.partials_removed} partial files of an earlier run removed, "
+                    f"{e.partials_resumed} resumed")
     return (f"done: {e.files} files ({format_size(e.bytes)}) in {e.elapsed:.1f} s: {e.copied} copied "
             f"({format_size(e.bytes_written)} written), {e.kept} already complete, {e.failed} failed; "
+            f"{e.repaired} repaired (missing or changed at the destination){partials}; "
             f"{e.dirs} directories, {e.links} links, {e.skipped} skipped")
 
 
