@@ -23,7 +23,7 @@ SPEC = TreeSpec(files=1100, max_size=256 * 1024, large_files=4, large_size=3 * 1
 
 def command(src, dst, journal, *extra):
     return [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
-            "--json", "--files", "4", "--whole-file-max", "1M", "--marker-bytes", "1M", *extra]
+            "--json", "--files", "4", "--whole-file-max", "1M", "--marker-bytes", "1M", "--skip-specials", *extra]
 
 
 def run_to_end(src, dst, journal, *extra, expect=0):

@@ -112,8 +112,8 @@ class Audit:
         path = join(self.root, rel) if rel else self.root
         try:
             return {info.name: info for info in self.driver.scan(path)}
-        except (NotFound, NotADirectory):
-            return None
+        except (NotFound, NotADirectory, UnicodeError):
+            return None  # gone, replaced, or a name the destination cannot hold
 
     def _close(self, level: _Level) -> None:
         if level.listing is None or not (level.discard or level.keep):

@@ -52,7 +52,7 @@ from .events import (
 from .executor import Executor, LocalPool
 from .model import Entry, FileState, Kind
 from .store import Campaign, CampaignStore, Outcome
-from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, endpoint
+from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, bytes_name_refused, endpoint
 from .walk import join, manifest_entries, walk
 
 #: Seconds between progress events, and at most between journal commits of outcomes.
@@ -98,6 +98,8 @@ class TreeResult:
     #: Leftover partial objects of a dead run removed, and kept to be resumed.
     partials_removed: int = 0
     partials_resumed: int = 0
+    #: Source entries not copied (devices, FIFOs, sockets), with why (the first thousand).
+    skipped_paths: list[tuple[str, str]] = attrs.field(factory=list)
 
     @property
     def ok(self) -> bool:
@@ -133,6 +135,8 @@ class TreeCopy:
         self._listeners: list[Any] = []
         self._cancel = threading.Event()
         self.skipped = 0
+        #: The first thousand entries not copied, with why.
+        self.skipped_paths: list[tuple[str, str]] = []
 
     def add_listener(self, listener: Any) -> None:
         self._listeners.append(listener)
@@ -202,7 +206,7 @@ class TreeCopy:
                             checked.partials_removed, checked.partials_resumed))
         return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
                           state.kept + done_files, failures, self.skipped, elapsed, checked.repaired,
-                          checked.partials_removed, checked.partials_resumed)
+                          checked.partials_removed, checked.partials_resumed, self.skipped_paths)
 
     def _clear_in_the_way(self, dst: Endpoint) -> Callable[[str, ObjectInfo], str | None]:
         """What stands where the campaign had published an entry of another
@@ -246,6 +250,8 @@ class TreeCopy:
 
     def _skip(self, rel: str, reason: str) -> None:
         self.skipped += 1
+        if len(self.skipped_paths) < 1000:
+            self.skipped_paths.append((rel, reason))
         self._emit(FileSkipped(rel, reason))
 
     def _entries(self, src: Endpoint) -> Iterator[Entry]:
@@ -267,7 +273,8 @@ class TreeCopy:
                     if not info.is_dir or info.link is not None:
                         raise AlreadyExists(f"{path} exists at the destination and is not a directory",
                                             hint="move it away, then run the same command again")
-            except TransferCoreError as exc:
+            except (TransferCoreError, UnicodeError) as caught:
+                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
                 failures.append((record.entry.rel, str(exc)))
                 outcomes.append(Outcome(record.entry.rel, FileState.FAILED, message=str(exc)))
                 self._emit(FileFailed(record.entry.rel, type(exc).__name__, str(exc), ""))
@@ -288,7 +295,8 @@ class TreeCopy:
             try:
                 assert entry.link is not None
                 dst.driver.symlink(path, entry.link, mtime_ns=entry.mtime_ns)
-            except TransferCoreError as exc:
+            except (TransferCoreError, UnicodeError) as caught:
+                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
                 failures.append((entry.rel, str(exc)))
                 outcomes.append(Outcome(entry.rel, FileState.FAILED, message=str(exc)))
                 self._emit(FileFailed(entry.rel, type(exc).__name__, str(exc), ""))

@@ -89,6 +89,56 @@ ON CONFLICT (campaign, rel) DO UPDATE SET
 """
 
 
+_ESC = "\x01"
+
+
+def encode_name(name: str) -> str:
+    """A path as the journal stores it: names that are not valid UTF-8 (their
+    bytes held as surrogates, as ``os`` gives them) become valid text, each
+    undecodable byte as ``\\x01`` and the byte's code point, ``\\x01`` itself
+    doubled.  Character by character and prefix-free, so a directory's
+    entries still sort together right after it."""
+    if _ESC not in name and name.isascii():
+        return name
+    out = []
+    for c in name:
+        if c == _ESC:
+            out.append(_ESC + _ESC)
+        elif "\udc80" <= c <= "\udcff":
+            out.append(_ESC + chr(ord(c) - 0xDC00))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def decode_name(stored: str) -> str:
+    """The path :func:`encode_name` stored."""
+    if _ESC not in stored:
+        return stored
+    out = []
+    it = iter(stored)
+    for c in it:
+        if c == _ESC:
+            nxt = next(it)
+            out.append(_ESC if nxt == _ESC else chr(0xDC00 + ord(nxt)))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _text(message: str) -> str:
+    """Free text (messages quote paths) as valid UTF-8, for display only."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _link(target: str | None) -> str | None:
+    return None if target is None else encode_name(target)
+
+
+def _unlink(stored: str | None) -> str | None:
+    return None if stored is None else decode_name(stored)
+
+
 class CampaignError(TransferCoreError):
     """The campaign journal cannot be opened or used."""
 
@@ -252,7 +302,7 @@ class CampaignStore:
         return [Campaign(*r) for r in rows]
 
     def finish(self, campaign: Campaign, state: str, message: str = "") -> None:
-        self._run("UPDATE campaigns SET state=?, message=?, updated=? WHERE id=?", (state, message, time.time(), campaign.id))
+        self._run("UPDATE campaigns SET state=?, message=?, updated=? WHERE id=?", (state, _text(message), time.time(), campaign.id))
 
     # -- entries ---------------------------------------------------------------------
 
@@ -261,7 +311,8 @@ class CampaignStore:
         rows: list[tuple[Any, ...]] = []
         count = 0
         for e in entries:
-            rows.append((campaign.id, e.rel, e.kind.value, e.size, e.mtime_ns, e.mode, e.identity, e.link,
+            rows.append((campaign.id, encode_name(e.rel), e.kind.value, e.size, e.mtime_ns, e.mode, e.identity,
+                         _link(e.link),
                          campaign.generation))
             if len(rows) >= batch:
                 self._many(_UPSERT, rows)
@@ -273,7 +324,8 @@ class CampaignStore:
     def record(self, campaign: Campaign, outcomes: Iterable[Outcome]) -> None:
         """Record many outcomes in one transaction."""
         now_rows = [
-            (o.state.value, o.checksum, o.marker, o.message, o.dst, campaign.id, o.rel) for o in outcomes
+            (o.state.value, o.checksum, o.marker, _text(o.message), o.dst, campaign.id, encode_name(o.rel))
+            for o in outcomes
         ]
         self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=?, dst=? "
                    "WHERE campaign=? AND rel=?", now_rows)
@@ -282,7 +334,7 @@ class CampaignStore:
         """Move entries to another state in one transaction, forgetting what
         the destination held (a rerun found it missing or changed)."""
         self._many("UPDATE campaign_entries SET state=?, dst='' WHERE campaign=? AND rel=?",
-                   [(state.value, campaign.id, rel) for rel, state in changes])
+                   [(state.value, campaign.id, encode_name(rel)) for rel, state in changes])
 
     def reopen(self, campaign: Campaign) -> None:
         """Forget what earlier runs finished (``--no-resume``): every file is
@@ -295,7 +347,7 @@ class CampaignStore:
         """Before work is handed out: from now on the destination may hold partial state."""
         self._many(
             "UPDATE campaign_entries SET state='started' WHERE campaign=? AND rel=? AND state='pending'",
-            [(campaign.id, rel) for rel in rels],
+            [(campaign.id, encode_name(rel)) for rel in rels],
         )
 
     def records(
@@ -326,7 +378,8 @@ class CampaignStore:
             if not rows:
                 return
             for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst in rows:
-                yield Record(Entry(rel, Kind(kind), size, mtime_ns, mode, identity, link), FileState(state),
+                yield Record(Entry(decode_name(rel), Kind(kind), size, mtime_ns, mode, identity, _unlink(link)),
+                             FileState(state),
                              marker, checksum, message, dst)
             last = rows[-1][0]
 
@@ -357,6 +410,6 @@ class CampaignStore:
             (campaign.id, campaign.generation),
         ).fetchall()
         return [
-            Record(Entry(r, Kind(k), s, m, mo, i, li), FileState(st), mk, c, msg)
+            Record(Entry(decode_name(r), Kind(k), s, m, mo, i, _unlink(li)), FileState(st), mk, c, msg)
             for r, k, s, m, mo, i, li, st, mk, c, msg in rows
         ]

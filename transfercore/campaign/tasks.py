@@ -25,13 +25,13 @@ import attrs
 
 from ..checksums import checksum_reader, digest_bytes
 from ..contract import Writer
-from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError
+from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError, UnsupportedName
 from ..journal import Journal
 from ..location import parse_location
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
 from .model import FileState, dst_facts
-from .walk import join
+from .walk import is_utf8, join
 
 _endpoints: dict[str, Endpoint] = {}
 _endpoints_lock = threading.Lock()
@@ -114,10 +114,18 @@ def _published_facts(dst: Endpoint, path: str) -> str:
 
 
 def _failed(spec: FileSpec, exc: BaseException, state: FileState = FileState.FAILED, marker: str = "") -> FileResult:
+    if isinstance(exc, UnicodeError):
+        exc = bytes_name_refused(exc)
     message = exc.args[0] if isinstance(exc, TransferCoreError) and exc.args else (str(exc) or type(exc).__name__)
     hint = getattr(exc, "hint", "") or ""
     return FileResult(spec.rel, state, spec.size, marker=marker, error=type(exc).__name__,
                       message=f"{message}; {hint}" if hint else str(message))
+
+
+def bytes_name_refused(exc: BaseException) -> TransferCoreError:
+    """A driver that can only store UTF-8 names met one that is not."""
+    return UnsupportedName(f"the name is not valid UTF-8 and the destination cannot store it ({exc})",
+                           hint="rename it at the source, or copy to storage that keeps names as bytes (posix)")
 
 
 def _check_unchanged(src: Endpoint, path: str, spec: FileSpec, when: str) -> None:
@@ -281,6 +289,11 @@ class LargeFileTask:
         dst = sub_endpoint(endpoint(self.destination), spec.rel)
         if _cancel.is_set():
             return _failed(spec, TransferAborted("the copy was cancelled"), FileState.STARTED)
+        if not is_utf8(spec.rel):
+            # Large files go through the engine, whose locations are URLs of UTF-8 text.
+            return _failed(spec, UnsupportedName(
+                "the name is not valid UTF-8: such files are copied whole, up to --whole-file-max, and this one "
+                f"has {spec.size} bytes", hint="raise --whole-file-max above its size, or rename it at the source"))
         if spec.started:
             try:
                 found = _already_published(endpoint(self.source), endpoint(self.destination), spec,

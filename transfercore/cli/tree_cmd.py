@@ -3,7 +3,8 @@
 Output as for one file: a progress bar on a terminal, plain lines otherwise,
 one JSON event per line with ``--json`` (per file and for the tree), nothing
 but errors with ``--quiet``.  At the end a summary; the exit code is 1 when
-any entry failed (they are listed) while everything else finished.
+any entry failed or was left out (they are listed) while everything else
+finished; ``--skip-specials`` says devices, FIFOs and sockets are expected.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--whole-file-max", default="4M", metavar="SIZE",
                         help="tree files up to SIZE are copied whole in batches; larger ones in blocks with "
                              "restart markers (default 4M)")
+    parser.add_argument("--skip-specials", action="store_true",
+                        help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
+                             "(without it, a tree copy that left any entry out exits 1)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the tree's file tasks on the workers of this Dask scheduler "
                              "(pip install 'transfercore[dask]'); the journal stays here")
@@ -149,6 +153,14 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
             print(f"  {rel}: {message}", file=sys.stderr)
         if len(result.failed) > LIST_FAILURES:
             print(f"  ... and {len(result.failed) - LIST_FAILURES} more (see transfercore status)", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    if result.skipped and not args.skip_specials:
+        print(f"transfercore: error: {result.skipped} of the source's entries were not copied (everything else "
+              "was); give --skip-specials if that is expected:", file=sys.stderr)
+        for rel, reason in result.skipped_paths[:LIST_FAILURES]:
+            print(f"  {rel}: {reason}", file=sys.stderr)
+        if result.skipped > LIST_FAILURES:
+            print(f"  ... and {result.skipped - LIST_FAILURES} more (the skipped events of --json)", file=sys.stderr)
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
 
