@@ -49,6 +49,15 @@ class FileRepaired(TreeEvent):
 
 
 @attrs.frozen
+class FileDiffers(TreeEvent):
+    """``--verify`` read it back and it differs from the source: copied again."""
+
+    kind: ClassVar[str] = "verify-differs"
+    path: str
+    reason: str
+
+
+@attrs.frozen
 class FileDone(TreeEvent):
     kind: ClassVar[str] = "file-done"
     path: str
@@ -104,3 +113,6 @@ class TreeDone(TreeEvent):
     #: Partial objects a dead run left: removed, and kept to be resumed.
     partials_removed: int = 0
     partials_resumed: int = 0
+    #: With --verify: files read back and found equal to the source, and found different.
+    verified: int = 0
+    differed: int = 0

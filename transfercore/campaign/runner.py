@@ -40,6 +40,7 @@ from ..registry import Endpoint
 from ..runlock import RunLock
 from .audit import Audit
 from .events import (
+    FileDiffers,
     FileDone,
     FileFailed,
     FileRepaired,
@@ -52,7 +53,7 @@ from .events import (
 from .executor import Executor, LocalPool
 from .model import Entry, FileState, Kind
 from .store import Campaign, CampaignStore, Outcome
-from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, bytes_name_refused, endpoint
+from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, VerifyTask, bytes_name_refused, endpoint
 from .walk import join, manifest_entries, walk
 
 #: Seconds between progress events, and at most between journal commits of outcomes.
@@ -73,13 +74,17 @@ class TreeOptions:
     batch_bytes: int = 64 * 1024 * 1024
     #: Options of the transfers of large files (their checksum is the tree's).
     transfer: TransferOptions = attrs.field(factory=TransferOptions)
+    #: Deep verification: every file recorded complete is read back from the
+    #: destination and compared by checksum with the source; differences are copied again.
+    verify: bool = False
 
     @property
     def checksum(self) -> str | None:
         return self.transfer.checksum
 
     def to_dict(self) -> dict[str, Any]:
-        return {"files": self.files, "whole_file_max": self.whole_file_max, **self.transfer.to_dict()}
+        return {"files": self.files, "whole_file_max": self.whole_file_max, "verify": self.verify,
+                **self.transfer.to_dict()}
 
 
 @attrs.frozen
@@ -100,6 +105,9 @@ class TreeResult:
     partials_resumed: int = 0
     #: Source entries not copied (devices, FIFOs, sockets), with why (the first thousand).
     skipped_paths: list[tuple[str, str]] = attrs.field(factory=list)
+    #: With ``verify``: files read back and found equal, and found different (copied again).
+    verified: int = 0
+    differed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -184,6 +192,8 @@ class TreeCopy:
         own = self.executor is None
         executor: Executor = self.executor or LocalPool(self.options.files)
         try:
+            if self.options.verify:
+                failures += self._verify(campaign, executor, state)
             failures += self._directories(campaign, dst)
             failures += self._links(campaign, dst)
             failures += self._files(campaign, executor, state)
@@ -203,10 +213,11 @@ class TreeCopy:
         self._emit(TreeDone(final.total_files, final.total_bytes, state.copied, state.written,
                             state.kept + done_files, len(failures), final.dirs, final.links, self.skipped,
                             elapsed, [rel for rel, _ in failures[:1000]], checked.repaired,
-                            checked.partials_removed, checked.partials_resumed))
+                            checked.partials_removed, checked.partials_resumed, state.verified, state.differed))
         return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
                           state.kept + done_files, failures, self.skipped, elapsed, checked.repaired,
-                          checked.partials_removed, checked.partials_resumed, self.skipped_paths)
+                          checked.partials_removed, checked.partials_resumed, self.skipped_paths, state.verified,
+                          state.differed)
 
     def _clear_in_the_way(self, dst: Endpoint) -> Callable[[str, ObjectInfo], str | None]:
         """What stands where the campaign had published an entry of another
@@ -396,6 +407,71 @@ class TreeCopy:
             raise interrupted
         return failures
 
+    def _verify_tasks(self, campaign: Campaign) -> Iterator[tuple[Any, list[FileSpec]]]:
+        opts = self.options
+        algorithm = opts.checksum or "crc32c"
+        batch: list[FileSpec] = []
+        size = 0
+        for record in self.store.records(campaign, kinds=(Kind.FILE,)):
+            if record.state is not FileState.COMPLETE:
+                continue
+            e = record.entry
+            batch.append(FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity))
+            size += e.size
+            if len(batch) >= opts.batch_files or size >= opts.batch_bytes:
+                yield VerifyTask(self.source_url, self.destination_url, tuple(batch), algorithm), batch
+                batch, size = [], 0
+        if batch:
+            yield VerifyTask(self.source_url, self.destination_url, tuple(batch), algorithm), batch
+
+    def _verify(self, campaign: Campaign, executor: Executor, progress: _Progress) -> list[tuple[str, str]]:
+        """Read back every file recorded complete and compare it with the
+        source; what differs goes back to ``pending`` for the copy below."""
+        source = self._verify_tasks(campaign)
+        inflight: dict[Any, list[FileSpec]] = {}
+        failures: list[tuple[str, str]] = []
+        exhausted = False
+        while True:
+            while not exhausted and not self._cancel.is_set() and len(inflight) < 2 * self.options.files:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    break
+                inflight[executor.submit(item[0])] = item[1]
+            if self._cancel.is_set():
+                executor.cancel()
+            if not inflight:
+                break
+            done, _ = executor.wait(list(inflight), TICK)
+            changes: list[tuple[str, FileState]] = []
+            outcomes: list[Outcome] = []
+            events: list[TreeEvent] = []
+            for future in done:
+                specs = inflight.pop(future)
+                try:
+                    results = future.result()
+                except Exception as exc:  # noqa: BLE001 - a task that failed as a whole
+                    results = [FileResult(s.rel, FileState.FAILED, s.size, error=type(exc).__name__,
+                                          message=str(exc)) for s in specs]
+                for r in results:
+                    if r.state is FileState.PENDING:
+                        progress.differed += 1
+                        changes.append((r.rel, FileState.PENDING))
+                        events.append(FileDiffers(r.rel, r.message))
+                    elif r.state is FileState.FAILED:
+                        failures.append((r.rel, r.message))
+                        outcomes.append(Outcome(r.rel, FileState.FAILED, message=r.message))
+                        events.append(FileFailed(r.rel, r.error, r.message, ""))
+                    elif not r.message:
+                        progress.verified += 1
+            self.store.set_states(campaign, changes)
+            self.store.record(campaign, outcomes)
+            for event in events:
+                self._emit(event)
+        if self._cancel.is_set():
+            raise TransferAborted("the copy was cancelled", hint="run the same command again to resume")
+        return failures
+
     def _directory_metadata(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         for record in self.store.records(campaign, kinds=(Kind.DIR,), descending=True):
@@ -439,6 +515,8 @@ class _Progress:
         self.started = started
         self.copied = 0
         self.kept = 0
+        self.verified = 0
+        self.differed = 0
         self.written = 0
         self.failed = 0
         self._next = started + TICK

@@ -273,6 +273,47 @@ class BatchTask:
 
 
 @attrs.frozen
+class VerifyTask:
+    """Deep verification of published files: each read back whole from the
+    destination and compared by checksum with the source, read again too.
+    A file that differs comes back ``pending`` (copied again); one that is
+    equal, ``complete``; one that cannot be checked, ``failed``."""
+
+    source: str
+    destination: str
+    files: tuple[FileSpec, ...]
+    checksum: str = "crc32c"
+
+    def __call__(self) -> list[FileResult]:
+        src = endpoint(self.source)
+        dst = endpoint(self.destination)
+        results = []
+        for spec in self.files:
+            if _cancel.is_set():
+                results.append(_failed(spec, TransferAborted("the copy was cancelled"), FileState.COMPLETE))
+                continue
+            try:
+                results.append(self._one(src, dst, spec))
+            except Exception as exc:  # noqa: BLE001 - one file's failure is reported, the rest go on
+                results.append(_failed(spec, exc))
+        return results
+
+    def _one(self, src: Endpoint, dst: Endpoint, spec: FileSpec) -> FileResult:
+        spath, dpath = join(src.path, spec.rel), join(dst.path, spec.rel)
+        with src.driver.open_read(spath) as reader:
+            source_sum = checksum_reader(reader, self.checksum, stop=_cancel)
+        _check_unchanged(src, spath, spec, "while it was verified")
+        with dst.driver.open_read(dpath) as reader:
+            size = reader.size
+            got = checksum_reader(reader, self.checksum, stop=_cancel) if size == spec.size else ""
+        if got == source_sum:
+            return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum)
+        why = (f"the destination holds {size} bytes, not {spec.size}" if size != spec.size
+               else f"{self.checksum.upper()} {got} at the destination, {source_sum} at the source")
+        return FileResult(spec.rel, FileState.PENDING, spec.size, message=why)
+
+
+@attrs.frozen
 class LargeFileTask:
     """One large file through the transfer engine, resumed from the destination's record."""
 
@@ -339,5 +380,5 @@ def _url(e: Endpoint) -> str:
     return str(attrs.evolve(e.location, options=()))
 
 
-__all__ = ["BatchTask", "FileResult", "FileSpec", "LargeFileTask", "cancel_all", "close_endpoints", "endpoint",
+__all__ = ["BatchTask", "FileResult", "FileSpec", "LargeFileTask", "VerifyTask", "cancel_all", "close_endpoints", "endpoint",
            "parse_location"]

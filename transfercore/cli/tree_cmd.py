@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--whole-file-max", default="4M", metavar="SIZE",
                         help="tree files up to SIZE are copied whole in batches; larger ones in blocks with "
                              "restart markers (default 4M)")
+    parser.add_argument("--verify", action="store_true",
+                        help="with -r: also read back every file already at the destination and compare its "
+                             "checksum with the source's (as rsync -c); files that differ are copied again")
     parser.add_argument("--skip-specials", action="store_true",
                         help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
                              "(without it, a tree copy that left any entry out exits 1)")
@@ -88,7 +91,8 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
         if not 1 <= files <= 256:
             raise OptionError(f"--files {files} must be from 1 to 256")
     whole = parse_size(args.whole_file_max, what="--whole-file-max", minimum=0)
-    return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args))
+    return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args),
+                       verify=bool(getattr(args, "verify", False)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,6 +221,8 @@ def _summary(e: Any) -> str:
     if e.partials_removed or e.partials_resumed:
         partials = (f"; {e.partials_removed} partial files of an earlier run removed, "
                     f"{e.partials_resumed} resumed")
+    if e.verified or e.differed:
+        partials += f"; {e.verified} verified equal, {e.differed} differed (copied again)"
     return (f"done: {e.files} files ({format_size(e.bytes)}) in {e.elapsed:.1f} s: {e.copied} copied "
             f"({format_size(e.bytes_written)} written), {e.kept} already complete, {e.failed} failed; "
             f"{e.repaired} repaired (missing or changed at the destination){partials}; "
@@ -247,6 +253,9 @@ class TreeLines(Quiet):
             print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
         elif kind == "file-error":
             print(f"transfercore: error: {event.path}: {event.message}", file=sys.stderr)
+        elif kind == "verify-differs":
+            print(f"transfercore: warning: {event.path} differs at the destination ({event.reason}); "
+                  "copying it again", file=sys.stderr)
         elif kind == "tree-progress":
             now = time.monotonic()
             if now - self._last >= self.EVERY:
@@ -285,6 +294,8 @@ class TreeBar(Quiet):
             self.console.print(f"warning: skipped {event.path}: {event.reason}")
         elif kind == "file-error":
             self.console.print(f"error: {event.path}: {event.message}")
+        elif kind == "verify-differs":
+            self.console.print(f"warning: {event.path} differs at the destination ({event.reason}); copying it again")
         elif kind == "tree-progress" and self.task is not None:
             self.progress.update(self.task, completed=event.bytes_done, files=f"{event.files_done}/{event.files} files")
         elif kind == "tree-done":
