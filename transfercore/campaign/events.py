@@ -58,6 +58,14 @@ class FileDiffers(TreeEvent):
 
 
 @attrs.frozen
+class FileDeleted(TreeEvent):
+    """``--delete`` removed it: the source no longer has it."""
+
+    kind: ClassVar[str] = "deleted"
+    path: str
+
+
+@attrs.frozen
 class FileDone(TreeEvent):
     kind: ClassVar[str] = "file-done"
     path: str
@@ -116,3 +124,5 @@ class TreeDone(TreeEvent):
     #: With --verify: files read back and found equal to the source, and found different.
     verified: int = 0
     differed: int = 0
+    #: With --delete: destination entries removed because the source lacks them.
+    deleted: int = 0

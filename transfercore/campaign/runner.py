@@ -40,6 +40,7 @@ from ..registry import Endpoint
 from ..runlock import RunLock
 from .audit import Audit
 from .events import (
+    FileDeleted,
     FileDiffers,
     FileDone,
     FileFailed,
@@ -51,6 +52,7 @@ from .events import (
     TreeStarted,
 )
 from .executor import Executor, LocalPool
+from .mirror import Mirror
 from .model import Entry, FileState, Kind
 from .store import Campaign, CampaignStore, Outcome
 from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, VerifyTask, bytes_name_refused, endpoint
@@ -77,6 +79,10 @@ class TreeOptions:
     #: Deep verification: every file recorded complete is read back from the
     #: destination and compared by checksum with the source; differences are copied again.
     verify: bool = False
+    #: Devices, FIFOs and sockets in the source are expected (a run that skipped them still succeeded).
+    skip_specials: bool = False
+    #: After a fully successful copy, remove what the destination holds and the source lacks.
+    delete: bool = False
 
     @property
     def checksum(self) -> str | None:
@@ -84,6 +90,7 @@ class TreeOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": self.files, "whole_file_max": self.whole_file_max, "verify": self.verify,
+                "delete": self.delete, "skip_specials": self.skip_specials,
                 **self.transfer.to_dict()}
 
 
@@ -108,6 +115,8 @@ class TreeResult:
     #: With ``verify``: files read back and found equal, and found different (copied again).
     verified: int = 0
     differed: int = 0
+    #: With ``delete``: destination entries removed because the source lacks them.
+    deleted: int = 0
 
     @property
     def ok(self) -> bool:
@@ -145,6 +154,8 @@ class TreeCopy:
         self.skipped = 0
         #: The first thousand entries not copied, with why.
         self.skipped_paths: list[tuple[str, str]] = []
+        #: Every entry skipped: ``--delete`` leaves the destination's namesakes alone.
+        self._skipped_rels: set[str] = set()
 
     def add_listener(self, listener: Any) -> None:
         self._listeners.append(listener)
@@ -206,18 +217,33 @@ class TreeCopy:
         finally:
             if own:
                 executor.shutdown()
+        deleted, not_deleted = self._mirror(campaign, dst, failures)
+        failures += not_deleted
         elapsed = time.monotonic() - started
         self.store.finish(campaign, "failed" if failures else "done",
                           f"{len(failures)} entries failed" if failures else "")
         final = self.store.counts(campaign)
         self._emit(TreeDone(final.total_files, final.total_bytes, state.copied, state.written,
                             state.kept + done_files, len(failures), final.dirs, final.links, self.skipped,
-                            elapsed, [rel for rel, _ in failures[:1000]], checked.repaired,
-                            checked.partials_removed, checked.partials_resumed, state.verified, state.differed))
+                            elapsed, [rel for rel, _ in failures[:1000]], repaired=checked.repaired,
+                            partials_removed=checked.partials_removed, partials_resumed=checked.partials_resumed,
+                            verified=state.verified, differed=state.differed, deleted=deleted))
         return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
-                          state.kept + done_files, failures, self.skipped, elapsed, checked.repaired,
-                          checked.partials_removed, checked.partials_resumed, self.skipped_paths, state.verified,
-                          state.differed)
+                          state.kept + done_files, failures, self.skipped, elapsed, repaired=checked.repaired,
+                          partials_removed=checked.partials_removed, partials_resumed=checked.partials_resumed,
+                          skipped_paths=self.skipped_paths, verified=state.verified, differed=state.differed,
+                          deleted=deleted)
+
+    def _mirror(self, campaign: Campaign, dst: Endpoint, failures: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
+        if not self.options.delete:
+            return 0, []
+        if failures or (self.skipped and not self.options.skip_specials):
+            # Never on a failed run: what the source "lacks" may only have failed to be read.
+            self._emit(FileSkipped(".", "--delete not done: the copy did not fully succeed"))
+            return 0, []
+        mirror = Mirror(self.store, campaign, dst.driver, dst.path, self._skipped_rels,
+                        lambda rel: self._emit(FileDeleted(rel)))
+        return mirror.run(), mirror.failures
 
     def _clear_in_the_way(self, dst: Endpoint) -> Callable[[str, ObjectInfo], str | None]:
         """What stands where the campaign had published an entry of another
@@ -263,6 +289,7 @@ class TreeCopy:
         self.skipped += 1
         if len(self.skipped_paths) < 1000:
             self.skipped_paths.append((rel, reason))
+        self._skipped_rels.add(rel)
         self._emit(FileSkipped(rel, reason))
 
     def _entries(self, src: Endpoint) -> Iterator[Entry]:

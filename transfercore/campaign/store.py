@@ -383,6 +383,23 @@ class CampaignStore:
                              marker, checksum, message, dst)
             last = rows[-1][0]
 
+    def children(self, campaign: Campaign, parent: str) -> dict[str, str]:
+        """The current walk's entries directly in directory ``parent`` ("" for
+        the root): name -> kind."""
+        prefix = encode_name(parent) + "/" if parent else ""
+        # Everything below the directory sorts between "prefix" and "prefix"
+        # with its "/" raised by one; only names without a further "/" are children.
+        where = "campaign=? AND seen=?"
+        params: list[Any] = [campaign.id, campaign.generation]
+        if prefix:
+            where += " AND rel>? AND rel<?"
+            params += [prefix, prefix[:-1] + "0"]
+        rows = self._run(
+            f"SELECT rel, kind FROM campaign_entries WHERE {where} AND instr(substr(rel, ?), '/')=0",
+            [*params, len(prefix) + 1],
+        ).fetchall()
+        return {decode_name(rel)[len(parent) + 1 if parent else 0:]: kind for rel, kind in rows}
+
     def counts(self, campaign: Campaign) -> Counts:
         rows = self._run(
             "SELECT kind, state, COUNT(*), COALESCE(SUM(size), 0) FROM campaign_entries "

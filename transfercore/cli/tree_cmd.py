@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="with -r: also read back every file already at the destination and compare its "
                              "checksum with the source's (as rsync -c); files that differ are copied again")
+    parser.add_argument("--delete", action="store_true",
+                        help="with -r: after a copy in which every entry succeeded, remove what DST holds and "
+                             "SRC lacks (as rsync --delete); never done when any entry failed")
     parser.add_argument("--skip-specials", action="store_true",
                         help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
                              "(without it, a tree copy that left any entry out exits 1)")
@@ -92,12 +95,17 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
             raise OptionError(f"--files {files} must be from 1 to 256")
     whole = parse_size(args.whole_file_max, what="--whole-file-max", minimum=0)
     return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args),
-                       verify=bool(getattr(args, "verify", False)))
+                       verify=bool(getattr(args, "verify", False)),
+                       skip_specials=bool(getattr(args, "skip_specials", False)),
+                       delete=bool(getattr(args, "delete", False)))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.files_from is None and not args.recursive:
         return _fail("--files-from needs -r", ExitCode.USAGE)
+    if args.delete and args.files_from is not None:
+        return _fail("--delete cannot be combined with --files-from (a manifest names what to copy, not what "
+                     "the destination may hold)", ExitCode.USAGE)
     try:
         build_tree_options(args)
     except (OptionError, SizeSyntaxError, UnknownChecksum) as exc:
@@ -158,7 +166,7 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         if len(result.failed) > LIST_FAILURES:
             print(f"  ... and {len(result.failed) - LIST_FAILURES} more (see transfercore status)", file=sys.stderr)
         return int(ExitCode.FAILED)
-    if result.skipped and not args.skip_specials:
+    if result.skipped and not options.skip_specials:
         print(f"transfercore: error: {result.skipped} of the source's entries were not copied (everything else "
               "was); give --skip-specials if that is expected:", file=sys.stderr)
         for rel, reason in result.skipped_paths[:LIST_FAILURES]:
@@ -221,6 +229,8 @@ def _summary(e: Any) -> str:
     if e.partials_removed or e.partials_resumed:
         partials = (f"; {e.partials_removed} partial files of an earlier run removed, "
                     f"{e.partials_resumed} resumed")
+    if e.deleted:
+        partials += f"; {e.deleted} deleted (not in the source)"
     if e.verified or e.differed:
         partials += f"; {e.verified} verified equal, {e.differed} differed (copied again)"
     return (f"done: {e.files} files ({format_size(e.bytes)}) in {e.elapsed:.1f} s: {e.copied} copied "
@@ -253,6 +263,8 @@ class TreeLines(Quiet):
             print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
         elif kind == "file-error":
             print(f"transfercore: error: {event.path}: {event.message}", file=sys.stderr)
+        elif kind == "deleted":
+            self._print(f"deleted {event.path}")
         elif kind == "verify-differs":
             print(f"transfercore: warning: {event.path} differs at the destination ({event.reason}); "
                   "copying it again", file=sys.stderr)
