@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 TIMEOUT = 120
 
 
@@ -77,3 +79,55 @@ def test_delete_is_refused_with_a_manifest(tmp_path):
     code, _, err = copy(tmp_path / "src", tmp_path / "dst", tmp_path / "j.db", "--delete", "--files-from",
                         tmp_path / "list")
     assert code == 2 and "--delete cannot be combined with --files-from" in err
+
+
+def test_xattrs_are_kept_with_the_option_only(tmp_path):
+    src, journal = tmp_path / "src", tmp_path / "j.db"
+    (src / "d").mkdir(parents=True)
+    f, big = src / "d" / "f", src / "big"
+    f.write_text("data")
+    big.write_bytes(os.urandom(200_000))
+    for p in (f, big, src / "d"):
+        os.setxattr(p, "user.origin", b"lab-7")
+    (src / "link").symlink_to("d/f")
+    plain = tmp_path / "plain"
+    code, _, err = copy(src, plain, journal)
+    assert code == 0, err
+    assert os.listxattr(plain / "d" / "f") == [] and os.listxattr(plain / "d") == []
+    kept = tmp_path / "kept"
+    code, _, err = copy(src, kept, journal, "--xattrs", "--whole-file-max", "64K")
+    assert code == 0, err
+    for rel in ("d/f", "big", "d"):
+        assert os.getxattr(kept / rel, "user.origin") == b"lab-7", rel
+    # an attribute changed at the destination is put back by the rerun
+    os.setxattr(kept / "d" / "f", "user.origin", b"tampered")
+    os.setxattr(kept / "d" / "f", "user.extra", b"x")
+    code, events, err = copy(src, kept, journal, "--xattrs", "--whole-file-max", "64K")
+    assert code == 0, err
+    assert os.getxattr(kept / "d" / "f", "user.origin") == b"lab-7"
+    assert os.listxattr(kept / "d" / "f") == ["user.origin"]
+    assert events[-1]["repaired"] == 1 and events[-1]["copied"] == 0  # proven equal, attributes set again
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setting owners needs root")
+def test_owners_are_kept_with_the_option_only(tmp_path):
+    src, journal = tmp_path / "src", tmp_path / "j.db"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_text("data")
+    (src / "big").write_bytes(os.urandom(200_000))
+    (src / "setgid").write_text("s")
+    (src / "link").symlink_to("d/f")
+    for rel in ("d/f", "big", "d", "setgid"):
+        os.chown(src / rel, 1234, 4321)
+    os.chmod(src / "setgid", 0o2755)
+    os.chown(src / "link", 1234, 4321, follow_symlinks=False)
+    code, _, err = copy(src, tmp_path / "plain", journal)
+    assert code == 0, err
+    assert os.lstat(tmp_path / "plain" / "d" / "f").st_uid == os.geteuid()
+    kept = tmp_path / "kept"
+    code, _, err = copy(src, kept, journal, "--owners", "--whole-file-max", "64K")
+    assert code == 0, err
+    for rel in ("d/f", "big", "d", "link", "setgid"):
+        st = os.lstat(kept / rel)
+        assert (st.st_uid, st.st_gid) == (1234, 4321), rel
+    assert os.stat(kept / "setgid").st_mode & 0o7777 == 0o2755  # chown cleared it; it was put back

@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..registry import Endpoint
 from ..runlock import RunLock
+from .attributes import copy_attributes
 from .audit import Audit
 from .events import (
     FileDeleted,
@@ -83,6 +84,13 @@ class TreeOptions:
     skip_specials: bool = False
     #: After a fully successful copy, remove what the destination holds and the source lacks.
     delete: bool = False
+    #: Keep extended attributes (ACLs included) and owners/groups, between local file systems.
+    xattrs: bool = False
+    owners: bool = False
+
+    @property
+    def extras(self) -> tuple[bool, bool]:
+        return (self.xattrs, self.owners)
 
     @property
     def checksum(self) -> str | None:
@@ -90,7 +98,8 @@ class TreeOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": self.files, "whole_file_max": self.whole_file_max, "verify": self.verify,
-                "delete": self.delete, "skip_specials": self.skip_specials,
+                "delete": self.delete, "skip_specials": self.skip_specials, "xattrs": self.xattrs,
+                "owners": self.owners,
                 **self.transfer.to_dict()}
 
 
@@ -206,7 +215,7 @@ class TreeCopy:
             if self.options.verify:
                 failures += self._verify(campaign, executor, state)
             failures += self._directories(campaign, dst)
-            failures += self._links(campaign, dst)
+            failures += self._links(campaign, src, dst)
             failures += self._files(campaign, executor, state)
             failures += self._directory_metadata(campaign, src, dst)
         except BaseException as exc:
@@ -324,7 +333,7 @@ class TreeCopy:
         self.store.record(campaign, outcomes)
         return failures
 
-    def _links(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
+    def _links(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         outcomes: list[Outcome] = []
         for record in self.store.records(campaign, kinds=(Kind.LINK,), unfinished=True):
@@ -333,6 +342,8 @@ class TreeCopy:
             try:
                 assert entry.link is not None
                 dst.driver.symlink(path, entry.link, mtime_ns=entry.mtime_ns)
+                if self.options.owners:
+                    copy_attributes(src, join(src.path, entry.rel), dst, path, xattrs=False, owners=True)
             except (TransferCoreError, UnicodeError) as caught:
                 exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
                 failures.append((entry.rel, str(exc)))
@@ -354,15 +365,15 @@ class TreeCopy:
             e = record.entry
             spec = FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity, started=record.state is not FileState.PENDING)
             if e.size > opts.whole_file_max:
-                yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer), [spec]
+                yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer, opts.extras), [spec]
                 continue
             batch.append(spec)
             batch_bytes += e.size
             if len(batch) >= per_batch or batch_bytes >= opts.batch_bytes:
-                yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum), batch
+                yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum, opts.extras), batch
                 batch, batch_bytes = [], 0
         if batch:
-            yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum), batch
+            yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum, opts.extras), batch
 
     def _files(self, campaign: Campaign, executor: Executor, progress: _Progress) -> list[tuple[str, str]]:
         counts = self.store.counts(campaign)
@@ -507,6 +518,9 @@ class TreeCopy:
             e = record.entry
             path = join(dst.path, e.rel)
             try:
+                if any(self.options.extras):
+                    copy_attributes(src, join(src.path, e.rel), dst, path, xattrs=self.options.xattrs,
+                                    owners=self.options.owners)
                 now = dst.driver.lstat(path)
                 if (now.mode, now.mtime_ns) == (e.mode & 0o7777, e.mtime_ns):
                     continue  # already right: a rerun of an intact tree writes nothing
@@ -522,6 +536,9 @@ class TreeCopy:
         if self.manifest is None:
             info = src.driver.stat(src.path)
             try:
+                if any(self.options.extras):
+                    copy_attributes(src, src.path, dst, dst.path, xattrs=self.options.xattrs,
+                                    owners=self.options.owners)
                 now = dst.driver.lstat(dst.path)
                 if (now.mode, now.mtime_ns) != (info.mode & 0o7777, info.mtime_ns):
                     dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)

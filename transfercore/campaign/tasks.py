@@ -30,6 +30,7 @@ from ..journal import Journal
 from ..location import parse_location
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
+from .attributes import copy_attributes
 from .model import FileState, dst_facts
 from .walk import is_utf8, join
 
@@ -157,7 +158,8 @@ def _stored_sum(dst: Endpoint, path: str, algorithm: str) -> str:
         return checksum_reader(reader, algorithm)
 
 
-def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: str | None) -> FileResult | None:
+def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: str | None,
+                       extras: tuple[bool, bool] = (False, False)) -> FileResult | None:
     """A file handed out before may have been published just before the run
     stopped, before its outcome was recorded: proven equal by its checksum,
     it is kept, not written again."""
@@ -179,6 +181,7 @@ def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: 
             dst.driver.set_metadata(dpath, mode=spec.mode, mtime_ns=spec.mtime_ns)
         except TransferCoreError:
             pass
+    copy_attributes(src, spath, dst, dpath, xattrs=extras[0], owners=extras[1])
     return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum, reused=True,
                       dst=_published_facts(dst, dpath))
 
@@ -191,6 +194,8 @@ class BatchTask:
     destination: str
     files: tuple[FileSpec, ...]
     checksum: str | None = "crc32c"
+    #: Keep extended attributes, owners (``--xattrs``, ``--owners``).
+    extras: tuple[bool, bool] = (False, False)
 
     def __call__(self) -> list[FileResult]:
         src = endpoint(self.source)
@@ -208,7 +213,7 @@ class BatchTask:
             dpath = join(dst.path, spec.rel)
             try:
                 if spec.started:
-                    found = _already_published(src, dst, spec, algorithm)
+                    found = _already_published(src, dst, spec, algorithm, self.extras)
                     if found is not None:
                         results[spec.rel] = found
                         continue
@@ -246,6 +251,12 @@ class BatchTask:
         for spec, writer, error in zip(specs, writers, outcomes, strict=True):
             if error is None and algorithm and not read_back:
                 error = self._verify_published(dst, spec, algorithm, expected[id(writer)])
+            if error is None and any(self.extras):
+                try:
+                    copy_attributes(src, join(src.path, spec.rel), dst, join(dst.path, spec.rel),
+                                    xattrs=self.extras[0], owners=self.extras[1])
+                except TransferCoreError as exc:
+                    error = exc
             if error is not None:
                 results[spec.rel] = _failed(spec, error)
             else:
@@ -321,6 +332,7 @@ class LargeFileTask:
     destination: str
     file: FileSpec
     options: object  # TransferOptions (kept loose so this module imports nothing heavy)
+    extras: tuple[bool, bool] = (False, False)
 
     def __call__(self) -> FileResult:
         from ..engine import Transfer
@@ -338,7 +350,7 @@ class LargeFileTask:
         if spec.started:
             try:
                 found = _already_published(endpoint(self.source), endpoint(self.destination), spec,
-                                           getattr(self.options, "checksum", None))
+                                           getattr(self.options, "checksum", None), self.extras)
             except Exception as exc:  # noqa: BLE001
                 return _failed(spec, exc)
             if found is not None:
@@ -360,6 +372,7 @@ class LargeFileTask:
             except TransferCoreError:
                 pass  # the driver keeps no such metadata
             _check_unchanged(src, src.path, spec, "during the copy")
+            copy_attributes(src, src.path, dst, dst.path, xattrs=self.extras[0], owners=self.extras[1])
         except Exception as exc:  # noqa: BLE001
             try:
                 left = dst.driver.partial(dst.path)

@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delete", action="store_true",
                         help="with -r: after a copy in which every entry succeeded, remove what DST holds and "
                              "SRC lacks (as rsync --delete); never done when any entry failed")
+    parser.add_argument("-X", "--xattrs", action="store_true",
+                        help="with -r: keep extended attributes, POSIX ACLs included (both ends local file "
+                             "systems)")
+    parser.add_argument("--owners", action="store_true",
+                        help="with -r: keep the owner and group of every entry (needs root; both ends local)")
     parser.add_argument("--skip-specials", action="store_true",
                         help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
                              "(without it, a tree copy that left any entry out exits 1)")
@@ -97,7 +102,8 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
     return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args),
                        verify=bool(getattr(args, "verify", False)),
                        skip_specials=bool(getattr(args, "skip_specials", False)),
-                       delete=bool(getattr(args, "delete", False)))
+                       delete=bool(getattr(args, "delete", False)),
+                       xattrs=bool(getattr(args, "xattrs", False)), owners=bool(getattr(args, "owners", False)))
 
 
 def run(args: argparse.Namespace) -> int:
