@@ -56,6 +56,8 @@ class ObjectInfo:
     link: str | None = None
     #: True for a device, FIFO or socket: nothing a copy can move.
     special: bool = False
+    #: How many names (hard links) the object has, where the storage counts them.
+    links: int = 1
 
     @property
     def name(self) -> str:
@@ -418,6 +420,11 @@ class Driver(abc.ABC):
         """Create (or replace) the symbolic link ``path`` pointing to ``target``,
         durably, with the modification time ``mtime_ns`` where the storage keeps one."""
         raise CapabilityError(f"driver {self.name!r} cannot create symbolic links")
+
+    def hardlink(self, path: str, existing: str) -> None:
+        """Make ``path`` (created, or replaced) another name of the object at
+        ``existing``, durably."""
+        raise CapabilityError(f"driver {self.name!r} cannot create hard links")
 
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
         """Set the permission bits and modification time of a directory or object."""

@@ -131,3 +131,36 @@ def test_owners_are_kept_with_the_option_only(tmp_path):
         st = os.lstat(kept / rel)
         assert (st.st_uid, st.st_gid) == (1234, 4321), rel
     assert os.stat(kept / "setgid").st_mode & 0o7777 == 0o2755  # chown cleared it; it was put back
+
+
+def test_hard_links_are_kept_with_the_option_and_repaired(tmp_path):
+    src, journal = tmp_path / "src", tmp_path / "j.db"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    (src / "a" / "f").write_bytes(b"shared bytes")
+    os.link(src / "a" / "f", src / "b" / "g")
+    os.link(src / "a" / "f", src / "h")
+    (src / "single").write_text("one name")
+    code, _, err = copy(src, tmp_path / "plain", journal)
+    assert code == 0, err
+    assert os.lstat(tmp_path / "plain" / "h").st_nlink == 1  # without the option: separate files
+    dst = tmp_path / "dst"
+    code, events, err = copy(src, dst, journal, "-H")
+    assert code == 0, err
+    inodes = {os.lstat(dst / rel).st_ino for rel in ("a/f", "b/g", "h")}
+    assert len(inodes) == 1 and os.lstat(dst / "h").st_nlink == 3
+    assert (dst / "b" / "g").read_bytes() == b"shared bytes"
+    assert events[-1]["copied"] == 2  # the file once, and "single"
+    # intact: nothing to do
+    code, events, err = copy(src, dst, journal, "-H")
+    assert code == 0 and events[-1]["repaired"] == 0 and events[-1]["copied"] == 0, err
+    # one name removed, the first name replaced: all linked again to one object
+    (dst / "b" / "g").unlink()
+    (dst / "a" / "f").unlink()
+    (dst / "a" / "f").write_bytes(b"other bytes!")
+    code, events, err = copy(src, dst, journal, "-H")
+    assert code == 0, err
+    inodes = {os.lstat(dst / rel).st_ino for rel in ("a/f", "b/g", "h")}
+    assert len(inodes) == 1 and (dst / "h").read_bytes() == b"shared bytes"
+    code, events, err = copy(src, dst, journal, "-H")
+    assert code == 0 and events[-1]["repaired"] == 0 and events[-1]["copied"] == 0, err

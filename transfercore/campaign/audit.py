@@ -32,7 +32,7 @@ import attrs
 
 from ..contract import Driver, ObjectInfo
 from ..errors import NotADirectory, NotFound
-from .model import FileState, Kind, Record, dst_facts
+from .model import FileState, Kind, Record, facts_match
 from .store import Campaign, CampaignStore, Outcome
 from .walk import join
 
@@ -199,6 +199,15 @@ class Audit:
                 return
             self._repair(record, FileState.PENDING)
             return
+        if e.kind is Kind.HARDLINK:
+            if found is not None and self._intact(record, found):
+                return
+            if not complete:
+                return
+            if found is not None and found.is_dir and found.link is None and not self._in_the_way(record, found):
+                return
+            self._repair(record, FileState.PENDING)  # linking again is cheap
+            return
         # A regular file.
         if complete:
             if found is not None and self._intact(record, found):
@@ -219,7 +228,7 @@ class Audit:
         if found.is_dir or found.link is not None:
             return False
         if record.dst:
-            return dst_facts(found) == record.dst
+            return facts_match(record.dst, found)
         # Recorded before destination facts were kept: size and time only.
         e = record.entry
         return (found.size, found.mtime_ns) == (e.size, e.mtime_ns)

@@ -54,7 +54,7 @@ from .events import (
 )
 from .executor import Executor, LocalPool
 from .mirror import Mirror
-from .model import Entry, FileState, Kind
+from .model import Entry, FileState, Kind, dst_facts
 from .store import Campaign, CampaignStore, Outcome
 from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, VerifyTask, bytes_name_refused, endpoint
 from .walk import join, manifest_entries, walk
@@ -87,6 +87,8 @@ class TreeOptions:
     #: Keep extended attributes (ACLs included) and owners/groups, between local file systems.
     xattrs: bool = False
     owners: bool = False
+    #: Keep hard links: the other names of a file are linked to its first, not copied.
+    hard_links: bool = False
 
     @property
     def extras(self) -> tuple[bool, bool]:
@@ -99,7 +101,7 @@ class TreeOptions:
     def to_dict(self) -> dict[str, Any]:
         return {"files": self.files, "whole_file_max": self.whole_file_max, "verify": self.verify,
                 "delete": self.delete, "skip_specials": self.skip_specials, "xattrs": self.xattrs,
-                "owners": self.owners,
+                "owners": self.owners, "hard_links": self.hard_links,
                 **self.transfer.to_dict()}
 
 
@@ -217,6 +219,7 @@ class TreeCopy:
             failures += self._directories(campaign, dst)
             failures += self._links(campaign, src, dst)
             failures += self._files(campaign, executor, state)
+            failures += self._hardlinks(campaign, dst)
             failures += self._directory_metadata(campaign, src, dst)
         except BaseException as exc:
             executor.cancel()  # running tasks stop at their next step instead of running on
@@ -304,7 +307,7 @@ class TreeCopy:
     def _entries(self, src: Endpoint) -> Iterator[Entry]:
         if self.manifest is not None:
             return manifest_entries(src.driver, src.path, self.manifest, self._skip, self.manifest_name or "manifest")
-        return walk(src.driver, src.path, self._skip)
+        return walk(src.driver, src.path, self._skip, hard_links=self.options.hard_links)
 
     def _directories(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
@@ -353,6 +356,49 @@ class TreeCopy:
                 outcomes.append(Outcome(entry.rel, FileState.COMPLETE))
         self.store.record(campaign, outcomes)
         return failures
+
+    def _hardlinks(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
+        """The other names of files with several, linked to the first name
+        once that is complete.  Every name of such a file is then recorded
+        without the version of its facts, which each new name moves."""
+        failures: list[tuple[str, str]] = []
+        outcomes: list[Outcome] = []
+        targets: dict[str, list[str]] = {}
+        for record in self.store.records(campaign, kinds=(Kind.HARDLINK,)):
+            e = record.entry
+            assert e.link is not None
+            try:
+                if record.state is FileState.COMPLETE and self._still_linked(dst, e.rel, e.link):
+                    continue
+                first = self.store.record_of(campaign, e.link)
+                if first is None or first.state is not FileState.COMPLETE:
+                    raise TransferCoreError(f"not linked: its first name {e.link} was not copied",
+                                            hint="run the same command again once that file is copied")
+                dst.driver.hardlink(join(dst.path, e.rel), join(dst.path, e.link))
+            except (TransferCoreError, UnicodeError) as caught:
+                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
+                failures.append((e.rel, str(exc)))
+                outcomes.append(Outcome(e.rel, FileState.FAILED, message=str(exc)))
+                self._emit(FileFailed(e.rel, type(exc).__name__, str(exc), ""))
+            else:
+                targets.setdefault(e.link, []).append(e.rel)
+        self.store.record(campaign, outcomes)
+        done: list[tuple[str, str]] = []
+        for target, names in targets.items():
+            facts = dst_facts(dst.driver.lstat(join(dst.path, target)), version=False)
+            done += [(rel, facts) for rel in [target, *names]]
+        self.store.complete_with_facts(campaign, done)
+        return failures
+
+    @staticmethod
+    def _still_linked(dst: Endpoint, rel: str, target: str) -> bool:
+        # The first name may have been copied again since (a repair): its
+        # other names must then be linked to the new object.
+        try:
+            a, b = dst.driver.lstat(join(dst.path, rel)), dst.driver.lstat(join(dst.path, target))
+        except TransferCoreError:
+            return False
+        return bool(a.identity) and a.identity == b.identity
 
     def _tasks(self, campaign: Campaign, pending_files: int) -> Iterator[tuple[Any, list[FileSpec]]]:
         """Tasks for the files not complete, in path order, built lazily."""

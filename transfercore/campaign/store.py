@@ -383,6 +383,23 @@ class CampaignStore:
                              marker, checksum, message, dst)
             last = rows[-1][0]
 
+    def record_of(self, campaign: Campaign, rel: str) -> Record | None:
+        """One entry of the current walk."""
+        row = self._run(
+            "SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst "
+            "FROM campaign_entries WHERE campaign=? AND seen=? AND rel=?",
+            (campaign.id, campaign.generation, encode_name(rel)),
+        ).fetchone()
+        if row is None:
+            return None
+        r, k, s, m, mo, i, li, st, mk, c, msg, d = row
+        return Record(Entry(decode_name(r), Kind(k), s, m, mo, i, _unlink(li)), FileState(st), mk, c, msg, d)
+
+    def complete_with_facts(self, campaign: Campaign, rows: Iterable[tuple[str, str]]) -> None:
+        """Mark entries complete with the destination's facts of them, in one transaction."""
+        self._many("UPDATE campaign_entries SET state='complete', dst=?, message='' WHERE campaign=? AND rel=?",
+                   [(facts, campaign.id, encode_name(rel)) for rel, facts in rows])
+
     def children(self, campaign: Campaign, parent: str) -> dict[str, str]:
         """The current walk's entries directly in directory ``parent`` ("" for
         the root): name -> kind."""

@@ -45,8 +45,13 @@ def is_utf8(name: str) -> bool:
     return True
 
 
-def walk(driver: Driver, root: str, on_skip: Skip | None = None) -> Iterator[Entry]:
-    """Every entry below ``root`` (not ``root`` itself), parents before children."""
+def walk(driver: Driver, root: str, on_skip: Skip | None = None, *, hard_links: bool = False) -> Iterator[Entry]:
+    """Every entry below ``root`` (not ``root`` itself), parents before children.
+
+    With ``hard_links``, a file with several names is a file at the first
+    name the walk meets and a :attr:`Kind.HARDLINK` to it at the others (the
+    walk remembers the files with more than one name, not every file)."""
+    first: dict[str, str] = {}
     pending = [""]
     while pending:
         rel_dir = pending.pop()
@@ -58,6 +63,10 @@ def walk(driver: Driver, root: str, on_skip: Skip | None = None) -> Iterator[Ent
                 if on_skip is not None:
                     on_skip(rel, "not a regular file, directory or symbolic link")
                 continue
+            if hard_links and entry.kind is Kind.FILE and info.links > 1 and entry.identity:
+                seen = first.setdefault(entry.identity, rel)
+                if seen != rel:
+                    entry = Entry(rel, Kind.HARDLINK, entry.size, entry.mtime_ns, entry.mode, entry.identity, seen)
             yield entry
             if entry.kind is Kind.DIR:
                 pending.append(rel)

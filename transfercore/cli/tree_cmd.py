@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delete", action="store_true",
                         help="with -r: after a copy in which every entry succeeded, remove what DST holds and "
                              "SRC lacks (as rsync --delete); never done when any entry failed")
+    parser.add_argument("-H", "--hard-links", action="store_true",
+                        help="with -r: keep hard links (the other names of a file are linked, not copied)")
     parser.add_argument("-X", "--xattrs", action="store_true",
                         help="with -r: keep extended attributes, POSIX ACLs included (both ends local file "
                              "systems)")
@@ -103,7 +105,8 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
                        verify=bool(getattr(args, "verify", False)),
                        skip_specials=bool(getattr(args, "skip_specials", False)),
                        delete=bool(getattr(args, "delete", False)),
-                       xattrs=bool(getattr(args, "xattrs", False)), owners=bool(getattr(args, "owners", False)))
+                       xattrs=bool(getattr(args, "xattrs", False)), owners=bool(getattr(args, "owners", False)),
+                       hard_links=bool(getattr(args, "hard_links", False)))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -562,6 +562,21 @@ class PosixDriver(Driver):
             raise from_oserror(exc, f"cannot create the link {path}") from exc
         fsync_dir(directory)
 
+    def hardlink(self, path: str, existing: str) -> None:
+        _local, directory, name = self._split(path)
+        self._check_directory(directory, path)
+        source = self._paths.local(existing)
+        # Under a hidden name first, then renamed: an existing entry is
+        # replaced at once, never left missing.
+        temp = os.path.join(directory, names.partial_name(name, new_token()))
+        try:
+            os.link(source, temp, follow_symlinks=False)
+            os.rename(temp, os.path.join(directory, name))
+        except OSError as exc:
+            remove_quietly(temp)
+            raise from_oserror(exc, f"cannot link {path} to {existing}") from exc
+        fsync_dir(directory)
+
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
         local = self._paths.local(path)
         try:
@@ -625,4 +640,5 @@ def _info(path: str, st: os.stat_result) -> ObjectInfo:
         identity=f"{st.st_dev}:{st.st_ino}",
         mode=stat_mod.S_IMODE(st.st_mode),
         version=str(st.st_ctime_ns),
+        links=st.st_nlink,
     )
