@@ -65,3 +65,23 @@ def test_special_files_are_listed_and_fail_the_exit_code_unless_expected(tmp_pat
     code, events, err = copy(src, dst, tmp_path / "j.db", "--skip-specials")
     assert code == 0, err
     assert "skipped sub/a-fifo" in err and events[-1]["skipped"] == 1
+
+
+def test_one_tree_with_byte_names_hard_links_xattrs_and_a_fifo(tmp_path):
+    src, dst = os.fsencode(tmp_path / "src"), os.fsencode(tmp_path / "dst")
+    os.makedirs(src + b"/d\xe9")
+    with open(src + b"/d\xe9/f\xff", "wb") as f:
+        f.write(b"named in latin-1")
+    os.link(src + b"/d\xe9/f\xff", src + b"/second-name")
+    os.setxattr(src + b"/d\xe9/f\xff", "user.tag", b"kept")
+    os.mkfifo(src + b"/d\xe9/pipe")
+    code, events, err = copy(os.fsdecode(src), os.fsdecode(dst), tmp_path / "j.db", "-H", "--xattrs")
+    assert code == 1, "a FIFO was left out: the exit code must say so"
+    assert "were not copied" in err and "pipe" in err
+    assert [e["path"] for e in events if e["event"] == "skipped"] == [os.fsdecode(b"d\xe9/pipe")]
+    assert events[-1]["failed"] == 0
+    with open(dst + b"/d\xe9/f\xff", "rb") as f:
+        assert f.read() == b"named in latin-1"
+    assert os.lstat(dst + b"/d\xe9/f\xff").st_ino == os.lstat(dst + b"/second-name").st_ino
+    assert os.getxattr(dst + b"/d\xe9/f\xff", "user.tag") == b"kept"
+    assert not os.path.exists(dst + b"/d\xe9/pipe")
