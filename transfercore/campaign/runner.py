@@ -568,7 +568,7 @@ class TreeCopy:
                     copy_attributes(src, join(src.path, e.rel), dst, path, xattrs=self.options.xattrs,
                                     owners=self.options.owners)
                 now = dst.driver.lstat(path)
-                if (now.mode, now.mtime_ns) == (e.mode & 0o7777, e.mtime_ns):
+                if _same_attributes(now, e.mode, e.mtime_ns):
                     continue  # already right: a rerun of an intact tree writes nothing
                 dst.driver.set_metadata(path, mode=e.mode, mtime_ns=e.mtime_ns)
             except CapabilityError as exc:
@@ -586,13 +586,22 @@ class TreeCopy:
                     copy_attributes(src, src.path, dst, dst.path, xattrs=self.options.xattrs,
                                     owners=self.options.owners)
                 now = dst.driver.lstat(dst.path)
-                if (now.mode, now.mtime_ns) != (info.mode & 0o7777, info.mtime_ns):
+                if not _same_attributes(now, info.mode, info.mtime_ns):
                     dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
             except CapabilityError as exc:
                 self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
             except TransferCoreError as exc:
                 failures.append((".", str(exc)))
         return failures
+
+
+def _same_attributes(now: ObjectInfo, mode: int, mtime_ns: int) -> bool:
+    """Whether a destination directory already has these permission bits and
+    time, at the destination's resolution (HPSS keeps whole seconds)."""
+    if now.mode != mode & 0o7777:
+        return False
+    return now.mtime_ns == mtime_ns or (now.mtime_ns % 1_000_000_000 == 0
+                                        and now.mtime_ns == mtime_ns - mtime_ns % 1_000_000_000)
 
 
 class _Progress:
