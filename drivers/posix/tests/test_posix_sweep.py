@@ -2,8 +2,9 @@
 
 import os
 
-from transfercore.ranges import ByteRange, RangeSet
 from transfercore_posix import PosixDriver
+
+from transfercore.ranges import ByteRange, RangeSet
 
 
 def hidden(d):
