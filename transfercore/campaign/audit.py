@@ -25,7 +25,6 @@ one path from the root, as in the walk.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterator
 
 import attrs
@@ -54,16 +53,16 @@ class AuditResult:
     repaired_paths: list[str]
 
 
-def _parent(rel: str) -> str:
-    return posixpath.dirname(rel)
+def _split(rel: str) -> tuple[str, str]:
+    """(parent, name) of a relative path; the parent of a top entry is ""."""
+    parent, _, name = rel.rpartition("/")
+    return parent, name
 
 
 def _within(rel: str, ancestor: str) -> bool:
     return not ancestor or rel == ancestor or rel.startswith(ancestor + "/")
 
 
-def _name(rel: str) -> str:
-    return posixpath.basename(rel)
 
 
 class _Level:
@@ -123,18 +122,18 @@ class Audit:
         self.partials_removed += removed
         self.partials_resumed += kept
 
-    def _levels(self) -> Iterator[tuple[Record, _Level]]:
+    def _levels(self) -> Iterator[tuple[Record, _Level, str]]:
         stack = [_Level("", self._list(""))]
         try:
             for record in self.store.records(self.campaign):
-                parent = _parent(record.entry.rel)
+                parent, name = _split(record.entry.rel)
                 while not _within(parent, stack[-1].rel):
                     self._close(stack.pop())
                 if stack[-1].rel != parent:
                     # Below a directory that is gone, everything is gone.
                     gone = stack[-1].listing is None
                     stack.append(_Level(parent, None if gone else self._list(parent)))
-                yield record, stack[-1]
+                yield record, stack[-1], name
         finally:
             while stack:
                 self._close(stack.pop())
@@ -142,8 +141,8 @@ class Audit:
     # -- the pass ----------------------------------------------------------------
 
     def run(self) -> AuditResult:
-        for record, level in self._levels():
-            self._check(record, level)
+        for record, level, name in self._levels():
+            self._check(record, level, name)
             if len(self._changes) >= BATCH:
                 self._flush()
         self._flush()
@@ -171,9 +170,9 @@ class Audit:
         self._failed.append(Outcome(record.entry.rel, FileState.FAILED, message=why))
         return False
 
-    def _check(self, record: Record, level: _Level) -> None:
+    def _check(self, record: Record, level: _Level, name: str) -> None:
         e = record.entry
-        found = level.listing.get(_name(e.rel)) if level.listing is not None else None
+        found = level.listing.get(name) if level.listing is not None else None
         complete = record.state is FileState.COMPLETE
         if e.kind is Kind.DIR:
             if found is not None and found.is_dir and found.link is None:
@@ -186,7 +185,6 @@ class Audit:
             return
         # Whatever partial state of ours a file or link has is a dead run's
         # leftover, except that of a large file its next task resumes.
-        name = _name(e.rel)
         resumable = e.kind is Kind.FILE and e.size > self.whole_file_max and not complete \
             and record.state is not FileState.PENDING
         (level.keep if resumable else level.discard).add(name)
