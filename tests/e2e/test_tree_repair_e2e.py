@@ -208,6 +208,7 @@ def test_verify_reads_back_every_file_and_repairs_what_metadata_cannot_see(finis
     differs = sorted(e["path"] for e in events if e["event"] == "verify-differs")
     assert differs == sorted(str(v.relative_to(dst)) for v in victims)
     assert done["differed"] == 2 and done["verified"] == done["files"] - 2 and done["copied"] == 2
+    assert done["kept"] == done["files"] - 2
     identical(src, dst)
     events, _ = copy(src, dst, journal, "--verify")
     assert events[-1]["differed"] == 0 and events[-1]["verified"] == events[-1]["files"]

@@ -204,6 +204,8 @@ class TreeCopy:
                         clear_in_the_way=self._clear_in_the_way(dst)).run()
         for rel in checked.repaired_paths:
             self._emit(FileRepaired(rel))
+        for rel, message in checked.failures:
+            self._emit(FileFailed(rel, "AlreadyExists", message, ""))
         counts = self.store.counts(campaign)
         done_files = counts.files.get(FileState.COMPLETE.value, 0)
         done_bytes = counts.bytes.get(FileState.COMPLETE.value, 0)
@@ -235,13 +237,15 @@ class TreeCopy:
         self.store.finish(campaign, "failed" if failures else "done",
                           f"{len(failures)} entries failed" if failures else "")
         final = self.store.counts(campaign)
+        # Complete now and not written by this run (found intact, or proven equal).
+        kept = final.files.get(FileState.COMPLETE.value, 0) - state.copied
         self._emit(TreeDone(final.total_files, final.total_bytes, state.copied, state.written,
-                            state.kept + done_files, len(failures), final.dirs, final.links, self.skipped,
+                            kept, len(failures), final.dirs, final.links, self.skipped,
                             elapsed, [rel for rel, _ in failures[:1000]], repaired=checked.repaired,
                             partials_removed=checked.partials_removed, partials_resumed=checked.partials_resumed,
                             verified=state.verified, differed=state.differed, deleted=deleted))
         return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
-                          state.kept + done_files, failures, self.skipped, elapsed, repaired=checked.repaired,
+                          kept, failures, self.skipped, elapsed, repaired=checked.repaired,
                           partials_removed=checked.partials_removed, partials_resumed=checked.partials_resumed,
                           skipped_paths=self.skipped_paths, verified=state.verified, differed=state.differed,
                           deleted=deleted)
