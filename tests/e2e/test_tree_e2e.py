@@ -240,8 +240,13 @@ def test_power_cuts_keep_every_file_reported_or_recorded_complete(source, tmp_pa
     for k in (100, 250):
         cut_power(source, dst, journal, powerloss, k)
     _present, missing = published(source, dst)
+    left = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
     events, _ = run_to_end(source, dst, journal)
     check_rerun_wrote_only_missing(events, missing)
+    # what the cuts left of the dead runs' partials is removed or resumed, and counted
+    assert [p for p in dst.rglob(".*") if ".tcpart" in p.name] == []
+    if left:
+        assert events[-1]["partials_removed"] + events[-1]["partials_resumed"] >= 1
     powerloss.crash()  # the finished tree, its directories' times included, was durable
     os.unlink(source / "a-fifo")
     try:
