@@ -59,8 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(pip install 'transfercore[dask]'); the journal stays here")
 
 
+def _show(text: object) -> str:
+    """A path or message printable on any stream: the bytes of a name that is
+    not UTF-8 shown as ``\\xNN`` escapes (JSON output keeps them exact)."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _fail(message: object, code: ExitCode) -> int:
-    print(f"transfercore: error: {message}", file=sys.stderr)
+    print(f"transfercore: error: {_show(message)}", file=sys.stderr)
     return int(code)
 
 
@@ -171,7 +177,7 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         print(f"transfercore: error: {len(result.failed)} of the tree's entries failed "
               "(the rest finished); run the same command again to retry them:", file=sys.stderr)
         for rel, message in result.failed[:LIST_FAILURES]:
-            print(f"  {rel}: {message}", file=sys.stderr)
+            print(f"  {_show(rel)}: {_show(message)}", file=sys.stderr)
         if len(result.failed) > LIST_FAILURES:
             print(f"  ... and {len(result.failed) - LIST_FAILURES} more (see transfercore status)", file=sys.stderr)
         return int(ExitCode.FAILED)
@@ -179,7 +185,7 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         print(f"transfercore: error: {result.skipped} of the source's entries were not copied (everything else "
               "was); give --skip-specials if that is expected:", file=sys.stderr)
         for rel, reason in result.skipped_paths[:LIST_FAILURES]:
-            print(f"  {rel}: {reason}", file=sys.stderr)
+            print(f"  {_show(rel)}: {_show(reason)}", file=sys.stderr)
         if result.skipped > LIST_FAILURES:
             print(f"  ... and {result.skipped - LIST_FAILURES} more (the skipped events of --json)", file=sys.stderr)
         return int(ExitCode.FAILED)
@@ -223,7 +229,7 @@ class JsonLines(Quiet):
 
     def __call__(self, event: Any) -> None:
         if event.kind == "skipped":
-            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
+            print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         if self.out is None:
             return
         try:
@@ -269,13 +275,13 @@ class TreeLines(Quiet):
             self._print(f"copying tree {event.source} -> {event.destination}: {event.files} files, "
                         f"{format_size(event.bytes)}, {event.dirs} directories, {event.links} links{resumed}")
         elif kind == "skipped":
-            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
+            print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         elif kind == "file-error":
-            print(f"transfercore: error: {event.path}: {event.message}", file=sys.stderr)
+            print(f"transfercore: error: {_show(event.path)}: {_show(event.message)}", file=sys.stderr)
         elif kind == "deleted":
-            self._print(f"deleted {event.path}")
+            self._print(f"deleted {_show(event.path)}")
         elif kind == "verify-differs":
-            print(f"transfercore: warning: {event.path} differs at the destination ({event.reason}); "
+            print(f"transfercore: warning: {_show(event.path)} differs at the destination ({_show(event.reason)}); "
                   "copying it again", file=sys.stderr)
         elif kind == "tree-progress":
             now = time.monotonic()
@@ -312,11 +318,11 @@ class TreeBar(Quiet):
             self.task = self.progress.add_task("tree", total=event.bytes or 1, completed=event.bytes_done,
                                                files=f"{event.files_done}/{event.files} files")
         elif kind == "skipped":
-            self.console.print(f"warning: skipped {event.path}: {event.reason}")
+            self.console.print(f"warning: skipped {_show(event.path)}: {_show(event.reason)}")
         elif kind == "file-error":
-            self.console.print(f"error: {event.path}: {event.message}")
+            self.console.print(f"error: {_show(event.path)}: {_show(event.message)}")
         elif kind == "verify-differs":
-            self.console.print(f"warning: {event.path} differs at the destination ({event.reason}); copying it again")
+            self.console.print(f"warning: {_show(event.path)} differs at the destination ({_show(event.reason)}); copying it again")
         elif kind == "tree-progress" and self.task is not None:
             self.progress.update(self.task, completed=event.bytes_done, files=f"{event.files_done}/{event.files} files")
         elif kind == "tree-done":

@@ -278,3 +278,26 @@ def test_checksum_md5_stores_the_hpsssum_attributes_of_what_was_read_back(
         stored = checksum.read_all(f"/out/{rel}")
         assert stored["state"] == "Valid", rel
         assert stored["checksum"] == hashlib.md5((tree / rel).read_bytes()).hexdigest(), rel
+
+
+def test_a_tree_with_a_name_hpss_cannot_store_says_so_and_fails(
+    tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transfercore.cli import main
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    src = os.fsencode(tmp_path / "tree")
+    os.makedirs(src + b"/dir-\xe9")
+    with open(src + b"/ok.txt", "wb") as f:
+        f.write(b"fine")
+    with open(src + b"/caf\xe9", "wb") as f:
+        f.write(b"latin-1 name")
+    (emu_root / "out").mkdir()
+    assert main(["copy", "-r", os.fsdecode(src), f"hpss:///out?{URL_OPTS}"]) == 1
+    err = capsys.readouterr().err
+    # the file and the directory, each as it failed and in the final list
+    assert "2 of the tree's entries failed" in err
+    assert err.count("not valid UTF-8 and the destination cannot store it") == 4
+    assert "  caf\\xe9: the name is not valid UTF-8" in err and "  dir-\\xe9: the name" in err
+    assert (emu_root / "out" / "ok.txt").read_bytes() == b"fine"
+    assert sorted(p.name for p in (emu_root / "out").iterdir()) == ["ok.txt"]
