@@ -212,3 +212,34 @@ def test_verify_reads_back_every_file_and_repairs_what_metadata_cannot_see(finis
     identical(src, dst)
     events, _ = copy(src, dst, journal, "--verify")
     assert events[-1]["differed"] == 0 and events[-1]["verified"] == events[-1]["files"]
+
+
+def test_a_large_file_killed_mid_copy_is_resumed_from_its_partial(tmp_path):
+    import time
+
+    src, dst, journal = tmp_path / "src", tmp_path / "dst", tmp_path / "j.db"
+    (src / "d").mkdir(parents=True)
+    size = 64 * 1024 * 1024
+    (src / "d" / "big").write_bytes(os.urandom(1 << 20) * (size >> 20))
+    (src / "d" / "small").write_text("small")
+    cmd = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
+           "--json", "--whole-file-max", "1M", "--marker-bytes", "1M", "--streams", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    record = dst / "d" / ".big.tcpart.marker"
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists():  # a durable marker: the partial is resumable
+            assert proc.poll() is None, "the copy finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=TIMEOUT)
+    assert not (dst / "d" / "big").exists()
+    events, _ = copy(src, dst, journal, "--whole-file-max", "1M", "--marker-bytes", "1M")
+    done = events[-1]
+    assert done["partials_resumed"] == 1
+    big = [e for e in events if e["event"] == "file-done" and e["path"] == "d/big"]
+    assert big and 0 < big[0]["written"] < size, "the large file was sent again in full"
+    assert [p for p in dst.rglob(".*") if ".tcpart" in p.name] == []
+    identical(src, dst)
