@@ -71,3 +71,26 @@ def test_names_that_are_not_utf8_are_stored_reversibly_and_keep_their_directory_
     inside = [i for i, n in enumerate(ordered) if n.startswith("d\udcff/")]
     assert inside == list(range(inside[0], inside[0] + len(inside)))  # contiguous
     assert ordered.index("d\udcff") < inside[0]
+
+
+def test_a_journal_from_before_destination_facts_gains_the_column(tmp_path):
+    import sqlite3
+
+    from transfercore.campaign import CampaignStore
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("""CREATE TABLE campaign_entries (campaign INTEGER NOT NULL, rel TEXT NOT NULL, kind TEXT NOT NULL,
+                  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, identity TEXT NOT NULL,
+                  link TEXT, state TEXT NOT NULL, marker TEXT NOT NULL DEFAULT '',
+                  checksum TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', seen INTEGER NOT NULL,
+                  PRIMARY KEY (campaign, rel)) WITHOUT ROWID""")
+    db.execute("INSERT INTO campaign_entries (campaign, rel, kind, size, mtime_ns, mode, identity, state, seen) "
+               "VALUES (1, 'f', 'file', 3, 5, 420, 'x', 'complete', 1)")
+    db.commit()
+    db.close()
+    with CampaignStore(path) as store:
+        campaign = store.open_campaign("posix:///s", "posix:///d", "", {})
+        assert campaign.id == 1
+        rows = sqlite3.connect(path).execute("SELECT rel, state, dst FROM campaign_entries").fetchall()
+    assert rows == [("f", "complete", "")]
