@@ -243,3 +243,50 @@ def test_a_large_file_killed_mid_copy_is_resumed_from_its_partial(tmp_path):
     assert big and 0 < big[0]["written"] < size, "the large file was sent again in full"
     assert [p for p in dst.rglob(".*") if ".tcpart" in p.name] == []
     identical(src, dst)
+
+
+@pytest.mark.fuse
+def test_after_a_power_cut_mid_file_the_rerun_resumes_and_leaves_no_partial(tmp_path):
+    """On the power-loss file system: the cut keeps only what was synced, so
+    the partial of a large file with a durable marker survives it; the rerun
+    resumes it and nothing of the project's naming is left."""
+    import time
+
+    from transfercore.testing.powerloss import PowerLossFS, check_fuse
+
+    check_fuse()  # FUSE missing fails the test, never skips it
+    src, journal = tmp_path / "src", tmp_path / "j.db"  # the journal is off the lost disk
+    (src / "d").mkdir(parents=True)
+    size = 24 * 1024 * 1024
+    (src / "d" / "big").write_bytes(os.urandom(1 << 20) * (size >> 20))
+    for i in range(20):
+        (src / "d" / f"small{i}").write_bytes(os.urandom(1000 + i))
+    with PowerLossFS(tmp_path / "backing", tmp_path / "mnt", host_fsync=False) as fs:
+        dst = Path(fs.mountpoint) / "dst"
+        cmd = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
+               "--json", "--whole-file-max", "1M", "--marker-bytes", "1M", "--streams", "1", "--files", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        record = dst / "d" / ".big.tcpart.marker"
+        try:
+            deadline = time.monotonic() + 60
+            while not record.exists():
+                assert proc.poll() is None, "the copy finished before the cut"
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the machine stops here...
+            proc.wait(timeout=TIMEOUT)
+        fs.crash()  # ...and whatever was not synced is gone
+        survived = [p.name for p in (dst / "d").iterdir() if ".tcpart" in p.name] if (dst / "d").exists() else []
+        events, _ = copy(src, dst, journal, "--whole-file-max", "1M", "--marker-bytes", "1M")
+        done = events[-1]
+        assert [p for p in dst.rglob(".*") if ".tcpart" in p.name] == []
+        if ".big.tcpart.marker" in survived:  # the record was synced before the cut (almost always)
+            assert done["partials_resumed"] == 1
+            big = [e for e in events if e["event"] == "file-done" and e["path"] == "d/big"]
+            assert 0 < big[0]["written"] < size, "the large file was sent again in full"
+        elif survived:
+            assert done["partials_removed"] + done["partials_resumed"] >= 1
+        fs.crash()  # the finished tree was durable
+        identical(src, dst)
+
