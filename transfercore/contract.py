@@ -26,7 +26,7 @@ the caller starts again from zero rather than leaving a gap.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -56,6 +56,8 @@ class ObjectInfo:
     link: str | None = None
     #: True for a device, FIFO or socket: nothing a copy can move.
     special: bool = False
+    #: How many names (hard links) the object has, where the storage counts them.
+    links: int = 1
 
     @property
     def name(self) -> str:
@@ -363,6 +365,17 @@ class Driver(abc.ABC):
     def discard_partial(self, path: str) -> None:  # noqa: B027 - optional hook
         """Forget an unfinished write of ``path`` and its resume record."""
 
+    def sweep_partials(
+        self, directory: str, discard: Collection[str], keep: Collection[str] = ()
+    ) -> tuple[int, int]:
+        """In ``directory``, remove the unfinished-write state (partial data,
+        resume records) of the objects named in ``discard``, with one listing
+        of the directory, and leave that of the names in ``keep``.  Returns
+        (objects whose state was removed, objects in ``keep`` that have some).
+        A tree copy's rerun clears what a dead run left with it.  The default
+        is for drivers that keep no partial state beside the objects."""
+        return 0, 0
+
     def checksum(self, path: str, algorithm: str) -> str | None:
         """The storage's own checksum of a complete object (lowercase hex), or
         ``None`` when the storage cannot compute ``algorithm`` itself; callers
@@ -407,6 +420,11 @@ class Driver(abc.ABC):
         """Create (or replace) the symbolic link ``path`` pointing to ``target``,
         durably, with the modification time ``mtime_ns`` where the storage keeps one."""
         raise CapabilityError(f"driver {self.name!r} cannot create symbolic links")
+
+    def hardlink(self, path: str, existing: str) -> None:
+        """Make ``path`` (created, or replaced) another name of the object at
+        ``existing``, durably."""
+        raise CapabilityError(f"driver {self.name!r} cannot create hard links")
 
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
         """Set the permission bits and modification time of a directory or object."""

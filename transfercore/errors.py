@@ -78,6 +78,10 @@ class CapabilityError(TransferCoreError):
     """The driver cannot do what was asked (a declared capability forbids it)."""
 
 
+class UnsupportedName(TransferCoreError):
+    """The storage cannot hold this name (e.g. one that is not valid UTF-8)."""
+
+
 class RangeSyntaxError(TransferCoreError, ValueError):
     """A byte range, range list or offset is malformed."""
 

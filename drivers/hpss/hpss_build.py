@@ -69,6 +69,8 @@ int hpss_Unlink(const char *Path);
 int hpss_Rename(const char *Old, const char *New);
 int hpss_Mkdir(const char *Path, mode_t Mode);
 int hpss_Rmdir(const char *Path);
+int hpss_Chmod(const char *Path, mode_t Mode);
+int tc_Utime(const char *Path, long long Mtime);
 
 /* Serial reads on a descriptor of their own (the read-back beside PIO). */
 #define SEEK_SET ...
@@ -137,6 +139,10 @@ SHIMS = r"""
 
 typedef __typeof__(((hpss_stat_t *)0)->st_ino) tc_ino_t;
 typedef __typeof__(((hpss_stat_t *)0)->hpss_st_mtime) tc_time_t;
+
+/* hpss_Utime takes a struct utimbuf: both times set to one value. */
+static int tc_Utime(const char *Path, long long Mtime)
+{ struct utimbuf t; t.actime = (time_t)Mtime; t.modtime = (time_t)Mtime; return hpss_Utime(Path, &t); }
 
 static hpss_pio_grp_t *tc_pio_grp_new(void) { return calloc(1, sizeof(hpss_pio_grp_t)); }
 static int tc_PIOExportGrp(const hpss_pio_grp_t *g, void **buf, unsigned int *len)

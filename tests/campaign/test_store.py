@@ -56,3 +56,41 @@ def test_mark_started_only_touches_pending_rows(tmp_path):
         store.record(c, [Outcome("d/f00001", FileState.FAILED, message="boom")])
         assert [(r.entry.rel, r.message) for r in store.failures(c)] == [("d/f00001", "boom")]
         assert len(store.campaigns()) == 1
+
+
+def test_names_that_are_not_utf8_are_stored_reversibly_and_keep_their_directory_together():
+    from transfercore.campaign.store import decode_name, encode_name
+
+    names = ["plain", "caf\udce9", "\x01x", "d\udcff/\x01\udc80", "ok-é", "\udcff\x01\x01"]
+    for name in names:
+        stored = encode_name(name)
+        stored.encode("utf-8")  # valid text for SQLite
+        assert decode_name(stored) == name
+    tree = ["d\udcff", "d\udcff/a", "d\udcff/a/b", "d\udcff\x01", "d\udcff-z", "d\udcff/z"]
+    ordered = sorted(tree, key=encode_name)
+    inside = [i for i, n in enumerate(ordered) if n.startswith("d\udcff/")]
+    assert inside == list(range(inside[0], inside[0] + len(inside)))  # contiguous
+    assert ordered.index("d\udcff") < inside[0]
+
+
+def test_a_journal_from_before_destination_facts_gains_the_column(tmp_path):
+    import sqlite3
+
+    from transfercore.campaign import CampaignStore
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("""CREATE TABLE campaign_entries (campaign INTEGER NOT NULL, rel TEXT NOT NULL, kind TEXT NOT NULL,
+                  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, identity TEXT NOT NULL,
+                  link TEXT, state TEXT NOT NULL, marker TEXT NOT NULL DEFAULT '',
+                  checksum TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', seen INTEGER NOT NULL,
+                  PRIMARY KEY (campaign, rel)) WITHOUT ROWID""")
+    db.execute("INSERT INTO campaign_entries (campaign, rel, kind, size, mtime_ns, mode, identity, state, seen) "
+               "VALUES (1, 'f', 'file', 3, 5, 420, 'x', 'complete', 1)")
+    db.commit()
+    db.close()
+    with CampaignStore(path) as store:
+        campaign = store.open_campaign("posix:///s", "posix:///d", "", {})
+        assert campaign.id == 1
+        rows = sqlite3.connect(path).execute("SELECT rel, state, dst FROM campaign_entries").fetchall()
+    assert rows == [("f", "complete", "")]

@@ -40,6 +40,32 @@ class FileSkipped(TreeEvent):
 
 
 @attrs.frozen
+class FileRepaired(TreeEvent):
+    """Recorded complete by an earlier run, but missing or changed at the
+    destination: it is copied again."""
+
+    kind: ClassVar[str] = "repair"
+    path: str
+
+
+@attrs.frozen
+class FileDiffers(TreeEvent):
+    """``--verify`` read it back and it differs from the source: copied again."""
+
+    kind: ClassVar[str] = "verify-differs"
+    path: str
+    reason: str
+
+
+@attrs.frozen
+class FileDeleted(TreeEvent):
+    """``--delete`` removed it: the source no longer has it."""
+
+    kind: ClassVar[str] = "deleted"
+    path: str
+
+
+@attrs.frozen
 class FileDone(TreeEvent):
     kind: ClassVar[str] = "file-done"
     path: str
@@ -90,3 +116,13 @@ class TreeDone(TreeEvent):
     skipped: int
     elapsed: float
     failures: list[str]
+    #: Entries recorded complete that were missing or changed at the destination.
+    repaired: int = 0
+    #: Partial objects a dead run left: removed, and kept to be resumed.
+    partials_removed: int = 0
+    partials_resumed: int = 0
+    #: With --verify: files read back and found equal to the source, and found different.
+    verified: int = 0
+    differed: int = 0
+    #: With --delete: destination entries removed because the source lacks them.
+    deleted: int = 0

@@ -6,11 +6,15 @@ import enum
 
 import attrs
 
+from ..contract import ObjectInfo
+
 
 class Kind(enum.Enum):
     FILE = "file"
     DIR = "dir"
     LINK = "link"
+    #: Another name of a file met earlier in the walk (``link`` holds that file's path).
+    HARDLINK = "hardlink"
 
 
 class FileState(enum.Enum):
@@ -53,3 +57,18 @@ class Record:
     marker: str = ""
     checksum: str = ""
     message: str = ""
+    #: What the destination held when the entry was published ("" when unknown).
+    dst: str = ""
+
+
+def dst_facts(info: ObjectInfo, *, version: bool = True) -> str:
+    """What a later run compares of a published object: size, modification
+    time, the driver's identity and version of it.  Without ``version`` (an
+    object with several names, whose version moves whenever a name is
+    added), the first three only."""
+    return f"{info.size}:{info.mtime_ns}:{info.identity}:{info.version if version else ''}"
+
+
+def facts_match(recorded: str, info: ObjectInfo) -> bool:
+    """Whether ``info`` still shows what was ``recorded`` (see :func:`dst_facts`)."""
+    return recorded == dst_facts(info, version=not recorded.endswith(":"))

@@ -20,11 +20,12 @@ import collections
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 
+from ..contract import ObjectInfo
 from ..engine.options import TransferOptions
 from ..errors import (
     AlreadyExists,
@@ -37,11 +38,25 @@ from ..errors import (
 )
 from ..registry import Endpoint
 from ..runlock import RunLock
-from .events import FileDone, FileFailed, FileSkipped, TreeDone, TreeEvent, TreeProgress, TreeStarted
+from .attributes import copy_attributes
+from .audit import Audit
+from .events import (
+    FileDeleted,
+    FileDiffers,
+    FileDone,
+    FileFailed,
+    FileRepaired,
+    FileSkipped,
+    TreeDone,
+    TreeEvent,
+    TreeProgress,
+    TreeStarted,
+)
 from .executor import Executor, LocalPool
-from .model import Entry, FileState, Kind
+from .mirror import Mirror
+from .model import Entry, FileState, Kind, dst_facts
 from .store import Campaign, CampaignStore, Outcome
-from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, endpoint
+from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, VerifyTask, bytes_name_refused, endpoint
 from .walk import join, manifest_entries, walk
 
 #: Seconds between progress events, and at most between journal commits of outcomes.
@@ -62,13 +77,32 @@ class TreeOptions:
     batch_bytes: int = 64 * 1024 * 1024
     #: Options of the transfers of large files (their checksum is the tree's).
     transfer: TransferOptions = attrs.field(factory=TransferOptions)
+    #: Deep verification: every file recorded complete is read back from the
+    #: destination and compared by checksum with the source; differences are copied again.
+    verify: bool = False
+    #: Devices, FIFOs and sockets in the source are expected (a run that skipped them still succeeded).
+    skip_specials: bool = False
+    #: After a fully successful copy, remove what the destination holds and the source lacks.
+    delete: bool = False
+    #: Keep extended attributes (ACLs included) and owners/groups, between local file systems.
+    xattrs: bool = False
+    owners: bool = False
+    #: Keep hard links: the other names of a file are linked to its first, not copied.
+    hard_links: bool = False
+
+    @property
+    def extras(self) -> tuple[bool, bool]:
+        return (self.xattrs, self.owners)
 
     @property
     def checksum(self) -> str | None:
         return self.transfer.checksum
 
     def to_dict(self) -> dict[str, Any]:
-        return {"files": self.files, "whole_file_max": self.whole_file_max, **self.transfer.to_dict()}
+        return {"files": self.files, "whole_file_max": self.whole_file_max, "verify": self.verify,
+                "delete": self.delete, "skip_specials": self.skip_specials, "xattrs": self.xattrs,
+                "owners": self.owners, "hard_links": self.hard_links,
+                **self.transfer.to_dict()}
 
 
 @attrs.frozen
@@ -82,6 +116,18 @@ class TreeResult:
     failed: list[tuple[str, str]]
     skipped: int
     elapsed: float
+    #: Entries recorded complete that the destination no longer held as published.
+    repaired: int = 0
+    #: Leftover partial objects of a dead run removed, and kept to be resumed.
+    partials_removed: int = 0
+    partials_resumed: int = 0
+    #: Source entries not copied (devices, FIFOs, sockets), with why (the first thousand).
+    skipped_paths: list[tuple[str, str]] = attrs.field(factory=list)
+    #: With ``verify``: files read back and found equal, and found different (copied again).
+    verified: int = 0
+    differed: int = 0
+    #: With ``delete``: destination entries removed because the source lacks them.
+    deleted: int = 0
 
     @property
     def ok(self) -> bool:
@@ -117,6 +163,10 @@ class TreeCopy:
         self._listeners: list[Any] = []
         self._cancel = threading.Event()
         self.skipped = 0
+        #: The first thousand entries not copied, with why.
+        self.skipped_paths: list[tuple[str, str]] = []
+        #: Every entry skipped: ``--delete`` leaves the destination's namesakes alone.
+        self._skipped_rels: set[str] = set()
 
     def add_listener(self, listener: Any) -> None:
         self._listeners.append(listener)
@@ -149,19 +199,29 @@ class TreeCopy:
         self.store.record_walk(campaign, self._entries(src))
         if not self.options.transfer.resume:
             self.store.reopen(campaign)
+        # The destination, not the journal, says what is there.
+        checked = Audit(self.store, campaign, dst.driver, dst.path, whole_file_max=self.options.whole_file_max,
+                        clear_in_the_way=self._clear_in_the_way(dst)).run()
+        for rel in checked.repaired_paths:
+            self._emit(FileRepaired(rel))
+        for rel, message in checked.failures:
+            self._emit(FileFailed(rel, "AlreadyExists", message, ""))
         counts = self.store.counts(campaign)
         done_files = counts.files.get(FileState.COMPLETE.value, 0)
         done_bytes = counts.bytes.get(FileState.COMPLETE.value, 0)
         self._emit(TreeStarted(campaign.id, _url(src), _url(dst), counts.total_files, counts.total_bytes,
                                counts.dirs, counts.links, done_files, done_bytes))
-        failures: list[tuple[str, str]] = []
+        failures: list[tuple[str, str]] = list(checked.failures)
         state = _Progress(self, counts.total_files, counts.total_bytes, done_files, done_bytes, started)
         own = self.executor is None
         executor: Executor = self.executor or LocalPool(self.options.files)
         try:
+            if self.options.verify:
+                failures += self._verify(campaign, executor, state)
             failures += self._directories(campaign, dst)
-            failures += self._links(campaign, dst)
+            failures += self._links(campaign, src, dst)
             failures += self._files(campaign, executor, state)
+            failures += self._hardlinks(campaign, dst)
             failures += self._directory_metadata(campaign, src, dst)
         except BaseException as exc:
             executor.cancel()  # running tasks stop at their next step instead of running on
@@ -171,15 +231,53 @@ class TreeCopy:
         finally:
             if own:
                 executor.shutdown()
+        deleted, not_deleted = self._mirror(campaign, dst, failures)
+        failures += not_deleted
         elapsed = time.monotonic() - started
         self.store.finish(campaign, "failed" if failures else "done",
                           f"{len(failures)} entries failed" if failures else "")
         final = self.store.counts(campaign)
+        # Complete now and not written by this run (found intact, or proven equal).
+        kept = final.files.get(FileState.COMPLETE.value, 0) - state.copied
         self._emit(TreeDone(final.total_files, final.total_bytes, state.copied, state.written,
-                            state.kept + done_files, len(failures), final.dirs, final.links, self.skipped,
-                            elapsed, [rel for rel, _ in failures[:1000]]))
+                            kept, len(failures), final.dirs, final.links, self.skipped,
+                            elapsed, [rel for rel, _ in failures[:1000]], repaired=checked.repaired,
+                            partials_removed=checked.partials_removed, partials_resumed=checked.partials_resumed,
+                            verified=state.verified, differed=state.differed, deleted=deleted))
         return TreeResult(campaign.id, final.total_files, final.total_bytes, state.copied, state.written,
-                          state.kept + done_files, failures, self.skipped, elapsed)
+                          kept, failures, self.skipped, elapsed, repaired=checked.repaired,
+                          partials_removed=checked.partials_removed, partials_resumed=checked.partials_resumed,
+                          skipped_paths=self.skipped_paths, verified=state.verified, differed=state.differed,
+                          deleted=deleted)
+
+    def _mirror(self, campaign: Campaign, dst: Endpoint, failures: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
+        if not self.options.delete:
+            return 0, []
+        if failures or (self.skipped and not self.options.skip_specials):
+            # Never on a failed run: what the source "lacks" may only have failed to be read.
+            self._emit(FileSkipped(".", "--delete not done: the copy did not fully succeed"))
+            return 0, []
+        mirror = Mirror(self.store, campaign, dst.driver, dst.path, self._skipped_rels,
+                        lambda rel: self._emit(FileDeleted(rel)))
+        return mirror.run(), mirror.failures
+
+    def _clear_in_the_way(self, dst: Endpoint) -> Callable[[str, ObjectInfo], str | None]:
+        """What stands where the campaign had published an entry of another
+        kind is replaced, as the source says: a file or link in the way of a
+        directory, an empty directory in the way of a file or link."""
+
+        def clear(path: str, found: ObjectInfo) -> str | None:
+            try:
+                if found.is_dir and found.link is None:
+                    dst.driver.rmdir(path)
+                else:
+                    dst.driver.remove(path)
+            except TransferCoreError as exc:
+                what = "a directory" if found.is_dir else "an entry of another kind"
+                return f"{what} stands where the copy belongs and cannot be removed: {exc}; move it away"
+            return None
+
+        return clear
 
     def _check_roots(self, src: Endpoint, dst: Endpoint) -> None:
         try:
@@ -205,12 +303,15 @@ class TreeCopy:
 
     def _skip(self, rel: str, reason: str) -> None:
         self.skipped += 1
+        if len(self.skipped_paths) < 1000:
+            self.skipped_paths.append((rel, reason))
+        self._skipped_rels.add(rel)
         self._emit(FileSkipped(rel, reason))
 
     def _entries(self, src: Endpoint) -> Iterator[Entry]:
         if self.manifest is not None:
             return manifest_entries(src.driver, src.path, self.manifest, self._skip, self.manifest_name or "manifest")
-        return walk(src.driver, src.path, self._skip)
+        return walk(src.driver, src.path, self._skip, hard_links=self.options.hard_links)
 
     def _directories(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
@@ -226,7 +327,8 @@ class TreeCopy:
                     if not info.is_dir or info.link is not None:
                         raise AlreadyExists(f"{path} exists at the destination and is not a directory",
                                             hint="move it away, then run the same command again")
-            except TransferCoreError as exc:
+            except (TransferCoreError, UnicodeError) as caught:
+                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
                 failures.append((record.entry.rel, str(exc)))
                 outcomes.append(Outcome(record.entry.rel, FileState.FAILED, message=str(exc)))
                 self._emit(FileFailed(record.entry.rel, type(exc).__name__, str(exc), ""))
@@ -238,7 +340,7 @@ class TreeCopy:
         self.store.record(campaign, outcomes)
         return failures
 
-    def _links(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
+    def _links(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         outcomes: list[Outcome] = []
         for record in self.store.records(campaign, kinds=(Kind.LINK,), unfinished=True):
@@ -247,7 +349,10 @@ class TreeCopy:
             try:
                 assert entry.link is not None
                 dst.driver.symlink(path, entry.link, mtime_ns=entry.mtime_ns)
-            except TransferCoreError as exc:
+                if self.options.owners:
+                    copy_attributes(src, join(src.path, entry.rel), dst, path, xattrs=False, owners=True)
+            except (TransferCoreError, UnicodeError) as caught:
+                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
                 failures.append((entry.rel, str(exc)))
                 outcomes.append(Outcome(entry.rel, FileState.FAILED, message=str(exc)))
                 self._emit(FileFailed(entry.rel, type(exc).__name__, str(exc), ""))
@@ -255,6 +360,49 @@ class TreeCopy:
                 outcomes.append(Outcome(entry.rel, FileState.COMPLETE))
         self.store.record(campaign, outcomes)
         return failures
+
+    def _hardlinks(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
+        """The other names of files with several, linked to the first name
+        once that is complete.  Every name of such a file is then recorded
+        without the version of its facts, which each new name moves."""
+        failures: list[tuple[str, str]] = []
+        outcomes: list[Outcome] = []
+        targets: dict[str, list[str]] = {}
+        for record in self.store.records(campaign, kinds=(Kind.HARDLINK,)):
+            e = record.entry
+            assert e.link is not None
+            try:
+                if record.state is FileState.COMPLETE and self._still_linked(dst, e.rel, e.link):
+                    continue
+                first = self.store.record_of(campaign, e.link)
+                if first is None or first.state is not FileState.COMPLETE:
+                    raise TransferCoreError(f"not linked: its first name {e.link} was not copied",
+                                            hint="run the same command again once that file is copied")
+                dst.driver.hardlink(join(dst.path, e.rel), join(dst.path, e.link))
+            except (TransferCoreError, UnicodeError) as caught:
+                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
+                failures.append((e.rel, str(exc)))
+                outcomes.append(Outcome(e.rel, FileState.FAILED, message=str(exc)))
+                self._emit(FileFailed(e.rel, type(exc).__name__, str(exc), ""))
+            else:
+                targets.setdefault(e.link, []).append(e.rel)
+        self.store.record(campaign, outcomes)
+        done: list[tuple[str, str]] = []
+        for target, names in targets.items():
+            facts = dst_facts(dst.driver.lstat(join(dst.path, target)), version=False)
+            done += [(rel, facts) for rel in [target, *names]]
+        self.store.complete_with_facts(campaign, done)
+        return failures
+
+    @staticmethod
+    def _still_linked(dst: Endpoint, rel: str, target: str) -> bool:
+        # The first name may have been copied again since (a repair): its
+        # other names must then be linked to the new object.
+        try:
+            a, b = dst.driver.lstat(join(dst.path, rel)), dst.driver.lstat(join(dst.path, target))
+        except TransferCoreError:
+            return False
+        return bool(a.identity) and a.identity == b.identity
 
     def _tasks(self, campaign: Campaign, pending_files: int) -> Iterator[tuple[Any, list[FileSpec]]]:
         """Tasks for the files not complete, in path order, built lazily."""
@@ -267,15 +415,15 @@ class TreeCopy:
             e = record.entry
             spec = FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity, started=record.state is not FileState.PENDING)
             if e.size > opts.whole_file_max:
-                yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer), [spec]
+                yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer, opts.extras), [spec]
                 continue
             batch.append(spec)
             batch_bytes += e.size
             if len(batch) >= per_batch or batch_bytes >= opts.batch_bytes:
-                yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum), batch
+                yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum, opts.extras), batch
                 batch, batch_bytes = [], 0
         if batch:
-            yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum), batch
+            yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum, opts.extras), batch
 
     def _files(self, campaign: Campaign, executor: Executor, progress: _Progress) -> list[tuple[str, str]]:
         counts = self.store.counts(campaign)
@@ -324,7 +472,7 @@ class TreeCopy:
                 else:
                     results = result if isinstance(result, list) else [result]
                 for r in results:
-                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message))
+                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message, r.dst))
                     if r.state is FileState.COMPLETE:
                         progress.file_done(r)
                         events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
@@ -347,14 +495,86 @@ class TreeCopy:
             raise interrupted
         return failures
 
+    def _verify_tasks(self, campaign: Campaign) -> Iterator[tuple[Any, list[FileSpec]]]:
+        opts = self.options
+        algorithm = opts.checksum or "crc32c"
+        batch: list[FileSpec] = []
+        size = 0
+        for record in self.store.records(campaign, kinds=(Kind.FILE,)):
+            if record.state is not FileState.COMPLETE:
+                continue
+            e = record.entry
+            batch.append(FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity))
+            size += e.size
+            if len(batch) >= opts.batch_files or size >= opts.batch_bytes:
+                yield VerifyTask(self.source_url, self.destination_url, tuple(batch), algorithm), batch
+                batch, size = [], 0
+        if batch:
+            yield VerifyTask(self.source_url, self.destination_url, tuple(batch), algorithm), batch
+
+    def _verify(self, campaign: Campaign, executor: Executor, progress: _Progress) -> list[tuple[str, str]]:
+        """Read back every file recorded complete and compare it with the
+        source; what differs goes back to ``pending`` for the copy below."""
+        source = self._verify_tasks(campaign)
+        inflight: dict[Any, list[FileSpec]] = {}
+        failures: list[tuple[str, str]] = []
+        exhausted = False
+        while True:
+            while not exhausted and not self._cancel.is_set() and len(inflight) < 2 * self.options.files:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    break
+                inflight[executor.submit(item[0])] = item[1]
+            if self._cancel.is_set():
+                executor.cancel()
+            if not inflight:
+                break
+            done, _ = executor.wait(list(inflight), TICK)
+            changes: list[tuple[str, FileState]] = []
+            outcomes: list[Outcome] = []
+            events: list[TreeEvent] = []
+            for future in done:
+                specs = inflight.pop(future)
+                try:
+                    results = future.result()
+                except Exception as exc:  # noqa: BLE001 - a task that failed as a whole
+                    results = [FileResult(s.rel, FileState.FAILED, s.size, error=type(exc).__name__,
+                                          message=str(exc)) for s in specs]
+                for r in results:
+                    if r.state is FileState.PENDING:
+                        progress.differed += 1
+                        changes.append((r.rel, FileState.PENDING))
+                        events.append(FileDiffers(r.rel, r.message))
+                    elif r.state is FileState.FAILED:
+                        failures.append((r.rel, r.message))
+                        outcomes.append(Outcome(r.rel, FileState.FAILED, message=r.message))
+                        events.append(FileFailed(r.rel, r.error, r.message, ""))
+                    elif not r.message:
+                        progress.verified += 1
+            self.store.set_states(campaign, changes)
+            self.store.record(campaign, outcomes)
+            for event in events:
+                self._emit(event)
+        if self._cancel.is_set():
+            raise TransferAborted("the copy was cancelled", hint="run the same command again to resume")
+        return failures
+
     def _directory_metadata(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         for record in self.store.records(campaign, kinds=(Kind.DIR,), descending=True):
             if record.state is not FileState.COMPLETE:
                 continue
             e = record.entry
+            path = join(dst.path, e.rel)
             try:
-                dst.driver.set_metadata(join(dst.path, e.rel), mode=e.mode, mtime_ns=e.mtime_ns)
+                if any(self.options.extras):
+                    copy_attributes(src, join(src.path, e.rel), dst, path, xattrs=self.options.xattrs,
+                                    owners=self.options.owners)
+                now = dst.driver.lstat(path)
+                if _same_attributes(now, e.mode, e.mtime_ns):
+                    continue  # already right: a rerun of an intact tree writes nothing
+                dst.driver.set_metadata(path, mode=e.mode, mtime_ns=e.mtime_ns)
             except CapabilityError as exc:
                 # Storage that keeps no directory attributes: the tree is
                 # still whole, so say it once rather than fail every directory.
@@ -366,12 +586,26 @@ class TreeCopy:
         if self.manifest is None:
             info = src.driver.stat(src.path)
             try:
-                dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
+                if any(self.options.extras):
+                    copy_attributes(src, src.path, dst, dst.path, xattrs=self.options.xattrs,
+                                    owners=self.options.owners)
+                now = dst.driver.lstat(dst.path)
+                if not _same_attributes(now, info.mode, info.mtime_ns):
+                    dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
             except CapabilityError as exc:
                 self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
             except TransferCoreError as exc:
                 failures.append((".", str(exc)))
         return failures
+
+
+def _same_attributes(now: ObjectInfo, mode: int, mtime_ns: int) -> bool:
+    """Whether a destination directory already has these permission bits and
+    time, at the destination's resolution (HPSS keeps whole seconds)."""
+    if now.mode != mode & 0o7777:
+        return False
+    return now.mtime_ns == mtime_ns or (now.mtime_ns % 1_000_000_000 == 0
+                                        and now.mtime_ns == mtime_ns - mtime_ns % 1_000_000_000)
 
 
 class _Progress:
@@ -384,6 +618,8 @@ class _Progress:
         self.started = started
         self.copied = 0
         self.kept = 0
+        self.verified = 0
+        self.differed = 0
         self.written = 0
         self.failed = 0
         self._next = started + TICK

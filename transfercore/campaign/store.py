@@ -54,9 +54,13 @@ CREATE TABLE IF NOT EXISTS campaign_entries (
     checksum    TEXT NOT NULL DEFAULT '',
     message     TEXT NOT NULL DEFAULT '',
     seen        INTEGER NOT NULL,
+    dst         TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (campaign, rel)
 ) WITHOUT ROWID;
 """
+
+#: Added after the first release: older journals get the column on open.
+_MIGRATIONS = (("campaign_entries", "dst", "ALTER TABLE campaign_entries ADD COLUMN dst TEXT NOT NULL DEFAULT ''"),)
 
 #: Rows per transaction while a walk is recorded.
 WALK_BATCH = 5000
@@ -77,9 +81,63 @@ ON CONFLICT (campaign, rel) DO UPDATE SET
     checksum = CASE
         WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns AND identity = excluded.identity
         THEN checksum ELSE '' END,
+    dst = CASE
+        WHEN kind = excluded.kind AND size = excluded.size AND mtime_ns = excluded.mtime_ns
+             AND mode = excluded.mode AND identity = excluded.identity AND link IS excluded.link
+        THEN dst ELSE '' END,
     kind = excluded.kind, size = excluded.size, mtime_ns = excluded.mtime_ns, mode = excluded.mode,
     identity = excluded.identity, link = excluded.link, seen = excluded.seen
 """
+
+
+_ESC = "\x01"
+
+
+def encode_name(name: str) -> str:
+    """A path as the journal stores it: names that are not valid UTF-8 (their
+    bytes held as surrogates, as ``os`` gives them) become valid text, each
+    undecodable byte as ``\\x01`` and the byte's code point, ``\\x01`` itself
+    doubled.  Character by character and prefix-free, so a directory's
+    entries still sort together right after it."""
+    if _ESC not in name and name.isascii():
+        return name
+    out = []
+    for c in name:
+        if c == _ESC:
+            out.append(_ESC + _ESC)
+        elif "\udc80" <= c <= "\udcff":
+            out.append(_ESC + chr(ord(c) - 0xDC00))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def decode_name(stored: str) -> str:
+    """The path :func:`encode_name` stored."""
+    if _ESC not in stored:
+        return stored
+    out = []
+    it = iter(stored)
+    for c in it:
+        if c == _ESC:
+            nxt = next(it)
+            out.append(_ESC if nxt == _ESC else chr(0xDC00 + ord(nxt)))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _text(message: str) -> str:
+    """Free text (messages quote paths) as valid UTF-8, for display only."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _link(target: str | None) -> str | None:
+    return None if target is None else encode_name(target)
+
+
+def _unlink(stored: str | None) -> str | None:
+    return None if stored is None else decode_name(stored)
 
 
 class CampaignError(TransferCoreError):
@@ -136,6 +194,9 @@ class Outcome:
     checksum: str = ""
     marker: str = ""
     message: str = ""
+    #: What the destination held once the entry was published
+    #: (:func:`~.audit.dst_facts`), checked by every later run.
+    dst: str = ""
 
 
 class CampaignStore:
@@ -151,6 +212,10 @@ class CampaignStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            for table, column, sql in _MIGRATIONS:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(sql)
         except sqlite3.Error as exc:
             raise CampaignError(
                 f"cannot open the campaign journal {self.path}: {exc}",
@@ -240,7 +305,7 @@ class CampaignStore:
         return [Campaign(*r) for r in rows]
 
     def finish(self, campaign: Campaign, state: str, message: str = "") -> None:
-        self._run("UPDATE campaigns SET state=?, message=?, updated=? WHERE id=?", (state, message, time.time(), campaign.id))
+        self._run("UPDATE campaigns SET state=?, message=?, updated=? WHERE id=?", (state, _text(message), time.time(), campaign.id))
 
     def forget(self, campaign: Campaign) -> None:
         """Delete the campaign and its entries (``status --discard t<ID>``)."""
@@ -254,7 +319,8 @@ class CampaignStore:
         rows: list[tuple[Any, ...]] = []
         count = 0
         for e in entries:
-            rows.append((campaign.id, e.rel, e.kind.value, e.size, e.mtime_ns, e.mode, e.identity, e.link,
+            rows.append((campaign.id, encode_name(e.rel), e.kind.value, e.size, e.mtime_ns, e.mode, e.identity,
+                         _link(e.link),
                          campaign.generation))
             if len(rows) >= batch:
                 self._many(_UPSERT, rows)
@@ -266,10 +332,17 @@ class CampaignStore:
     def record(self, campaign: Campaign, outcomes: Iterable[Outcome]) -> None:
         """Record many outcomes in one transaction."""
         now_rows = [
-            (o.state.value, o.checksum, o.marker, o.message, campaign.id, o.rel) for o in outcomes
+            (o.state.value, o.checksum, o.marker, _text(o.message), o.dst, campaign.id, encode_name(o.rel))
+            for o in outcomes
         ]
-        self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=? WHERE campaign=? AND rel=?",
-                   now_rows)
+        self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=?, dst=? "
+                   "WHERE campaign=? AND rel=?", now_rows)
+
+    def set_states(self, campaign: Campaign, changes: Iterable[tuple[str, FileState]]) -> None:
+        """Move entries to another state in one transaction, forgetting what
+        the destination held (a rerun found it missing or changed)."""
+        self._many("UPDATE campaign_entries SET state=?, dst='' WHERE campaign=? AND rel=?",
+                   [(state.value, campaign.id, encode_name(rel)) for rel, state in changes])
 
     def reopen(self, campaign: Campaign) -> None:
         """Forget what earlier runs finished (``--no-resume``): every file is
@@ -282,7 +355,7 @@ class CampaignStore:
         """Before work is handed out: from now on the destination may hold partial state."""
         self._many(
             "UPDATE campaign_entries SET state='started' WHERE campaign=? AND rel=? AND state='pending'",
-            [(campaign.id, rel) for rel in rels],
+            [(campaign.id, encode_name(rel)) for rel in rels],
         )
 
     def records(
@@ -306,16 +379,51 @@ class CampaignStore:
             params: list[Any] = [campaign.id, campaign.generation, last]
             params += [k.value for k in kinds or ()]
             rows = self._run(
-                f"SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message "
+                f"SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst "
                 f"FROM campaign_entries WHERE {where} ORDER BY rel {order} LIMIT {PAGE}",
                 params,
             ).fetchall()
             if not rows:
                 return
-            for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message in rows:
-                yield Record(Entry(rel, Kind(kind), size, mtime_ns, mode, identity, link), FileState(state),
-                             marker, checksum, message)
+            for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst in rows:
+                yield Record(Entry(decode_name(rel), Kind(kind), size, mtime_ns, mode, identity, _unlink(link)),
+                             FileState(state),
+                             marker, checksum, message, dst)
             last = rows[-1][0]
+
+    def record_of(self, campaign: Campaign, rel: str) -> Record | None:
+        """One entry of the current walk."""
+        row = self._run(
+            "SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst "
+            "FROM campaign_entries WHERE campaign=? AND seen=? AND rel=?",
+            (campaign.id, campaign.generation, encode_name(rel)),
+        ).fetchone()
+        if row is None:
+            return None
+        r, k, s, m, mo, i, li, st, mk, c, msg, d = row
+        return Record(Entry(decode_name(r), Kind(k), s, m, mo, i, _unlink(li)), FileState(st), mk, c, msg, d)
+
+    def complete_with_facts(self, campaign: Campaign, rows: Iterable[tuple[str, str]]) -> None:
+        """Mark entries complete with the destination's facts of them, in one transaction."""
+        self._many("UPDATE campaign_entries SET state='complete', dst=?, message='' WHERE campaign=? AND rel=?",
+                   [(facts, campaign.id, encode_name(rel)) for rel, facts in rows])
+
+    def children(self, campaign: Campaign, parent: str) -> dict[str, str]:
+        """The current walk's entries directly in directory ``parent`` ("" for
+        the root): name -> kind."""
+        prefix = encode_name(parent) + "/" if parent else ""
+        # Everything below the directory sorts between "prefix" and "prefix"
+        # with its "/" raised by one; only names without a further "/" are children.
+        where = "campaign=? AND seen=?"
+        params: list[Any] = [campaign.id, campaign.generation]
+        if prefix:
+            where += " AND rel>? AND rel<?"
+            params += [prefix, prefix[:-1] + "0"]
+        rows = self._run(
+            f"SELECT rel, kind FROM campaign_entries WHERE {where} AND instr(substr(rel, ?), '/')=0",
+            [*params, len(prefix) + 1],
+        ).fetchall()
+        return {decode_name(rel)[len(parent) + 1 if parent else 0:]: kind for rel, kind in rows}
 
     def counts(self, campaign: Campaign) -> Counts:
         rows = self._run(
@@ -344,6 +452,6 @@ class CampaignStore:
             (campaign.id, campaign.generation),
         ).fetchall()
         return [
-            Record(Entry(r, Kind(k), s, m, mo, i, li), FileState(st), mk, c, msg)
+            Record(Entry(decode_name(r), Kind(k), s, m, mo, i, _unlink(li)), FileState(st), mk, c, msg)
             for r, k, s, m, mo, i, li, st, mk, c, msg in rows
         ]

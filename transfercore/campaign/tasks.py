@@ -25,13 +25,14 @@ import attrs
 
 from ..checksums import checksum_reader, digest_bytes
 from ..contract import Writer
-from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError
+from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError, UnsupportedName
 from ..journal import Journal
 from ..location import parse_location
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
-from .model import FileState
-from .walk import join
+from .attributes import copy_attributes
+from .model import FileState, dst_facts
+from .walk import is_utf8, join
 
 _endpoints: dict[str, Endpoint] = {}
 _endpoints_lock = threading.Lock()
@@ -100,13 +101,32 @@ class FileResult:
     message: str = ""
     #: Found published and verified at the destination; nothing written.
     reused: bool = False
+    #: What the destination holds once published (:func:`~.model.dst_facts`).
+    dst: str = ""
+
+
+def _published_facts(dst: Endpoint, path: str) -> str:
+    """The destination's facts of a just-published object, for later runs to
+    check it against; "" (checked by size and time only) if it cannot say."""
+    try:
+        return dst_facts(dst.driver.lstat(path))
+    except TransferCoreError:
+        return ""
 
 
 def _failed(spec: FileSpec, exc: BaseException, state: FileState = FileState.FAILED, marker: str = "") -> FileResult:
+    if isinstance(exc, UnicodeError):
+        exc = bytes_name_refused(exc)
     message = exc.args[0] if isinstance(exc, TransferCoreError) and exc.args else (str(exc) or type(exc).__name__)
     hint = getattr(exc, "hint", "") or ""
     return FileResult(spec.rel, state, spec.size, marker=marker, error=type(exc).__name__,
                       message=f"{message}; {hint}" if hint else str(message))
+
+
+def bytes_name_refused(exc: BaseException) -> TransferCoreError:
+    """A driver that can only store UTF-8 names met one that is not."""
+    return UnsupportedName(f"the name is not valid UTF-8 and the destination cannot store it ({exc})",
+                           hint="rename it at the source, or copy to storage that keeps names as bytes (posix)")
 
 
 def _check_unchanged(src: Endpoint, path: str, spec: FileSpec, when: str) -> None:
@@ -138,7 +158,8 @@ def _stored_sum(dst: Endpoint, path: str, algorithm: str) -> str:
         return checksum_reader(reader, algorithm)
 
 
-def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: str | None) -> FileResult | None:
+def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: str | None,
+                       extras: tuple[bool, bool] = (False, False)) -> FileResult | None:
     """A file handed out before may have been published just before the run
     stopped, before its outcome was recorded: proven equal by its checksum,
     it is kept, not written again."""
@@ -160,7 +181,9 @@ def _already_published(src: Endpoint, dst: Endpoint, spec: FileSpec, algorithm: 
             dst.driver.set_metadata(dpath, mode=spec.mode, mtime_ns=spec.mtime_ns)
         except TransferCoreError:
             pass
-    return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum, reused=True)
+    copy_attributes(src, spath, dst, dpath, xattrs=extras[0], owners=extras[1])
+    return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum, reused=True,
+                      dst=_published_facts(dst, dpath))
 
 
 @attrs.frozen
@@ -171,6 +194,8 @@ class BatchTask:
     destination: str
     files: tuple[FileSpec, ...]
     checksum: str | None = "crc32c"
+    #: Keep extended attributes, owners (``--xattrs``, ``--owners``).
+    extras: tuple[bool, bool] = (False, False)
 
     def __call__(self) -> list[FileResult]:
         src = endpoint(self.source)
@@ -188,7 +213,7 @@ class BatchTask:
             dpath = join(dst.path, spec.rel)
             try:
                 if spec.started:
-                    found = _already_published(src, dst, spec, algorithm)
+                    found = _already_published(src, dst, spec, algorithm, self.extras)
                     if found is not None:
                         results[spec.rel] = found
                         continue
@@ -226,11 +251,18 @@ class BatchTask:
         for spec, writer, error in zip(specs, writers, outcomes, strict=True):
             if error is None and algorithm and not read_back:
                 error = self._verify_published(dst, spec, algorithm, expected[id(writer)])
+            if error is None and any(self.extras):
+                try:
+                    copy_attributes(src, join(src.path, spec.rel), dst, join(dst.path, spec.rel),
+                                    xattrs=self.extras[0], owners=self.extras[1])
+                except TransferCoreError as exc:
+                    error = exc
             if error is not None:
                 results[spec.rel] = _failed(spec, error)
             else:
                 results[spec.rel] = FileResult(spec.rel, FileState.COMPLETE, spec.size, written=spec.size,
-                                               checksum=expected[id(writer)])
+                                               checksum=expected[id(writer)],
+                                               dst=_published_facts(dst, join(dst.path, spec.rel)))
         return [results[s.rel] for s in self.files]
 
     @staticmethod
@@ -252,6 +284,47 @@ class BatchTask:
 
 
 @attrs.frozen
+class VerifyTask:
+    """Deep verification of published files: each read back whole from the
+    destination and compared by checksum with the source, read again too.
+    A file that differs comes back ``pending`` (copied again); one that is
+    equal, ``complete``; one that cannot be checked, ``failed``."""
+
+    source: str
+    destination: str
+    files: tuple[FileSpec, ...]
+    checksum: str = "crc32c"
+
+    def __call__(self) -> list[FileResult]:
+        src = endpoint(self.source)
+        dst = endpoint(self.destination)
+        results = []
+        for spec in self.files:
+            if _cancel.is_set():
+                results.append(_failed(spec, TransferAborted("the copy was cancelled"), FileState.COMPLETE))
+                continue
+            try:
+                results.append(self._one(src, dst, spec))
+            except Exception as exc:  # noqa: BLE001 - one file's failure is reported, the rest go on
+                results.append(_failed(spec, exc))
+        return results
+
+    def _one(self, src: Endpoint, dst: Endpoint, spec: FileSpec) -> FileResult:
+        spath, dpath = join(src.path, spec.rel), join(dst.path, spec.rel)
+        with src.driver.open_read(spath) as reader:
+            source_sum = checksum_reader(reader, self.checksum, stop=_cancel)
+        _check_unchanged(src, spath, spec, "while it was verified")
+        with dst.driver.open_read(dpath) as reader:
+            size = reader.size
+            got = checksum_reader(reader, self.checksum, stop=_cancel) if size == spec.size else ""
+        if got == source_sum:
+            return FileResult(spec.rel, FileState.COMPLETE, spec.size, checksum=source_sum)
+        why = (f"the destination holds {size} bytes, not {spec.size}" if size != spec.size
+               else f"{self.checksum.upper()} {got} at the destination, {source_sum} at the source")
+        return FileResult(spec.rel, FileState.PENDING, spec.size, message=why)
+
+
+@attrs.frozen
 class LargeFileTask:
     """One large file through the transfer engine, resumed from the destination's record."""
 
@@ -259,6 +332,7 @@ class LargeFileTask:
     destination: str
     file: FileSpec
     options: object  # TransferOptions (kept loose so this module imports nothing heavy)
+    extras: tuple[bool, bool] = (False, False)
 
     def __call__(self) -> FileResult:
         from ..engine import Transfer
@@ -268,10 +342,15 @@ class LargeFileTask:
         dst = sub_endpoint(endpoint(self.destination), spec.rel)
         if _cancel.is_set():
             return _failed(spec, TransferAborted("the copy was cancelled"), FileState.STARTED)
+        if not is_utf8(spec.rel):
+            # Large files go through the engine, whose locations are URLs of UTF-8 text.
+            return _failed(spec, UnsupportedName(
+                "the name is not valid UTF-8: such files are copied whole, up to --whole-file-max, and this one "
+                f"has {spec.size} bytes", hint="raise --whole-file-max above its size, or rename it at the source"))
         if spec.started:
             try:
                 found = _already_published(endpoint(self.source), endpoint(self.destination), spec,
-                                           getattr(self.options, "checksum", None))
+                                           getattr(self.options, "checksum", None), self.extras)
             except Exception as exc:  # noqa: BLE001
                 return _failed(spec, exc)
             if found is not None:
@@ -293,6 +372,7 @@ class LargeFileTask:
             except TransferCoreError:
                 pass  # the driver keeps no such metadata
             _check_unchanged(src, src.path, spec, "during the copy")
+            copy_attributes(src, src.path, dst, dst.path, xattrs=self.extras[0], owners=self.extras[1])
         except Exception as exc:  # noqa: BLE001
             try:
                 left = dst.driver.partial(dst.path)
@@ -306,12 +386,12 @@ class LargeFileTask:
             journal.close()
             scratch.cleanup()
         return FileResult(spec.rel, FileState.COMPLETE, spec.size, written=result.bytes_sent,
-                          checksum=result.checksum or "")
+                          checksum=result.checksum or "", dst=_published_facts(dst, dst.path))
 
 
 def _url(e: Endpoint) -> str:
     return str(attrs.evolve(e.location, options=()))
 
 
-__all__ = ["BatchTask", "FileResult", "FileSpec", "LargeFileTask", "cancel_all", "close_endpoints", "endpoint",
+__all__ = ["BatchTask", "FileResult", "FileSpec", "LargeFileTask", "VerifyTask", "cancel_all", "close_endpoints", "endpoint",
            "parse_location"]

@@ -4,7 +4,9 @@
 directories still to visit, never the whole tree: a million-entry tree costs
 the memory of its widest directory level, not a million objects.  Symbolic
 links are reported as links and never followed, so the walk cannot leave the
-tree; devices, FIFOs and sockets go to ``on_skip``.
+tree; devices, FIFOs and sockets go to ``on_skip``.  Names are kept byte for
+byte: a name that is not valid UTF-8 carries its bytes as surrogates (as
+``os`` gives it), and the journal stores it reversibly.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def to_entry(rel: str, info: ObjectInfo) -> Entry | None:
     return Entry(rel, Kind.FILE, info.size, info.mtime_ns, info.mode, info.identity)
 
 
-def _utf8(name: str) -> bool:
+def is_utf8(name: str) -> bool:
+    """Whether a name (as ``os`` gives it, undecodable bytes as surrogates) is valid UTF-8."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -42,24 +45,28 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def walk(driver: Driver, root: str, on_skip: Skip | None = None) -> Iterator[Entry]:
-    """Every entry below ``root`` (not ``root`` itself), parents before children."""
+def walk(driver: Driver, root: str, on_skip: Skip | None = None, *, hard_links: bool = False) -> Iterator[Entry]:
+    """Every entry below ``root`` (not ``root`` itself), parents before children.
+
+    With ``hard_links``, a file with several names is a file at the first
+    name the walk meets and a :attr:`Kind.HARDLINK` to it at the others (the
+    walk remembers the files with more than one name, not every file)."""
+    first: dict[str, str] = {}
     pending = [""]
     while pending:
         rel_dir = pending.pop()
         path = join(root, rel_dir) if rel_dir else root
         for info in driver.scan(path):
             rel = f"{rel_dir}/{info.name}" if rel_dir else info.name
-            if not _utf8(rel):
-                if on_skip is not None:
-                    on_skip(rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-                            "the name is not valid UTF-8 (not supported by tree copies yet)")
-                continue
             entry = to_entry(rel, info)
             if entry is None:
                 if on_skip is not None:
                     on_skip(rel, "not a regular file, directory or symbolic link")
                 continue
+            if hard_links and entry.kind is Kind.FILE and info.links > 1 and entry.identity:
+                seen = first.setdefault(entry.identity, rel)
+                if seen != rel:
+                    entry = Entry(rel, Kind.HARDLINK, entry.size, entry.mtime_ns, entry.mode, entry.identity, seen)
             yield entry
             if entry.kind is Kind.DIR:
                 pending.append(rel)
@@ -87,9 +94,6 @@ def manifest_entries(
         if not line.strip():
             continue
         rel = clean_rel(line, f"{name} line {number}")
-        if not _utf8(rel):
-            raise LocationError(f"{name} line {number} is not valid UTF-8",
-                                hint="tree copies support UTF-8 names only")
         parent = posixpath.dirname(rel)
         missing = []
         while parent and parent not in seen_dirs:

@@ -3,7 +3,8 @@
 Output as for one file: a progress bar on a terminal, plain lines otherwise,
 one JSON event per line with ``--json`` (per file and for the tree), nothing
 but errors with ``--quiet``.  At the end a summary; the exit code is 1 when
-any entry failed (they are listed) while everything else finished.
+any entry failed or was left out (they are listed) while everything else
+finished; ``--skip-specials`` says devices, FIFOs and sockets are expected.
 """
 
 from __future__ import annotations
@@ -37,13 +38,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--whole-file-max", default="4M", metavar="SIZE",
                         help="tree files up to SIZE are copied whole in batches; larger ones in blocks with "
                              "restart markers (default 4M)")
+    parser.add_argument("--verify", action="store_true",
+                        help="with -r: also read back every file already at the destination and compare its "
+                             "checksum with the source's (as rsync -c); files that differ are copied again")
+    parser.add_argument("--delete", action="store_true",
+                        help="with -r: after a copy in which every entry succeeded, remove what DST holds and "
+                             "SRC lacks (as rsync --delete); never done when any entry failed")
+    parser.add_argument("-H", "--hard-links", action="store_true",
+                        help="with -r: keep hard links (the other names of a file are linked, not copied)")
+    parser.add_argument("-X", "--xattrs", action="store_true",
+                        help="with -r: keep extended attributes, POSIX ACLs included (both ends local file "
+                             "systems)")
+    parser.add_argument("--owners", action="store_true",
+                        help="with -r: keep the owner and group of every entry (needs root; both ends local)")
+    parser.add_argument("--skip-specials", action="store_true",
+                        help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
+                             "(without it, a tree copy that left any entry out exits 1)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the tree's file tasks on the workers of this Dask scheduler "
                              "(pip install 'transfercore[dask]'); the journal stays here")
 
 
+def _show(text: object) -> str:
+    """A path or message printable on any stream: the bytes of a name that is
+    not UTF-8 shown as ``\\xNN`` escapes (JSON output keeps them exact)."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _fail(message: object, code: ExitCode) -> int:
-    print(f"transfercore: error: {message}", file=sys.stderr)
+    print(f"transfercore: error: {_show(message)}", file=sys.stderr)
     return int(code)
 
 
@@ -84,12 +107,20 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
         if not 1 <= files <= 256:
             raise OptionError(f"--files {files} must be from 1 to 256")
     whole = parse_size(args.whole_file_max, what="--whole-file-max", minimum=0)
-    return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args))
+    return TreeOptions(files=files, whole_file_max=whole, transfer=build_options(args),
+                       verify=bool(getattr(args, "verify", False)),
+                       skip_specials=bool(getattr(args, "skip_specials", False)),
+                       delete=bool(getattr(args, "delete", False)),
+                       xattrs=bool(getattr(args, "xattrs", False)), owners=bool(getattr(args, "owners", False)),
+                       hard_links=bool(getattr(args, "hard_links", False)))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.files_from is None and not args.recursive:
         return _fail("--files-from needs -r", ExitCode.USAGE)
+    if args.delete and args.files_from is not None:
+        return _fail("--delete cannot be combined with --files-from (a manifest names what to copy, not what "
+                     "the destination may hold)", ExitCode.USAGE)
     try:
         build_tree_options(args)
     except (OptionError, SizeSyntaxError, UnknownChecksum) as exc:
@@ -148,9 +179,17 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         print(f"transfercore: error: {len(result.failed)} of the tree's entries failed "
               "(the rest finished); run the same command again to retry them:", file=sys.stderr)
         for rel, message in result.failed[:LIST_FAILURES]:
-            print(f"  {rel}: {message}", file=sys.stderr)
+            print(f"  {_show(rel)}: {_show(message)}", file=sys.stderr)
         if len(result.failed) > LIST_FAILURES:
             print(f"  ... and {len(result.failed) - LIST_FAILURES} more (see transfercore status)", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    if result.skipped and not options.skip_specials:
+        print(f"transfercore: error: {result.skipped} of the source's entries were not copied (everything else "
+              "was); give --skip-specials if that is expected:", file=sys.stderr)
+        for rel, reason in result.skipped_paths[:LIST_FAILURES]:
+            print(f"  {_show(rel)}: {_show(reason)}", file=sys.stderr)
+        if result.skipped > LIST_FAILURES:
+            print(f"  ... and {result.skipped - LIST_FAILURES} more (the skipped events of --json)", file=sys.stderr)
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
 
@@ -192,7 +231,7 @@ class JsonLines(Quiet):
 
     def __call__(self, event: Any) -> None:
         if event.kind == "skipped":
-            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
+            print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         if self.out is None:
             return
         try:
@@ -203,8 +242,17 @@ class JsonLines(Quiet):
 
 
 def _summary(e: Any) -> str:
+    partials = ""
+    if e.partials_removed or e.partials_resumed:
+        partials = (f"; {e.partials_removed} partial files of an earlier run removed, "
+                    f"{e.partials_resumed} resumed")
+    if e.deleted:
+        partials += f"; {e.deleted} deleted (not in the source)"
+    if e.verified or e.differed:
+        partials += f"; {e.verified} verified equal, {e.differed} differed (copied again)"
     return (f"done: {e.files} files ({format_size(e.bytes)}) in {e.elapsed:.1f} s: {e.copied} copied "
             f"({format_size(e.bytes_written)} written), {e.kept} already complete, {e.failed} failed; "
+            f"{e.repaired} repaired (missing or changed at the destination){partials}; "
             f"{e.dirs} directories, {e.links} links, {e.skipped} skipped")
 
 
@@ -229,9 +277,14 @@ class TreeLines(Quiet):
             self._print(f"copying tree {event.source} -> {event.destination}: {event.files} files, "
                         f"{format_size(event.bytes)}, {event.dirs} directories, {event.links} links{resumed}")
         elif kind == "skipped":
-            print(f"transfercore: warning: skipped {event.path}: {event.reason}", file=sys.stderr)
+            print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         elif kind == "file-error":
-            print(f"transfercore: error: {event.path}: {event.message}", file=sys.stderr)
+            print(f"transfercore: error: {_show(event.path)}: {_show(event.message)}", file=sys.stderr)
+        elif kind == "deleted":
+            self._print(f"deleted {_show(event.path)}")
+        elif kind == "verify-differs":
+            print(f"transfercore: warning: {_show(event.path)} differs at the destination ({_show(event.reason)}); "
+                  "copying it again", file=sys.stderr)
         elif kind == "tree-progress":
             now = time.monotonic()
             if now - self._last >= self.EVERY:
@@ -267,9 +320,11 @@ class TreeBar(Quiet):
             self.task = self.progress.add_task("tree", total=event.bytes or 1, completed=event.bytes_done,
                                                files=f"{event.files_done}/{event.files} files")
         elif kind == "skipped":
-            self.console.print(f"warning: skipped {event.path}: {event.reason}")
+            self.console.print(f"warning: skipped {_show(event.path)}: {_show(event.reason)}")
         elif kind == "file-error":
-            self.console.print(f"error: {event.path}: {event.message}")
+            self.console.print(f"error: {_show(event.path)}: {_show(event.message)}")
+        elif kind == "verify-differs":
+            self.console.print(f"warning: {_show(event.path)} differs at the destination ({_show(event.reason)}); copying it again")
         elif kind == "tree-progress" and self.task is not None:
             self.progress.update(self.task, completed=event.bytes_done, files=f"{event.files_done}/{event.files} files")
         elif kind == "tree-done":

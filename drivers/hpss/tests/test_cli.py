@@ -235,10 +235,69 @@ def test_a_tree_copy_never_shows_a_refused_file_under_its_final_name(
 
     assert sorted(i.name for i in HpssDriver().list("/out")) == ["a.txt", "sub"]
     monkeypatch.delenv("HPSS_EMU_CORRUPT_AT")
-    # HPSS keeps no directory times here: said once, and not a failure of the tree.
+    os.chmod(src / "sub", 0o750)
+    os.utime(src / "sub", (1_600_000_000.5, 1_600_000_000.5))
     assert main(["copy", "-r", str(src), dst]) == 0
     err = capsys.readouterr().err
-    assert "big.bin" not in err and "directory permissions and times not kept" in err
+    assert "big.bin" not in err and "not kept" not in err
+    # Directory modes and times through hpss_Chmod and hpss_Utime (whole seconds).
+    st = (emu_root / "out" / "sub").stat()
+    assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o750, 1_600_000_000 * 10**9)
     assert (emu_root / "out" / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
     assert (emu_root / "out" / "sub" / "b.txt").read_bytes() == b"also small"
     assert sorted(p.name for p in (emu_root / "out").iterdir()) == ["a.txt", "big.bin", "sub"]
+
+
+def test_checksum_md5_stores_the_hpsssum_attributes_of_what_was_read_back(
+    tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--checksum md5``: the verification's read-back of the stored bytes is
+    hashed on the way, and the MD5 lands Valid in hpsssum's attributes with the
+    name, for one file and for every file of a tree."""
+    import hashlib
+
+    from transfercore_hpss import checksum
+
+    from transfercore.cli import main
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    src = tmp_path / "one.bin"
+    src.write_bytes(os.urandom(3 * MiB + 17))
+    assert main(["copy", "--block-size", "256KiB", "--checksum", "md5", str(src), f"hpss:///one.bin?{URL_OPTS}"]) == 0
+    stored = checksum.read_all("/one.bin")
+    assert stored["state"] == "Valid" and stored["algorithm"] == "md5"
+    assert stored["checksum"] == hashlib.md5(src.read_bytes()).hexdigest()
+    assert stored["filesize"] == str(src.stat().st_size) and stored["app"] == "transfercore"
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "small").write_bytes(b"small file")
+    (tree / "big").write_bytes(os.urandom(2 * MiB))
+    (emu_root / "out").mkdir()
+    assert main(["copy", "-r", "--checksum", "md5", "--whole-file-max", "1M", str(tree), f"hpss:///out?{URL_OPTS}"]) == 0
+    for rel in ("sub/small", "big"):
+        stored = checksum.read_all(f"/out/{rel}")
+        assert stored["state"] == "Valid", rel
+        assert stored["checksum"] == hashlib.md5((tree / rel).read_bytes()).hexdigest(), rel
+
+
+def test_a_tree_with_a_name_hpss_cannot_store_says_so_and_fails(
+    tmp_path: Path, emu_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transfercore.cli import main
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    src = os.fsencode(tmp_path / "tree")
+    os.makedirs(src + b"/dir-\xe9")
+    with open(src + b"/ok.txt", "wb") as f:
+        f.write(b"fine")
+    with open(src + b"/caf\xe9", "wb") as f:
+        f.write(b"latin-1 name")
+    (emu_root / "out").mkdir()
+    assert main(["copy", "-r", os.fsdecode(src), f"hpss:///out?{URL_OPTS}"]) == 1
+    err = capsys.readouterr().err
+    # the file and the directory, each as it failed and in the final list
+    assert "2 of the tree's entries failed" in err
+    assert err.count("not valid UTF-8 and the destination cannot store it") == 4
+    assert "  caf\\xe9: the name is not valid UTF-8" in err and "  dir-\\xe9: the name" in err
+    assert (emu_root / "out" / "ok.txt").read_bytes() == b"fine"
+    assert sorted(p.name for p in (emu_root / "out").iterdir()) == ["ok.txt"]

@@ -246,6 +246,15 @@ def rmdir(path: str) -> None:
     check(lib.hpss_Rmdir(path.encode()), f"hpss_Rmdir({path})")
 
 
+def chmod(path: str, mode: int) -> None:
+    check(lib.hpss_Chmod(path.encode(), mode & 0o7777), f"hpss_Chmod({path})")
+
+
+def utime(path: str, mtime: int) -> None:
+    """Both times of ``path`` set to ``mtime`` (seconds: HPSS keeps no finer times)."""
+    check(lib.tc_Utime(path.encode(), mtime), f"hpss_Utime({path})")
+
+
 def set_attrs(path: str, values: dict[str, str]) -> None:
     keep = [ffi.new("char[]", s.encode()) for kv in values.items() for s in kv]
     pairs = ffi.new("hpss_userattr_t[]", len(values))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, ClassVar
 
 from transfercore import checksums
@@ -232,6 +232,35 @@ class HpssDriver(Driver):
                 continue  # removed meanwhile
             out.append(_info(f"{base}/{name}", st))
         return iter(out)
+
+    def sweep_partials(
+        self, directory: str, discard: Collection[str], keep: Collection[str] = ()
+    ) -> tuple[int, int]:
+        self._login()
+        try:
+            hidden = {name for name in api.listdir(directory) if names.is_hidden(name)}
+        except NotFound:
+            return 0, 0
+        base = directory.rstrip("/")
+        removed = 0
+        for name in discard:
+            partial = names.partial_path(f"{base}/{name}")
+            if partial.rsplit("/", 1)[-1] in hidden:
+                # The resume record is the partial file's own attributes: it goes with it.
+                api.unlink(partial)
+                removed += 1
+        kept = sum(1 for name in keep if names.partial_path(f"{base}/{name}").rsplit("/", 1)[-1] in hidden)
+        return removed, kept
+
+    def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
+        """Permission bits through ``hpss_Chmod``, the time through ``hpss_Utime``
+        (whole seconds, HPSS's resolution).  Each call returns once the name
+        server committed it."""
+        self._login()
+        if mode is not None:
+            api.chmod(path, stat_mod.S_IMODE(mode))
+        if mtime_ns is not None:
+            api.utime(path, mtime_ns // 1_000_000_000)
 
     def mkdir(self, path: str) -> None:
         self._login()

@@ -21,10 +21,12 @@ final name resumes it at its end and only publishes.
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import threading
 import time
+from typing import Any
 
 import attrs
 
@@ -107,6 +109,11 @@ class HpssWriter(Writer):
         # keeps writing through the other one meanwhile.
         self._read_lock = threading.Lock()
         self._read_fd: int | None = None
+        # The read-back (the caller's verification) hashed as it goes, in
+        # order: a whole-file MD5 of the bytes as HPSS stores them, kept in
+        # hpsssum's attributes on publication at no extra read.
+        self._md5: Any = hashlib.md5(usedforsecurity=False)
+        self._md5_end = 0
         if start < size:
             self._pio = PioSession(api.PioOperation.WRITE, fd, block, stripe_width, self, watchdog, path)
             self._thread = threading.Thread(
@@ -200,6 +207,12 @@ class HpssWriter(Writer):
             if self._read_fd is None:
                 self._read_fd, _ = api.open_file(self._path, os.O_RDONLY)
             got = api.pread_into(self._read_fd, view, offset, self._path)
+            if got == view.nbytes and self._md5 is not None:
+                if offset == self._md5_end:
+                    self._md5.update(view)
+                    self._md5_end += got
+                elif offset > self._md5_end:
+                    self._md5 = None  # a gap: no whole-file sum from this read-back
         if got < view.nbytes:
             raise StorageError(
                 f"hpss://{self._path} ends at {offset + got}, inside the prefix HPSS acknowledged ({durable_end})",
@@ -226,6 +239,7 @@ class HpssWriter(Writer):
         self._publish()
 
     def _publish(self) -> None:
+        self._store_read_back_md5()
         # The rename is the publication: until it returns, the partial file and
         # its record (durable == size) are a resumable write that needs no data.
         try:
@@ -243,6 +257,19 @@ class HpssWriter(Writer):
             record.remove(self._final)
         except TransferCoreError as exc:
             log.warning("dropping the resume record of the published hpss://%s: %s", self._final, exc)
+
+    def _store_read_back_md5(self) -> None:
+        """hpsssum's MD5 of the object, Valid, when the read-back covered all of
+        it; set on the partial file so that it is published with the name."""
+        with self._read_lock:
+            whole = self._md5 is not None and self._md5_end == self._size
+            value = self._md5.hexdigest() if whole else None
+        if value is None:
+            return  # the stored checksum stays Invalid, as every write leaves it
+        try:
+            checksum.store(self._path, "md5", value, self._size)
+        except TransferCoreError as exc:
+            log.warning("storing the MD5 of hpss://%s: %s (it stays Invalid)", self._final, exc)
 
     def abort(self) -> None:
         with self._cond:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -460,6 +460,39 @@ class PosixDriver(Driver):
         if removed and sync:
             fsync_dir(directory)
 
+    def sweep_partials(
+        self, directory: str, discard: Collection[str], keep: Collection[str] = ()
+    ) -> tuple[int, int]:
+        local = self._paths.local(directory)
+        try:
+            hidden = [e for e in os.listdir(local) if e.startswith(".") and names.is_hidden(e)]
+        except FileNotFoundError:
+            return 0, 0
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot list {directory}") from exc
+        if not hidden:
+            return 0, 0
+        gone = {names.stem(n) for n in discard}
+        kept = {names.stem(n) for n in keep}
+        by_stem: dict[str, list[str]] = {}
+        for entry in hidden:
+            found = names.leftover_stem(entry)
+            if found is not None and (found in gone or found in kept):
+                by_stem.setdefault(found, []).append(entry)
+        removed = 0
+        for stem, entries in by_stem.items():
+            if stem in kept:
+                continue
+            # The record goes first, as in _discard: partial data with no
+            # record is never trusted, a record naming lost data would be.
+            entries.sort(key=lambda e: not e.endswith(names.SIDECAR_SUFFIX))
+            for entry in entries:
+                remove_quietly(os.path.join(local, entry))
+            removed += 1
+        if removed:
+            fsync_dir(local)
+        return removed, sum(1 for stem in by_stem if stem in kept)
+
     # -- namespace ---------------------------------------------------------------
 
     def list(self, path: str) -> Iterator[ObjectInfo]:
@@ -542,6 +575,21 @@ class PosixDriver(Driver):
             raise from_oserror(exc, f"cannot create the link {path}") from exc
         fsync_dir(directory)
 
+    def hardlink(self, path: str, existing: str) -> None:
+        _local, directory, name = self._split(path)
+        self._check_directory(directory, path)
+        source = self._paths.local(existing)
+        # Under a hidden name first, then renamed: an existing entry is
+        # replaced at once, never left missing.
+        temp = os.path.join(directory, names.partial_name(name, new_token()))
+        try:
+            os.link(source, temp, follow_symlinks=False)
+            os.rename(temp, os.path.join(directory, name))
+        except OSError as exc:
+            remove_quietly(temp)
+            raise from_oserror(exc, f"cannot link {path} to {existing}") from exc
+        fsync_dir(directory)
+
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
         local = self._paths.local(path)
         try:
@@ -615,4 +663,5 @@ def _info(path: str, st: os.stat_result) -> ObjectInfo:
         identity=f"{st.st_dev}:{st.st_ino}",
         mode=stat_mod.S_IMODE(st.st_mode),
         version=str(st.st_ctime_ns),
+        links=st.st_nlink,
     )

@@ -72,3 +72,21 @@ def is_hidden(name: str) -> bool:
         or name.endswith(SIDECAR_SUFFIX)
         or (SIDECAR_SUFFIX + _TEMP_MARK) in name
     )
+
+
+_LEFTOVER = re.compile(
+    rf"\.(?P<stem>.+?)(?:\.[0-9a-f]{{{TOKEN_HEX}}}{re.escape(PARTIAL_SUFFIX)}"
+    rf"|{re.escape(SIDECAR_SUFFIX)}(?:{re.escape(_TEMP_MARK)}[0-9a-f]{{8}})?)"
+)
+
+
+def leftover_stem(entry: str) -> str | None:
+    """The stem (see :func:`stem`) of the object a hidden entry belongs to,
+    or ``None`` for anything else."""
+    found = _LEFTOVER.fullmatch(entry)
+    return found.group("stem") if found else None
+
+
+def stem(name: str) -> str:
+    """The part of the hidden names that stands for ``name``."""
+    return _stem(name)

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <utime.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +127,9 @@ int hpss_Rename(const char *Old, const char *New);
 int hpss_Mkdir(const char *Path, mode_t Mode);
 int hpss_Rmdir(const char *Path);
 int hpss_Truncate(const char *Path, u_signed64 Length);
+/* Permission bits and times of a file or directory, as chmod(2) and utime(2). */
+int hpss_Chmod(const char *Path, mode_t Mode);
+int hpss_Utime(const char *Path, const struct utimbuf *Times);
 
 /* Serial reads on a descriptor of its own, beside PIO: each descriptor has
  * its own offset.  hpss_SetFileOffset moves it by OffsetIn from SeekFlag's

@@ -231,6 +231,24 @@ int hpss_Rmdir(const char *Path)
     return rmdir(real) == 0 ? 0 : fail("hpss_Rmdir", -errno);
 }
 
+int hpss_Chmod(const char *Path, mode_t Mode)
+{
+    char real[PATH_MAX];
+    int rc = emu_map_path(Path, real);
+    if (rc)
+        return fail("hpss_Chmod", rc);
+    return chmod(real, Mode & 07777) == 0 ? 0 : fail("hpss_Chmod", -errno);
+}
+
+int hpss_Utime(const char *Path, const struct utimbuf *Times)
+{
+    char real[PATH_MAX];
+    int rc = emu_map_path(Path, real);
+    if (rc)
+        return fail("hpss_Utime", rc);
+    return utime(real, Times) == 0 ? 0 : fail("hpss_Utime", -errno);
+}
+
 int hpss_Truncate(const char *Path, u_signed64 Length)
 {
     char real[PATH_MAX];
