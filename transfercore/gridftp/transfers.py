@@ -75,6 +75,19 @@ T = TypeVar("T")
 SEND_BLOCK = 1024 * 1024
 #: Longest an upload waits for another upload of its destination to end (its clean-up, after an abort).
 UPLOAD_WAIT = 30.0
+#: How often a MODE E upload waiting for its data connections looks for an abort.
+STOP_POLL = 0.2
+
+
+def wake(sock: socket.socket) -> None:
+    """Shut a data connection down so that a thread blocked on it returns; the transfer closes it.
+
+    Closing it from here would free its descriptor while that thread may be
+    about to wait on it: the number, reused at once by another session's new
+    connection or file, would have the thread wait on (or read) that one.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class DataTransfers:
@@ -114,7 +127,7 @@ class DataTransfers:
             if self.window is not None:
                 self.window.stop(TransferAborted("transfer aborted on request"))
             for sock in list(self.data_socks):
-                close_quietly(sock)
+                wake(sock)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
         if reply:
@@ -513,7 +526,7 @@ class DataTransfers:
             if window is not None:
                 window.stop(exc if isinstance(exc, Exception) else None)
             for s in list(self.data_socks):
-                close_quietly(s)
+                wake(s)
 
         async def conn(sock: socket.socket) -> None:
             running[id(sock)] = sock
@@ -549,6 +562,7 @@ class DataTransfers:
         loop = asyncio.get_running_loop()
         accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
         listener = self.listener if isinstance(act.data, Passive) else None
+        quiet_since = loop.time()
         try:
             while not tracker.complete and not errors and not self.stop.is_set():
                 if listener is not None and accept is None:
@@ -559,10 +573,14 @@ class DataTransfers:
                     waiting.add(accept)
                 if not waiting:
                     break
-                done, _ = await asyncio.wait(
-                    waiting, timeout=self.config.data_timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done and not pending:
+                # Short waits: an abort (self.stop) is noticed at once, even with no data connection
+                # open, so the upload ends and lets a retry of its destination in.
+                done, _ = await asyncio.wait(waiting, timeout=STOP_POLL, return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    quiet_since = loop.time()
+                elif pending or loop.time() - quiet_since < self.config.data_timeout:
+                    continue
+                else:
                     raise DataTimeout(
                         f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
                         f"{tracker.state()}",
@@ -602,7 +620,7 @@ class DataTransfers:
             # carries nothing of this transfer and is closed.
             _, pending = await asyncio.wait(pending, timeout=0.5)
             for s in list(running.values()):
-                close_quietly(s)
+                wake(s)
             if pending:
                 await asyncio.wait(pending)
         if errors:
