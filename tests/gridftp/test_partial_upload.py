@@ -190,3 +190,34 @@ def test_abort_and_retry_at_once(cycles, ours):
     """The retry of an aborted upload never meets the aborted one's spool or partial file."""
     failures = abortretry.run(ours.port, "/race.bin", os.urandom(256 * 1024), cycles)
     assert not failures, "\n".join(failures)
+
+
+def _esto_alloc(port: int, path: str, data: bytes, *, rest: int | None = None) -> str:
+    c = Client(port)
+    try:
+        c.login()
+        c.cmd("TYPE I")
+        host, dport = c.pasv()
+        if rest is not None:
+            assert c.cmd(f"REST {rest}")[0] == 350
+        assert c.cmd("ALLO 3000")[0] == 200
+        c.raw(f"ESTO A 1000 {path}\r\n".encode())
+        with socket.create_connection((host, dport), timeout=20) as conn:
+            assert c.reply()[0] == 150
+            conn.sendall(data)
+        return c.until_final()[-1][1]
+    finally:
+        c.close()
+
+
+def test_rest_resumes_a_cut_update_in_data_offsets(ours, root):
+    """A cut ESTO keeps its durable part; REST (in data offsets) sends only the rest, the object is whole."""
+    old = b"E" * 5000
+    (root / "rx.bin").write_bytes(old)
+    data = os.urandom(3000)
+    reply = _esto_alloc(ours.port, "/rx.bin", data[:1000])
+    assert reply.startswith("451") and "first missing range 1000-3000" in reply, reply
+    assert (root / "rx.bin").read_bytes() == old  # untouched until the update is whole
+    reply = _esto_alloc(ours.port, "/rx.bin", data[1000:], rest=1000)
+    assert reply.startswith("226"), reply
+    assert (root / "rx.bin").read_bytes() == old[:1000] + data + old[4000:]
