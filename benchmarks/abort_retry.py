@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def main() -> int:
     opts = ap.parse_args()
     payload = os.urandom(opts.size)
     failed = 0
+    cleanup: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="abort-retry-") as name:
         tmp = Path(name)
         for kind in opts.servers.split(","):
@@ -66,9 +68,10 @@ def main() -> int:
             pid = None
             if kind == "globus":
                 port = free_port()
-                area = tmp / "globus"
-                area.mkdir()
-                area.chmod(0o777)  # anonymous is mapped to nobody
+                # anonymous is mapped to nobody, who cannot enter the private temporary directory
+                area = Path(tempfile.mkdtemp(prefix="abort-retry-globus-"))
+                area.chmod(0o777)
+                cleanup.append(area)
                 start_globus_server(port, tmp / "g.pid", tmp / "g.log")
                 pid = int((tmp / "g.pid").read_text().split()[0])
                 path = f"{area}/up.bin"
@@ -88,6 +91,8 @@ def main() -> int:
             print(f"{kind}: {opts.cycles - len(failures)}/{opts.cycles} cycles passed in {took:.1f} s")
             for f in failures[:10]:
                 print(f"  {f}")
+    for area in cleanup:
+        shutil.rmtree(area, ignore_errors=True)
     return 1 if failed else 0
 
 
