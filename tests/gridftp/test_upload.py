@@ -91,3 +91,46 @@ def test_tracker_completes_on_the_announced_eods_only():
     assert not t.complete
     t.end(EndOfData(close=True))
     assert t.complete and t.finished.is_set() and t.received() == RangeSet.span(0, 15)
+
+
+def test_esto_plans_an_update_in_place():
+    """ESTO A 1000 of 3000 bytes into an object of 5000: the kept bytes are around the slice."""
+    plan = plan_store(store(alloc=3000, shift=1000, update=True), POSIX, "/srv/a", existing=5000)
+    assert plan.updates and plan.offset == 1000 and plan.object_size(3000) == 5000
+    assert plan.slice(3000) == RangeSet.span(1000, 4000)
+    assert plan.kept(3000) == (RangeSet.span(0, 1000), RangeSet.span(4000, 5000))
+    # a new object, or a shorter one: the slice at its offset, nothing kept after it
+    new = plan_store(store(alloc=3000, shift=1000, update=True), POSIX, "/srv/a", existing=None)
+    assert new.object_size(3000) == 4000 and new.kept(3000) == (RangeSet.span(0, 1000), RangeSet())
+    # a STOR replaces: nothing kept, whatever was there
+    stor = plan_store(store(alloc=3000), POSIX, "/srv/a", existing=5000)
+    assert not stor.updates and stor.object_size(3000) == 3000 and stor.kept(3000) == (RangeSet(), RangeSet())
+
+
+def test_esto_markers_and_restarts_are_in_data_offsets():
+    plan = plan_store(
+        store(alloc=3000, shift=1000, update=True, restart=RangeSet.span(0, 500)), HPSS, "/srv/a", existing=5000
+    )
+    # the driver resumes the object's prefix: the kept bytes before the slice and the slice's first 500
+    assert plan.resume() == RangeSet.span(0, 1500)
+    # markers name only the slice, moved back to the offsets the data arrived with
+    assert plan.marker(RangeSet.span(0, 2500), 3000) == RangeSet.span(0, 1500)
+    assert plan.marker(RangeSet.span(0, 5000), 3000) == RangeSet.span(0, 3000)
+    # a missing range is reported in data offsets too
+    with pytest.raises(ReplyError, match="first missing range 2000-3000"):
+        check_complete(plan, RangeSet.span(0, 1500), RangeSet.span(1500, 3000))
+
+
+@pytest.mark.parametrize("existing", [None, 999])
+def test_ordered_storage_refuses_an_offset_past_the_end(existing):
+    with pytest.raises(ReplyError) as err:
+        plan_store(store(alloc=10, shift=1000, update=True), HPSS, "/srv/a", existing=existing)
+    assert err.value.code == 553 and "offset 1000" in str(err.value)
+    # up to the end is fine: the update extends the object, in order
+    plan = plan_store(store(alloc=10, shift=1000, update=True), HPSS, "/srv/a", existing=1000)
+    assert plan.object_size(10) == 1010
+
+
+def test_holes_name_the_missing_ranges():
+    with pytest.raises(ReplyError, match=r"no data arrived for 0-100,110-125 \(received 100-110,125-130\)"):
+        check_spooled(RangeSet.of((100, 110), (125, 130)))

@@ -143,6 +143,8 @@ class Store:
     alloc: int | None
     #: ESTO A <offset>: data offsets are shifted by this much.
     shift: int = 0
+    #: ESTO: the object is updated in place (its other bytes stay), not replaced.
+    update: bool = False
     buffer_size: int | None = None
     restart_interval: float = DEFAULT_MARKER_INTERVAL
     perf_interval: float = DEFAULT_MARKER_INTERVAL
@@ -683,7 +685,7 @@ class Session:
 
     # -- transfers ---------------------------------------------------------------------------
 
-    def _store(self, path: str, shift: int = 0) -> list[Output]:
+    def _store(self, path: str, shift: int = 0, *, update: bool = False) -> list[Output]:
         data = self._need_data()
         action = Store(
             path=path,
@@ -692,6 +694,7 @@ class Session:
             restart=self.restart,
             alloc=self.alloc,
             shift=shift,
+            update=update,
             buffer_size=self.store_buffer,
             restart_interval=self.restart_interval,
             perf_interval=self.perf_interval,
@@ -721,7 +724,7 @@ class Session:
 
     def _cmd_ESTO(self, arg: str) -> list[Output]:
         req = A.parse_esto(arg)
-        return self._store(self._path(req.path), shift=req.offset)
+        return self._store(self._path(req.path), shift=req.offset, update=True)
 
     def _cmd_ERET(self, arg: str) -> list[Output]:
         req = A.parse_eret(arg)

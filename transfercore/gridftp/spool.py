@@ -35,6 +35,7 @@ from ..errors import InvalidWrite, RestartRejected, TransferAborted, from_oserro
 from ..ranges import ByteRange, RangeSet
 
 COPY_BLOCK = 4 * 1024 * 1024
+_SUFFIX = ".tcpart"
 
 
 class SpoolFull(InvalidWrite):
@@ -130,8 +131,11 @@ class Spool:
         self._save(written)
         return written
 
-    def copy_into(self, writer: Writer, stop: threading.Event | None = None) -> None:
-        size = writer.size
+    def copy_into(
+        self, writer: Writer, stop: threading.Event | None = None, offset: int = 0, length: int | None = None
+    ) -> None:
+        """Write the spool's first ``length`` bytes (all the writer holds) into ``writer`` from ``offset`` on."""
+        size = writer.size - offset if length is None else length
         pos = 0
         while pos < size:
             if stop is not None and stop.is_set():
@@ -140,7 +144,7 @@ class Spool:
             data = os.pread(self._fd, n, pos)
             if len(data) != n:
                 raise InvalidWrite(f"upload spool is short at {pos}: {len(data)} of {n} bytes")
-            writer.write(pos, data)
+            writer.write(offset + pos, data)
             pos += n
 
     def close(self) -> None:
@@ -176,7 +180,8 @@ class Spool:
 
     def _save(self, held: RangeSet) -> None:
         assert self._record is not None
-        tmp = self._record.with_suffix(".tmp")
+        # a name of its own (and hidden, a partial name): no other writer of the record replaces it
+        tmp = self._record.with_name(f"{self._record.name[:-len(_SUFFIX)]}.{os.getpid()}.{threading.get_ident()}{_SUFFIX}")
         try:
             with open(tmp, "w") as f:
                 json.dump({"durable": str(held) if held else ""}, f)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..contract import Driver, Writer
-from ..errors import TransferAborted, TransferCoreError
+from ..errors import NotFound, TransferAborted, TransferCoreError
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
 from . import listing
@@ -55,13 +55,15 @@ from .errors import DataTimeout, RemoteProtocolError, ReplyError
 from .gsi.datasock import SecureDataSocket, secure_data_socket
 from .gsi.proxy import Credential
 from .hostport import HostPort
+from .inplace import SliceMarks, SliceWriter, copy_kept
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .replies import error_reply
 from .session import Active, Listing, Passive, Retrieve, Session, Store
 from .spool import Spool, SpoolFull
-from .upload import StorePlan, UploadTracker, check_complete, check_spooled, plan_store
+from .upload import StorePlan, UploadTracker, check_complete, check_spooled, is_partial_name, plan_store
+from .uploadlock import UPLOADS
 
 if TYPE_CHECKING:
     from .server import ServerConfig
@@ -71,6 +73,21 @@ T = TypeVar("T")
 
 #: Largest MODE E block a download sends.
 SEND_BLOCK = 1024 * 1024
+#: Longest an upload waits for another upload of its destination to end (its clean-up, after an abort).
+UPLOAD_WAIT = 30.0
+#: How often a MODE E upload waiting for its data connections looks for an abort.
+STOP_POLL = 0.2
+
+
+def wake(sock: socket.socket) -> None:
+    """Shut a data connection down so that a thread blocked on it returns; the transfer closes it.
+
+    Closing it from here would free its descriptor while that thread may be
+    about to wait on it: the number, reused at once by another session's new
+    connection or file, would have the thread wait on (or read) that one.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class DataTransfers:
@@ -112,7 +129,7 @@ class DataTransfers:
             if self.window is not None:
                 self.window.stop(TransferAborted("transfer aborted on request"))
             for sock in list(self.data_socks):
-                close_quietly(sock)
+                wake(sock)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
         if reply:
@@ -209,35 +226,82 @@ class DataTransfers:
             await self.io(release_garbage)
 
     async def store(self, act: Store) -> None:
+        key = self._upload_key(act.path)
+        owner = f"an upload from {getattr(self, 'peer_host', 'a client')}"
+        # Held until the clean-up below is done: a retry must not meet this upload's partial or spool.
+        await UPLOADS.acquire(
+            key, owner, min(self.config.data_timeout, UPLOAD_WAIT), self._wait_released, act.path
+        )
+        try:
+            await self._store(act)
+        finally:
+            UPLOADS.release(key)
+
+    def _upload_key(self, path: str) -> str:
+        dpath = self.dpath(path)
+        try:
+            local = self.driver.local_path(dpath)
+        except TransferCoreError:
+            local = None
+        return f"{self.driver.name}://{self.driver.authority}{local or dpath}"
+
+    async def _wait_released(self, released: threading.Event, timeout: float) -> bool:
+        # Polled on the event loop: no pool thread sits waiting for another session.
+        deadline = time.monotonic() + timeout
+        while not released.is_set() and time.monotonic() < deadline and not self.stop.is_set():
+            await asyncio.sleep(0.01)
+        if self.stop.is_set():
+            raise TransferAborted("transfer aborted on request")
+        return released.is_set()
+
+    async def _existing_size(self, act: Store) -> int | None:
+        """The size of the object an ``ESTO`` updates; ``None`` when there is none yet."""
+        try:
+            info = await self.io(self.driver.stat, self.dpath(act.path))
+        except NotFound:
+            return None
+        if info.is_dir:
+            raise ReplyError(553, f"{act.path} is a directory.")
+        return info.size
+
+    async def _store(self, act: Store) -> None:
         plan = plan_store(
             act,
             self.driver.capabilities(),
             self.dpath(act.path),
             window=self.config.reorder_window,
             durable_spool=self.config.spool_dir is not None or self._has_local_path(act.path),
+            existing=await self._existing_size(act) if act.update else None,
         )
         if plan.size is None:
             await self.store_spooled(act, plan)
             return
-        writer: Writer = await self.io(self.driver.open_write, plan.target, plan.size, plan.restart)
-        markers = RestartMarkers(writer.resumed)
+        length = plan.size
+        writer: Writer = await self.io(
+            self.driver.open_write, plan.target, plan.object_size(length), plan.resume()
+        )
+        marks = SliceMarks(writer, plan, length)
+        markers = RestartMarkers(marks.resumed())
         marker_lock = asyncio.Lock()
         progress = self.progress = Progress()
         completed = False
         marker_task: asyncio.Task[None] | None = None
         try:
             await self.send(Reply.one(150, "Beginning transfer."))
+            before, after = plan.kept(length)
+            await self._copy_kept(plan, writer, before - writer.resumed)
             if act.mode == "E":
                 marker_task = asyncio.create_task(
                     self.marker_loop(
-                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
+                        marks, markers, marker_lock, progress, act.restart_interval, act.perf_interval
                     )
                 )
             received = await self.receive(act, plan, writer, progress)
             check_complete(plan, writer.resumed, received)
+            await self._copy_kept(plan, writer, after - writer.resumed)
             await self._stop_task(marker_task)
             async with marker_lock:
-                durable = await self.io(writer.durable)
+                durable = await self.io(marks.durable)
                 if act.mode == "E":
                     final = markers.update(durable)
                     if final is not None:
@@ -250,21 +314,28 @@ class DataTransfers:
         finally:
             await self._stop_task(marker_task)
             if not completed:
-                await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
+                await self._keep_partial(writer, marks, markers, marker_lock, act.mode, plan)
+
+    async def _copy_kept(self, plan: StorePlan, writer: Writer, ranges: RangeSet) -> None:
+        if ranges:
+            await self.io(copy_kept, self.driver, plan.path, plan.base or 0, writer, ranges, self.stop)
 
     async def receive(self, act: Store, plan: StorePlan, writer: Writer, progress: Progress) -> RangeSet:
-        """Receive the upload into ``writer``; the ranges that reached it."""
+        """Receive the upload into ``writer``; the ranges (object offsets) that reached it."""
+        assert plan.size is not None
         if act.mode == "S":
             self.cache.drop()
-            start = writer.resumed.prefix_end()
+            # MODE S resumes a prefix of the data; they land from the ESTO offset on
+            start = plan.offset + plan.marker(writer.resumed, plan.size).prefix_end()
             if isinstance(act.data, Active):
                 sock = (await self.connect_many(act.data.addresses[:1], 1, act.buffer_size))[0]
             else:
                 sock = await self.accept_one(act.buffer_size)
-            end = await self.io(receive_stream, sock, writer, start, progress, self.stop)
+            bounded = SliceWriter(writer, plan.offset + plan.size)
+            end = await self.io(receive_stream, sock, bounded, start, progress, self.stop)
             received = RangeSet.span(start, end)
         else:
-            expected = RangeSet.span(0, plan.size or 0) - writer.resumed
+            expected = plan.slice(plan.size) - writer.resumed
             window: ReorderWindow | None = None
             if plan.ordered:
                 window = ReorderWindow(
@@ -274,10 +345,11 @@ class DataTransfers:
                 deliver = window.put
             else:
                 slots = threading.BoundedSemaphore(plan.writers)
+                bounded = SliceWriter(writer, plan.offset + plan.size)
 
                 def deliver(offset: int, data: bytes | bytearray | memoryview) -> None:
                     with slots:
-                        writer.write(offset, data)
+                        bounded.write(offset, data)
 
             try:
                 tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
@@ -334,21 +406,27 @@ class DataTransfers:
                     )
                 else:
                     marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
-                await self._spool_bounded(self.receive_mode_e(act, plan, spool.write, progress, None))
+                # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
+                await self._spool_bounded(
+                    self.receive_mode_e(act, plan, spool.write, progress, None, shift=0)
+                )
             else:
                 self.cache.drop()
                 sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
                     await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
                 )[0]
-                start = act.shift + spool.resumed.prefix_end()
+                start = spool.resumed.prefix_end()
                 await self._spool_bounded(self.io(receive_stream, sock, spool, start, progress, self.stop))
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
             await self._stop_task(marker_task)
-            size = check_spooled(spool.received())
-            writer: Writer = await self.io(self.driver.open_write, plan.target, size, None)
+            length = check_spooled(spool.received())
+            writer: Writer = await self.io(self.driver.open_write, plan.target, plan.object_size(length), None)
             try:
-                await self.io(spool.copy_into, writer, self.stop)
+                before, after = plan.kept(length)
+                await self._copy_kept(plan, writer, before)
+                await self.io(spool.copy_into, writer, self.stop, plan.offset, length)
+                await self._copy_kept(plan, writer, after)
                 await self.io(writer.complete)
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
@@ -381,15 +459,21 @@ class DataTransfers:
             await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
 
     async def _keep_partial(
-        self, writer: Writer, markers: RestartMarkers, lock: asyncio.Lock, mode: str, plan: StorePlan
+        self,
+        writer: Writer,
+        marks: SliceMarks,
+        markers: RestartMarkers,
+        lock: asyncio.Lock,
+        mode: str,
+        plan: StorePlan,
     ) -> None:
         # Tell the client what is safe before the error reply, then keep it for a restart.
         async with lock:
             durable = RangeSet()
             with contextlib.suppress(Exception):
-                durable = await self.io(writer.durable)
+                durable = await self.io(marks.object_durable)
                 if mode == "E":
-                    reply = markers.update(durable)
+                    reply = markers.update(plan.marker(durable, marks.length))
                     if reply is not None:
                         await self.send(reply)
             with contextlib.suppress(Exception):
@@ -402,7 +486,7 @@ class DataTransfers:
 
     async def marker_loop(
         self,
-        writer: Writer | Spool,
+        writer: SliceMarks | Spool,
         markers: RestartMarkers,
         lock: asyncio.Lock,
         progress: Progress,
@@ -429,6 +513,8 @@ class DataTransfers:
         deliver: Callable[[int, memoryview], None],
         progress: Progress,
         window: ReorderWindow | None,
+        *,
+        shift: int | None = None,
     ) -> UploadTracker:
         """Run every data connection of one MODE E upload until all announced EODs arrived."""
         tracker = UploadTracker()
@@ -442,7 +528,7 @@ class DataTransfers:
             if window is not None:
                 window.stop(exc if isinstance(exc, Exception) else None)
             for s in list(self.data_socks):
-                close_quietly(s)
+                wake(s)
 
         async def conn(sock: socket.socket) -> None:
             running[id(sock)] = sock
@@ -452,7 +538,7 @@ class DataTransfers:
                         receive_mode_e,
                         max_block=self.config.max_block,
                         piece=plan.piece,
-                        shift=act.shift,
+                        shift=act.shift if shift is None else shift,
                     ),
                     sock,
                     deliver,
@@ -478,6 +564,7 @@ class DataTransfers:
         loop = asyncio.get_running_loop()
         accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
         listener = self.listener if isinstance(act.data, Passive) else None
+        quiet_since = loop.time()
         try:
             while not tracker.complete and not errors and not self.stop.is_set():
                 if listener is not None and accept is None:
@@ -488,10 +575,14 @@ class DataTransfers:
                     waiting.add(accept)
                 if not waiting:
                     break
-                done, _ = await asyncio.wait(
-                    waiting, timeout=self.config.data_timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done and not pending:
+                # Short waits: an abort (self.stop) is noticed at once, even with no data connection
+                # open, so the upload ends and lets a retry of its destination in.
+                done, _ = await asyncio.wait(waiting, timeout=STOP_POLL, return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    quiet_since = loop.time()
+                elif pending or loop.time() - quiet_since < self.config.data_timeout:
+                    continue
+                else:
                     raise DataTimeout(
                         f"MODE E upload stalled: no data connection within {self.config.data_timeout:g} s, "
                         f"{tracker.state()}",
@@ -531,7 +622,7 @@ class DataTransfers:
             # carries nothing of this transfer and is closed.
             _, pending = await asyncio.wait(pending, timeout=0.5)
             for s in list(running.values()):
-                close_quietly(s)
+                wake(s)
             if pending:
                 await asyncio.wait(pending)
         if errors:

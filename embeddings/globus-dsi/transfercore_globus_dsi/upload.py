@@ -1,4 +1,13 @@
-"""Uploads (STOR): Globus read callbacks into a driver writer, 111 markers from ``durable()``."""
+"""Uploads (STOR, ESTO): Globus read callbacks into a driver writer, 111 markers from ``durable()``.
+
+An ``ESTO`` (``globus-url-copy -off N -len M``) updates the object in place,
+as the server's own file storage does: the server hands the DSI the data at
+object offsets (``N`` onwards) and does not truncate; the new version is
+written whole through the driver's writer, the object's other bytes copied
+around the slice (:mod:`transfercore.gridftp.inplace`, the plan of
+:mod:`transfercore.gridftp.upload`), and published at once, so a cut update
+leaves the object as it was.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,9 @@ import time
 from typing import Any
 
 from transfercore.contract import Writer
-from transfercore.errors import CapabilityError, InvalidWrite, TransferCoreError
+from transfercore.errors import InvalidWrite, IsADirectory, NotFound, RestartRejected, TransferCoreError
+from transfercore.gridftp.inplace import copy_kept
+from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
 from transfercore.ranges import RangeSet
 
 from . import glue
@@ -22,8 +33,13 @@ log = logging.getLogger("transfercore.globus_dsi")
 class Upload:
     """One STOR/ESTO: Globus read callbacks into a driver writer, markers from ``durable()``."""
 
-    def __init__(self, session: Session, op: Any, path: str, writer: Writer | None, spool: Any = None) -> None:
+    def __init__(
+        self, session: Session, op: Any, path: str, writer: Writer | None, spool: Any = None,
+        plan: StorePlan | None = None,
+    ) -> None:
         self.session = session
+        #: the update an ESTO makes (``None`` for a STOR): where its slice lands, what it keeps
+        self.plan = plan
         self.op = op
         self.path = path
         self.writer = writer
@@ -47,6 +63,8 @@ class Upload:
         self.buffers: list[Any] = []
         self.block = 0
         self.stop = threading.Event()
+        #: never set: an update's copy of its kept bytes runs to its end or fails
+        self.stop_copy = threading.Event()
         self.flusher: threading.Thread | None = None
         caps = session.driver.capabilities()
         self.write_slots = threading.BoundedSemaphore(max(1, caps.max_writers))
@@ -76,6 +94,9 @@ class Upload:
             self._queue_marker(marker)
 
     def _queue_marker(self, marker: RangeSet) -> None:
+        if self.plan is not None and self.plan.size is not None:
+            # an update's kept bytes are no data of this upload: only its slice is reported
+            marker = marker & self.plan.slice(self.plan.size)
         with self.lock:
             fresh = new_ranges(marker, self.reported)
             if fresh:
@@ -106,8 +127,14 @@ class Upload:
             try:
                 view = memoryview(glue.ffi.buffer(buf, nbytes))
                 t = time.perf_counter()
+                first = self.plan.offset if self.plan is not None else 0
+                if offset < first or (
+                    self.plan is not None and self.plan.size is not None and offset + nbytes > first + self.plan.size
+                ):
+                    raise InvalidWrite(f"data at {offset}-{offset + nbytes} lie outside the announced upload")
                 if self.spool is not None:
-                    self.spool.write(offset, view)
+                    # the spool holds the data at their data offsets, as in transfercore serve
+                    self.spool.write(offset - first, view)
                 else:
                     assert self.writer is not None
                     with self.write_slots:
@@ -195,23 +222,37 @@ class Upload:
         glue.release(self)
 
     def _complete(self) -> None:
+        plan = self.plan
         if self.spool is not None:
             got = self.spool.received()
             size = got.end()
-            if got != RangeSet.span(0, size):
-                raise InvalidWrite(f"the upload of {self.path} left holes: received {got or 'nothing'}")
-            writer = self.session.driver.open_write(self.path, size, None)
+            holes = RangeSet.span(0, size) - got
+            if holes:
+                raise InvalidWrite(f"the upload of {self.path} left holes: no data arrived for {holes}")
+            total = plan.object_size(size) if plan is not None else size
+            writer = self.session.driver.open_write(self.path, total, None)
             try:
-                self.spool.copy_into(writer)
+                if plan is not None:
+                    self._copy_kept(writer, plan.kept(size)[0])
+                    self.spool.copy_into(writer, None, plan.offset, size)
+                    self._copy_kept(writer, plan.kept(size)[1])
+                else:
+                    self.spool.copy_into(writer)
                 writer.complete()
             except BaseException:
                 writer.abort()
                 raise
             return
         assert self.writer is not None
+        if plan is not None and plan.size is not None:
+            self._copy_kept(self.writer, plan.kept(plan.size)[1])
         if self.session.config.markers != "off":
             self._queue_marker(self.writer.durable())
         self.writer.complete()
+
+    def _copy_kept(self, writer: Writer, ranges: RangeSet) -> None:
+        assert self.plan is not None
+        copy_kept(self.session.driver, self.path, self.plan.base or 0, writer, ranges, self.stop_copy)
 
     def _keep_partial(self) -> None:
         if self.writer is None:
@@ -239,10 +280,17 @@ def _ranges(range_list: Any) -> list[tuple[int, int]]:
 
 def do_recv(session: Session, op: Any, info: Any) -> None:
     path = session.path(glue.text(info.pathname))
-    if info.partial_offset > 0:
-        raise CapabilityError("ESTO with an offset is not supported by the transfercore DSI; use STOR with REST")
     size = int(info.alloc_size) if info.alloc_size > 0 else None
     held = held_marker(_ranges(info.range_list), size)
+    # The server truncates for a STOR, and not for an ESTO nor for the restart (REST) of a STOR.
+    offset = max(0, int(info.partial_offset))
+    if offset > 0 and held is not None:
+        raise RestartRejected(
+            f"cannot resume the partial upload (ESTO) of {path}: the DSI restarts whole uploads only",
+            hint="send the partial upload again from its start",
+        )
+    update = offset > 0 or (not info.truncate and held is None)
+    plan = _update_plan(session, path, offset, size) if update else None
     # sets the server's write offsets; the hint itself is not needed
     glue.lib.globus_gridftp_server_get_write_range(op, glue.ffi.NULL, glue.ffi.NULL)
     caps = session.driver.capabilities()
@@ -253,8 +301,15 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
 
         spool = Spool(session.config.spool)
     else:
-        writer = session.driver.open_write(path, size, held)
-    upload = Upload(session, op, path, writer, spool)
+        writer = session.driver.open_write(path, plan.object_size(size) if plan is not None else size, held)
+    upload = Upload(session, op, path, writer, spool, plan)
+    if plan is not None and writer is not None:
+        try:
+            upload._copy_kept(writer, plan.kept(size or 0)[0])
+        except BaseException:
+            writer.abort()
+            glue.release(upload)
+            raise
     if caps.ordered_writes:
         glue.lib.globus_gridftp_server_set_ordered_data(op, 1)
     concurrency = glue.ffi.new("int *")
@@ -287,3 +342,26 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
                     upload.finished = True
             if done:
                 upload.finish()
+
+
+def _update_plan(session: Session, path: str, offset: int, size: int | None) -> StorePlan:
+    """The in-place update of ``path`` from ``offset`` (``size`` bytes, when announced)."""
+    try:
+        info = session.driver.stat(path)
+        if info.is_dir:
+            raise IsADirectory(f"{path} is a directory", errno=21)
+        base = info.size
+    except NotFound:
+        base = 0
+    caps = session.driver.capabilities()
+    if caps.ordered_writes and offset > base:
+        raise RestartRejected(
+            f"Cannot store at offset {offset}: the object holds {base} bytes and this storage "
+            "writes in order only, so an update may start at most at its end.",
+            hint=f"use an offset of at most {base}, or store the whole object",
+        )
+    return StorePlan(
+        path=path, target=path, size=size, restart=None, ordered=caps.ordered_writes,
+        writers=caps.max_writers, window=DEFAULT_REORDER_WINDOW, piece=caps.preferred_block_size,
+        offset=offset, base=base,
+    )
