@@ -38,7 +38,6 @@ from transfercore.testing.trees import TreeSpec, make_tree
 pytestmark = pytest.mark.fuse
 
 MiB = 1024 * 1024
-IMAGE = 96 * MiB
 TIMEOUT = 90
 
 
@@ -95,15 +94,16 @@ def check_backed(data: bytes, partial: Path | None, marker: RangeSet, what: str)
             assert fh.read(r.end - r.start) == data[r.start : r.end], f"bytes {r.start}-{r.end} of the {what} were lost"
 
 
-@pytest.mark.parametrize("fstype,seed", [("ext4", 3), ("xfs", 8)])
+@pytest.mark.parametrize("fstype,seed", [("ext4", 3)])
 def test_power_cut_mid_copy_keeps_every_promised_byte_and_the_rerun_ends_identical(tmp_path, source, fstype, seed):
     data, url = source
     rng = random.Random(seed)
     journal = tmp_path / "journal.db"
-    with RealFS(tmp_path / "rfs", fstype, size=IMAGE) as fs:
+    with RealFS(tmp_path / "rfs", fstype) as fs:
         destination = fs.mountpoint / "out.bin"
         cmd = copy_command(url, destination, journal)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
         assert proc.stdout is not None
         cut_after, markers, printed = rng.randint(1, 3), 0, RangeSet()
         for line in proc.stdout:
@@ -116,7 +116,8 @@ def test_power_cut_mid_copy_keeps_every_promised_byte_and_the_rerun_ends_identic
                     break
         time.sleep(rng.uniform(0.0, 0.15))  # lands between markers: written, unmarked blocks are lost too
         fs.cut([proc])
-        rest, _err = proc.communicate(timeout=TIMEOUT)
+        rest = proc.stdout.read()  # with what the line iterator already buffered
+        proc.communicate(timeout=TIMEOUT)
         for event in events_of(rest):
             assert event["event"] != "done", "the copy reported done across the power cut"
             if event["event"] == "marker":
@@ -143,14 +144,14 @@ def test_power_cut_mid_copy_keeps_every_promised_byte_and_the_rerun_ends_identic
 
 # --- a tree of small files ------------------------------------------------------------------
 
-TREE = TreeSpec(files=300, max_size=64 * 1024, files_per_dir=40, seed=17)
+TREE = TreeSpec(files=240, max_size=64 * 1024, files_per_dir=40, seed=17)
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("tree") / "src"
     files, _ = make_tree(root, TREE)
-    assert files >= 300
+    assert files >= 240
     return root
 
 
@@ -183,11 +184,13 @@ def cut_tree_copy(fs: RealFS, src: Path, dst: str, journal: Path, cut_after: int
     seconds, and return (files reported done, files the journal holds complete)."""
     from transfercore.campaign import CampaignStore, FileState, Kind
 
+    # Unbuffered: an event is seen when it is printed, so the cut follows the k-th promise closely.
+    env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(tree_command(src, dst, journal), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, env=env)
     # A few hundred small files take a fraction of a second and the events come
     # in pipe-buffer bursts: slowed down, the cut lands while files are in flight.
-    throttle = Throttle(proc.pid, duty=0.3, period=0.05)
+    throttle = Throttle(proc.pid, duty=0.2, period=0.05)
     assert proc.stdout is not None
     events, done = [], 0
     try:
@@ -202,8 +205,9 @@ def cut_tree_copy(fs: RealFS, src: Path, dst: str, journal: Path, cut_after: int
     finally:
         throttle.close()
         fs.cut([proc])
-    rest, _err = proc.communicate(timeout=TIMEOUT)
-    events += events_of(rest)
+    # read() takes what the line iterator already buffered too (communicate() would not)
+    events += events_of(proc.stdout.read())
+    proc.communicate(timeout=TIMEOUT)
     reported = {e["path"] for e in events if e["event"] == "file-done"}
     with CampaignStore(journal) as store:
         campaign = store.campaigns()[0]
@@ -227,10 +231,10 @@ def test_power_cut_mid_tree_copy_keeps_every_file_reported_done(tmp_path, tree, 
     # destination file system instead of one fdatasync per file.
     rng = random.Random(seed)
     journal = tmp_path / "journal.db"
-    with RealFS(tmp_path / "rfs", fstype, size=IMAGE) as fs:
+    with RealFS(tmp_path / "rfs", fstype) as fs:
         dst = fs.mountpoint / "dst"
         url = f"posix://{dst}?batch_sync={batch_sync}"
-        reported, recorded = cut_tree_copy(fs, tree, url, journal, rng.randint(20, 150), rng.uniform(0.0, 0.05))
+        reported, recorded = cut_tree_copy(fs, tree, url, journal, rng.randint(10, 80), rng.uniform(0.0, 0.05))
         check_promises(tree, dst, reported, recorded)
         rerun = subprocess.run(tree_command(tree, url, journal), capture_output=True, text=True, timeout=TIMEOUT)
         assert rerun.returncode == 0, rerun.stderr
@@ -243,7 +247,7 @@ def test_power_cut_mid_tree_copy_keeps_every_file_reported_done(tmp_path, tree, 
 def test_the_tree_check_catches_a_copy_that_never_syncs(tmp_path, tree):
     # fsync and fdatasync turned into no-ops in the copying process: files are
     # reported done but ext4 never flushed them, and the check must say so.
-    with RealFS(tmp_path / "rfs", "ext4", size=IMAGE) as fs:
+    with RealFS(tmp_path / "rfs", "ext4") as fs:
         dst = fs.mountpoint / "dst"
         reported, recorded = cut_tree_copy(fs, tree, str(dst), tmp_path / "journal.db", 100, 0.0,
                                            nosync_env(tmp_path))

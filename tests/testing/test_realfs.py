@@ -1,6 +1,6 @@
-"""Power cuts under real ext4 and xfs (loop device over the FUSE power-loss volume).
+"""Power cuts under real ext4, xfs and btrfs (loop device over the FUSE power-loss volume).
 
-These need root, loop devices, FUSE, e2fsprogs and xfsprogs; CI has them all,
+These need root, loop devices, FUSE, e2fsprogs, xfsprogs and btrfs-progs; CI has them all,
 so a missing piece fails the test with what to install, never skips it.
 """
 
@@ -23,7 +23,6 @@ from transfercore.testing.powerloss.realfs import (
 
 pytestmark = pytest.mark.fuse
 
-SIZE = 128 * 1024 * 1024
 
 
 def write(path, data: bytes, *, sync: bool) -> None:
@@ -54,13 +53,13 @@ def test_loop_devices_and_tools_are_usable_here(fstype):
 
 
 def test_an_unknown_file_system_is_refused_with_the_known_ones():
-    with pytest.raises(LoopUnavailable, match="ext4, xfs"):
-        check_loop("btrfs")
+    with pytest.raises(LoopUnavailable, match="ext4, xfs, btrfs"):
+        check_loop("vfat")
 
 
 @pytest.mark.parametrize("fstype", FILESYSTEMS)
 def test_a_flushed_file_survives_the_cut_and_an_unflushed_one_does_not(tmp_path, fstype):
-    with RealFS(tmp_path, fstype, size=SIZE) as fs:
+    with RealFS(tmp_path, fstype) as fs:
         assert fs.on_powerloss and is_mounted(fs.mountpoint)
         write(fs.mountpoint / "kept", b"k" * 50_000, sync=True)
         fsync_dir(fs.mountpoint)
@@ -69,7 +68,7 @@ def test_a_flushed_file_survives_the_cut_and_an_unflushed_one_does_not(tmp_path,
         # the running system sees everything
         assert (fs.mountpoint / "lost").read_bytes() == b"l" * 50_000
         survivor = fs.cut()
-        assert survivor.is_file() and survivor.stat().st_size == SIZE
+        assert survivor.is_file() and survivor.stat().st_size == fs.size
         assert not fs.on_powerloss and is_mounted(fs.mountpoint)
         names = set(os.listdir(fs.mountpoint)) - {"lost+found"}
         # the rename was never flushed: the durable name is the old one
@@ -78,7 +77,7 @@ def test_a_flushed_file_survives_the_cut_and_an_unflushed_one_does_not(tmp_path,
 
 
 def test_the_workload_is_killed_and_a_second_cut_follows_on_a_fresh_volume(tmp_path):
-    with RealFS(tmp_path, "ext4", size=SIZE) as fs:
+    with RealFS(tmp_path, "ext4") as fs:
         writer = subprocess.Popen(
             [sys.executable, "-c", "import sys, time\nf = open(sys.argv[1], 'w')\nprint('ready', flush=True)\n"
              "while True: f.write('x' * 4096); time.sleep(0.001)", str(fs.mountpoint / "busy")],
@@ -100,7 +99,7 @@ def test_the_workload_is_killed_and_a_second_cut_follows_on_a_fresh_volume(tmp_p
 
 
 def test_close_ends_every_mount_and_device_it_started(tmp_path):
-    fs = RealFS(tmp_path, "xfs", size=SIZE)
+    fs = RealFS(tmp_path, "xfs")
     fs.open()
     device = fs.device
     assert device is not None and our_loop_devices(tmp_path) == [device]
@@ -113,7 +112,7 @@ def test_close_ends_every_mount_and_device_it_started(tmp_path):
 
 
 def test_cut_without_a_power_loss_volume_is_refused(tmp_path):
-    with RealFS(tmp_path, "ext4", size=SIZE) as fs:
+    with RealFS(tmp_path, "ext4") as fs:
         fs.cut()
         with pytest.raises(RealFSError, match="power-loss volume"):
             fs.cut()
@@ -134,7 +133,7 @@ def syncfs(path) -> None:
 def test_one_syncfs_makes_new_renamed_files_durable(tmp_path, fstype):
     # The flush syncfs(2) issues reaches the volume through the loop device, which
     # the FUSE volume alone never sees; the same files without it are lost.
-    with RealFS(tmp_path, fstype, size=SIZE) as fs:
+    with RealFS(tmp_path, fstype) as fs:
         (fs.mountpoint / "d").mkdir()
         for i in range(50):
             write(fs.mountpoint / "d" / f".{i}.tmp", bytes([i]) * (1000 + i), sync=False)
