@@ -146,3 +146,17 @@ def test_one_syncfs_makes_new_renamed_files_durable(tmp_path, fstype):
         for i in range(50):
             assert (fs.mountpoint / "d" / str(i)).read_bytes() == bytes([i]) * (1000 + i)
         assert not (fs.mountpoint / "after").exists()
+
+
+def test_a_seeded_file_is_durable_under_its_name_without_any_mount(tmp_path):
+    from transfercore.testing.powerloss.model import Volume
+
+    source = tmp_path / "image"
+    source.write_bytes(b"\0" * 10_000 + b"superblock" + b"\0" * 10_000)
+    Volume.seed(tmp_path / "backing", "disk.img", source)
+    volume = Volume.load(tmp_path / "backing")  # what a mount after a crash would show
+    node = volume.resolve("/disk.img")
+    assert volume.size(node) == 20_010
+    assert volume.read(node, 10_000, 10) == b"superblock"
+    with pytest.raises(FileExistsError):
+        Volume.seed(tmp_path / "backing", "disk.img", source)
