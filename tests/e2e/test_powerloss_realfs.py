@@ -106,16 +106,18 @@ def test_power_cut_mid_copy_keeps_every_promised_byte_and_the_rerun_ends_identic
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
         assert proc.stdout is not None
         cut_after, markers, printed = rng.randint(1, 3), 0, RangeSet()
-        for line in proc.stdout:
-            event = json.loads(line)
-            assert event["event"] != "done", "the copy finished before the cut"
-            if event["event"] == "marker":
-                markers += 1
-                printed = RangeSet.parse(event["ranges"])
-                if markers >= cut_after:
-                    break
-        time.sleep(rng.uniform(0.0, 0.15))  # lands between markers: written, unmarked blocks are lost too
-        fs.cut([proc])
+        try:
+            for line in proc.stdout:
+                event = json.loads(line)
+                assert event["event"] != "done", "the copy finished before the cut"
+                if event["event"] == "marker":
+                    markers += 1
+                    printed = RangeSet.parse(event["ranges"])
+                    if markers >= cut_after:
+                        break
+            time.sleep(rng.uniform(0.0, 0.15))  # lands between markers: written, unmarked blocks are lost too
+        finally:
+            fs.cut([proc])  # also when a check above failed: the copy never outlives the test
         rest = proc.stdout.read()  # with what the line iterator already buffered
         proc.communicate(timeout=TIMEOUT)
         for event in events_of(rest):

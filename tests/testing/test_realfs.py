@@ -82,10 +82,12 @@ def test_the_workload_is_killed_and_a_second_cut_follows_on_a_fresh_volume(tmp_p
             [sys.executable, "-c", "import sys, time\nf = open(sys.argv[1], 'w')\nprint('ready', flush=True)\n"
              "while True: f.write('x' * 4096); time.sleep(0.001)", str(fs.mountpoint / "busy")],
             stdout=subprocess.PIPE, text=True, start_new_session=True)
-        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
-        write(fs.mountpoint / "one", b"1", sync=True)
-        fsync_dir(fs.mountpoint)
-        fs.cut([writer], powerloss=True)
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+            write(fs.mountpoint / "one", b"1", sync=True)
+            fsync_dir(fs.mountpoint)
+        finally:
+            fs.cut([writer], powerloss=True)
         assert writer.returncode == -9
         assert fs.on_powerloss and fs.cuts == 1
         assert (fs.mountpoint / "one").read_bytes() == b"1"
