@@ -162,3 +162,10 @@ def test_a_seeded_file_is_durable_under_its_name_without_any_mount(tmp_path):
     assert volume.read(node, 10_000, 10) == b"superblock"
     with pytest.raises(FileExistsError):
         Volume.seed(tmp_path / "backing", "disk.img", source)
+
+
+def test_freeze_needs_a_mounted_volume(tmp_path):
+    from transfercore.testing.powerloss import PowerLossError, PowerLossFS
+
+    with pytest.raises(PowerLossError, match="mounted"):
+        PowerLossFS(tmp_path / "b", tmp_path / "m").freeze()

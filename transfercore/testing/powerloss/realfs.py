@@ -11,8 +11,8 @@ commit, an ``fsync``) into an ``fsync`` of the image file, and a FUSE
 ``fsync`` is exactly what the volume keeps.  So the volume holds what a disk
 would have been told to keep, and no more.
 
-A cut (:meth:`RealFS.cut`) kills the workload, then the volume's daemon (the
-power goes), takes the image as the volume kept it, and mounts a copy of it
+A cut (:meth:`RealFS.cut`) freezes the volume, kills the workload, kills the
+volume's daemon (the power goes), takes the image as the volume kept it, and mounts a copy of it
 on the same mount point: the real file system replays its journal, as after a
 reboot, and the test checks what is there.  Everything the harness started
 (mounts, loop devices, the FUSE daemon) it ends by itself, by name, in
@@ -241,9 +241,10 @@ class RealFS:
             *, powerloss: bool = False) -> Path:
         """Cut the power: what was not flushed to the image is gone.
 
-        Kills the ``workload`` (processes or PIDs, each its whole process group
-        when it leads one) with SIGKILL and waits for it, then kills the volume's
-        daemon (that is the cut), unmounts what is left of the dead file system, and mounts the
+        Freezes the volume, kills the ``workload`` (processes or PIDs, each its
+        whole process group when it leads one) with SIGKILL, kills the volume's
+        daemon (that is the cut), waits for the workload to be gone, unmounts
+        what is left of the dead file system, and mounts the
         surviving image at :attr:`mountpoint`; the file system replays its
         journal there.  Returns the survivor image (a plain file under ``workdir``).
         With ``powerloss=True`` the survivor goes on a fresh power-loss volume,
@@ -252,12 +253,19 @@ class RealFS:
         if not self.on_powerloss or self._backing is None:
             raise RealFSError("cut() needs a file system mounted on a power-loss volume")
         assert self._plfs is not None
-        # The workload stops first: at a real cut it dies with the machine.  A
-        # process that outlives its disk can be told that an fsync succeeded
-        # after the journal aborted (ext4, see docs/power-loss.md) and would
-        # report as durable what never was.
-        _kill(workload)
+        # At a real cut the disk and the programs stop at the same instant.  Here:
+        # the disk freezes first (no flush completes from now on, so none can
+        # answer a durability call), then the workload gets SIGKILL (it never
+        # runs another instruction of its own, so it reports nothing more), then
+        # the disk dies.  Killing the disk first would let the workload outlive
+        # it and be told that an fsync succeeded after the journal aborted;
+        # killing the workload first would let the kernel finish flushes it had
+        # in flight, hiding a durability call that returned too early.
+        items = list(workload)
+        self._plfs.freeze()
+        _signal(items)
         self._plfs.crash(remount=False)
+        _wait(items)
         self._unmount_and_detach()
         self.cuts += 1
         survivor = self.workdir / f"survivor-{self.cuts}.img"
@@ -329,9 +337,8 @@ class RealFS:
                 raise
 
 
-def _kill(workload: Iterable[subprocess.Popen[str] | subprocess.Popen[bytes] | int]) -> None:
-    """SIGKILL every process (its group, when it leads one) and wait until each is gone."""
-    items = list(workload)
+def _signal(items: list[subprocess.Popen[str] | subprocess.Popen[bytes] | int]) -> None:
+    """SIGKILL every process, or its group when it leads one."""
     for item in items:
         pid = item if isinstance(item, int) else item.pid
         with contextlib.suppress(ProcessLookupError):
@@ -339,6 +346,10 @@ def _kill(workload: Iterable[subprocess.Popen[str] | subprocess.Popen[bytes] | i
                 os.killpg(pid, signal.SIGKILL)
             else:
                 os.kill(pid, signal.SIGKILL)
+
+
+def _wait(items: list[subprocess.Popen[str] | subprocess.Popen[bytes] | int]) -> None:
+    """Wait until every process is gone (a killed one may first finish a system call)."""
     deadline = time.monotonic() + _TIMEOUT
     for item in items:
         if isinstance(item, int):
