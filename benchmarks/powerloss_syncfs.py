@@ -1,6 +1,6 @@
-"""Does one ``syncfs(2)`` make a batch of new files durable?  Power cuts under real ext4 and xfs.
+"""Does one ``syncfs(2)`` make a batch of new files durable?  Power cuts under real ext4, xfs and btrfs.
 
-Each trial makes a fresh file system (ext4 or xfs on a loop device over an
+Each trial makes a fresh file system (ext4, xfs or btrfs on a loop device over an
 image on the FUSE power-loss volume, :mod:`transfercore.testing.powerloss.realfs`)
 and starts a worker process that writes batches of new files, each created
 under a temporary name, written, renamed to its final name, and made durable
@@ -20,10 +20,10 @@ replayed) and every file the worker reported durable is checked: a file
 missing or differing from what was written counts as lost.  A file under its
 final name that differs from what was written counts as torn, reported or not.
 
-    python benchmarks/powerloss_syncfs.py                       # ext4 and xfs, 12 cuts per scheme
+    python benchmarks/powerloss_syncfs.py                       # ext4, xfs, btrfs, 12 cuts per scheme
     python benchmarks/powerloss_syncfs.py --fs ext4 --trials 40 --batch 128
 
-Needs root, loop devices, FUSE (fuse3, mfusepy), e2fsprogs and xfsprogs.  It
+Needs root, loop devices, FUSE (fuse3, mfusepy), e2fsprogs, xfsprogs and btrfs-progs.  It
 prints figures (and, with --json FILE, writes them) and never fails on them.
 """
 
@@ -164,7 +164,7 @@ def main() -> int:
         worker(root, scheme, int(batch), int(max_size))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fs", default="ext4,xfs", help="file systems, comma-separated")
+    ap.add_argument("--fs", default="ext4,xfs,btrfs", help="file systems, comma-separated")
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--trials", type=int, default=12, help="power cuts per file system and scheme")
     ap.add_argument("--batch", type=int, default=64, help="files per durable batch")
