@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -114,6 +115,18 @@ class Volume:
         vol._collect_garbage()
         vol._next_ino = max([ROOT_INO, *metas]) + 1
         return vol
+
+    @classmethod
+    def seed(cls, backing: str | os.PathLike[str], name: str, source: str | os.PathLike[str], mode: int = 0o600) -> None:
+        """Put a copy of the host file ``source`` at ``/name`` of the volume kept in
+        ``backing`` (not mounted), durable under its name: a large starting image
+        (a file-system image, say) without pushing every byte through FUSE."""
+        vol = cls.load(backing, host_fsync=False)
+        node = vol.create("/" + name, mode)
+        shutil.copyfile(source, vol._path(node.ino, _DATA))
+        node.data = None  # read from the backing store when first needed
+        vol._persist_meta(node)
+        vol.fsyncdir(vol.resolve("/"))
 
     def _adopt_reachable(self, metas: dict[int, dict[str, Any]]) -> None:
         # Walk from the root so that records whose entry never became durable

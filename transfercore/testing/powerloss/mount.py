@@ -123,6 +123,13 @@ class PowerLossFS:
                 raise PowerLossError(f"the power-loss file system did not mount {self.mountpoint} in {self._timeout} s")
             time.sleep(0.01)
 
+    def freeze(self) -> None:
+        """Stop the daemon where it stands (SIGSTOP): from here on nothing more becomes
+        durable and every request on the mount waits.  :meth:`crash` must follow."""
+        if self._proc is None:
+            raise PowerLossError("freeze() needs a mounted file system")
+        self._proc.send_signal(signal.SIGSTOP)
+
     def crash(self, *, remount: bool = True) -> None:
         """Power cut: drop everything not yet durable, then (by default) mount again."""
         if self._proc is None:
