@@ -26,18 +26,25 @@ import threading
 from typing import Any, ClassVar
 
 import attrs
-
-from transfercore.capabilities import Capabilities
-from transfercore.contract import Writer
-from transfercore.driverkit import Intervals, check_open_write, check_resume, check_write, fsync_dir, new_token
-from transfercore.driverkit import overlap_error
-from transfercore.errors import RestartRejected, WriterClosed
-from transfercore.options import bool_option
-from transfercore.ranges import RangeSet
 from transfercore_posix import names, sidecar
 from transfercore_posix.driver import PosixDriver
 from transfercore_posix.fsutil import remove_quietly
 from transfercore_posix.writer import PosixWriter
+
+from transfercore.capabilities import Capabilities
+from transfercore.contract import Writer
+from transfercore.driverkit import (
+    Intervals,
+    check_open_write,
+    check_resume,
+    check_write,
+    fsync_dir,
+    new_token,
+    overlap_error,
+)
+from transfercore.errors import RestartRejected, WriterClosed
+from transfercore.options import bool_option
+from transfercore.ranges import RangeSet
 
 STORE = ".store"
 
