@@ -40,3 +40,18 @@ def test_without_a_compiler_the_hold_wraps_pythons_os_module_and_still_catches_i
     honest = run_kit(f"posix://{tmp_path}", clauses=[by_name("concurrency")])
     assert honest.results[0].outcome is Outcome.PASS, format_report(honest)
     assert "by a wrapper of Python's os module (no C compiler (gcc) on PATH)" in honest.results[0].verdict.evidence
+
+
+def test_leftovers_catches_a_partial_leaked_by_a_writer_killed_before_durable(liars, tmp_path):
+    report = run_kit(f"leaky://{tmp_path}", clauses=[by_name("leftovers")])
+    (result,) = report.results
+    assert result.outcome is Outcome.FAIL, format_report(report)
+    assert "the storage keeps .conformance-leftovers-completes-" in result.verdict.evidence
+    assert ".tcpart (the killed writer's)" in result.verdict.evidence
+    scratch = tmp_path / "honest"
+    scratch.mkdir()
+    honest = run_kit(f"posix://{scratch}", clauses=[by_name("leftovers")])
+    assert honest.results[0].outcome is Outcome.PASS, format_report(honest)
+    assert "killed writer left 1 files, gone once a new writer completes" in honest.results[0].verdict.evidence
+    # the honest driver leaves the scratch directory as it found it
+    assert list(scratch.iterdir()) == []
