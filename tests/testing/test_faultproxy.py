@@ -279,3 +279,16 @@ def test_ftp_proxy_sends_passive_data_connections_through_data_proxies(upstream,
         assert [c.ended for c in p.data_connections][0] == "cut"
     finally:
         data.close()
+
+
+@pytest.mark.parametrize(("kind", "ending"), [(Kind.CUT, "eof"), (Kind.RESET, "reset")])
+def test_trip_breaks_an_open_connection_when_the_test_chooses(upstream, proxy, kind, ending):
+    up = upstream(echo)
+    p = proxy(("127.0.0.1", up.port))
+    with connect(p) as s:
+        s.sendall(b"ping")
+        assert s.recv(4) == b"ping"
+        assert p.trip(0, kind)
+        assert read_all(s) == (b"", ending)
+    assert p.connections[0].ended == kind.value
+    assert not p.trip(0)

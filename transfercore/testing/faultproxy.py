@@ -142,6 +142,7 @@ class FaultProxy:
         stall_limit: float = 60.0,
         connect_timeout: float = 10.0,
         rewrite_down: Callable[[], Rewrite] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.target = target
         self._faults = faults
@@ -150,12 +151,15 @@ class FaultProxy:
         self.connect_timeout = connect_timeout
         #: Makes one line rewriter per connection for what the server sends (line-oriented protocols).
         self._rewrite_down = rewrite_down
+        #: Called after every change of a connection (a parent proxy's waiters see it too).
+        self._on_change = on_change
         self.connections: list[Connection] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sockets: set[socket.socket] = set()
+        self._live: dict[int, tuple[socket.socket, socket.socket, threading.Event]] = {}
         self._listener: socket.socket | None = None
         self.port = 0
 
@@ -210,6 +214,21 @@ class FaultProxy:
         with self._lock:
             self._faults = faults
 
+    def trip(self, index: int, kind: Kind = Kind.RESET) -> bool:
+        """Cut or reset connection ``index`` now (at a moment the test chose, e.g. once
+        :meth:`wait_for` saw enough bytes move); False if it is not open."""
+        if kind not in (Kind.CUT, Kind.RESET):
+            raise ValueError(f"trip() cuts or resets a connection, it cannot {kind.value} it")
+        with self._lock:
+            live = self._live.get(index)
+            if live is None or self.connections[index].ended:
+                return False
+        client, server, done = live
+        conn = self.connections[index]
+        self._note(conn, fired=True)
+        self._fire(Fault(kind), conn, server, client, done)
+        return True
+
     def wait_for(self, predicate: Callable[[list[Connection]], bool], timeout: float = 30.0) -> bool:
         """Wait until ``predicate(connections)`` holds (checked on every change), at most ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -246,6 +265,8 @@ class FaultProxy:
                 else:
                     setattr(conn, key, value)
             self._changed.notify_all()
+        if self._on_change is not None:
+            self._on_change()
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -283,7 +304,8 @@ class FaultProxy:
                 client.close()
                 return
             self._sockets.update((client, server))
-        done = threading.Event()
+            done = threading.Event()
+            self._live[conn.index] = (client, server, done)
         rewrite = self._rewrite_down() if self._rewrite_down is not None else None
         up = threading.Thread(target=self._pump, args=(client, server, conn, "up", None, done), daemon=True)
         up.start()
@@ -292,6 +314,7 @@ class FaultProxy:
         with self._lock:
             self._sockets.discard(client)
             self._sockets.discard(server)
+            self._live.pop(conn.index, None)
         for sock in (client, server):
             with contextlib.suppress(OSError):
                 sock.close()
@@ -405,6 +428,11 @@ class FtpFaultProxy(FaultProxy):
         self._data_count = 0
         self.data_proxies: list[FaultProxy] = []
 
+    def _wake(self) -> None:
+        # a data connection changed: wait_for() here may be waiting on it
+        with self._changed:
+            self._changed.notify_all()
+
     def set_data_faults(self, faults: FaultPlan) -> None:
         with self._lock:
             self._data_faults = faults
@@ -424,7 +452,7 @@ class FtpFaultProxy(FaultProxy):
 
     def _proxy_to(self, host: str, port: int) -> int:
         proxy = FaultProxy((host, port), self._data_fault, max_connections=self.max_connections,
-                           stall_limit=self.stall_limit).start()
+                           stall_limit=self.stall_limit, on_change=self._wake).start()
         with self._lock:
             self.data_proxies.append(proxy)
         return proxy.port
