@@ -1,4 +1,5 @@
-"""Faults on the wire between the real globus-url-copy and ``transfercore serve``.
+"""Faults on the wire between the real globus-url-copy and the two servers of the project:
+``transfercore serve`` and the real globus-gridftp-server with the transfercore DSI.
 
 Every connection goes through :class:`~transfercore.testing.faultproxy.FtpFaultProxy`
 (the control connection, and each data connection through a proxy of its own,
@@ -63,11 +64,32 @@ class Server:
                 self.proc.wait()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+class Dsi(Server):
+    """The real globus-gridftp-server with the transfercore DSI over the posix driver."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        from transfercore_globus_dsi.testing import DsiServer
+
+        self.root = root
+        self.log = log
+        work = log.parent / "dsi"
+        work.mkdir()
+        self.dsi = DsiServer(f"posix://{root}", work).start()
+        self.port = self.dsi.port
+
+    def stop(self) -> None:
+        self.dsi.stop()
+
+
+def _start(kind: str, tmp_path: Path) -> Server:
     root = tmp_path / "root"
     root.mkdir()
-    s = Server(root, tmp_path / "serve.log")
+    return (Server if kind == "serve" else Dsi)(root, tmp_path / f"{kind}.log")
+
+
+@pytest.fixture(params=["serve", "dsi"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    s = _start(request.param, tmp_path)
     try:
         yield s
     finally:
@@ -75,10 +97,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def proxied(server: Server) -> Iterator[Callable[..., FtpFaultProxy]]:
+def serve_only(tmp_path: Path) -> Iterator[Server]:
+    s = _start("serve", tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def proxied() -> Iterator[Callable[..., FtpFaultProxy]]:
     made: list[FtpFaultProxy] = []
 
-    def make(control: list[Fault] | None = None, data: list[Fault] | None = None) -> FtpFaultProxy:
+    def make(server: Server, control: list[Fault] | None = None, data: list[Fault] | None = None) -> FtpFaultProxy:
         made.append(FtpFaultProxy(("127.0.0.1", server.port), control or [], data_faults=data or [],
                                   stall_limit=30).start())
         return made[-1]
@@ -119,7 +150,7 @@ def assert_still_serving(server: Server, src: Path, tmp_path: Path, name: str) -
 @pytest.mark.parametrize("mode", [[], ["-fast", "-p", "2"]], ids=["stream", "mode-e"])
 def test_a_put_whose_data_connection_breaks_fails_clearly_publishes_nothing_and_reruns(
         server, proxied, src, tmp_path, kind, mode):
-    proxy = proxied(data=[Fault(kind, after=1_000_000, direction="up")])
+    proxy = proxied(server, data=[Fault(kind, after=1_000_000, direction="up")])
     proc = guc("-vb", *mode, f"file://{src}", server.url("/put.bin", proxy.port))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
@@ -135,7 +166,7 @@ def test_a_put_whose_data_connection_breaks_fails_clearly_publishes_nothing_and_
 
 def test_a_control_connection_reset_in_the_middle_of_a_put_publishes_nothing(server, proxied, src, tmp_path):
     # the data connection is slowed so that the reset lands while bytes still move
-    proxy = proxied(data=[Fault.slow(1_000_000, direction="up")])
+    proxy = proxied(server, data=[Fault.slow(1_000_000, direction="up")])
     cli = subprocess.Popen(["globus-url-copy", "-vb", f"file://{src}", server.url("/ctl.bin", proxy.port)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     try:
@@ -157,7 +188,7 @@ def test_a_control_connection_reset_in_the_middle_of_a_put_publishes_nothing(ser
 
 def test_a_stalled_get_is_given_up_by_the_client_while_others_are_served(server, proxied, src, tmp_path):
     shutil.copy(src, server.root / "get.bin")
-    proxy = proxied(data=[Fault.stall(1_000_000, direction="down")])
+    proxy = proxied(server, data=[Fault.stall(1_000_000, direction="down")])
     target = tmp_path / "got.bin"
     started = time.monotonic()
     cli = subprocess.Popen(["globus-url-copy", "-vb", "-st", "3", server.url("/get.bin", proxy.port),
@@ -183,7 +214,7 @@ def test_a_stalled_get_is_given_up_by_the_client_while_others_are_served(server,
 def test_a_slow_data_connection_still_delivers_the_file_whole(server, proxied, tmp_path):
     data = os.urandom(600_000)
     (tmp_path / "small.bin").write_bytes(data)
-    proxy = proxied(data=[Fault.slow(1_000_000, direction="up"), Fault.slow(1_000_000, direction="down")])
+    proxy = proxied(server, data=[Fault.slow(1_000_000, direction="up"), Fault.slow(1_000_000, direction="down")])
     proc = guc("-vb", f"file://{tmp_path / 'small.bin'}", server.url("/slow.bin", proxy.port))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (server.root / "slow.bin").read_bytes() == data
@@ -195,8 +226,10 @@ def test_a_slow_data_connection_still_delivers_the_file_whole(server, proxied, t
 
 
 def test_a_refused_data_connection_is_a_clear_error_and_nothing_is_published(server, proxied, src, tmp_path):
-    proxy = proxied(data=[Fault.refuse()])
-    proc = guc("-vb", f"file://{src}", server.url("/refused.bin", proxy.port))
+    proxy = proxied(server, data=[Fault.refuse()])
+    # Without a stall timeout the client waits on the Globus server for minutes (a refused
+    # data connection in stream mode leaves both ends waiting, with Globus's own storage too).
+    proc = guc("-vb", "-st", "5", f"file://{src}", server.url("/refused.bin", proxy.port))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "refused.bin" not in published(server.root)
@@ -204,7 +237,7 @@ def test_a_refused_data_connection_is_a_clear_error_and_nothing_is_published(ser
     assert_still_serving(server, src, tmp_path, "after-refusal.bin")
 
 
-def test_a_third_party_copy_whose_data_connection_is_reset_resumes_with_rest(server, proxied, tmp_path):
+def test_a_third_party_copy_whose_data_connection_is_reset_resumes_with_rest(serve_only, proxied, tmp_path):
     """The real Globus server as source, ours as destination through the proxy: once our
     first restart marker reached the client, a data connection is reset, and
     ``globus-url-copy -rst`` restarts from the marker with ``REST``."""
@@ -218,7 +251,8 @@ def test_a_third_party_copy_whose_data_connection_is_reset_resumes_with_rest(ser
         pidfile = tmp_path / "gsrv.pid"
         start_globus_server(port, pidfile, tmp_path / "gsrv.log")
         # slow enough (2 x 3 MB/s) that markers arrive while the first attempt runs
-        proxy = proxied(data=[Fault.slow(3_000_000, direction="up")] * 2)
+        server = serve_only
+        proxy = proxied(server, data=[Fault.slow(3_000_000, direction="up")] * 2)
         cli = subprocess.Popen(
             ["globus-url-copy", "-dbg", "-vb", "-fast", "-p", "2", "-rst", "-rst-retries", "5", "-rst-interval", "1",
              f"ftp://127.0.0.1:{port}{source_dir}/r.bin", server.url("/r.bin", proxy.port)],
