@@ -292,3 +292,24 @@ def test_trip_breaks_an_open_connection_when_the_test_chooses(upstream, proxy, k
         assert read_all(s) == (b"", ending)
     assert p.connections[0].ended == kind.value
     assert not p.trip(0)
+
+
+def test_connect_retry_holds_a_client_until_the_server_listens_again(upstream, proxy):
+    from transfercore.testing.loopback import free_port
+
+    port = free_port()
+    p = proxy(("127.0.0.1", port), connect_retry=30)
+    with connect(p) as s:
+        # the server is down: the proxy holds the client instead of resetting it
+        assert p.wait_for(lambda cs: len(cs) == 1)
+        late = socket.create_server(("127.0.0.1", port))
+        try:
+            conn, _ = late.accept()
+            with conn:
+                conn.sendall(b"back")
+            assert read_all(s) == (b"back", "eof")
+        finally:
+            late.close()
+    refusing = proxy(("127.0.0.1", free_port()), connect_retry=0.2)
+    assert refused(refusing)
+    assert refusing.connections[0].ended == "server unreachable"

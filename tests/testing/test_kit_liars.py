@@ -55,3 +55,17 @@ def test_leftovers_catches_a_partial_leaked_by_a_writer_killed_before_durable(li
     assert "killed writer left 1 files, gone once a new writer completes" in honest.results[0].verdict.evidence
     # the honest driver leaves the scratch directory as it found it
     assert list(scratch.iterdir()) == []
+
+
+def test_a_library_the_loader_cannot_preload_falls_back_to_the_python_hold(liars, tmp_path, monkeypatch):
+    from transfercore.testing import holdwrite
+
+    broken = tmp_path / "not-a-library.so"
+    broken.write_text("not ELF")
+    monkeypatch.setattr(holdwrite, "build_shim", lambda: (str(broken), ""))
+    report = run_kit(f"earlymark://{tmp_path}", clauses=[by_name("concurrency")])
+    assert report.results[0].outcome is Outcome.FAIL, format_report(report)
+    honest = run_kit(f"posix://{tmp_path}", clauses=[by_name("concurrency")])
+    assert honest.results[0].outcome is Outcome.PASS, format_report(honest)
+    assert f"a wrapper of Python's os module (the dynamic loader did not preload {broken})" in \
+        honest.results[0].verdict.evidence

@@ -17,6 +17,11 @@ happens to it:
 
 ``direction`` is ``"up"`` (client to server) or ``"down"`` (server to client).
 
+With ``connect_retry``, a client connecting while the target is down (a server
+being restarted) is held until the target listens again, for at most that
+many seconds, as a client's retry would be on a network with some delay:
+tests that restart a server on its port need no race against its start-up.
+
 Everything is bounded: at most ``max_connections`` connections (later ones
 are refused), a stall lasts at most ``stall_limit`` seconds, :meth:`stop`
 closes every socket and joins every thread within a deadline.
@@ -141,6 +146,7 @@ class FaultProxy:
         max_connections: int = 64,
         stall_limit: float = 60.0,
         connect_timeout: float = 10.0,
+        connect_retry: float = 0.0,
         rewrite_down: Callable[[], Rewrite] | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
@@ -149,6 +155,9 @@ class FaultProxy:
         self.max_connections = max_connections
         self.stall_limit = stall_limit
         self.connect_timeout = connect_timeout
+        #: Seconds to keep trying to reach a target that refuses (a server being restarted),
+        #: holding the client's connection meanwhile; 0 resets the client at the first refusal.
+        self.connect_retry = connect_retry
         #: Makes one line rewriter per connection for what the server sends (line-oriented protocols).
         self._rewrite_down = rewrite_down
         #: Called after every change of a connection (a parent proxy's waiters see it too).
@@ -285,17 +294,26 @@ class FaultProxy:
                 self.connections.append(conn)
                 self._changed.notify_all()
             if fault.kind is Kind.REFUSE:
+                self._note(conn, ended="refused")  # noted first: the reset wakes the client
                 _linger_reset(client)
-                self._note(conn, ended="refused")
                 continue
             self._spawn(self._serve, f"faultproxy-{index}", client, conn)
 
+    def _connect(self) -> socket.socket | None:
+        deadline = time.monotonic() + self.connect_retry
+        while True:
+            try:
+                return socket.create_connection(self.target, timeout=self.connect_timeout)
+            except OSError:
+                # polling the target, with a deadline, until it listens again
+                if time.monotonic() >= deadline or self._stopped.wait(0.05):
+                    return None
+
     def _serve(self, client: socket.socket, conn: Connection) -> None:
-        try:
-            server = socket.create_connection(self.target, timeout=self.connect_timeout)
-        except OSError:
+        server = self._connect()
+        if server is None:
+            self._note(conn, ended="server unreachable")  # noted first: the reset wakes the client
             _linger_reset(client)
-            self._note(conn, ended="server unreachable")
             return
         server.settimeout(None)
         with self._lock:

@@ -43,10 +43,26 @@ def _run(target: Any, box: dict[str, Any]) -> threading.Thread:
     return thread
 
 
+def _preloaded(library: str) -> bool:
+    """Whether the dynamic loader mapped ``library`` at start (a preload it could not
+    load is skipped with a warning, and would hold nothing)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return any(line.rstrip().endswith(library) for line in maps)
+    except OSError:
+        return False
+
+
 def main(argv: list[str]) -> int:
     job = json.loads(argv[0])
     library = os.environ.get(SHIM_ENV)
-    hold: Hold = ShimHold(library) if library else PythonHold()
+    hold: Hold
+    if library and _preloaded(library):
+        hold = ShimHold(library)
+        print(json.dumps({"hold": "shim"}), flush=True)
+    else:
+        hold = PythonHold()
+        print(json.dumps({"hold": "python"}), flush=True)
     # only now the driver and the core: a Python hold must wrap os before they bind it
     from transfercore.ranges import RangeSet
     from transfercore.registry import open_location

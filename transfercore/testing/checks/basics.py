@@ -161,7 +161,10 @@ def _check_held_writes(s: Subject) -> str:
     require(proc.returncode == 0 and bool(lines) and "final" in lines[-1],
             f"the writer in the child process failed: {proc.stderr.strip()[-1500:]}")
     require(lines[-1]["intact"], "the object written with held writes does not read back as written")
-    how = "a preloaded C library" if library is not None else f"a wrapper of Python's os module ({why})"
+    if library is not None and any(line.get("hold") == "python" for line in lines):
+        why = f"the dynamic loader did not preload {library}"
+    shim = library is not None and any(line.get("hold") == "shim" for line in lines)
+    how = "a preloaded C library" if shim else f"a wrapper of Python's os module ({why})"
     if not held:
         return (f"no write system call to a file was made inside write() (checked with {how}), "
                 "so the race was tried with threads only")
