@@ -160,10 +160,25 @@ def test_stop_wakes_waiters_and_turn_orders_actions() -> None:
     other = ReorderWindow(RangeSet.span(0, 30))
     t = threading.Thread(target=_catch, args=(raised, lambda: other.put(10, b"x" * 10)))
     t.start()
-    time.sleep(0.05)
+    assert _waiting(t), "put() of a block whose turn has not come did not wait"
     other.stop()
     t.join(5)
     assert len(raised) == 1 and isinstance(raised[0], Stopped)
+
+
+def _waiting(thread: threading.Thread, timeout: float = 10) -> bool:
+    """Whether ``thread`` reaches a ``Condition.wait`` (inside the window) within ``timeout``."""
+    import sys
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            if frame.f_code.co_name == "wait" and frame.f_code.co_filename.endswith("threading.py"):
+                return True
+            frame = frame.f_back
+        time.sleep(0.001)  # polling the thread's stack, with a deadline
+    return False
 
 
 def _catch(into: list[BaseException], fn) -> None:  # noqa: ANN001

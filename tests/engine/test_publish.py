@@ -21,6 +21,24 @@ def _in_place_same_size_mtime_restored(path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def _after_a_clock_tick(path):
+    """Return once the kernel's file times have moved past ``path``'s change time: they
+    advance in coarse ticks (a few ms), and a rewrite in the same tick as the file's
+    creation would leave its change time where it was."""
+    probe = f"{path}.tick"
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            with open(probe, "ab"):
+                os.utime(probe)
+            if os.stat(probe).st_mtime_ns > os.stat(path).st_ctime_ns:
+                return
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
+    raise AssertionError("the file times did not advance within 5 s")
+
+
 def _appended(path):
     with open(path, "ab") as f:
         f.write(b"more")
@@ -30,9 +48,7 @@ def _appended(path):
 @pytest.mark.parametrize("checksum", ["crc32c", None], ids=["verified", "unverified"])
 def test_a_source_changed_during_the_copy_is_never_published(tmp_path, journal, src_file, change, checksum):
     src = src_file(SIZE)
-    # The kernel's file times advance in coarse ticks (a few ms): a rewrite in the
-    # same tick as the file's creation would leave its change time where it was.
-    time.sleep(0.05)
+    _after_a_clock_tick(src)
     dst = tmp_path / "out.bin"
     seen = []
 

@@ -163,12 +163,13 @@ def test_stop_ends_streams_early():
     wake = threading.Event()
     pump = Pump(SlowReader(DATA), writer, plan_blocks(len(DATA), RangeSet(), 100, include_have=True),
                 streams=2, max_writers=2, ordered_reads=False, ordered_writes=False, hasher=Hasher("md5"), wake=wake)
+    pump.wake_at = 100  # woken once the first block is written: the streams are under way
     pump.start()
-    time.sleep(0.02)
+    assert wake.wait(10), "no block was written within 10 s"
     pump.stop()
     pump.join()
     assert pump.finished and pump.error is None
-    assert pump.bytes_sent < len(DATA)
+    assert 0 < pump.bytes_sent < len(DATA)
 
 
 def test_wake_at_wakes_the_control_thread():

@@ -15,6 +15,7 @@ import pytest
 
 from transfercore.gridftp.markers import parse_range_marker
 from transfercore.ranges import RangeSet
+from transfercore.testing.faultproxy import FaultProxy
 
 from .conftest import Served, free_port, needs_globus
 
@@ -91,6 +92,9 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
     port = free_port()
     args = ["--driver", f"mock:///?dir={state}&slow=0.04", "--anonymous-write", "--marker-interval", "0.2"]
     ours = Served(args, port, tmp_path / "serve.log").start()
+    # The client reaches ours through a proxy that holds its reconnection until the
+    # restarted server listens: under load the restart may take longer than the retry.
+    proxy = FaultProxy(("127.0.0.1", port), connect_retry=60).start()
     try:
         cli = subprocess.Popen(
             [
@@ -106,7 +110,7 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
                 "-rst-interval",
                 "1",
                 f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin",
-                ours.url("/r.bin"),
+                f"ftp://127.0.0.1:{proxy.port}/r.bin",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -135,6 +139,7 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
         # A 553 reply (restart refused) starts a line; the port may contain "553" too.
         assert not re.search(r"^553[ -]", out, re.MULTILINE), out
     finally:
+        proxy.stop()
         ours.stop()
         shutil.rmtree(source_dir, ignore_errors=True)
 
@@ -160,12 +165,13 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(rea
     port = free_port()
     args = ["--driver", "hpss:///?segment=4MiB&block=1MiB", "--anonymous-write", "--marker-interval", "0.1"]
     ours = Served(args, port, tmp_path / "serve.log").start()
+    # through a proxy that holds the client's reconnection until the restarted server listens
+    proxy = FaultProxy(("127.0.0.1", port), connect_retry=60).start()
     try:
         cli = subprocess.Popen(
-            # globus-url-copy gives up on a refused reconnect, so the retry waits long enough for
-            # the restarted server to be listening even on a loaded machine.
             ["globus-url-copy", "-dbg", "-vb", "-fast", "-p", "4", "-rst", "-rst-retries", "5",
-             "-rst-interval", "5", f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin", ours.url("/r.bin")],
+             "-rst-interval", "1", f"ftp://127.0.0.1:{real_server}{source_dir}/r.bin",
+             f"ftp://127.0.0.1:{proxy.port}/r.bin"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines: list[str] = []
@@ -196,5 +202,6 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(rea
         assert subprocess.run(["cmp", str(source_dir / "r.bin"), str(emu / "r.bin")]).returncode == 0
         assert sorted(p.name for p in emu.iterdir() if not p.name.startswith(".hpss")) == ["r.bin"]
     finally:
+        proxy.stop()
         ours.stop()
         shutil.rmtree(source_dir, ignore_errors=True)

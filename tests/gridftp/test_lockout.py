@@ -18,6 +18,7 @@ from .conftest import Client
 def test_slowloris_and_idle_crowd_do_not_stop_a_real_client(serve, root, tmp_path: Path) -> None:
     srv = serve("--root", str(root), "--anonymous-write", "--login-timeout", "3")
     stop = threading.Event()
+    trickled = threading.Event()
     slow = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(64)]
     idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(200)]
 
@@ -29,11 +30,12 @@ def test_slowloris_and_idle_crowd_do_not_stop_a_real_client(serve, root, tmp_pat
                     s.send(b"U")
                 except OSError:
                     pass
+            trickled.set()
 
     t = threading.Thread(target=trickle, daemon=True)
     t.start()
     try:
-        time.sleep(0.5)
+        assert trickled.wait(10), "the slow connections never trickled"
         started = time.monotonic()
         c = Client(srv.port)
         c.login()
@@ -87,11 +89,14 @@ def test_refused_stor_stores_nothing_anywhere(serve, root, tmp_path: Path) -> No
     code, text = c.cmd("STOR /no/such/dir/file.bin")
     assert code == 550, text  # refused before the data connection is used
     # the data connection is refused or dropped: no byte of the upload is taken in
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as refused:
         with socket.create_connection((host, port), timeout=10) as d:
-            for _ in range(100):
+            # send until the server's refusal reaches us (a reset), for at most 30 s
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
                 d.sendall(b"x" * 65536)
-                time.sleep(0.01)
+    # a send blocked on a server that neither reads nor closes would time out instead
+    assert not isinstance(refused.value, TimeoutError), refused.value
     assert list(tmp.iterdir()) == []
     assert sorted(p.name for p in root.rglob("*")) == []
 
@@ -106,11 +111,9 @@ def test_stor_without_allo_spools_inside_the_root_and_bounded(serve, root, tmp_p
     assert c.reply()[0] == 150
     with socket.create_connection((host, port), timeout=10) as d:
         d.sendall(b"y" * 500_000)
-        for _ in range(100):
-            fds = _spool_fds(srv.proc.pid)
-            if fds:
-                break
-            time.sleep(0.02)
+        deadline = time.monotonic() + 20
+        while not (fds := _spool_fds(srv.proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the server's open files, with a deadline
         assert fds and all(f.startswith(str(root / "sub") + "/") for f in fds), fds
         try:
             d.sendall(b"y" * 1_000_000)  # past the 1 MiB bound

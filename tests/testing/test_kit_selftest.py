@@ -121,12 +121,14 @@ def test_a_machine_without_fuse_is_not_run_never_failed_or_passed(tmp_path, monk
                               hint="install FUSE 3 and mfusepy")
 
     monkeypatch.setattr(powerloss, "check_fuse", no_fuse)
-    report = run_kit(f"posix://{tmp_path}", clauses=[by_name("durable-power-loss")])
-    result = report.result("durable-power-loss")
-    assert result.outcome is Outcome.NOT_RUN
-    assert "install FUSE 3 and mfusepy" in result.verdict.evidence and "--no-power-loss" in result.verdict.evidence
-    assert report.ok and report.not_run() == ["durable-power-loss"]
-    assert "NOT RUN  durable-power-loss" in format_report(report)
+    clauses = ["durable-power-loss", "batch-power-loss"]
+    report = run_kit(f"posix://{tmp_path}", clauses=[by_name(name) for name in clauses])
+    for name in clauses:
+        result = report.result(name)
+        assert result.outcome is Outcome.NOT_RUN, format_report(report)
+        assert "install FUSE 3 and mfusepy" in result.verdict.evidence and "--no-power-loss" in result.verdict.evidence
+        assert f"NOT RUN  {name}" in format_report(report)
+    assert report.ok and report.not_run() == clauses
 
 
 def test_read_back_clause_reads_what_is_stored_and_explains_a_driver_without_it():
@@ -140,3 +142,25 @@ def test_read_back_clause_reads_what_is_stored_and_explains_a_driver_without_it(
     without = run_kit("mock://selftest-readback-off/scratch?read_back=false", clauses=[by_name("read-back")])
     assert without.results[0].outcome is Outcome.NOT_APPLICABLE and without.ok
     assert "verify its objects only after publishing" in without.results[0].verdict.evidence
+
+
+def test_both_power_loss_clauses_are_not_run_where_fusermount3_cannot_be_found(tmp_path):
+    import subprocess
+    import sys
+
+    from transfercore.cli.exitcodes import ExitCode
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    # FUSE made unavailable for real: the command's PATH holds no fusermount3
+    proc = subprocess.run(
+        [sys.executable, "-m", "transfercore", "conformance", f"posix://{scratch}",
+         "--clause", "durable-power-loss", "--clause", "batch-power-loss"],
+        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "PATH": str(empty)},
+    )
+    assert proc.returncode == ExitCode.NOT_RUN, proc.stdout + proc.stderr
+    assert "NOT RUN  durable-power-loss" in proc.stdout and "NOT RUN  batch-power-loss" in proc.stdout
+    assert proc.stdout.count("fusermount3 is missing") == 2
+    assert "FAIL" not in proc.stdout and "unexpected" not in proc.stdout

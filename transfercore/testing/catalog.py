@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import basics, batch, crash, markers, publish, readback, reads, syscalls
+from .checks import basics, batch, crash, leftovers, markers, publish, readback, reads, syscalls
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
@@ -10,6 +10,7 @@ CLAUSES: tuple[Clause, ...] = (
     *markers.CLAUSES,
     *crash.CLAUSES,
     *syscalls.CLAUSES,
+    *leftovers.CLAUSES,
     *publish.CLAUSES,
     *batch.CLAUSES,
     *reads.CLAUSES,

@@ -3,9 +3,11 @@
 ``python -m transfercore.testing.crashchild JOB`` where JOB is JSON with
 ``url``, ``path``, ``size``, ``seed`` (of the data), ``resume`` (a range list or
 ""), ``synced`` and ``unsynced`` (lists of ``[start, end]`` written in that
-order).  The child writes ``synced``, calls ``durable()``, prints the marker as
-one JSON line, writes ``unsynced``, prints ``{"holding": true}`` and waits to
-be killed with the writer still open.
+order), and optionally ``durable`` (default true).  The child writes
+``synced``, calls ``durable()`` (or, with ``durable`` false, does not: the
+marker printed is then empty), prints the marker as one JSON line, writes
+``unsynced``, prints ``{"holding": true}`` and waits to be killed with the
+writer still open.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def main(argv: list[str]) -> int:
     writer = endpoint.driver.open_write(job["path"], job["size"], resume=resume)
     for start, end in job["synced"]:
         writer.write(start, data[start:end])
-    print(json.dumps({"marker": str(writer.durable())}), flush=True)
+    marker = writer.durable() if job.get("durable", True) else RangeSet()
+    print(json.dumps({"marker": str(marker)}), flush=True)
     for start, end in job["unsynced"]:
         writer.write(start, data[start:end])
     print(json.dumps({"holding": True}), flush=True)

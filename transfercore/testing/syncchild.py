@@ -2,8 +2,9 @@
 
 ``python -m transfercore.testing.syncchild JOB`` where JOB is JSON with
 ``url``, ``path``, ``size``, ``seed``, ``writes`` (``[start, end]`` pairs),
-``begin`` and ``end`` (paths the child ``access()``es just before and just
-after ``durable()``, so that the trace shows where the call starts and ends).
+``opening``, ``begin`` and ``end`` (paths the child ``access()``es just before
+``open_write()`` and just before and just after ``durable()``, so that the
+trace shows where the writer's life and the call start and end).
 It prints the marker as one JSON line and aborts the writer.
 """
 
@@ -22,6 +23,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(argv[0])
     endpoint = open_location(job["url"])
     data = pattern(job["seed"], job["size"])
+    os.access(job["opening"], os.F_OK)
     writer = endpoint.driver.open_write(job["path"], job["size"])
     for start, end in job["writes"]:
         writer.write(start, data[start:end])

@@ -130,10 +130,9 @@ def test_a_closed_session_is_freed_without_the_garbage_collector(emu_root: Path)
     try:
         del pio
         # The participant and watchdog threads hold the session until they end.
-        for _ in range(100):
-            if gone() is None:
-                break
-            time.sleep(0.02)
+        deadline = time.monotonic() + 20
+        while gone() is not None and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the threads to end, with a deadline
         assert gone() is None, "a closed PIO session (and its block buffer) waits for the garbage collector"
     finally:
         gc.enable()

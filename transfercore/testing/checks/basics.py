@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -10,6 +13,7 @@ from transfercore import checksums
 from transfercore.errors import InvalidWrite, RestartRejected, WriterClosed
 from transfercore.ranges import RangeSet
 
+from .. import holdwrite
 from ..clause import Clause, Violation, require
 from ..subject import Subject, describe_ranges, differing
 
@@ -108,9 +112,66 @@ def check_concurrency(s: Subject) -> str:
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.5)
     try:
-        return _check_concurrency(s)
+        threaded = _check_concurrency(s)
     finally:
         sys.setswitchinterval(switch)
+    if s.caps.restart.value == "none":
+        return threaded
+    return f"{threaded}; {_check_held_writes(s)}"
+
+
+def _check_held_writes(s: Subject) -> str:
+    """The race made certain: in a child process, a write system call is held after the
+    kernel took its bytes while durable() runs; the marker must not hold that range."""
+    library, why = holdwrite.build_shim()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if library is not None:
+        env["LD_PRELOAD"] = f"{library} {env.get('LD_PRELOAD', '')}".strip()
+        env[holdwrite.SHIM_ENV] = library
+    blocks = s.blocks()
+    holds = sorted({0, len(blocks) // 2, len(blocks) - 1})
+    path = s.new_path("concurrency-held")
+    job = {"url": str(s.location), "path": path, "size": s.size, "seed": s.random.randrange(2**32),
+           "blocks": [[b.start, b.end] for b in blocks], "holds": holds}
+    proc = subprocess.run(
+        [sys.executable, "-m", "transfercore.testing.holdchild", json.dumps(job)],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env,
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    held = waited = 0
+    for line in lines:
+        if "block" not in line:
+            continue
+        block = RangeSet.of(tuple(line["block"]))
+        require("write_error" not in line, f"a write of {block} failed: {line.get('write_error')}")
+        require("durable_error" not in line,
+                f"durable() called while the write of {block} was held failed: {line.get('durable_error')}")
+        if not line["held"]:
+            continue
+        held += 1
+        if "marker" not in line:
+            waited += 1
+            continue
+        marker = RangeSet.parse(line["marker"]) if line["marker"] else RangeSet()
+        done = RangeSet.parse(line["returned"]) if line["returned"] else RangeSet()
+        require(done.contains(marker),
+                f"durable() called while the write system call of {block} had completed but write() had not "
+                f"returned reported {marker}, which holds {describe_ranges(marker - done)} whose write() had "
+                "not returned: the driver counts a range as written before its write finishes")
+    require(proc.returncode == 0 and bool(lines) and "final" in lines[-1],
+            f"the writer in the child process failed: {proc.stderr.strip()[-1500:]}")
+    require(lines[-1]["intact"], "the object written with held writes does not read back as written")
+    if library is not None and any(line.get("hold") == "python" for line in lines):
+        why = f"the dynamic loader did not preload {library}"
+    shim = library is not None and any(line.get("hold") == "shim" for line in lines)
+    how = "a preloaded C library" if shim else f"a wrapper of Python's os module ({why})"
+    if not held:
+        return (f"no write system call to a file was made inside write() (checked with {how}), "
+                "so the race was tried with threads only")
+    note = f"{held} writes held after the kernel took their bytes (by {how}); durable() meanwhile "
+    if waited == held:
+        return note + "waited for each"
+    return note + "reported none of them" + (f", and waited for {waited}" if waited else "")
 
 
 def _check_concurrency(s: Subject) -> str:
@@ -222,7 +283,8 @@ CLAUSES = (
     Clause(
         "concurrency",
         "Up to max_writers threads writing at once produce a correct object, and durable() called while "
-        "writes are in flight returns only bytes whose write() had returned.",
+        "writes are in flight returns only bytes whose write() had returned; the race is made certain by "
+        "holding a write system call after the kernel took its bytes while durable() runs.",
         check_concurrency,
         concurrency_applies,
     ),

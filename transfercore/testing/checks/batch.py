@@ -21,7 +21,7 @@ from transfercore.contract import Driver, Writer
 from transfercore.errors import NotFound, TransferCoreError
 from transfercore.ranges import RangeSet
 
-from ..clause import Clause, Disabled, require
+from ..clause import Clause, Disabled, NotRun, require
 from ..subject import Subject, describe_ranges, differing
 
 #: Objects per batch; the one at REFUSED is refused by verify.
@@ -121,8 +121,13 @@ def check_batch_power_loss(s: Subject) -> str:
     if not s.options.power_loss:
         raise Disabled("switched off by the person running the kit (--no-power-loss)")
     from ..powerloss import PowerLossFS, check_fuse
+    from ..powerloss.mount import FuseUnavailable
 
-    check_fuse()
+    try:
+        check_fuse()
+    except FuseUnavailable as exc:
+        # as durable-power-loss: the machine lacks FUSE, the driver is not to blame, nothing is proven
+        raise NotRun(f"{exc.args[0]}: {exc.hint}, or pass --no-power-loss to switch the clause off") from None
     mount_path = s.new_path("batch-power-loss")
     mountpoint = s.driver.local_path(mount_path)
     assert mountpoint is not None

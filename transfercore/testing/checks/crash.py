@@ -114,11 +114,14 @@ def check_durable(s: Subject) -> str:
 # --- a child process killed with SIGKILL ------------------------------------------------
 
 
-def _child_round(s: Subject, path: str, seed: int, size: int, resume: RangeSet,
-                 synced: list[ByteRange], unsynced: list[ByteRange]) -> RangeSet:
+def child_round(s: Subject, path: str, seed: int, size: int, resume: RangeSet,
+                 synced: list[ByteRange], unsynced: list[ByteRange], *, durable: bool = True) -> RangeSet:
+    """Run a writer in a child process and SIGKILL it once it holds ``unsynced`` written after the
+    marker it returns (with ``durable`` false, no ``durable()`` is called and the marker is empty)."""
     job = {
         "url": str(s.location), "path": path, "size": size, "seed": seed, "resume": str(resume),
         "synced": [[p.start, p.end] for p in synced], "unsynced": [[p.start, p.end] for p in unsynced],
+        "durable": durable,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "transfercore.testing.crashchild", json.dumps(job)],
@@ -170,7 +173,7 @@ def _child_schedule(s: Subject, path: str, data: bytes) -> str:
         if round_no:
             # the child opens with the marker; rejecting it is the violation
             _reopen(s.fresh_driver(), path, size, marker, f"killed child, crash {round_no}").abort()
-        new = _child_round(s, path, seed, size, marker, synced, unsynced)
+        new = child_round(s, path, seed, size, marker, synced, unsynced)
         require(new.contains(marker), f"a resumed writer's marker {new} lost part of the resumed {marker}")
         markers.append(new)
         marker = new
