@@ -189,7 +189,7 @@ def test_a_stall_still_reports_durable_ranges_then_nothing_after_the_end(fake, t
     # the data stall: no read callback; the marker thread (started now, so no read callback
     # can hand its ranges over) makes the two blocks durable
     upload.start_flusher(0.01)
-    assert list(fake.timers.values()) == [(0.01, upload.handle)]
+    assert list(fake.timers.values()) == [(0.1, upload.handle)]
     wait_until = time.monotonic() + 10
     while time.monotonic() < wait_until:
         with upload.lock:

@@ -28,6 +28,7 @@ from .session import Session
 
 log = logging.getLogger("transfercore.globus_dsi")
 #: at most this long (s) between ``durable()`` queuing a range and the server holding it for its next 111
+#: (the flush period when shorter, but at least 0.1 s: each tick takes the GIL on the event thread)
 REPORT_PERIOD = 1.0
 
 
@@ -86,7 +87,9 @@ class Upload:
         # Without it, ranges made durable while the client's data stall would wait for the
         # next read callback, and the server would send no 111 for them.
         handle = glue.ffi.new("int *")
-        result = glue.lib.tc_periodic_start(min(period, REPORT_PERIOD), glue.lib.tc_py_report_cb, self.handle, handle)
+        result = glue.lib.tc_periodic_start(
+            max(0.1, min(period, REPORT_PERIOD)), glue.lib.tc_py_report_cb, self.handle, handle
+        )
         if result == glue.lib.GLOBUS_SUCCESS:
             self.pump = int(handle[0])
         else:
