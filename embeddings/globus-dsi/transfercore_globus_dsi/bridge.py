@@ -186,7 +186,11 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
 
     @glue.ffi.def_extern()
     def tc_py_report_stopped(arg: Any) -> None:
-        glue.release(glue.ffi.from_handle(arg))
+        # the marker timer can no longer run: the upload's handle may go
+        try:
+            glue.release(glue.ffi.from_handle(arg))
+        except BaseException:
+            log.exception("releasing an upload failed")
 
     @glue.ffi.def_extern()
     def tc_py_write_cb(op: Any, result: int, buf: Any, nbytes: int, arg: Any) -> None:
