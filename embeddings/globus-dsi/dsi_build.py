@@ -35,6 +35,7 @@ typedef unsigned char globus_byte_t;
 typedef long globus_time_t;
 typedef struct globus_l_gfs_data_operation_s * globus_gfs_operation_t;
 typedef struct globus_l_range_list_s * globus_range_list_t;
+typedef void (*globus_callback_func_t)(void *);
 
 #define GLOBUS_SUCCESS ...
 #define GLOBUS_GFS_CMD_MKD ...
@@ -141,6 +142,8 @@ void tc_server_log(int type, const char *message);
 int tc_will_block(void);
 const char *tc_log_path(void);
 double tc_python_start_seconds(void);
+globus_result_t tc_periodic_start(double, globus_callback_func_t, void *, int *);
+globus_result_t tc_periodic_stop(int, globus_callback_func_t, void *);
 
 extern "Python+C" void tc_py_session_start(globus_gfs_operation_t, globus_gfs_session_info_t *);
 extern "Python+C" void tc_py_session_stop(void *);
@@ -152,6 +155,8 @@ extern "Python" void tc_py_read_cb(globus_gfs_operation_t, globus_result_t, glob
     globus_size_t, globus_off_t, globus_bool_t, void *);
 extern "Python" void tc_py_write_cb(globus_gfs_operation_t, globus_result_t, globus_byte_t *,
     globus_size_t, void *);
+extern "Python" void tc_py_report_cb(void *);
+extern "Python" void tc_py_report_stopped(void *);
 """
 
 # Runs in the embedded interpreter the first time the server calls the module.

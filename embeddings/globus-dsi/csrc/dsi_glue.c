@@ -209,6 +209,29 @@ tc_will_block(void)
     return globus_thread_blocking_will_block();
 }
 
+/* A periodic callback in the global callback space, for work that must run in
+ * a thread the server owns (the Python marker thread may not call Globus: with
+ * the default -threads 0 Globus has no locks).  Both calls are made from a
+ * Globus thread.  After tc_periodic_stop, `done` runs once `func` is not
+ * running and never will again: only then may `arg` be freed. */
+globus_result_t
+tc_periodic_start(double seconds, globus_callback_func_t func, void *arg, int *handle)
+{
+    globus_reltime_t period;
+    long usec = (long) (seconds * 1e6);
+
+    if (usec < 1000)
+        usec = 1000;
+    GlobusTimeReltimeSet(period, 0, usec);
+    return globus_callback_register_periodic(handle, &period, &period, func, arg);
+}
+
+globus_result_t
+tc_periodic_stop(int handle, globus_callback_func_t done, void *arg)
+{
+    return globus_callback_unregister(handle, done, arg, NULL);
+}
+
 static globus_result_t
 tc_not_started(void)
 {

@@ -30,6 +30,10 @@ class FakeLib:
         self.calls: list[tuple[str, int, tuple[Any, ...]]] = []
         self.reads: list[tuple[Any, int]] = []
         self.tc_py_read_cb = object()
+        self.tc_py_report_cb = object()
+        self.tc_py_report_stopped = object()
+        #: the marker timer: handle -> (period, argument), while registered
+        self.timers: dict[int, tuple[float, Any]] = {}
 
     def _rec(self, name: str, *args: Any) -> None:
         self.calls.append((name, threading.get_ident(), args))
@@ -47,6 +51,17 @@ class FakeLib:
 
     def globus_gridftp_server_finished_transfer(self, op, result):  # type: ignore[no-untyped-def]
         self._rec("finished", result)
+
+    def tc_periodic_start(self, seconds, func, arg, handle):  # type: ignore[no-untyped-def]
+        self._rec("timer_start", seconds)
+        handle[0] = 7
+        self.timers[7] = (seconds, arg)
+        return 0
+
+    def tc_periodic_stop(self, handle, done, arg):  # type: ignore[no-untyped-def]
+        self._rec("timer_stop", handle, done)
+        del self.timers[handle]
+        return 0
 
     def tc_will_block(self) -> int:
         self._rec("will_block")
@@ -153,3 +168,55 @@ def test_a_failed_connection_keeps_the_durable_part_and_fails_once(fake, tmp_pat
     assert not (tmp_path / "f.bin").exists()
     # what was written before the break is durable and resumable
     assert session.driver.partial(f"{tmp_path}/f.bin").contains(RangeSet.span(0, 3 * BLOCK))
+
+
+def test_a_stall_still_reports_durable_ranges_then_nothing_after_the_end(fake, tmp_path):
+    """While no data arrive, the Globus timer hands what durable() found to the server;
+    after finished_transfer it touches nothing, and only its stop lets the upload go."""
+    session = _session(f"posix://{tmp_path}")
+    payload = os.urandom(4 * BLOCK)
+    writer = session.driver.open_write(f"{tmp_path}/s.bin", len(payload), None)
+    upload = Upload(session, "op", f"{tmp_path}/s.bin", writer)
+    upload.block = BLOCK
+    upload.pending = 1
+    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+    upload.buffers.append(buf)
+    upload.register(buf, BLOCK)
+    for i in range(2):
+        b, _ = fake.reads.pop(0)
+        glue.ffi.memmove(b, payload[i * BLOCK : (i + 1) * BLOCK], BLOCK)
+        upload.on_read(0, b, BLOCK, i * BLOCK, False)
+    # the data stall: no read callback; the marker thread (started now, so no read callback
+    # can hand its ranges over) makes the two blocks durable
+    upload.start_flusher(0.01)
+    assert list(fake.timers.values()) == [(0.1, upload.handle)]
+    wait_until = time.monotonic() + 10
+    while time.monotonic() < wait_until:
+        with upload.lock:
+            if upload.reported.contains(RangeSet.span(0, 2 * BLOCK)):
+                break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("durable() found nothing in 10 s")
+    assert not [name for name, _, _ in fake.calls if name == "range"], "ranges reached the server outside a Globus callback"
+    upload.on_timer()  # the timer fires in a Globus thread
+    reported = RangeSet.of(*[(a[0], a[0] + a[1]) for name, _, a in fake.calls if name == "range"])
+    assert reported == RangeSet.span(0, 2 * BLOCK)
+    # the rest arrives; the upload finishes, the timer is stopped with the release as its done-callback
+    for i in range(2, 4):
+        b, _ = fake.reads.pop(0)
+        glue.ffi.memmove(b, payload[i * BLOCK : (i + 1) * BLOCK], BLOCK)
+        upload.on_read(0, b, BLOCK, i * BLOCK, i == 3)
+    names = [name for name, _, _ in fake.calls]
+    assert names.count("finished") == 1 and names.index("finished") < names.index("timer_stop")
+    assert [a for name, _, a in fake.calls if name == "timer_stop"] == [(7, fake.tc_py_report_stopped)]
+    assert fake.timers == {}
+    # still alive (the stop's done-callback releases it): a late tick must find it, and do nothing
+    assert id(upload) in glue._alive
+    before = len(fake.calls)
+    with upload.lock:
+        upload.to_report.append(RangeSet.span(0, 1))
+    upload.on_timer()
+    assert len(fake.calls) == before, "the timer called Globus after finished_transfer"
+    glue.release(upload)  # what the stop's done-callback does
+    assert (tmp_path / "s.bin").read_bytes() == payload

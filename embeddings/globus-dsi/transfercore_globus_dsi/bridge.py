@@ -12,9 +12,10 @@ Where Python runs relative to the network path:
   server's block size.  The byte copy itself releases the GIL (``pwrite``).
 * ``Writer.durable()`` (``fdatasync`` and the resume record) runs in a
   Python thread of its own, never in a Globus thread, so a flush does not
-  stall the data connections.  Its results are handed to the Globus thread
-  of the next data callback, which alone calls Globus
-  (``update_range_recvd``); no Python thread ever calls Globus.
+  stall the data connections.  Its results are handed to the server
+  (``update_range_recvd``) by a Globus thread: the next data callback, or a
+  Globus timer (``tc_periodic_start``) while the client's data stall; no
+  Python thread ever calls Globus.
 * The last ``durable()`` and ``complete()`` run in the Globus thread after
   the last byte arrived, announced with ``globus_thread_blocking_will_block``
   so the server keeps its event loop going in another thread.
@@ -175,6 +176,21 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
         except BaseException as exc:
             log.exception("read callback failed")
             transfer.abandon(exc)
+
+    @glue.ffi.def_extern()
+    def tc_py_report_cb(arg: Any) -> None:
+        try:
+            glue.ffi.from_handle(arg).on_timer()
+        except BaseException:
+            log.exception("marker report failed")
+
+    @glue.ffi.def_extern()
+    def tc_py_report_stopped(arg: Any) -> None:
+        # the marker timer can no longer run: the upload's handle may go
+        try:
+            glue.release(glue.ffi.from_handle(arg))
+        except BaseException:
+            log.exception("releasing an upload failed")
 
     @glue.ffi.def_extern()
     def tc_py_write_cb(op: Any, result: int, buf: Any, nbytes: int, arg: Any) -> None:

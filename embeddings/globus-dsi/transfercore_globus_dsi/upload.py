@@ -27,6 +27,9 @@ from .restart import held_marker, new_ranges
 from .session import Session
 
 log = logging.getLogger("transfercore.globus_dsi")
+#: at most this long (s) between ``durable()`` queuing a range and the server holding it for its next 111
+#: (the flush period when shorter, but at least 0.1 s: each tick takes the GIL on the event thread)
+REPORT_PERIOD = 1.0
 
 
 
@@ -66,16 +69,44 @@ class Upload:
         #: never set: an update's copy of its kept bytes runs to its end or fails
         self.stop_copy = threading.Event()
         self.flusher: threading.Thread | None = None
+        #: held while ranges go to the server, so none goes after ``finished_transfer``
+        self.report_lock = threading.RLock()
+        self.reports_closed = False
+        #: the Globus timer that hands queued ranges to the server while no data arrive
+        self.pump: int | None = None
         caps = session.driver.capabilities()
         self.write_slots = threading.BoundedSemaphore(max(1, caps.max_writers))
         self.handle = glue.keep(self)
 
-    # the durable() thread: never calls Globus
+    # the durable() thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
     def start_flusher(self, period: float) -> None:
         if self.writer is None or self.session.config.markers == "off":
             return
         self.flusher = threading.Thread(target=self._flush_loop, args=(period,), name="tc-dsi-durable", daemon=True)
         self.flusher.start()
+        # Without it, ranges made durable while the client's data stall would wait for the
+        # next read callback, and the server would send no 111 for them.
+        handle = glue.ffi.new("int *")
+        result = glue.lib.tc_periodic_start(
+            max(0.1, min(period, REPORT_PERIOD)), glue.lib.tc_py_report_cb, self.handle, handle
+        )
+        if result == glue.lib.GLOBUS_SUCCESS:
+            self.pump = int(handle[0])
+        else:
+            log.warning("no marker timer for %s (markers only as data arrive): %s", self.path, glue.result_text(result))
+
+    def _stop_pump(self, release: bool) -> None:
+        """Stop the timer (Globus thread); with ``release``, let the upload go once it can no longer fire."""
+        if self.pump is None:
+            if release:
+                glue.release(self)
+            return
+        pump, self.pump = self.pump, None
+        done = glue.lib.tc_py_report_stopped if release else glue.ffi.NULL
+        result = glue.lib.tc_periodic_stop(pump, done, self.handle)
+        if result != glue.lib.GLOBUS_SUCCESS:
+            # the upload stays alive: a timer that may still fire must find it
+            log.warning("the marker timer of %s did not stop: %s", self.path, glue.result_text(result))
 
     def _flush_loop(self, period: float) -> None:
         assert self.writer is not None
@@ -103,13 +134,22 @@ class Upload:
                 self.reported = self.reported | fresh
                 self.to_report.append(fresh)
 
-    def _report(self) -> None:
-        """Hand queued durable ranges to the server (Globus thread only)."""
-        with self.lock:
-            batches, self.to_report = self.to_report, []
-        for batch in batches:
-            for r in batch:
-                glue.lib.globus_gridftp_server_update_range_recvd(self.op, r.start, r.length)
+    def on_timer(self) -> None:
+        """The marker timer fired (Globus thread): hand over what ``durable()`` queued meanwhile."""
+        self._report()
+
+    def _report(self, last: bool = False) -> None:
+        """Hand queued durable ranges to the server (Globus thread only); ``last`` before ``finished_transfer``."""
+        with self.report_lock:
+            if self.reports_closed:
+                return
+            with self.lock:
+                batches, self.to_report = self.to_report, []
+            for batch in batches:
+                for r in batch:
+                    glue.lib.globus_gridftp_server_update_range_recvd(self.op, r.start, r.length)
+            if last:
+                self.reports_closed = True
 
     def register(self, buf: Any, size: int) -> None:
         result = glue.lib.globus_gridftp_server_register_read(self.op, buf, size, glue.lib.tc_py_read_cb, self.handle)
@@ -184,8 +224,10 @@ class Upload:
         if self.flusher is not None:
             self.flusher.join()
         self._keep_partial()
-        self._report()
+        self._report(last=True)
         glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.error_result(exc))
+        # other read callbacks may still hold the handle: the upload stays alive
+        self._stop_pump(release=False)
 
     def finish(self) -> None:
         """After the last callback: make it durable and complete, or keep the partial (Globus thread)."""
@@ -203,7 +245,7 @@ class Upload:
         if error is not None:
             self._keep_partial()
         self.final_seconds = time.perf_counter() - t
-        self._report()
+        self._report(last=True)
         log.info(
             "upload %s: %d bytes in %d data callbacks; %.3f s in Python on Globus data threads, "
             "%.3f s of it in Writer.write; durable() %d times in the marker thread, %.3f s; "
@@ -219,7 +261,7 @@ class Upload:
         glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.lib.GLOBUS_SUCCESS if error is None else glue.error_result(error))
         if self.spool is not None:
             self.spool.close()
-        glue.release(self)
+        self._stop_pump(release=True)
 
     def _complete(self) -> None:
         plan = self.plan
