@@ -10,56 +10,103 @@ Everything an embedding service or a driver needs is importable from here::
 See ``docs/embedding.md`` (services) and ``docs/writing-a-driver.md`` (drivers).
 """
 
-from . import errors
-from .capabilities import Capabilities, RestartModel
-from .contract import Driver, ObjectInfo, Reader, Writer
-from .engine import (
-    AsyncTransfer,
-    MarkerPolicy,
-    Transfer,
-    TransferOptions,
-    TransferResult,
-    copy,
-    copy_async,
-    events,
-)
-from .engine.events import (
-    Done,
-    Event,
-    Failed,
-    Interrupted,
-    Listener,
-    Marker,
-    Progress,
-    Restarted,
-    Resumed,
-    Started,
-    UpToDate,
-    Verifying,
-    VerifyProgress,
-)
-from .errors import (
-    CapabilityError,
-    ChecksumMismatch,
-    DriverLoadError,
-    DriverNotFound,
-    InvalidRead,
-    InvalidWrite,
-    LocationError,
-    NotFound,
-    OptionError,
-    RangeSyntaxError,
-    RestartRejected,
-    SourceChanged,
-    StorageError,
-    TransferAborted,
-    TransferCoreError,
-)
-from .journal import Journal, JournalEntry, JournalError, State
-from .location import Location, parse_location
-from .options import OptionSpec
-from .ranges import ByteRange, RangeSet, parse_stream_offset
-from .registry import DriverInfo, Endpoint, list_drivers, open_location
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as the type checker sees them; at run time they load on first use
+    from . import errors
+    from .capabilities import Capabilities, RestartModel
+    from .contract import Driver, ObjectInfo, Reader, Writer
+    from .engine import (
+        AsyncTransfer,
+        MarkerPolicy,
+        Transfer,
+        TransferOptions,
+        TransferResult,
+        copy,
+        copy_async,
+        events,
+    )
+    from .engine.events import (
+        Done,
+        Event,
+        Failed,
+        Interrupted,
+        Listener,
+        Marker,
+        Progress,
+        Restarted,
+        Resumed,
+        Started,
+        UpToDate,
+        Verifying,
+        VerifyProgress,
+    )
+    from .errors import (
+        CapabilityError,
+        ChecksumMismatch,
+        DriverLoadError,
+        DriverNotFound,
+        InvalidRead,
+        InvalidWrite,
+        LocationError,
+        NotFound,
+        OptionError,
+        RangeSyntaxError,
+        RestartRejected,
+        SourceChanged,
+        StorageError,
+        TransferAborted,
+        TransferCoreError,
+    )
+    from .journal import Journal, JournalEntry, JournalError, State
+    from .location import Location, parse_location
+    from .options import OptionSpec
+    from .ranges import ByteRange, RangeSet, parse_stream_offset
+    from .registry import DriverInfo, Endpoint, list_drivers, open_location
+
+#: Where each public name lives: importing a light module (``transfercore.contract``) loads
+#: neither the engine nor SQLite nor stevedore, and ``import transfercore`` costs nothing until used.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".errors": (
+        "errors", "CapabilityError", "ChecksumMismatch", "DriverLoadError", "DriverNotFound", "InvalidRead",
+        "InvalidWrite", "LocationError", "NotFound", "OptionError", "RangeSyntaxError", "RestartRejected",
+        "SourceChanged", "StorageError", "TransferAborted", "TransferCoreError",
+    ),
+    ".capabilities": ("Capabilities", "RestartModel"),
+    ".contract": ("Driver", "ObjectInfo", "Reader", "Writer"),
+    ".engine": (
+        "AsyncTransfer", "MarkerPolicy", "Transfer", "TransferOptions", "TransferResult", "copy", "copy_async",
+        "events",
+    ),
+    ".engine.events": (
+        "Done", "Event", "Failed", "Interrupted", "Listener", "Marker", "Progress", "Restarted", "Resumed",
+        "Started", "UpToDate", "Verifying", "VerifyProgress",
+    ),
+    ".journal": ("Journal", "JournalEntry", "JournalError", "State"),
+    ".location": ("Location", "parse_location"),
+    ".options": ("OptionSpec",),
+    ".ranges": ("ByteRange", "RangeSet", "parse_stream_offset"),
+    ".registry": ("DriverInfo", "Endpoint", "list_drivers", "open_location"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'transfercore' has no attribute {name!r}")
+    module = importlib.import_module(where, __name__)
+    value = module if where == f".{name}" else getattr(module, name)
+    globals()[name] = value  # later uses find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

@@ -88,12 +88,6 @@ class ReorderWindow:
     # -- what the window knows ----------------------------------------------------
 
     @property
-    def next_offset(self) -> int:
-        """The offset the window delivers next (the end once everything is delivered)."""
-        with self._cond:
-            return self._next
-
-    @property
     def delivered(self) -> int:
         """Bytes delivered to the sink so far."""
         with self._cond:

@@ -39,6 +39,7 @@ from ..errors import (
 )
 from ..journal import Journal, JournalEntry, SourceIdentity, State
 from ..location import Location
+from ..markers import MarkerCursor
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
 from .events import (
@@ -69,8 +70,6 @@ Where = str | Location | Endpoint
 
 #: Seconds of history behind the rate shown in progress events.
 RATE_WINDOW = 5.0
-#: Seconds a marker may wait for the streams to record writes the driver already counted.
-WRITTEN_GRACE = 0.5
 #: Markers taken without progress after the final one before a short final marker is an error.
 FINAL_MARKER_TRIES = 3
 
@@ -214,6 +213,7 @@ class _Run:
         self.verifier: DurableVerifier | None = None
         self.published = False
         self.marker = RangeSet()
+        self.cursor: MarkerCursor | None = None
         self.resumed = RangeSet()
         self.size = 0
         self.restart_reason: str | None = None
@@ -442,6 +442,7 @@ class _Run:
                 hint="this is a bug in the destination driver",
             )
         self.marker = self.resumed
+        self.cursor = MarkerCursor(self.resumed)
 
     def _announce(self, block_size: int, note: str | None = None) -> None:
         self.t._emit(
@@ -486,7 +487,10 @@ class _Run:
         pump = self.pump
         wake = self.t._wake
         interval = self.options.progress_interval
-        last_marker_time = time.monotonic()
+        assert self.cursor is not None
+        cursor = self.cursor
+        cursor.policy = policy
+        cursor.mark_taken(time.monotonic(), 0)
         last_marker_bytes = 0
         # policy.bytes bounds the bytes not yet under a recorded marker: a
         # marker is taken when half of it is unmarked, while the streams go on
@@ -502,7 +506,7 @@ class _Run:
         while not pump.finished:
             now = time.monotonic()
             timeout = next_progress - now
-            until_marker = policy.seconds_until_due(now - last_marker_time)
+            until_marker = cursor.seconds_until_due(now)
             if until_marker is not None:
                 timeout = min(timeout, until_marker + 0.001)
             wake.wait(max(0.0, timeout))
@@ -517,10 +521,10 @@ class _Run:
             now = time.monotonic()
             sent = pump.bytes_sent
             due_by_bytes = step is not None and sent - last_marker_bytes >= step
-            if due_by_bytes or policy.due(now - last_marker_time, sent - last_marker_bytes):
+            if due_by_bytes or cursor.due(now, sent):
                 self._take_marker()
                 self._watch_source()
-                last_marker_time = time.monotonic()
+                cursor.mark_taken(time.monotonic(), sent)
                 last_marker_bytes = sent
                 if step is not None and policy.bytes is not None:
                     pump.wake_at = sent + step
@@ -551,34 +555,14 @@ class _Run:
         self.t._emit(Progress(sent, done, self.size, self.marker.total(), elapsed, rate, eta))
 
     def _take_marker(self, *, final: bool = False) -> None:
-        assert self.writer is not None and self.pump is not None
-        marker = self.writer.durable()
-        # Bytes whose write returned after durable() started may be in the
-        # marker too, so the check reads the written ranges afterwards.
-        written = self.resumed | self.pump.written()
-        if not marker.contains(self.marker):
-            raise TransferCoreError(
-                f"destination driver returned marker {marker}, which lost ranges of the earlier {self.marker}",
-                hint="this is a bug in the driver (markers must be monotonic); copy with resume turned off",
-            )
-        if not written.contains(marker):
-            # A write the driver counted may not be in the pump's record yet (its
-            # thread is between the driver's return and the bookkeeping): give
-            # the streams a moment before calling it a lie.
-            deadline = time.monotonic() + WRITTEN_GRACE
-            while not written.contains(marker) and time.monotonic() < deadline:
-                time.sleep(0.001)
-                written = self.resumed | self.pump.written()
-        if not written.contains(marker):
-            raise TransferCoreError(
-                f"destination driver returned marker {marker} with bytes that were never written",
-                hint="this is a bug in the driver; copy with resume turned off",
-            )
-        changed = marker != self.marker
+        assert self.writer is not None and self.pump is not None and self.cursor is not None
+        pump = self.pump
+        new = self.cursor.take(self.writer, written=lambda: self.resumed | pump.written())
+        marker = self.cursor.durable
         self.marker = marker
-        if changed and self.entry is not None and self.journal is not None:
+        if new and self.entry is not None and self.journal is not None:
             self.journal.record_marker(self.entry.id, marker)
-        if changed or final:
+        if new or final:
             self.t._emit(Marker(marker, marker.total(), self.size, final))
         if self.verifier is not None:
             self.verifier.advance(marker.prefix_end())

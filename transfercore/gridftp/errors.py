@@ -35,6 +35,14 @@ class DataTimeout(TransferCoreError):
     """No data moved on a data connection within the timeout."""
 
 
+class NoDataConnection(GridFTPError):
+    """The data connection could not be opened (no PASV listener, a refused PORT address): 425."""
+
+
+class TooManyDataConnections(GridFTPError):
+    """The client opened more data connections for one transfer than the server allows (451)."""
+
+
 class ReplyError(GridFTPError):
     """A command or transfer ends with the reply ``code`` (as h11's ``error_status_hint``).
 

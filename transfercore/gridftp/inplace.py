@@ -17,7 +17,6 @@ from ..contract import Driver, Reader, Writer
 from ..errors import InvalidWrite, TransferAborted
 from ..ranges import RangeSet
 from .errors import ReplyError
-from .upload import StorePlan
 
 COPY_BLOCK = 4 * 1024 * 1024
 _ZEROS = memoryview(bytes(COPY_BLOCK))
@@ -56,24 +55,6 @@ def copy_kept(
     finally:
         if reader is not None:
             reader.close()
-
-
-class SliceMarks:
-    """A writer's durable set as restart markers name it: the upload's slice, in data offsets."""
-
-    def __init__(self, writer: Writer, plan: StorePlan, length: int) -> None:
-        self._writer = writer
-        self._plan = plan
-        self.length = length
-
-    def resumed(self) -> RangeSet:
-        return self._plan.marker(self._writer.resumed, self.length)
-
-    def durable(self) -> RangeSet:
-        return self._plan.marker(self._writer.durable(), self.length)
-
-    def object_durable(self) -> RangeSet:
-        return self._writer.durable()
 
 
 class SliceWriter:

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from ..contract import Driver, ObjectInfo
+from ..partialnames import is_partial_name
 
 
 def ftp_time(mtime_ns: int) -> str:
@@ -136,8 +137,6 @@ def listing_body(verb: str, path: str, is_dir: bool, entries: list[ObjectInfo], 
 def render(driver: Driver, path: str, shown: str, verb: str, *, writable: bool) -> bytes:
     """The listing data of ``verb`` (MLSD, MLSR, LIST, NLST) for the driver path ``path``,
     shown to the client as ``shown``; partial uploads are never listed.  Blocking."""
-    from .upload import is_partial_name
-
     info = driver.stat(path)
     if verb == "MLSR":
         if not info.is_dir:

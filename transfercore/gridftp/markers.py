@@ -1,19 +1,21 @@
 """Restart (111) and performance (112) markers: formatting, parsing, deltas.
 
 A restart marker may only name ranges the storage returned from
-``Writer.durable()``; :class:`RestartMarkers` turns those cumulative sets
-into the deltas GridFTP sends (new ranges since the previous marker, nothing
-when nothing is new) and refuses a set that shrinks, which would mean the
-driver broke its monotonic promise.
+``Writer.durable()``; the core's :class:`~transfercore.markers.MarkerCursor`
+asks for them, refuses a set that shrinks (the driver broke its monotonic
+promise) and gives the new ranges since the previous marker;
+:class:`RestartMarkers` formats those deltas as the 111 replies GridFTP sends.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import attrs
 
 from ..errors import RangeSyntaxError
+from ..markers import Durable, MarkerBroken, MarkerCursor, MarkerPolicy
 from ..ranges import RangeSet
 from .control import Reply
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -80,51 +82,67 @@ def parse_perf_marker(text: str) -> PerfMarker:
 
 
 class RestartMarkers:
-    """Deltas of cumulative durable sets, for 111 replies."""
+    """111 replies for one upload: the core's :class:`MarkerCursor` deltas, formatted.
 
-    def __init__(self, already_sent: RangeSet | None = None) -> None:
-        self._sent = already_sent or RangeSet()
+    ``already_sent`` is what the writer resumed from, in object offsets;
+    ``view`` maps object offsets to the data offsets markers name.
+    """
+
+    def __init__(
+        self, already_sent: RangeSet | None = None, *, view: Callable[[RangeSet], RangeSet] | None = None
+    ) -> None:
+        self.cursor = MarkerCursor(already_sent, view=view) if view else MarkerCursor(already_sent)
 
     @property
     def sent(self) -> RangeSet:
-        return self._sent
+        return self.cursor.reported
 
     def update(self, durable: RangeSet) -> Reply | None:
         """The marker to send for the newest durable set, or ``None`` when nothing is new."""
-        if not durable.contains(self._sent):
-            raise LocalProtocolError(
-                f"durable set {durable} lost ranges reported before ({self._sent}); the driver broke its promise"
-            )
-        new = durable - self._sent
-        if not new:
-            return None
-        self._sent = durable
-        return restart_marker(new)
+        try:
+            new = self.cursor.accept(durable)
+        except MarkerBroken as exc:
+            raise LocalProtocolError(f"{exc}; the driver broke its promise") from None
+        return restart_marker(new) if new else None
+
+    def take(self, writer: Durable) -> Reply | None:
+        """Ask ``writer.durable()`` (blocking: run it off the event loop); the marker to send, if any."""
+        try:
+            new = self.cursor.take(writer)
+        except MarkerBroken as exc:
+            raise LocalProtocolError(f"{exc}; the driver broke its promise") from None
+        return restart_marker(new) if new else None
 
 
 class MarkerSchedule:
     """When markers are due: 112 every ``perf_every`` seconds, 111 every ``restart_every``.
 
-    Times are on any monotonic clock the caller uses; :meth:`due` tells
-    which markers to send at ``now`` and schedules the next ones.  (A 111 is
-    also sent once more before the final reply, whatever the schedule.)
+    The 111 interval is the core's :class:`MarkerPolicy` with the client's
+    TREV RESTART seconds and no byte limit.  Times are on any monotonic clock
+    the caller uses; :meth:`due` tells which markers to send at ``now`` and
+    schedules the next ones.  (A 111 is also sent once more before the final
+    reply, whatever the schedule.)
     """
 
     def __init__(self, now: float, restart_every: float, perf_every: float, *, restart: bool = True) -> None:
-        self._restart_every = restart_every
+        self._restart = MarkerPolicy(interval=restart_every, bytes=None) if restart else MarkerPolicy.none()
+        self._last_restart = now
         self._perf_every = perf_every
         self._next_perf = now + perf_every
-        self._next_restart = now + restart_every if restart else float("inf")
+
+    def _next_restart(self) -> float:
+        wait = self._restart.seconds_until_due(0.0)
+        return float("inf") if wait is None else self._last_restart + wait
 
     def next_due(self) -> float:
-        return min(self._next_perf, self._next_restart)
+        return min(self._next_perf, self._next_restart())
 
     def due(self, now: float) -> tuple[bool, bool]:
         """``(perf, restart)``: which markers to send now."""
         perf = now >= self._next_perf
-        restart = now >= self._next_restart
+        restart = self._restart.seconds_until_due(now - self._last_restart) == 0.0
         if perf:
             self._next_perf = now + self._perf_every
         if restart:
-            self._next_restart = now + self._restart_every
+            self._last_restart = now
         return perf, restart

@@ -37,11 +37,10 @@ from .download import checksum_span
 from .errors import ListenError
 from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
-from .gsi.credentials import GSIConfig
 from .gsi.proxy import Credential
-from .limits import Admission, IdleClock, Limits, Slot
+from .limits import Admission, IdleClock, Slot
 from .memory import freeze_startup
-from .replies import error_reply
+from .serverconfig import ServerConfig
 from .session import (
     Abort,
     Authenticate,
@@ -53,14 +52,12 @@ from .session import (
     Rename,
     Retrieve,
     Session,
-    SessionConfig,
     SetAttributes,
     State,
     StorageOp,
     Store,
 )
 from .transfers import DataTransfers
-from .upload import DEFAULT_REORDER_WINDOW
 from .users import UserDB
 
 log = logging.getLogger("transfercore.gridftp")
@@ -75,42 +72,6 @@ class LoginResult:
     ok: bool
     #: Why a login was refused, when it was not the password (for the one 530 reply).
     reason: str | None = None
-
-
-@attrs.frozen
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 2811
-    passive_ports: range | None = None
-    session: SessionConfig = SessionConfig()
-    idle_timeout: float = 900.0
-    data_timeout: float = 60.0
-    max_sessions: int = 64
-    max_block: int = 64 * 1024 * 1024
-    #: Bytes a MODE E upload into an ordered destination may hold out of order.
-    reorder_window: int = DEFAULT_REORDER_WINDOW
-    #: Data connections one transfer may open; more is refused with 451.
-    max_data_connections: int = 32
-    #: Where uploads without ALLO are spooled durably (restart markers, REST);
-    #: ``None``: beside the destination when the driver has local paths, else in memory (no restart).
-    spool_dir: str | None = None
-    #: Driver path that the client's ``/`` maps to.
-    base_path: str = "/"
-    #: GSI (gsiftp://): host credential, trusted CAs, grid-mapfile; None for password logins only
-    gsi: GSIConfig | None = None
-    limits: Limits | None = None
-    #: USER/PASS from non-loopback peers (passwords in the clear on the network)
-    allow_cleartext_passwords: bool = False
-    #: an upload of unknown size (no ALLO) spools beside its destination, at most this much
-    max_spool: int = 4 << 30
-    #: ... or, for storage without local paths, in memory, at most this much
-    max_spool_memory: int = 256 << 20
-
-    def effective_limits(self) -> Limits:
-        if self.limits is not None:
-            return self.limits
-        return Limits(max_sessions=self.max_sessions, idle_timeout=self.idle_timeout)
-
 
 class GridFTPServer:
     def __init__(self, config: ServerConfig, driver: Driver, users: UserDB | None = None) -> None:
@@ -251,7 +212,7 @@ class Connection(DataTransfers):
         self.closing = True
         self.end_reason = f"closed to make room: {reason}"
         with contextlib.suppress(Exception):
-            self.writer.write(Reply.one(421, reason).encode())
+            self.writer.write(self.session.closing(reason).encode())
         self.writer.close()
 
     def busy(self) -> bool:
@@ -267,7 +228,7 @@ class Connection(DataTransfers):
                 reason = None if self.busy() else self.idle.expired_reason(now)
                 if reason is not None:
                     self.end_reason = reason
-                    await self.send(Reply.one(421, reason))
+                    await self.send(self.session.closing(reason))
                     break
                 # only whole commands move the deadline: a trickled line cannot keep the slot
                 timeout = None if self.busy() else max(0.0, self.idle.deadline() - now)
@@ -380,7 +341,7 @@ class Connection(DataTransfers):
         refusal = admission.login(self.slot)
         if refusal is not None:
             self.end_reason = refusal
-            await self.send(Reply.one(421, refusal))
+            await self.send(self.session.closing(refusal))
             self.closing = True
             return False
         self.idle.logged_in()
@@ -455,7 +416,7 @@ class Connection(DataTransfers):
             reply: Reply = await fn(arg)
             return reply
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
-            return error_reply(exc)
+            return self.session.command_failed(exc)
 
     # -- simple commands ---------------------------------------------------------------
 
@@ -467,7 +428,7 @@ class Connection(DataTransfers):
         try:
             self.listener = PassiveListener(self.local_host, self.config.passive_ports)
         except TransferCoreError as exc:
-            await self.send(Reply.one(425, f"Cannot open a passive connection: {exc}"))
+            await self.send(self.session.passive_failed(exc))
             return
         for out in self.session.passive_done(kind, (self.listener.address(),)):
             await self.execute(out)
@@ -482,7 +443,7 @@ class Connection(DataTransfers):
                 return self.session.storage_done(op, None)
             return self.session.storage_done(op, await self.io(self.driver.stat, path))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
-            return [error_reply(exc)]
+            return [self.session.command_failed(exc)]
 
     def track_transfer(self, action: Store | Retrieve | Listing, task: asyncio.Task[None]) -> None:
         """``-v``: one line when a transfer starts, one when it ends with its bytes and outcome."""
@@ -522,14 +483,14 @@ class Connection(DataTransfers):
                 )
             return self.session.attributes_done(op)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
-            return [error_reply(exc)]
+            return [self.session.command_failed(exc)]
 
     async def _rename(self, op: Rename) -> Reply:
         await self.io(self.driver.rename, self.dpath(op.src), self.dpath(op.dst))
-        return Reply.one(250, "Rename successful.")
+        return self.session.renamed(op)
 
     async def _checksum(self, op: Checksum) -> Reply:
-        return Reply.one(213, await self.io(self._checksum_sync, op))
+        return self.session.checksum_done(op, await self.io(self._checksum_sync, op))
 
     def _checksum_sync(self, op: Checksum) -> str:
         path = self.dpath(op.path)

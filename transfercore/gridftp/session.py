@@ -18,16 +18,17 @@ from collections.abc import Callable
 import attrs
 
 from ..contract import ObjectInfo
-from ..errors import PathEscapesRoot, RangeSyntaxError, TransferCoreError
+from ..errors import PathEscapesRoot, RangeSyntaxError, TransferAborted, TransferCoreError
 from ..ranges import RangeSet
 from . import arguments as A
 from . import listing
 from .control import BadLine, Command, Reply
-from .errors import BadArgument
+from .errors import BadArgument, LocalProtocolError
 from .gsi import dataprot
 from .gsi.dataprot import DataProtection
 from .hostport import HostPort, epsv_text, parse_eprt, parse_ftp_hostport, parse_spor, pasv_text
 from .paths import resolve
+from .replies import error_reply
 
 DEFAULT_MARKER_INTERVAL = 5.0
 
@@ -38,6 +39,35 @@ class State(enum.Enum):
     READY = "ready"
     TRANSFER = "transfer"
     CLOSED = "closed"
+
+
+class Change(enum.Enum):
+    """What moves a session from one :class:`State` to another."""
+
+    USER_GIVEN = "user-given"
+    LOGGED_IN = "logged-in"
+    LOGIN_REFUSED = "login-refused"
+    TRANSFER_STARTED = "transfer-started"
+    TRANSFER_ENDED = "transfer-ended"
+    #: QUIT, too many commands, too many refused logins
+    CLOSED = "closed"
+
+
+_LOGGING_IN = (State.NEED_USER, State.NEED_PASS)
+_OPEN = (State.NEED_USER, State.NEED_PASS, State.READY, State.TRANSFER)
+
+#: Every state change a session may make; anything else is a bug in the session.
+TRANSITIONS: dict[tuple[State, Change], State] = {
+    **{(s, Change.USER_GIVEN): State.NEED_PASS for s in _LOGGING_IN},
+    **{(s, Change.LOGGED_IN): State.READY for s in _LOGGING_IN},
+    **{(s, Change.LOGIN_REFUSED): State.NEED_USER for s in _LOGGING_IN},
+    (State.READY, Change.TRANSFER_STARTED): State.TRANSFER,
+    # a transfer's end after QUIT (or a refused start) leaves the state as it is
+    (State.TRANSFER, Change.TRANSFER_ENDED): State.READY,
+    (State.READY, Change.TRANSFER_ENDED): State.READY,
+    (State.CLOSED, Change.TRANSFER_ENDED): State.CLOSED,
+    **{(s, Change.CLOSED): State.CLOSED for s in _OPEN},
+}
 
 
 @attrs.frozen
@@ -257,6 +287,13 @@ class Session:
 
     # -- entry points ------------------------------------------------------------
 
+    def _change(self, change: Change) -> None:
+        """The one place the state changes, through :data:`TRANSITIONS`."""
+        new = TRANSITIONS.get((self.state, change))
+        if new is None:
+            raise LocalProtocolError(f"no transition from {self.state.value} on {change.value}")
+        self.state = new
+
     def greeting(self) -> Reply:
         return Reply.one(220, self.config.banner)
 
@@ -265,7 +302,7 @@ class Session:
             return []
         self.commands_seen += 1
         if self.commands_seen > self.config.max_commands:
-            self.state = State.CLOSED
+            self._change(Change.CLOSED)
             return [Reply.one(421, "Too many commands in one session; closing. Reconnect to go on."), Close()]
         if isinstance(event, BadLine):
             return [Reply.one(500, f"Syntax error: {event.reason}.")]
@@ -299,14 +336,14 @@ class Session:
     def login_done(self, ok: bool, *, writable: bool = False, reason: str | None = None) -> list[Output]:
         """The one reply to a PASS: ``reason`` says why a login was refused, when it is not the password."""
         if ok:
-            self.state = State.READY
+            self._change(Change.LOGGED_IN)
             self.writable = writable
             return [Reply.one(230, f"User {self.user} logged in.")]
         self.login_failures += 1
-        self.state = State.NEED_USER
+        self._change(Change.LOGIN_REFUSED)
         self.user = None
         if self.login_failures >= self.config.max_login_failures:
-            self.state = State.CLOSED
+            self._change(Change.CLOSED)
             return [Reply.one(421, "Too many failed logins; closing."), Close()]
         return [Reply.one(530, reason or "Login incorrect.")]
 
@@ -384,14 +421,56 @@ class Session:
             return False
         return event.verb == "ABOR" or (event.verb == "STAT" and not event.arg.strip())
 
+    # -- results of actions the shell carried out: the session decides their replies --
+
+    def renamed(self, op: Rename) -> Reply:
+        return Reply.one(250, "Rename successful.")
+
+    def checksum_done(self, op: Checksum, value: str) -> Reply:
+        return Reply.one(213, value)
+
+    def command_failed(self, exc: BaseException) -> Reply:
+        """A command's action failed (storage, namespace, checksum): one reply for it."""
+        return error_reply(exc)
+
+    def passive_failed(self, exc: BaseException) -> Reply:
+        return Reply.one(425, f"Cannot open a passive connection: {exc}")
+
+    def closing(self, reason: str) -> Reply:
+        """The server ends the session (idle, full, making room for another login): 421."""
+        return Reply.one(421, reason)
+
+    # -- data-transfer events: the session decides their replies -------------------
+
+    def transfer_started(self, action: Store | Retrieve | Listing, *, spooled: bool = False) -> Reply:
+        """The data connection is about to carry ``action``: the 150 preliminary reply."""
+        if isinstance(action, Listing):
+            return Reply.one(150, "Opening ASCII mode data connection for listing.")
+        if isinstance(action, Retrieve):
+            return Reply.one(150, "Opening BINARY mode data connection.")
+        if spooled:
+            return Reply.one(150, "Beginning transfer (size unknown: spooling until the end).")
+        return Reply.one(150, "Beginning transfer.")
+
+    def transfer_finished(self, action: Store | Retrieve | Listing) -> Reply:
+        """Every byte arrived (and, for an upload, the storage published it): 226."""
+        return Reply.one(226, "Transfer complete." if isinstance(action, Listing) else "Transfer Complete.")
+
+    def transfer_failed(self, exc: BaseException, *, aborted: bool = False) -> Reply:
+        """The transfer ended with ``exc``; an ABOR the client sent is what it hears about."""
+        return error_reply(TransferAborted("transfer aborted on request") if aborted else exc, during_transfer=True)
+
+    def abort_finished(self) -> Reply:
+        """ABOR stopped the transfer (426 went out for it) or found none."""
+        return Reply.one(226, "Abort successful.")
+
     def transfer_done(self, *, cached: bool = False) -> None:
         """A transfer ended (well or not): its one-shot settings are spent.
 
         ``cached``: its MODE E data connections stay open for the next
         transfer (data-channel caching), so the data setup stays too.
         """
-        if self.state is State.TRANSFER:
-            self.state = State.READY
+        self._change(Change.TRANSFER_ENDED)
         self.restart = None
         self.alloc = None
         if not (cached and self.mode == "E"):
@@ -415,14 +494,14 @@ class Session:
         if cmd.verb == "NOOP":
             return [OK]
         if cmd.verb == "QUIT":
-            self.state = State.CLOSED
+            self._change(Change.CLOSED)
             return [Abort(), Reply.one(221, "Goodbye."), Close()]
         if cmd.verb == "STAT":
             return [Reply.one(213, "Transfer in progress.")]
         return [Reply.one(503, "A transfer is in progress; wait for its reply or send ABOR.")]
 
     def _start_transfer(self, action: Store | Retrieve | Listing) -> list[Output]:
-        self.state = State.TRANSFER
+        self._change(Change.TRANSFER_STARTED)
         return [action]
 
     # -- login -------------------------------------------------------------------
@@ -434,7 +513,7 @@ class Session:
         if self.state is State.READY:
             return [Reply.one(503, "Already logged in.")]
         self.user = name
-        self.state = State.NEED_PASS
+        self._change(Change.USER_GIVEN)
         return [Reply.one(331, "Please specify the password.")]
 
     def _cmd_PASS(self, arg: str) -> list[Output]:
@@ -452,7 +531,7 @@ class Session:
         return [Authenticate(self.user, arg)]
 
     def _cmd_QUIT(self, arg: str) -> list[Output]:
-        self.state = State.CLOSED
+        self._change(Change.CLOSED)
         return [Reply.one(221, "Goodbye."), Close()]
 
     # -- information ---------------------------------------------------------------

@@ -33,7 +33,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..contract import Driver, Writer
-from ..errors import NotFound, TransferAborted, TransferCoreError
+from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
+from ..markers import Durable
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
 from . import listing
@@ -51,22 +52,22 @@ from .datachannel import (
     set_buffers,
 )
 from .download import plan_retrieve
-from .errors import DataTimeout, RemoteProtocolError, ReplyError
+from .errors import DataTimeout, NoDataConnection, RemoteProtocolError, TooManyDataConnections
 from .gsi.datasock import SecureDataSocket, secure_data_socket
 from .gsi.proxy import Credential
 from .hostport import HostPort
-from .inplace import SliceMarks, SliceWriter, copy_kept
+from .inplace import SliceWriter, copy_kept
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
-from .replies import error_reply
 from .session import Active, Listing, Passive, Retrieve, Session, Store
-from .spool import Spool, SpoolFull
-from .upload import StorePlan, UploadTracker, check_complete, check_spooled, plan_store
+from .spool import Spool
+from .spooled import store_spooled
+from .upload import StorePlan, UploadTracker, check_complete, plan_store
 from .uploadlock import UPLOADS
 
 if TYPE_CHECKING:
-    from .server import ServerConfig
+    from .serverconfig import ServerConfig
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
@@ -133,7 +134,7 @@ class DataTransfers:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
         if reply:
-            await self.send(Reply.one(226, "Abort successful."))
+            await self.send(self.session.abort_finished())
 
     def _track(self, sock: socket.socket, buffer_size: int | None, *, initiator: bool = False) -> socket.socket:
         sock.settimeout(self.config.data_timeout)
@@ -156,7 +157,7 @@ class DataTransfers:
 
     async def accept_one(self, buffer_size: int | None) -> socket.socket:
         if self.listener is None:
-            raise ReplyError(425, "No passive listener; send PASV first.")
+            raise NoDataConnection("No passive listener; send PASV first.")
         sock = await self.io(self.listener.accept, self.config.data_timeout, self.stop)
         return self._track(sock, buffer_size)
 
@@ -167,9 +168,7 @@ class DataTransfers:
             try:
                 sock = await self.io(connect, hp, self.config.data_timeout)
             except OSError as exc:
-                raise ReplyError(
-                    425, f"Cannot open data connection to {hp.host}:{hp.port}: {exc}"
-                ) from None
+                raise NoDataConnection(f"Cannot open data connection to {hp.host}:{hp.port}: {exc}") from None
             return self._track(sock, buffer_size, initiator=True)
 
         targets = [addresses[i % len(addresses)] for i in range(max(count, 1))]
@@ -202,9 +201,8 @@ class DataTransfers:
                 await self.send_listing(action)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
             self.keep = []
-            err: BaseException = TransferAborted("transfer aborted on request") if self.aborted else exc
-            log.info("transfer failed: %s", err)
-            await self.send(error_reply(err, during_transfer=True))
+            log.info("transfer failed: %s", exc)
+            await self.send(self.session.transfer_failed(exc, aborted=self.aborted))
         finally:
             kept = {id(s) for s in self.keep}
             for sock in self.data_socks:
@@ -261,7 +259,7 @@ class DataTransfers:
         except NotFound:
             return None
         if info.is_dir:
-            raise ReplyError(553, f"{act.path} is a directory.")
+            raise IsADirectory(f"{act.path} is a directory.")
         return info.size
 
     async def _store(self, act: Store) -> None:
@@ -280,20 +278,20 @@ class DataTransfers:
         writer: Writer = await self.io(
             self.driver.open_write, plan.target, plan.object_size(length), plan.resume()
         )
-        marks = SliceMarks(writer, plan, length)
-        markers = RestartMarkers(marks.resumed())
+        # markers name the upload's slice in data offsets
+        markers = RestartMarkers(writer.resumed, view=functools.partial(plan.marker, length=length))
         marker_lock = asyncio.Lock()
         progress = self.progress = Progress()
         completed = False
         marker_task: asyncio.Task[None] | None = None
         try:
-            await self.send(Reply.one(150, "Beginning transfer."))
+            await self.send(self.session.transfer_started(act))
             before, after = plan.kept(length)
             await self._copy_kept(plan, writer, before - writer.resumed)
             if act.mode == "E":
                 marker_task = asyncio.create_task(
                     self.marker_loop(
-                        marks, markers, marker_lock, progress, act.restart_interval, act.perf_interval
+                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
                     )
                 )
             received = await self.receive(act, plan, writer, progress)
@@ -301,20 +299,18 @@ class DataTransfers:
             await self._copy_kept(plan, writer, after - writer.resumed)
             await self._stop_task(marker_task)
             async with marker_lock:
-                durable = await self.io(marks.durable)
-                if act.mode == "E":
-                    final = markers.update(durable)
-                    if final is not None:
-                        await self.send(final)
+                final = await self.io(markers.take, writer)
+                if act.mode == "E" and final is not None:
+                    await self.send(final)
                 await self.io(writer.complete)
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
             completed = True
-            await self.send(Reply.one(226, "Transfer Complete."))
+            await self.send(self.session.transfer_finished(act))
         finally:
             await self._stop_task(marker_task)
             if not completed:
-                await self._keep_partial(writer, marks, markers, marker_lock, act.mode, plan)
+                await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
 
     async def _copy_kept(self, plan: StorePlan, writer: Writer, ranges: RangeSet) -> None:
         if ranges:
@@ -373,13 +369,6 @@ class DataTransfers:
         except TransferCoreError:
             return False
 
-    @staticmethod
-    async def _spool_bounded(receiving: Any) -> None:
-        try:
-            await receiving
-        except SpoolFull as exc:
-            raise ReplyError(552, str(exc)) from None
-
     async def store_spooled(self, act: Store, plan: StorePlan) -> None:
         key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
         # a refusal comes before any data is accepted: a probe writer checks name and permission
@@ -398,7 +387,7 @@ class DataTransfers:
         stored = False
         try:
             progress = self.progress = Progress()
-            await self.send(Reply.one(150, "Beginning transfer (size unknown: spooling until the end)."))
+            await self.send(self.session.transfer_started(act, spooled=True))
             if act.mode == "E":
                 if spool.restartable:
                     marker_task = asyncio.create_task(
@@ -407,48 +396,28 @@ class DataTransfers:
                 else:
                     marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
                 # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
-                await self._spool_bounded(
-                    self.receive_mode_e(act, plan, spool.write, progress, None, shift=0)
-                )
+                await self.receive_mode_e(act, plan, spool.write, progress, None, shift=0)
             else:
                 self.cache.drop()
                 sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
                     await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
                 )[0]
                 start = spool.resumed.prefix_end()
-                await self._spool_bounded(self.io(receive_stream, sock, spool, start, progress, self.stop))
+                await self.io(receive_stream, sock, spool, start, progress, self.stop)
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
             await self._stop_task(marker_task)
-            length = check_spooled(spool.received())
-            writer: Writer = await self.io(self.driver.open_write, plan.target, plan.object_size(length), None)
-            try:
-                before, after = plan.kept(length)
-                await self._copy_kept(plan, writer, before)
-                await self.io(spool.copy_into, writer, self.stop, plan.offset, length)
-                await self._copy_kept(plan, writer, after)
-                await self.io(writer.complete)
-                if plan.renames:
-                    await self.io(self.driver.rename, plan.target, plan.path)
-            except BaseException:
-                # The spool holds the upload for a restart; the copy goes.
-                with contextlib.suppress(Exception):
-                    await self.io(writer.abort)
-                if plan.renames:
-                    with contextlib.suppress(Exception):
-                        await self.io(self.driver.discard_partial, plan.target)
-                        await self.io(self.driver.remove, plan.target)
-                raise
+            await self.io(store_spooled, self.driver, spool, plan.path, plan, self.stop)
             stored = True
             spool.discard()
-            await self.send(Reply.one(226, "Transfer Complete."))
+            await self.send(self.session.transfer_finished(act))
         finally:
             await self._stop_task(marker_task)
             if not stored:
                 # Keep what is durable for a REST, and say what it is first.
                 async with lock:
                     with contextlib.suppress(Exception):
-                        reply = markers.update(await self.io(spool.durable))
+                        reply = await self.io(markers.take, spool)
                         if reply is not None and act.mode == "E":
                             await self.send(reply)
                 spool.close()
@@ -461,7 +430,6 @@ class DataTransfers:
     async def _keep_partial(
         self,
         writer: Writer,
-        marks: SliceMarks,
         markers: RestartMarkers,
         lock: asyncio.Lock,
         mode: str,
@@ -469,13 +437,11 @@ class DataTransfers:
     ) -> None:
         # Tell the client what is safe before the error reply, then keep it for a restart.
         async with lock:
-            durable = RangeSet()
             with contextlib.suppress(Exception):
-                durable = await self.io(marks.object_durable)
-                if mode == "E":
-                    reply = markers.update(plan.marker(durable, marks.length))
-                    if reply is not None:
-                        await self.send(reply)
+                reply = await self.io(markers.take, writer)
+                if mode == "E" and reply is not None:
+                    await self.send(reply)
+            durable = markers.cursor.durable
             with contextlib.suppress(Exception):
                 await self.io(writer.abort)
             if plan.renames and not durable:
@@ -486,7 +452,7 @@ class DataTransfers:
 
     async def marker_loop(
         self,
-        writer: SliceMarks | Spool,
+        writer: Durable,
         markers: RestartMarkers,
         lock: asyncio.Lock,
         progress: Progress,
@@ -502,7 +468,7 @@ class DataTransfers:
                 await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
             if restart:
                 async with lock:
-                    reply = markers.update(await self.io(writer.durable))
+                    reply = await self.io(markers.take, writer)
                     if reply is not None:
                         await self.send(reply)
 
@@ -558,7 +524,7 @@ class DataTransfers:
         if isinstance(act.data, Active) and not socks:
             socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
         if isinstance(act.data, Passive) and self.listener is None and not socks:
-            raise ReplyError(425, "No passive listener; send PASV first.")
+            raise NoDataConnection("No passive listener; send PASV first.")
         pending = {asyncio.create_task(conn(s)) for s in socks}
         opened = len(pending)
         loop = asyncio.get_running_loop()
@@ -601,8 +567,7 @@ class DataTransfers:
                     if opened >= self.config.max_data_connections:
                         close_quietly(sock)
                         fail(
-                            ReplyError(
-                                451,
+                            TooManyDataConnections(
                                 f"The client opened more than {self.config.max_data_connections} data "
                                 "connections for one transfer; refusing the transfer.",
                                 hint="use fewer parallel streams (-p)",
@@ -643,7 +608,7 @@ class DataTransfers:
         try:
             plan = plan_retrieve(act, reader.size)
             progress = self.progress = Progress()
-            await self.send(Reply.one(150, "Opening BINARY mode data connection."))
+            await self.send(self.session.transfer_started(act))
             if act.perf_markers:
                 perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
             socks = await self.sending_socks(act.data, act.mode, act.parallelism, act.buffer_size)
@@ -665,7 +630,7 @@ class DataTransfers:
             if perf is not None:
                 await self._stop_task(perf)
                 await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
-            await self.send(Reply.one(226, "Transfer Complete."))
+            await self.send(self.session.transfer_finished(act))
         finally:
             await self._stop_task(perf)
             reader.close()
@@ -676,7 +641,7 @@ class DataTransfers:
                 listing.render, self.driver, self.dpath(act.path), act.path, act.verb, writable=self.session.writable
             )
         )
-        await self.send(Reply.one(150, "Opening ASCII mode data connection for listing."))
+        await self.send(self.session.transfer_started(act))
         socks = await self.sending_socks(act.data, act.mode, 1, None)
         if act.mode == "S":
             await self.io(socks[0].sendall, body)
@@ -684,4 +649,4 @@ class DataTransfers:
             payload = (encode_block(0, body) if body else b"") + encode_eof_eod(1, close=False)
             await self.io(socks[0].sendall, payload)
             self.keep = socks
-        await self.send(Reply.one(226, "Transfer complete."))
+        await self.send(self.session.transfer_finished(act))

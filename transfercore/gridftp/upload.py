@@ -20,6 +20,7 @@ import threading
 import attrs
 
 from ..capabilities import Capabilities
+from ..partialnames import is_partial_name, partial_path
 from ..ranges import ByteRange, RangeSet
 from .errors import ReplyError
 from .modee import EndOfData, EndOfFile, EndTracker, Event
@@ -29,17 +30,8 @@ from .session import Store
 DEFAULT_REORDER_WINDOW = 32 * 1024 * 1024
 #: Largest piece of a block read into one buffer (a bigger block arrives in pieces).
 MAX_PIECE = 4 * 1024 * 1024
-PARTIAL_SUFFIX = ".tcpart"
-
-
-def partial_name(path: str) -> str:
-    """The name an upload is written under until it is complete, beside its final name."""
-    head, _, name = path.rstrip("/").rpartition("/")
-    return f"{head}/.{name}{PARTIAL_SUFFIX}"
-
-
-def is_partial_name(name: str) -> bool:
-    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
+#: The name an upload is written under until it is complete, beside its final name.
+partial_name = partial_path
 
 
 @attrs.frozen

@@ -19,10 +19,6 @@ def invalid_values() -> dict[str, str]:
     return {PREFIX + "state": "Invalid", PREFIX + "lastupdate": str(int(time.time()))}
 
 
-def invalidate(path: str) -> None:
-    api.set_attrs(path, invalid_values())
-
-
 def store(path: str, algorithm: str, value: str, size: int) -> None:
     api.set_attrs(
         path,

@@ -14,23 +14,15 @@ names are replaced by a digest so the hidden names stay within NAME_MAX.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 
 from transfercore.driverkit import TOKEN_HEX
+from transfercore.partialnames import PARTIAL_SUFFIX
+from transfercore.partialnames import stem as _stem
 
-PARTIAL_SUFFIX = ".tcpart"
 SIDECAR_SUFFIX = ".tcpart.marker"
-#: Longest object name (bytes) used verbatim in hidden names; longer ones are hashed.
-_VERBATIM_MAX = 200
 _TEMP_MARK = ".tmp-"
-
-
-def _stem(name: str) -> str:
-    if len(name.encode("utf-8", "surrogateescape")) <= _VERBATIM_MAX:
-        return name
-    return "tc-" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def partial_name(name: str, token: str) -> str:

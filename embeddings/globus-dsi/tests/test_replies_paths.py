@@ -13,7 +13,7 @@ from transfercore import errors as E
         (E.RestartRejected("cannot resume x"), 553, "APPEND_NOT_SUPPORTED"),
         (E.NotFound("no such file"), 550, "PATH_NOT_FOUND"),
         (E.PathEscapesRoot("escapes"), 550, "PATH_NOT_ALLOWED"),
-        (E.NoSpace("full"), 451, "NO_SPACE_LEFT"),
+        (E.NoSpace("full"), 452, "NO_SPACE_LEFT"),
         (E.UnknownChecksum("crc99"), 504, "UNSUPPORTED_CHECKSUM"),
         (E.StorageError("EIO"), 451, "IO_FAILED"),
         (RuntimeError("boom"), 451, "DSI_INTERNAL"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from transfercore_globus_dsi.restart import TO_END, held_marker, new_ranges
+from transfercore_globus_dsi.restart import TO_END, held_marker
 
 from transfercore.errors import RestartRejected
 from transfercore.ranges import RangeSet
@@ -43,8 +43,3 @@ def test_held_and_to_receive_partition_the_object(spans, size):
         return
     assert (held | to_receive) == RangeSet.span(0, size)
     assert not (held & to_receive)
-
-
-def test_new_ranges_are_the_delta():
-    assert new_ranges(RangeSet.span(0, 300), RangeSet.span(0, 100)) == RangeSet.span(100, 300)
-    assert not new_ranges(RangeSet.span(0, 100), RangeSet.span(0, 300))

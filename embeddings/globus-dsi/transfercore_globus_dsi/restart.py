@@ -39,8 +39,3 @@ def held_marker(to_receive: Iterable[tuple[int, int]], size: int | None) -> Rang
         missing.append((min(offset, size), min(max(end, offset), size)))
     held = RangeSet.of(*missing).complement(size)
     return held or None
-
-
-def new_ranges(durable: RangeSet, reported: RangeSet) -> RangeSet:
-    """What a ``durable()`` result adds to what was already reported."""
-    return durable - reported

@@ -19,11 +19,13 @@ from typing import Any
 from transfercore.contract import Writer
 from transfercore.errors import InvalidWrite, IsADirectory, NotFound, RestartRejected, TransferCoreError
 from transfercore.gridftp.inplace import copy_kept
+from transfercore.gridftp.spooled import store_spooled
 from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
+from transfercore.markers import MarkerCursor, MarkerPolicy
 from transfercore.ranges import RangeSet
 
 from . import glue
-from .restart import held_marker, new_ranges
+from .restart import held_marker
 from .session import Session
 
 log = logging.getLogger("transfercore.globus_dsi")
@@ -31,6 +33,10 @@ log = logging.getLogger("transfercore.globus_dsi")
 #: (the flush period when shorter, but at least 0.1 s: each tick takes the GIL on the event thread)
 REPORT_PERIOD = 1.0
 
+
+
+def _same(ranges: RangeSet) -> RangeSet:
+    return ranges
 
 
 class Upload:
@@ -52,7 +58,14 @@ class Upload:
         self.eof = False
         self.error: BaseException | None = None
         self.finished = False
-        self.reported = writer.resumed if writer is not None else RangeSet()
+        #: the restart markers: asks durable(), checks each answer grows, gives what is new;
+        #: an update's kept bytes are no data of this upload, so only its slice is reported
+        self.markers = MarkerCursor(
+            writer.resumed if writer is not None else None,
+            view=(lambda r: r & plan.slice(plan.size)) if plan is not None and plan.size is not None else _same,
+        )
+        #: one durable() at a time: the marker thread's and the final one
+        self.durable_lock = threading.Lock()
         self.to_report: list[RangeSet] = []
         self.received = 0
         self.python_seconds = 0.0
@@ -109,11 +122,16 @@ class Upload:
             log.warning("the marker timer of %s did not stop: %s", self.path, glue.result_text(result))
 
     def _flush_loop(self, period: float) -> None:
-        assert self.writer is not None
+        # the core's rule, on the period the configuration chose: no flush when nothing new arrived
+        self.markers.policy = MarkerPolicy(interval=period, bytes=None)
+        self.markers.mark_taken(time.monotonic(), 0)
         while not self.stop.wait(period):
+            if not self.markers.due(time.monotonic(), self.received):
+                continue
+            self.markers.mark_taken(time.monotonic(), self.received)
             try:
                 t = time.perf_counter()
-                marker = self.writer.durable()
+                self._take_marker()
                 self.flush_seconds += time.perf_counter() - t
                 self.flush_calls += 1
             except BaseException as exc:  # a failed flush fails the upload
@@ -122,16 +140,14 @@ class Upload:
                     if self.error is None:
                         self.error = exc
                 return
-            self._queue_marker(marker)
 
-    def _queue_marker(self, marker: RangeSet) -> None:
-        if self.plan is not None and self.plan.size is not None:
-            # an update's kept bytes are no data of this upload: only its slice is reported
-            marker = marker & self.plan.slice(self.plan.size)
-        with self.lock:
-            fresh = new_ranges(marker, self.reported)
-            if fresh:
-                self.reported = self.reported | fresh
+    def _take_marker(self) -> None:
+        """Ask the writer what is durable; queue what is new for the next Globus callback."""
+        assert self.writer is not None
+        with self.durable_lock:
+            fresh = self.markers.take(self.writer)
+        if fresh:
+            with self.lock:
                 self.to_report.append(fresh)
 
     def on_timer(self) -> None:
@@ -266,30 +282,13 @@ class Upload:
     def _complete(self) -> None:
         plan = self.plan
         if self.spool is not None:
-            got = self.spool.received()
-            size = got.end()
-            holes = RangeSet.span(0, size) - got
-            if holes:
-                raise InvalidWrite(f"the upload of {self.path} left holes: no data arrived for {holes}")
-            total = plan.object_size(size) if plan is not None else size
-            writer = self.session.driver.open_write(self.path, total, None)
-            try:
-                if plan is not None:
-                    self._copy_kept(writer, plan.kept(size)[0])
-                    self.spool.copy_into(writer, None, plan.offset, size)
-                    self._copy_kept(writer, plan.kept(size)[1])
-                else:
-                    self.spool.copy_into(writer)
-                writer.complete()
-            except BaseException:
-                writer.abort()
-                raise
+            store_spooled(self.session.driver, self.spool, self.path, plan)
             return
         assert self.writer is not None
         if plan is not None and plan.size is not None:
             self._copy_kept(self.writer, plan.kept(plan.size)[1])
         if self.session.config.markers != "off":
-            self._queue_marker(self.writer.durable())
+            self._take_marker()
         self.writer.complete()
 
     def _copy_kept(self, writer: Writer, ranges: RangeSet) -> None:
@@ -301,7 +300,7 @@ class Upload:
             return
         try:
             if self.session.config.markers != "off":
-                self._queue_marker(self.writer.durable())
+                self._take_marker()
         except BaseException as exc:
             log.warning("no final marker for %s: %s", self.path, exc)
         try:

@@ -322,9 +322,6 @@ class SecurityContext:
                 f"a protected message failed its integrity check ({exc.reason or 'bad record'})"
             ) from exc
 
-    def pending_output(self) -> bytes:
-        return self._outgoing.read()
-
 
 def _der_chain(certs: object) -> tuple[x509.Certificate, ...]:
     out = []

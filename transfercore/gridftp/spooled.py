@@ -1,0 +1,55 @@
+"""A finished spooled upload (no ``ALLO``), written into the storage and published: ``serve`` and the DSI.
+
+The spool holds the data at their data offsets; once the last byte is in,
+the size is known, so the object is written whole (with the bytes an
+``ESTO`` update keeps around its slice), completed, and published under its
+name only then.  A failure removes the copy and keeps the spool for a
+restart.  Blocking: run it off an event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from ..contract import Driver, Writer
+from .inplace import copy_kept
+from .spool import Spool
+from .upload import StorePlan, check_spooled
+
+
+def store_spooled(
+    driver: Driver, spool: Spool, path: str, plan: StorePlan | None, stop: threading.Event | None = None
+) -> int:
+    """Write ``spool`` into the object at ``path`` as ``plan`` says (``None``: a plain ``STOR``); its size.
+
+    A spool with holes stores nothing (:func:`check_spooled`).
+    """
+    never = threading.Event()
+    length = check_spooled(spool.received())
+    target = plan.target if plan is not None else path
+    writer: Writer = driver.open_write(target, plan.object_size(length) if plan is not None else length, None)
+    try:
+        if plan is not None:
+            before, after = plan.kept(length)
+            copy_kept(driver, plan.path, plan.base or 0, writer, before, stop or never)
+            spool.copy_into(writer, stop, plan.offset, length)
+            copy_kept(driver, plan.path, plan.base or 0, writer, after, stop or never)
+        else:
+            spool.copy_into(writer, stop, 0, length)
+        writer.complete()
+        if plan is not None and plan.renames:
+            driver.rename(plan.target, plan.path)
+    except BaseException:
+        # the spool holds the upload for a restart; the copy goes
+        with contextlib.suppress(Exception):
+            writer.abort()
+        if plan is not None and plan.renames:
+            with contextlib.suppress(Exception):
+                driver.discard_partial(plan.target)
+                driver.remove(plan.target)
+        raise
+    return length
+
+
+__all__ = ["store_spooled"]
