@@ -62,7 +62,7 @@ from .modee import encode_block, encode_eof_eod
 from .replies import error_reply
 from .session import Active, Listing, Passive, Retrieve, Session, Store
 from .spool import Spool, SpoolFull
-from .upload import StorePlan, UploadTracker, check_complete, check_spooled, is_partial_name, plan_store
+from .upload import StorePlan, UploadTracker, check_complete, check_spooled, plan_store
 from .uploadlock import UPLOADS
 
 if TYPE_CHECKING:
