@@ -86,7 +86,12 @@ def serve_http(tmp_path: Path) -> Iterator[Callable[..., HttpServer]]:
         server.stop()
 
 
-def poll(check: Callable[[], bool], timeout: float = 20.0, what: str = "a condition") -> None:
+@pytest.fixture
+def poll() -> Callable[..., None]:
+    return poll_until
+
+
+def poll_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "a condition") -> None:
     """Wait until ``check()`` holds, polling, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not check():
