@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
         log_level="info" if args.verbose else "warning",
         h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
-        timeout_keep_alive=30, limit_concurrency=args.max_uploads * 4 + 16,
+        timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
 

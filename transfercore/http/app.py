@@ -272,6 +272,10 @@ class UploadApp:
                 # A durable point mid-request: what a crash of the server would keep.
                 record = await asyncio.to_thread(self._sync, writer, record)
                 unsynced = 0
+        if buf:  # what arrived before a cut or a timeout is kept too
+            await asyncio.to_thread(writer.write, pos, bytes(buf))
+            pos += len(buf)
+            buf.clear()
         if hasher is not None:
             assert body.checksum is not None
             if disconnected or hasher.digest() != body.checksum[1]:
