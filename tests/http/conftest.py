@@ -75,8 +75,8 @@ class Response:
 def serve_http(tmp_path: Path) -> Iterator[Callable[..., HttpServer]]:
     started: list[HttpServer] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> HttpServer:
-        server = HttpServer(list(args), tmp_path / "uploads-state", tmp_path / "serve-http.log",
+    def start(*args: str, env: dict[str, str] | None = None, state: Path | None = None) -> HttpServer:
+        server = HttpServer(list(args), state or tmp_path / "uploads-state", tmp_path / "serve-http.log",
                             os.environ | {"XDG_STATE_HOME": str(tmp_path / "xdg")} | (env or {}))
         started.append(server)
         return server.start()

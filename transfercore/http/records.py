@@ -18,6 +18,7 @@ from pathlib import Path
 
 import attrs
 
+from ..driverkit import fsync_dir
 from ..errors import from_oserror
 from .protocol import UploadRecord
 
@@ -33,7 +34,11 @@ class RecordStore:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
+        missing = [d for d in (self.directory, *self.directory.parents) if not d.exists()]
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # a directory made here must survive a power cut with the records in it: its name too
+        for made in reversed(missing):
+            fsync_dir(str(made.parent))
         self._lock = threading.Lock()
 
     def _path(self, upload_id: str) -> Path:
@@ -80,8 +85,4 @@ class RecordStore:
                 yield record
 
     def _sync_dir(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(str(self.directory))
