@@ -293,8 +293,7 @@ class UploadApp:
                              f"Upload-Complete: ?1 but {pos} of the {record.length} bytes arrived; "
                              f"the upload stays open at offset {record.offset}", tus=tus,
                              headers=(("Upload-Offset", str(record.offset)), ("Upload-Complete", "?0")))
-        now = self.clock()
-        return (p.reply_created if created else p.reply_appended)(self.config, record, record.offset, now)
+        return self._done(record, record.offset, tus, created)
 
     # -- storage (worker threads) ---------------------------------------------------------
 
@@ -351,8 +350,12 @@ class UploadApp:
                               expires=self.clock() + self.config.expiry)
         self.records.save(record)
         self._paths.pop(record.path, None)
-        now = self.clock()
-        return (p.reply_created if created else p.reply_appended)(self.config, record, record.length, now)
+        return self._done(record, record.length, tus, created)
+
+    def _done(self, record: p.UploadRecord, offset: int, tus: bool, created: bool) -> p.Reply:
+        if created:
+            return p.reply_created(self.config, record, offset, self.clock())
+        return p.reply_appended(self.config, record, offset, self.clock(), tus=tus)
 
     def _digest_matches(self, writer: Writer, record: p.UploadRecord) -> bool:
         assert record.digest is not None

@@ -239,9 +239,9 @@ def reply_created(config: Config, record: UploadRecord, offset: int, now: float)
     return Reply(201, (*ietf, ("Upload-Complete", "?0")))
 
 
-def reply_appended(config: Config, record: UploadRecord, offset: int, now: float) -> Reply:
-    """After an append whose content was all processed."""
-    if record.protocol == "tus" or record.protocol == "tus-append":
+def reply_appended(config: Config, record: UploadRecord, offset: int, now: float, *, tus: bool) -> Reply:
+    """After an append whose content was all processed (in the protocol of the append)."""
+    if tus:
         headers = [("Upload-Offset", str(offset))]
         if not record.complete:
             headers.append(("Upload-Expires", _expires(record)))
@@ -415,13 +415,6 @@ def _destination(req: Request, name: str | None) -> str:
         raise _Bad(problem(403, "bad-name", f"{path!r} names no file, or a hidden one (names starting with '.' "
                            "are the server's partial files)", tus=req.tus))
     return path
-
-
-def _body(req: Request, offset: int, completes: bool, checksum: tuple[str, bytes] | None) -> Body | None:
-    length = req.content_length
-    if length == 0 and checksum is None:
-        return Body(offset, completes) if completes else None
-    return Body(offset, completes, checksum)
 
 
 def decide(req: Request, config: Config) -> Decision:

@@ -39,7 +39,6 @@ class RecordStore:
         # a directory made here must survive a power cut with the records in it: its name too
         for made in reversed(missing):
             fsync_dir(str(made.parent))
-        self._lock = threading.Lock()
 
     def _path(self, upload_id: str) -> Path:
         return self.directory / f"{upload_id}.json"
