@@ -166,3 +166,18 @@ def test_abandoned_uploads_expire(tmp_path: Path, serve_http, poll) -> None:
     assert any(p.name.startswith(".e") for p in root.iterdir())
     poll(lambda: server.request("HEAD", location, TUS).status == 404, what="the upload to expire")
     assert list(root.iterdir()) == []  # its partial data went with it
+
+
+def test_missing_directory_and_both_protocols_on_one_upload(tmp_path: Path, serve_http) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    server = serve_http("--root", str(root))
+    r = server.request("POST", "/files/nodir/x", {"Upload-Complete": "?1"}, body=b"abc")
+    assert r.status == 404 and "does not exist" in json.loads(r.body)["detail"]
+    location = create(server, b"m.bin", 6)  # created with tus ...
+    r = server.request("HEAD", location)  # ... seen and finished through the draft
+    assert (r.status, r.headers["upload-offset"], r.headers["upload-complete"]) == (204, "0", "?0")
+    r = server.request("PATCH", location, {"Upload-Offset": "0", "Upload-Complete": "?1",
+                                           "Content-Type": "application/partial-upload"}, body=b"abcdef")
+    assert r.status == 200 and r.headers["upload-complete"] == "?1"
+    assert (root / "m.bin").read_bytes() == b"abcdef"

@@ -406,7 +406,7 @@ def _close_quietly(writer: Writer) -> None:
 
 def _storage_problem(exc: TransferCoreError, *, tus: bool) -> p.Reply:
     if isinstance(exc, NotFound):
-        return p.problem(404, "not-found", f"{exc}: create the directory first", tus=tus)
+        return p.problem(404, "not-found", str(exc), tus=tus)
     if isinstance(exc, PermissionDenied):
         return p.problem(403, "forbidden", str(exc), tus=tus)
     if isinstance(exc, NoSpace):
