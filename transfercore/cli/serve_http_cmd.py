@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
+    if not tokens and args.host not in ("127.0.0.1", "::1", "localhost"):
+        logging.getLogger("transfercore.http").warning(
+            "serve-http on %s without --token: anyone who reaches the port may upload", args.host
+        )
     config = uvicorn.Config(
         app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
         log_level="info" if args.verbose else "warning",
