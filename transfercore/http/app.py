@@ -25,8 +25,10 @@ from typing import Any
 
 import attrs
 
+from ..capabilities import RestartModel
 from ..contract import Driver, Writer
 from ..errors import (
+    CapabilityError,
     InvalidWrite,
     NoSpace,
     NotFound,
@@ -98,6 +100,14 @@ class UploadApp:
         authorize: Authorizer = anyone,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        caps = driver.capabilities()
+        if caps.restart is RestartModel.NONE:
+            # Its writers report no durable offset, so an upload could never advance past 0.
+            raise CapabilityError(
+                f"driver {driver.name!r} cannot resume a write, so no upload offset could ever be "
+                "promised: serve a driver whose restart model is prefix or ranges"
+            )
+        self._read_back = caps.read_back
         self.driver = driver
         self.records = records
         self.base = base.rstrip("/")
@@ -158,6 +168,10 @@ class UploadApp:
         decision = p.decide(request, self.config)
         if isinstance(decision, p.Reply):
             return decision
+        if isinstance(decision, (p.Create, p.Append)) and decision.digest is not None and not self._read_back:
+            return p.problem(400, "digest-unsupported", "this storage cannot read an object back before "
+                             "publishing it, so Repr-Digest cannot be checked: send the upload without it",
+                             tus=request.tus)
         if isinstance(decision, p.Create):
             return await self._create(request, decision, owner, receive, send)
         upload_id = decision.upload_id
