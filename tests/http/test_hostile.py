@@ -125,8 +125,9 @@ def test_concurrent_append_and_slow_client(tmp_path: Path, serve_http, poll) -> 
         s.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
                   "Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\nA".encode())
 
-        def busy() -> bool:
-            r = server.request("PATCH", location, TUS | OCTETS | {"Upload-Offset": "0"}, body=b"B")
+        def busy() -> bool:  # a probe at a wrong offset: 409 while free (nothing written), 423 while held
+            r = server.request("PATCH", location, TUS | OCTETS | {"Upload-Offset": "999"}, body=b"")
+            assert r.status in (409, 423)
             return r.status == 423
 
         poll(busy, what="the slow request to hold the upload")
