@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import RESUME_HINT, TransferCoreError
 from .exitcodes import ExitCode, exit_code_for
 
-SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "globus_server")
+SUBCOMMANDS: tuple[str, ...] = ("drivers", "copy", "status", "checksum", "conformance", "serve", "serve_http", "globus_server")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,142 @@
+"""``transfercore serve-http``: resumable HTTP uploads (tus 1.0.0, the IETF draft) over any driver."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+from typing import Any
+
+from ..errors import OptionError
+from .exitcodes import ExitCode
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve-http",
+        help="serve resumable HTTP uploads (tus 1.0.0 and the IETF resumable-upload draft)",
+        description=(
+            "Accept resumable uploads over HTTP into a storage driver.  Every Upload-Offset the server "
+            "reports is durable in the destination; an object appears under its name only when complete "
+            "and verified.  Create uploads at /files/<path> (draft) or POST /files/ with a filename (tus)."
+        ),
+    )
+    p.add_argument("--root", help="directory to serve (the posix driver confined to it)")
+    p.add_argument("--driver", help="storage URL instead of --root, e.g. 'hpss:///proj/in'")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--state-dir", help="where upload records are kept (default: the user's state directory)")
+    p.add_argument("--token", action="append", default=[], metavar="OWNER:TOKEN",
+                   help="accept 'Authorization: Bearer TOKEN' as OWNER (repeatable); without it anyone may upload")
+    p.add_argument("--token-file", metavar="FILE", help="lines of OWNER:TOKEN, like --token")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-size", default="1T", metavar="SIZE", help="largest upload (default 1T)")
+    lim.add_argument("--max-header-size", default="16K", metavar="SIZE",
+                     help="largest request head, all header lines together (default 16K)")
+    lim.add_argument("--max-uploads", type=int, default=64, metavar="N",
+                     help="request bodies received at once; more get 503 (default 64)")
+    lim.add_argument("--expiry", type=float, default=24.0, metavar="HOURS",
+                     help="forget an unfinished upload, and its partial data, HOURS after its last byte (default 24)")
+    lim.add_argument("--sync-every", default="16M", metavar="SIZE",
+                     help="make received bytes durable (and reportable) every SIZE of a request (default 16M)")
+    lim.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
+                     help="give up a request body silent for S seconds, keeping its durable part (default 60)")
+    p.add_argument("--port-file", help="write the listening port to this file once ready")
+    p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    p.set_defaults(func=run)
+
+
+def _tokens(args: argparse.Namespace) -> dict[str, str]:
+    lines = list(args.token)
+    if args.token_file:
+        with open(args.token_file) as f:
+            lines += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    tokens: dict[str, str] = {}
+    for line in lines:
+        owner, sep, token = line.partition(":")
+        if not sep or not owner or len(token) < 16:
+            raise OptionError(f"token entry {owner or line[:10]!r}... is not OWNER:TOKEN with a token of "
+                              "at least 16 characters")
+        tokens[token] = owner
+    return tokens
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..http.app import Limits, UploadApp, anyone, bearer_tokens
+    from ..http.protocol import Config
+    from ..http.records import RecordStore
+    from ..location import Location
+    from ..registry import open_location
+    from ..sizes import parse_size
+    from ..statedir import state_dir
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise OptionError("serve-http needs uvicorn", hint="pip install 'transfercore[http]'") from None
+    if not 0 <= args.port <= 65535:
+        raise OptionError(f"--port {args.port} is not a TCP port (0 to 65535)")
+    if bool(args.root) == bool(args.driver):
+        raise OptionError("give exactly one of --root DIR or --driver URL")
+    if args.root:
+        endpoint = open_location(Location("posix", "/", options={"root": os.path.abspath(args.root)}))
+        where = os.path.abspath(args.root)
+    else:
+        endpoint = open_location(args.driver)
+        where = args.driver
+    state = args.state_dir or os.path.join(
+        state_dir(), "http-uploads", hashlib.sha256(where.encode()).hexdigest()[:16]
+    )
+    tokens = _tokens(args)
+    if args.expiry <= 0 or args.max_uploads < 1 or args.body_timeout <= 0:
+        raise OptionError("--expiry, --max-uploads and --body-timeout must be positive")
+    app = UploadApp(
+        endpoint.driver,
+        RecordStore(state),
+        base=endpoint.path or "/",
+        config=Config(max_size=parse_size(args.max_size, what="--max-size", minimum=0),
+                      expiry=args.expiry * 3600),
+        limits=Limits(concurrent_uploads=args.max_uploads,
+                      sync_bytes=parse_size(args.sync_every, what="--sync-every", minimum=1),
+                      body_timeout=args.body_timeout),
+        authorize=bearer_tokens(tokens) if tokens else anyone,
+    )
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(message)s")
+    if not tokens and args.host not in ("127.0.0.1", "::1", "localhost"):
+        logging.getLogger("transfercore.http").warning(
+            "serve-http on %s without --token: anyone who reaches the port may upload", args.host
+        )
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
+        log_level="info" if args.verbose else "warning",
+        h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+
+    if args.port_file or args.port == 0:
+        _announce_port(server, args)
+    else:
+        print(f"transfercore serve-http: listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    server.run()
+    return int(ExitCode.OK)
+
+
+def _announce_port(server: Any, args: argparse.Namespace) -> None:
+    """Write the bound port once uvicorn listens (port 0 picks one)."""
+    startup = server.startup
+
+    async def announced(sockets: Any = None) -> None:
+        await startup(sockets=sockets)
+        port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
+        print(f"transfercore serve-http: listening on {args.host}:{port}", file=sys.stderr, flush=True)
+        if args.port_file:
+            tmp = f"{args.port_file}.tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{port}\n")
+            os.replace(tmp, args.port_file)
+
+    server.startup = announced
