@@ -76,3 +76,28 @@ def test_bad_input_one_line_and_nothing_published(
     assert keys(seaweed, bucket) == [] and unfinished(seaweed, bucket) == []
     buckets = [b["Name"] for b in seaweed.client().list_buckets()["Buckets"]]
     assert "no-such-bucket-here" not in buckets  # SeaweedFS would create it on a PUT
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_tree_into_a_prefix_and_back(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "tree"
+    for d in range(4):
+        (source / f"d{d}" / "sub").mkdir(parents=True)
+        for i in range(50):
+            (source / f"d{d}" / f"f{i}").write_bytes(os.urandom(100 + 37 * i))
+    (source / "d0" / "sub" / "big").write_bytes(os.urandom(9 * MiB))  # two parts
+    (source / "empty").mkdir()
+    url = f"s3://{bucket}/backup/tree?endpoint={seaweed.endpoint}"
+    up = run(s3env, "copy", "-q", "-r", str(source), url)
+    assert up.returncode == 0, up.stderr
+    assert len(keys(seaweed, bucket)) == 201 + 10  # the files, and a marker for each of the 10 directories
+    again = run(s3env, "copy", "-r", str(source), url)
+    assert again.returncode == 0 and "0 copied" in again.stdout and "201 already complete" in again.stdout, again.stdout
+    back = tmp_path / "back"
+    down = run(s3env, "copy", "-q", "-r", url, str(back))
+    assert down.returncode == 0, down.stderr
+    assert _tree(back) == _tree(source)
+    assert (back / "empty").is_dir()

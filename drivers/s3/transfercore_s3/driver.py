@@ -9,13 +9,22 @@ credentials can resume what another started, and no local file is kept.
 from __future__ import annotations
 
 import calendar
+import errno
 import hashlib
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from transfercore import Capabilities, Driver, ObjectInfo, OptionSpec, RangeSet, Reader, RestartModel, Writer
 from transfercore.driverkit import check_open_write, check_resume
-from transfercore.errors import IsADirectory, LocationError, NotFound, RestartRejected
+from transfercore.errors import (
+    AlreadyExists,
+    IsADirectory,
+    LocationError,
+    NotFound,
+    PermissionDenied,
+    RestartRejected,
+    StorageError,
+)
 from transfercore.options import choice_option, int_option, size_option, str_option
 
 from .layout import LAYOUT_PART, Layout, MiB, check_part_size, infer_part_size
@@ -245,6 +254,36 @@ class S3Driver(Driver):
         if not found and prefix and not self._is_prefix(path):
             raise NotFound(f"s3://{self.authority}{path} does not exist")
         return iter(sorted(found, key=lambda info: info.path))
+
+    def mkdir(self, path: str) -> None:
+        """S3 has no directories: an empty object named ``prefix/`` (as the S3
+        console makes) holds an empty one, so that it lists and stats as one."""
+        self.store.check_bucket()
+        prefix = self._prefix(path)
+        if not prefix or self._is_prefix(path):
+            raise AlreadyExists(f"s3://{self.authority}{path} already exists", errno=errno.EEXIST)
+        if self.store.head(self._key(path.rstrip("/"))) is not None:
+            raise AlreadyExists(f"s3://{self.authority}{path} exists as an object", errno=errno.EEXIST)
+        self.store.put(self._key_of_prefix(prefix), b"", self.settings["checksum"])
+
+    def rmdir(self, path: str) -> None:
+        self.store.check_bucket()
+        prefix = self._prefix(path)
+        if not prefix:
+            raise PermissionDenied(f"the bucket s3://{self.authority} cannot be removed", errno=errno.EPERM)
+        page = next(self.store.pages(prefix))
+        children = [i for i in page.get("Contents", []) if i["Key"] != prefix] + page.get("CommonPrefixes", [])
+        if children:
+            raise StorageError(f"s3://{self.authority}{path} is not empty", errno=errno.ENOTEMPTY,
+                               hint="remove what it holds first")
+        if not page.get("Contents"):
+            raise NotFound(f"s3://{self.authority}{path} does not exist", errno=errno.ENOENT)
+        self.store.delete(prefix)
+
+    def _key_of_prefix(self, prefix: str) -> str:
+        if len(prefix.encode("utf-8")) > MAX_KEY:
+            raise LocationError(f"s3://{self.authority}/{prefix[:40]}... is longer than S3's {MAX_KEY} bytes")
+        return prefix
 
     def remove(self, path: str) -> None:
         key = self._key(path)
