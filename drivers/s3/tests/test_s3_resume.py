@@ -143,3 +143,18 @@ def test_a_source_that_changes_while_read_is_detected(seaweed: SeaweedS3, bucket
     client.put_object(Bucket=bucket, Key="src", Body=b"b" * 1000)
     with pytest.raises(SourceChanged):
         reader.read(10, 10)
+
+
+def test_unfinished_uploads_are_listed_and_aborted(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str]) -> None:
+    client = seaweed.client()
+    client.create_multipart_upload(Bucket=bucket, Key="keep/a")
+    upload = client.create_multipart_upload(Bucket=bucket, Key="old/b")["UploadId"]
+    client.upload_part(Bucket=bucket, Key="old/b", UploadId=upload, PartNumber=1, Body=b"x" * 100)
+    command = [sys.executable, "-m", "transfercore_s3", "uploads", f"s3://{bucket}/old?endpoint={seaweed.endpoint}"]
+    listed = subprocess.run(command, env=s3env, capture_output=True, text=True, timeout=60, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert f"s3://{bucket}/old/b" in listed.stdout and "keep/a" not in listed.stdout
+    assert "1 parts" in listed.stdout and " 100 bytes" in listed.stdout
+    aborted = subprocess.run([*command, "--abort"], env=s3env, capture_output=True, text=True, timeout=60, check=False)
+    assert aborted.returncode == 0 and "aborted 1 unfinished upload" in aborted.stdout, aborted
+    assert [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == ["keep/a"]
