@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import crc32c
 import pytest
 from transfercore_s3.layout import LAYOUT_PART
 from transfercore_s3.seaweed import SeaweedS3
@@ -158,3 +159,19 @@ def test_unfinished_uploads_are_listed_and_aborted(seaweed: SeaweedS3, bucket: s
     aborted = subprocess.run([*command, "--abort"], env=s3env, capture_output=True, text=True, timeout=60, check=False)
     assert aborted.returncode == 0 and "aborted 1 unfinished upload" in aborted.stdout, aborted
     assert [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == ["keep/a"]
+
+
+def test_the_store_s_own_checksum_of_a_single_put(seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    endpoint = open_location(f"s3://{bucket}/x?endpoint={seaweed.endpoint}&part_size=5MiB")
+    driver = endpoint.driver
+    small, large = os.urandom(1000), os.urandom(5 * MiB + 1)
+    for path, data in (("/small", small), ("/large", large)):
+        writer = driver.open_write(path, len(data))
+        writer.write(0, data)
+        writer.complete()
+    assert driver.checksum("/small", "crc32c") == f"{crc32c.crc32c(small):08x}"
+    assert driver.checksum("/small", "md5") == hashlib.md5(small).hexdigest()
+    # a multipart object has only composite values: the caller must read it back
+    assert driver.checksum("/large", "crc32c") is None and driver.checksum("/large", "md5") is None

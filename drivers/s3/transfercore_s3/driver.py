@@ -8,6 +8,7 @@ credentials can resume what another started, and no local file is kept.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import errno
 import hashlib
@@ -196,6 +197,30 @@ class S3Driver(Driver):
         # the record goes first: no data part is ever listed without it
         self.store.upload_part(key, upload_id, LAYOUT_PART, layout.record(), checksum)
         return S3Writer(self.store, key, layout, checksum, upload_id)
+
+    def checksum(self, path: str, algorithm: str) -> str | None:
+        """The store's own checksum of an object sent in one PUT: the CRC32C it
+        checked on arrival and keeps (``ChecksumMode``), or the ETag, which is
+        then the MD5 of the body.  A multipart object has only composite values
+        (a checksum of the parts' checksums, ``-N``): None, and the caller
+        reads it back.  Not declared in the capabilities for that reason."""
+        if algorithm not in ("crc32c", "md5"):
+            return None
+        self.store.check_bucket()
+        head = self.store.head(self._key(path), checksums=True)
+        if head is None:
+            raise NotFound(f"s3://{self.authority}{path} does not exist")
+        if algorithm == "crc32c":
+            value = str(head.get("ChecksumCRC32C") or "")
+            if not value or "-" in value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+                return None
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except ValueError:
+                return None
+            return raw.hex() if len(raw) == 4 else None
+        etag = str(head.get("ETag", "")).strip('"')
+        return etag.lower() if len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag) else None
 
     def _newest(self, key: str) -> Upload | None:
         uploads = [u for u in self.store.uploads(key) if u.key == key]

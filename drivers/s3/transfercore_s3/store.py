@@ -113,9 +113,10 @@ class Store:
 
     # -- objects ---------------------------------------------------------------
 
-    def head(self, key: str) -> dict[str, Any] | None:
+    def head(self, key: str, *, checksums: bool = False) -> dict[str, Any] | None:
+        extra = {"ChecksumMode": "ENABLED"} if checksums else {}
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)  # type: ignore[no-any-return]
+            return self.client.head_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore[no-any-return]
         except ClientError as exc:
             if code_of(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
