@@ -101,3 +101,21 @@ def test_tree_into_a_prefix_and_back(seaweed: SeaweedS3, bucket: str, s3env: dic
     assert down.returncode == 0, down.stderr
     assert _tree(back) == _tree(source)
     assert (back / "empty").is_dir()
+
+
+def test_credentials_from_a_profile_of_the_shared_file(
+    seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in s3env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    Path(env["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
+        f"[store]\naws_access_key_id = {s3env['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {s3env['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(1000))
+    good = run(env, "copy", "-q", str(source), f"s3://{bucket}/obj?endpoint={seaweed.endpoint}&profile=store")
+    assert good.returncode == 0, good.stderr
+    assert keys(seaweed, bucket) == ["obj"]
+    missing = run(env, "copy", "-q", str(source), f"s3://{bucket}/other?endpoint={seaweed.endpoint}&profile=nobody")
+    assert missing.returncode == 2 and "profile 'nobody' is not in" in missing.stderr, missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1

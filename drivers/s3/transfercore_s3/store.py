@@ -18,9 +18,9 @@ import attrs
 import boto3
 import crc32c
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ProfileNotFound
 
-from transfercore.errors import NotFound
+from transfercore.errors import NotFound, OptionError
 
 from .errors import code_of, translate
 
@@ -65,7 +65,13 @@ class Store:
     ) -> None:
         self.bucket = bucket
         self.endpoint = endpoint or "the AWS S3 endpoint"
-        session = boto3.session.Session(profile_name=profile or None)
+        try:
+            session = boto3.session.Session(profile_name=profile or None)
+        except ProfileNotFound as exc:
+            raise OptionError(
+                f"S3 profile {profile!r} is not in the shared credentials or config file",
+                hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
+            ) from exc
         config = Config(
             s3={"addressing_style": addressing},
             max_pool_connections=connections,
