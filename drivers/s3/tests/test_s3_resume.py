@@ -60,7 +60,7 @@ def sha256_of_object(seaweed: SeaweedS3, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-@pytest.mark.parametrize(("size_mib", "other_state"), [(256, False), (64, True)], ids=["same-state", "other-state"])
+@pytest.mark.parametrize(("size_mib", "other_state"), [(128, False), (64, True)], ids=["same-state", "other-state"])
 def test_killed_copy_resumes_from_list_parts(
     seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path, size_mib: int, other_state: bool
 ) -> None:
