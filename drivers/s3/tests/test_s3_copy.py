@@ -119,3 +119,15 @@ def test_credentials_from_a_profile_of_the_shared_file(
     missing = run(env, "copy", "-q", str(source), f"s3://{bucket}/other?endpoint={seaweed.endpoint}&profile=nobody")
     assert missing.returncode == 2 and "profile 'nobody' is not in" in missing.stderr, missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_s3_to_hpss(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path) -> None:
+    data = os.urandom(17 * MiB + 3)
+    seaweed.client().put_object(Bucket=bucket, Key="src", Body=data)
+    # the HPSS emulator's default store lives under this test's own state directory
+    to_hpss = run(s3env, "copy", "-q", f"s3://{bucket}/src?endpoint={seaweed.endpoint}", "hpss:///from-s3?segment=8MiB")
+    assert to_hpss.returncode == 0, to_hpss.stderr
+    back = tmp_path / "back"
+    out = run(s3env, "copy", "-q", "hpss:///from-s3", str(back))
+    assert out.returncode == 0, out.stderr
+    assert back.read_bytes() == data
