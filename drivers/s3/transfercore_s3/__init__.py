@@ -1,0 +1,1 @@
+"""transfercore driver for S3 object stores."""

@@ -1,0 +1,242 @@
+"""The requests the driver makes of one bucket, each failure as the project's error.
+
+Everything that talks to the network is here; the writer and the driver
+decide what to ask.  boto3 clients are thread-safe, so one client serves the
+writer threads, the parallel readers and the driver.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import attrs
+import boto3
+import crc32c
+from botocore.config import Config
+from botocore.exceptions import ClientError, ProfileNotFound
+
+from transfercore.errors import NotFound, OptionError
+
+from .errors import code_of, translate
+
+
+@attrs.frozen
+class Upload:
+    """One unfinished multipart upload of a key, as the store lists it."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+@attrs.frozen
+class Part:
+    """One part the store has acknowledged."""
+
+    number: int
+    size: int
+    etag: str
+
+
+def digest_headers(data: bytes, checksum: str) -> dict[str, str]:
+    """The integrity header the store checks the body against before it acknowledges."""
+    if checksum == "crc32c":
+        return {"ChecksumCRC32C": base64.b64encode(crc32c.crc32c(data).to_bytes(4, "big")).decode()}
+    return {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
+
+
+class Store:
+    """One bucket at one endpoint."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint: str | None,
+        region: str | None,
+        profile: str | None,
+        addressing: str,
+        connections: int,
+    ) -> None:
+        self.bucket = bucket
+        self.endpoint = endpoint or "the AWS S3 endpoint"
+        try:
+            session = boto3.session.Session(profile_name=profile or None)
+        except ProfileNotFound as exc:
+            raise OptionError(
+                f"S3 profile {profile!r} is not in the shared credentials or config file",
+                hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
+            ) from exc
+        config = Config(
+            s3={"addressing_style": addressing},
+            max_pool_connections=connections,
+            connect_timeout=5,
+            read_timeout=120,
+            retries={"max_attempts": 3, "mode": "standard"},
+            # the driver sends its own per-part checksum and reads ranges, for
+            # which the store returns no whole-object checksum to validate
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self.client: Any = session.client(
+            "s3", endpoint_url=endpoint or None, region_name=region or session.region_name or "us-east-1", config=config
+        )
+        self._checked = False
+        self._lock = threading.Lock()
+
+    def where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the project's error
+            raise translate(exc, what, self.endpoint) from exc
+
+    def check_bucket(self) -> None:
+        """Once per driver: the bucket exists and the credentials open it (some
+        stores create a missing bucket on the first PUT, which must not happen)."""
+        with self._lock:
+            if self._checked:
+                return
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if code_of(exc) in ("404", "NoSuchBucket", "NotFound"):
+                    raise NotFound(
+                        f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                        hint="create the bucket first (aws s3 mb s3://BUCKET), or check its name",
+                    ) from exc
+                raise translate(exc, f"cannot open bucket {self.bucket!r}", self.endpoint) from exc
+            except Exception as exc:  # noqa: BLE001
+                raise translate(exc, f"cannot open bucket {self.bucket!r}", self.endpoint) from exc
+            self._checked = True
+
+    # -- objects ---------------------------------------------------------------
+
+    def head(self, key: str, *, checksums: bool = False) -> dict[str, Any] | None:
+        extra = {"ChecksumMode": "ENABLED"} if checksums else {}
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            if code_of(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise translate(exc, f"cannot stat {self.where(key)}", self.endpoint) from exc
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, f"cannot stat {self.where(key)}", self.endpoint) from exc
+
+    def get_range(self, key: str, start: int, end: int, etag: str) -> bytes:
+        """Bytes ``[start, end)`` of the object whose ETag is still ``etag``."""
+        response = self._call(
+            f"cannot read {self.where(key)}", "get_object", Key=key, Range=f"bytes={start}-{end - 1}", IfMatch=etag
+        )
+        try:
+            return response["Body"].read()  # type: ignore[no-any-return]
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, f"cannot read {self.where(key)}", self.endpoint) from exc
+
+    def put(self, key: str, data: bytes, checksum: str) -> str:
+        response = self._call(f"cannot store {self.where(key)}", "put_object", Key=key, Body=data, **digest_headers(data, checksum))
+        return str(response["ETag"])
+
+    def delete(self, key: str) -> None:
+        self._call(f"cannot remove {self.where(key)}", "delete_object", Key=key)
+
+    def pages(self, prefix: str, delimiter: str = "/") -> Iterator[dict[str, Any]]:
+        """The listing pages of ``prefix``."""
+        token: dict[str, str] = {}
+        while True:
+            page = self._call(
+                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter, **token
+            )
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    # -- multipart uploads -----------------------------------------------------------
+
+    def uploads(self, prefix: str) -> list[Upload]:
+        """The unfinished uploads under ``prefix``, oldest first."""
+        found: list[Upload] = []
+        marker: dict[str, str] = {}
+        while True:
+            page = self._call(f"cannot list the uploads of {self.where(prefix)}", "list_multipart_uploads", Prefix=prefix, **marker)
+            for item in page.get("Uploads", []):
+                found.append(Upload(item["Key"], item["UploadId"], item["Initiated"]))
+            if not page.get("IsTruncated"):
+                break
+            marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+        return sorted(found, key=lambda u: u.initiated)
+
+    def create_upload(self, key: str) -> str:
+        response = self._call(f"cannot start the upload of {self.where(key)}", "create_multipart_upload", Key=key)
+        return str(response["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes, checksum: str) -> str:
+        """Send one part; return its ETag once the store acknowledged it."""
+        response = self._call(
+            f"cannot store part {number} of {self.where(key)}",
+            "upload_part",
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            **digest_headers(data, checksum),
+        )
+        return str(response["ETag"])
+
+    def parts(self, key: str, upload_id: str) -> list[Part]:
+        """Every part the store lists for the upload."""
+        found: list[Part] = []
+        marker: dict[str, int] = {}
+        while True:
+            page = self._call(
+                f"cannot list the parts of {self.where(key)}", "list_parts", Key=key, UploadId=upload_id, **marker
+            )
+            for item in page.get("Parts", []):
+                found.append(Part(int(item["PartNumber"]), int(item["Size"]), str(item["ETag"])))
+            if not page.get("IsTruncated"):
+                return found
+            marker = {"PartNumberMarker": int(page["NextPartNumberMarker"])}
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[Part]) -> str:
+        response = self._call(
+            f"cannot publish {self.where(key)}",
+            "complete_multipart_upload",
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+        )
+        return str(response["ETag"])
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if code_of(exc) in ("NoSuchUpload", "404"):
+                return
+            raise translate(exc, f"cannot abort the upload of {self.where(key)}", self.endpoint) from exc
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, f"cannot abort the upload of {self.where(key)}", self.endpoint) from exc
+
+
+def multipart_etag(parts: list[Part]) -> str | None:
+    """The ETag S3 gives a completed upload of these parts (MD5 of the parts'
+    MD5s, then ``-N``), or None when a part's ETag is not a plain MD5 (stores
+    with server-side encryption)."""
+    digests = b""
+    for part in parts:
+        text = part.etag.strip('"')
+        if len(text) != 32:
+            return None
+        try:
+            digests += bytes.fromhex(text)
+        except ValueError:
+            return None
+    return f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
