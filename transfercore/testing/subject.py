@@ -65,7 +65,7 @@ class Subject:
         return path
 
     def data(self, size: int | None = None) -> bytes:
-        return self.random.randbytes(self.size if size is None else size)
+        return random_bytes(self.random, self.size if size is None else size)
 
     def pieces(self, ranges: RangeSet) -> list[ByteRange]:
         """``ranges`` cut at block boundaries, in the order the driver accepts:
@@ -176,7 +176,18 @@ _GAP = 64
 
 def pattern(seed: int, size: int) -> bytes:
     """The same pseudo-random bytes in every process for the same seed."""
-    return random.Random(seed).randbytes(size)
+    return random_bytes(random.Random(seed), size)
+
+
+#: ``Random.randbytes`` overflows at 256 MiB (its bit count is a C int), so larger objects
+#: are drawn in pieces; a size within one piece gives the same bytes as a single draw.
+_PIECE = 64 * 1024 * 1024
+
+
+def random_bytes(rng: random.Random, size: int) -> bytes:
+    if size <= _PIECE:
+        return rng.randbytes(size)
+    return b"".join(rng.randbytes(min(_PIECE, size - at)) for at in range(0, size, _PIECE))
 
 
 def differing(expected: bytes, actual: bytes) -> RangeSet:
