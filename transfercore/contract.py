@@ -38,6 +38,22 @@ from .ranges import RangeSet
 
 
 @attrs.frozen
+class LocalFile:
+    """A local source file for :meth:`Driver.copy_local_batch`, as the walk saw it."""
+
+    #: Its path in the local file system.
+    source: str
+    #: The destination path (this driver's).
+    path: str
+    size: int
+    mtime_ns: int
+    mode: int
+    #: ``st_dev`` and ``st_ino`` of the source: a file replaced since is not copied.
+    dev: int
+    ino: int
+
+
+@attrs.frozen
 class ObjectInfo:
     """What a driver knows of one object or directory."""
 
@@ -355,6 +371,25 @@ class Driver(abc.ABC):
             else:
                 results.append(None)
         return results
+
+    def copy_local_batch(
+        self, files: Sequence[LocalFile], algorithm: str | None
+    ) -> list[tuple[str, ObjectInfo] | None] | None:
+        """Copy many small files of the local file system into this storage in
+        one step, with one durable point for all of them (a tree copy's fast
+        path for small files).  ``None`` (the default): the driver has no such
+        path and the caller copies each file through a :class:`Writer`.
+
+        Otherwise one entry per file: ``(checksum, info)`` when the file was
+        read unchanged (as :class:`LocalFile` describes it), written, made
+        durable, read back and found equal by ``algorithm`` (lowercase hex;
+        ``""`` without an algorithm), and published durable under its final
+        name, ``info`` being the published object as :meth:`lstat` would
+        report it; ``None`` when it was not published (nothing is left under
+        its final name by this call, and the caller copies it the ordinary way,
+        which reports what is wrong).  A driver returns ``None`` for the whole
+        batch when it cannot compute ``algorithm``."""
+        return None
 
     def partial(self, path: str) -> RangeSet:
         """The durable marker of an unfinished write of ``path`` as the storage

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, ObjectInfo, Reader, Writer
+from transfercore.contract import Driver, LocalFile, ObjectInfo, Reader, Writer
 from transfercore.driverkit import check_open_write, check_resume, fsync_dir, fsync_inode, new_token
 from transfercore.errors import (
     IsADirectory,
@@ -31,7 +31,7 @@ from transfercore.errors import (
 from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
 from transfercore.ranges import RangeSet
 
-from . import names, sidecar
+from . import batchcopy, names, sidecar
 from .confine import PathMapper
 from .direct import MODES as DIRECT_MODES
 from .direct import DirectFile, alignment_of, open_direct
@@ -92,6 +92,8 @@ class PosixDriver(Driver):
         self._paths = PathMapper.create(self.settings["root"])
         self._pool_lock = threading.Lock()
         self._sync_pool: ThreadPoolExecutor | None = None
+        #: Whether syncfs reaches the media, by directory (asked once each).
+        self._fs_types: dict[str, bool] = {}
         self._caps = Capabilities(
             restart=RestartModel.RANGES,
             ordered_writes=False,
@@ -382,11 +384,31 @@ class PosixDriver(Driver):
                 pass
         return results
 
+    def copy_local_batch(
+        self, files: Sequence[LocalFile], algorithm: str | None
+    ) -> list[tuple[str, ObjectInfo] | None] | None:
+        """Small local files copied, synced, verified and published by one C
+        call (:mod:`.batchcopy`), with the batch's durable point as in
+        :meth:`complete_batch`.  Not offered under ``root`` (confinement is
+        checked per path by Python) nor with ``direct``."""
+        if (not batchcopy.available() or (algorithm is not None and algorithm != batchcopy.ALGORITHM)
+                or self.settings["root"] or self.settings["direct"] != "off" or not files):
+            return None
+        locals_ = [self._paths.local(f.path) for f in files]
+        use_syncfs = self._batch_syncfs(os.path.dirname(locals_[0]))
+        return batchcopy.copy_batch(files, locals_, use_syncfs=use_syncfs, verify=algorithm is not None,
+                                    drop_cache=not self.settings["keep_cache"])
+
     def _batch_syncfs(self, directory: str) -> bool:
         mode = self.settings["batch_sync"]
         if mode != "auto":
             return bool(mode == "syncfs")
-        return fs_type(directory) in SYNCFS_DURABLE
+        found = self._fs_types.get(directory)
+        if found is None:
+            if len(self._fs_types) > 4096:
+                self._fs_types.clear()
+            found = self._fs_types[directory] = fs_type(directory) in SYNCFS_DURABLE
+        return found
 
     @staticmethod
     def _sync_by_syncfs(batch: list[PosixWriter]) -> list[BaseException | None]:
