@@ -26,6 +26,7 @@ the caller starts again from zero rather than leaving a gap.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -467,6 +468,21 @@ class Driver(abc.ABC):
 
     def mkdir(self, path: str) -> None:
         raise CapabilityError(f"driver {self.name!r} cannot create directories")
+
+    def mkdirs(self, paths: Sequence[str]) -> builtins.list[BaseException | None]:
+        """Create many directories, in the order given (parents first), all
+        durable on return: one entry per path, ``None`` or the error.  The
+        default calls :meth:`mkdir` for each; a driver may make them durable
+        together (POSIX: each parent directory synced once)."""
+        results: builtins.list[BaseException | None] = []
+        for path in paths:
+            try:
+                self.mkdir(path)
+            except Exception as exc:  # noqa: BLE001 - reported per directory
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     def rmdir(self, path: str) -> None:
         raise CapabilityError(f"driver {self.name!r} cannot remove directories")

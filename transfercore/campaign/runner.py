@@ -322,28 +322,43 @@ class TreeCopy:
     def _directories(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         outcomes: list[Outcome] = []
+        create: list[str] = []
+
+        def failed(rel: str, caught: BaseException) -> None:
+            exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
+            failures.append((rel, str(exc)))
+            outcomes.append(Outcome(rel, FileState.FAILED, message=str(exc)))
+            self._emit(FileFailed(rel, type(exc).__name__, str(exc), ""))
+
+        def flush() -> None:
+            # Created together, durable together (Driver.mkdirs), parents first.
+            made = dst.driver.mkdirs([join(dst.path, rel) for rel in create]) if create else []
+            for rel, error in zip(create, made, strict=True):
+                if error is None:
+                    outcomes.append(Outcome(rel, FileState.COMPLETE))
+                else:
+                    failed(rel, error)
+            create.clear()
+            self.store.record(campaign, outcomes)
+            outcomes.clear()
+
         for record in self.store.records(campaign, kinds=(Kind.DIR,), unfinished=True):
             path = join(dst.path, record.entry.rel)
             try:
                 try:
                     info = dst.driver.lstat(path)
                 except NotFound:
-                    dst.driver.mkdir(path)
+                    create.append(record.entry.rel)
                 else:
                     if not info.is_dir or info.link is not None:
                         raise AlreadyExists(f"{path} exists at the destination and is not a directory",
                                             hint="move it away, then run the same command again")
+                    outcomes.append(Outcome(record.entry.rel, FileState.COMPLETE))
             except (TransferCoreError, UnicodeError) as caught:
-                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
-                failures.append((record.entry.rel, str(exc)))
-                outcomes.append(Outcome(record.entry.rel, FileState.FAILED, message=str(exc)))
-                self._emit(FileFailed(record.entry.rel, type(exc).__name__, str(exc), ""))
-            else:
-                outcomes.append(Outcome(record.entry.rel, FileState.COMPLETE))
-            if len(outcomes) >= 1000:
-                self.store.record(campaign, outcomes)
-                outcomes = []
-        self.store.record(campaign, outcomes)
+                failed(record.entry.rel, caught)
+            if len(outcomes) + len(create) >= 1000:
+                flush()
+        flush()
         return failures
 
     def _links(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
@@ -531,7 +546,9 @@ class TreeCopy:
             fresh.append(item)
             files += len(item[1])
         if fresh:
-            self.store.mark_started(campaign, [s.rel for _, specs in fresh for s in specs if not s.started])
+            # The tasks come in path order and cover every unfinished file
+            # between their first and last: one range marks them all.
+            self.store.mark_started_between(campaign, fresh[0][1][0].rel, fresh[-1][1][-1].rel)
             ready.extend(fresh)
         return exhausted
 
