@@ -12,6 +12,7 @@ of each tool's time divided by transfercore's (above 1.0: transfercore is
 faster), with the range over rounds, and each command's peak RSS.
 
     python benchmarks/bench_tree.py --files 3000 30000 --rounds 3 --dir /some/scratch
+    python benchmarks/bench_tree.py --files 20000 --max-size 4K --rounds 5   # many small files
     python benchmarks/bench_tree.py --manifest-entries 1000000 --dir /some/scratch
 
 The reference tools are not needed by the tests; see benchmarks/requirements-tree.txt
@@ -43,23 +44,26 @@ def drop_caches() -> bool:
         return False
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
-    """Run ``argv`` then ``sync``; return (seconds, peak RSS of argv in KiB).
+def timed(argv: list[str]) -> tuple[float, int, float]:
+    """Run ``argv`` then ``sync``; return (seconds, peak RSS of argv in KiB,
+    CPU seconds of argv, user and system).
 
-    The peak comes from GNU time: the rusage of a child forked from this
-    Python process would count the pages it shared before exec."""
+    The peak and the CPU time come from GNU time: the rusage of a child forked
+    from this Python process would count the pages it shared before exec."""
     with tempfile.NamedTemporaryFile("r") as report:
         start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M", *argv], stdout=subprocess.DEVNULL)
+        proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M %U %S", *argv], stdout=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise SystemExit(f"{argv[0]} failed with {proc.returncode}")
         subprocess.run(["sync"], check=True)
         seconds = time.perf_counter() - start
-        return seconds, int(report.read().split()[-1])
+        peak, user, system = report.read().split()[-3:]
+        return seconds, int(peak), float(user) + float(system)
 
 
-def tools(src: Path, dst: Path, journal: Path, files: int) -> dict[str, list[str]]:
-    tc = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
+def tools(src: Path, dst: Path, journal: Path, files: int, dst_options: str = "") -> dict[str, list[str]]:
+    target = f"posix://{dst}?{dst_options}" if dst_options else str(dst)
+    tc = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), target, "--journal", str(journal),
           "--quiet", "--files", str(files)]
     out = {"transfercore": tc, "cp -r": ["cp", "-r", str(src), str(dst)], "rsync -a": ["rsync", "-a", f"{src}/", f"{dst}/"]}
     if shutil.which("rclone"):
@@ -79,10 +83,11 @@ def bench_tree(root: Path, n: int, args: argparse.Namespace) -> None:
           f"settle {args.settle} s", flush=True)
     dst = root / "dst"
     journal = root / "journal.db"
-    commands = tools(src, dst, journal, args.tc_files)
+    commands = tools(src, dst, journal, args.tc_files, args.dst_options)
     names = list(commands)
     times: dict[str, list[float]] = {k: [] for k in names}
     rss: dict[str, int] = dict.fromkeys(names, 0)
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
@@ -93,20 +98,25 @@ def bench_tree(root: Path, n: int, args: argparse.Namespace) -> None:
             if not args.warm:
                 drop_caches()
             time.sleep(args.settle)
-            seconds, peak = timed(commands[name])
+            seconds, peak, used = timed(commands[name])
             times[name].append(seconds)
+            cpu[name].append(used)
             rss[name] = max(rss[name], peak)
             print(f"  round {r + 1}: {name:<22} {seconds:7.2f} s  {format_size(size / seconds)}/s  "
-                  f"{count / seconds:8.0f} files/s  peak RSS {format_size(peak * 1024)}", flush=True)
+                  f"{count / seconds:8.0f} files/s  CPU {used:6.2f} s  peak RSS {format_size(peak * 1024)}", flush=True)
     shutil.rmtree(dst, ignore_errors=True)
     tc = times["transfercore"]
-    print(f"  {'command':<22} {'median s':>9} {'min-max s':>15} {'ratio':>7} {'ratio range':>13} {'peak RSS':>10}")
+    print(f"  {'command':<22} {'median s':>9} {'min-max s':>15} {'ratio':>7} {'ratio range':>13} "
+          f"{'ms/file':>8} {'CPU s':>7} {'peak RSS':>10}")
     for name in names:
         ts = times[name]
         ratios = [t / c for t, c in zip(ts, tc, strict=True)]
         print(f"  {name:<22} {statistics.median(ts):9.2f} {min(ts):7.2f}-{max(ts):<7.2f} "
-              f"{statistics.median(ratios):7.2f} {min(ratios):6.2f}-{max(ratios):<6.2f} {format_size(rss[name] * 1024):>10}")
-    print("  ratio = the command's time / transfercore's in the same round (above 1.0: transfercore faster)")
+              f"{statistics.median(ratios):7.2f} {min(ratios):6.2f}-{max(ratios):<6.2f} "
+              f"{1000 * statistics.median(ts) / count:8.3f} {statistics.median(cpu[name]):7.2f} "
+              f"{format_size(rss[name] * 1024):>10}")
+    print("  ratio = the command's time / transfercore's in the same round (above 1.0: transfercore faster); "
+          "CPU s = user + system seconds of the command (median), the sync not included")
 
 
 def bench_manifest(root: Path, entries: int) -> None:
@@ -148,6 +158,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--warm", action="store_true", help="keep the page cache between commands")
     parser.add_argument("--tc-files", type=int, default=8, help="transfercore --files")
+    parser.add_argument("--dst-options", default="",
+                        help="posix driver options of transfercore's destination, e.g. batch_sync=fsync")
     parser.add_argument("--manifest-entries", type=int, default=0, help="measure a manifest of this many entries")
     parser.add_argument("--dir", help="scratch directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the generated trees")

@@ -26,6 +26,7 @@ the caller starts again from zero rather than leaving a gap.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -35,6 +36,22 @@ from .capabilities import Capabilities
 from .errors import RESUME_HINT, CapabilityError, InvalidRead, InvalidWrite, RestartRejected, ShortRead
 from .options import OptionSpec, with_defaults
 from .ranges import RangeSet
+
+
+@attrs.frozen
+class LocalFile:
+    """A local source file for :meth:`Driver.copy_local_batch`, as the walk saw it."""
+
+    #: Its path in the local file system.
+    source: str
+    #: The destination path (this driver's).
+    path: str
+    size: int
+    mtime_ns: int
+    mode: int
+    #: ``st_dev`` and ``st_ino`` of the source: a file replaced since is not copied.
+    dev: int
+    ino: int
 
 
 @attrs.frozen
@@ -356,6 +373,25 @@ class Driver(abc.ABC):
                 results.append(None)
         return results
 
+    def copy_local_batch(
+        self, files: Sequence[LocalFile], algorithm: str | None
+    ) -> list[tuple[str, ObjectInfo] | None] | None:
+        """Copy many small files of the local file system into this storage in
+        one step, with one durable point for all of them (a tree copy's fast
+        path for small files).  ``None`` (the default): the driver has no such
+        path and the caller copies each file through a :class:`Writer`.
+
+        Otherwise one entry per file: ``(checksum, info)`` when the file was
+        read unchanged (as :class:`LocalFile` describes it), written, made
+        durable, read back and found equal by ``algorithm`` (lowercase hex;
+        ``""`` without an algorithm), and published durable under its final
+        name, ``info`` being the published object as :meth:`lstat` would
+        report it; ``None`` when it was not published (nothing is left under
+        its final name by this call, and the caller copies it the ordinary way,
+        which reports what is wrong).  A driver returns ``None`` for the whole
+        batch when it cannot compute ``algorithm``."""
+        return None
+
     def partial(self, path: str) -> RangeSet:
         """The durable marker of an unfinished write of ``path`` as the storage
         records it (empty when there is none).  Services use it to answer a
@@ -432,6 +468,21 @@ class Driver(abc.ABC):
 
     def mkdir(self, path: str) -> None:
         raise CapabilityError(f"driver {self.name!r} cannot create directories")
+
+    def mkdirs(self, paths: Sequence[str]) -> builtins.list[BaseException | None]:
+        """Create many directories, in the order given (parents first), all
+        durable on return: one entry per path, ``None`` or the error.  The
+        default calls :meth:`mkdir` for each; a driver may make them durable
+        together (POSIX: each parent directory synced once)."""
+        results: builtins.list[BaseException | None] = []
+        for path in paths:
+            try:
+                self.mkdir(path)
+            except Exception as exc:  # noqa: BLE001 - reported per directory
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     def rmdir(self, path: str) -> None:
         raise CapabilityError(f"driver {self.name!r} cannot remove directories")

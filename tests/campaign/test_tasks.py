@@ -73,3 +73,42 @@ def test_a_started_file_found_published_is_verified_not_rewritten(tmp_path):
         close_endpoints()
     assert results[0].reused and results[0].written == 0 and os.stat(dst / "a").st_ino == before
     assert not results[1].reused and (dst / "b").read_bytes() == b"other"
+
+
+def test_small_local_files_go_through_the_drivers_batch_copy_and_the_rest_the_ordinary_way(tmp_path, monkeypatch):
+    import crc32c
+    from transfercore_posix.driver import PosixDriver
+
+    from transfercore.campaign.model import dst_facts
+    from transfercore.registry import open_location
+
+    src, dst = tmp_path / "s", tmp_path / "d"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(i * 700))
+    calls = []
+    real = PosixDriver.copy_local_batch
+
+    def counting(self, files, algorithm):
+        calls.append([f.path.rsplit("/", 1)[-1] for f in files])
+        return real(self, files, algorithm)
+
+    monkeypatch.setattr(PosixDriver, "copy_local_batch", counting)
+    specs = [_spec(str(src), f"f{i}", started=(i == 4)) for i in range(6)]
+    os.unlink(src / "f2")  # gone since the walk: refused by the batch, then failed the ordinary way
+    try:
+        results = BatchTask(str(src), str(dst), tuple(specs), "crc32c")()
+    finally:
+        close_endpoints()
+    # a file handed out before (started) may be published already: checked the ordinary way
+    assert calls == [["f0", "f1", "f2", "f3", "f5"]]
+    assert [r.state for r in results] == [FileState.COMPLETE] * 2 + [FileState.FAILED] + [FileState.COMPLETE] * 3
+    driver = open_location(str(dst)).driver
+    for i in (0, 1, 3, 4, 5):
+        data = (src / f"f{i}").read_bytes()
+        assert (dst / f"f{i}").read_bytes() == data
+        assert results[i].checksum == f"{crc32c.crc32c(data):08x}"
+        # what a later run compares, as the destination reports it
+        assert results[i].dst == dst_facts(driver.lstat(str(dst / f"f{i}")))
+    assert _hidden(dst) == []

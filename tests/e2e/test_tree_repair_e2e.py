@@ -152,7 +152,8 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
     make_tree(src, TreeSpec(files=600, max_size=400_000, large_files=3, large_size=3_000_000, seed=22))
     cmd = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
            "--json", "--files", "4", "--whole-file-max", "256K", "--marker-bytes", "256K"]
-    partials = []
+    partials: list = []
+    last: list = []
     for kill_after in (40, 120):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         seen = 0
@@ -167,7 +168,8 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=TIMEOUT)
-        partials += [p for p in dst.rglob(".*") if ".tcpart" in p.name]
+        last = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
+        partials += last
     # A dead run leaves partials behind (the kill lands while files are in flight) ...
     assert partials, "the kills should leave partial files to clean"
     events, _ = copy(src, dst, journal, "--whole-file-max", "256K", "--marker-bytes", "256K")
@@ -175,7 +177,8 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
     # ... the rerun removes or finishes every one of them
     left = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
     assert left == []
-    assert done["partials_removed"] + done["partials_resumed"] >= 1
+    # (small files are in flight only inside one call per batch: the last kill may find none)
+    assert done["partials_removed"] + done["partials_resumed"] >= (1 if last else 0)
     identical(src, dst)
 
 

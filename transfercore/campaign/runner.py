@@ -61,6 +61,12 @@ from .walk import join, manifest_entries, walk
 
 #: Seconds between progress events, and at most between journal commits of outcomes.
 TICK = 0.5
+#: Outcomes are committed to the journal (and then reported) at least this often, in seconds ...
+COMMIT_EVERY = 0.2
+#: ... or once this many are waiting.
+COMMIT_FILES = 4096
+#: Files marked ``started`` in the journal with one commit, ahead of being handed out.
+STARTED_AHEAD = 4096
 RATE_WINDOW = 5.0
 
 
@@ -316,28 +322,43 @@ class TreeCopy:
     def _directories(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
         outcomes: list[Outcome] = []
+        create: list[str] = []
+
+        def failed(rel: str, caught: BaseException) -> None:
+            exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
+            failures.append((rel, str(exc)))
+            outcomes.append(Outcome(rel, FileState.FAILED, message=str(exc)))
+            self._emit(FileFailed(rel, type(exc).__name__, str(exc), ""))
+
+        def flush() -> None:
+            # Created together, durable together (Driver.mkdirs), parents first.
+            made = dst.driver.mkdirs([join(dst.path, rel) for rel in create]) if create else []
+            for rel, error in zip(create, made, strict=True):
+                if error is None:
+                    outcomes.append(Outcome(rel, FileState.COMPLETE))
+                else:
+                    failed(rel, error)
+            create.clear()
+            self.store.record(campaign, outcomes)
+            outcomes.clear()
+
         for record in self.store.records(campaign, kinds=(Kind.DIR,), unfinished=True):
             path = join(dst.path, record.entry.rel)
             try:
                 try:
                     info = dst.driver.lstat(path)
                 except NotFound:
-                    dst.driver.mkdir(path)
+                    create.append(record.entry.rel)
                 else:
                     if not info.is_dir or info.link is not None:
                         raise AlreadyExists(f"{path} exists at the destination and is not a directory",
                                             hint="move it away, then run the same command again")
+                    outcomes.append(Outcome(record.entry.rel, FileState.COMPLETE))
             except (TransferCoreError, UnicodeError) as caught:
-                exc = bytes_name_refused(caught) if isinstance(caught, UnicodeError) else caught
-                failures.append((record.entry.rel, str(exc)))
-                outcomes.append(Outcome(record.entry.rel, FileState.FAILED, message=str(exc)))
-                self._emit(FileFailed(record.entry.rel, type(exc).__name__, str(exc), ""))
-            else:
-                outcomes.append(Outcome(record.entry.rel, FileState.COMPLETE))
-            if len(outcomes) >= 1000:
-                self.store.record(campaign, outcomes)
-                outcomes = []
-        self.store.record(campaign, outcomes)
+                failed(record.entry.rel, caught)
+            if len(outcomes) + len(create) >= 1000:
+                flush()
+        flush()
         return failures
 
     def _links(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
@@ -426,42 +447,50 @@ class TreeCopy:
             yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum, opts.extras), batch
 
     def _files(self, campaign: Campaign, executor: Executor, progress: _Progress) -> list[tuple[str, str]]:
+        """Hand out the tasks and record their outcomes.
+
+        Two journal commits gate the work, both kept few: files are marked
+        ``started`` a stretch ahead of being handed out (one commit for up to
+        :data:`STARTED_AHEAD` files: a file marked too early only makes a
+        rerun check whether it is published), and outcomes are committed in
+        groups that close on time (:data:`COMMIT_EVERY`) and count
+        (:data:`COMMIT_FILES`), each group's events emitted only after its
+        commit.  Each commit waits for the disk, so one per returned task
+        would hold back the tasks waiting to be handed out."""
         counts = self.store.counts(campaign)
         pending = counts.total_files - counts.files.get(FileState.COMPLETE.value, 0)
         source = self._tasks(campaign, pending)
+        ready: collections.deque[tuple[Any, list[FileSpec]]] = collections.deque()
         inflight: dict[Any, list[FileSpec]] = {}
         window = 2 * self.options.files
         outcomes: list[Outcome] = []
+        events: list[TreeEvent] = []
         failures: list[tuple[str, str]] = []
         exhausted = False
         interrupted: BaseException | None = None
+        last_commit = time.monotonic()
         while True:
             try:
-                if not exhausted and interrupted is None and not self._cancel.is_set():
-                    fresh: list[tuple[Any, list[FileSpec]]] = []
-                    while len(inflight) + len(fresh) < window:
-                        item = next(source, None)
-                        if item is None:
-                            exhausted = True
-                            break
-                        fresh.append(item)
-                    if fresh:
-                        # Durably "started" before any worker may create partial state.
-                        self.store.mark_started(campaign, [s.rel for _, specs in fresh for s in specs if not s.started])
-                        for task, specs in fresh:
-                            inflight[executor.submit(task)] = specs
+                if interrupted is None and not self._cancel.is_set():
+                    if not ready and not exhausted:
+                        exhausted = self._mark_ahead(campaign, source, ready)
+                    while ready and len(inflight) < window:
+                        task, specs = ready.popleft()
+                        inflight[executor.submit(task)] = specs
+                        if not ready and not exhausted:
+                            exhausted = self._mark_ahead(campaign, source, ready)
                 if self._cancel.is_set() and interrupted is None:
                     interrupted = TransferAborted("the copy was cancelled", hint="run the same command again to resume")
                     executor.cancel()
                 if not inflight:
                     break
-                done, _ = executor.wait(list(inflight), TICK)
+                timeout = max(0.0, last_commit + COMMIT_EVERY - time.monotonic()) if outcomes else TICK
+                done, _ = executor.wait(list(inflight), timeout)
             except KeyboardInterrupt as exc:
                 if interrupted is None:
                     interrupted = exc
                     executor.cancel()
                 continue
-            events: list[TreeEvent] = []
             for future in done:
                 specs = inflight.pop(future)
                 try:
@@ -480,20 +509,48 @@ class TreeCopy:
                         failures.append((r.rel, r.message))
                         progress.failed += 1
                         events.append(FileFailed(r.rel, r.error, r.message, r.marker))
-            # Recorded before reported: a file reported done is in the journal
-            # as complete (one commit for every task that returned meanwhile).
-            self.store.record(campaign, outcomes)
-            outcomes = []
-            for event in events:
-                self._emit(event)
-            progress.tick(time.monotonic())
+            now = time.monotonic()
+            if outcomes and (now >= last_commit + COMMIT_EVERY or len(outcomes) >= COMMIT_FILES or not inflight):
+                # Recorded before reported: a file reported done is in the
+                # journal as complete (one commit for the whole group).
+                self.store.record(campaign, outcomes)
+                outcomes = []
+                last_commit = now
+                for event in events:
+                    self._emit(event)
+                events = []
+            progress.tick(now)
         self.store.record(campaign, outcomes)
+        for event in events:
+            self._emit(event)
         progress.tick(time.monotonic(), force=True)
         if interrupted is not None:
             if isinstance(interrupted, KeyboardInterrupt):
                 raise TransferAborted("the copy was interrupted", hint="run the same command again to resume")
             raise interrupted
         return failures
+
+    def _mark_ahead(self, campaign: Campaign, source: Iterator[tuple[Any, list[FileSpec]]],
+                    ready: collections.deque[tuple[Any, list[FileSpec]]]) -> bool:
+        """Take tasks for up to :data:`STARTED_AHEAD` files from ``source``
+        into ``ready``, their files durably marked ``started`` (one commit)
+        before any worker may create partial state; True once ``source`` is done."""
+        files = 0
+        exhausted = False
+        fresh: list[tuple[Any, list[FileSpec]]] = []
+        while files < STARTED_AHEAD:
+            item = next(source, None)
+            if item is None:
+                exhausted = True
+                break
+            fresh.append(item)
+            files += len(item[1])
+        if fresh:
+            # The tasks come in path order and cover every unfinished file
+            # between their first and last: one range marks them all.
+            self.store.mark_started_between(campaign, fresh[0][1][0].rel, fresh[-1][1][-1].rel)
+            ready.extend(fresh)
+        return exhausted
 
     def _verify_tasks(self, campaign: Campaign) -> Iterator[tuple[Any, list[FileSpec]]]:
         opts = self.options

@@ -66,6 +66,9 @@ _MIGRATIONS = (("campaign_entries", "dst", "ALTER TABLE campaign_entries ADD COL
 WALK_BATCH = 5000
 #: Rows per page when reading a campaign back.
 PAGE = 2000
+#: Stored values to members: a dictionary is several times faster than ``Kind(value)`` per row.
+_KINDS = {k.value: k for k in Kind}
+_STATES = {s.value: s for s in FileState}
 
 _UPSERT = """
 INSERT INTO campaign_entries (campaign, rel, kind, size, mtime_ns, mode, identity, link, state, seen)
@@ -358,6 +361,16 @@ class CampaignStore:
             [(campaign.id, encode_name(rel)) for rel in rels],
         )
 
+    def mark_started_between(self, campaign: Campaign, first: str, last: str) -> None:
+        """:meth:`mark_started` for every pending file of the current walk from
+        ``first`` to ``last`` in path order: one statement for a stretch of
+        files handed out in the order :meth:`records` gives them."""
+        self._many(
+            "UPDATE campaign_entries SET state='started' WHERE campaign=? AND seen=? AND rel>=? AND rel<=? "
+            "AND kind='file' AND state='pending'",
+            [(campaign.id, campaign.generation, encode_name(first), encode_name(last))],
+        )
+
     def records(
         self,
         campaign: Campaign,
@@ -386,8 +399,8 @@ class CampaignStore:
             if not rows:
                 return
             for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst in rows:
-                yield Record(Entry(decode_name(rel), Kind(kind), size, mtime_ns, mode, identity, _unlink(link)),
-                             FileState(state),
+                yield Record(Entry(decode_name(rel), _KINDS[kind], size, mtime_ns, mode, identity, _unlink(link)),
+                             _STATES[state],
                              marker, checksum, message, dst)
             last = rows[-1][0]
 

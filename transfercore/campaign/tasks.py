@@ -24,7 +24,7 @@ from collections.abc import Callable
 import attrs
 
 from ..checksums import checksum_reader, digest_bytes
-from ..contract import Writer
+from ..contract import LocalFile, Writer
 from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError, UnsupportedName
 from ..journal import Journal
 from ..location import parse_location
@@ -201,12 +201,16 @@ class BatchTask:
         src = endpoint(self.source)
         dst = endpoint(self.destination)
         algorithm = self.checksum
+        results: dict[str, FileResult] = self._local_batch(src, dst)
+        if len(results) == len(self.files):
+            return [results[s.rel] for s in self.files]
         read_back = dst.driver.capabilities().read_back
-        results: dict[str, FileResult] = {}
         writers: list[Writer] = []
         specs: list[FileSpec] = []
         expected: dict[int, str] = {}
         for spec in self.files:
+            if spec.rel in results:
+                continue
             if _cancel.is_set():
                 results[spec.rel] = _failed(spec, TransferAborted("the copy was cancelled"), FileState.STARTED)
                 continue
@@ -264,6 +268,45 @@ class BatchTask:
                                                checksum=expected[id(writer)],
                                                dst=_published_facts(dst, join(dst.path, spec.rel)))
         return [results[s.rel] for s in self.files]
+
+    def _local_batch(self, src: Endpoint, dst: Endpoint) -> dict[str, FileResult]:
+        """The files the destination driver copied in one step from the local
+        file system (``Driver.copy_local_batch``): each published durable and
+        verified.  The others, and files that may already be published
+        (``started``), go the ordinary way."""
+        if any(self.extras) or _cancel.is_set():
+            return {}
+        # Read straight from the file system only where the source driver
+        # would read the same file (no confinement to a root to check).
+        if src.driver.name != "posix" or src.driver.settings.get("root"):
+            return {}
+        local: list[LocalFile] = []
+        specs: list[FileSpec] = []
+        for spec in self.files:
+            if spec.started:
+                continue
+            spath = src.driver.local_path(join(src.path, spec.rel))
+            dev, _, ino = spec.identity.partition(":")
+            if spath is None or not (dev.isdigit() and ino.isdigit()):
+                return {}
+            local.append(LocalFile(spath, join(dst.path, spec.rel), spec.size, spec.mtime_ns, spec.mode,
+                                   int(dev), int(ino)))
+            specs.append(spec)
+        if not local:
+            return {}
+        try:
+            copied = dst.driver.copy_local_batch(local, self.checksum)
+        except (TransferCoreError, UnicodeError):
+            return {}  # copied one by one, which says what is wrong
+        if copied is None:
+            return {}
+        results: dict[str, FileResult] = {}
+        for spec, outcome in zip(specs, copied, strict=True):
+            if outcome is not None:
+                checksum, info = outcome
+                results[spec.rel] = FileResult(spec.rel, FileState.COMPLETE, spec.size, written=spec.size,
+                                               checksum=checksum, dst=dst_facts(info))
+        return results
 
     @staticmethod
     def _verify_published(dst: Endpoint, spec: FileSpec, algorithm: str, expected: str) -> BaseException | None:

@@ -1,0 +1,175 @@
+"""copy_local_batch: small local files copied, synced, verified and published
+by one C call; nothing is published before the batch's durable point."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import crc32c
+import pytest
+from transfercore_posix import batchcopy, names
+
+from transfercore.contract import LocalFile
+from transfercore.registry import open_location
+
+
+def _sources(tmp_path, n, sub="src"):
+    src = tmp_path / sub
+    src.mkdir()
+    files = []
+    for i in range(n):
+        p = src / f"f{i:03d}"
+        p.write_bytes(os.urandom(i * 37 % 5000))
+        os.chmod(p, 0o600 + (i % 2) * 0o40)
+        os.utime(p, ns=(10**18 + i, 10**18 + i))
+        files.append(p)
+    return files
+
+
+def _local(p, dst):
+    st = os.lstat(p)
+    return LocalFile(str(p), f"{dst}/{p.name}", st.st_size, st.st_mtime_ns, st.st_mode, st.st_dev, st.st_ino)
+
+
+def test_the_extension_is_built():
+    assert batchcopy.available(), "transfercore_posix._batchcopy is missing: reinstall the driver with a C compiler"
+
+
+def test_crc32c_is_the_packages_value():
+    for n in (0, 1, 7, 8, 9, 4096, 4099):
+        data = os.urandom(n)
+        buf = batchcopy.ffi.new("unsigned char[]", data) if n else batchcopy.ffi.NULL
+        assert batchcopy.lib.tc_crc32c(0, buf, n) == crc32c.crc32c(data)
+
+
+@pytest.mark.parametrize("mode", ["fsync", "syncfs"])
+def test_a_batch_is_published_whole_with_attributes_and_facts(tmp_path, mode):
+    files = _sources(tmp_path, 40)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    driver = open_location(f"posix://{dst}?batch_sync={mode}").driver
+    out = driver.copy_local_batch([_local(p, dst) for p in files], "crc32c")
+    assert out is not None and all(o is not None for o in out)
+    for p, (checksum, info) in zip(files, out, strict=True):
+        got = dst / p.name
+        assert got.read_bytes() == p.read_bytes()
+        assert checksum == f"{crc32c.crc32c(p.read_bytes()):08x}"
+        st = os.lstat(got)
+        assert (st.st_mode & 0o7777, st.st_mtime_ns) == (os.lstat(p).st_mode & 0o7777, os.lstat(p).st_mtime_ns)
+        # what a later run compares: as lstat reports it after the rename
+        assert info == driver.lstat(str(got))
+    assert not [n for n in os.listdir(dst) if names.is_hidden(n)]
+
+
+def test_a_changed_or_missing_source_is_not_published_and_leaves_nothing(tmp_path):
+    files = _sources(tmp_path, 6)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    batch = [_local(p, dst) for p in files]
+    files[1].write_bytes(b"changed since the walk")  # size and time move
+    os.unlink(files[2])
+    replaced = files[3].read_bytes()
+    os.unlink(files[3])
+    files[3].write_bytes(replaced)  # same bytes, another inode
+    os.utime(files[3], ns=(batch[3].mtime_ns, batch[3].mtime_ns))
+    out = open_location(f"posix://{dst}").driver.copy_local_batch(batch, "crc32c")
+    assert [o is not None for o in out] == [True, False, False, False, True, True]
+    assert sorted(os.listdir(dst)) == ["f000", "f004", "f005"]  # no partial file left either
+
+
+def test_an_entry_in_the_way_fails_that_file_only(tmp_path):
+    files = _sources(tmp_path, 3)
+    dst = tmp_path / "dst"
+    (dst / "f001").mkdir(parents=True)
+    (dst / "f001" / "x").write_bytes(b"x")
+    out = open_location(f"posix://{dst}").driver.copy_local_batch([_local(p, dst) for p in files], "crc32c")
+    assert [o is not None for o in out] == [True, False, True]
+    assert sorted(os.listdir(dst)) == ["f000", "f001", "f002"] and (dst / "f001").is_dir()
+
+
+def test_not_offered_where_it_cannot_keep_the_promise(tmp_path):
+    files = _sources(tmp_path, 2)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    batch = [_local(p, dst) for p in files]
+    assert open_location(f"posix://{dst}").driver.copy_local_batch(batch, "sha256") is None
+    confined = open_location(f"posix:///?root={dst}").driver
+    assert confined.copy_local_batch([_local(p, "") for p in files], "crc32c") is None
+
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    from transfercore.contract import LocalFile
+    from transfercore.registry import open_location
+    src, dst, mode = sys.argv[1:4]
+    batch = []
+    for name in sorted(os.listdir(src)):
+        st = os.lstat(os.path.join(src, name))
+        batch.append(LocalFile(os.path.join(src, name), dst + "/" + name, st.st_size, st.st_mtime_ns,
+                               st.st_mode, st.st_dev, st.st_ino))
+    out = open_location("posix://" + dst + "?batch_sync=" + mode).driver.copy_local_batch(batch, "crc32c")
+    os.write(1, ("REPORTED %d\\n" % sum(o is not None for o in out)).encode())
+""")
+
+
+@pytest.mark.parametrize("mode", ["fsync", "syncfs"])
+def test_nothing_is_published_or_reported_before_the_batch_is_durable(tmp_path, mode):
+    """The system calls in order: every file written, then the durable point
+    (one syncfs, or an fsync of every file), then the read-backs and renames,
+    then the directory synced, and only then the report."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed (Debian package strace)")
+    _sources(tmp_path, 12)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    trace = tmp_path / "trace"
+    script = tmp_path / "batch_script.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e",
+                           "trace=openat,pwrite64,fsync,syncfs,rename,renameat,renameat2,write", sys.executable, str(script),
+                           str(tmp_path / "src"), str(dst), mode],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "REPORTED 12" in proc.stdout
+    lines = [line.split(None, 1)[1] for line in trace.read_text().splitlines() if " " in line]
+    creates = [i for i, c in enumerate(lines) if c.startswith("openat(") and ".tcpart" in c and "O_CREAT" in c]
+    renames = [i for i, c in enumerate(lines) if c.startswith("rename") and str(dst) in c]
+    report = next(i for i, c in enumerate(lines) if c.startswith("write(1,") and "REPORTED" in c)
+    if mode == "syncfs":
+        durable = [i for i, c in enumerate(lines) if c.startswith("syncfs(")]
+        assert len(durable) == 1
+    else:
+        durable = [i for i, c in enumerate(lines) if c.startswith("fsync(")][:12]
+        assert len(durable) == 12
+    assert len(creates) == 12 and len(renames) == 12
+    assert max(creates) < min(durable) and max(durable) < min(renames)
+    dir_syncs = [i for i, c in enumerate(lines) if c.startswith("fsync(") and i > max(renames)]
+    assert dir_syncs and max(renames) < min(dir_syncs) < report
+
+
+def test_power_cut_after_the_call_loses_nothing_it_published(tmp_path):
+    """On the FUSE power-loss file system (which keeps only what was fsynced):
+    every file the call returned as published survives a cut."""
+    from transfercore.testing.powerloss import PowerLossFS, check_fuse
+
+    check_fuse()
+    files = _sources(tmp_path, 30)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    backing = tempfile.mkdtemp(prefix="transfercore-powerloss-")
+    fs = PowerLossFS(backing, str(mountpoint))
+    try:
+        fs.mount()
+        driver = open_location(f"posix://{mountpoint}?batch_sync=fsync").driver
+        out = driver.copy_local_batch([_local(p, mountpoint) for p in files], "crc32c")
+        assert all(o is not None for o in out)
+        fs.crash(remount=True)
+        for p in files:
+            assert (mountpoint / p.name).read_bytes() == p.read_bytes()
+    finally:
+        if fs.mounted:
+            fs.crash(remount=False)
+        shutil.rmtree(backing, ignore_errors=True)
