@@ -348,6 +348,8 @@ class FaultProxy:
                 if done.is_set():
                     return  # the other direction ended the connection (cut, reset)
                 if not chunk:
+                    if self._stopped.is_set():
+                        return  # stop() shut this socket: the proxy's end, recorded by a fault or stop()
                     self._end(conn, "closed by client" if direction == "up" else "closed by server", src, dst, done)
                     return
                 if rewrite is not None:
