@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -325,3 +327,24 @@ def test_markers_off_sends_no_111(dsi_server, root, src):
     out = proc.stdout + proc.stderr
     assert "226 " in out and not MARK111.findall(out)
     assert (root / "m.bin").read_bytes() == src.read_bytes()
+
+
+def test_site_chmod_and_utime_reach_the_storage(served, root):
+    """As the real server: SITE CHMOD and SITE UTIME (UTC) set the object's mode and time through the driver."""
+    target = root / "m.bin"
+    target.write_bytes(b"meta")
+    target.chmod(0o644)
+    c = Control(served.port)
+    try:
+        c.login()
+        code, text = c.cmd("SITE CHMOD 600 /m.bin")
+        assert code in (200, 250), text
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        code, text = c.cmd("SITE UTIME 20200101120000 /m.bin")
+        assert code in (200, 250), text
+        when = datetime.datetime(2020, 1, 1, 12, 0, 0, tzinfo=datetime.UTC).timestamp()
+        assert target.stat().st_mtime == when
+        code, text = c.cmd("SITE CHMOD 600 /missing.bin")
+        assert code >= 500, text
+    finally:
+        c.close()

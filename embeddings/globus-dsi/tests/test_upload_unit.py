@@ -193,7 +193,7 @@ def test_a_stall_still_reports_durable_ranges_then_nothing_after_the_end(fake, t
     wait_until = time.monotonic() + 10
     while time.monotonic() < wait_until:
         with upload.lock:
-            if upload.reported.contains(RangeSet.span(0, 2 * BLOCK)):
+            if upload.markers.reported.contains(RangeSet.span(0, 2 * BLOCK)):
                 break
         time.sleep(0.01)
     else:

@@ -96,9 +96,13 @@ def do_command(session: Session, op: Any, info: Any) -> None:
     elif cmd == glue.lib.GLOBUS_GFS_CMD_CKSM:
         algorithm = glue.text(info.cksm_alg) or "MD5"
         response = _checksum(session, path, algorithm, info.cksm_offset, info.cksm_length).encode()
+    elif cmd == glue.lib.GLOBUS_GFS_CMD_SITE_CHMOD:
+        session.driver.set_metadata(path, mode=info.chmod_mode & 0o7777)
+    elif cmd == glue.lib.GLOBUS_GFS_CMD_SITE_UTIME:
+        session.driver.set_metadata(path, mtime_ns=int(info.utime_time) * 1_000_000_000)
     else:
         names = {
-            glue.lib.GLOBUS_GFS_CMD_SITE_CHMOD: "SITE CHMOD",
+            glue.lib.GLOBUS_GFS_CMD_SITE_CHGRP: "SITE CHGRP",
             glue.lib.GLOBUS_GFS_CMD_TRNC: "TRNC",
         }
         raise CapabilityError(f"the transfercore DSI does not implement {names.get(cmd, f'command {cmd}')}")
