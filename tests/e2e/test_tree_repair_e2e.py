@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from transfercore.testing.throttle import Throttle
 from transfercore.testing.trees import TreeSpec, make_tree
 
 TIMEOUT = 120
@@ -156,6 +157,9 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
     last: list = []
     for kill_after in (40, 120):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        # Batched small files finish fast and report in bursts: slowed, the copy is still
+        # running when the kill point is read.
+        throttle = Throttle(proc.pid, duty=0.2, period=0.05)
         seen = 0
         try:
             assert proc.stdout is not None
@@ -167,6 +171,7 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
                     break
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
+            throttle.close()
             proc.communicate(timeout=TIMEOUT)
         last = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
         partials += last
