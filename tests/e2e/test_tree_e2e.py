@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from transfercore.testing.throttle import Throttle
 from transfercore.testing.trees import TreeSpec, make_tree
 
 TIMEOUT = 120
@@ -37,6 +38,9 @@ def run_and_kill(src, dst, journal, *, after_files=None, on_event="file-done"):
     events of kind ``on_event`` (the pipe's back-pressure keeps it close behind)."""
     proc = subprocess.Popen(command(src, dst, journal), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    # Batched small files finish fast and report in bursts: slowed, the copy is still
+    # running when the kill point is read.
+    throttle = Throttle(proc.pid, duty=0.2, period=0.05)
     events = []
     seen = 0
     try:
@@ -51,6 +55,7 @@ def run_and_kill(src, dst, journal, *, after_files=None, on_event="file-done"):
                     break
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
+        throttle.close()
         proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == -signal.SIGKILL
     return events

@@ -15,6 +15,7 @@ NOT_APPLICABLE = {
     "durable-power-loss": "local_path() returns None",
     "syncs": "local_path() returns None",
     "batch-power-loss": "local_path() returns None",
+    "leftovers": "local_path() returns None",
     "read-back": "does not declare read_back",
     "checksums": "declares no storage checksums",
 }
