@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import select
 import socket
 from pathlib import Path
 
@@ -117,20 +118,35 @@ def test_tokens_and_owners(tmp_path: Path, serve_http) -> None:
 def test_concurrent_append_and_slow_client(tmp_path: Path, serve_http, poll) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    server = serve_http("--root", str(root), "--body-timeout", "1")
+    server = serve_http("--root", str(root), "--body-timeout", "3")  # wide enough to see the hold on a loaded machine
     location = create(server, b"s", 1000)
     # a client that sends one byte, then nothing: it holds the upload until the body timeout
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    def slow_client() -> socket.socket:
+        # a probe may hold the upload for a moment as the slow request arrives (that one is
+        # then refused, 423, as designed): start it again until it is the one holding
+        for _attempt in range(5):
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            conn.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                         "Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\nA".encode())
+            answered: list[bool] = []
+
+            def busy(conn: socket.socket = conn, answered: list[bool] = answered) -> bool:
+                # a probe at a wrong offset: 409 while free (nothing written), 423 while held
+                if select.select([conn], [], [], 0)[0]:
+                    answered.append(True)  # the slow request itself was refused
+                    return True
+                r = server.request("PATCH", location, TUS | OCTETS | {"Upload-Offset": "999"}, body=b"")
+                assert r.status in (409, 423)
+                return r.status == 423
+
+            poll(busy, what="the slow request to hold the upload")
+            if not answered:
+                return conn
+            conn.close()
+        raise AssertionError("the slow request never held the upload in 5 attempts")
+
+    s = slow_client()
     try:
-        s.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-                  "Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\nA".encode())
-
-        def busy() -> bool:  # a probe at a wrong offset: 409 while free (nothing written), 423 while held
-            r = server.request("PATCH", location, TUS | OCTETS | {"Upload-Offset": "999"}, body=b"")
-            assert r.status in (409, 423)
-            return r.status == 423
-
-        poll(busy, what="the slow request to hold the upload")
         still_serving(server)  # others are served meanwhile
 
         def released() -> bool:
