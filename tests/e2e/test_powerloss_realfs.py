@@ -33,7 +33,7 @@ from transfercore.ranges import RangeSet
 from transfercore.registry import open_location
 from transfercore.testing.powerloss.realfs import FILESYSTEMS, RealFS
 from transfercore.testing.throttle import Throttle
-from transfercore.testing.trees import TreeSpec, make_tree
+from transfercore.testing.trees import TreeSpec, make_tree, published
 
 pytestmark = pytest.mark.fuse
 
@@ -162,24 +162,6 @@ def tree_command(src: Path, dst: str, journal: Path, *extra: str) -> list[str]:
             "--json", "--files", "4", *extra]
 
 
-def final_names(src: Path, dst: Path) -> set[str]:
-    """The source files present under their final names; fails on any that differs."""
-    present = set()
-    for dirpath, _dirs, files in os.walk(src):
-        for name in files:
-            s = Path(dirpath) / name
-            rel = str(s.relative_to(src))
-            d = dst / rel
-            if s.is_symlink():
-                if d.is_symlink():
-                    assert os.readlink(d) == os.readlink(s), f"link {rel} differs"
-                continue
-            if d.exists():
-                assert d.read_bytes() == s.read_bytes(), f"{rel} is under its final name but differs from its source"
-                present.add(rel)
-    return present
-
-
 def cut_tree_copy(fs: RealFS, src: Path, dst: str, journal: Path, cut_after: int, delay: float,
                   env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> tuple[set[str], set[str]]:
     """Copy until ``cut_after`` files are reported done, cut the power after ``delay``
@@ -218,7 +200,7 @@ def cut_tree_copy(fs: RealFS, src: Path, dst: str, journal: Path, cut_after: int
 
 
 def check_promises(src: Path, dst: Path, reported: set[str], recorded: set[str]) -> None:
-    present = final_names(src, dst)  # also: nothing differing under a final name
+    present, _missing = published(src, dst)  # also: nothing differing under a final name
     assert reported, "files should be reported done by the cut"
     assert len(present) < TREE.files, "the cut should land mid-copy"
     assert reported <= present, f"{len(reported - present)} files reported done were lost: {sorted(reported - present)[:5]}"

@@ -78,3 +78,29 @@ def make_tree(root: str | os.PathLike[str], spec: TreeSpec) -> tuple[int, int]:
         t = rng.randrange(1_500_000_000, 1_700_000_000) * 10**9
         os.utime(d, ns=(t, t))
     return count, total
+
+
+def published(src: Path, dst: Path) -> tuple[set[str], set[str]]:
+    """(source files under their final names at ``dst``, source files missing there).
+
+    Fails on any final-name file that differs from its source: after a crash, a
+    name may be missing, never wrong.  Symbolic links are compared by target and
+    counted in neither set.
+    """
+    present: set[str] = set()
+    missing: set[str] = set()
+    for dirpath, _dirs, files in os.walk(src):
+        for name in files:
+            s = Path(dirpath) / name
+            rel = str(s.relative_to(src))
+            d = dst / rel
+            if s.is_symlink():
+                if d.is_symlink():
+                    assert os.readlink(d) == os.readlink(s), f"link {rel} differs"
+                continue
+            if d.exists():
+                assert d.read_bytes() == s.read_bytes(), f"{rel} is under its final name but differs from its source"
+                present.add(rel)
+            else:
+                missing.add(rel)
+    return present, missing
