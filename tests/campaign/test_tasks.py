@@ -112,3 +112,29 @@ def test_small_local_files_go_through_the_drivers_batch_copy_and_the_rest_the_or
         # what a later run compares, as the destination reports it
         assert results[i].dst == dst_facts(driver.lstat(str(dst / f"f{i}")))
     assert _hidden(dst) == []
+
+
+def test_a_large_file_found_published_loses_the_record_a_stopped_run_left(tmp_path):
+    # A run killed between publishing a large file and removing its resume
+    # record: the audit keeps the record for the task, which must drop it.
+    from transfercore.campaign.tasks import LargeFileTask
+    from transfercore.engine import TransferOptions
+
+    src, dst = tmp_path / "s", tmp_path / "d"
+    src.mkdir()
+    dst.mkdir()
+    data = os.urandom(300_000)
+    (src / "big").write_bytes(data)
+    (dst / "big").write_bytes(data)
+    st = os.stat(src / "big")
+    os.utime(dst / "big", ns=(st.st_atime_ns, st.st_mtime_ns))
+    (dst / ".big.tcpart.marker").write_text("a record of a write that was published")
+    (dst / ".big.0123456789abcdef.tcpart").write_bytes(b"x")
+    task = LargeFileTask(str(src), str(dst), _spec(str(src), "big", True), TransferOptions(checksum="crc32c"))
+    try:
+        result = task()
+    finally:
+        close_endpoints()
+    assert result.state is FileState.COMPLETE and result.reused
+    assert (dst / "big").read_bytes() == data
+    assert _hidden(dst) == []

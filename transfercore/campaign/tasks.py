@@ -394,6 +394,11 @@ class LargeFileTask:
             try:
                 found = _already_published(endpoint(self.source), endpoint(self.destination), spec,
                                            getattr(self.options, "checksum", None), self.extras)
+                if found is not None:
+                    # A run stopped between publishing and removing its resume
+                    # record leaves the record behind; the audit kept it for
+                    # this task, which now knows it is stale.
+                    dst.driver.discard_partial(dst.path)
             except Exception as exc:  # noqa: BLE001
                 return _failed(spec, exc)
             if found is not None:
