@@ -126,3 +126,33 @@ def test_a_quota_error_on_the_record_takes_the_same_path(tmp_path, monkeypatch):
     assert os.stat(writer.partial_path).st_blocks * 512 <= 2 * MiB + 64 * 1024  # the given-up MiB is freed
     writer.abort()
     assert driver.partial(path) == marker
+
+
+def test_a_tree_into_a_full_file_system_says_so_once_and_leaves_no_litter(small_fs, tmp_path):
+    """Every file after the disk fills would fail the same way: the copy stops
+    handing them out, says the cause in one line, and small files' partial
+    writes are removed (a rerun writes them whole again)."""
+    rng = random.Random(5)
+    src = tmp_path / "src"
+    for d in range(6):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(300):
+            (src / f"d{d}" / f"f{i}").write_bytes(rng.randbytes(4000 + i))
+    (src / "big").write_bytes(rng.randbytes(3 * MiB))
+    dst = small_fs / "dst"
+    journal = tmp_path / "j.sqlite"
+    cmd = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
+           "--whole-file-max", "256K"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert first.returncode == 1, first.stderr
+    (line,) = first.stderr.splitlines()
+    assert "the destination is full" in line and "No space left on device" in line and "free space" in line
+    litter = [p for p in dst.rglob(".*") if ".tcpart" in p.name and not p.name.startswith(".big.")]
+    assert litter == []
+    grow(small_fs)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert second.returncode == 0, second.stderr
+    for p in src.rglob("*"):
+        if p.is_file():
+            assert (dst / p.relative_to(src)).read_bytes() == p.read_bytes()
+    assert [p for p in dst.rglob(".*")] == []

@@ -32,6 +32,7 @@ from ..errors import (
     CapabilityError,
     IsADirectory,
     LocationError,
+    NoSpace,
     NotFound,
     TransferAborted,
     TransferCoreError,
@@ -138,6 +139,11 @@ class TreeResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+#: Errors (by name, as results carry them across processes) that mean the
+#: destination has no room left for any file.
+_NO_SPACE = frozenset({"NoSpace", "QuotaExceeded"})
 
 
 def _url(e: Endpoint) -> str:
@@ -468,6 +474,10 @@ class TreeCopy:
         failures: list[tuple[str, str]] = []
         exhausted = False
         interrupted: BaseException | None = None
+        #: The first file the destination had no room for, and how many more
+        #: met the same full storage: one cause, said once.
+        full: FileResult | None = None
+        full_count = 0
         last_commit = time.monotonic()
         while True:
             try:
@@ -505,6 +515,16 @@ class TreeCopy:
                     if r.state is FileState.COMPLETE:
                         progress.file_done(r)
                         events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
+                    elif r.error in _NO_SPACE:
+                        # Every later file would fail the same way: stop handing
+                        # them out, and report the cause once.
+                        full_count += 1
+                        progress.failed += 1
+                        if full is None:
+                            full = r
+                            if interrupted is None:
+                                interrupted = NoSpace("the destination is full")
+                                executor.cancel()
                     elif r.state is not FileState.STARTED or interrupted is None:
                         failures.append((r.rel, r.message))
                         progress.failed += 1
@@ -524,6 +544,13 @@ class TreeCopy:
         for event in events:
             self._emit(event)
         progress.tick(time.monotonic(), force=True)
+        if full is not None:
+            raise NoSpace(
+                f"the destination is full: {full_count} file{'s' if full_count != 1 else ''} could not be "
+                f"written, the first {full.rel}: {full.message.split('; ')[0]}",
+                hint="free space on the storage (or raise the quota), then run the same command again: "
+                     "what is complete is kept and large files resume from their durable marker",
+            )
         if interrupted is not None:
             if isinstance(interrupted, KeyboardInterrupt):
                 raise TransferAborted("the copy was interrupted", hint="run the same command again to resume")

@@ -138,6 +138,15 @@ def _check_unchanged(src: Endpoint, path: str, spec: FileSpec, when: str) -> Non
         )
 
 
+def _drop_partial(dst: Endpoint, path: str) -> None:
+    """A small file is written again whole, never resumed: what a failed
+    write of it left is litter (thousands of files, on a full disk)."""
+    try:
+        dst.driver.discard_partial(path)
+    except Exception:  # noqa: BLE001 - the write's own error is the one to report
+        pass
+
+
 def _read_whole(src: Endpoint, path: str, spec: FileSpec) -> bytearray:
     buf = bytearray(spec.size)
     with src.driver.open_read(path) as reader:
@@ -231,6 +240,7 @@ class BatchTask:
                     writer.set_metadata(mode=spec.mode, mtime_ns=spec.mtime_ns)
                 except BaseException:
                     writer.abort()
+                    _drop_partial(dst, dpath)
                     raise
             except Exception as exc:  # noqa: BLE001 - one file's failure is reported, the rest go on
                 results[spec.rel] = _failed(spec, exc)
@@ -262,6 +272,7 @@ class BatchTask:
                 except TransferCoreError as exc:
                     error = exc
             if error is not None:
+                _drop_partial(dst, join(dst.path, spec.rel))
                 results[spec.rel] = _failed(spec, error)
             else:
                 results[spec.rel] = FileResult(spec.rel, FileState.COMPLETE, spec.size, written=spec.size,
