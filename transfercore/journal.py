@@ -24,15 +24,12 @@ from typing import Any
 
 import attrs
 
-from .driverkit import fsync_dir
-from .errors import RangeSyntaxError, TransferCoreError
+from .database import BUSY_TIMEOUT, Damage, JournalError, journal_path, open_database, recorded_damage
+from .errors import RangeSyntaxError
 from .ranges import RangeSet
 from .runlock import RunLock, holder, lock_name, process_started
-from .statedir import default_journal_path
 
 SCHEMA_VERSION = 2
-#: Seconds a statement waits for another process's write lock before failing.
-BUSY_TIMEOUT = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers (
@@ -68,11 +65,6 @@ _ADDED_COLUMNS = {
     "source_version": "TEXT NOT NULL DEFAULT ''",
 }
 
-_DAMAGED = ("file is not a database", "malformed", "corrupt")
-
-
-class JournalError(TransferCoreError):
-    """The journal cannot be opened or is damaged."""
 
 
 class State(enum.Enum):
@@ -197,72 +189,32 @@ class Journal:
     ) -> None:
         self.path = journal_path(path, create_directory=create_directory)
         self.busy_timeout = busy_timeout
+        opened = open_database(self.path, self._setup, busy_timeout=busy_timeout, error=self._error)
+        self._db = opened.db
         #: Where a damaged journal found at :attr:`path` by this open was moved, or None.
-        self.recovered_from: Path | None = None
+        self.recovered_from: Path | None = opened.recovered_from
         #: What SQLite said about the damaged journal.
-        self.damage: str = ""
-        try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            if not _is_damage(exc):
-                raise self._error("open", exc) from exc
-            self._move_aside(str(exc))
-            try:
-                self._db = self._open()
-            except sqlite3.Error as again:
-                raise self._error("open", again) from again
+        self.damage: str = opened.damage
         self._lock = threading.Lock()
         #: Damage found by this or an earlier command and not yet acknowledged.
         self.unacknowledged: Damage | None = recorded_damage(self.path)
 
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=self.busy_timeout, check_same_thread=False, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk (WAL fsynced) before it returns, so a
-            # recorded marker survives a power loss.
-            db.execute("PRAGMA synchronous=FULL")
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"database disk image is malformed ({check})")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} was written by a newer transfercore (schema {version})",
-                    hint="upgrade transfercore, or give another journal with --journal",
-                )
-            if version < SCHEMA_VERSION:
-                # Writes only when something is missing: opening a journal
-                # another process holds locked must not need its write lock.
-                db.executescript(_SCHEMA)
-                have = {row[1] for row in db.execute("PRAGMA table_info(transfers)")}
-                for column, definition in _ADDED_COLUMNS.items():
-                    if column not in have:
-                        db.execute(f"ALTER TABLE transfers ADD COLUMN {column} {definition}")
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _move_aside(self, damage: str) -> None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
-        try:
-            os.replace(self.path, target)
-            for suffix in ("-wal", "-shm"):
-                side = Path(f"{self.path}{suffix}")
-                if side.exists():
-                    os.replace(side, Path(f"{target}{suffix}"))
-        except OSError as exc:
+    def _setup(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
             raise JournalError(
-                f"journal {self.path} is damaged ({damage}) and cannot be moved aside: {exc.strerror or exc}",
-                hint="move it away yourself, or give another path with --journal",
-            ) from exc
-        self.recovered_from = target
-        self.damage = damage
-        _record_damage(self.path, Damage(journal=str(self.path), moved_to=str(target), reason=damage, found=time.time()))
+                f"journal {self.path} was written by a newer transfercore (schema {version})",
+                hint="upgrade transfercore, or give another journal with --journal",
+            )
+        if version < SCHEMA_VERSION:
+            # Writes only when something is missing: opening a journal
+            # another process holds locked must not need its write lock.
+            db.executescript(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(transfers)")}
+            for column, definition in _ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE transfers ADD COLUMN {column} {definition}")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _error(self, what: str, exc: sqlite3.Error) -> JournalError:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -444,129 +396,6 @@ class Journal:
         return entry.state
 
 
-def journal_path(path: str | os.PathLike[str] | None, *, create_directory: bool = True) -> Path:
-    """The journal's path, its directory ready: created when allowed (the
-    default location always is), an error when missing otherwise."""
-    resolved = Path(path) if path is not None else default_journal_path()
-    parent = resolved.parent
-    if path is None or create_directory:
-        try:
-            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise JournalError(
-                f"cannot create the journal directory {parent}: {exc.strerror or exc}",
-                hint="set XDG_STATE_HOME to a writable directory, or give a path with --journal",
-            ) from exc
-        return resolved
-    if not parent.is_dir():
-        raise JournalError(
-            f"the directory of the journal {resolved} does not exist" if not parent.exists()
-            else f"the parent of the journal {resolved} is not a directory",
-            hint="create the directory first, or give another path with --journal; a journal you name "
-            "gets no missing directories created",
-        )
-    return resolved
-
-
-@attrs.frozen
-class Damage:
-    """A damaged journal that was moved aside, as recorded beside the journal."""
-
-    journal: str
-    moved_to: str
-    reason: str
-    found: float
-
-    def warning(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.found))
-        return (
-            f"the journal {self.journal} was found damaged at {when} ({self.reason}); it was moved to "
-            f"{self.moved_to} and a new one started, so transfers recorded before then are not listed "
-            "(partial copies still resume from the destinations' own records); "
-            "'transfercore status --acknowledge-damage' stops this warning"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-def damage_record_path(path: str | os.PathLike[str]) -> Path:
-    """The file beside the journal that records unacknowledged damage."""
-    journal = Path(path)
-    return journal.with_name(journal.name + ".damage")
-
-
-def recorded_damage(path: str | os.PathLike[str]) -> Damage | None:
-    """The damage recorded beside the journal at ``path`` and not yet acknowledged, or None."""
-    record = damage_record_path(path)
-    try:
-        doc = json.loads(record.read_text())
-        return Damage(
-            journal=str(doc["journal"]), moved_to=str(doc["moved_to"]), reason=str(doc["reason"]),
-            found=float(doc["found"]),
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        # The record itself is unreadable: still damage to report, never silence.
-        return Damage(journal=str(path), moved_to="(unknown)", reason=f"unreadable damage record {record}: {exc}",
-                      found=0.0)
-
-
-def acknowledge_damage(path: str | os.PathLike[str] | None = None) -> Damage | None:
-    """Forget the recorded damage of the journal at ``path`` (the default journal when None); return it."""
-    journal = Path(path) if path is not None else default_journal_path()
-    damage = recorded_damage(journal)
-    if damage is not None:
-        try:
-            damage_record_path(journal).unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise JournalError(
-                f"cannot remove the damage record {damage_record_path(journal)}: {exc.strerror or exc}",
-                hint="check the permissions of the journal's directory",
-            ) from exc
-        fsync_dir(str(journal.parent))
-    return damage
-
-
-def _record_damage(path: Path, damage: Damage) -> None:
-    """Write the damage record durably (temporary name, fsync, rename): a crash never leaves half of one."""
-    record = damage_record_path(path)
-    temp = record.with_name(record.name + ".tmp")
-    earlier = recorded_damage(path)
-    if earlier is not None:
-        # Damage found again before the first was acknowledged: keep both in the words.
-        damage = attrs.evolve(damage, reason=f"{damage.reason}; earlier: {earlier.reason} (moved to {earlier.moved_to})")
-    try:
-        with open(temp, "w") as handle:
-            json.dump(damage.to_dict(), handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, record)
-        fsync_dir(str(path.parent))
-    except OSError as exc:
-        raise JournalError(
-            f"journal {path} was damaged ({damage.reason}) and moved to {damage.moved_to}, but the damage "
-            f"could not be recorded in {record}: {exc.strerror or exc}",
-            hint="check free space and permissions of the journal's directory",
-        ) from exc
-
-
-def open_with_damage_policy(path: str | os.PathLike[str] | None, *, create_directory: bool = True) -> Damage | None:
-    """Open the journal file at ``path`` once under the damage policy every
-    command shares (a damaged file is moved aside and the damage recorded),
-    for code that opens the same database by other means (the campaign
-    tables); return the unacknowledged damage, if any."""
-    with Journal(path, create_directory=create_directory) as journal:
-        return journal.unacknowledged
-
-
-def _is_damage(exc: BaseException) -> bool:
-    return any(word in str(exc).lower() for word in _DAMAGED)
-
-
 def _entry(row: sqlite3.Row) -> JournalEntry:
     entry_id, source, destination = row["id"], row["source"], row["destination"]
     marker = row["marker"]
@@ -601,3 +430,6 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         destination_mtime_ns=row["dest_mtime_ns"],
         destination_identity=row["dest_identity"],
     )
+
+
+__all__ = ["BUSY_TIMEOUT", "Journal", "JournalEntry", "JournalError", "SCHEMA_VERSION", "SourceIdentity", "State"]

@@ -194,7 +194,7 @@ def test_damage_is_reported_by_every_later_command_until_acknowledged(tmp_path, 
 
 def test_tree_store_opens_under_the_same_damage_policy(tmp_path):
     from transfercore.campaign import CampaignStore
-    from transfercore.journal import recorded_damage
+    from transfercore.database import recorded_damage
 
     path = tmp_path / "j.sqlite"
     path.write_bytes(b"garbage" * 1000)

@@ -21,9 +21,8 @@ from typing import Any
 
 import attrs
 
+from ..database import journal_path, open_database, recorded_damage
 from ..errors import TransferCoreError
-from ..journal import open_with_damage_policy
-from ..statedir import default_journal_path
 from .model import Entry, FileState, Kind, Record
 
 _SCHEMA = """
@@ -202,34 +201,31 @@ class Outcome:
     dst: str = ""
 
 
+def _setup(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    for table, column, sql in _MIGRATIONS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            db.execute(sql)
+
+
 class CampaignStore:
     """The campaign tables.  One thread at a time (the runner's) writes."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_journal_path()
-        # The transfer journal's damage policy covers this file too (a named path's directory must exist).
-        self.damage = open_with_damage_policy(self.path, create_directory=path is None)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            for table, column, sql in _MIGRATIONS:
-                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
-                    self._db.execute(sql)
-        except sqlite3.Error as exc:
-            raise CampaignError(
-                f"cannot open the campaign journal {self.path}: {exc}",
-                hint="check that the directory is writable, or give another path with --journal",
-            ) from exc
-        except OSError as exc:
-            raise CampaignError(
-                f"cannot create the journal directory {self.path.parent}: {exc.strerror or exc}",
-                hint="set XDG_STATE_HOME to a writable directory, or give a path with --journal",
-            ) from exc
+        # The journal's file, opened under the damage policy every table of it
+        # shares (a path the user named must have its directory already).
+        self.path = journal_path(path, create_directory=path is None)
+        self._db = open_database(self.path, _setup, busy_timeout=30.0, error=self._error).db
+        self._db.row_factory = None  # the campaign code reads rows as tuples
+        self.damage = recorded_damage(self.path)
         self._lock = threading.Lock()
+
+    def _error(self, what: str, exc: sqlite3.Error) -> CampaignError:
+        return CampaignError(
+            f"cannot {what} the campaign journal {self.path}: {exc}",
+            hint="check that the directory is writable, or give another path with --journal",
+        )
 
     def close(self) -> None:
         with self._lock:

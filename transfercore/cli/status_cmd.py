@@ -22,8 +22,9 @@ import sys
 import time
 from typing import Any
 
+from ..database import Damage, acknowledge_damage, recorded_damage
 from ..errors import OptionError, TransferCoreError
-from ..journal import Damage, Journal, JournalEntry, State, acknowledge_damage, recorded_damage
+from ..journal import Journal, JournalEntry, State
 from ..registry import open_location
 from ..sizes import format_size
 from ..statedir import default_journal_path

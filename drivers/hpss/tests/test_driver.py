@@ -202,3 +202,17 @@ def test_checksums_by_reading_back(driver: HpssDriver, emu_root: Path) -> None:
     # A stored value for another size is not trusted.
     (emu_root / "c").write_bytes(data + b"x")
     assert driver.checksum("/c", "md5") == hashlib.md5(data + b"x").hexdigest()
+
+
+def test_stat_follows_a_link_as_the_reader_does_and_lstat_does_not(driver: HpssDriver, emu_root: Path) -> None:
+    # A link made by another HPSS client (the driver creates none): its size
+    # is the target's, as the bytes a read returns.
+    (emu_root / "target").write_bytes(b"x" * 5000)
+    os.symlink("target", emu_root / "link")
+    assert driver.stat("/link").size == 5000
+    with driver.open_read("/link") as reader:
+        assert reader.size == 5000
+    assert driver.lstat("/link").size == len("target")
+    with pytest.raises(NotFound):
+        os.symlink("nowhere", emu_root / "dangling")
+        driver.stat("/dangling")

@@ -116,6 +116,11 @@ class HpssDriver(Driver):
     # -- objects -------------------------------------------------------------------------
 
     def stat(self, path: str) -> ObjectInfo:
+        # Followed, as the reader follows it: SIZE and RETR of a link agree.
+        self._login()
+        return _info(path, api.stat(path))
+
+    def lstat(self, path: str) -> ObjectInfo:
         self._login()
         return _info(path, api.lstat(path))
 

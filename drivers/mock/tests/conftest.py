@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from transfercore_mock.store import reset_stores
+from transfercore_mock.stores import reset_stores
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 import pytest
 from transfercore_mock.dirstore import DirStore
-from transfercore_mock.store import MemoryStore, get_store
+from transfercore_mock.store import MemoryStore
+from transfercore_mock.stores import get_store
 
 from transfercore.errors import NotFound, StorageError
 from transfercore.ranges import RangeSet

@@ -14,7 +14,7 @@ SIZE = 64
 
 def _replay(url, ops):
     """Run writes and durable calls, crash, and check every marked byte survived."""
-    from transfercore_mock.store import reset_stores
+    from transfercore_mock.stores import reset_stores
 
     reset_stores()
     driver, path = open_mock(url)
@@ -167,7 +167,7 @@ def test_a_fresh_open_overtakes_an_old_writer():
 
 
 def test_read_durable_returns_the_stored_bytes_inside_the_marker():
-    from transfercore_mock.store import reset_stores
+    from transfercore_mock.stores import reset_stores
 
     from transfercore.errors import InvalidRead
 

@@ -1,6 +1,6 @@
 """An in-memory transfercore driver with crash simulation and fault injection."""
 
 from .driver import MockDriver
-from .store import reset_stores
+from .stores import reset_stores
 
 __all__ = ["MockDriver", "reset_stores"]

@@ -39,7 +39,8 @@ from transfercore.ranges import RangeSet
 
 from .faults import LIES, FaultPlan, FaultState
 from .reader import MockReader
-from .store import Store, get_store
+from .store import Store
+from .stores import get_store
 from .writer import MockWriter
 
 #: Checksums the mock computes itself (it holds the bytes, like a store that hashes on ingest).
