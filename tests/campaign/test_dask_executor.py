@@ -27,6 +27,12 @@ def client():
         yield c
 
 
+def _hold(started) -> None:  # type: ignore[no-untyped-def]
+    """Take a worker thread for a second, saying when it has it."""
+    started.touch()
+    time.sleep(1.0)
+
+
 def spec(rel: str, size: int = 3) -> FileSpec:
     return FileSpec(rel, size, 0, 0o644, "id")
 
@@ -58,9 +64,12 @@ def test_a_tree_copied_through_a_client_you_made(client, tmp_path):
 
 def test_cancel_stops_queued_tasks_and_reports_their_files_unfinished(client, tmp_path):
     executor = DaskExecutor(client, check=False)
-    busy = [executor.submit(functools.partial(time.sleep, 1.0)) for _ in range(2)]  # both threads taken
+    busy = [executor.submit(functools.partial(_hold, tmp_path / f"busy{i}")) for i in range(2)]  # both threads taken
     queued = executor.submit(BatchTask(f"posix://{tmp_path}/s", f"posix://{tmp_path}/d", (spec("a"), spec("b"))))
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"busy{i}").exists() for i in range(2)):
+        assert time.monotonic() < deadline, "the busy tasks never started"
+        executor.wait(busy, 0.01)  # also hands the submitted tasks to the scheduler
     executor.cancel()
     done: set = set()
     deadline = time.monotonic() + 30
