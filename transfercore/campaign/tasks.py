@@ -272,7 +272,8 @@ class BatchTask:
                 except TransferCoreError as exc:
                     error = exc
             if error is not None:
-                _drop_partial(dst, join(dst.path, spec.rel))
+                if not isinstance(error, ChecksumMismatch):  # that one is kept for inspection
+                    _drop_partial(dst, join(dst.path, spec.rel))
                 results[spec.rel] = _failed(spec, error)
             else:
                 results[spec.rel] = FileResult(spec.rel, FileState.COMPLETE, spec.size, written=spec.size,
