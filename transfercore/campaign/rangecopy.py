@@ -244,8 +244,15 @@ def run_on_dask(client: Any, *, retries: int = RETRIES) -> Runner:
         futures = client.map(_run, list(tasks), key=keys, pure=False, retries=retries)
         results: list[RangeResult] = []
         try:
-            for future in as_completed(futures):
-                result = future.result()
+            for future in as_completed(futures, loop=client.loop):
+                try:
+                    result = future.result()
+                except TransferCoreError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - Dask's own (KilledWorker, a lost scheduler)
+                    raise TransferCoreError(
+                        f"a range task failed on the Dask cluster: {type(exc).__name__}: {exc}",
+                        hint="what the ranges made durable is kept; run the same command again") from exc
                 results.append(result)
                 done(result)
         except BaseException:

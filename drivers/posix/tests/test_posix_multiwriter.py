@@ -70,6 +70,18 @@ def test_a_killed_writer_keeps_what_it_made_durable_and_a_new_writer_resumes_it(
         assert f.read() == DATA
 
 
+def test_publish_clears_the_temporary_record_of_a_writer_killed_before_its_rename(driver, target):
+    w = driver.open_range_write(target, SIZE, ByteRange(0, SIZE), "w")
+    write_span(w, ByteRange(0, SIZE))
+    w.finish()
+    directory, name = os.path.split(target)
+    with open(os.path.join(directory, names.ranges_temp_name(name)), "wb") as f:
+        f.write(b"{torn")
+    assert multiwriter.inspect(directory, name).durable == RangeSet.span(0, SIZE)
+    driver.publish_ranges(target, SIZE)
+    assert os.listdir(directory) == [name]
+
+
 def test_publish_is_refused_while_a_range_is_missing(driver, target):
     w = driver.open_range_write(target, SIZE, A, "a")
     write_span(w, A)

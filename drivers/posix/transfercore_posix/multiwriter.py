@@ -495,9 +495,11 @@ def publish(directory: str, name: str, size: int, display: str, verify: Callable
     fsync_dir(directory)
     # The anchor first: records without it are never read.
     remove_quietly(os.path.join(directory, names.ranges_anchor_name(name)))
-    prefix = names.range_record_prefix(name)
+    # Then the writer records, and the temporaries of writers killed between writing one and renaming it.
+    prefix = names.ranges_anchor_name(name)
+    pattern = names.leftover_pattern(name)
     try:
-        entries = [e for e in os.listdir(directory) if e.startswith(prefix)]
+        entries = [e for e in os.listdir(directory) if e.startswith(prefix) and pattern.fullmatch(e)]
     except OSError:
         entries = []
     for entry in entries:
