@@ -237,3 +237,25 @@ def test_a_client_killed_and_run_again_rewrites_no_durable_range(cluster, source
     assert rerun | before == RangeSet.span(0, SIZE)
     complete = [e for e in again.events if e["event"] == "complete"][0]
     assert complete["bytes_written"] == SIZE - before.total()
+
+
+def test_a_tree_campaign_spreads_the_ranges_of_its_large_file_over_the_workers(cluster, tmp_path):
+    src = tmp_path / "tree"
+    (src / "d").mkdir(parents=True)
+    big = src / "d" / "big.bin"
+    big.write_bytes(os.urandom(48 * 1024 * 1024))
+    for i in range(20):
+        (src / f"small{i}.txt").write_bytes(os.urandom(1000 + i))
+    dst = tmp_path / "out"
+    argv = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--json", "--journal",
+            str(tmp_path / "j.db"), "--scheduler", cluster.address, "--whole-file-max", "1M",
+            "--ranges-above", "16M", "--range-size", "4M"]
+    client = Client(argv)
+    code, err = client.finish()
+    assert code == 0, err + cluster.logs()
+    subprocess.run(["diff", "-r", str(src), str(dst)], check=True)
+    assert [p.name for p in (dst / "d").iterdir()] == ["big.bin"]
+    log = writes(cluster.write_log)[str(dst / "d" / "big.bin")]
+    pids = {pid for pid, _, _ in log}
+    assert len(pids) >= 2, f"the large file's ranges all ran on one worker ({pids})"
+    assert sum(n for _, _, n in log) == big.stat().st_size  # each byte written once

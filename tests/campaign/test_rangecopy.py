@@ -158,3 +158,31 @@ def test_the_cli_splits_a_file_above_the_threshold(source, tmp_path, capsys):
                  str(tmp_path / "j.db")])
     assert code == 0 and '"range-done"' not in capsys.readouterr().out
     assert small.read_bytes() == source.read_bytes()
+
+
+def test_a_tree_copy_cuts_its_files_above_the_threshold_into_ranges(source, tmp_path, monkeypatch):
+    from transfercore.cli import main
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    os.replace(source, tree / "d" / "big.bin")
+    (tree / "small.txt").write_bytes(b"small")
+    seen: list[tuple[int, int]] = []
+    real = RangeTask.__call__
+
+    def spy(self):  # type: ignore[no-untyped-def]
+        seen.append((self.start, self.end))
+        return real(self)
+
+    monkeypatch.setattr(RangeTask, "__call__", spy)
+    out = tmp_path / "out"
+    code = main(["copy", "-r", str(tree), str(out), "--ranges-above", "2M", "--range-size", "1M", "--json",
+                 "--whole-file-max", "1M",
+                 "--journal", str(tmp_path / "j.db")])
+    assert code == 0
+    assert (out / "d" / "big.bin").read_bytes() == (tree / "d" / "big.bin").read_bytes()
+    assert (out / "small.txt").read_bytes() == b"small"
+    assert sorted(seen) == [(r.start, r.end) for r in plan(SIZE, range_size=1024 * 1024)]
+    assert os.stat(out / "d" / "big.bin").st_mtime_ns == os.stat(tree / "d" / "big.bin").st_mtime_ns
+    assert [p.name for p in (out / "d").iterdir()] == ["big.bin"]

@@ -329,3 +329,32 @@ def describe(result: RangeCopyResult) -> str:
 
 __all__ = ["DEFAULT_MARKER_BYTES", "DEFAULT_RANGE_SIZE", "DEFAULT_THRESHOLD", "LocalRanges", "RangeCopyResult",
            "RangeResult", "RangeTask", "copy_by_ranges", "plan", "run_on_dask"]
+
+
+# -- a tree campaign's large files -------------------------------------------------------
+
+
+def _range_runner(threads: int) -> tuple[Runner, Any]:
+    """On a Dask worker, the cluster (the task secedes while its ranges run
+    elsewhere: Dask's tasks-launching-tasks); anywhere else, local threads."""
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        return LocalRanges(threads), None
+    context = worker_client()
+    client = context.__enter__()
+    return run_on_dask(client), context
+
+
+def copy_file_by_ranges(source: str, destination: str, *, range_size: int, threads: int, block: int,
+                        marker_bytes: int) -> RangeCopyResult:
+    """One file of a tree campaign by ranges, from wherever its task runs."""
+    runner, context = _range_runner(threads)
+    try:
+        return copy_by_ranges(source, destination, runner, range_size=range_size, block=block,
+                              marker_bytes=marker_bytes)
+    finally:
+        if context is not None:
+            context.__exit__(None, None, None)
