@@ -120,7 +120,7 @@ def test_an_edited_record_is_refused(driver, target):
     w.durable()
     w.abort()
     directory, name = os.path.split(target)
-    path = os.path.join(directory, names.range_record_name(name, "a"))
+    path = os.path.join(directory, names.range_record_name(name, "a", A.start, A.end))
     doc = json.loads(open(path).read())
     doc["ranges"] = "0-100000"
     with open(path, "w") as f:
@@ -150,12 +150,29 @@ def test_another_size_is_rejected_until_discarded(driver, target):
 
 
 def test_hidden_names_are_recognised():
-    for entry in (".f.tcpart.ranges", ".f.tcpart.ranges.w-3-ab_c", ".f.tcpart.ranges.tmp-0123abcd"):
+    for entry in (".f.tcpart.ranges", ".f.tcpart.ranges.w-0-100-r3-ab_c", ".f.tcpart.ranges.tmp-0123abcd"):
         assert names.is_hidden(entry)
         assert names.leftover_stem(entry) == "f"
         assert names.leftover_pattern("f").fullmatch(entry)
     assert not names.is_hidden("f.tcpart.ranges")
     assert not names.is_hidden(".f.tcpart.rangesx")
+    assert not names.is_hidden(".f.tcpart.ranges.w-x-100-r3")
+
+
+def test_a_writer_reads_only_the_records_of_ranges_overlapping_its_own(driver, target, monkeypatch):
+    for i, span in enumerate((A, B, C)):
+        w = driver.open_range_write(target, SIZE, span, f"w{i}")
+        write_span(w, span)
+        w.finish()
+    read: list[str] = []
+    real = multiwriter._read_small
+    monkeypatch.setattr(multiwriter, "_read_small", lambda path: read.append(os.path.basename(path)) or real(path))
+    again = driver.open_range_write(target, SIZE, B, "again")
+    assert again.resumed == RangeSet((B,))
+    again.abort()
+    records = [r for r in read if ".w-" in r]
+    assert records == [os.path.basename(names.range_record_name("obj.bin", "w1", B.start, B.end))]
+    assert driver.durable_ranges(target, SIZE) == RangeSet.span(0, SIZE)
 
 
 def test_listing_and_sweep_ignore_and_clear_range_state(driver, tmp_path):

@@ -196,7 +196,7 @@ def _write_temp(directory: str, name: str, data: bytes) -> str:
 
 def store_record(directory: str, name: str, record: WriterRecord) -> None:
     """Replace one writer's record durably and atomically."""
-    final = os.path.join(directory, names.range_record_name(name, record.writer))
+    final = os.path.join(directory, names.range_record_name(name, record.writer, record.span.start, record.span.end))
     temp = ""
     try:
         temp = _write_temp(directory, name, encode_record(record))
@@ -240,8 +240,17 @@ def _open_data(directory: str, name: str, anchor: Anchor) -> tuple[int | None, s
     return fd, ""
 
 
-def inspect(directory: str, name: str, *, fd: int | None = None) -> RangeState:
-    """Read every record of ``name`` back from the storage and check it."""
+def _named_span(entry: str, prefix: str) -> tuple[int, int] | None:
+    start, _, rest = entry[len(prefix):].partition("-")
+    end, _, _wid = rest.partition("-")
+    if not (start.isdigit() and end.isdigit()):
+        return None
+    return int(start), int(end)
+
+
+def inspect(directory: str, name: str, *, fd: int | None = None, span: ByteRange | None = None) -> RangeState:
+    """Read the records of ``name`` back from the storage and check them:
+    every record, or those whose range (named in the entry) overlaps ``span``."""
     try:
         anchor = load_anchor(directory, name)
     except Refused as exc:
@@ -267,13 +276,16 @@ def inspect(directory: str, name: str, *, fd: int | None = None) -> RangeState:
     refused: list[tuple[str, str]] = []
     durable = RangeSet()
     for entry in entries:
+        named = _named_span(entry, prefix)
+        if span is not None and named is not None and not (named[0] < span.end and span.start < named[1]):
+            continue  # another range's writer: nothing of it can be resumed here
         try:
             data = _read_small(os.path.join(directory, entry))
             if data is None:
                 continue  # replaced or removed meanwhile
             record = decode_record(data)
-            if entry != names.range_record_name(name, record.writer):
-                raise Refused(f"it names writer {record.writer!r}")
+            if entry != names.range_record_name(name, record.writer, record.span.start, record.span.end):
+                raise Refused(f"its name does not match its writer {record.writer!r} and range {record.span}")
             if (record.token, record.ino) != (anchor.token, anchor.ino):
                 raise Refused("it belongs to another partial file (token or inode differ)")
             if record.size != anchor.size:
@@ -423,7 +435,7 @@ def open_range_writer(directory: str, name: str, display: str, size: int, span: 
         raise InvalidWrite(f"range {span} of {display} is not inside its size {size}")
     anchor, fd = join(directory, name, size, display)
     try:
-        state = inspect(directory, name, fd=fd)
+        state = inspect(directory, name, fd=fd, span=span)
         resumed = state.durable & RangeSet((span,)) if span.length else RangeSet()
         st = os.fstat(fd)
         inner = _SpanFile(

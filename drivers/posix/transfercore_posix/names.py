@@ -9,7 +9,7 @@ For an object ``dir/name`` the driver keeps, in ``dir``:
 An object written by several range writers at once (see :mod:`.multiwriter`)
 has instead the anchor ``.<name>.tcpart.ranges``, which names the token of
 the shared partial file, and one record per writer,
-``.<name>.tcpart.ranges.w-<writer id>``.
+``.<name>.tcpart.ranges.w-<start>-<end>-<writer id>``.
 
 The token in the file name is the part of the partial file's identity that
 survives inode reuse: a file recreated by anything else under the same name
@@ -31,7 +31,7 @@ _TEMP_MARK = ".tmp-"
 #: The anchor of an object with several range writers; writer records and temporaries extend it.
 RANGES_SUFFIX = ".tcpart.ranges"
 WRITER_ID = r"[A-Za-z0-9_-]{1,64}"
-_RANGES_TAIL = rf"{re.escape(RANGES_SUFFIX)}(?:\.w-{WRITER_ID}|{re.escape(_TEMP_MARK)}[0-9a-f]{{8}})?"
+_RANGES_TAIL = rf"{re.escape(RANGES_SUFFIX)}(?:\.w-[0-9]{{1,20}}-[0-9]{{1,20}}-{WRITER_ID}|{re.escape(_TEMP_MARK)}[0-9a-f]{{8}})?"
 _RANGES_ENTRY = re.compile(rf"\..+{_RANGES_TAIL}")
 
 
@@ -51,8 +51,10 @@ def ranges_anchor_name(name: str) -> str:
     return f".{_stem(name)}{RANGES_SUFFIX}"
 
 
-def range_record_name(name: str, writer_id: str) -> str:
-    return f".{_stem(name)}{RANGES_SUFFIX}.w-{writer_id}"
+def range_record_name(name: str, writer_id: str, start: int, end: int) -> str:
+    """The record of one range writer; its range is in the name, so that a
+    writer opening one range reads only the records of ranges that overlap it."""
+    return f".{_stem(name)}{RANGES_SUFFIX}.w-{start}-{end}-{writer_id}"
 
 
 def ranges_temp_name(name: str) -> str:
