@@ -42,7 +42,7 @@ def test_crc32c_of_pieces_combines_into_the_whole():
 def test_plan_covers_the_file():
     assert plan(10, count=3) == [ByteRange(0, 4), ByteRange(4, 8), ByteRange(8, 10)]
     assert plan(10, range_size=4) == plan(10, count=3)
-    assert plan(0, count=3) == []
+    assert plan(0, count=3) == [ByteRange(0, 0)]
     spans = plan(SIZE, count=7)
     assert spans[0].start == 0 and spans[-1].end == SIZE
     assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
@@ -186,3 +186,11 @@ def test_a_tree_copy_cuts_its_files_above_the_threshold_into_ranges(source, tmp_
     assert sorted(seen) == [(r.start, r.end) for r in plan(SIZE, range_size=1024 * 1024)]
     assert os.stat(out / "d" / "big.bin").st_mtime_ns == os.stat(tree / "d" / "big.bin").st_mtime_ns
     assert [p.name for p in (out / "d").iterdir()] == ["big.bin"]
+
+
+def test_an_empty_file_by_ranges(tmp_path):
+    src, dst = tmp_path / "empty", tmp_path / "out"
+    src.write_bytes(b"")
+    result = copy_by_ranges(str(src), str(dst), LocalRanges(2), count=3)
+    assert dst.read_bytes() == b"" and result.checksum == "00000000"
+    assert sorted(os.listdir(tmp_path)) == ["empty", "out"]

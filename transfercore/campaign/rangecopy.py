@@ -75,7 +75,7 @@ def _endpoint(url: str) -> Endpoint:
 def plan(size: int, *, count: int | None = None, range_size: int | None = None) -> list[ByteRange]:
     """Consecutive ranges covering ``size`` bytes: ``count`` of them, or of ``range_size`` each."""
     if size <= 0:
-        return []
+        return [ByteRange(0, 0)]  # one writer still creates, and the coordinator publishes, the empty object
     if count is not None:
         if count < 1:
             raise OptionError(f"--ranges {count} must be at least 1")
