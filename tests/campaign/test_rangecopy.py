@@ -194,3 +194,22 @@ def test_an_empty_file_by_ranges(tmp_path):
     result = copy_by_ranges(str(src), str(dst), LocalRanges(2), count=3)
     assert dst.read_bytes() == b"" and result.checksum == "00000000"
     assert sorted(os.listdir(tmp_path)) == ["empty", "out"]
+
+
+def test_a_range_stored_wrong_is_caught_by_its_read_back_and_nothing_is_published(source, tmp_path, monkeypatch):
+    from transfercore_posix.multiwriter import PosixRangeWriter
+
+    from transfercore.errors import ChecksumMismatch
+
+    real = PosixRangeWriter.read_durable
+
+    def flipped(self, offset, buffer):  # type: ignore[no-untyped-def]
+        real(self, offset, buffer)
+        if offset == 0:
+            buffer[0] ^= 1  # what the storage returns differs from what was written
+
+    monkeypatch.setattr(PosixRangeWriter, "read_durable", flipped)
+    dst = tmp_path / "out.bin"
+    with pytest.raises(ChecksumMismatch, match="stored wrong"):
+        copy_by_ranges(str(source), str(dst), LocalRanges(2), count=3, block=BLOCK)
+    assert not dst.exists()

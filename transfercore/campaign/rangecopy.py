@@ -125,9 +125,10 @@ class RangeTask:
         writer_id = f"r{self.index}-{os.urandom(4).hex()}"
         writer = dst.driver.open_range_write(dst.path, self.size, span, writer_id)
         try:
-            src_crc, written = self._copy(src, writer, span)
+            check = _ReadBack(writer, span, self.block)
+            src_crc, written = self._copy(src, writer, span, check)
             writer.durable()
-            stored_crc = self._read_back(writer, span)
+            stored_crc = check.upto(span.end)
             if stored_crc != src_crc:
                 raise ChecksumMismatch("CRC32C", f"{src_crc:08x}", f"{stored_crc:08x}",
                                        hint=f"range {span} is stored wrong; discard the partial object "
@@ -140,7 +141,7 @@ class RangeTask:
         return RangeResult(self.index, self.start, self.end, src_crc, written, writer.resumed.total(),
                            f"{socket.gethostname()}:{os.getpid()}", time.monotonic() - began)
 
-    def _copy(self, src: Endpoint, writer: RangeWriter, span: ByteRange) -> tuple[int, int]:
+    def _copy(self, src: Endpoint, writer: RangeWriter, span: ByteRange, check: _ReadBack) -> tuple[int, int]:
         resumed = writer.resumed
         crc = 0
         written = since_marker = 0
@@ -164,16 +165,28 @@ class RangeTask:
                 if self.marker_bytes and since_marker >= self.marker_bytes:
                     writer.durable()
                     since_marker = 0
+                    # Verified in step, while the bytes are still in the page cache.
+                    check.upto(end)
         return crc, written
 
-    def _read_back(self, writer: RangeWriter, span: ByteRange) -> int:
-        crc = 0
-        buf = bytearray(min(self.block, span.length) or 1)
-        for start in range(span.start, span.end, self.block):
-            view = memoryview(buf)[: min(start + self.block, span.end) - start]
-            writer.read_durable(start, view)
-            crc = crc32c.crc32c(view, crc)
-        return crc
+
+class _ReadBack:
+    """The CRC32C of a range as stored, read back in order as its bytes become durable."""
+
+    def __init__(self, writer: RangeWriter, span: ByteRange, block: int) -> None:
+        self._writer, self._end, self._block = writer, span.end, block
+        self._done = span.start
+        self._crc = 0
+        self._buf = bytearray(min(block, span.length) or 1)
+
+    def upto(self, end: int) -> int:
+        """Read back up to ``end`` (every byte before it durable); the CRC32C so far."""
+        while self._done < end:
+            view = memoryview(self._buf)[: min(self._block, end - self._done)]
+            self._writer.read_durable(self._done, view)
+            self._crc = crc32c.crc32c(view, self._crc)
+            self._done += view.nbytes
+        return self._crc
 
 
 def _facts(src: Endpoint) -> tuple[int, int, str]:
