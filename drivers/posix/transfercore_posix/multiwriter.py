@@ -83,7 +83,7 @@ class RangeState:
     anchor: Anchor | None
     #: The union of every accepted record.
     durable: RangeSet = RangeSet()
-    #: Accepted records, by writer id.
+    #: Accepted records, by directory entry.
     records: dict[str, WriterRecord] = attrs.field(factory=dict)
     #: Refused record entries and why.
     refused: tuple[tuple[str, str], ...] = ()
@@ -263,10 +263,13 @@ def inspect(directory: str, name: str, *, fd: int | None = None, span: ByteRange
         if fd is None:
             return RangeState(anchor=anchor, dead=why)
     try:
-        held = os.fstat(fd).st_size
+        return _read_records(directory, name, anchor, fd, span)
     finally:
         if own:
             os.close(fd)
+
+
+def _read_records(directory: str, name: str, anchor: Anchor, fd: int, span: ByteRange | None) -> RangeState:
     prefix = names.range_record_prefix(name)
     try:
         entries = sorted(e for e in os.listdir(directory) if e.startswith(prefix))
@@ -290,13 +293,20 @@ def inspect(directory: str, name: str, *, fd: int | None = None, span: ByteRange
                 raise Refused("it belongs to another partial file (token or inode differ)")
             if record.size != anchor.size:
                 raise Refused(f"it was made for size {record.size}, the object has {anchor.size}")
-            if record.ranges.end() > held:
-                raise Refused(f"it claims bytes up to {record.ranges.end()}, the partial file holds {held}")
         except Refused as exc:
             refused.append((entry, str(exc)))
             continue
-        records[record.writer] = record
-        durable = durable | record.ranges
+        records[entry] = record
+    # The file's size after the records were read: a writer stores its record
+    # only after its bytes are in the file, so a record read before this fstat
+    # never looks longer than the file unless the file was cut short since.
+    held = os.fstat(fd).st_size
+    for entry, record in list(records.items()):
+        if record.ranges.end() > held:
+            del records[entry]
+            refused.append((entry, f"it claims bytes up to {record.ranges.end()}, the partial file holds {held}"))
+        else:
+            durable = durable | record.ranges
     return RangeState(anchor=anchor, durable=durable, records=records, refused=tuple(refused))
 
 
