@@ -213,3 +213,19 @@ def test_a_range_stored_wrong_is_caught_by_its_read_back_and_nothing_is_publishe
     with pytest.raises(ChecksumMismatch, match="stored wrong"):
         copy_by_ranges(str(source), str(dst), LocalRanges(2), count=3, block=BLOCK)
     assert not dst.exists()
+
+
+def test_a_finished_copy_run_again_is_left_alone_unless_forced(source, tmp_path):
+    dst = tmp_path / "out.bin"
+    copy_by_ranges(str(source), str(dst), LocalRanges(2), count=3, block=BLOCK)
+    before = os.stat(dst)
+    events = []
+    again = copy_by_ranges(str(source), str(dst), LocalRanges(2), count=3, block=BLOCK, on_event=events.append)
+    assert again.written == 0 and [e["event"] for e in events] == ["up-to-date"]
+    assert os.stat(dst).st_ino == before.st_ino
+    forced = copy_by_ranges(str(source), str(dst), LocalRanges(2), count=3, block=BLOCK, force=True)
+    assert forced.written == SIZE and dst.read_bytes() == source.read_bytes()
+    with open(dst, "r+b") as f:
+        f.write(bytes([source.read_bytes()[0] ^ 0xFF]))  # the destination differs: copied again
+    changed = copy_by_ranges(str(source), str(dst), LocalRanges(2), count=3, block=BLOCK)
+    assert changed.written == SIZE and dst.read_bytes() == source.read_bytes()

@@ -289,9 +289,13 @@ def copy_by_ranges(
     block: int = DEFAULT_BLOCK,
     marker_bytes: int = DEFAULT_MARKER_BYTES,
     resume: bool = True,
+    force: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> RangeCopyResult:
-    """Copy ``source`` to ``destination`` by ranges; publish once, verified."""
+    """Copy ``source`` to ``destination`` by ranges; publish once, verified.
+
+    A destination already holding the same bytes (same size and CRC32C, no
+    unfinished state: a finished copy run again) is left alone unless ``force``."""
     began = time.monotonic()
     emit = on_event or (lambda _e: None)
     src = open_location(source)
@@ -311,6 +315,12 @@ def copy_by_ranges(
             emit({"event": "discarded", "reason": exc.args[0]})
             dst.driver.discard_partial(dst.path)
             durable = RangeSet()
+    if not durable and not force:
+        same = _same_content(src, dst, size)
+        if same is not None:
+            seconds = time.monotonic() - began
+            emit({"event": "up-to-date", "size": size, "checksum_algorithm": "crc32c", "checksum": same})
+            return RangeCopyResult(size, same, (), 0, seconds)
     spans = plan(size, count=count, range_size=range_size)
     src_url, dst_url = str(src.location), str(dst.location)
     tasks = [RangeTask(src_url, dst_url, size, s.start, s.end, i, facts, block, marker_bytes)
@@ -333,7 +343,26 @@ def copy_by_ranges(
     return result
 
 
+def _same_content(src: Endpoint, dst: Endpoint, size: int) -> str | None:
+    """The CRC32C both ends share when the destination already holds the source's bytes, else None."""
+    from ..checksums import checksum_reader
+
+    try:
+        info = dst.driver.stat(dst.path)
+    except TransferCoreError:
+        return None
+    if info.is_dir or info.size != size:
+        return None
+    with dst.driver.open_read(dst.path) as reader:
+        stored = checksum_reader(reader, "crc32c")
+    with src.driver.open_read(src.path) as reader:
+        source = checksum_reader(reader, "crc32c")
+    return source if source == stored else None
+
+
 def describe(result: RangeCopyResult) -> str:
+    if not result.ranges:
+        return f"up to date: the destination holds the same {format_size(result.size)} (CRC32C {result.checksum})"
     rate = result.size / result.seconds if result.seconds else 0.0
     return (f"copied {format_size(result.size)} in {len(result.ranges)} ranges, {result.seconds:.1f} s "
             f"({format_size(rate)}/s), CRC32C {result.checksum}"

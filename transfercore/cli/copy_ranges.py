@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             runner = rangecopy.LocalRanges(workers)
         result = rangecopy.copy_by_ranges(args.source, args.destination, runner, count=count,
                                           range_size=range_size, block=block, marker_bytes=marker_bytes,
-                                          resume=not args.no_resume, on_event=emit)
+                                          resume=not args.no_resume, force=args.force, on_event=emit)
     except (TransferAborted, KeyboardInterrupt):
         print(f"transfercore: {interrupted_message(None)}", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
