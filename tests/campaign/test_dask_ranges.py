@@ -5,8 +5,9 @@ cut into ranges, each written by its own range writer on a worker.
 * a worker SIGKILLed after some of its ranges are durable: the copy ends
   with exit 0, identical, and the bytes written twice are at most one marker
   interval (plus the block in flight) per range the dead worker had in flight;
-* the client SIGKILLed and run again: the rerun writes no byte that was
-  durable when it started.
+* the client SIGKILLed and run again: a record claiming more than the
+  partial file holds (the file cut short meanwhile) is refused, and the rerun
+  writes no byte that was durable when it started.
 
 Every write a worker makes is logged before it happens
 (:mod:`transfercore.testing.dask_write_log`), so the bytes written are
@@ -217,8 +218,16 @@ def test_a_client_killed_and_run_again_rewrites_no_durable_range(cluster, source
     while executing(cluster):
         assert time.monotonic() < deadline, "the dead client's tasks never finished"
         time.sleep(0.1)
+    found = durable_now(dst)
+    assert found and found != RangeSet.span(0, SIZE), f"the kill came too late or too early: {found}"
+    # The storage loses the end of the partial file (cut short by something
+    # else): the records claiming bytes past its new end must be refused.
+    (partial,) = dst.parent.glob(".big.bin.*.tcpart")
+    cut = found.end() - 1000
+    os.truncate(partial, cut)
     before = durable_now(dst)
-    assert before and before != RangeSet.span(0, SIZE), f"the kill came too late or too early: {before}"
+    assert before.end() <= cut and before.contains(found - RangeSet.span(found.ranges[-1].start, found.end())), (
+        f"after the file was cut at {cut}, the union read back is {before} (was {found})")
     mark = cluster.write_log.stat().st_size
     again = Client(argv)
     code, err = again.finish()
