@@ -59,6 +59,12 @@ class Capabilities:
     #: and never publishes an object that fails verification.  Without it the
     #: object is verified only after it is published.
     read_back: bool = False
+    #: True when independent writers (threads, processes, hosts sharing the
+    #: storage) may each write a disjoint range of one object through
+    #: ``Driver.open_range_write`` and make it durable on their own; the
+    #: object's durable ranges are the union of theirs, read back from the
+    #: storage, and ``Driver.publish_ranges`` publishes it once.
+    range_writers: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.min_block_size > self.preferred_block_size:
@@ -72,6 +78,12 @@ class Capabilities:
             raise CapabilityError(
                 "a driver with restart model none cannot declare read_back: read_durable() reads only "
                 "inside the latest marker, and such a driver has none"
+            )
+
+        if self.range_writers and (self.restart is not RestartModel.RANGES or self.ordered_writes):
+            raise CapabilityError(
+                "a driver with range_writers must declare restart model ranges and no ordered_writes: "
+                "independent writers make disjoint ranges durable in any order"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import attrs
 from .capabilities import Capabilities
 from .errors import RESUME_HINT, CapabilityError, InvalidRead, InvalidWrite, RestartRejected, ShortRead
 from .options import OptionSpec, with_defaults
-from .ranges import RangeSet
+from .ranges import ByteRange, RangeSet
 
 
 @attrs.frozen
@@ -235,6 +235,77 @@ class Writer(abc.ABC):
         self.close()
 
 
+class RangeWriter(abc.ABC):
+    """One of several independent writers of one object, each writing only
+    its own range (drivers declaring ``range_writers``).
+
+    Writers may run in threads, processes or hosts that share the storage,
+    and never talk to each other: each makes its range durable on its own
+    (:meth:`durable`), and the object's durable ranges are the union of
+    what every writer made durable, as the storage reads it back
+    (:meth:`Driver.durable_ranges`).  No writer publishes: one party, the
+    coordinator, calls :meth:`Driver.publish_ranges` once the union covers
+    the object.  The markers hold the contract's invariants per writer:
+    durable, resumable, monotonic.
+    """
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The final size of the whole object."""
+
+    @property
+    @abc.abstractmethod
+    def span(self) -> ByteRange:
+        """The range this writer may write."""
+
+    @property
+    @abc.abstractmethod
+    def writer_id(self) -> str:
+        """The name the writer was opened with (unique among the object's writers)."""
+
+    @property
+    @abc.abstractmethod
+    def resumed(self) -> RangeSet:
+        """What of :attr:`span` was durable when the writer was opened, by
+        whichever writer: never to be written again."""
+
+    @abc.abstractmethod
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at ``offset``, inside :attr:`span` and outside
+        :attr:`resumed` and earlier writes (else
+        :class:`~transfercore.errors.InvalidWrite`)."""
+
+    @abc.abstractmethod
+    def durable(self) -> RangeSet:
+        """Make what this writer wrote durable and return its marker: cumulative,
+        inside :attr:`span`, including :attr:`resumed`."""
+
+    def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` with the stored bytes at ``offset``, inside the latest marker."""
+        raise CapabilityError("this range writer cannot read back durable bytes")
+
+    @abc.abstractmethod
+    def finish(self) -> RangeSet:
+        """Every byte of :attr:`span` was written: make it durable, release
+        the writer and return the marker (the whole span).  Nothing is
+        published; raises :class:`~transfercore.errors.InvalidWrite` while
+        bytes of the span are missing."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Stop writing; what :meth:`durable` returned stays durable for a later writer."""
+
+    def close(self) -> None:
+        self.abort()
+
+    def __enter__(self) -> RangeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Reader(abc.ABC):
     """Reads one object.  :meth:`read` is safe to call from several threads
     unless the driver declares ``ordered_writes`` (which also orders reads)."""
@@ -391,6 +462,36 @@ class Driver(abc.ABC):
         which reports what is wrong).  A driver returns ``None`` for the whole
         batch when it cannot compute ``algorithm``."""
         return None
+
+    # -- many writers of one object (capability ``range_writers``) ------------------
+
+    def open_range_write(self, path: str, size: int, span: ByteRange, writer_id: str) -> RangeWriter:
+        """Open one of many independent writers of ``path`` (``size`` bytes in
+        all) for the bytes of ``span``.  Whatever of ``span`` the storage
+        already holds durable, by any earlier writer, is the new writer's
+        :attr:`~RangeWriter.resumed` and is never written again.  Writers of
+        the same object must use distinct ``writer_id`` values; the first one to
+        open creates the unfinished object, the others join it.  A partial
+        object started with another size raises
+        :class:`~transfercore.errors.RestartRejected`: discard it first
+        (:meth:`discard_partial`)."""
+        raise CapabilityError(f"driver {self.name!r} cannot take several writers of one object")
+
+    def durable_ranges(self, path: str, size: int) -> RangeSet:
+        """The union of what every range writer of ``path`` made durable, read
+        back from the storage now (empty when there is no unfinished object).
+        A record the storage cannot back (torn, edited, claiming more than the
+        storage holds, of another size) counts for nothing."""
+        raise CapabilityError(f"driver {self.name!r} cannot take several writers of one object")
+
+    def publish_ranges(self, path: str, size: int, verify: Callable[[Reader], None] | None = None) -> None:
+        """Publish the object the range writers of ``path`` wrote, once: refused
+        (:class:`~transfercore.errors.InvalidWrite`, nothing published) unless
+        the durable union covers all ``size`` bytes; ``verify`` may then read
+        the stored object and refuse it by raising.  Then the object gets its
+        final name (atomically where ``atomic_publish`` is declared) and the
+        writers' records go."""
+        raise CapabilityError(f"driver {self.name!r} cannot take several writers of one object")
 
     def partial(self, path: str) -> RangeSet:
         """The durable marker of an unfinished write of ``path`` as the storage

@@ -21,6 +21,7 @@ LIARS = {
     "subdirstore": "kit_liars:SubdirStoreDriver",
     "earlymark": "kit_liars:EarlyMarkDriver",
     "leaky": "kit_liars:LeakyDriver",
+    "rangeliar": "kit_liars:RangeLiarDriver",
 }
 
 

@@ -69,3 +69,17 @@ def test_a_library_the_loader_cannot_preload_falls_back_to_the_python_hold(liars
     assert honest.results[0].outcome is Outcome.PASS, format_report(honest)
     assert f"a wrapper of Python's os module (the dynamic loader did not preload {broken})" in \
         honest.results[0].verdict.evidence
+
+
+def test_range_writers_claims_catches_a_union_that_claims_bytes_no_writer_made_durable(liars, tmp_path):
+    report = run_kit(f"rangeliar://{tmp_path}", clauses=[by_name("range-writers-claims")])
+    (result,) = report.results
+    assert result.outcome is Outcome.FAIL, format_report(report)
+    assert "which no writer made durable" in result.verdict.evidence
+    # the union clause alone does not see it: it checks that nothing durable is missing
+    assert run_kit(f"rangeliar://{tmp_path}", clauses=[by_name("range-writers-union")]).ok
+    honest = run_kit(f"posix://{tmp_path}", clauses=[by_name("range-writers-claims"), by_name("range-writers-union")])
+    assert honest.ok, format_report(honest)
+    assert "publish was refused" in honest.results[0].verdict.evidence
+    other = run_kit(f"mock://{tmp_path}", clauses=[by_name("range-writers-claims")])
+    assert other.results[0].outcome is Outcome.NOT_APPLICABLE

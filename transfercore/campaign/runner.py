@@ -57,7 +57,16 @@ from .executor import Executor, LocalPool
 from .mirror import Mirror
 from .model import Entry, FileState, Kind, dst_facts
 from .store import Campaign, CampaignStore, Outcome
-from .tasks import BatchTask, FileResult, FileSpec, LargeFileTask, VerifyTask, bytes_name_refused, endpoint
+from .tasks import (
+    BatchTask,
+    FileResult,
+    FileSpec,
+    LargeFileTask,
+    RangedFileTask,
+    VerifyTask,
+    bytes_name_refused,
+    endpoint,
+)
 from .walk import join, manifest_entries, walk
 
 #: Seconds between progress events, and at most between journal commits of outcomes.
@@ -96,6 +105,10 @@ class TreeOptions:
     owners: bool = False
     #: Keep hard links: the other names of a file are linked to its first, not copied.
     hard_links: bool = False
+    #: Files at least this large are cut into ranges of ``range_size``, each
+    #: copied by its own writer (where the destination can); 0 never.
+    ranges_above: int = 0
+    range_size: int = 256 * 1024 * 1024
 
     @property
     def extras(self) -> tuple[bool, bool]:
@@ -441,6 +454,10 @@ class TreeCopy:
         for record in self.store.records(campaign, kinds=(Kind.FILE,), unfinished=True):
             e = record.entry
             spec = FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity, started=record.state is not FileState.PENDING)
+            if e.size > opts.whole_file_max and opts.ranges_above and e.size >= opts.ranges_above:
+                yield RangedFileTask(self.source_url, self.destination_url, spec, opts.transfer, opts.extras,
+                                     range_size=opts.range_size), [spec]
+                continue
             if e.size > opts.whole_file_max:
                 yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer, opts.extras), [spec]
                 continue

@@ -449,9 +449,60 @@ class LargeFileTask:
                           checksum=result.checksum or "", dst=_published_facts(dst, dst.path))
 
 
+@attrs.frozen
+class RangedFileTask(LargeFileTask):
+    """A large file cut into ranges, each copied by its own range writer: on
+    the cluster's workers when the task runs on a Dask worker, in threads of
+    its process otherwise (see :mod:`.rangecopy`).  Falls back to the whole
+    file through the engine where the destination cannot take several
+    writers or the tree's checksum is not CRC32C."""
+
+    range_size: int = 256 * 1024 * 1024
+    threads: int = 4
+
+    def __call__(self) -> FileResult:
+        from . import rangecopy
+
+        spec = self.file
+        src = sub_endpoint(endpoint(self.source), spec.rel)
+        dst = sub_endpoint(endpoint(self.destination), spec.rel)
+        if (not dst.driver.capabilities().range_writers or getattr(self.options, "checksum", None) != "crc32c"
+                or not is_utf8(spec.rel)):
+            return LargeFileTask.__call__(self)
+        if _cancel.is_set():
+            return _failed(spec, TransferAborted("the copy was cancelled"), FileState.STARTED)
+        try:
+            if spec.started:
+                found = _already_published(endpoint(self.source), endpoint(self.destination), spec, "crc32c",
+                                           self.extras)
+                if found is not None:
+                    return found
+            block = getattr(self.options, "block_size", None) or rangecopy.DEFAULT_BLOCK
+            result = rangecopy.copy_file_by_ranges(str(src.location), str(dst.location), range_size=self.range_size,
+                                                   threads=self.threads, block=block,
+                                                   marker_bytes=rangecopy.DEFAULT_MARKER_BYTES)
+            try:
+                dst.driver.set_metadata(dst.path, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            except TransferCoreError:
+                pass  # the driver keeps no such metadata
+            _check_unchanged(src, src.path, spec, "during the copy")
+            copy_attributes(src, src.path, dst, dst.path, xattrs=self.extras[0], owners=self.extras[1])
+        except Exception as exc:  # noqa: BLE001
+            try:
+                left = dst.driver.durable_ranges(dst.path, spec.size)
+            except Exception:  # noqa: BLE001
+                left = RangeSet()
+            state = FileState.PARTIAL if left else FileState.FAILED
+            if isinstance(exc, TransferAborted) and not left:
+                state = FileState.STARTED
+            return _failed(spec, exc, state, marker=str(left))
+        return FileResult(spec.rel, FileState.COMPLETE, spec.size, written=result.written, checksum=result.checksum,
+                          dst=_published_facts(dst, dst.path))
+
+
 def _url(e: Endpoint) -> str:
     return str(attrs.evolve(e.location, options=()))
 
 
-__all__ = ["BatchTask", "FileResult", "FileSpec", "LargeFileTask", "VerifyTask", "cancel_all", "close_endpoints", "endpoint",
+__all__ = ["BatchTask", "FileResult", "FileSpec", "LargeFileTask", "RangedFileTask", "VerifyTask", "cancel_all", "close_endpoints", "endpoint",
            "parse_location"]

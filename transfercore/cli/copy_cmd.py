@@ -67,6 +67,9 @@ def register(subparsers: Any) -> None:
     from . import tree_cmd
 
     tree_cmd.add_arguments(parser)
+    from . import copy_ranges
+
+    copy_ranges.add_arguments(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON event per line")
     output.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
@@ -143,9 +146,10 @@ def run(args: argparse.Namespace) -> int:
         from . import tree_cmd
 
         return tree_cmd.run(args)
-    if getattr(args, "scheduler", None):
-        raise OptionError("--scheduler needs -r", hint="a single file is copied by this process; "
-                          "run the file's tree with -r SRC_DIR DST_DIR to use a Dask cluster")
+    from . import copy_ranges
+
+    if copy_ranges.wanted(args):
+        return copy_ranges.run(args)
     options = build_options(args)
     max_size = parse_size(args.max_size, what="--max-size") if args.max_size else None
     with Journal(args.journal, create_directory=args.journal is None) as journal:

@@ -112,7 +112,19 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
                        skip_specials=bool(getattr(args, "skip_specials", False)),
                        delete=bool(getattr(args, "delete", False)),
                        xattrs=bool(getattr(args, "xattrs", False)), owners=bool(getattr(args, "owners", False)),
-                       hard_links=bool(getattr(args, "hard_links", False)))
+                       hard_links=bool(getattr(args, "hard_links", False)),
+                       **_ranges(args))
+
+
+def _ranges(args: argparse.Namespace) -> dict[str, int]:
+    """Large files of the tree cut into ranges (``--ranges-above``, ``--range-size``)."""
+    above = getattr(args, "ranges_above", None)
+    if above is None:
+        return {}
+    out = {"ranges_above": parse_size(above, what="--ranges-above")}
+    if getattr(args, "range_size", None):
+        out["range_size"] = parse_size(args.range_size, what="--range-size", minimum=1)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import basics, batch, crash, leftovers, markers, publish, readback, reads, syscalls
+from .checks import basics, batch, crash, leftovers, markers, publish, rangewriters, readback, reads, syscalls
 from .clause import Clause
 
 CLAUSES: tuple[Clause, ...] = (
@@ -12,6 +12,7 @@ CLAUSES: tuple[Clause, ...] = (
     *syscalls.CLAUSES,
     *leftovers.CLAUSES,
     *publish.CLAUSES,
+    *rangewriters.CLAUSES,
     *batch.CLAUSES,
     *reads.CLAUSES,
     *readback.CLAUSES,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, LocalFile, ObjectInfo, Reader, Writer
+from transfercore.contract import Driver, LocalFile, ObjectInfo, RangeWriter, Reader, Writer
 from transfercore.driverkit import check_open_write, check_resume, fsync_dir, fsync_inode, new_token
 from transfercore.errors import (
     IsADirectory,
@@ -30,9 +30,9 @@ from transfercore.errors import (
     from_oserror,
 )
 from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
-from transfercore.ranges import RangeSet
+from transfercore.ranges import ByteRange, RangeSet
 
-from . import batchcopy, names, sidecar
+from . import batchcopy, multiwriter, names, sidecar
 from .confine import PathMapper
 from .direct import MODES as DIRECT_MODES
 from .direct import DirectFile, alignment_of, open_direct
@@ -106,6 +106,7 @@ class PosixDriver(Driver):
             atomic_publish=True,
             crash_simulation=False,
             read_back=True,
+            range_writers=True,
         )
 
     # -- description -----------------------------------------------------------
@@ -449,6 +450,24 @@ class PosixDriver(Driver):
             pool, self._sync_pool = self._sync_pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+    # -- many writers of one object (see .multiwriter) -------------------------------
+
+    def open_range_write(self, path: str, size: int, span: ByteRange, writer_id: str) -> RangeWriter:
+        check_open_write(size, None, path)
+        _local, directory, name = self._split(path)
+        self._check_directory(directory, path)
+        return multiwriter.open_range_writer(directory, name, path, size, span, writer_id,
+                                             serial_pwrite=not self.settings["parallel_pwrite"],
+                                             drop_read_back=not self.settings["keep_cache"])
+
+    def durable_ranges(self, path: str, size: int) -> RangeSet:
+        _local, directory, name = self._split(path)
+        return multiwriter.durable_ranges(directory, name, size, path)
+
+    def publish_ranges(self, path: str, size: int, verify: Callable[[Reader], None] | None = None) -> None:
+        _local, directory, name = self._split(path)
+        multiwriter.publish(directory, name, size, path, verify, drop_fetched=not self.settings["keep_cache"])
 
     def partial(self, path: str) -> RangeSet:
         _local, directory, name = self._split(path)

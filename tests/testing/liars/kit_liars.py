@@ -16,6 +16,10 @@ exactly as it meets a driver it has never seen, child processes included.
   remove only the partial file a resume record names, so the partial file of
   a writer killed before its first ``durable()`` stays forever; only the
   ``leftovers`` clause sees it.
+* ``rangeliar``: the posix driver, except that the union of an object's range
+  writers claims the whole range of every writer that made anything durable,
+  bytes another writer never made durable included; only the
+  ``range-writers-claims`` clause sees it.
 """
 
 from __future__ import annotations
@@ -224,3 +228,20 @@ class LeakyDriver(PosixDriver):
         sidecar.remove(directory, name)
         if sync:
             fsync_dir(directory)
+
+
+# -- rangeliar ---------------------------------------------------------------------------------
+
+
+class RangeLiarDriver(PosixDriver):
+    name: ClassVar[str] = "rangeliar"
+
+    def durable_ranges(self, path: str, size: int) -> RangeSet:
+        from transfercore_posix import multiwriter
+
+        _local, directory, name = self._split(path)
+        state = multiwriter.inspect(directory, name)
+        claimed = state.durable
+        for record in state.records.values():
+            claimed = claimed | RangeSet((record.span,))  # the lie: a writer's whole range
+        return claimed
