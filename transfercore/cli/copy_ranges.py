@@ -1,5 +1,5 @@
-"""``transfercore copy BIG DST --ranges N`` (or ``--scheduler``, or any file
-above ``--ranges-above``): one object cut into ranges, each copied by an
+"""``transfercore copy BIG DST --ranges N`` (or ``--range-size``,
+``--scheduler``, or ``--ranges-above`` with the file above it): one object cut into ranges, each copied by an
 independent writer, in threads of this process or on Dask workers, then
 published once (see :mod:`transfercore.campaign.rangecopy`).
 
@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "destination that takes several writers (posix)")
     group.add_argument("--range-size", metavar="SIZE",
                        help="instead of --ranges N, ranges of SIZE bytes (default 256M)")
-    group.add_argument("--ranges-above", default="1G", metavar="SIZE",
-                       help="copy a file of at least SIZE by ranges when the destination can (default 1G; "
-                            "0 never, unless --ranges, --range-size or --scheduler is given)")
+    group.add_argument("--ranges-above", metavar="SIZE",
+                       help="copy files of at least SIZE by ranges when the destination can: in a tree "
+                            "copy (-r) by default from 1G (0: never); a single file only when this, "
+                            "--ranges, --range-size or --scheduler is given")
     group.add_argument("--range-workers", metavar="N",
                        help="ranges copied at once by this process without --scheduler (default: CPUs, "
                             "at most 8)")
@@ -51,7 +52,10 @@ def wanted(args: argparse.Namespace) -> bool:
     """Whether this single-file copy goes by ranges."""
     if args.ranges or args.range_size or getattr(args, "scheduler", None):
         return True
-    threshold = parse_size(args.ranges_above, what="--ranges-above")
+    # A single file goes by ranges only when asked: that path keeps no journal
+    # row and prints its own events, which a plain `copy` must not change under
+    # a user's scripts.
+    threshold = parse_size(args.ranges_above, what="--ranges-above") if args.ranges_above else 0
     if not threshold or args.source == "-":
         return False
     from ..checksums import canonical

@@ -116,12 +116,14 @@ def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
                        **_ranges(args))
 
 
+#: Tree files at least this large are cut into ranges unless ``--ranges-above`` says otherwise.
+DEFAULT_RANGES_ABOVE = 1 << 30
+
+
 def _ranges(args: argparse.Namespace) -> dict[str, int]:
     """Large files of the tree cut into ranges (``--ranges-above``, ``--range-size``)."""
     above = getattr(args, "ranges_above", None)
-    if above is None:
-        return {}
-    out = {"ranges_above": parse_size(above, what="--ranges-above")}
+    out = {"ranges_above": parse_size(above, what="--ranges-above") if above is not None else DEFAULT_RANGES_ABOVE}
     if getattr(args, "range_size", None):
         out["range_size"] = parse_size(args.range_size, what="--range-size", minimum=1)
     return out
