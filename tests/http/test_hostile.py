@@ -200,16 +200,6 @@ def test_missing_directory_and_both_protocols_on_one_upload(tmp_path: Path, serv
     assert (root / "m.bin").read_bytes() == b"abcdef"
 
 
-def test_a_driver_that_cannot_resume_is_refused_at_start(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-m", "transfercore", "serve-http", "--driver", "mock:///?model=none",
-                          "--port", "0", "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
-                         timeout=30)
-    assert out.returncode != 0 and "cannot resume a write" in out.stderr
-
-
 def test_a_digest_the_storage_cannot_check_is_refused_before_any_byte(tmp_path: Path, serve_http) -> None:
     server = serve_http("--driver", "mock:///?read_back=false")
     r = server.request("POST", "/files/x", {"Upload-Complete": "?1", "Repr-Digest": "sha-256=:" + "A" * 43 + "=:"},

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -30,7 +31,6 @@ import attrs
 from ..capabilities import RestartModel
 from ..contract import Driver, Writer
 from ..errors import (
-    CapabilityError,
     InvalidWrite,
     NoSpace,
     NotFound,
@@ -38,10 +38,10 @@ from ..errors import (
     RestartRejected,
     TransferCoreError,
 )
-from ..ranges import RangeSet
 from . import protocol as p
 from .publish import Publisher
 from .records import RecordStore, valid_id
+from .storage import DirectStorage, SpoolStorage, spool_offset
 
 log = logging.getLogger("transfercore.http")
 
@@ -103,15 +103,17 @@ class UploadApp:
         limits: Limits | None = None,
         authorize: Authorizer = anyone,
         clock: Callable[[], float] = time.time,
+        spool_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         caps = driver.capabilities()
+        self.storage: DirectStorage | SpoolStorage
         if caps.restart is RestartModel.NONE:
-            # Its writers report no durable offset, so an upload could never advance past 0.
-            raise CapabilityError(
-                f"driver {driver.name!r} cannot resume a write, so no upload offset could ever be "
-                "promised: serve a driver whose restart model is prefix or ranges"
-            )
-        self._read_back = caps.read_back
+            # Its writers make nothing durable before complete(): an offset could never pass 0, so the
+            # bytes go to a durable spool beside the records and are stored when the upload is whole.
+            self.storage = SpoolStorage(driver, spool_dir or records.directory / "spool")
+        else:
+            self.storage = DirectStorage(driver)
+        self._read_back = caps.read_back or self.storage.spooled
         self.driver = driver
         self.records = records
         self.base = base.rstrip("/")
@@ -126,7 +128,7 @@ class UploadApp:
         # Driver calls block (fsync above all): threads of our own, enough for every upload at once, so
         # that the fsyncs of many uploads wait on the disk together rather than on asyncio's default
         # pool (cpu count + 4 threads), where 200 small uploads queue behind one another.
-        self._publisher = Publisher(driver)
+        self._publisher = Publisher(driver, batch=not self.storage.spooled)
         self._pool = ThreadPoolExecutor(max_workers=self.limits.concurrent_uploads + 8,
                                         thread_name_prefix="transfercore-http")
         for record in records.all():
@@ -272,34 +274,52 @@ class UploadApp:
         unsynced = 0
         too_long = disconnected = False
         more = True
-        while more:
-            try:
-                message = await asyncio.wait_for(receive(), self.limits.body_timeout)
-            except TimeoutError:
-                disconnected = True
-                break
-            if message["type"] == "http.disconnect":
-                disconnected = True
-                break
-            chunk = message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            room = record.length - pos - len(buf)
-            if len(chunk) > room:
-                chunk, too_long = chunk[:room], True
-            if hasher is not None:
-                hasher.update(chunk)
-            buf += chunk
-            if buf and (len(buf) >= WRITE_BLOCK or too_long or not more):
-                await self._thread(writer.write, pos, bytes(buf))
-                pos += len(buf)
-                unsynced += len(buf)
-                buf.clear()
-            if too_long:
-                break
-            if hasher is None and unsynced >= self.limits.sync_bytes:
-                # A durable point mid-request: what a crash of the server would keep.
-                record = await self._thread(self._sync, writer, record)
-                unsynced = 0
+        # One write and one durable point may run while the next bytes arrive: a client is not held
+        # up by the disk, and every offset reported is still one that durable() returned.
+        writing: asyncio.Future[None] | None = None
+        syncing: asyncio.Future[p.UploadRecord] | None = None
+        try:
+            while more:
+                try:
+                    message = await asyncio.wait_for(receive(), self.limits.body_timeout)
+                except TimeoutError:
+                    disconnected = True
+                    break
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    break
+                chunk = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                room = record.length - pos - len(buf)
+                if len(chunk) > room:
+                    chunk, too_long = chunk[:room], True
+                if hasher is not None:
+                    hasher.update(chunk)
+                buf += chunk
+                if buf and (len(buf) >= WRITE_BLOCK or too_long or not more):
+                    if writing is not None:
+                        await writing  # in order: ordered-write drivers need it, and memory stays bounded
+                    writing = asyncio.ensure_future(self._thread(writer.write, pos, bytes(buf)))
+                    pos += len(buf)
+                    unsynced += len(buf)
+                    buf.clear()
+                if too_long:
+                    break
+                if hasher is None and unsynced >= self.limits.sync_bytes and (syncing is None or syncing.done()):
+                    # A durable point mid-request: what a crash of the server would keep.
+                    if syncing is not None:
+                        record = syncing.result()
+                    syncing = asyncio.ensure_future(self._thread(self._sync, writer, record))
+                    unsynced = 0
+            if writing is not None:
+                await writing
+            if syncing is not None:
+                record = await syncing
+        finally:
+            # on an error, nothing of this request may still touch the writer when it is closed
+            for pending in (writing, syncing):
+                if pending is not None and not pending.done():
+                    await asyncio.wait([pending])
         if buf:  # what arrived before a cut or a timeout is kept too
             await self._thread(writer.write, pos, bytes(buf))
             pos += len(buf)
@@ -343,8 +363,7 @@ class UploadApp:
     def _offset(self, record: p.UploadRecord) -> int:
         if record.complete or record.offset == 0:
             return p.offset_of(record, record.offset)
-        held = self.driver.partial(record.path)
-        stored = held.prefix_end() if held else 0
+        stored = self.storage.held(record.id, record.path)
         offset = p.offset_of(record, stored)
         if offset < record.offset:
             log.warning("upload %s: the storage holds %d bytes, %d were acknowledged", record.id, stored,
@@ -352,17 +371,15 @@ class UploadApp:
         return offset
 
     def _open(self, record: p.UploadRecord, offset: int, *, close: bool) -> Writer | None:
-        if offset:
-            writer = self.driver.open_write(record.path, record.length, resume=RangeSet.span(0, offset))
-        else:
-            writer = self.driver.open_write(record.path, record.length)
-        if close:
-            writer.abort()
+        if close:  # the destination itself must take the object (a spooled upload's too)
+            self.driver.open_write(record.path, record.length).abort()
             return None
-        return writer
+        return self.storage.open(record.id, record.path, record.length, offset)
 
     def _sync(self, writer: Writer, record: p.UploadRecord) -> p.UploadRecord:
         offset = writer.durable().prefix_end()
+        if self.storage.spooled:
+            offset = spool_offset(offset, record.length)  # whole only once stored in the destination
         if offset != record.offset:
             record = attrs.evolve(record, offset=offset, expires=self.clock() + self.config.expiry)
             self.records.save(record)
@@ -410,7 +427,7 @@ class UploadApp:
     def _forget(self, record: p.UploadRecord) -> None:
         if not record.complete and self._paths.get(record.path) == record.id:
             try:
-                self.driver.discard_partial(record.path)
+                self.storage.discard(record.id, record.path)
             except TransferCoreError as exc:
                 log.warning("upload %s: cannot discard its partial state: %s", record.id, exc)
             self._paths.pop(record.path, None)

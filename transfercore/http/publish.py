@@ -33,12 +33,12 @@ class _Pending:
 
 
 class Publisher:
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, *, batch: bool = True) -> None:
         self.driver = driver
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
         self._running = False
-        self._batches = type(driver).complete_batch is not Driver.complete_batch
+        self._batches = batch and type(driver).complete_batch is not Driver.complete_batch
 
     def publish(self, writer: Writer, verify: Verify | None = None) -> None:
         """Make ``writer``'s object durable, verify it, publish it; raise what refused it (it is then aborted)."""
