@@ -270,7 +270,8 @@ class UploadApp:
         tus = request.tus
         pos = body.offset
         hasher = hashlib.new(body.checksum[0]) if body.checksum else None
-        buf = bytearray()
+        parts: list[bytes] = []  # joined once per write: one copy of the bytes, not two
+        held = 0
         unsynced = 0
         too_long = disconnected = False
         more = True
@@ -290,19 +291,22 @@ class UploadApp:
                     break
                 chunk = message.get("body", b"")
                 more = bool(message.get("more_body", False))
-                room = record.length - pos - len(buf)
+                room = record.length - pos - held
                 if len(chunk) > room:
                     chunk, too_long = chunk[:room], True
                 if hasher is not None:
                     hasher.update(chunk)
-                buf += chunk
-                if buf and (len(buf) >= WRITE_BLOCK or too_long or not more):
+                if chunk:
+                    parts.append(chunk)
+                    held += len(chunk)
+                if held and (held >= WRITE_BLOCK or too_long or not more):
                     if writing is not None:
                         await writing  # in order: ordered-write drivers need it, and memory stays bounded
-                    writing = asyncio.ensure_future(self._thread(writer.write, pos, bytes(buf)))
-                    pos += len(buf)
-                    unsynced += len(buf)
-                    buf.clear()
+                    writing = asyncio.ensure_future(self._thread(writer.write, pos, b"".join(parts)))
+                    pos += held
+                    unsynced += held
+                    parts.clear()
+                    held = 0
                 if too_long:
                     break
                 if hasher is None and unsynced >= self.limits.sync_bytes and (syncing is None or syncing.done()):
@@ -320,10 +324,9 @@ class UploadApp:
             for pending in (writing, syncing):
                 if pending is not None and not pending.done():
                     await asyncio.wait([pending])
-        if buf:  # what arrived before a cut or a timeout is kept too
-            await self._thread(writer.write, pos, bytes(buf))
-            pos += len(buf)
-            buf.clear()
+        if held:  # what arrived before a cut or a timeout is kept too
+            await self._thread(writer.write, pos, b"".join(parts))
+            pos += held
         if hasher is not None:
             assert body.checksum is not None
             if disconnected or hasher.digest() != body.checksum[1]:
