@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 from ..contract import Driver, Writer
+from ..driverkit import fsync_dir
 from ..errors import InvalidWrite, RestartRejected, from_oserror
 from ..ranges import RangeSet
 from .records import GroupSync, valid_id
@@ -59,7 +60,11 @@ class SpoolStorage:
     def __init__(self, driver: Driver, directory: str | os.PathLike[str]) -> None:
         self.driver = driver
         self.directory = Path(directory)
+        missing = [d for d in (self.directory, *self.directory.parents) if not d.exists()]
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # a spool whose directory's name a power cut could take would take reported offsets with it
+        for made in reversed(missing):
+            fsync_dir(str(made.parent))
         self._dir_sync = GroupSync(str(self.directory))
 
     def _paths(self, upload_id: str) -> tuple[Path, Path]:
