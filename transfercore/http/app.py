@@ -4,11 +4,13 @@ Every decision is :mod:`.protocol`'s.  This shell streams a body into the
 destination's writer in blocks (never a whole body in memory), asks the writer
 for its durable marker every ``sync_bytes`` and at the end of a request, saves
 the acknowledged offset in the upload's record, and publishes the object
-(``Writer.complete``) only once every byte arrived and the ``Repr-Digest``,
-when one was sent, matches what the storage holds.
+(``Writer.complete``, with the uploads finishing at the same time:
+:mod:`.publish`) only once every byte arrived and the ``Repr-Digest``, when
+one was sent, matches what the storage holds.  A destination that cannot
+resume a write is written through a durable spool (:mod:`.storage`).
 
-Driver calls block, so they run in worker threads; one upload accepts one
-request with a body at a time.
+Driver calls block, so they run on the application's own worker threads; one
+upload accepts one request with a body at a time.
 """
 
 from __future__ import annotations
@@ -125,10 +127,10 @@ class UploadApp:
         self._paths: dict[str, str] = {}  # driver path -> id of the unfinished upload writing it
         self._active = 0
         self._last_sweep = 0.0
+        self._publisher = Publisher(driver, batch=not self.storage.spooled)
         # Driver calls block (fsync above all): threads of our own, enough for every upload at once, so
         # that the fsyncs of many uploads wait on the disk together rather than on asyncio's default
         # pool (cpu count + 4 threads), where 200 small uploads queue behind one another.
-        self._publisher = Publisher(driver, batch=not self.storage.spooled)
         self._pool = ThreadPoolExecutor(max_workers=self.limits.concurrent_uploads + 8,
                                         thread_name_prefix="transfercore-http")
         for record in records.all():
