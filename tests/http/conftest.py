@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,7 +106,7 @@ class Source:
 
 
 @pytest.fixture(scope="session")
-def big_source(tmp_path_factory: pytest.TempPathFactory) -> Source:
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
     """One random 256 MiB file for every large upload of the run (drawing it costs a second)."""
     path = tmp_path_factory.mktemp("big") / "src.bin"
     digest = hashlib.sha256()
@@ -116,7 +117,8 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> Source:
             digest.update(piece)
             f.write(piece)
             left -= len(piece)
-    return Source(path, BIG, digest.hexdigest())
+    yield Source(path, BIG, digest.hexdigest())
+    path.unlink()  # pytest keeps the last runs' temporary directories: not their 256 MiB files
 
 
 @attrs.frozen
@@ -162,13 +164,15 @@ class Destination:
 
 
 @pytest.fixture(params=["posix", "hpss"])
-def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Destination:
+def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destination]:
     where = tmp_path / request.param
     where.mkdir()
     if request.param == "posix":
-        return Destination("posix", ("--root", str(where)), {}, where)
-    return Destination("hpss", ("--driver", "hpss:///?block=1MiB&segment=4MiB"), {"HPSS_EMU_ROOT": str(where)},
-                       where)
+        yield Destination("posix", ("--root", str(where)), {}, where)
+    else:
+        yield Destination("hpss", ("--driver", "hpss:///?block=1MiB&segment=4MiB"),
+                          {"HPSS_EMU_ROOT": str(where)}, where)
+    shutil.rmtree(where, ignore_errors=True)  # the 256 MiB are not kept with the temporary directory
 
 
 @pytest.fixture

@@ -155,8 +155,17 @@ def test_concurrent_append_and_slow_client(tmp_path: Path, serve_http, poll) -> 
         poll(released, timeout=15, what="the body timeout to keep the durable byte")
     finally:
         s.close()
-    r = server.request("PATCH", location, TUS | OCTETS | {"Upload-Offset": "1"}, body=b"C" * 999)
-    assert r.status == 204 and (root / "s").read_bytes() == b"A" + b"C" * 999
+    answers: list[int] = []
+
+    def appended() -> bool:
+        # the timed-out request records its byte, then closes its writer and lets the upload go:
+        # until then another append is refused (423) and writes nothing
+        answers.append(server.request("PATCH", location, TUS | OCTETS | {"Upload-Offset": "1"},
+                                      body=b"C" * 999).status)
+        return answers[-1] != 423
+
+    poll(appended, what="the upload to be free again")
+    assert answers[-1] == 204 and (root / "s").read_bytes() == b"A" + b"C" * 999
 
 
 def test_idle_connections_do_not_stop_service(tmp_path: Path, serve_http) -> None:
