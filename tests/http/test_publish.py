@@ -1,4 +1,4 @@
-"""Group commits of the HTTP front end: shared directory fsyncs, uploads published together."""
+"""Upload records and group commits of the HTTP front end: shared directory fsyncs, uploads published together."""
 
 from __future__ import annotations
 
@@ -94,3 +94,14 @@ def test_uploads_finishing_together_are_published_together(tmp_path: Path) -> No
     for path, body in data.items():
         if path != "/f3":
             assert (tmp_path / path[1:]).read_bytes() == body
+
+
+def test_removing_a_record_removes_what_an_interrupted_save_left(tmp_path: Path) -> None:
+    from transfercore.http.protocol import UploadRecord
+
+    store = records.RecordStore(tmp_path / "state")
+    record = UploadRecord(id="r" * 20, path="/x", length=1, owner="o", protocol="tus", created=0.0, expires=1.0)
+    store.save(record)
+    (tmp_path / "state" / f".{record.id}.99.77.tmp").write_text("{")  # a save a crash interrupted
+    store.remove(record.id)
+    assert list((tmp_path / "state").iterdir()) == []

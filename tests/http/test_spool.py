@@ -85,3 +85,43 @@ def test_a_spooled_upload_never_reports_its_whole_length_before_it_is_stored(tmp
                                            "Content-Type": "application/partial-upload"}, data[-1:])
     assert r.status == 200 and r.headers["upload-complete"] == "?1" and int(r.headers["upload-offset"]) == len(data)
     assert mock_bytes(store, "/d.bin") == data
+
+
+def test_repr_digest_is_checked_on_the_spooled_bytes(tmp_path: Path, serve_http) -> None:
+    import base64
+
+    store = tmp_path / "mock-store"
+    store.mkdir()
+    server = serve_http("--driver", f"mock://spooled/?model=none&dir={store}")
+    data = os.urandom(300_000)
+    right = "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+    wrong = "sha-256=:" + base64.b64encode(hashlib.sha256(b"other").digest()).decode() + ":"
+    r = server.request("POST", "/files/bad.bin", {"Upload-Complete": "?1", "Repr-Digest": wrong}, data)
+    assert r.status == 400 and b"digest-mismatch" in r.body
+    assert mock_bytes(store, "/bad.bin") is None
+    r = server.request("POST", "/files/good.bin", {"Upload-Complete": "?1", "Repr-Digest": right}, data)
+    assert r.status == 201 and r.headers["upload-complete"] == "?1"
+    assert mock_bytes(store, "/good.bin") == data
+    assert not list((server.state / "spool").iterdir())  # both spools gone: one refused, one stored
+
+
+def test_a_stored_spool_leaves_nothing_behind(tmp_path: Path) -> None:
+    from transfercore_mock.driver import MockDriver
+
+    from transfercore.http.storage import SpoolStorage
+
+    driver = MockDriver("leftovers", {"model": "none", "dir": str(tmp_path / "store")})
+    spools = SpoolStorage(driver, tmp_path / "spool")
+    upload = "u" * 20
+    writer = spools.open(upload, "/x.bin", 10, 0)
+    writer.write(0, b"01234")
+    assert writer.durable().prefix_end() == 5 and spools.held(upload, "/x.bin") == 5
+    # a server killed while saving the spool's record leaves its temporary file
+    (tmp_path / "spool" / f".{upload}.durable.1234.tmp").write_text("{}")
+    writer.close()
+    writer = spools.open(upload, "/x.bin", 10, 5)
+    writer.write(5, b"56789")
+    writer.complete()
+    assert list((tmp_path / "spool").iterdir()) == []
+    with driver.open_read("/x.bin") as reader:
+        assert reader.read(0, 10) == b"0123456789"

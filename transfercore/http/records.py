@@ -109,6 +109,8 @@ class RecordStore:
             raise from_oserror(exc, "cannot save the upload record") from exc
 
     def remove(self, upload_id: str) -> None:
+        for leftover in self.directory.glob(f".{upload_id}.*.tmp"):  # a save a crash interrupted
+            leftover.unlink(missing_ok=True)
         try:
             self._path(upload_id).unlink()
         except FileNotFoundError:

@@ -97,7 +97,9 @@ class SpoolStorage:
         return SpoolWriter(self, self.driver, path, size, fd, record, offset)
 
     def discard(self, upload_id: str, path: str) -> None:
-        for name in self._paths(upload_id):
+        data, record = self._paths(upload_id)
+        # with what a crash left of a record being saved
+        for name in (data, record, *self.directory.glob(f".{record.name}.*.tmp")):
             name.unlink(missing_ok=True)
 
     def save(self, record: Path, durable: int) -> None:
