@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +92,103 @@ def serve_http(tmp_path: Path) -> Iterator[Callable[..., HttpServer]]:
 @pytest.fixture
 def poll() -> Callable[..., None]:
     return poll_until
+
+
+#: The large client tests' upload: 256 MiB and an odd tail, so the last request is short.
+BIG = (256 << 20) + 12_345
+
+
+@attrs.frozen
+class Source:
+    path: Path
+    size: int
+    sha256: str
+
+
+@pytest.fixture(scope="session")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
+    """One random 256 MiB file for every large upload of the run (drawing it costs a second)."""
+    path = tmp_path_factory.mktemp("big") / "src.bin"
+    digest = hashlib.sha256()
+    left = BIG
+    with open(path, "wb") as f:
+        while left:
+            piece = os.urandom(min(left, 16 << 20))
+            digest.update(piece)
+            f.write(piece)
+            left -= len(piece)
+    yield Source(path, BIG, digest.hexdigest())
+    path.unlink()  # pytest keeps the last runs' temporary directories: not their 256 MiB files
+
+
+@attrs.frozen
+class Destination:
+    """Where a test's server publishes: the posix driver under a root, or the HPSS emulator."""
+
+    kind: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    where: Path
+
+    def sha256(self, name: str) -> str | None:
+        """The published object's digest, ``None`` while nothing is published under ``name``."""
+        digest = hashlib.sha256()
+        if self.kind == "posix":
+            try:
+                with open(self.where / name, "rb") as f:
+                    while block := f.read(8 << 20):
+                        digest.update(block)
+            except FileNotFoundError:
+                return None
+            return digest.hexdigest()
+        from transfercore_hpss.driver import HpssDriver
+
+        from transfercore.errors import NotFound
+
+        old = os.environ.get("HPSS_EMU_ROOT")
+        os.environ["HPSS_EMU_ROOT"] = self.env["HPSS_EMU_ROOT"]
+        try:
+            try:
+                reader = HpssDriver(options={"block": 1 << 20, "segment": 1 << 20}).open_read(f"/{name}")
+            except NotFound:
+                return None
+            with reader:
+                for pos in range(0, reader.size, 8 << 20):
+                    digest.update(reader.read(pos, min(8 << 20, reader.size - pos)))
+        finally:
+            if old is None:
+                del os.environ["HPSS_EMU_ROOT"]
+            else:
+                os.environ["HPSS_EMU_ROOT"] = old
+        return digest.hexdigest()
+
+
+@pytest.fixture(params=["posix", "hpss"])
+def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destination]:
+    where = tmp_path / request.param
+    where.mkdir()
+    if request.param == "posix":
+        yield Destination("posix", ("--root", str(where)), {}, where)
+    else:
+        yield Destination("hpss", ("--driver", "hpss:///?block=1MiB&segment=4MiB"),
+                          {"HPSS_EMU_ROOT": str(where)}, where)
+    shutil.rmtree(where, ignore_errors=True)  # the 256 MiB are not kept with the temporary directory
+
+
+@pytest.fixture
+def recorded_offsets() -> Callable[[Path], list[int]]:
+    return offsets_recorded
+
+
+def offsets_recorded(state: Path) -> list[int]:
+    """The offsets the server has recorded as durable, one per upload in its state directory."""
+    offsets = []
+    for path in state.glob("*.json"):
+        try:
+            offsets.append(int(json.loads(path.read_text())["offset"]))
+        except FileNotFoundError:  # completed and forgotten meanwhile
+            continue
+    return offsets
 
 
 def poll_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "a condition") -> None:

@@ -41,7 +41,9 @@ def head_offset(base: str, location: str) -> int:
     return int(line.split(":")[1])
 
 
-def test_reported_offsets_survive_power_cuts(tmp_path: Path, serve_http, poll) -> None:
+@pytest.mark.parametrize("into", ["posix", "spool"])
+def test_reported_offsets_survive_power_cuts(tmp_path: Path, serve_http, poll, into: str) -> None:
+    """``spool``: a destination that cannot resume (mock, ``model=none``), the spool in the state directory."""
     fs = PowerLossFS(tmp_path / "backing", tmp_path / "mnt", host_fsync=False)
     fs.mount()
     server = None
@@ -53,7 +55,10 @@ def test_reported_offsets_survive_power_cuts(tmp_path: Path, serve_http, poll) -
         data = os.urandom(12 * 1024 * KiB)
         src.write_bytes(data)
         # the upload records are on the power-loss file system too
-        server = serve_http("--root", str(root), "--sync-every", "64K", state=tmp_path / "mnt" / "state")
+        store = tmp_path / "mock-store"  # holds only published objects: off the power-loss mount
+        store.mkdir()
+        where = ("--root", str(root)) if into == "posix" else ("--driver", f"mock://pl/?model=none&dir={store}")
+        server = serve_http(*where, "--sync-every", "64K", state=tmp_path / "mnt" / "state")
         out = curl("-i", "-X", "POST", "-H", "Upload-Complete: ?0", "-H", f"Upload-Length: {len(data)}",
                    "--data-binary", "", server.base + "/files/p.bin").stdout.decode()
         (location,) = [x.split(": ")[1] for x in out.split("\r\n") if x.lower().startswith("location:")]
@@ -88,7 +93,13 @@ def test_reported_offsets_survive_power_cuts(tmp_path: Path, serve_http, poll) -
         curl("-X", "PATCH", "-H", "Upload-Complete: ?1", "-H", f"Upload-Offset: {at}",
              "-H", "Content-Type: application/partial-upload", "--data-binary", f"@{tmp_path / 'rest'}",
              server.base + location)
-        assert (root / "p.bin").read_bytes() == data
+        if into == "posix":
+            assert (root / "p.bin").read_bytes() == data
+        else:
+            from transfercore_mock.driver import MockDriver
+
+            with MockDriver("pl", {"model": "none", "dir": str(store)}).open_read("/p.bin") as reader:
+                assert reader.read(0, reader.size) == data
     finally:
         if server is not None:
             server.stop()

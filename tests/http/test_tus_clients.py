@@ -1,9 +1,10 @@
-"""tuspy against the real ``serve-http`` process: into posix and into the HPSS emulator, across a SIGKILL."""
+"""tuspy against the real ``serve-http`` process: into posix and into the HPSS emulator, across SIGKILLs."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,6 @@ def data(tmp_path: Path, size: int) -> Path:
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(size))
     return src
-
-
-def hpss_bytes(path: str) -> bytes:
-    from transfercore_hpss.driver import HpssDriver
-
-    driver = HpssDriver(options={"block": MiB, "segment": MiB})
-    with driver.open_read(path) as reader:
-        return reader.read(0, reader.size)
 
 
 def test_tuspy_uploads_into_posix_with_checksums(tmp_path: Path, serve_http) -> None:
@@ -65,23 +58,39 @@ def test_tuspy_resumes_after_the_server_is_killed(tmp_path: Path, serve_http) ->
     assert hashlib.sha256((root / "k.bin").read_bytes()).digest() == hashlib.sha256(src.read_bytes()).digest()
 
 
-def test_tuspy_uploads_into_hpss_and_resumes_after_a_kill(
-    tmp_path: Path, serve_http, monkeypatch: pytest.MonkeyPatch
+def test_tuspy_uploads_256_mib_across_a_kill_mid_request(
+    serve_http, poll, big_source, destination, recorded_offsets
 ) -> None:
-    emu = tmp_path / "hpss"
-    emu.mkdir()
-    env = {"HPSS_EMU_ROOT": str(emu)}
-    server = serve_http("--driver", "hpss:///?block=256KiB&segment=256KiB", env=env)
-    src = data(tmp_path, 12 * MiB + 7)
+    """256 MiB into posix or HPSS; the server is SIGKILLed while a 64 MiB request is half through."""
+    server = serve_http(*destination.args, env=destination.env)
+    chunk = 64 * MiB
     uploader = client.TusClient(f"{server.base}/files/").uploader(
-        str(src), chunk_size=MiB, metadata={"filename": "h.bin"})
-    for _ in range(3):
-        uploader.upload_chunk()
-    acked = uploader.offset
+        str(big_source.path), chunk_size=chunk, metadata={"filename": "big.bin"},
+        retries=300, retry_delay=0.1,  # its own retries carry it across the restart (HEAD, then resume)
+    )
+    failed: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            uploader.upload()
+        except BaseException as exc:  # reported by the test thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    # a durable point the server recorded inside a request (not at a chunk's end), past the first chunk
+    poll(lambda: any(o > chunk and o % chunk for o in recorded_offsets(server.state)) or bool(failed),
+         timeout=120, what="a durable point mid-request")
+    assert not failed, failed
     server.kill()
+    (kept,) = recorded_offsets(server.state)
+    assert destination.sha256("big.bin") is None  # nothing published while incomplete
     server.start()
     head = server.request("HEAD", uploader.url[len(server.base):], {"Tus-Resumable": "1.0.0"})
-    assert int(head.headers["upload-offset"]) == acked  # acknowledged offsets were durable in HPSS
-    client.TusClient(f"{server.base}/files/").uploader(str(src), url=uploader.url, chunk_size=8 * MiB).upload()
-    monkeypatch.setenv("HPSS_EMU_ROOT", str(emu))
-    assert hpss_bytes("/h.bin") == src.read_bytes()
+    assert head.status == 200
+    assert kept <= int(head.headers["upload-offset"]) < big_source.size  # the cut request's durable part kept
+    thread.join(180)
+    assert not thread.is_alive(), "tuspy did not finish in time"
+    assert not failed, failed
+    assert uploader.offset == big_source.size
+    assert destination.sha256("big.bin") == big_source.sha256

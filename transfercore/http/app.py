@@ -4,31 +4,35 @@ Every decision is :mod:`.protocol`'s.  This shell streams a body into the
 destination's writer in blocks (never a whole body in memory), asks the writer
 for its durable marker every ``sync_bytes`` and at the end of a request, saves
 the acknowledged offset in the upload's record, and publishes the object
-(``Writer.complete``) only once every byte arrived and the ``Repr-Digest``,
-when one was sent, matches what the storage holds.
+(``Writer.complete``, with the uploads finishing at the same time:
+:mod:`.publish`) only once every byte arrived and the ``Repr-Digest``, when
+one was sent, matches what the storage holds.  A destination that cannot
+resume a write is written through a durable spool (:mod:`.storage`).
 
-Driver calls block, so they run in worker threads; one upload accepts one
-request with a body at a time.
+Driver calls block, so they run on the application's own worker threads; one
+upload accepts one request with a body at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import attrs
 
 from ..capabilities import RestartModel
 from ..contract import Driver, Writer
 from ..errors import (
-    CapabilityError,
     InvalidWrite,
     NoSpace,
     NotFound,
@@ -36,9 +40,10 @@ from ..errors import (
     RestartRejected,
     TransferCoreError,
 )
-from ..ranges import RangeSet
 from . import protocol as p
+from .publish import Publisher
 from .records import RecordStore, valid_id
+from .storage import DirectStorage, SpoolStorage, spool_offset
 
 log = logging.getLogger("transfercore.http")
 
@@ -46,6 +51,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
 #: Who sends a request: an owner name, or ``None`` to refuse it (401).
 Authorizer = Callable[[p.Request], str | None]
 
@@ -99,15 +105,17 @@ class UploadApp:
         limits: Limits | None = None,
         authorize: Authorizer = anyone,
         clock: Callable[[], float] = time.time,
+        spool_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         caps = driver.capabilities()
+        self.storage: DirectStorage | SpoolStorage
         if caps.restart is RestartModel.NONE:
-            # Its writers report no durable offset, so an upload could never advance past 0.
-            raise CapabilityError(
-                f"driver {driver.name!r} cannot resume a write, so no upload offset could ever be "
-                "promised: serve a driver whose restart model is prefix or ranges"
-            )
-        self._read_back = caps.read_back
+            # Its writers make nothing durable before complete(): an offset could never pass 0, so the
+            # bytes go to a durable spool beside the records and are stored when the upload is whole.
+            self.storage = SpoolStorage(driver, spool_dir or records.directory / "spool")
+        else:
+            self.storage = DirectStorage(driver)
+        self._read_back = caps.read_back or self.storage.spooled
         self.driver = driver
         self.records = records
         self.base = base.rstrip("/")
@@ -119,6 +127,12 @@ class UploadApp:
         self._paths: dict[str, str] = {}  # driver path -> id of the unfinished upload writing it
         self._active = 0
         self._last_sweep = 0.0
+        self._publisher = Publisher(driver, batch=not self.storage.spooled)
+        # Driver calls block (fsync above all): threads of our own, enough for every upload at once, so
+        # that the fsyncs of many uploads wait on the disk together rather than on asyncio's default
+        # pool (cpu count + 4 threads), where 200 small uploads queue behind one another.
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.concurrent_uploads + 8,
+                                        thread_name_prefix="transfercore-http")
         for record in records.all():
             if not record.complete:
                 self._paths[record.path] = record.id
@@ -152,11 +166,15 @@ class UploadApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await asyncio.to_thread(self.sweep, force=True)
+                await self._thread(self.sweep, force=True)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self._pool.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     # -- requests -------------------------------------------------------------------------
 
@@ -175,11 +193,11 @@ class UploadApp:
         if isinstance(decision, p.Create):
             return await self._create(request, decision, owner, receive, send)
         upload_id = decision.upload_id
-        record = await asyncio.to_thread(self._load, upload_id, owner)
+        record = await self._thread(self._load, upload_id, owner)
         if record is None:
             return p.reply_not_found(tus=request.tus)
         if isinstance(decision, p.Query):
-            offset = await asyncio.to_thread(self._offset, record)
+            offset = await self._thread(self._offset, record)
             return p.reply_head(self.config, record, offset, self.clock(), tus=request.tus)
         if upload_id in self._busy:
             return p.problem(423, "upload-busy", "another request is appending to this upload; wait for it to "
@@ -187,9 +205,9 @@ class UploadApp:
         self._busy.add(upload_id)
         try:
             if isinstance(decision, p.Cancel):
-                await asyncio.to_thread(self._cancel, record)
+                await self._thread(self._cancel, record)
                 return p.reply_cancelled(tus=request.tus)
-            offset = await asyncio.to_thread(self._offset, record)
+            offset = await self._thread(self._offset, record)
             refused = p.check_append(record, decision, offset, tus=request.tus)
             if refused is not None:
                 return refused
@@ -202,7 +220,7 @@ class UploadApp:
     async def _create(
         self, request: p.Request, create: p.Create, owner: str, receive: Receive, send: Send
     ) -> p.Reply | None:
-        await asyncio.to_thread(self.sweep)
+        await self._thread(self.sweep)
         path = self._driver_path(create.path)
         if path in self._paths:
             return p.problem(409, "upload-in-progress", f"an unfinished upload is writing {create.path}: resume "
@@ -214,8 +232,8 @@ class UploadApp:
             metadata=create.metadata, digest=create.digest,
         )
         # The destination must be writable before the upload is promised: open (and leave) a fresh writer.
-        await asyncio.to_thread(self._open, record, 0, close=True)
-        await asyncio.to_thread(self.records.save, record)
+        await self._thread(self._open, record, 0, close=True)
+        await self._thread(self.records.save, record)
         self._paths[path] = record.id
         # The draft's 104 interim reply (p.reply_interim) would go here; ASGI has no message for an
         # informational response other than 103, so the Location comes in the final reply only.
@@ -239,13 +257,13 @@ class UploadApp:
         self._active += 1
         writer: Writer | None = None
         try:
-            writer = await asyncio.to_thread(self._open, record, body.offset, close=False)
+            writer = await self._thread(self._open, record, body.offset, close=False)
             assert writer is not None
             return await self._stream(request, record, body, receive, writer, created=created)
         finally:
             self._active -= 1
             if writer is not None:
-                await asyncio.to_thread(_close_quietly, writer)
+                await self._thread(_close_quietly, writer)
 
     async def _stream(
         self, request: p.Request, record: p.UploadRecord, body: p.Body, receive: Receive, writer: Writer,
@@ -254,54 +272,76 @@ class UploadApp:
         tus = request.tus
         pos = body.offset
         hasher = hashlib.new(body.checksum[0]) if body.checksum else None
-        buf = bytearray()
+        parts: list[bytes] = []  # joined once per write: one copy of the bytes, not two
+        held = 0
         unsynced = 0
         too_long = disconnected = False
         more = True
-        while more:
-            try:
-                message = await asyncio.wait_for(receive(), self.limits.body_timeout)
-            except TimeoutError:
-                disconnected = True
-                break
-            if message["type"] == "http.disconnect":
-                disconnected = True
-                break
-            chunk = message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            room = record.length - pos - len(buf)
-            if len(chunk) > room:
-                chunk, too_long = chunk[:room], True
-            if hasher is not None:
-                hasher.update(chunk)
-            buf += chunk
-            if buf and (len(buf) >= WRITE_BLOCK or too_long or not more):
-                await asyncio.to_thread(writer.write, pos, bytes(buf))
-                pos += len(buf)
-                unsynced += len(buf)
-                buf.clear()
-            if too_long:
-                break
-            if hasher is None and unsynced >= self.limits.sync_bytes:
-                # A durable point mid-request: what a crash of the server would keep.
-                record = await asyncio.to_thread(self._sync, writer, record)
-                unsynced = 0
-        if buf:  # what arrived before a cut or a timeout is kept too
-            await asyncio.to_thread(writer.write, pos, bytes(buf))
-            pos += len(buf)
-            buf.clear()
+        # One write and one durable point may run while the next bytes arrive: a client is not held
+        # up by the disk, and every offset reported is still one that durable() returned.
+        writing: asyncio.Future[None] | None = None
+        syncing: asyncio.Future[p.UploadRecord] | None = None
+        try:
+            while more:
+                try:
+                    message = await asyncio.wait_for(receive(), self.limits.body_timeout)
+                except TimeoutError:
+                    disconnected = True
+                    break
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    break
+                chunk = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                room = record.length - pos - held
+                if len(chunk) > room:
+                    chunk, too_long = chunk[:room], True
+                if hasher is not None:
+                    hasher.update(chunk)
+                if chunk:
+                    parts.append(chunk)
+                    held += len(chunk)
+                if held and (held >= WRITE_BLOCK or too_long or not more):
+                    if writing is not None:
+                        await writing  # in order: ordered-write drivers need it, and memory stays bounded
+                    writing = asyncio.ensure_future(self._thread(writer.write, pos, b"".join(parts)))
+                    pos += held
+                    unsynced += held
+                    parts.clear()
+                    held = 0
+                if too_long:
+                    break
+                if hasher is None and unsynced >= self.limits.sync_bytes and (syncing is None or syncing.done()):
+                    # A durable point mid-request: what a crash of the server would keep.
+                    if syncing is not None:
+                        record = syncing.result()
+                    syncing = asyncio.ensure_future(self._thread(self._sync, writer, record))
+                    unsynced = 0
+            if writing is not None:
+                await writing
+            if syncing is not None:
+                record = await syncing
+        finally:
+            # on an error, nothing of this request may still touch the writer when it is closed
+            for pending in (writing, syncing):
+                if pending is not None and not pending.done():
+                    await asyncio.wait([pending])
+        if held:  # what arrived before a cut or a timeout is kept too
+            await self._thread(writer.write, pos, b"".join(parts))
+            pos += held
         if hasher is not None:
             assert body.checksum is not None
             if disconnected or hasher.digest() != body.checksum[1]:
                 # tus: the bytes of a request whose checksum fails are dropped; the record keeps the old offset
                 return None if disconnected else p.reply_checksum_mismatch(record.offset)
-        record = await asyncio.to_thread(self._sync, writer, record)
+        if not (disconnected or too_long) and pos == record.length and body.completes:
+            # _finish takes the durable point and records the completed upload: one record save, not two
+            return await self._thread(self._finish, writer, record, tus, created)
+        record = await self._thread(self._sync, writer, record)
         if disconnected:
             return None
         if too_long:
             return p.reply_too_long(record, record.offset, tus=tus)
-        if pos == record.length and body.completes:
-            return await asyncio.to_thread(self._finish, writer, record, tus, created)
         if not tus and body.completes:
             return p.problem(400, p.PROBLEM + "inconsistent-upload-length",
                              f"Upload-Complete: ?1 but {pos} of the {record.length} bytes arrived; "
@@ -328,8 +368,7 @@ class UploadApp:
     def _offset(self, record: p.UploadRecord) -> int:
         if record.complete or record.offset == 0:
             return p.offset_of(record, record.offset)
-        held = self.driver.partial(record.path)
-        stored = held.prefix_end() if held else 0
+        stored = self.storage.held(record.id, record.path)
         offset = p.offset_of(record, stored)
         if offset < record.offset:
             log.warning("upload %s: the storage holds %d bytes, %d were acknowledged", record.id, stored,
@@ -337,29 +376,31 @@ class UploadApp:
         return offset
 
     def _open(self, record: p.UploadRecord, offset: int, *, close: bool) -> Writer | None:
-        if offset:
-            writer = self.driver.open_write(record.path, record.length, resume=RangeSet.span(0, offset))
-        else:
-            writer = self.driver.open_write(record.path, record.length)
-        if close:
-            writer.abort()
+        if close:  # the destination itself must take the object (a spooled upload's too)
+            self.driver.open_write(record.path, record.length).abort()
             return None
-        return writer
+        return self.storage.open(record.id, record.path, record.length, offset)
 
     def _sync(self, writer: Writer, record: p.UploadRecord) -> p.UploadRecord:
         offset = writer.durable().prefix_end()
+        if self.storage.spooled:
+            offset = spool_offset(offset, record.length)  # whole only once stored in the destination
         if offset != record.offset:
             record = attrs.evolve(record, offset=offset, expires=self.clock() + self.config.expiry)
             self.records.save(record)
         return record
 
     def _finish(self, writer: Writer, record: p.UploadRecord, tus: bool, created: bool) -> p.Reply:
-        writer.durable()
-        if record.digest is not None and not self._digest_matches(writer, record):
-            writer.abort()
-            self._forget(record)
+        def verify(w: Writer) -> None:
+            if not self._digest_matches(w, record):
+                raise _DigestMismatch
+
+        try:
+            # with the other uploads finishing now: one durable point for all (Driver.complete_batch)
+            self._publisher.publish(writer, verify if record.digest is not None else None)
+        except _DigestMismatch:
+            self._forget(record)  # the writer was aborted, nothing published
             return p.reply_digest_mismatch(record, tus=tus)
-        writer.complete()
         record = attrs.evolve(record, offset=record.length, complete=True,
                               expires=self.clock() + self.config.expiry)
         self.records.save(record)
@@ -391,7 +432,7 @@ class UploadApp:
     def _forget(self, record: p.UploadRecord) -> None:
         if not record.complete and self._paths.get(record.path) == record.id:
             try:
-                self.driver.discard_partial(record.path)
+                self.storage.discard(record.id, record.path)
             except TransferCoreError as exc:
                 log.warning("upload %s: cannot discard its partial state: %s", record.id, exc)
             self._paths.pop(record.path, None)
@@ -409,6 +450,10 @@ class UploadApp:
                 self._forget(record)
                 gone += 1
         return gone
+
+
+class _DigestMismatch(Exception):
+    """The stored bytes do not match the upload's ``Repr-Digest``."""
 
 
 def _close_quietly(writer: Writer) -> None:
