@@ -20,8 +20,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Accept resumable uploads over HTTP into a storage driver.  Every Upload-Offset the server "
             "reports is durable: in the destination, or, for a destination that cannot resume a write, "
-            "in a spool under the state directory until the object is stored; an object appears under its name only when complete "
-            "and verified.  Create uploads at /files/<path> (draft) or POST /files/ with a filename (tus)."
+            "in a spool under the state directory until the object is stored; an object appears under "
+            "its name only when complete and verified.  Create uploads at /files/<path> (draft) or POST /files/ with a filename (tus)."
         ),
     )
     p.add_argument("--root", help="directory to serve (the posix driver confined to it)")
