@@ -5,7 +5,8 @@ in the manner of h11, so other services can reuse them:
 
 * :mod:`.control`: command-line framing and reply formatting,
 * :mod:`.modee`: MODE E block framing,
-* :mod:`.session`: the control-session state machine,
+* :mod:`.session`: the control-session state machine (its handlers; the
+  actions it asks for in :mod:`.actions`, its tables in :mod:`.sessiontable`),
 * :mod:`.markers`: 111 restart and 112 performance markers, and when they are due,
 * :mod:`.upload` and :mod:`.download`: what one transfer does, from the
   destination's declared capabilities, and whether it ended complete.

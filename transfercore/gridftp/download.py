@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 
 from ..ranges import RangeSet
+from .actions import Retrieve
 from .errors import ReplyError
-from .session import Retrieve
 
 
 @attrs.frozen

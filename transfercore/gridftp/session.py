@@ -1,17 +1,18 @@
-"""The control-session state machine, without I/O.
+"""The control-session state machine, without I/O: the command handlers.
 
 :meth:`Session.handle` maps one :class:`~.control.Command` to a list of
 outputs: :class:`~.control.Reply` records to send at once, and *actions*
 the I/O layer must carry out (check a password, open a listener, touch the
-storage, run a transfer).  The I/O layer reports results back through the
-``*_done`` methods, which return the replies to send.  Everything a client
-can change (login, TYPE/MODE, pending REST and ALLO, RNFR, data channel
-setup, marker intervals) lives here, so it is tested without a socket.
+storage, run a transfer; see :mod:`.actions`).  The I/O layer reports
+results back through the ``*_done`` methods, which return the replies to
+send.  Everything a client can change (login, TYPE/MODE, pending REST and
+ALLO, RNFR, data channel setup, marker intervals) lives here, so it is
+tested without a socket.  The states, the changes between them and how each
+verb is treated are tables (:mod:`.sessiontable`); the handlers are here.
 """
 
 from __future__ import annotations
 
-import enum
 import posixpath
 from collections.abc import Callable
 
@@ -22,6 +23,26 @@ from ..errors import PathEscapesRoot, RangeSyntaxError, TransferAborted, Transfe
 from ..ranges import RangeSet
 from . import arguments as A
 from . import listing
+from .actions import (
+    DEFAULT_MARKER_INTERVAL,
+    Abort,
+    Action,
+    Active,
+    Authenticate,
+    Checksum,
+    Close,
+    DataSetup,
+    Listing,
+    MakeSymlink,
+    OpenPassive,
+    Output,
+    Passive,
+    Rename,
+    Retrieve,
+    SetAttributes,
+    StorageOp,
+    Store,
+)
 from .control import BadLine, Command, Reply
 from .errors import BadArgument, LocalProtocolError
 from .gsi import dataprot
@@ -29,45 +50,40 @@ from .gsi.dataprot import DataProtection
 from .hostport import HostPort, epsv_text, parse_eprt, parse_ftp_hostport, parse_spor, pasv_text
 from .paths import resolve
 from .replies import error_reply
+from .sessiontable import COMMANDS, TRANSITIONS, Change, CommandSpec, State
 
-DEFAULT_MARKER_INTERVAL = 5.0
-
-
-class State(enum.Enum):
-    NEED_USER = "need-user"
-    NEED_PASS = "need-pass"
-    READY = "ready"
-    TRANSFER = "transfer"
-    CLOSED = "closed"
-
-
-class Change(enum.Enum):
-    """What moves a session from one :class:`State` to another."""
-
-    USER_GIVEN = "user-given"
-    LOGGED_IN = "logged-in"
-    LOGIN_REFUSED = "login-refused"
-    TRANSFER_STARTED = "transfer-started"
-    TRANSFER_ENDED = "transfer-ended"
-    #: QUIT, too many commands, too many refused logins
-    CLOSED = "closed"
-
-
-_LOGGING_IN = (State.NEED_USER, State.NEED_PASS)
-_OPEN = (State.NEED_USER, State.NEED_PASS, State.READY, State.TRANSFER)
-
-#: Every state change a session may make; anything else is a bug in the session.
-TRANSITIONS: dict[tuple[State, Change], State] = {
-    **{(s, Change.USER_GIVEN): State.NEED_PASS for s in _LOGGING_IN},
-    **{(s, Change.LOGGED_IN): State.READY for s in _LOGGING_IN},
-    **{(s, Change.LOGIN_REFUSED): State.NEED_USER for s in _LOGGING_IN},
-    (State.READY, Change.TRANSFER_STARTED): State.TRANSFER,
-    # a transfer's end after QUIT (or a refused start) leaves the state as it is
-    (State.TRANSFER, Change.TRANSFER_ENDED): State.READY,
-    (State.READY, Change.TRANSFER_ENDED): State.READY,
-    (State.CLOSED, Change.TRANSFER_ENDED): State.CLOSED,
-    **{(s, Change.CLOSED): State.CLOSED for s in _OPEN},
-}
+# The actions and the tables have their own modules; they stay importable from here.
+__all__ = [
+    "ANONYMOUS_NAMES",
+    "COMMANDS",
+    "DEFAULT_MARKER_INTERVAL",
+    "NOT_LOGGED_IN",
+    "OK",
+    "TRANSITIONS",
+    "Abort",
+    "Action",
+    "Active",
+    "Authenticate",
+    "Change",
+    "Checksum",
+    "Close",
+    "CommandSpec",
+    "DataSetup",
+    "Listing",
+    "MakeSymlink",
+    "OpenPassive",
+    "Output",
+    "Passive",
+    "Rename",
+    "Retrieve",
+    "Session",
+    "SessionConfig",
+    "SetAttributes",
+    "State",
+    "StorageOp",
+    "Store",
+    "feat_lines",
+]
 
 
 @attrs.frozen
@@ -83,145 +99,6 @@ class SessionConfig:
     #: SITE CHMOD/UTIME/SYMLINK* may do; ``None``: not known, the driver answers.
     namespace: frozenset[str] | None = None
 
-
-# -- actions the I/O layer carries out ----------------------------------------
-
-
-@attrs.frozen
-class Authenticate:
-    user: str
-    password: str
-
-
-@attrs.frozen
-class OpenPassive:
-    """Open a listener; ``kind`` is PASV, EPSV or SPAS (it decides the reply form)."""
-
-    kind: str
-
-
-@attrs.frozen
-class Passive:
-    """Data connections come to our listener."""
-
-
-@attrs.frozen
-class Active:
-    """We connect to the client's addresses."""
-
-    addresses: tuple[HostPort, ...]
-
-
-DataSetup = Passive | Active
-
-
-@attrs.frozen
-class StorageOp:
-    """A namespace command on one path: SIZE, MDTM, MLST, STAT, CWD, MKD, RMD, DELE, RNFR, SYMLINKFROM."""
-
-    verb: str
-    path: str
-
-
-@attrs.frozen
-class Rename:
-    src: str
-    dst: str
-
-
-@attrs.frozen
-class SetAttributes:
-    """SITE CHMOD (``mode``) or SITE UTIME (``mtime_ns``) through ``Driver.set_metadata``."""
-
-    path: str
-    mode: int | None = None
-    mtime_ns: int | None = None
-
-
-@attrs.frozen
-class MakeSymlink:
-    """SITE SYMLINKTO: the link ``path`` to ``target`` (the path SITE SYMLINKFROM named)."""
-
-    path: str
-    target: str
-
-
-@attrs.frozen
-class Checksum:
-    algorithm: str
-    path: str
-    offset: int
-    length: int | None
-
-
-@attrs.frozen
-class Listing:
-    verb: str  # MLSD, MLSR, LIST or NLST
-    path: str
-    data: DataSetup
-    mode: str
-
-
-@attrs.frozen
-class Store:
-    path: str
-    data: DataSetup
-    mode: str
-    #: Ranges the client says we already hold (REST); ``None`` for a fresh write.
-    restart: RangeSet | None
-    #: Size announced by ALLO; ``None`` when the client sent none.
-    alloc: int | None
-    #: ESTO A <offset>: data offsets are shifted by this much.
-    shift: int = 0
-    #: ESTO: the object is updated in place (its other bytes stay), not replaced.
-    update: bool = False
-    buffer_size: int | None = None
-    restart_interval: float = DEFAULT_MARKER_INTERVAL
-    perf_interval: float = DEFAULT_MARKER_INTERVAL
-
-
-@attrs.frozen
-class Retrieve:
-    path: str
-    data: DataSetup
-    mode: str
-    #: Ranges the client already holds; only the rest is sent.
-    restart: RangeSet | None
-    #: ERET P: only ``[offset, offset + length)``, sent at offsets relative to ``offset``.
-    window: tuple[int, int] | None = None
-    parallelism: int = 1
-    buffer_size: int | None = None
-    perf_interval: float = DEFAULT_MARKER_INTERVAL
-    #: Seconds between ``112`` markers of a download, when the client asked for
-    #: them with ``OPTS RETR Markers=n;`` (as with Globus, none otherwise).
-    perf_markers: float | None = None
-
-
-@attrs.frozen
-class Abort:
-    """Stop the transfer in progress (its durable state is kept)."""
-
-
-@attrs.frozen
-class Close:
-    """Close the control connection after the replies before it are sent."""
-
-
-Action = (
-    Authenticate
-    | OpenPassive
-    | StorageOp
-    | Rename
-    | SetAttributes
-    | MakeSymlink
-    | Checksum
-    | Listing
-    | Store
-    | Retrieve
-    | Abort
-    | Close
-)
-Output = Reply | Action
 
 NOT_LOGGED_IN = Reply.one(530, "Please login with USER and PASS.")
 OK = Reply.one(200, "Command Successful.")
@@ -323,7 +200,7 @@ class Session:
             # RNTO must follow RNFR immediately.
             self.rename_from = None
         try:
-            return list(spec.handler(self, event.arg))
+            return list(_HANDLERS[verb](self, event.arg))
         except BadArgument as exc:
             return [Reply.one(501, f"Syntax error in parameters: {exc}")]
         except PathEscapesRoot as exc:
@@ -837,88 +714,9 @@ class Session:
         return [Reply.one(226, "Abort successful; no transfer was in progress.")]
 
 
-# -- the command table ------------------------------------------------------------------
+def _handlers(table: dict[str, CommandSpec]) -> dict[str, Callable[[Session, str], list[Output]]]:
+    """Each verb's handler, looked up once: a name in the table that names no method fails on import."""
+    return {verb: getattr(Session, spec.handler) for verb, spec in table.items()}
 
 
-@attrs.frozen
-class CommandSpec:
-    """How the session treats one verb."""
-
-    handler: Callable[[Session, str], list[Output]]
-    #: Refused with 530 before login.
-    login: bool = True
-    #: Refused with 550 on a read-only login.
-    writes: bool = False
-    #: May come between REST and the transfer without cancelling the REST.
-    keeps_rest: bool = False
-
-
-def _table() -> dict[str, CommandSpec]:
-    S = Session
-    free = {"login": False}
-    setting = {"keeps_rest": True}
-    write = {"writes": True}
-    transfer = {"keeps_rest": True}
-    entries: dict[str, tuple[Callable[[Session, str], list[Output]], dict[str, bool]]] = {
-        # login and information
-        "USER": (S._cmd_USER, free),
-        "PASS": (S._cmd_PASS, free),
-        "QUIT": (S._cmd_QUIT, free),
-        "FEAT": (S._cmd_FEAT, free),
-        "SYST": (S._cmd_SYST, free),
-        "HELP": (S._cmd_HELP, free),
-        "NOOP": (S._cmd_NOOP, {"login": False, "keeps_rest": True}),
-        "OPTS": (S._cmd_OPTS, {"login": False, "keeps_rest": True}),
-        "STAT": (S._cmd_STAT, setting),
-        "PWD": (S._cmd_PWD, {}),
-        "XPWD": (S._cmd_PWD, {}),
-        "CWD": (S._cmd_CWD, {}),
-        "XCWD": (S._cmd_CWD, {}),
-        "CDUP": (S._cmd_CDUP, {}),
-        "SIZE": (S._cmd_SIZE, {}),
-        "MDTM": (S._cmd_MDTM, {}),
-        "MLST": (S._cmd_MLST, {}),
-        # namespace changes
-        "MKD": (S._cmd_MKD, write),
-        "XMKD": (S._cmd_MKD, write),
-        "RMD": (S._cmd_RMD, write),
-        "XRMD": (S._cmd_RMD, write),
-        "DELE": (S._cmd_DELE, write),
-        "RNFR": (S._cmd_RNFR, write),
-        "RNTO": (S._cmd_RNTO, write),
-        # transfer settings
-        "TYPE": (S._cmd_TYPE, setting),
-        "MODE": (S._cmd_MODE, setting),
-        "STRU": (S._cmd_STRU, {}),
-        "ALLO": (S._cmd_ALLO, setting),
-        "REST": (S._cmd_REST, setting),
-        "TREV": (S._cmd_TREV, setting),
-        "SBUF": (S._cmd_SBUF, setting),
-        "DCAU": (S._cmd_DCAU, setting),
-        "PBSZ": (S._cmd_PBSZ, setting),
-        "PROT": (S._cmd_PROT, setting),
-        "SITE": (S._cmd_SITE, setting),
-        # data channel
-        "PASV": (S._cmd_PASV, setting),
-        "EPSV": (S._cmd_EPSV, setting),
-        "SPAS": (S._cmd_SPAS, setting),
-        "PORT": (S._cmd_PORT, setting),
-        "EPRT": (S._cmd_EPRT, setting),
-        "SPOR": (S._cmd_SPOR, setting),
-        # transfers
-        "STOR": (S._cmd_STOR, {"writes": True, "keeps_rest": True}),
-        "ESTO": (S._cmd_ESTO, {"writes": True, "keeps_rest": True}),
-        "RETR": (S._cmd_RETR, transfer),
-        "ERET": (S._cmd_ERET, transfer),
-        "MLSD": (S._cmd_MLSD, {}),
-        "MLSR": (S._cmd_MLSR, {}),
-        "LIST": (S._cmd_LIST, {}),
-        "NLST": (S._cmd_NLST, {}),
-        "CKSM": (S._cmd_CKSM, {}),
-        "ABOR": (S._cmd_ABOR, {}),
-    }
-    return {verb: CommandSpec(handler, **flags) for verb, (handler, flags) in entries.items()}
-
-
-#: Every verb the session knows, and how it is treated.
-COMMANDS: dict[str, CommandSpec] = _table()
+_HANDLERS = _handlers(COMMANDS)

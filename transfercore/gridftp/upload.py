@@ -22,9 +22,9 @@ import attrs
 from ..capabilities import Capabilities
 from ..partialnames import is_partial_name, partial_path
 from ..ranges import ByteRange, RangeSet
+from .actions import Store
 from .errors import ReplyError
 from .modee import EndOfData, EndOfFile, EndTracker, Event
-from .session import Store
 
 #: Bytes a MODE E upload into an ordered destination may hold out of order.
 DEFAULT_REORDER_WINDOW = 32 * 1024 * 1024
