@@ -97,3 +97,32 @@ def test_transfer_log_lines_of_a_put_a_get_and_failures(serve, root, tmp_path):
         assert start["DEST"] == login["DEST"] == end["DEST"] == "[127.0.0.1]"
         assert login["USER"] == end["USER"] == "anonymous" and login["ACCESS"] == "write"
         assert float(end["SECONDS"]) > 0 and int(end["COMMANDS"]) > 3 and end["REASON"]
+
+
+def test_log_files_are_reopened_after_rotation(serve, root, tmp_path):
+    from .conftest import Client
+    from .test_reload import hup
+
+    tlog = tmp_path / "transfers.log"
+    srv = serve("--root", str(root), "--anonymous-write", "--transfer-log", str(tlog))
+
+    def upload(name: str) -> None:
+        c = Client(srv.port)
+        c.login()
+        c.cmd("TYPE I")
+        host, port = c.pasv()
+        c.raw(f"STOR /{name}\r\n".encode())
+        with socket.create_connection((host, port), timeout=20) as data:
+            assert c.reply()[0] == 150
+            data.sendall(b"x" * 1000)
+        assert c.reply()[0] == 226
+        c.close()
+
+    upload("one.bin")
+    assert parse_line(lines_of(tlog, 1)[0])["FILE"] == "/one.bin"
+    tlog.rename(tmp_path / "transfers.log.1")  # as logrotate does, before it sends SIGHUP
+    hup(srv, 1)
+    upload("two.bin")
+    (line,) = lines_of(tlog, 1)
+    assert parse_line(line)["FILE"] == "/two.bin" and parse_line(line)["NBYTES"] == "1000"
+    assert len((tmp_path / "transfers.log.1").read_text().splitlines()) == 1
