@@ -249,6 +249,8 @@ def build(args: argparse.Namespace) -> Plan:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0 to 65535; 0 picks a free one)")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port {args.metrics_port} is not a TCP port (0 to 65535)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.marker_interval < 0.1:
