@@ -226,19 +226,53 @@ class Quiet:
 
 
 class JsonLines(Quiet):
+    """``--json``: one line per event, each with the campaign's journal id.
+
+    Entries skipped or repaired while the tree is read are reported before
+    ``tree-start`` names the campaign: their lines wait for it (a few, small)
+    so that they carry it too; ``close`` writes any still waiting.
+    """
+
     def __init__(self, out: TextIO) -> None:
         self.out: TextIO | None = out
+        self.campaign: int | None = None
+        self.waiting: list[dict[str, Any]] = []
 
     def __call__(self, event: Any) -> None:
         if event.kind == "skipped":
             print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         if self.out is None:
             return
+        line = _envelope(event, self.campaign)
+        if self.campaign is None and event.kind != "tree-start":
+            self.waiting.append(line)
+            return
+        if event.kind == "tree-start":
+            self.campaign = event.campaign
+            for early in self.waiting:
+                early["campaign"] = self.campaign
+        self._write([*self.waiting, line])
+        self.waiting = []
+
+    def _write(self, lines: list[dict[str, Any]]) -> None:
+        if self.out is None:
+            return
         try:
-            self.out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            for line in lines:
+                self.out.write(json.dumps(line, sort_keys=True) + "\n")
             self.out.flush()
         except BrokenPipeError:
             self.out = None
+
+    def close(self) -> None:
+        self._write(self.waiting)
+        self.waiting = []
+
+
+def _envelope(event: Any, campaign: int | None) -> dict[str, Any]:
+    from ..campaign.events import envelope
+
+    return envelope(event, campaign)
 
 
 def _summary(e: Any) -> str:
