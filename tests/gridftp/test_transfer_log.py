@@ -126,3 +126,39 @@ def test_log_files_are_reopened_after_rotation(serve, root, tmp_path):
     (line,) = lines_of(tlog, 1)
     assert parse_line(line)["FILE"] == "/two.bin" and parse_line(line)["NBYTES"] == "1000"
     assert len((tmp_path / "transfers.log.1").read_text().splitlines()) == 1
+
+
+def test_a_mode_e_upload_cut_off_logs_the_bytes_its_markers_named_durable(serve, root, tmp_path):
+    from transfercore.gridftp.markers import parse_range_marker
+    from transfercore.gridftp.modee import encode_block
+
+    from .conftest import Client
+
+    tlog = tmp_path / "transfers.log"
+    srv = serve("--root", str(root), "--anonymous-write", "--transfer-log", str(tlog))
+    c = Client(srv.port)
+    c.login()
+    for command in ("TYPE I", "MODE E", "ALLO 4000000", "TREV RESTART 0.1"):
+        assert c.cmd(command)[0] == 200, command
+    host, port = c.pasv()
+    c.raw(b"STOR /cut.bin\r\n")
+    data = socket.create_connection((host, port), timeout=20)
+    assert c.reply()[0] == 150
+    data.sendall(encode_block(0, os.urandom(1_500_000)))
+    # wait (bounded by the client's timeout) for a restart marker naming all of it
+    named = 0
+    while named < 1_500_000:
+        code, text = c.reply()
+        assert code in (111, 112), text
+        if code == 111:
+            named += parse_range_marker(text).total()
+    data.close()  # cut off: no EOF, 2.5 MB short
+    replies = c.until_final()
+    assert replies[-1][0] == 451, replies
+    named += sum(parse_range_marker(t).total() for code, t in replies if code == 111)
+    (line,) = lines_of(tlog, 1)
+    rec = parse_line(line)
+    assert rec["TYPE"] == "STOR" and rec["CODE"] == "451" and rec["FILE"] == "/cut.bin"
+    assert rec["NBYTES"] == "1500000" and rec["DURABLE"] == str(named) == "1500000"
+    assert rec["CHECKSUM"] == "-"
+    c.close()
