@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "scheduler", None):
         raise OptionError("--scheduler needs -r", hint="a single file is copied by this process; "
                           "run the file's tree with -r SRC_DIR DST_DIR to use a Dask cluster")
+    if getattr(args, "metrics_port", None) is not None:
+        raise OptionError("--metrics-port needs -r", hint="metrics are served for tree campaigns")
     options = build_options(args)
     max_size = parse_size(args.max_size, what="--max-size") if args.max_size else None
     with Journal(args.journal, create_directory=args.journal is None) as journal:

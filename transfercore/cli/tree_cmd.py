@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-specials", action="store_true",
                         help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
                              "(without it, a tree copy that left any entry out exits 1)")
+    parser.add_argument("--metrics-port", type=int, metavar="N",
+                        help="serve Prometheus metrics of the campaign at http://127.0.0.1:N/metrics while it runs "
+                             "(--metrics-host to listen elsewhere; pip install 'transfercore[metrics]')")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help=argparse.SUPPRESS)
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the tree's file tasks on the workers of this Dask scheduler "
                              "(pip install 'transfercore[dask]'); the journal stays here")
@@ -63,6 +67,26 @@ def _show(text: object) -> str:
     """A path or message printable on any stream: the bytes of a name that is
     not UTF-8 shown as ``\\xNN`` escapes (JSON output keeps them exact)."""
     return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@contextlib.contextmanager
+def _metrics(args: argparse.Namespace) -> Iterator[Any]:
+    """``--metrics-port``: the campaign's figures served while it runs (a listener of its events)."""
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        yield None
+        return
+    if not 0 <= port <= 65535:
+        raise OptionError(f"--metrics-port {port} is not a TCP port (0 to 65535)")
+    from ..service.metrics import serve_metrics
+    from ..service.treemetrics import TreeStats
+
+    with TreeStats() as stats:
+        exporter = serve_metrics(stats.families, args.metrics_host, port)
+        try:
+            yield stats
+        finally:
+            exporter.close()
 
 
 def _fail(message: object, code: ExitCode) -> int:
@@ -155,11 +179,15 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
     else:
         listener = TreeLines(sys.stdout)
     try:
-        with _manifest(args.files_from) as lines, CampaignStore(args.journal) as store:
+        with contextlib.ExitStack() as stack, _manifest(args.files_from) as lines, \
+                CampaignStore(args.journal) as store:
             warn_damage(store.damage)  # the journal's damage policy: said by every command until acknowledged
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
                             manifest_name=_manifest_key(args.files_from), executor=executor)
             tree.add_listener(listener)
+            metrics = stack.enter_context(_metrics(args))
+            if metrics is not None:
+                tree.add_listener(metrics)
             previous = {sig: signal.signal(sig, _stopper(tree)) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
                 result = tree.run()

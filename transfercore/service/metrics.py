@@ -82,7 +82,12 @@ class Exporter:
 
 
 def start_exporter(stats: ServiceStats, host: str, port: int, *, live: Callable[[], Live] | None = None) -> Exporter:
-    """Serve ``/metrics`` on ``host:port`` from a daemon thread."""
+    """Serve a server's ``/metrics`` on ``host:port`` from a daemon thread."""
+    return serve_metrics(lambda: _families(stats, live), host, port)
+
+
+def serve_metrics(collect: Callable[[], Iterator[Any]], host: str, port: int) -> Exporter:
+    """Serve the metric families ``collect`` yields at each scrape on ``http://host:port/metrics``."""
     try:
         from prometheus_client import CollectorRegistry, start_http_server
     except ImportError:
@@ -93,7 +98,7 @@ def start_exporter(stats: ServiceStats, host: str, port: int, *, live: Callable[
 
     class Collector:
         def collect(self) -> Iterator[Any]:
-            return _families(stats, live)
+            return collect()
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())
@@ -106,4 +111,4 @@ def start_exporter(stats: ServiceStats, host: str, port: int, *, live: Callable[
     return Exporter(server, thread)
 
 
-__all__ = ["Exporter", "MetricsUnavailable", "start_exporter"]
+__all__ = ["Exporter", "MetricsUnavailable", "serve_metrics", "start_exporter"]
