@@ -60,6 +60,8 @@ def option_table(parser: argparse.ArgumentParser) -> dict[str, Option]:
             continue
         if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
             kind: type = bool
+        elif isinstance(action, argparse._AppendAction):  # noqa: SLF001
+            kind = list
         elif action.type in (int, float):
             kind = action.type
         else:
@@ -139,7 +141,8 @@ def _key_lines(text: str) -> dict[str, int]:
 
 
 def _type_name(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+            list: "a list of strings"}[kind]
 
 
 def load(
@@ -181,6 +184,7 @@ def load(
             isinstance(value, bool) if opt.kind is bool
             else isinstance(value, int) and not isinstance(value, bool) if opt.kind is int
             else isinstance(value, (int, float)) and not isinstance(value, bool) if opt.kind is float
+            else isinstance(value, list) and all(isinstance(v, str) for v in value) if opt.kind is list
             else isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
         )
         if not ok:
