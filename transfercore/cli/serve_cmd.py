@@ -359,6 +359,8 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(message)s",
     )
+    # reloads are said in any case: an operator looks for them after a SIGHUP
+    logging.getLogger("transfercore.service").setLevel(logging.INFO)
     translog.configure(args.transfer_log, args.session_log, verbose=args.verbose)
 
     if args.allow_cleartext_passwords and (plan.users or args.anonymous or args.anonymous_write):

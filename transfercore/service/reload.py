@@ -62,7 +62,7 @@ class Reloader:
             self._count("refused")
             return False
         self.current = new
-        log.warning("reload: configuration, users, grid-mapfile and CRLs read again; new sessions use them")
+        log.info("reload: configuration, users, grid-mapfile and CRLs read again; new sessions use them")
         self._count("ok")
         return True
 
