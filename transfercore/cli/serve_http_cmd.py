@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
                      help="give up a request body silent for S seconds, keeping its durable part (default 60)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    p.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve Prometheus metrics at http://HOST:N/metrics (pip install 'transfercore[metrics]')")
     p.add_argument("--config", metavar="FILE",
                    help="read settings from this TOML file: the keys are the long options with _ for - "
                    "(max_size = \"10G\"); options on the command line override it (docs/operating.md)")
@@ -88,7 +90,7 @@ def _check_positive(value: float) -> None:
 
 #: Checks of single values, so that a configuration file's error names its key and line.
 CHECKS: dict[str, Any] = {
-    "port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
+    "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
     "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
 }
 
@@ -130,6 +132,8 @@ def _build(args: argparse.Namespace) -> Any:
         raise OptionError("serve-http needs uvicorn", hint="pip install 'transfercore[http]'") from None
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port {args.port} is not a TCP port (0 to 65535)")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise OptionError(f"--metrics-port {args.metrics_port} is not a TCP port (0 to 65535)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:
@@ -170,6 +174,14 @@ def _serve(app: Any, args: argparse.Namespace) -> int:
         logging.getLogger("transfercore.http").warning(
             "serve-http on %s without --token: anyone who reaches the port may upload", args.host
         )
+    exporter = None
+    if args.metrics_port is not None:
+        from ..service.httpmetrics import HttpStats, MetricsMiddleware
+        from ..service.metrics import serve_metrics
+
+        stats = HttpStats()
+        app = MetricsMiddleware(app, stats)
+        exporter = serve_metrics(stats.families, args.host, args.metrics_port)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
         log_level="info" if args.verbose else "warning",
@@ -182,7 +194,11 @@ def _serve(app: Any, args: argparse.Namespace) -> int:
         _announce_port(server, args)
     else:
         print(f"transfercore serve-http: listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
-    server.run()
+    try:
+        server.run()
+    finally:
+        if exporter is not None:
+            exporter.close()
     return int(ExitCode.OK)
 
 
