@@ -90,6 +90,8 @@ def test_bytes_durable_grow_during_an_upload_and_end_at_its_size(serve, root):
     assert value(end, "transfercore_durable_seconds_count") >= 1
     assert value(end, "transfercore_durable_seconds_bucket", le="+Inf") == value(
         end, "transfercore_durable_seconds_count")
+    assert value(end, "process_resident_memory_bytes") > 10 << 20
+    assert value(end, "process_open_fds") > 0
     c.close()
 
 

@@ -89,7 +89,7 @@ def start_exporter(stats: ServiceStats, host: str, port: int, *, live: Callable[
 def serve_metrics(collect: Callable[[], Iterator[Any]], host: str, port: int) -> Exporter:
     """Serve the metric families ``collect`` yields at each scrape on ``http://host:port/metrics``."""
     try:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
     except ImportError:
         raise MetricsUnavailable(
             "--metrics-port needs the prometheus_client package",
@@ -102,6 +102,8 @@ def serve_metrics(collect: Callable[[], Iterator[Any]], host: str, port: int) ->
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())
+    # the standard process_* metrics: resident memory now, CPU seconds, open file descriptors
+    ProcessCollector(registry=registry)
     try:
         started = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
