@@ -91,7 +91,35 @@ def test_bytes_durable_grow_during_an_upload_and_end_at_its_size(serve, root):
     assert value(end, "transfercore_durable_seconds_bucket", le="+Inf") == value(
         end, "transfercore_durable_seconds_count")
     assert value(end, "process_resident_memory_bytes") > 10 << 20
+    assert value(end, "transfercore_storage_free_bytes") > 0
+    assert ("transfercore_spool_bytes", ()) not in end  # no --spool-dir
     assert value(end, "process_open_fds") > 0
+    c.close()
+
+
+def test_the_spool_directory_is_measured(serve, root, tmp_path):
+    """An upload without ALLO is spooled: the spool's bytes show while it waits for the rest."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    mport = free_port()
+    srv = serve("--root", str(root), "--anonymous-write", "--spool-dir", str(spool), "--metrics-port", str(mport))
+    assert value(scrape(mport), "transfercore_spool_bytes") == 0
+    assert value(scrape(mport), "transfercore_spool_free_bytes") > 0
+    c = Client(srv.port)
+    c.login()
+    assert c.cmd("TYPE I")[0] == 200
+    host, port = c.pasv()
+    c.raw(b"STOR /spooled.bin\r\n")
+    sock = socket.create_connection((host, port), timeout=20)
+    assert c.reply()[0] == 150
+    sock.sendall(os.urandom(1 << 20))
+    mid = poll(mport, lambda s: value(s, "transfercore_spool_bytes") >= 1 << 20)
+    assert value(mid, "transfercore_spool_bytes") >= 1 << 20
+    sock.close()
+    assert c.reply()[0] == 226
+    assert (root / "spooled.bin").stat().st_size == 1 << 20
+    end = poll(mport, lambda s: value(s, "transfercore_spool_bytes") == 0)
+    assert value(end, "transfercore_spool_bytes") == 0
     c.close()
 
 

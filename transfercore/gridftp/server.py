@@ -129,7 +129,17 @@ class GridFTPServer:
                     receiving += progress.total
                 elif progress is not None and kind in ("RETR", "ERET"):
                     sending += progress.total
-        return Live(receiving=receiving, sending=sending, sessions=states)
+        spool = self.config.spool_dir
+        return Live(receiving=receiving, sending=sending, sessions=states,
+                    spool_bytes=_directory_bytes(spool) if spool else None,
+                    spool_free=_free_bytes(spool) if spool else None,
+                    storage_free=_free_bytes(self._local_root()) if self._local_root() else None)
+
+    def _local_root(self) -> str | None:
+        try:
+            return self.driver.local_path(self.config.base_path) if self.driver is not None else None
+        except (TransferCoreError, OSError):
+            return None
 
     async def start(self) -> int:
         host, port = self.config.host, self.config.port
@@ -638,6 +648,32 @@ class Connection(DataTransfers):
                 return checksums.checksum_reader(reader, op.algorithm)
             start, end = checksum_span(op.offset, op.length, reader.size)
             return checksum_range(reader, op.algorithm, start, end)
+
+
+def _free_bytes(path: str) -> int | None:
+    import os
+
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _directory_bytes(path: str) -> int | None:
+    """Bytes of the files directly in ``path`` (spools are flat), read at a scrape."""
+    import os
+
+    total = 0
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+    except OSError:
+        return None
+    return total
 
 
 def _log_type(action: Store | Retrieve | Listing) -> str | None:

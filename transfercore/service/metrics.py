@@ -67,6 +67,13 @@ def _families(stats: ServiceStats, live: Callable[[], Live] | None) -> Iterator[
     for result in ("ok", "refused"):
         reloads.add_metric([result], stats.reloads.get(result, 0))
     yield reloads
+    for name, help_text, val in (
+        ("spool_bytes", "Bytes in the spool directory (--spool-dir) now.", now.spool_bytes),
+        ("spool_free_bytes", "Free bytes of the spool directory's file system.", now.spool_free),
+        ("storage_free_bytes", "Free bytes of the file system under the served root.", now.storage_free),
+    ):
+        if val is not None:
+            yield GaugeMetricFamily(p + name, help_text, value=val)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     yield GaugeMetricFamily(p + "max_resident_memory_bytes", "Peak resident memory of the process.", value=rss)
 

@@ -47,6 +47,11 @@ class Live:
     sending: int = 0
     #: sessions by state: ``connected`` (not logged in), ``idle``, ``transferring``
     sessions: dict[str, int] = attrs.field(factory=dict)
+    #: bytes in the spool directory (``--spool-dir``) now, and free bytes of its file system
+    spool_bytes: int | None = None
+    spool_free: int | None = None
+    #: free bytes of the file system under the served root, when the storage has local paths
+    storage_free: int | None = None
 
 
 class Histogram:
