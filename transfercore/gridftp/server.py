@@ -129,11 +129,11 @@ class GridFTPServer:
                     receiving += progress.total
                 elif progress is not None and kind in ("RETR", "ERET"):
                     sending += progress.total
-        spool = self.config.spool_dir
+        spool, local = self.config.spool_dir, self._local_root()
         return Live(receiving=receiving, sending=sending, sessions=states,
                     spool_bytes=_directory_bytes(spool) if spool else None,
                     spool_free=_free_bytes(spool) if spool else None,
-                    storage_free=_free_bytes(self._local_root()) if self._local_root() else None)
+                    storage_free=_free_bytes(local) if local else None)
 
     def _local_root(self) -> str | None:
         try:
