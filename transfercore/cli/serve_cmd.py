@@ -397,13 +397,12 @@ def run(args: argparse.Namespace) -> int:
             server.checksum_algorithm = new.args.transfer_log_checksum
             translog.configure(new.args.transfer_log, new.args.session_log, verbose=args.verbose)
 
-        reloader = Reloader(lambda: build(settings_again()), apply, current=plan, restart_only=RESTART_ONLY,
-                            counted=server.stats.reload)
-
-        def settings_again() -> argparse.Namespace:
+        def rebuild() -> Plan:
+            # the file and the files it names read again; the command line still overrides them
             file = read_config(args.config, args) if args.config else None
-            return merge(args, command_line, file.values if file else {})
+            return build(merge(args, command_line, file.values if file else {}))
 
+        reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY, counted=server.stats.reload)
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         port = await server.start()
         freeze_startup()
