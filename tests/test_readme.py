@@ -30,7 +30,8 @@ README = (ROOT / "README.md").read_text()
 BLOCKS = [block.strip().splitlines() for block in re.findall(r"```sh\n(.*?)```", README, re.S)]
 INSTALL = next(block for block in BLOCKS if block[0].startswith("sudo apt-get install"))
 TEST_COMMAND = next(block for block in BLOCKS if block == ["tox"])
-RUNNABLE = [block for block in BLOCKS if block not in (INSTALL, TEST_COMMAND)]
+SETUP = next(block for block in BLOCKS if block[0].startswith("scripts/install.sh"))
+RUNNABLE = [block for block in BLOCKS if block not in (INSTALL, TEST_COMMAND, SETUP)]
 NOT_RUN = {
     "transfercore globus-server 'posix:///?root=/srv/data' -p 2811 -aa -anonymous-user ftpuser":
         "the real globus-gridftp-server listens on every interface; tests/gridftp and the DSI's tests run it on 127.0.0.1",
@@ -70,10 +71,34 @@ def test_the_install_block_installs_what_tox_installs_and_the_kit_needs():
 
 def test_the_test_command_is_what_ci_runs_after_installing_what_the_tests_need():
     assert TEST_COMMAND == ["tox"]
-    assert "sudo .ci/run" in README
-    script = (ROOT / ".ci/run").read_text()
+    assert "sudo scripts/test.sh" in README
+    script = (ROOT / "scripts/test.sh").read_text()
     assert "debian-packages.txt" in script and "apt-get install" in script
-    assert script.rstrip().splitlines()[-1].endswith("-m tox")
+    assert script.rstrip().splitlines()[-1].endswith('-m tox "$@"')
+
+
+def _commands(text: str) -> list[str]:
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
+
+def test_the_two_set_up_commands_are_the_scripts_ci_runs():
+    """The README's top block: the install script, then the test script; .ci/run runs both, in order."""
+    assert _commands("\n".join(SETUP)) == ["scripts/install.sh", "sudo scripts/test.sh"]
+    assert README.index("scripts/install.sh") < README.index("## Install and run")
+    ci = _commands((ROOT / ".ci/run").read_text())
+    assert ci.index("scripts/install.sh") < ci.index("exec scripts/test.sh") == len(ci) - 1
+    for name in ("install.sh", "test.sh"):
+        assert os.access(ROOT / "scripts" / name, os.X_OK), name
+    install = (ROOT / "scripts/install.sh").read_text()
+    assert "set -euo pipefail" in install and ".ci/debian-packages.txt" in install
+    # the core, every driver (the example driver is an example, not a product) and the DSI, in one pip call
+    (pip,) = [shlex.split(line) for line in _commands(install) if "pip install" in line and "./drivers" in line]
+    targets = {re.sub(r"\[.*\]$", "", t) for t in pip[pip.index("install") + 1 :] if not t.startswith("-")}
+    shipped = {re.sub(r"\[.*\]$", "", d) for d in _tox_installs()} - {"./examples/append-driver"}
+    assert targets == shipped | {"."}, (targets, shipped)
+    # and a first copy into the HPSS emulator, read back and compared
+    assert re.search(r"transfercore copy .* hpss:///", install)
+    assert install.count("transfercore checksum") == 2
 
 
 def _as_here(line: str, scratch: Path, ports: dict[str, int]) -> str:

@@ -107,6 +107,10 @@ class Durable(Protocol):
     def durable(self) -> RangeSet: ...
 
 
+#: Called with the seconds each ``durable()`` call took (a service's latency metric); usually empty.
+DURABLE_TIMERS: list[Callable[[float], None]] = []
+
+
 def _same(ranges: RangeSet) -> RangeSet:
     return ranges
 
@@ -198,8 +202,11 @@ class MarkerCursor:
         try:
             marker = writer.durable()
         finally:
+            took = time.monotonic() - began
             self.calls += 1
-            self.seconds += time.monotonic() - began
+            self.seconds += took
+            for timer in DURABLE_TIMERS:
+                timer(took)
         if written is None:
             return self.accept(marker)
         # Bytes whose write returned after durable() started may be in the

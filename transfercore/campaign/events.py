@@ -126,3 +126,21 @@ class TreeDone(TreeEvent):
     differed: int = 0
     #: With --delete: destination entries removed because the source lacks them.
     deleted: int = 0
+
+
+def envelope(event: TreeEvent, campaign: int | None) -> dict[str, Any]:
+    """The JSON form of a tree event: its fields plus ``schema``, ``time`` and ``campaign``.
+
+    The same schema as a single file's lines (:func:`transfercore.engine.events.envelope`):
+    ``campaign`` is the journal's id of the tree's campaign (``transfercore status`` shows it),
+    ``null`` before it exists; with ``path``, it names the file's row.
+    """
+    import time
+
+    from ..engine.events import SCHEMA_VERSION
+
+    out = event.to_dict()
+    out["schema"] = SCHEMA_VERSION
+    out["time"] = round(time.time(), 6)
+    out.setdefault("campaign", campaign)
+    return out

@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         from . import tree_cmd
 
         return tree_cmd.run(args)
+    if getattr(args, "metrics_port", None) is not None:
+        raise OptionError("--metrics-port needs -r", hint="metrics are served for tree campaigns")
     from . import copy_ranges
 
     if copy_ranges.wanted(args):

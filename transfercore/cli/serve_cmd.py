@@ -10,7 +10,10 @@ import signal
 import sys
 from typing import Any
 
-from ..errors import OptionError
+import attrs
+
+from ..errors import OptionError, TransferCoreError
+from ..service.config import ConfigError, ConfigFile, given, load, merge, options, overridable
 from .exitcodes import ExitCode
 
 
@@ -107,6 +110,29 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="log sessions (connect, login, end) and transfers (start; end with bytes and outcome) to stderr",
     )
+    svc = p.add_argument_group(
+        "service",
+        "Running as a service (docs/operating.md).  SIGHUP re-reads the configuration file, the users "
+        "file, the grid-mapfile and the CRLs, and reopens the log files.",
+    )
+    svc.add_argument("--config", metavar="FILE",
+                     help="read settings from this TOML file: the keys are the long options with _ for - "
+                     "(anonymous_write = true); options on the command line override it")
+    svc.add_argument("--check-config", metavar="FILE",
+                     help="check FILE and what it names (users file, certificates, root) and exit: 0 when "
+                     "usable, 2 naming the bad key and line")
+    svc.add_argument("--transfer-log", metavar="FILE",
+                     help="append one line per finished or failed transfer, in the Globus server's "
+                     "-log-transfer format plus DURABLE= and CHECKSUM=")
+    svc.add_argument("--session-log", metavar="FILE",
+                     help="append one line per session start, login and end (remote address, user)")
+    svc.add_argument("--transfer-log-checksum", metavar="ALGORITHM",
+                     help="after each complete upload, read it back for CHECKSUM= in the transfer log "
+                     "(adler32, md5, sha256, ...; the storage's own checksum when it has one)")
+    svc.add_argument("--metrics-port", type=int, metavar="N",
+                     help="serve Prometheus metrics at http://HOST:N/metrics (needs prometheus_client: "
+                     "pip install 'transfercore[metrics]')")
+    overridable(p)
     p.set_defaults(func=run)
 
 
@@ -148,31 +174,85 @@ def _gsi_config(args: argparse.Namespace) -> Any:
         raise OptionError(str(exc)) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.add_user:
-        return _add_user(args)
+def _check_port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise UsageError(f"{value} is not a TCP port (0 to 65535; 0 picks a free one)")
+
+
+def _check_marker_interval(value: float) -> None:
+    if value < 0.1:
+        raise OptionError("must be at least 0.1 seconds")
+
+
+def _check_positive(value: float) -> None:
+    if value <= 0:
+        raise OptionError(f"{value} must be more than 0")
+
+
+def _check_size(value: str) -> None:
+    from ..sizes import parse_size
+
+    parse_size(value, what="max_spool", minimum=1)
+
+
+def _check_checksum(value: str) -> None:
+    from .. import checksums
+
+    checksums.new(value)
+
+
+#: Checks of single values, so that a configuration file's error names its key and line.
+CHECKS: dict[str, Any] = {
+    "port": _check_port,
+    "metrics_port": _check_port,
+    "passive_ports": lambda v: _port_range(v),
+    "marker_interval": _check_marker_interval,
+    "max_spool": _check_size,
+    "transfer_log_checksum": _check_checksum,
+    **{
+        key: _check_positive
+        for key in ("idle_timeout", "data_timeout", "max_sessions", "login_timeout", "max_unauthenticated",
+                    "max_unauthenticated_per_address", "max_sessions_per_address")
+    },
+}
+
+#: Settings a reload cannot change: the listening socket, the storage, the metrics endpoint.
+RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file")
+
+
+@attrs.frozen
+class Plan:
+    """Everything ``serve`` runs with, checked; built again by a reload."""
+
+    args: argparse.Namespace
+    config: Any  # ServerConfig
+    users: Any  # UserDB | None
+
+
+def read_config(path: str, args: argparse.Namespace) -> ConfigFile:
+    return load(path, options(args), CHECKS)
+
+
+def settings(args: argparse.Namespace) -> argparse.Namespace:
+    """The command line over the configuration file (if any) over the defaults."""
+    file = read_config(args.config, args) if args.config else None
+    return merge(args, given(args), file.values if file else {})
+
+
+def build(args: argparse.Namespace) -> Plan:
+    """Check every setting and load the users file and GSI credentials, CAs, CRLs and grid-mapfile."""
     from ..gridftp.limits import Limits
-    from ..gridftp.server import ServerConfig, serve
+    from ..gridftp.server import ServerConfig
     from ..gridftp.session import SessionConfig
     from ..gridftp.users import UserDB
-    from ..location import Location
-    from ..registry import open_location
     from ..sizes import parse_size
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0 to 65535; 0 picks a free one)")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port {args.metrics_port} is not a TCP port (0 to 65535)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
-    if args.root:
-        # The posix driver confined to the root: it refuses '..' and symlinks leaving it.
-        # O_DIRECT where the file system allows: an upload is not read back while
-        # it arrives, and buffered writes would keep up to two restart-marker
-        # intervals of it (5 s each) in the page cache before dropping them.
-        options = {"root": os.path.abspath(args.root), "direct": "auto"}
-        endpoint = open_location(Location("posix", "/", options=options))
-    else:
-        endpoint = open_location(args.driver)
-    driver, base_path = endpoint.driver, endpoint.path or "/"
     if args.marker_interval < 0.1:
         raise OptionError("--marker-interval must be at least 0.1 seconds")
     users = UserDB.load(args.users) if args.users else None
@@ -195,6 +275,15 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise OptionError(str(exc)) from None
+    if args.transfer_log_checksum:
+        _check_checksum(args.transfer_log_checksum)
+    for option, path in (("transfer-log", args.transfer_log), ("session-log", args.session_log)):
+        if path:
+            try:
+                with open(path, "a"):
+                    pass
+            except OSError as exc:
+                raise OptionError(f"--{option} {path}: cannot append to it: {exc.strerror or exc}") from None
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -207,20 +296,74 @@ def run(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         data_timeout=args.data_timeout,
         max_sessions=args.max_sessions,
-        base_path=base_path,
+        base_path="/",
         gsi=gsi,
         limits=limits,
         max_spool=parse_size(args.max_spool, what="--max-spool", minimum=1),
         allow_cleartext_passwords=args.allow_cleartext_passwords,
         spool_dir=args.spool_dir,
     )
+    return Plan(args, config, users)
+
+
+def open_endpoint(args: argparse.Namespace) -> Any:
+    from ..location import Location
+    from ..registry import open_location
+
+    if args.root:
+        # The posix driver confined to the root: it refuses '..' and symlinks leaving it.
+        # O_DIRECT where the file system allows: an upload is not read back while
+        # it arrives, and buffered writes would keep up to two restart-marker
+        # intervals of it (5 s each) in the page cache before dropping them.
+        options = {"root": os.path.abspath(args.root), "direct": "auto"}
+        return open_location(Location("posix", "/", options=options))
+    return open_location(args.driver)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """``--check-config FILE``: everything ``serve`` would check before listening, then exit."""
+    path = args.check_config
+    file = read_config(path, args)
+    merged = merge(args, given(args), file.values)
+    try:
+        build(merged)
+        if merged.root and not os.path.isdir(merged.root):
+            raise file.error("root", f"{merged.root} is not a directory")
+        open_endpoint(merged)
+    except ConfigError:
+        raise
+    except TransferCoreError as exc:
+        raise ConfigError(str(exc), path=path) from None
+    print(f"{path}: ok")
+    return int(ExitCode.OK)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.check_config:
+        return check_config(args)
+    command_line = given(args)
+    args = settings(args)
+    if args.add_user:
+        return _add_user(args)
+    from ..gridftp.memory import freeze_startup
+    from ..gridftp.server import GridFTPServer
+    from ..service import translog
+    from ..service.reload import Reloader
+
+    plan = build(args)
+    endpoint = open_endpoint(args)
+    driver, base_path = endpoint.driver, endpoint.path or "/"
+    config = attrs.evolve(plan.config, base_path=base_path)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(message)s",
     )
+    # reloads are said in any case: an operator looks for them after a SIGHUP
+    logging.getLogger("transfercore.service").setLevel(logging.INFO)
+    translog.configure(args.transfer_log, args.session_log, verbose=args.verbose)
 
-    if args.allow_cleartext_passwords and (users or args.anonymous or args.anonymous_write):
+    if args.allow_cleartext_passwords and (plan.users or args.anonymous or args.anonymous_write):
         logging.getLogger("transfercore.gridftp").warning(
             "--allow-cleartext-passwords: USER/PASS logins from other hosts send passwords unencrypted"
         )
@@ -241,7 +384,35 @@ def run(args: argparse.Namespace) -> int:
         task = asyncio.current_task()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        await serve(config, driver, users, ready)
+        server = GridFTPServer(config, driver, plan.users)
+        server.checksum_algorithm = args.transfer_log_checksum
+        exporter = None
+        if args.metrics_port is not None:
+            from ..service.metrics import start_exporter
+
+            exporter = start_exporter(server.stats, args.host, args.metrics_port, live=server.live_stats)
+
+        def apply(new: Plan) -> None:
+            server.reconfigure(attrs.evolve(new.config, base_path=base_path), new.users)
+            server.checksum_algorithm = new.args.transfer_log_checksum
+            translog.configure(new.args.transfer_log, new.args.session_log, verbose=args.verbose)
+
+        def rebuild() -> Plan:
+            # the file and the files it names read again; the command line still overrides them
+            file = read_config(args.config, args) if args.config else None
+            return build(merge(args, command_line, file.values if file else {}))
+
+        reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY, counted=server.stats.reload)
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+        port = await server.start()
+        freeze_startup()
+        ready(port)
+        try:
+            await server.serve_forever()
+        finally:
+            await server.close()
+            if exporter is not None:
+                exporter.close()
 
     try:
         asyncio.run(main())

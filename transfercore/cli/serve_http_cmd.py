@@ -9,7 +9,8 @@ import os
 import sys
 from typing import Any
 
-from ..errors import OptionError
+from ..errors import OptionError, TransferCoreError
+from ..service.config import ConfigError, given, load, merge, options, overridable
 from .exitcodes import ExitCode
 
 
@@ -46,6 +47,14 @@ def register(subparsers: Any) -> None:
                      help="give up a request body silent for S seconds, keeping its durable part (default 60)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    p.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve Prometheus metrics at http://HOST:N/metrics (pip install 'transfercore[metrics]')")
+    p.add_argument("--config", metavar="FILE",
+                   help="read settings from this TOML file: the keys are the long options with _ for - "
+                   "(max_size = \"10G\"); options on the command line override it (docs/operating.md)")
+    p.add_argument("--check-config", metavar="FILE",
+                   help="check FILE and exit: 0 when usable, 2 naming the bad key and line")
+    overridable(p)
     p.set_defaults(func=run)
 
 
@@ -64,7 +73,52 @@ def _tokens(args: argparse.Namespace) -> dict[str, str]:
     return tokens
 
 
+def _check_port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise OptionError(f"{value} is not a TCP port (0 to 65535)")
+
+
+def _check_size(value: str) -> None:
+    from ..sizes import parse_size
+
+    parse_size(value, what="the size", minimum=0)
+
+
+def _check_positive(value: float) -> None:
+    if value <= 0:
+        raise OptionError(f"{value} must be more than 0")
+
+
+#: Checks of single values, so that a configuration file's error names its key and line.
+CHECKS: dict[str, Any] = {
+    "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
+    "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.check_config:
+        path = args.check_config
+        file = load(path, options(args), CHECKS)
+        merged = merge(args, given(args), file.values)
+        if merged.root and not os.path.isdir(merged.root):
+            raise file.error("root", f"{merged.root} is not a directory")
+        try:
+            _build(merged)
+        except ConfigError:
+            raise
+        except TransferCoreError as exc:
+            raise ConfigError(str(exc), path=path) from None
+        print(f"{path}: ok")
+        return int(ExitCode.OK)
+    file_values = load(args.config, options(args), CHECKS).values if args.config else {}
+    args = merge(args, given(args), file_values)
+    app = _build(args)
+    return _serve(app, args)
+
+
+def _build(args: argparse.Namespace) -> Any:
+    """Check every setting and make the application (nothing listens yet)."""
     from ..http.app import Limits, UploadApp, anyone, bearer_tokens
     from ..http.protocol import Config
     from ..http.records import RecordStore
@@ -74,11 +128,13 @@ def run(args: argparse.Namespace) -> int:
     from ..statedir import state_dir
 
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - checked before anything is opened
     except ImportError:
         raise OptionError("serve-http needs uvicorn", hint="pip install 'transfercore[http]'") from None
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port {args.port} is not a TCP port (0 to 65535)")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise OptionError(f"--metrics-port {args.metrics_port} is not a TCP port (0 to 65535)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.root:
@@ -104,12 +160,29 @@ def run(args: argparse.Namespace) -> int:
                       body_timeout=args.body_timeout),
         authorize=bearer_tokens(tokens) if tokens else anyone,
     )
+    return app
+
+
+def _serve(app: Any, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..sizes import parse_size
+
+    tokens = _tokens(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
     if not tokens and args.host not in ("127.0.0.1", "::1", "localhost"):
         logging.getLogger("transfercore.http").warning(
             "serve-http on %s without --token: anyone who reaches the port may upload", args.host
         )
+    exporter = None
+    if args.metrics_port is not None:
+        from ..service.httpmetrics import HttpStats, MetricsMiddleware
+        from ..service.metrics import serve_metrics
+
+        stats = HttpStats()
+        app = MetricsMiddleware(app, stats)
+        exporter = serve_metrics(stats.families, args.host, args.metrics_port)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
         log_level="info" if args.verbose else "warning",
@@ -122,7 +195,11 @@ def run(args: argparse.Namespace) -> int:
         _announce_port(server, args)
     else:
         print(f"transfercore serve-http: listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
-    server.run()
+    try:
+        server.run()
+    finally:
+        if exporter is not None:
+            exporter.close()
     return int(ExitCode.OK)
 
 

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-specials", action="store_true",
                         help="devices, FIFOs and sockets in a tree are expected: list them as skipped but exit 0 "
                              "(without it, a tree copy that left any entry out exits 1)")
+    parser.add_argument("--metrics-port", type=int, metavar="N",
+                        help="serve Prometheus metrics of the campaign at http://127.0.0.1:N/metrics while it runs "
+                             "(--metrics-host to listen elsewhere; pip install 'transfercore[metrics]')")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help=argparse.SUPPRESS)
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the tree's file tasks on the workers of this Dask scheduler "
                              "(pip install 'transfercore[dask]'); the journal stays here")
@@ -63,6 +67,26 @@ def _show(text: object) -> str:
     """A path or message printable on any stream: the bytes of a name that is
     not UTF-8 shown as ``\\xNN`` escapes (JSON output keeps them exact)."""
     return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@contextlib.contextmanager
+def _metrics(args: argparse.Namespace) -> Iterator[Any]:
+    """``--metrics-port``: the campaign's figures served while it runs (a listener of its events)."""
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        yield None
+        return
+    if not 0 <= port <= 65535:
+        raise OptionError(f"--metrics-port {port} is not a TCP port (0 to 65535)")
+    from ..service.metrics import serve_metrics
+    from ..service.treemetrics import TreeStats
+
+    with TreeStats() as stats:
+        exporter = serve_metrics(stats.families, args.metrics_host, port)
+        try:
+            yield stats
+        finally:
+            exporter.close()
 
 
 def _fail(message: object, code: ExitCode) -> int:
@@ -169,11 +193,15 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
     else:
         listener = TreeLines(sys.stdout)
     try:
-        with _manifest(args.files_from) as lines, CampaignStore(args.journal) as store:
+        with contextlib.ExitStack() as stack, _manifest(args.files_from) as lines, \
+                CampaignStore(args.journal) as store:
             warn_damage(store.damage)  # the journal's damage policy: said by every command until acknowledged
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
                             manifest_name=_manifest_key(args.files_from), executor=executor)
             tree.add_listener(listener)
+            metrics = stack.enter_context(_metrics(args))
+            if metrics is not None:
+                tree.add_listener(metrics)
             previous = {sig: signal.signal(sig, _stopper(tree)) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
                 result = tree.run()
@@ -240,19 +268,53 @@ class Quiet:
 
 
 class JsonLines(Quiet):
+    """``--json``: one line per event, each with the campaign's journal id.
+
+    Entries skipped or repaired while the tree is read are reported before
+    ``tree-start`` names the campaign: their lines wait for it (a few, small)
+    so that they carry it too; ``close`` writes any still waiting.
+    """
+
     def __init__(self, out: TextIO) -> None:
         self.out: TextIO | None = out
+        self.campaign: int | None = None
+        self.waiting: list[dict[str, Any]] = []
 
     def __call__(self, event: Any) -> None:
         if event.kind == "skipped":
             print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         if self.out is None:
             return
+        line = _envelope(event, self.campaign)
+        if self.campaign is None and event.kind != "tree-start":
+            self.waiting.append(line)
+            return
+        if event.kind == "tree-start":
+            self.campaign = event.campaign
+            for early in self.waiting:
+                early["campaign"] = self.campaign
+        self._write([*self.waiting, line])
+        self.waiting = []
+
+    def _write(self, lines: list[dict[str, Any]]) -> None:
+        if self.out is None:
+            return
         try:
-            self.out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            for line in lines:
+                self.out.write(json.dumps(line, sort_keys=True) + "\n")
             self.out.flush()
         except BrokenPipeError:
             self.out = None
+
+    def close(self) -> None:
+        self._write(self.waiting)
+        self.waiting = []
+
+
+def _envelope(event: Any, campaign: int | None) -> dict[str, Any]:
+    from ..campaign.events import envelope
+
+    return envelope(event, campaign)
 
 
 def _summary(e: Any) -> str:

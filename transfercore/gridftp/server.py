@@ -20,14 +20,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from .. import checksums
+from .. import markers as core_markers
 from ..contract import Driver
 from ..driverkit import checksum_range
 from ..errors import AlreadyExists, NotFound, TransferCoreError
+from ..service import translog
 from .control import CommandReader, Reply
 from .datachannel import (
     DataCache,
@@ -39,6 +41,7 @@ from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
 from .gsi.proxy import Credential
 from .limits import Admission, IdleClock, Slot
+from .markers import parse_range_marker
 from .memory import freeze_startup
 from .serverconfig import ServerConfig
 from .session import (
@@ -59,6 +62,9 @@ from .session import (
 )
 from .transfers import DataTransfers
 from .users import UserDB
+
+if TYPE_CHECKING:
+    from ..service.stats import Live
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
@@ -88,6 +94,52 @@ class GridFTPServer:
         namespace = _namespace(driver) if driver is not None else None
         self.session_config = attrs.evolve(config.session, namespace=namespace)
         self._server: asyncio.base_events.Server | None = None
+        from ..service.stats import ServiceStats
+
+        #: totals for --metrics-port (see transfercore.service)
+        self.stats = ServiceStats()
+        #: read every complete upload back for the transfer log's CHECKSUM= (None: the storage's own, if any)
+        self.checksum_algorithm: str | None = None
+        self.background: set[asyncio.Task[None]] = set()
+        core_markers.DURABLE_TIMERS.append(self.stats.durable_call)
+
+    def reconfigure(self, config: ServerConfig, users: UserDB | None) -> None:
+        """New settings for new sessions (a reload); a session keeps the settings it started with."""
+        self.config = config
+        self.users = users or UserDB({})
+        self.session_config = attrs.evolve(config.session, namespace=self.session_config.namespace)
+        self.admission.limits = config.effective_limits()
+
+    def live_stats(self) -> Live:
+        """What runs now, for a metrics scrape (from another thread: reads only)."""
+        from ..service.stats import Live
+
+        states = {"connected": 0, "idle": 0, "transferring": 0}
+        receiving = sending = 0
+        with self.stats.lock:
+            for conn in list(self.connections.values()):
+                if conn.transfer is not None:
+                    states["transferring"] += 1
+                elif conn.slot.logged_in:
+                    states["idle"] += 1
+                else:
+                    states["connected"] += 1
+                progress, kind = conn.progress, conn.transfer_kind
+                if progress is not None and kind in ("STOR", "ESTO"):
+                    receiving += progress.total
+                elif progress is not None and kind in ("RETR", "ERET"):
+                    sending += progress.total
+        spool, local = self.config.spool_dir, self._local_root()
+        return Live(receiving=receiving, sending=sending, sessions=states,
+                    spool_bytes=_directory_bytes(spool) if spool else None,
+                    spool_free=_free_bytes(spool) if spool else None,
+                    storage_free=_free_bytes(local) if local else None)
+
+    def _local_root(self) -> str | None:
+        try:
+            return self.driver.local_path(self.config.base_path) if self.driver is not None else None
+        except (TransferCoreError, OSError):
+            return None
 
     async def start(self) -> int:
         host, port = self.config.host, self.config.port
@@ -112,6 +164,8 @@ class GridFTPServer:
             self._server.close()
             await self._server.wait_closed()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(ValueError):
+            core_markers.DURABLE_TIMERS.remove(self.stats.durable_call)
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -122,6 +176,8 @@ class GridFTPServer:
         connection = Connection(self, reader, writer, slot)
         self.connections[slot.id] = connection
         log.info("session %d: connection from %s", slot.id, peer[0])
+        self.stats.add("sessions_total", 1)
+        translog.log_session("start", slot.id, peer[0])
         try:
             await connection.run()
         except Exception:  # noqa: BLE001 - one broken session must never stop the server
@@ -133,6 +189,9 @@ class GridFTPServer:
             writer.close()
             log.info("session %d: ended (%s, %d commands)", slot.id, connection.end_reason,
                      connection.session.commands_seen)
+            translog.log_session("end", slot.id, peer[0], connection.session.user,
+                                 seconds=f"{time.monotonic() - slot.connected_at:.3f}",
+                                 commands=connection.session.commands_seen, reason=connection.end_reason)
 
     def evict(self, slots: list[Slot], reason: str) -> None:
         for old in slots:
@@ -184,6 +243,10 @@ class Connection(DataTransfers):
         self.transfer_outcome = ""
         self.end_reason = "client closed the connection"
         self.last_reply: Reply | None = None
+        #: the transfer in progress, for the transfer log and the metrics
+        self.transfer_kind: str | None = None
+        self.marked_durable = 0
+        self.streams = 0
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -192,6 +255,8 @@ class Connection(DataTransfers):
 
     async def send(self, reply: Reply) -> None:
         self.last_reply = reply
+        if reply.code in (111, 112):
+            self.count_marker(reply)
         if reply.is_final and self.transfer is not None and asyncio.current_task() is self.transfer:
             self.transfer_outcome = f"{reply.code} {reply.lines[-1]}"[:200]
         if self.writer.is_closing():
@@ -200,6 +265,22 @@ class Connection(DataTransfers):
         self.writer.write(self.gsi.protect(data) if self.gsi is not None else data)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
+
+    def count_marker(self, reply: Reply) -> None:
+        stats = self.server.stats
+        if reply.code == 112:
+            stats.marker("perf")
+            return
+        stats.marker("restart")
+        with contextlib.suppress(TransferCoreError):
+            new = parse_range_marker(f"111 {reply.lines[-1]}").total()
+            self.marked_durable += new
+            stats.add("bytes_durable", new)
+
+    def _track(self, sock: socket.socket, buffer_size: int | None, *, initiator: bool = False) -> socket.socket:
+        tracked = super()._track(sock, buffer_size, initiator=initiator)
+        self.streams += 1  # the transfer log's STREAMS=
+        return tracked
 
     def dpath(self, path: str) -> str:
         base = self.config.base_path.rstrip("/")
@@ -347,6 +428,8 @@ class Connection(DataTransfers):
         self.idle.logged_in()
         log.info("session %d: %s logged in from %s%s", self.slot.id, self.session.user, self.peer_host,
                  "" if self.session.writable else " (read-only)")
+        translog.log_session("login", self.slot.id, self.peer_host, self.session.user,
+                             access="write" if self.session.writable else "read")
         return True
 
     async def check_login(self, user: str, password: str) -> LoginResult:
@@ -356,6 +439,7 @@ class Connection(DataTransfers):
             try:
                 account = gsi.account(user)
             except TransferCoreError as exc:
+                self.server.stats.add("logins_refused", 1)
                 return LoginResult(False, " ".join(str(exc).split()))
             log.info("GSI: %s logged in as %s", gsi.identity, account)
             return LoginResult(True)
@@ -375,6 +459,7 @@ class Connection(DataTransfers):
             admission.login_succeeded(self.peer_host)
         else:
             log.info("session %d: login refused for %s from %s", self.slot.id, user, self.peer_host)
+            self.server.stats.add("logins_refused", 1)
             admission.login_failed(self.peer_host, time.monotonic())
         return LoginResult(ok)
 
@@ -449,8 +534,12 @@ class Connection(DataTransfers):
         """``-v``: one line when a transfer starts, one when it ends with its bytes and outcome."""
         kind = {Store: "upload", Retrieve: "download", Listing: "listing"}[type(action)]
         started = time.monotonic()
+        wall_start = time.time()
         self.transfer_outcome = ""
         self.progress = None
+        self.marked_durable = 0
+        self.streams = 0
+        self.transfer_kind = _log_type(action)
         log.info("session %d: %s of %s started (MODE %s)", self.slot.id, kind, action.path, action.mode)
         self.slot.busy = True
 
@@ -460,8 +549,63 @@ class Connection(DataTransfers):
             moved = f", {self.progress.total} bytes" if self.progress is not None else ""
             log.info("session %d: %s of %s ended after %.1f s%s: %s", self.slot.id, kind, action.path,
                      time.monotonic() - started, moved, self.transfer_outcome or "no reply (connection closed)")
+            self.transfer_ended(action, wall_start)
 
         task.add_done_callback(ended)
+
+    def transfer_ended(self, action: Store | Retrieve | Listing, wall_start: float) -> None:
+        """Count the transfer and write its transfer log line (after reading it back for a checksum)."""
+        tl = translog
+        kind = self.transfer_kind
+        stats = self.server.stats
+        nbytes = self.progress.total if self.progress is not None else 0
+        code = int(self.transfer_outcome[:3]) if self.transfer_outcome[:3].isdigit() else 0
+        with stats.lock:
+            # one step under the lock: a scrape sees the bytes either in progress or counted, never both
+            self.transfer_kind = None
+            if kind in ("STOR", "ESTO"):
+                stats.bytes_received += nbytes
+            elif kind in ("RETR", "ERET"):
+                stats.bytes_sent += nbytes
+        if kind is None or isinstance(action, Listing):
+            return
+        stats.outcome(kind, code)
+        durable: int | None = None
+        if isinstance(action, Store):
+            if code == 226:
+                stats.add("bytes_durable", max(0, nbytes - self.marked_durable))
+                durable = max(nbytes, self.marked_durable)
+            elif action.mode == "E":
+                durable = self.marked_durable
+        record = tl.TransferRecord(
+            start=wall_start, end=time.time(), user=self.session.user or "-", file=action.path, type=kind,
+            code=code, nbytes=nbytes, remote=self.peer_host, streams=max(1, self.streams),
+            buffer=action.buffer_size or 0, block=_block_size(self.driver) if isinstance(action, Retrieve) else 0,
+            durable=durable, session=self.slot.id,
+        )
+        algorithm = self.server.checksum_algorithm
+        if not (algorithm and isinstance(action, Store) and code == 226):
+            tl.log_transfer(record)
+            return
+
+        async def with_checksum() -> None:
+            try:
+                value = await self.io(self._file_checksum, action.path, algorithm)
+                tl.log_transfer(attrs.evolve(record, checksum=f"{algorithm}:{value}"))
+            except Exception as exc:  # noqa: BLE001 - the line is written all the same
+                log.warning("transfer log: no checksum of %s: %s", action.path, exc)
+                tl.log_transfer(record)
+
+        bg = asyncio.get_running_loop().create_task(with_checksum())
+        self.server.background.add(bg)
+        bg.add_done_callback(self.server.background.discard)
+
+    def _file_checksum(self, path: str, algorithm: str) -> str:
+        native = self.driver.checksum(self.dpath(path), checksums.canonical(algorithm))
+        if native:
+            return native
+        with self.driver.open_read(self.dpath(path)) as reader:
+            return checksums.checksum_reader(reader, algorithm)
 
     async def change_attributes(self, op: SetAttributes | MakeSymlink) -> list[Any]:
         """SITE CHMOD/UTIME/SYMLINKTO through the driver's namespace operations."""
@@ -504,6 +648,48 @@ class Connection(DataTransfers):
                 return checksums.checksum_reader(reader, op.algorithm)
             start, end = checksum_span(op.offset, op.length, reader.size)
             return checksum_range(reader, op.algorithm, start, end)
+
+
+def _free_bytes(path: str) -> int | None:
+    import os
+
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _directory_bytes(path: str) -> int | None:
+    """Bytes of the files directly in ``path`` (spools are flat), read at a scrape."""
+    import os
+
+    total = 0
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+    except OSError:
+        return None
+    return total
+
+
+def _log_type(action: Store | Retrieve | Listing) -> str | None:
+    """The transfer log's TYPE=: the command that started the transfer."""
+    if isinstance(action, Store):
+        return "ESTO" if action.update or action.shift else "STOR"
+    if isinstance(action, Retrieve):
+        return "ERET" if action.window is not None else "RETR"
+    return None
+
+
+def _block_size(driver: Driver) -> int:
+    from .transfers import SEND_BLOCK
+
+    caps = driver.capabilities()
+    return max(caps.min_block_size, min(SEND_BLOCK, caps.preferred_block_size))
 
 
 def _namespace(driver: Driver) -> frozenset[str]:
