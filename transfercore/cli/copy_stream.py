@@ -26,7 +26,7 @@ from ..errors import TransferAborted, TransferCoreError, UnsizedSource, from_ose
 from ..journal import Journal
 from ..sizes import format_size
 from . import report_error
-from .copy_cmd import RichBar, Stop, listener_for
+from .copy_output import RichBar, Stop, listener_for
 from .exitcodes import ExitCode
 
 

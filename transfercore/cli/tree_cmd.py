@@ -120,7 +120,7 @@ def _manifest(path: str | None) -> Iterator[Any]:
 
 def build_tree_options(args: argparse.Namespace, default_files: int = 8) -> Any:
     from ..campaign import TreeOptions
-    from .copy_cmd import build_options
+    from .copy_options import build_options
 
     files = default_files
     if args.files is not None:
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
     from ..campaign import CampaignStore, TreeCopy
-    from .copy_cmd import warn_damage
+    from .copy_options import warn_damage
 
     _raise_open_files_limit()
     listener: Any
