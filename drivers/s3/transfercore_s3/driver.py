@@ -12,10 +12,11 @@ import base64
 import calendar
 import errno
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from transfercore import Capabilities, Driver, ObjectInfo, OptionSpec, RangeSet, Reader, RestartModel, Writer
+from transfercore.contract import LocalFile
 from transfercore.driverkit import check_open_write, check_resume
 from transfercore.errors import (
     AlreadyExists,
@@ -28,6 +29,7 @@ from transfercore.errors import (
 )
 from transfercore.options import choice_option, int_option, size_option, str_option
 
+from .batch import copy_batch
 from .layout import LAYOUT_PART, Layout, MiB, check_part_size, infer_part_size
 from .reader import S3Reader
 from .store import Part, Store, Upload
@@ -78,7 +80,7 @@ class S3Driver(Driver):
             region=self.settings["region"],
             profile=self.settings["profile"],
             addressing=addressing,
-            connections=max(10, writers * 2),
+            connections=max(64, writers * 2),
         )
 
     # -- description -----------------------------------------------------------
@@ -193,7 +195,9 @@ class S3Driver(Driver):
         checksum = self.settings["checksum"]
         if layout.size < layout.part_size:
             return S3Writer(self.store, key, layout, checksum, None)  # one PUT at complete()
-        upload_id = self.store.create_upload(key)
+        # with CRC32C parts the store can keep the whole object's CRC32C, which
+        # checksum() then gives: the object need not be read back to verify it
+        upload_id = self.store.create_upload(key, full_crc32c=checksum == "crc32c")
         # the record goes first: no data part is ever listed without it
         self.store.upload_part(key, upload_id, LAYOUT_PART, layout.record(), checksum)
         return S3Writer(self.store, key, layout, checksum, upload_id)
@@ -221,6 +225,22 @@ class S3Driver(Driver):
             return raw.hex() if len(raw) == 4 else None
         etag = str(head.get("ETag", "")).strip('"')
         return etag.lower() if len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag) else None
+
+    def copy_local_batch(
+        self, files: Sequence[LocalFile], algorithm: str | None
+    ) -> list[tuple[str, ObjectInfo] | None] | None:
+        """Small local files as single PUTs, ``writers`` at a time (see
+        :mod:`.batch`).  The store's answer to each PUT gives the checksum
+        (CRC32C or MD5) of the bytes it keeps; other algorithms it cannot."""
+        if algorithm not in (None, "crc32c", "md5"):
+            return None
+        self.store.check_bucket()
+        part = self.settings["part_size"]
+        small = [f for f in files if f.size < part]
+        done = iter(copy_batch(self.store, small, self._key, algorithm, self.settings["checksum"],
+                               self.settings["writers"], _mtime_ns))
+        # a file of a part or more goes as a multipart upload, the ordinary way
+        return [next(done) if f.size < part else None for f in files]
 
     def _newest(self, key: str) -> Upload | None:
         uploads = [u for u in self.store.uploads(key) if u.key == key]
