@@ -9,10 +9,12 @@ credentials can resume what another started, and no local file is kept.
 from __future__ import annotations
 
 import base64
+import builtins
 import calendar
 import errno
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from transfercore import Capabilities, Driver, ObjectInfo, OptionSpec, RangeSet, Reader, RestartModel, Writer
@@ -140,7 +142,8 @@ class S3Driver(Driver):
         prefix = self._prefix(path)
         if not prefix:
             return True
-        page = next(self.store.pages(prefix))
+        # one key or sub-prefix is enough to know, and far cheaper to parse than 1,000
+        page = next(self.store.pages(prefix, page_size=1))
         return bool(page.get("Contents") or page.get("CommonPrefixes"))
 
     def open_read(self, path: str) -> Reader:
@@ -228,7 +231,7 @@ class S3Driver(Driver):
 
     def copy_local_batch(
         self, files: Sequence[LocalFile], algorithm: str | None
-    ) -> list[tuple[str, ObjectInfo] | None] | None:
+    ) -> builtins.list[tuple[str, ObjectInfo] | None] | None:
         """Small local files as single PUTs, ``writers`` at a time (see
         :mod:`.batch`).  The store's answer to each PUT gives the checksum
         (CRC32C or MD5) of the bytes it keeps; other algorithms it cannot."""
@@ -311,12 +314,28 @@ class S3Driver(Driver):
             raise AlreadyExists(f"s3://{self.authority}{path} exists as an object", errno=errno.EEXIST)
         self.store.put(self._key_of_prefix(prefix), b"", self.settings["checksum"])
 
+    def mkdirs(self, paths: Sequence[str]) -> builtins.list[BaseException | None]:
+        """The directory markers made ``writers`` at a time: S3 has no parents
+        to make first, and each marker is one atomic PUT."""
+        if not paths:
+            return []
+
+        def make(path: str) -> BaseException | None:
+            try:
+                self.mkdir(path)
+            except Exception as exc:  # noqa: BLE001 - reported per directory
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.settings["writers"], len(paths)))) as pool:
+            return builtins.list(pool.map(make, paths))
+
     def rmdir(self, path: str) -> None:
         self.store.check_bucket()
         prefix = self._prefix(path)
         if not prefix:
             raise PermissionDenied(f"the bucket s3://{self.authority} cannot be removed", errno=errno.EPERM)
-        page = next(self.store.pages(prefix))
+        page = next(self.store.pages(prefix, page_size=2))  # its own marker and one more say enough
         children = [i for i in page.get("Contents", []) if i["Key"] != prefix] + page.get("CommonPrefixes", [])
         if children:
             raise StorageError(f"s3://{self.authority}{path} is not empty", errno=errno.ENOTEMPTY,

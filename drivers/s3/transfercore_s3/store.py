@@ -159,12 +159,15 @@ class Store:
     def delete(self, key: str) -> None:
         self._call(f"cannot remove {self.where(key)}", "delete_object", Key=key)
 
-    def pages(self, prefix: str, delimiter: str = "/", start_after: str = "") -> Iterator[dict[str, Any]]:
+    def pages(
+        self, prefix: str, delimiter: str = "/", start_after: str = "", page_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
         """The listing pages of ``prefix`` (its keys after ``start_after``)."""
         token: dict[str, str] = {"StartAfter": start_after} if start_after else {}
         while True:
             page = self._call(
-                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter, **token
+                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter,
+                MaxKeys=page_size, **token
             )
             yield page
             if not page.get("IsTruncated"):
