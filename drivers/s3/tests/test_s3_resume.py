@@ -136,14 +136,22 @@ def test_a_source_that_changes_while_read_is_detected(seaweed: SeaweedS3, bucket
     for name, value in seaweed.env().items():
         monkeypatch.setenv(name, value)
     client = seaweed.client()
-    client.put_object(Bucket=bucket, Key="src", Body=b"a" * 1000)
+    size = 300 * 1024  # larger than what opening an object fetches of it
+    client.put_object(Bucket=bucket, Key="src", Body=b"a" * size)
+    client.put_object(Bucket=bucket, Key="small", Body=b"a" * 1000)
     endpoint = open_location(f"s3://{bucket}/src?endpoint={seaweed.endpoint}")
     driver, path = endpoint.driver, endpoint.path
     reader = driver.open_read(path)
+    small = driver.open_read("/small")  # fetched whole as it was opened
     assert reader.read(0, 10) == b"a" * 10
-    client.put_object(Bucket=bucket, Key="src", Body=b"b" * 1000)
+    client.put_object(Bucket=bucket, Key="src", Body=b"b" * size)
+    client.put_object(Bucket=bucket, Key="small", Body=b"b" * 1000)
     with pytest.raises(SourceChanged):
-        reader.read(10, 10)
+        reader.read(size - 10, 10)
+    # never two versions mixed: the small one reads as it was when opened, and
+    # its ETag (stat's identity) says it changed since
+    assert small.read(0, 1000) == b"a" * 1000
+    assert driver.stat("/small").identity != f'"{hashlib.md5(b"a" * 1000).hexdigest()}"'
 
 
 def test_unfinished_uploads_are_listed_and_aborted(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str]) -> None:

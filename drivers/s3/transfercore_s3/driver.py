@@ -39,6 +39,9 @@ from .writer import S3Writer
 
 #: S3's longest key, in UTF-8 bytes.
 MAX_KEY = 1024
+#: Bytes asked for when an object is opened for reading: all of a small one,
+#: at most this much fetched for nothing of a large one.
+PROBE = 256 * 1024
 
 
 def _mtime_ns(value: Any) -> int:
@@ -149,12 +152,15 @@ class S3Driver(Driver):
     def open_read(self, path: str) -> Reader:
         self.store.check_bucket()
         key = self._key(path)
-        head = self.store.head(key)
-        if head is None:
+        # one ranged GET says the size and ETag and, for a small object (most
+        # of a tree), brings all of it: one request where a HEAD and a GET were
+        first = self.store.get_first(key, PROBE)
+        if first is None:
             if self._is_prefix(path):
                 raise IsADirectory(f"s3://{self.authority}{path} is a prefix, not an object")
             raise NotFound(f"s3://{self.authority}{path} does not exist")
-        return S3Reader(self.store, key, int(head["ContentLength"]), str(head["ETag"]))
+        size, etag, body = first
+        return S3Reader(self.store, key, size, etag, body if len(body) == size else None)
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         marker = check_open_write(size, resume, path)

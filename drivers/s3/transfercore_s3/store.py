@@ -148,6 +148,32 @@ class Store:
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, f"cannot read {self.where(key)}", self.endpoint) from exc
 
+    def get_first(self, key: str, length: int) -> tuple[int, str, bytes] | None:
+        """The object's size, its ETag and its first ``length`` bytes (all of it
+        when it is smaller), or None when there is no such object."""
+        what = f"cannot read {self.where(key)}"
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        except ClientError as exc:
+            code = code_of(exc)
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            if code not in ("InvalidRange", "416"):
+                raise translate(exc, what, self.endpoint) from exc
+            # an empty object has no byte 0 to give
+            head = self.head(key)
+            return None if head is None else (int(head["ContentLength"]), str(head["ETag"]), b"")
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what, self.endpoint) from exc
+        try:
+            body = response["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what, self.endpoint) from exc
+        content_range = str(response.get("ContentRange") or "")
+        total = content_range.rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(response["ContentLength"])  # 200: the whole object
+        return size, str(response["ETag"]), body
+
     def put(self, key: str, data: bytes, checksum: str) -> str:
         return str(self.put_object(key, data, checksum)["ETag"])
 
