@@ -41,6 +41,11 @@ def commands(tool: str, server: SeaweedS3, source: Path, target: str, tree: bool
     if tool == "transfercore":
         url = f"s3://{BUCKET}/{target}?endpoint={server.endpoint}"
         return [str(bindir / "transfercore"), "copy", "-q", *(["-r"] if tree else []), str(source), url]
+    if tool == "transfercore-10":
+        # as many requests at once as `aws s3 cp` makes
+        url = f"s3://{BUCKET}/{target}?endpoint={server.endpoint}&writers=10"
+        return [str(bindir / "transfercore"), "copy", "-q", "--streams", "10", *(["-r"] if tree else []),
+                str(source), url]
     if tool == "aws":
         aws = shutil.which("aws", path=f"{bindir}:{os.environ.get('PATH', '')}")
         if aws is None:
