@@ -22,8 +22,9 @@ def unfinished(seaweed: SeaweedS3, bucket: str) -> list[str]:
     return [u["Key"] for u in seaweed.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
-def keys(seaweed: SeaweedS3, bucket: str) -> list[str]:
-    return [o["Key"] for o in seaweed.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+def keys(seaweed: SeaweedS3, bucket: str, prefix: str = "") -> list[str]:
+    pages = seaweed.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
 @pytest.mark.parametrize("size", [0, 21 * MiB + 12345])
@@ -82,20 +83,21 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_tree_into_a_prefix_and_back(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path) -> None:
+def test_tree_of_1000_files_into_a_prefix_and_back(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path) -> None:
     source = tmp_path / "tree"
     for d in range(4):
         (source / f"d{d}" / "sub").mkdir(parents=True)
-        for i in range(25):
-            (source / f"d{d}" / f"f{i}").write_bytes(os.urandom(100 + 37 * i))
+        for i in range(250):
+            (source / f"d{d}" / ("sub" if i % 5 == 0 else "") / f"f{i}").write_bytes(os.urandom(37 * i % 9000))
     (source / "d0" / "sub" / "big").write_bytes(os.urandom(9 * MiB))  # two parts
     (source / "empty").mkdir()
     url = f"s3://{bucket}/backup/tree?endpoint={seaweed.endpoint}"
     up = run(s3env, "copy", "-q", "-r", str(source), url)
     assert up.returncode == 0, up.stderr
-    assert len(keys(seaweed, bucket)) == 101 + 10  # the files, and a marker for each of the 10 directories
+    # the files, and a marker for each of the 10 directories
+    assert len(keys(seaweed, bucket, "backup/")) == 1001 + 10
     again = run(s3env, "copy", "-r", str(source), url)
-    assert again.returncode == 0 and "0 copied" in again.stdout and "101 already complete" in again.stdout, again.stdout
+    assert again.returncode == 0 and "0 copied" in again.stdout and "1001 already complete" in again.stdout, again.stdout
     back = tmp_path / "back"
     down = run(s3env, "copy", "-q", "-r", url, str(back))
     assert down.returncode == 0, down.stderr

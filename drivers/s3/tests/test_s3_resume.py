@@ -136,14 +136,22 @@ def test_a_source_that_changes_while_read_is_detected(seaweed: SeaweedS3, bucket
     for name, value in seaweed.env().items():
         monkeypatch.setenv(name, value)
     client = seaweed.client()
-    client.put_object(Bucket=bucket, Key="src", Body=b"a" * 1000)
+    size = 300 * 1024  # larger than what opening an object fetches of it
+    client.put_object(Bucket=bucket, Key="src", Body=b"a" * size)
+    client.put_object(Bucket=bucket, Key="small", Body=b"a" * 1000)
     endpoint = open_location(f"s3://{bucket}/src?endpoint={seaweed.endpoint}")
     driver, path = endpoint.driver, endpoint.path
     reader = driver.open_read(path)
+    small = driver.open_read("/small")  # fetched whole as it was opened
     assert reader.read(0, 10) == b"a" * 10
-    client.put_object(Bucket=bucket, Key="src", Body=b"b" * 1000)
+    client.put_object(Bucket=bucket, Key="src", Body=b"b" * size)
+    client.put_object(Bucket=bucket, Key="small", Body=b"b" * 1000)
     with pytest.raises(SourceChanged):
-        reader.read(10, 10)
+        reader.read(size - 10, 10)
+    # never two versions mixed: the small one reads as it was when opened, and
+    # its ETag (stat's identity) says it changed since
+    assert small.read(0, 1000) == b"a" * 1000
+    assert driver.stat("/small").identity != f'"{hashlib.md5(b"a" * 1000).hexdigest()}"'
 
 
 def test_unfinished_uploads_are_listed_and_aborted(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str]) -> None:
@@ -173,5 +181,13 @@ def test_the_store_s_own_checksum_of_a_single_put(seaweed: SeaweedS3, bucket: st
         writer.complete()
     assert driver.checksum("/small", "crc32c") == f"{crc32c.crc32c(small):08x}"
     assert driver.checksum("/small", "md5") == hashlib.md5(small).hexdigest()
-    # a multipart object has only composite values: the caller must read it back
-    assert driver.checksum("/large", "crc32c") is None and driver.checksum("/large", "md5") is None
+    # a multipart upload with CRC32C parts: the whole object's CRC32C, which the
+    # store combined from the parts' it checked; its ETag is composite (-N)
+    assert driver.checksum("/large", "crc32c") == f"{crc32c.crc32c(large):08x}"
+    assert driver.checksum("/large", "md5") is None
+    # with MD5 parts there is no whole-object value at all: the caller must read it back
+    md5_parts = open_location(f"s3://{bucket}/x?endpoint={seaweed.endpoint}&part_size=5MiB&checksum=md5").driver
+    writer = md5_parts.open_write("/large-md5", len(large))
+    writer.write(0, large)
+    writer.complete()
+    assert md5_parts.checksum("/large-md5", "crc32c") is None and md5_parts.checksum("/large-md5", "md5") is None

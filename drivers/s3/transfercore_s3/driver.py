@@ -9,13 +9,16 @@ credentials can resume what another started, and no local file is kept.
 from __future__ import annotations
 
 import base64
+import builtins
 import calendar
 import errno
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from transfercore import Capabilities, Driver, ObjectInfo, OptionSpec, RangeSet, Reader, RestartModel, Writer
+from transfercore.contract import LocalFile
 from transfercore.driverkit import check_open_write, check_resume
 from transfercore.errors import (
     AlreadyExists,
@@ -28,6 +31,7 @@ from transfercore.errors import (
 )
 from transfercore.options import choice_option, int_option, size_option, str_option
 
+from .batch import copy_batch
 from .layout import LAYOUT_PART, Layout, MiB, check_part_size, infer_part_size
 from .reader import S3Reader
 from .store import Part, Store, Upload
@@ -35,6 +39,9 @@ from .writer import S3Writer
 
 #: S3's longest key, in UTF-8 bytes.
 MAX_KEY = 1024
+#: Bytes asked for when an object is opened for reading: all of a small one,
+#: at most this much fetched for nothing of a large one.
+PROBE = 256 * 1024
 
 
 def _mtime_ns(value: Any) -> int:
@@ -78,7 +85,7 @@ class S3Driver(Driver):
             region=self.settings["region"],
             profile=self.settings["profile"],
             addressing=addressing,
-            connections=max(10, writers * 2),
+            connections=max(64, writers * 2),
         )
 
     # -- description -----------------------------------------------------------
@@ -138,18 +145,22 @@ class S3Driver(Driver):
         prefix = self._prefix(path)
         if not prefix:
             return True
-        page = next(self.store.pages(prefix))
+        # one key or sub-prefix is enough to know, and far cheaper to parse than 1,000
+        page = next(self.store.pages(prefix, page_size=1))
         return bool(page.get("Contents") or page.get("CommonPrefixes"))
 
     def open_read(self, path: str) -> Reader:
         self.store.check_bucket()
         key = self._key(path)
-        head = self.store.head(key)
-        if head is None:
+        # one ranged GET says the size and ETag and, for a small object (most
+        # of a tree), brings all of it: one request where a HEAD and a GET were
+        first = self.store.get_first(key, PROBE)
+        if first is None:
             if self._is_prefix(path):
                 raise IsADirectory(f"s3://{self.authority}{path} is a prefix, not an object")
             raise NotFound(f"s3://{self.authority}{path} does not exist")
-        return S3Reader(self.store, key, int(head["ContentLength"]), str(head["ETag"]))
+        size, etag, body = first
+        return S3Reader(self.store, key, size, etag, body if len(body) == size else None)
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         marker = check_open_write(size, resume, path)
@@ -193,7 +204,9 @@ class S3Driver(Driver):
         checksum = self.settings["checksum"]
         if layout.size < layout.part_size:
             return S3Writer(self.store, key, layout, checksum, None)  # one PUT at complete()
-        upload_id = self.store.create_upload(key)
+        # with CRC32C parts the store can keep the whole object's CRC32C, which
+        # checksum() then gives: the object need not be read back to verify it
+        upload_id = self.store.create_upload(key, full_crc32c=checksum == "crc32c")
         # the record goes first: no data part is ever listed without it
         self.store.upload_part(key, upload_id, LAYOUT_PART, layout.record(), checksum)
         return S3Writer(self.store, key, layout, checksum, upload_id)
@@ -221,6 +234,22 @@ class S3Driver(Driver):
             return raw.hex() if len(raw) == 4 else None
         etag = str(head.get("ETag", "")).strip('"')
         return etag.lower() if len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag) else None
+
+    def copy_local_batch(
+        self, files: Sequence[LocalFile], algorithm: str | None
+    ) -> builtins.list[tuple[str, ObjectInfo] | None] | None:
+        """Small local files as single PUTs, ``writers`` at a time (see
+        :mod:`.batch`).  The store's answer to each PUT gives the checksum
+        (CRC32C or MD5) of the bytes it keeps; other algorithms it cannot."""
+        if algorithm not in (None, "crc32c", "md5"):
+            return None
+        self.store.check_bucket()
+        part = self.settings["part_size"]
+        small = [f for f in files if f.size < part]
+        done = iter(copy_batch(self.store, small, self._key, algorithm, self.settings["checksum"],
+                               self.settings["writers"], _mtime_ns))
+        # a file of a part or more goes as a multipart upload, the ordinary way
+        return [next(done) if f.size < part else None for f in files]
 
     def _newest(self, key: str) -> Upload | None:
         uploads = [u for u in self.store.uploads(key) if u.key == key]
@@ -291,12 +320,28 @@ class S3Driver(Driver):
             raise AlreadyExists(f"s3://{self.authority}{path} exists as an object", errno=errno.EEXIST)
         self.store.put(self._key_of_prefix(prefix), b"", self.settings["checksum"])
 
+    def mkdirs(self, paths: Sequence[str]) -> builtins.list[BaseException | None]:
+        """The directory markers made ``writers`` at a time: S3 has no parents
+        to make first, and each marker is one atomic PUT."""
+        if not paths:
+            return []
+
+        def make(path: str) -> BaseException | None:
+            try:
+                self.mkdir(path)
+            except Exception as exc:  # noqa: BLE001 - reported per directory
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.settings["writers"], len(paths)))) as pool:
+            return builtins.list(pool.map(make, paths))
+
     def rmdir(self, path: str) -> None:
         self.store.check_bucket()
         prefix = self._prefix(path)
         if not prefix:
             raise PermissionDenied(f"the bucket s3://{self.authority} cannot be removed", errno=errno.EPERM)
-        page = next(self.store.pages(prefix))
+        page = next(self.store.pages(prefix, page_size=2))  # its own marker and one more say enough
         children = [i for i in page.get("Contents", []) if i["Key"] != prefix] + page.get("CommonPrefixes", [])
         if children:
             raise StorageError(f"s3://{self.authority}{path} is not empty", errno=errno.ENOTEMPTY,

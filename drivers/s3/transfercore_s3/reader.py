@@ -13,8 +13,10 @@ from .store import Store
 
 
 class S3Reader(Reader):
-    def __init__(self, store: Store, key: str, size: int, etag: str) -> None:
+    def __init__(self, store: Store, key: str, size: int, etag: str, whole: bytes | None = None) -> None:
         self._store, self._key, self._size, self._etag = store, key, size, etag
+        #: The whole object, when opening it brought all of it (as of ``etag``).
+        self._whole = whole
 
     @property
     def size(self) -> int:
@@ -25,5 +27,7 @@ class S3Reader(Reader):
         want = min(length, self._size - offset)
         if want == 0:
             return b""
+        if self._whole is not None:
+            return self._whole[offset : offset + want]
         data = self._store.get_range(self._key, offset, offset + want, self._etag)
         return read_exact(data, offset, want, self._store.where(self._key))

@@ -50,6 +50,10 @@ def digest_headers(data: bytes, checksum: str) -> dict[str, str]:
     return {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
 
 
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    params.get("headers", {}).pop("Expect", None)
+
+
 class Store:
     """One bucket at one endpoint."""
 
@@ -86,6 +90,10 @@ class Store:
         self.client: Any = session.client(
             "s3", endpoint_url=endpoint or None, region_name=region or session.region_name or "us-east-1", config=config
         )
+        # botocore asks for "100 Continue" before every body: one more round
+        # trip per PUT, which doubles the cost of a small object; a refused
+        # request costs at most one part's bytes sent for nothing
+        self.client.meta.events.register_last("before-call.s3", _no_expect_continue)
         self._checked = False
         self._lock = threading.Lock()
 
@@ -140,19 +148,52 @@ class Store:
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, f"cannot read {self.where(key)}", self.endpoint) from exc
 
+    def get_first(self, key: str, length: int) -> tuple[int, str, bytes] | None:
+        """The object's size, its ETag and its first ``length`` bytes (all of it
+        when it is smaller), or None when there is no such object."""
+        what = f"cannot read {self.where(key)}"
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        except ClientError as exc:
+            code = code_of(exc)
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            if code not in ("InvalidRange", "416"):
+                raise translate(exc, what, self.endpoint) from exc
+            # an empty object has no byte 0 to give
+            head = self.head(key)
+            return None if head is None else (int(head["ContentLength"]), str(head["ETag"]), b"")
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what, self.endpoint) from exc
+        try:
+            body = response["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what, self.endpoint) from exc
+        content_range = str(response.get("ContentRange") or "")
+        total = content_range.rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(response["ContentLength"])  # 200: the whole object
+        return size, str(response["ETag"]), body
+
     def put(self, key: str, data: bytes, checksum: str) -> str:
+        return str(self.put_object(key, data, checksum)["ETag"])
+
+    def put_object(self, key: str, data: bytes, checksum: str) -> dict[str, Any]:
+        """One atomic PUT with its checksum; the store's whole answer (ETag, the checksum it checked)."""
         response = self._call(f"cannot store {self.where(key)}", "put_object", Key=key, Body=data, **digest_headers(data, checksum))
-        return str(response["ETag"])
+        return response  # type: ignore[no-any-return]
 
     def delete(self, key: str) -> None:
         self._call(f"cannot remove {self.where(key)}", "delete_object", Key=key)
 
-    def pages(self, prefix: str, delimiter: str = "/") -> Iterator[dict[str, Any]]:
-        """The listing pages of ``prefix``."""
-        token: dict[str, str] = {}
+    def pages(
+        self, prefix: str, delimiter: str = "/", start_after: str = "", page_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """The listing pages of ``prefix`` (its keys after ``start_after``)."""
+        token: dict[str, str] = {"StartAfter": start_after} if start_after else {}
         while True:
             page = self._call(
-                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter, **token
+                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter,
+                MaxKeys=page_size, **token
             )
             yield page
             if not page.get("IsTruncated"):
@@ -174,8 +215,24 @@ class Store:
             marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
         return sorted(found, key=lambda u: u.initiated)
 
-    def create_upload(self, key: str) -> str:
-        response = self._call(f"cannot start the upload of {self.where(key)}", "create_multipart_upload", Key=key)
+    def create_upload(self, key: str, full_crc32c: bool = False) -> str:
+        """Start an upload.  With ``full_crc32c`` the store is asked to keep the
+        whole object's CRC32C, which it combines from the parts' CRC32Cs it
+        checked on arrival (``ChecksumType=FULL_OBJECT``); a store that does not
+        know the request gets the plain one."""
+        what = f"cannot start the upload of {self.where(key)}"
+        if full_crc32c:
+            try:
+                response = self.client.create_multipart_upload(
+                    Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32C", ChecksumType="FULL_OBJECT"
+                )
+                return str(response["UploadId"])
+            except ClientError as exc:
+                if code_of(exc) not in ("InvalidArgument", "InvalidRequest", "NotImplemented"):
+                    raise translate(exc, what, self.endpoint) from exc
+            except Exception as exc:  # noqa: BLE001
+                raise translate(exc, what, self.endpoint) from exc
+        response = self._call(what, "create_multipart_upload", Key=key)
         return str(response["UploadId"])
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, checksum: str) -> str:
