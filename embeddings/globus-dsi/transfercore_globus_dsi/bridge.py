@@ -193,6 +193,17 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
             log.exception("releasing an upload failed")
 
     @glue.ffi.def_extern()
+    def tc_py_sink_done(arg: Any) -> None:
+        # the C data path's last read callback returned (a Globus thread)
+        upload = glue.ffi.from_handle(arg)
+        try:
+            upload.on_done()
+        except BaseException as exc:
+            log.exception("finishing an upload failed")
+            if not upload.ended:
+                upload.abandon(exc)
+
+    @glue.ffi.def_extern()
     def tc_py_write_cb(op: Any, result: int, buf: Any, nbytes: int, arg: Any) -> None:
         transfer = glue.ffi.from_handle(arg)
         try:

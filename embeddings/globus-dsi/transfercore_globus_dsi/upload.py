@@ -12,6 +12,7 @@ leaves the object as it was.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -19,13 +20,14 @@ from typing import Any
 from transfercore.contract import Writer
 from transfercore.errors import InvalidWrite, IsADirectory, NotFound, RestartRejected, TransferCoreError
 from transfercore.gridftp.inplace import copy_kept
+from transfercore.gridftp.spool import Spool
 from transfercore.gridftp.spooled import store_spooled
 from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
 from transfercore.markers import MarkerCursor, MarkerPolicy
 from transfercore.ranges import RangeSet
 
 from . import glue
-from .restart import held_marker
+from .restart import held_marker, held_unsized
 from .session import Session
 
 log = logging.getLogger("transfercore.globus_dsi")
@@ -58,10 +60,12 @@ class Upload:
         self.eof = False
         self.error: BaseException | None = None
         self.finished = False
+        #: finished_transfer was called
+        self.ended = False
         #: the restart markers: asks durable(), checks each answer grows, gives what is new;
         #: an update's kept bytes are no data of this upload, so only its slice is reported
         self.markers = MarkerCursor(
-            writer.resumed if writer is not None else None,
+            writer.resumed if writer is not None else spool.resumed if spool is not None else None,
             view=(lambda r: r & plan.slice(plan.size)) if plan is not None and plan.size is not None else _same,
         )
         #: one durable() at a time: the marker thread's and the final one
@@ -76,6 +80,8 @@ class Upload:
         #: the last durable() and complete() (or abort()), in a Globus thread after the last byte
         self.final_seconds = 0.0
         self.callbacks = 0
+        #: where the blocks are written: Writer.write per block, or C (see :mod:`.sink`)
+        self.data_path = "Writer.write from Python"
         self.buffers: list[Any] = []
         self.block = 0
         self.stop = threading.Event()
@@ -93,7 +99,7 @@ class Upload:
 
     # the durable() thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
     def start_flusher(self, period: float) -> None:
-        if self.writer is None or self.session.config.markers == "off":
+        if self.session.config.markers == "off" or not self._restartable():
             return
         self.flusher = threading.Thread(target=self._flush_loop, args=(period,), name="tc-dsi-durable", daemon=True)
         self.flusher.start()
@@ -107,6 +113,10 @@ class Upload:
             self.pump = int(handle[0])
         else:
             log.warning("no marker timer for %s (markers only as data arrive): %s", self.path, glue.result_text(result))
+
+    def _restartable(self) -> bool:
+        """Whether anything can be made durable: a writer, or a spool with a record."""
+        return self.writer is not None or (self.spool is not None and bool(self.spool.restartable))
 
     def _stop_pump(self, release: bool) -> None:
         """Stop the timer (Globus thread); with ``release``, let the upload go once it can no longer fire."""
@@ -125,10 +135,11 @@ class Upload:
         # the core's rule, on the period the configuration chose: no flush when nothing new arrived
         self.markers.policy = MarkerPolicy(interval=period, bytes=None)
         self.markers.mark_taken(time.monotonic(), 0)
-        while not self.stop.wait(period):
-            if not self.markers.due(time.monotonic(), self.received):
+        while not self.stop.wait(self._tick(period)):
+            self._between_markers()
+            if self.session.config.markers == "off" or not self.markers.due(time.monotonic(), self.bytes_received()):
                 continue
-            self.markers.mark_taken(time.monotonic(), self.received)
+            self.markers.mark_taken(time.monotonic(), self.bytes_received())
             try:
                 t = time.perf_counter()
                 self._take_marker()
@@ -141,14 +152,32 @@ class Upload:
                         self.error = exc
                 return
 
+    def _tick(self, period: float) -> float:
+        """How long the durability thread waits between looks."""
+        return period
+
+    def _between_markers(self) -> None:
+        """Work for the durability thread at each look (none here)."""
+
+    def bytes_received(self) -> int:
+        return self.received
+
+    def _before_durable(self) -> None:
+        """Called under ``durable_lock`` right before ``durable()``."""
+
     def _take_marker(self) -> None:
-        """Ask the writer what is durable; queue what is new for the next Globus callback."""
-        assert self.writer is not None
+        """Ask the writer (or the spool) what is durable; queue what is new for the next Globus callback."""
+        target = self.writer if self.writer is not None else self.spool
+        assert target is not None
         with self.durable_lock:
-            fresh = self.markers.take(self.writer)
+            self._before_durable()
+            fresh = self.markers.take(target)
         if fresh:
-            with self.lock:
-                self.to_report.append(fresh)
+            self._queue(fresh)
+
+    def _queue(self, fresh: RangeSet) -> None:
+        with self.lock:
+            self.to_report.append(fresh)
 
     def on_timer(self) -> None:
         """The marker timer fired (Globus thread): hand over what ``durable()`` queued meanwhile."""
@@ -264,9 +293,9 @@ class Upload:
         self._report(last=True)
         log.info(
             "upload %s: %d bytes in %d data callbacks; %.3f s in Python on Globus data threads, "
-            "%.3f s of it in Writer.write; durable() %d times in the marker thread, %.3f s; "
+            "%.3f s writing (%s); durable() %d times in the marker thread, %.3f s; "
             "final durable() and complete() %.3f s%s",
-            self.path, self.received, self.callbacks, self.python_seconds, self.write_seconds,
+            self.path, self.received, self.callbacks, self.python_seconds, self.write_seconds, self.data_path,
             self.flush_calls, self.flush_seconds, self.final_seconds,
             f"; failed: {error}" if error is not None else "",
         )
@@ -274,9 +303,13 @@ class Upload:
             log.error("upload %s failed: %s: %s", self.path, type(error).__name__, error)
         elif error is not None:
             log.warning("upload %s failed: %s", self.path, error)
+        self.ended = True
         glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.lib.GLOBUS_SUCCESS if error is None else glue.error_result(error))
         if self.spool is not None:
-            self.spool.close()
+            if error is None:
+                self.spool.discard()
+            else:
+                self.spool.close()
         self._stop_pump(release=True)
 
     def _complete(self) -> None:
@@ -296,13 +329,15 @@ class Upload:
         copy_kept(self.session.driver, self.path, self.plan.base or 0, writer, ranges, self.stop_copy)
 
     def _keep_partial(self) -> None:
-        if self.writer is None:
+        if not self._restartable():
             return
         try:
             if self.session.config.markers != "off":
                 self._take_marker()
         except BaseException as exc:
             log.warning("no final marker for %s: %s", self.path, exc)
+        if self.writer is None:
+            return
         try:
             self.writer.abort()
         except BaseException as exc:
@@ -322,15 +357,18 @@ def _ranges(range_list: Any) -> list[tuple[int, int]]:
 def do_recv(session: Session, op: Any, info: Any) -> None:
     path = session.path(glue.text(info.pathname))
     size = int(info.alloc_size) if info.alloc_size > 0 else None
-    held = held_marker(_ranges(info.range_list), size)
+    to_receive = _ranges(info.range_list)
+    # without ALLO the spool is what resumes (and checks the marker)
+    held = held_marker(to_receive, size) if size is not None else None
+    resuming = held is not None or (size is None and held_unsized(to_receive) is not None)
     # The server truncates for a STOR, and not for an ESTO nor for the restart (REST) of a STOR.
     offset = max(0, int(info.partial_offset))
-    if offset > 0 and held is not None:
+    if offset > 0 and resuming:
         raise RestartRejected(
             f"cannot resume the partial upload (ESTO) of {path}: the DSI restarts whole uploads only",
             hint="send the partial upload again from its start",
         )
-    update = offset > 0 or (not info.truncate and held is None)
+    update = offset > 0 or (not info.truncate and not resuming)
     plan = _update_plan(session, path, offset, size) if update else None
     # sets the server's write offsets; the hint itself is not needed
     glue.lib.globus_gridftp_server_get_write_range(op, glue.ffi.NULL, glue.ffi.NULL)
@@ -338,12 +376,10 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
     writer: Writer | None = None
     spool = None
     if size is None:
-        from transfercore.gridftp.spool import Spool
-
-        spool = Spool(session.config.spool)
+        spool = _open_spool(session, path, to_receive)
     else:
         writer = session.driver.open_write(path, plan.object_size(size) if plan is not None else size, held)
-    upload = Upload(session, op, path, writer, spool, plan)
+    upload = _make_upload(session, op, path, writer, spool, plan)
     if plan is not None and writer is not None:
         try:
             upload._copy_kept(writer, plan.kept(size or 0)[0])
@@ -360,11 +396,18 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
     interval = glue.ffi.new("int *")
     glue.lib.globus_gridftp_server_get_update_interval(op, interval)
     glue.lib.globus_gridftp_server_begin_transfer(op, 0, glue.ffi.NULL)
-    upload.start_flusher(session.config.durable_period(float(interval[0] or 5)))
+    period = session.config.durable_period(float(interval[0] or 5))
+    upload.start_flusher(period)
     log.info(
-        "upload %s: size %s, resume %s, %d buffers of %d bytes%s",
-        path, size, held or "none", concurrency[0], block[0], ", ordered" if caps.ordered_writes else "",
+        "upload %s: size %s, resume %s, %d buffers of %d bytes%s, %s",
+        path, size, held or (spool.resumed if spool is not None and spool.resumed else "none"),
+        concurrency[0], block[0], ", ordered" if caps.ordered_writes else "",
+        "spooled (durable spool)" if spool is not None and spool.restartable else
+        "spooled (in memory, no 111)" if spool is not None else upload.data_path,
     )
+    if isinstance(upload, SinkUpload):
+        upload.begin(max(1, concurrency[0]), max(1, int(block[0])), period)
+        return
     with upload.lock:
         upload.pending = max(1, concurrency[0])
     upload.block = max(1, int(block[0]))
@@ -383,6 +426,36 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
                     upload.finished = True
             if done:
                 upload.finish()
+
+
+def _make_upload(
+    session: Session, op: Any, path: str, writer: Writer | None, spool: Spool | None, plan: StorePlan | None
+) -> Upload:
+    """The C data path when the writer lends its descriptor (a plain STOR), else Python per block."""
+    lend = getattr(writer, "lend_fd", None)
+    if writer is not None and plan is None and lend is not None and hasattr(glue.lib, "tc_sink_new"):
+        fd = lend()
+        if isinstance(fd, int) and fd >= 0:
+            return SinkUpload(session, op, path, writer, fd)
+    return Upload(session, op, path, writer, spool, plan)
+
+
+def _open_spool(session: Session, path: str, to_receive: list[tuple[int, int]]) -> Spool:
+    """The spool of an upload without ``ALLO``, as ``transfercore serve`` keeps it.
+
+    Beside the destination (or in the ``spool=`` directory), under a hidden
+    partial name and with a record of its durable ranges, so its 111 markers
+    are honest and a ``REST`` resumes into it; in memory (no markers) for
+    storage without local paths.
+    """
+    driver = session.driver
+    # a refusal (name, permission) comes before any data is accepted
+    driver.open_write(path, 0, None).abort()
+    local = driver.local_path(path)
+    directory = session.config.spool or (os.path.dirname(local) if local is not None else None)
+    held = held_unsized(to_receive)
+    key = f"{driver.name}://{driver.authority}{path}"
+    return Spool(directory, key=key if directory else None, resume=held)
 
 
 def _update_plan(session: Session, path: str, offset: int, size: int | None) -> StorePlan:
@@ -406,3 +479,6 @@ def _update_plan(session: Session, path: str, offset: int, size: int | None) -> 
         writers=caps.max_writers, window=DEFAULT_REORDER_WINDOW, piece=caps.preferred_block_size,
         offset=offset, base=base,
     )
+
+
+from .sink import SinkUpload  # noqa: E402 - it builds on Upload
