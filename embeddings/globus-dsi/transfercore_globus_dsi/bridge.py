@@ -35,11 +35,11 @@ from transfercore.registry import open_location
 
 from . import glue
 from .config import parse_config
-from .download import do_send
-from .namespace import do_command, do_stat
-from .replies import one_line
 from .session import Session
-from .upload import do_recv
+
+# do_send, do_stat/do_command, do_recv are imported at their first call: a
+# session starts (Python and imports, in every new process) with what its
+# login needs.
 
 log = logging.getLogger("transfercore.globus_dsi")
 
@@ -62,7 +62,8 @@ def _setup_logging(path: str) -> None:
         def emit(self, record: logging.LogRecord) -> None:
             if record.levelno >= logging.WARNING:
                 level = glue.lib.GLOBUS_GFS_LOG_ERR if record.levelno >= logging.ERROR else glue.lib.GLOBUS_GFS_LOG_WARN
-                glue.lib.tc_server_log(level, one_line(record.getMessage()).encode("utf-8", "replace"))
+                message = " ".join(record.getMessage().split())
+                glue.lib.tc_server_log(level, message.encode("utf-8", "replace"))
 
     root.addHandler(_ToServerLog())
 
@@ -122,9 +123,11 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
             opened = time.perf_counter() - t
             handle = glue.keep(session)
             log.info(
-                "session for %s: driver %s, serving %s (start-up: Python %.0f ms, imports %.0f ms, driver %.0f ms)",
+                "session for %s: driver %s, serving %s (start-up: Python %.0f ms, imports %.0f ms, driver %.0f ms; "
+                "process CPU so far %.0f ms)",
                 glue.text(info.username) or "?", session.driver.name, session.base,
                 1000 * startup.pop("python", 0.0), 1000 * startup.pop("imports", 0.0), 1000 * opened,
+                1000 * time.process_time(),
             )
             glue.lib.globus_gridftp_server_finished_session_start(op, glue.lib.GLOBUS_SUCCESS, handle, info.username, glue.ffi.new("char[]", b"/"))
 
@@ -145,12 +148,16 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
             glue.lib.globus_gridftp_server_finished_stat(op, glue.error_result(exc), glue.ffi.NULL, 0)
 
         # the server stats every upload's target first: not found is normal there
+        from .namespace import do_stat
+
         _guard("stat", fail, quiet=(NotFound,))(lambda: do_stat(glue.ffi.from_handle(arg), op, info))()
 
     @glue.ffi.def_extern()
     def tc_py_command(op: Any, info: Any, arg: Any) -> None:
         def fail(exc: BaseException) -> None:
             glue.lib.globus_gridftp_server_finished_command(op, glue.error_result(exc), glue.ffi.NULL)
+
+        from .namespace import do_command
 
         _guard("command", fail)(lambda: do_command(glue.ffi.from_handle(arg), op, info))()
 
@@ -159,12 +166,16 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
         def fail(exc: BaseException) -> None:
             glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
 
+        from .upload import do_recv
+
         _guard("upload", fail)(lambda: do_recv(glue.ffi.from_handle(arg), op, info))()
 
     @glue.ffi.def_extern()
     def tc_py_send(op: Any, info: Any, arg: Any) -> None:
         def fail(exc: BaseException) -> None:
             glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
+
+        from .download import do_send
 
         _guard("download", fail)(lambda: do_send(glue.ffi.from_handle(arg), op, info))()
 

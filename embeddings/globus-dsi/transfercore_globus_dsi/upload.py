@@ -15,20 +15,24 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfercore.contract import Writer
 from transfercore.errors import InvalidWrite, IsADirectory, NotFound, RestartRejected, TransferCoreError
-from transfercore.gridftp.inplace import copy_kept
-from transfercore.gridftp.spool import Spool
-from transfercore.gridftp.spooled import store_spooled
-from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
 from transfercore.markers import MarkerCursor, MarkerPolicy
 from transfercore.ranges import RangeSet
 
 from . import glue
 from .restart import held_marker, held_unsized
 from .session import Session
+
+if TYPE_CHECKING:
+    from transfercore.gridftp.spool import Spool
+    from transfercore.gridftp.upload import StorePlan
+
+# The GridFTP front end's modules (transfercore.gridftp: the spool, in-place
+# updates) are imported where they are used: a plain STOR needs none of them,
+# and every session is a new process that would pay for importing them.
 
 log = logging.getLogger("transfercore.globus_dsi")
 #: at most this long (s) between ``durable()`` queuing a range and the server holding it for its next 111
@@ -315,6 +319,8 @@ class Upload:
     def _complete(self) -> None:
         plan = self.plan
         if self.spool is not None:
+            from transfercore.gridftp.spooled import store_spooled
+
             store_spooled(self.session.driver, self.spool, self.path, plan)
             return
         assert self.writer is not None
@@ -325,6 +331,8 @@ class Upload:
         self.writer.complete()
 
     def _copy_kept(self, writer: Writer, ranges: RangeSet) -> None:
+        from transfercore.gridftp.inplace import copy_kept
+
         assert self.plan is not None
         copy_kept(self.session.driver, self.path, self.plan.base or 0, writer, ranges, self.stop_copy)
 
@@ -448,6 +456,8 @@ def _open_spool(session: Session, path: str, to_receive: list[tuple[int, int]]) 
     are honest and a ``REST`` resumes into it; in memory (no markers) for
     storage without local paths.
     """
+    from transfercore.gridftp.spool import Spool
+
     driver = session.driver
     # a refusal (name, permission) comes before any data is accepted
     driver.open_write(path, 0, None).abort()
@@ -460,6 +470,8 @@ def _open_spool(session: Session, path: str, to_receive: list[tuple[int, int]]) 
 
 def _update_plan(session: Session, path: str, offset: int, size: int | None) -> StorePlan:
     """The in-place update of ``path`` from ``offset`` (``size`` bytes, when announced)."""
+    from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
+
     try:
         info = session.driver.stat(path)
         if info.is_dir:
