@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from transfercore.capabilities import RestartModel
 from transfercore.contract import Writer
 from transfercore.errors import InvalidWrite, IsADirectory, NotFound, RestartRejected, TransferCoreError
 from transfercore.markers import MarkerCursor, MarkerPolicy
@@ -326,9 +327,14 @@ class Upload:
         assert self.writer is not None
         if plan is not None and plan.size is not None:
             self._copy_kept(self.writer, plan.kept(plan.size)[1])
-        if self.session.config.markers != "off":
-            self._take_marker()
         self.writer.complete()
+        if self.session.config.markers != "off" and self.session.driver.capabilities().restart is not RestartModel.NONE:
+            # complete() made the whole object durable: the last 111 names what the earlier ones
+            # did not, without a durable() before it (a flush and a resume record complete() makes moot)
+            with self.durable_lock:
+                fresh = self.markers.accept(RangeSet.span(0, self.writer.size))
+            if fresh:
+                self._queue(fresh)
 
     def _copy_kept(self, writer: Writer, ranges: RangeSet) -> None:
         from transfercore.gridftp.inplace import copy_kept
