@@ -281,11 +281,11 @@ def main() -> int:
         if py:
             print(f"  dsi: Python on the server's data threads per upload: median {med(py):.2f} s ({spread(py)}); "
                   f"data path: {', '.join(paths)}")
-        flush = [float(x) for x in re.findall(r"durable\(\) \d+ times in the marker thread, ([\d.]+) s", log)]
-        final = [float(x) for x in re.findall(r"final durable\(\) and complete\(\) ([\d.]+) s", log)]
+        flush = [float(x) for x in re.findall(r"durable\(\) \d+ times in the durability thread, ([\d.]+) s", log)]
+        final = [float(x) for x in re.findall(r"complete\(\) after the last byte ([\d.]+) s", log)]
         if flush and final:
-            print(f"  dsi: durable() in the marker thread: median {med(flush):.2f} s ({spread(flush)}); "
-                  f"last durable() + complete() after the last byte: median {med(final):.2f} s ({spread(final)})")
+            print(f"  dsi: durable() in the durability thread: median {med(flush):.2f} s ({spread(flush)}); "
+                  f"complete() after the last byte: median {med(final):.2f} s ({spread(final)})")
 
         print(f"\nsession start, {args.logins} sessions each (connect to 230; to the first SIZE reply; "
               "to the 226 of a 1 KiB STOR), ms:")

@@ -61,15 +61,15 @@ class SinkUpload(Upload):
 
     # -- the durability thread ---------------------------------------------------------
 
-    def start_flusher(self, period: float) -> None:
-        # the thread runs with markers off too: it starts writeback between looks
-        import threading
+    def _wants_ticks(self) -> bool:
+        # with markers off too: the durability thread starts writeback between looks
+        return True
 
-        self.flusher = threading.Thread(target=self._flush_loop, args=(period,), name="tc-dsi-durable", daemon=True)
-        self.flusher.start()
+    def _start_pump(self, period: float) -> None:
+        pass  # C's own timer (tc_sink_start)
 
-    def _tick(self, period: float) -> float:
-        return min(period, KICK_PERIOD)
+    def tick_every(self) -> float:
+        return min(self._period, KICK_PERIOD)
 
     def _between_markers(self) -> None:
         err = glue.lib.tc_sink_kick(self.sink)

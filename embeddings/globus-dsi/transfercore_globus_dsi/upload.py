@@ -82,7 +82,7 @@ class Upload:
         #: durable() in the marker thread, off the data path
         self.flush_seconds = 0.0
         self.flush_calls = 0
-        #: the last durable() and complete() (or abort()), in a Globus thread after the last byte
+        #: complete() (or the last durable() and abort()), in a Globus thread after the last byte
         self.final_seconds = 0.0
         self.callbacks = 0
         #: where the blocks are written: Writer.write per block, or C (see :mod:`.sink`)
@@ -92,7 +92,11 @@ class Upload:
         self.stop = threading.Event()
         #: never set: an update's copy of its kept bytes runs to its end or fails
         self.stop_copy = threading.Event()
-        self.flusher: threading.Thread | None = None
+        #: the session's durability thread looks at this upload (see :mod:`.flusher`)
+        self.ticking = False
+        self.tick_lock = threading.Lock()
+        self.flush_failed = False
+        self._period = 1.0
         #: held while ranges go to the server, so none goes after ``finished_transfer``
         self.report_lock = threading.RLock()
         self.reports_closed = False
@@ -102,12 +106,22 @@ class Upload:
         self.write_slots = threading.BoundedSemaphore(max(1, caps.max_writers))
         self.handle = glue.keep(self)
 
-    # the durable() thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
+    # the durability thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
     def start_flusher(self, period: float) -> None:
-        if self.session.config.markers == "off" or not self._restartable():
+        if not self._wants_ticks():
             return
-        self.flusher = threading.Thread(target=self._flush_loop, args=(period,), name="tc-dsi-durable", daemon=True)
-        self.flusher.start()
+        self._period = period
+        # the core's rule, on the period the configuration chose: no flush when nothing new arrived
+        self.markers.policy = MarkerPolicy(interval=period, bytes=None)
+        self.markers.mark_taken(time.monotonic(), 0)
+        self.session.flusher.add(self)
+        self.ticking = True
+        self._start_pump(period)
+
+    def _wants_ticks(self) -> bool:
+        return self.session.config.markers != "off" and self._restartable()
+
+    def _start_pump(self, period: float) -> None:
         # Without it, ranges made durable while the client's data stall would wait for the
         # next read callback, and the server would send no 111 for them.
         handle = glue.ffi.new("int *")
@@ -118,6 +132,13 @@ class Upload:
             self.pump = int(handle[0])
         else:
             log.warning("no marker timer for %s (markers only as data arrive): %s", self.path, glue.result_text(result))
+
+    def _stop_ticks(self) -> None:
+        """No durability work for this upload after this returns."""
+        self.stop.set()
+        if self.ticking:
+            self.session.flusher.remove(self)
+            self.ticking = False
 
     def _restartable(self) -> bool:
         """Whether anything can be made durable: a writer, or a spool with a record."""
@@ -136,30 +157,28 @@ class Upload:
             # the upload stays alive: a timer that may still fire must find it
             log.warning("the marker timer of %s did not stop: %s", self.path, glue.result_text(result))
 
-    def _flush_loop(self, period: float) -> None:
-        # the core's rule, on the period the configuration chose: no flush when nothing new arrived
-        self.markers.policy = MarkerPolicy(interval=period, bytes=None)
-        self.markers.mark_taken(time.monotonic(), 0)
-        while not self.stop.wait(self._tick(period)):
+    def tick_every(self) -> float:
+        return self._period
+
+    def tick(self) -> None:
+        """One look of the durability thread (under ``tick_lock``): a ``durable()`` when due."""
+        if self.stop.is_set() or self.flush_failed:
+            return
+        try:
             self._between_markers()
             if self.session.config.markers == "off" or not self.markers.due(time.monotonic(), self.bytes_received()):
-                continue
-            self.markers.mark_taken(time.monotonic(), self.bytes_received())
-            try:
-                t = time.perf_counter()
-                self._take_marker()
-                self.flush_seconds += time.perf_counter() - t
-                self.flush_calls += 1
-            except BaseException as exc:  # a failed flush fails the upload
-                log.error("durable() failed for %s: %s", self.path, exc)
-                with self.lock:
-                    if self.error is None:
-                        self.error = exc
                 return
-
-    def _tick(self, period: float) -> float:
-        """How long the durability thread waits between looks."""
-        return period
+            self.markers.mark_taken(time.monotonic(), self.bytes_received())
+            t = time.perf_counter()
+            self._take_marker()
+            self.flush_seconds += time.perf_counter() - t
+            self.flush_calls += 1
+        except BaseException as exc:  # a failed flush fails the upload
+            log.error("durable() failed for %s: %s", self.path, exc)
+            self.flush_failed = True
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
 
     def _between_markers(self) -> None:
         """Work for the durability thread at each look (none here)."""
@@ -270,9 +289,7 @@ class Upload:
             if self.finished:
                 return
             self.finished = True
-        self.stop.set()
-        if self.flusher is not None:
-            self.flusher.join()
+        self._stop_ticks()
         self._keep_partial()
         self._report(last=True)
         glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.error_result(exc))
@@ -282,9 +299,7 @@ class Upload:
     def finish(self) -> None:
         """After the last callback: make it durable and complete, or keep the partial (Globus thread)."""
         glue.lib.tc_will_block()
-        self.stop.set()
-        if self.flusher is not None:
-            self.flusher.join()
+        self._stop_ticks()
         error = self.error
         t = time.perf_counter()
         try:
@@ -298,8 +313,8 @@ class Upload:
         self._report(last=True)
         log.info(
             "upload %s: %d bytes in %d data callbacks; %.3f s in Python on Globus data threads, "
-            "%.3f s writing (%s); durable() %d times in the marker thread, %.3f s; "
-            "final durable() and complete() %.3f s%s",
+            "%.3f s writing (%s); durable() %d times in the durability thread, %.3f s; "
+            "complete() after the last byte %.3f s%s",
             self.path, self.received, self.callbacks, self.python_seconds, self.write_seconds, self.data_path,
             self.flush_calls, self.flush_seconds, self.final_seconds,
             f"; failed: {error}" if error is not None else "",
