@@ -27,6 +27,7 @@ The machine's load (``os.getloadavg``) is printed with every timing.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -131,11 +132,9 @@ def put(server: Server, source: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-def put_tree(server: Server, tree: Path, files: int) -> tuple[float, float]:
+def put_tree(server: Server, tree: Path, files: int, opts: list[str]) -> tuple[float, float]:
     target = server.dir / "tree"
-    wall, cpu = timed(
-        server, ["globus-url-copy", "-r", "-cc", "4", "-fast", f"file://{tree}/", server.url("tree/")], target
-    )
+    wall, cpu = timed(server, ["globus-url-copy", "-r", *opts, f"file://{tree}/", server.url("tree/")], target)
     got = sum(len(f) for _, _, f in os.walk(target))
     if got != files:
         raise SystemExit(f"{server.name}: {got} of {files} files arrived")
@@ -245,6 +244,8 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=1000, help="files of the -r -cc 4 tree (0: no tree)")
     ap.add_argument("--file-size", default="16KiB")
     ap.add_argument("--tree-rounds", type=int, default=None, help="rounds of the tree (default: --rounds)")
+    ap.add_argument("--tree-opts", action="append", default=None, metavar="OPTIONS",
+                    help="globus-url-copy options of a tree run (repeatable: one run each; default '-cc 4 -fast')")
     ap.add_argument("--dir", help="where the servers store (default: a temporary directory)")
     ap.add_argument("--dsi-option", action="append", default=[], metavar="NAME=VALUE",
                     help="extra DSI option for the dsi server, e.g. durable_interval=0.5 (repeatable)")
@@ -305,11 +306,12 @@ def main() -> int:
             print("  dsi sessions, median: Py_InitializeFromConfig {} ms, importing the bridge {} ms, "
                   "opening the driver {} ms; process CPU at login {} ms".format(*(med(list(c)) for c in cols2)))
 
-        if args.files:
+        for opts in (args.tree_opts or ["-cc 4 -fast"]) if args.files else []:
             n = args.tree_rounds if args.tree_rounds is not None else args.rounds
-            print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r -cc 4 -fast, "
+            print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "
                   f"{n} rounds, each timed to a trailing sync:")
-            twalls, tcpus = rounds(servers, n, "tree", lambda s: put_tree(s, tree, args.files))
+            twalls, tcpus = rounds(servers, n, "tree", functools.partial(put_tree, tree=tree, files=args.files,
+                                                                         opts=opts.split()))
             for s in servers:
                 print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
                       f"  CPU {med(tcpus[s.name]):.2f} s")
