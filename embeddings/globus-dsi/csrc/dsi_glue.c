@@ -466,7 +466,12 @@ tc_sink_after(tc_sink_t *s, globus_byte_t *buf, int again)
 
     if (again) {
         res = globus_gridftp_server_register_read(s->op, buf, s->block, tc_sink_read_cb, s);
-        if (res != GLOBUS_SUCCESS) {
+        /* Registered: its callback comes later and decides the end.  `s` is
+         * not touched again here: with -threads N the upload may end, and
+         * the sink be freed, before this thread runs on. */
+        if (res == GLOBUS_SUCCESS)
+            return;
+        {
             char text[512];
             tc_result_text(res, text, sizeof(text));
             pthread_mutex_lock(&s->lock);
