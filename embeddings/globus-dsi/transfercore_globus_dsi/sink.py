@@ -56,14 +56,14 @@ class SinkUpload(Upload):
     def begin(self, buffers: int, block: int, period: float) -> None:
         """Register the reads (a Globus thread, after ``begin_transfer``): from here on C drives."""
         self.block = block
-        report = max(0.1, min(period, REPORT_PERIOD)) if self.session.config.markers != "off" else 0.0
+        report = max(0.1, min(period, REPORT_PERIOD)) if self.ticking and self.session.config.markers != "off" else 0.0
         glue.lib.tc_sink_start(self.sink, buffers, block, report)
 
     # -- the durability thread ---------------------------------------------------------
 
     def _wants_ticks(self) -> bool:
         # with markers off too: the durability thread starts writeback between looks
-        return True
+        return not self.small
 
     def _start_pump(self, period: float) -> None:
         pass  # C's own timer (tc_sink_start)

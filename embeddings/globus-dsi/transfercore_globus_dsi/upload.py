@@ -39,6 +39,11 @@ log = logging.getLogger("transfercore.globus_dsi")
 #: at most this long (s) between ``durable()`` queuing a range and the server holding it for its next 111
 #: (the flush period when shorter, but at least 0.1 s: each tick takes the GIL on the event thread)
 REPORT_PERIOD = 1.0
+#: an upload announced (ALLO) smaller than this gets no durability work while it arrives: it
+#: ends long before a flush period would, complete() makes it durable, and a restart would
+#: send little again; the durability thread, the marker timer and their wake-ups per file are
+#: what a tree of small files does not need
+SMALL_UPLOAD = 1 << 20
 
 
 
@@ -119,7 +124,11 @@ class Upload:
         self._start_pump(period)
 
     def _wants_ticks(self) -> bool:
-        return self.session.config.markers != "off" and self._restartable()
+        return self.session.config.markers != "off" and self._restartable() and not self.small
+
+    @property
+    def small(self) -> bool:
+        return self.writer is not None and self.writer.size < SMALL_UPLOAD
 
     def _start_pump(self, period: float) -> None:
         # Without it, ranges made durable while the client's data stall would wait for the
