@@ -94,3 +94,15 @@ def test_no_allo_upload_gets_111_is_killed_after_two_and_resumes_with_rest(dsi_s
     assert (root / "n.bin").read_bytes() == payload
     wait_for(lambda: not any(p.name.startswith(".tc-spool-") for p in root.iterdir()), 10, "the spool to go")
     assert re.search(r"resume \d+-\d+.*durable spool", served.dsi_log()), served.dsi_log()
+
+
+def test_no_allo_upload_past_max_spool_fails_and_says_send_allo(dsi_server, root):
+    served = dsi_server(f"posix://{root}", dsi_options=["max_spool=1MiB"])
+    c = Control(served.port)
+    try:
+        c.login()
+        replies = c.stor_mode_e("/big.bin", [(off, os.urandom(CHUNK)) for off in range(0, 2 << 20, CHUNK)])
+    finally:
+        c.close()
+    assert replies[-1][0] >= 400 and "ALLO" in replies[-1][1], replies
+    assert not (root / "big.bin").exists()

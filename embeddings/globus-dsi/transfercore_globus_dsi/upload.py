@@ -495,7 +495,7 @@ def _open_spool(session: Session, path: str, to_receive: list[tuple[int, int]]) 
     directory = session.config.spool or (os.path.dirname(local) if local is not None else None)
     held = held_unsized(to_receive)
     key = f"{driver.name}://{driver.authority}{path}"
-    return Spool(directory, key=key if directory else None, resume=held)
+    return Spool(directory, key=key if directory else None, resume=held, limit=session.config.max_spool)
 
 
 def _update_plan(session: Session, path: str, offset: int, size: int | None) -> StorePlan:
