@@ -1,31 +1,33 @@
 """The transfercore DSI inside the real globus-gridftp-server against its built-in file storage.
 
-Three servers, the same binary, on loopback, taking turns within each round:
+Three servers, the same binary, on loopback, taking turns within each round
+(each round starts with the next server, so none always goes first):
 
 * ``dsi``: ``-dsi transfercore:posix://DIR`` (111 markers only from ``Writer.durable()``,
   ``226`` after ``complete()``: the file is fsynced and published);
 * ``file``: the built-in file storage (markers without any flush);
 * ``file -sync-writes``: the built-in storage with a global ``sync()`` before each marker.
 
-Each PUT is ``globus-url-copy -fast -p 4`` (MODE E, four streams) of one file,
-timed to durability: until ``globus-url-copy`` returns and a trailing ``sync``
-has finished, so storage that leaves dirty pages at ``226`` pays for them.
-CPU is user + system time of the session process (reaped by the listener).
+Measured, each timed to durability (until the client returns and a trailing
+``sync`` has finished, so storage that leaves dirty pages at ``226`` pays for
+them), medians with the spread over the rounds:
 
-Per-session start-up latency is the time from connecting to the ``230`` reply of
-an anonymous login (the DSI starts Python, imports transfercore and opens the
-driver there), then to the reply of a first ``SIZE``.
+* a ``globus-url-copy -fast -p 4`` PUT of one large file (MODE E, four
+  streams), and the CPU (user + system) of the session processes per GiB;
+* session start: connect to the ``230`` of an anonymous login, to the reply of
+  a first ``SIZE``, to the ``226`` of a 1 KiB ``STOR``; CPU per session;
+* a tree of small files, ``globus-url-copy -r -cc 4 -fast``.
 
-Where Python runs: the DSI logs, per upload, the seconds its data callbacks
-spent in Python on the server's data threads; printed against the wall time.
+The machine's load (``os.getloadavg``) is printed with every timing.
 
-    python benchmarks/bench_dsi.py                    # 1 GiB, 3 rounds, 20 logins each
-    python benchmarks/bench_dsi.py --size 256MiB --rounds 5 --logins 50
+    python benchmarks/bench_dsi.py                    # 1 GiB, 3 rounds, 1000-file tree
+    python benchmarks/bench_dsi.py --size 256MiB --rounds 5 --logins 20 --files 0
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from transfercore_globus_dsi import launch
@@ -81,9 +84,12 @@ class Server:
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
 
-    def url(self, name: str) -> str:
+    def path(self, name: str) -> str:
         # the DSI serves DIR as '/'; the built-in storage sees the real path
-        return f"ftp://127.0.0.1:{self.port}{'' if self.dsi else str(self.dir)}/{name}"
+        return f"{'' if self.dsi else str(self.dir)}/{name}"
+
+    def url(self, name: str) -> str:
+        return f"ftp://127.0.0.1:{self.port}{self.path(name)}"
 
     def settled_cpu(self) -> float:
         last = children_cpu(self.proc.pid)
@@ -103,127 +109,214 @@ class Server:
             self.proc.kill()
 
 
-def put(server: Server, source: Path) -> tuple[float, float]:
-    target = server.dir / "put.bin"
-    if target.exists():
+def timed(server: Server, argv: list[str], target: Path) -> tuple[float, float]:
+    """Run one client command against ``server``; wall time to a trailing ``sync``, session CPU."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
         target.unlink()
     subprocess.run(["sync"], check=True)
     cpu0 = server.settled_cpu()
     t0 = time.perf_counter()
-    subprocess.run(
-        ["globus-url-copy", "-fast", "-p", "4", f"file://{source}", server.url("put.bin")],
-        check=True, stdout=subprocess.DEVNULL, timeout=600,
-    )
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900)
     subprocess.run(["sync"], check=True)
     wall = time.perf_counter() - t0
-    cpu = server.settled_cpu() - cpu0
+    return wall, server.settled_cpu() - cpu0
+
+
+def put(server: Server, source: Path) -> tuple[float, float]:
+    target = server.dir / "put.bin"
+    wall, cpu = timed(server, ["globus-url-copy", "-fast", "-p", "4", f"file://{source}", server.url("put.bin")], target)
     if target.stat().st_size != source.stat().st_size:
         raise SystemExit(f"{server.name}: the uploaded file has the wrong size")
     return wall, cpu
 
 
-def login_latency(port: int) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    f = s.makefile("rb")
+def put_tree(server: Server, tree: Path, files: int, opts: list[str]) -> tuple[float, float]:
+    target = server.dir / "tree"
+    wall, cpu = timed(server, ["globus-url-copy", "-r", *opts, f"file://{tree}/", server.url("tree/")], target)
+    got = sum(len(f) for _, _, f in os.walk(target))
+    if got != files:
+        raise SystemExit(f"{server.name}: {got} of {files} files arrived")
+    return wall, cpu
 
-    def reply() -> bytes:
-        line = f.readline()
+
+def make_tree(path: Path, files: int, size: int) -> None:
+    for i in range(files):
+        d = path / f"d{i % 10}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}").write_bytes(os.urandom(size))
+
+
+class Control:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.f = self.sock.makefile("rb")
+
+    def reply(self) -> bytes:
+        line = self.f.readline()
         while line[3:4] == b"-":
-            line = f.readline()
+            line = self.f.readline()
         return line
 
-    reply()
-    s.sendall(b"USER anonymous\r\n")
-    reply()
-    s.sendall(b"PASS x@y\r\n")
-    if not reply().startswith(b"230"):
-        raise SystemExit("login failed")
-    t_login = time.perf_counter() - t0
-    s.sendall(b"SIZE /missing.bin\r\n")
-    reply()
-    t_first = time.perf_counter() - t0
-    s.sendall(b"QUIT\r\n")
-    s.close()
-    return t_login, t_first
+    def cmd(self, text: str) -> bytes:
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def session_start(server: Server, payload: bytes) -> tuple[float, float, float]:
+    """Connect to the 230 of an anonymous login, to the reply of a first SIZE, and to the
+    226 of a MODE S STOR of ``payload`` (ALLO sent); seconds."""
+    t0 = time.perf_counter()
+    c = Control(server.port)
+    try:
+        c.reply()
+        c.cmd("USER anonymous")
+        if not c.cmd("PASS x@y").startswith(b"230"):
+            raise SystemExit(f"{server.name}: login failed")
+        t_login = time.perf_counter() - t0
+        c.cmd(f"SIZE {server.path('missing.bin')}")
+        t_first = time.perf_counter() - t0
+        c.cmd("TYPE I")
+        c.cmd(f"ALLO {len(payload)}")
+        pasv = c.cmd("PASV").decode()
+        nums = [int(n) for n in pasv[pasv.index("(") + 1 : pasv.index(")")].split(",")]
+        data = socket.create_connection((".".join(map(str, nums[:4])), nums[4] * 256 + nums[5]), timeout=60)
+        c.sock.sendall(f"STOR {server.path('tiny.bin')}\r\n".encode())
+        if not c.reply().startswith(b"150"):
+            raise SystemExit(f"{server.name}: STOR refused")
+        data.sendall(payload)
+        data.close()
+        if not c.reply().startswith(b"226"):
+            raise SystemExit(f"{server.name}: the tiny upload failed")
+        t_stored = time.perf_counter() - t0
+        c.cmd("QUIT")
+    finally:
+        c.close()
+    return t_login, t_first, t_stored
 
 
 def spread(values: list[float]) -> str:
     return f"{min(values):.3g}-{max(values):.3g}"
 
 
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def load() -> str:
+    return "load " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def rounds(servers: list[Server], n: int, what: str, run: Callable[[Server], tuple[float, float]]) -> tuple[
+    dict[str, list[float]], dict[str, list[float]]
+]:
+    """``n`` rounds, the servers taking turns (each round starts with the next one)."""
+    walls: dict[str, list[float]] = {s.name: [] for s in servers}
+    cpus: dict[str, list[float]] = {s.name: [] for s in servers}
+    for r in range(n):
+        order = servers[r % len(servers) :] + servers[: r % len(servers)]
+        for s in order:
+            wall, cpu = run(s)
+            walls[s.name].append(wall)
+            cpus[s.name].append(cpu)
+            print(f"  {what} round {r + 1} {s.name:<18} {wall:7.2f} s  cpu {cpu:6.2f} s  ({load()})", flush=True)
+    return walls, cpus
+
+
+def ratios(walls: dict[str, list[float]], base: str) -> None:
+    for other in walls:
+        if other == "dsi":
+            continue
+        per = [b / a for a, b in zip(walls["dsi"], walls[other], strict=True)]
+        print(f"  speed dsi / {other:<18} {med(walls[other]) / med(walls['dsi']):5.2f}x of medians "
+              f"(per round {', '.join(f'{x:.2f}' for x in per)}; median of rounds {med(per):.2f}x)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1GiB")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--logins", type=int, default=20, help="logins per server for the start-up latency")
+    ap.add_argument("--logins", type=int, default=10, help="sessions per server for the start-up times")
+    ap.add_argument("--files", type=int, default=1000, help="files of the -r -cc 4 tree (0: no tree)")
+    ap.add_argument("--file-size", default="16KiB")
+    ap.add_argument("--tree-rounds", type=int, default=None, help="rounds of the tree (default: --rounds)")
+    ap.add_argument("--tree-opts", action="append", default=None, metavar="OPTIONS",
+                    help="globus-url-copy options of a tree run (repeatable: one run each; default '-cc 4 -fast')")
     ap.add_argument("--dir", help="where the servers store (default: a temporary directory)")
     ap.add_argument("--dsi-option", action="append", default=[], metavar="NAME=VALUE",
                     help="extra DSI option for the dsi server, e.g. durable_interval=0.5 (repeatable)")
     args = ap.parse_args()
     size = parse_size(args.size, what="--size")
+    file_size = parse_size(args.file_size, what="--file-size")
     work = Path(tempfile.mkdtemp(prefix="bench-dsi-", dir=args.dir))
     servers: list[Server] = []
     try:
         source = work / "source.bin"
         make_source(source, size)
+        tree = work / "tree-source"
+        if args.files:
+            make_tree(tree, args.files, file_size)
         servers = [
             Server("dsi", work, [], dsi=True, dsi_options=args.dsi_option),
             Server("file", work, [], dsi=False),
             Server("file -sync-writes", work, ["-sync-writes"], dsi=False),
         ]
-        print(f"{format_size(size)} MODE E -p 4 PUT, {args.rounds} rounds, {os.cpu_count()} cores, "
-              f"{time.strftime('%Y-%m-%d %H:%M')}, Python {sys.version.split()[0]} embedded from "
-              f"{launch.build_info()['executable']}")
-        walls: dict[str, list[float]] = {s.name: [] for s in servers}
-        cpus: dict[str, list[float]] = {s.name: [] for s in servers}
-        for r in range(args.rounds):
-            order = servers[r % 3 :] + servers[: r % 3]
-            for s in order:
-                wall, cpu = put(s, source)
-                walls[s.name].append(wall)
-                cpus[s.name].append(cpu)
-                print(f"  round {r + 1} {s.name:<18} {wall:6.2f} s  {size / wall / 1e6:7.0f} MB/s  cpu {cpu:5.2f} s",
-                      flush=True)
-        print()
-        print(f"{'storage':<20} {'MB/s (median)':>14} {'s (spread)':>14} {'CPU s':>8}")
-        med = {}
+        print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, {load()}; Python "
+              f"{sys.version.split()[0]} embedded from {launch.build_info()['executable']}")
+
+        print(f"\n{format_size(size)} MODE E -p 4 PUT, {args.rounds} rounds, each timed to a trailing sync:")
+        walls, cpus = rounds(servers, args.rounds, "put", lambda s: put(s, source))
+        gib = size / (1 << 30)
+        print(f"  {'storage':<20} {'MB/s (median)':>14} {'s (spread)':>14} {'CPU s/GiB':>10}")
         for s in servers:
-            med[s.name] = statistics.median(walls[s.name])
-            print(f"{s.name:<20} {size / med[s.name] / 1e6:14.0f} {spread(walls[s.name]):>14} "
-                  f"{statistics.median(cpus[s.name]):8.2f}")
-        per_round_sync = [b / a for a, b in zip(walls["dsi"], walls["file -sync-writes"], strict=True)]
-        per_round_plain = [b / a for a, b in zip(walls["dsi"], walls["file"], strict=True)]
-        print(f"\nthroughput ratio dsi / file -sync-writes: {med['file -sync-writes'] / med['dsi']:.2f}x "
-              f"(per round {', '.join(f'{x:.2f}' for x in per_round_sync)})")
-        print(f"throughput ratio dsi / file:              {med['file'] / med['dsi']:.2f}x "
-              f"(per round {', '.join(f'{x:.2f}' for x in per_round_plain)})")
+            print(f"  {s.name:<20} {size / med(walls[s.name]) / 1e6:14.0f} {spread(walls[s.name]):>14} "
+                  f"{med(cpus[s.name]) / gib:10.2f}")
+        ratios(walls, "dsi")
         log = servers[0].log.read_text() if servers[0].log.exists() else ""
         py = [float(x) for x in re.findall(r"([\d.]+) s in Python on Globus data threads", log)]
+        paths = sorted(set(re.findall(r"s writing \(([^)]*)\)", log)))
         if py:
-            print(f"Python on the server's data threads per upload: median {statistics.median(py):.2f} s "
-                  f"({spread(py)}) of a median wall time of {med['dsi']:.2f} s")
-        flush = [float(x) for x in re.findall(r"durable\(\) \d+ times in the marker thread, ([\d.]+) s", log)]
-        final = [float(x) for x in re.findall(r"final durable\(\) and complete\(\) ([\d.]+) s", log)]
+            print(f"  dsi: Python on the server's data threads per upload: median {med(py):.2f} s ({spread(py)}); "
+                  f"data path: {', '.join(paths)}")
+        flush = [float(x) for x in re.findall(r"durable\(\) \d+ times in the durability thread, ([\d.]+) s", log)]
+        final = [float(x) for x in re.findall(r"complete\(\) after the last byte ([\d.]+) s", log)]
         if flush and final:
-            print(f"durable() in the marker thread (off the data path): median {statistics.median(flush):.2f} s "
-                  f"({spread(flush)}); last durable() + complete() after the last byte: median "
-                  f"{statistics.median(final):.2f} s ({spread(final)})")
-        print(f"\nper-session start-up, {args.logins} logins each (connect to 230; to the first SIZE reply):")
+            print(f"  dsi: durable() in the durability thread: median {med(flush):.2f} s ({spread(flush)}); "
+                  f"complete() after the last byte: median {med(final):.2f} s ({spread(final)})")
+
+        print(f"\nsession start, {args.logins} sessions each (connect to 230; to the first SIZE reply; "
+              "to the 226 of a 1 KiB STOR), ms:")
+        tiny = os.urandom(1024)
         for s in servers[:2]:
-            logins, firsts = [], []
-            for _ in range(args.logins):
-                a, b = login_latency(s.port)
-                logins.append(a)
-                firsts.append(b)
-            print(f"  {s.name:<8} login median {1000 * statistics.median(logins):6.1f} ms ({1000 * min(logins):.1f}-"
-                  f"{1000 * max(logins):.1f}); first reply {1000 * statistics.median(firsts):6.1f} ms")
+            cpu0 = s.settled_cpu()
+            times = [session_start(s, tiny) for _ in range(args.logins)]
+            cpu = (s.settled_cpu() - cpu0) / args.logins
+            cols = list(zip(*times, strict=True))
+            print(f"  {s.name:<8} " + "; ".join(
+                f"{1000 * med(list(c)):6.1f} ({1000 * min(c):.0f}-{1000 * max(c):.0f})" for c in cols
+            ) + f"; CPU per session {1000 * cpu:.0f} ms  ({load()})")
         log = servers[0].log.read_text() if servers[0].log.exists() else ""
-        parts = re.findall(r"start-up: Python (\d+) ms, imports (\d+) ms, driver (\d+) ms", log)
+        parts = re.findall(r"start-up: Python (\d+) ms, imports (\d+) ms, driver (\d+) ms; process CPU so far (\d+)", log)
         if parts:
-            cols = list(zip(*[[int(x) for x in p] for p in parts], strict=True))
+            cols2 = list(zip(*[[int(x) for x in p] for p in parts], strict=True))
             print("  dsi sessions, median: Py_InitializeFromConfig {} ms, importing the bridge {} ms, "
-                  "opening the driver {} ms".format(*(statistics.median(c) for c in cols)))
+                  "opening the driver {} ms; process CPU at login {} ms".format(*(med(list(c)) for c in cols2)))
+
+        for opts in (args.tree_opts or ["-cc 4 -fast"]) if args.files else []:
+            n = args.tree_rounds if args.tree_rounds is not None else args.rounds
+            print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "
+                  f"{n} rounds, each timed to a trailing sync:")
+            twalls, tcpus = rounds(servers, n, "tree", functools.partial(put_tree, tree=tree, files=args.files,
+                                                                         opts=opts.split()))
+            for s in servers:
+                print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
+                      f"  CPU {med(tcpus[s.name]):.2f} s")
+            ratios(twalls, "dsi")
+        print(f"\nend: {load()}")
     finally:
         for s in servers:
             s.stop()

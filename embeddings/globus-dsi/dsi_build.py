@@ -149,6 +149,19 @@ double tc_python_start_seconds(void);
 globus_result_t tc_periodic_start(double, globus_callback_func_t, void *, int *);
 globus_result_t tc_periodic_stop(int, globus_callback_func_t, void *);
 
+/* the upload data path in C (csrc/dsi_glue.c) */
+typedef struct tc_sink tc_sink_t;
+tc_sink_t *tc_sink_new(globus_gfs_operation_t, int, globus_off_t, void *);
+int tc_sink_claim(tc_sink_t *, globus_off_t, globus_off_t);
+void tc_sink_start(tc_sink_t *, int, globus_size_t, double);
+int tc_sink_has_timer(tc_sink_t *);
+void tc_sink_report(tc_sink_t *, int);
+int tc_sink_queue(tc_sink_t *, globus_off_t, globus_off_t);
+int tc_sink_written(tc_sink_t *, globus_off_t *, int);
+void tc_sink_stats(tc_sink_t *, globus_off_t *, long *, double *, int *, char *, size_t);
+int tc_sink_kick(tc_sink_t *);
+void tc_sink_release(tc_sink_t *);
+
 extern "Python+C" void tc_py_session_start(globus_gfs_operation_t, globus_gfs_session_info_t *);
 extern "Python+C" void tc_py_session_stop(void *);
 extern "Python+C" void tc_py_stat(globus_gfs_operation_t, globus_gfs_stat_info_t *, void *);
@@ -160,7 +173,8 @@ extern "Python" void tc_py_read_cb(globus_gfs_operation_t, globus_result_t, glob
 extern "Python" void tc_py_write_cb(globus_gfs_operation_t, globus_result_t, globus_byte_t *,
     globus_size_t, void *);
 extern "Python" void tc_py_report_cb(void *);
-extern "Python" void tc_py_report_stopped(void *);
+extern "Python+C" void tc_py_report_stopped(void *);
+extern "Python+C" void tc_py_sink_done(void *);
 """
 
 # Runs in the embedded interpreter the first time the server calls the module.

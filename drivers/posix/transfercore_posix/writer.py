@@ -171,6 +171,30 @@ class PosixWriter(Writer):
         else:
             pwrite_all(self._fd, view, offset)
 
+    # -- blocks written by the caller itself (the GridFTP server's DSI, in C) ----
+
+    def lend_fd(self) -> int | None:
+        """The partial file's descriptor, for a caller that ``pwrite``\\ s blocks
+        itself (no Python object per block); ``None`` when writes must come
+        through :meth:`write` (direct I/O).
+
+        Such bytes count only once :meth:`note_written` names them, which the
+        caller does only for writes that returned; no such write may be under
+        way when :meth:`complete` or :meth:`abort` is called.
+        """
+        return self._fd if self._direct is None else None
+
+    def note_written(self, ranges: RangeSet) -> None:
+        """Record ``ranges`` as written through :meth:`lend_fd` (their ``pwrite`` returned)."""
+        with self._lock:
+            self._check_open()
+            for r in ranges:
+                check_write(r.start, r.length, self._size, self._display)
+                if self._done.overlaps(r.start, r.end):
+                    raise overlap_error(self._display, r.start, r.end)
+            for r in ranges:
+                self._done.add(r.start, r.end)
+
     def _finish(self, key: tuple[int, int], *, ok: bool) -> None:
         with self._lock:
             self._inflight.discard(key)

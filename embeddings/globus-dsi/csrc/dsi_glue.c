@@ -10,8 +10,13 @@
  *   TC_LIBPYTHON          libpython's soname, promoted to RTLD_GLOBAL
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* sync_file_range */
+#endif
 #include <globus_gridftp_server.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +32,8 @@ void tc_py_stat(globus_gfs_operation_t, globus_gfs_stat_info_t *, void *);
 void tc_py_command(globus_gfs_operation_t, globus_gfs_command_info_t *, void *);
 void tc_py_recv(globus_gfs_operation_t, globus_gfs_transfer_info_t *, void *);
 void tc_py_send(globus_gfs_operation_t, globus_gfs_transfer_info_t *, void *);
+void tc_py_sink_done(void *);
+void tc_py_report_stopped(void *);
 
 static pthread_mutex_t tc_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int tc_python_state = 0;          /* 0 not tried, 1 running, -1 failed */
@@ -230,6 +237,418 @@ globus_result_t
 tc_periodic_stop(int handle, globus_callback_func_t done, void *arg)
 {
     return globus_callback_unregister(handle, done, arg, NULL);
+}
+
+/* ---- The upload data path in C -------------------------------------------
+ *
+ * For a driver that lends its partial file's descriptor (posix), the read
+ * callbacks never enter Python: each block is pwrite'd here, in the Globus
+ * thread that received it, into the buffer it came in, and its range joins
+ * `done`.  Python runs only in its durability thread (every flush period: it
+ * takes `done`, tells the writer, calls durable() and queues the new durable
+ * ranges here) and once at the end (tc_py_sink_done: last durable(),
+ * complete(), finished_transfer).  Queued ranges go to the server from Globus
+ * threads only: the next read callback or a periodic Globus timer.
+ *
+ * A range is claimed before its pwrite, so overlapping data (a broken client)
+ * fail the upload instead of overwriting bytes a marker named. */
+
+typedef struct {
+    globus_off_t *v;            /* start, end pairs, sorted, disjoint, not touching */
+    int n;                      /* pairs */
+    int cap;
+} tc_spans_t;
+
+/* Add [a, b); with `strict`, refuse (-1) if it overlaps what is there.  -2: no memory. */
+static int
+tc_spans_add(tc_spans_t *s, globus_off_t a, globus_off_t b, int strict)
+{
+    int lo = 0, hi, k;
+
+    if (a >= b)
+        return 0;
+    /* first pair whose end >= a (may touch or overlap) */
+    while (lo < s->n && s->v[2 * lo + 1] < a)
+        lo++;
+    hi = lo;
+    while (hi < s->n && s->v[2 * hi] <= b) {
+        if (strict && s->v[2 * hi] < b && s->v[2 * hi + 1] > a)
+            return -1;
+        hi++;
+    }
+    if (hi > lo) {              /* merge pairs lo..hi-1 with [a, b) into lo */
+        if (s->v[2 * lo] < a)
+            a = s->v[2 * lo];
+        if (s->v[2 * (hi - 1) + 1] > b)
+            b = s->v[2 * (hi - 1) + 1];
+        s->v[2 * lo] = a;
+        s->v[2 * lo + 1] = b;
+        k = hi - lo - 1;
+        if (k > 0) {
+            memmove(&s->v[2 * (lo + 1)], &s->v[2 * hi], sizeof(globus_off_t) * 2 * (s->n - hi));
+            s->n -= k;
+        }
+        return 0;
+    }
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        globus_off_t *v = realloc(s->v, sizeof(globus_off_t) * 2 * cap);
+        if (v == NULL)
+            return -2;
+        s->v = v;
+        s->cap = cap;
+    }
+    memmove(&s->v[2 * (lo + 1)], &s->v[2 * lo], sizeof(globus_off_t) * 2 * (s->n - lo));
+    s->v[2 * lo] = a;
+    s->v[2 * lo + 1] = b;
+    s->n++;
+    return 0;
+}
+
+typedef struct tc_sink {
+    globus_gfs_operation_t op;
+    int fd;
+    globus_off_t size;
+    globus_size_t block;
+    int nbufs;
+    globus_byte_t **bufs;
+    void *py;                   /* the Python upload's handle */
+    pthread_mutex_t lock;       /* everything below */
+    tc_spans_t claimed;
+    tc_spans_t done;
+    tc_spans_t queued;          /* durable ranges for the server's next 111 */
+    int pending;
+    int eof;
+    int finished;
+    int errnum;                 /* a failed pwrite's errno */
+    char error[1024];
+    globus_off_t received;
+    long callbacks;
+    double write_seconds;
+    pthread_mutex_t report_lock;    /* held while ranges go to the server */
+    int reports_closed;
+    int timer;
+    int timer_on;
+} tc_sink_t;
+
+static double
+tc_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void
+tc_sink_fail_locked(tc_sink_t *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->error[0] != '\0')
+        return;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof(s->error), fmt, ap);
+    va_end(ap);
+    if (s->error[0] == '\0')
+        strcpy(s->error, "the upload failed");
+}
+
+tc_sink_t *
+tc_sink_new(globus_gfs_operation_t op, int fd, globus_off_t size, void *py)
+{
+    tc_sink_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->op = op;
+    s->fd = fd;
+    s->size = size;
+    s->py = py;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->report_lock, NULL);
+    return s;
+}
+
+/* Bytes the writer holds already (a resumed upload): no block may land on them. */
+int
+tc_sink_claim(tc_sink_t *s, globus_off_t start, globus_off_t end)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    rc = tc_spans_add(&s->claimed, start, end, 1);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Hand the queued durable ranges to the server (a Globus thread only). */
+void
+tc_sink_report(tc_sink_t *s, int last)
+{
+    tc_spans_t batch = {NULL, 0, 0};
+    int i;
+
+    pthread_mutex_lock(&s->report_lock);
+    if (!s->reports_closed) {
+        pthread_mutex_lock(&s->lock);
+        batch = s->queued;
+        s->queued.v = NULL;
+        s->queued.n = s->queued.cap = 0;
+        pthread_mutex_unlock(&s->lock);
+        for (i = 0; i < batch.n; i++)
+            globus_gridftp_server_update_range_recvd(s->op, batch.v[2 * i], batch.v[2 * i + 1] - batch.v[2 * i]);
+        if (last)
+            s->reports_closed = 1;
+    }
+    pthread_mutex_unlock(&s->report_lock);
+    free(batch.v);
+}
+
+/* Queue a durable range (any thread; the Python durability thread). */
+int
+tc_sink_queue(tc_sink_t *s, globus_off_t start, globus_off_t length)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    rc = tc_spans_add(&s->queued, start, start + length, 0);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* The ranges whose pwrite returned, as start, end pairs into `out` (at most
+ * `max` pairs); returns how many there are (call again with more room when
+ * that exceeds `max`). */
+int
+tc_sink_written(tc_sink_t *s, globus_off_t *out, int max)
+{
+    int n;
+
+    pthread_mutex_lock(&s->lock);
+    n = s->done.n;
+    if (n <= max && n > 0)
+        memcpy(out, s->done.v, sizeof(globus_off_t) * 2 * n);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* Received bytes, data callbacks, seconds in pwrite; a failed pwrite's errno and the failure, if any, into `error`. */
+void
+tc_sink_stats(tc_sink_t *s, globus_off_t *received, long *callbacks, double *write_seconds,
+              int *errnum, char *error, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    *errnum = s->errnum;
+    *received = s->received;
+    *callbacks = s->callbacks;
+    *write_seconds = s->write_seconds;
+    snprintf(error, len, "%s", s->error);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Start writeback of what is dirty, without waiting for it (the durability
+ * thread, between durable() calls): the final flush before 226 then finds
+ * little left, and the device works while the network does. */
+int
+tc_sink_kick(tc_sink_t *s)
+{
+    return sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : errno;
+}
+
+static void tc_sink_read_cb(globus_gfs_operation_t, globus_result_t, globus_byte_t *, globus_size_t,
+                            globus_off_t, globus_bool_t, void *);
+
+static void
+tc_sink_after(tc_sink_t *s, globus_byte_t *buf, int again)
+{
+    globus_result_t res;
+    int done;
+
+    if (again) {
+        res = globus_gridftp_server_register_read(s->op, buf, s->block, tc_sink_read_cb, s);
+        /* Registered: its callback comes later and decides the end.  `s` is
+         * not touched again here: with -threads N the upload may end, and
+         * the sink be freed, before this thread runs on. */
+        if (res == GLOBUS_SUCCESS)
+            return;
+        {
+            char text[512];
+            tc_result_text(res, text, sizeof(text));
+            pthread_mutex_lock(&s->lock);
+            s->pending--;
+            tc_sink_fail_locked(s, "the server refused a data read: %s", text);
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    done = s->pending == 0 && !s->finished && (s->eof || s->error[0] != '\0');
+    if (done)
+        s->finished = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (done)
+        tc_py_sink_done(s->py);
+}
+
+static void
+tc_sink_read_cb(globus_gfs_operation_t op, globus_result_t result, globus_byte_t *buf,
+                globus_size_t nbytes, globus_off_t offset, globus_bool_t eof, void *arg)
+{
+    tc_sink_t *s = arg;
+    globus_off_t end = offset + (globus_off_t) nbytes;
+    int ok = 0, again = 0, rc;
+
+    if (result != GLOBUS_SUCCESS) {
+        char text[512];
+        tc_result_text(result, text, sizeof(text));
+        pthread_mutex_lock(&s->lock);
+        tc_sink_fail_locked(s, "the data connection failed: %s", text);
+        pthread_mutex_unlock(&s->lock);
+    } else if (nbytes > 0) {
+        pthread_mutex_lock(&s->lock);
+        if (offset < 0 || end > s->size)
+            tc_sink_fail_locked(s, "data at %lld-%lld lie outside the announced upload of %lld bytes",
+                                (long long) offset, (long long) end, (long long) s->size);
+        else if ((rc = tc_spans_add(&s->claimed, offset, end, 1)) != 0)
+            tc_sink_fail_locked(s, rc == -1 ? "data at %lld-%lld arrived twice" : "out of memory at %lld-%lld",
+                                (long long) offset, (long long) end);
+        else
+            ok = 1;
+        pthread_mutex_unlock(&s->lock);
+        if (ok) {
+            double t0 = tc_now();
+            globus_size_t pos = 0;
+            int err = 0;
+            while (pos < nbytes) {
+                ssize_t n = pwrite(s->fd, buf + pos, nbytes - pos, offset + (globus_off_t) pos);
+                if (n < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    err = errno;
+                    break;
+                }
+                if (n == 0) {
+                    err = EIO;
+                    break;
+                }
+                pos += (globus_size_t) n;
+            }
+            pthread_mutex_lock(&s->lock);
+            s->write_seconds += tc_now() - t0;
+            if (err != 0 && s->error[0] == '\0')
+                s->errnum = err;
+            if (err != 0)
+                tc_sink_fail_locked(s, "cannot write %lld-%lld: %s (errno %d)",
+                                    (long long) offset, (long long) end, strerror(err), err);
+            else if (tc_spans_add(&s->done, offset, end, 0) != 0)
+                tc_sink_fail_locked(s, "out of memory");
+            pthread_mutex_unlock(&s->lock);
+            if (err == 0)
+                globus_gridftp_server_update_bytes_recvd(op, (globus_off_t) nbytes);
+        }
+    }
+    tc_sink_report(s, 0);
+    pthread_mutex_lock(&s->lock);
+    s->pending--;
+    s->received += (globus_off_t) nbytes;
+    s->callbacks++;
+    if (eof)
+        s->eof = 1;
+    if (!s->eof && s->error[0] == '\0') {
+        s->pending++;
+        again = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    tc_sink_after(s, buf, again);
+}
+
+static void
+tc_sink_timer_cb(void *arg)
+{
+    tc_sink_report((tc_sink_t *) arg, 0);
+}
+
+/* Register `nbufs` reads of `block` bytes, and the marker timer (a Globus
+ * thread, after begin_transfer).  A read the server refuses counts as a
+ * failure; if none could be registered, tc_py_sink_done runs before this returns. */
+void
+tc_sink_start(tc_sink_t *s, int nbufs, globus_size_t block, double report_period)
+{
+    globus_reltime_t period;
+    long usec = (long) (report_period * 1e6);
+    int i;
+
+    s->block = block;
+    s->bufs = calloc((size_t) nbufs, sizeof(*s->bufs));
+    pthread_mutex_lock(&s->lock);
+    s->pending = nbufs;
+    pthread_mutex_unlock(&s->lock);
+    if (report_period > 0) {
+        if (usec < 1000)
+            usec = 1000;
+        GlobusTimeReltimeSet(period, 0, usec);
+        if (globus_callback_register_periodic(&s->timer, &period, &period, tc_sink_timer_cb, s) == GLOBUS_SUCCESS)
+            s->timer_on = 1;
+    }
+    for (i = 0; i < nbufs; i++) {
+        if (s->bufs != NULL)
+            s->bufs[i] = malloc(block);
+        if (s->bufs == NULL || s->bufs[i] == NULL) {
+            pthread_mutex_lock(&s->lock);
+            s->pending--;
+            tc_sink_fail_locked(s, "out of memory for %d buffers of %lu bytes", nbufs, (unsigned long) block);
+            pthread_mutex_unlock(&s->lock);
+            tc_sink_after(s, NULL, 0);
+            continue;
+        }
+        s->nbufs = i + 1;
+        tc_sink_after(s, s->bufs[i], 1);
+    }
+}
+
+int
+tc_sink_has_timer(tc_sink_t *s)
+{
+    return s->timer_on;
+}
+
+static void
+tc_sink_free(tc_sink_t *s)
+{
+    void *py = s->py;
+    int i;
+
+    for (i = 0; i < s->nbufs; i++)
+        free(s->bufs[i]);
+    free(s->bufs);
+    free(s->claimed.v);
+    free(s->done.v);
+    free(s->queued.v);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->report_lock);
+    free(s);
+    tc_py_report_stopped(py);
+}
+
+static void
+tc_sink_timer_stopped(void *arg)
+{
+    tc_sink_free((tc_sink_t *) arg);
+}
+
+/* After finished_transfer, no read pending (a Globus thread): the sink and
+ * its buffers go once the timer can no longer fire, then the Python upload
+ * is released (tc_py_report_stopped). */
+void
+tc_sink_release(tc_sink_t *s)
+{
+    if (s->timer_on) {
+        s->timer_on = 0;
+        if (globus_callback_unregister(s->timer, tc_sink_timer_stopped, s, NULL) == GLOBUS_SUCCESS)
+            return;
+        /* the timer may still fire: keep the sink (a leak, never a use after free) */
+        return;
+    }
+    tc_sink_free(s);
 }
 
 static globus_result_t

@@ -10,6 +10,8 @@ def test_url_and_options():
     c = parse_config("posix:///data?block=1M log=/var/log/x.log markers=off durable_interval=0.5 spool=/s")
     assert c.location.driver == "posix" and c.location.path == "/data"
     assert (c.log, c.markers, c.durable_interval, c.spool) == ("/var/log/x.log", "off", 0.5, "/s")
+    assert c.max_spool is None
+    assert parse_config("posix:///d max_spool=2GiB").max_spool == 2 << 30
 
 
 def test_defaults_follow_the_client_marker_interval():
@@ -32,6 +34,8 @@ def test_defaults_follow_the_client_marker_interval():
         ("posix:///d durable_interval=nan", "durable_interval"),
         ("posix:///d durable_interval=0", "durable_interval"),
         ("posix:///d log=a log=b", "given twice"),
+        ("posix:///d max_spool=lots", "max_spool='lots'"),
+        ("posix:///d max_spool=0", "max_spool='0'"),
     ],
 )
 def test_bad_options_say_what_is_wrong(text, message):

@@ -43,3 +43,17 @@ def test_held_and_to_receive_partition_the_object(spans, size):
         return
     assert (held | to_receive) == RangeSet.span(0, size)
     assert not (held & to_receive)
+
+
+def test_unsized_rest_holds_what_lies_before_the_open_range_minus_its_holes():
+    from transfercore_globus_dsi.restart import held_unsized
+
+    assert held_unsized([(0, TO_END)]) is None
+    assert held_unsized([]) is None
+    assert held_unsized([(4096, TO_END)]) == RangeSet.span(0, 4096)
+    # REST 0-100,200-300: the server will send 100-200 and 300 onwards
+    assert held_unsized([(100, 100), (300, TO_END)]) == RangeSet.of((0, 100), (200, 300))
+    with pytest.raises(RestartRejected):
+        held_unsized([(100, 100)])  # no open end: not an upload of unknown size
+    with pytest.raises(RestartRejected):
+        held_unsized([(-1, TO_END)])

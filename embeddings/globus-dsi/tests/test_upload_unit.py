@@ -74,6 +74,14 @@ class FakeLib:
         return (code, error_code, text)
 
 
+@pytest.fixture(autouse=True)
+def _small_uploads_tick_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # these uploads are small; what is under test is the durability work of large ones
+    from transfercore_globus_dsi import upload
+
+    monkeypatch.setattr(upload, "SMALL_UPLOAD", 0)
+
+
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLib:
     ffi = FFI()
@@ -89,9 +97,15 @@ def _session(url: str) -> Session:
     return Session(config, open_location(config.location))
 
 
-def _feed(upload: Upload, fake: FakeLib, payload: bytes, order: list[int]) -> None:
-    """Deliver the blocks in ``order`` through the registered buffers, as Globus would."""
+def _feed(upload: Upload, fake: FakeLib, payload: bytes, order: list[int], *, wait_durable_at: int = -1) -> None:
+    """Deliver the blocks in ``order`` through the registered buffers, as Globus would;
+    before block ``wait_durable_at`` of ``order``, wait (bounded) until the durability
+    thread made something durable, so a range reaches the server while data arrive."""
     for i, block in enumerate(order):
+        if i == wait_durable_at:
+            deadline = time.monotonic() + 10
+            while not upload.markers.durable and time.monotonic() < deadline:
+                time.sleep(0.005)
         buf, size = fake.reads.pop(0)
         chunk = payload[block * BLOCK : (block + 1) * BLOCK]
         glue.ffi.memmove(buf, chunk, len(chunk))
@@ -126,18 +140,23 @@ def test_markers_only_from_durable_and_globus_only_from_its_thread(fake, tmp_pat
     upload.start_flusher(0.005)
     order = list(range(40))
     order[3], order[4] = order[4], order[3]  # out of order, as parallel streams deliver
-    _feed(upload, fake, payload, order)
+    _feed(upload, fake, payload, order, wait_durable_at=20)
     me = threading.get_ident()
     assert {thread for _, thread, _ in fake.calls} == {me}, "a Python thread called Globus"
     finished = [args for name, _, args in fake.calls if name == "finished"]
     assert finished == [(0,)]
-    # every reported range came from a durable() result, and together they name the file
+    # every range reported while data arrived came from a durable() result; after the last
+    # byte, complete() made the whole object durable and the rest is reported: together they
+    # name the file
+    names = [name for name, _, _ in fake.calls]
+    end = names.index("will_block")
     reported = RangeSet.of(*[(a[0], a[0] + a[1]) for name, _, a in fake.calls if name == "range"])
     assert durable_calls and reported == RangeSet.span(0, len(payload))
+    during = RangeSet.of(*[(a[0], a[0] + a[1]) for name, _, a in fake.calls[:end] if name == "range"])
     union = RangeSet()
     for m in durable_calls:
         union = union | m
-    assert union.contains(reported)
+    assert during and union.contains(during)
     # 112 counts every byte received
     assert sum(a[0] for name, _, a in fake.calls if name == "bytes") == len(payload)
     # finished came after the file was complete and published
@@ -220,3 +239,38 @@ def test_a_stall_still_reports_durable_ranges_then_nothing_after_the_end(fake, t
     assert len(fake.calls) == before, "the timer called Globus after finished_transfer"
     glue.release(upload)  # what the stop's done-callback does
     assert (tmp_path / "s.bin").read_bytes() == payload
+
+
+def test_a_small_upload_gets_no_durability_work_and_completes_durable(fake, tmp_path, monkeypatch):
+    """Below SMALL_UPLOAD: no timer, no durable() while it arrives, no 111 before complete()
+    made the whole file durable; then the rest of the file is reported."""
+    from transfercore_globus_dsi import upload as upload_mod
+
+    monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 1 << 20)
+    session = _session(f"posix://{tmp_path}")
+    payload = os.urandom(4 * BLOCK)
+    writer = session.driver.open_write(f"{tmp_path}/small.bin", len(payload), None)
+    calls: list[str] = []
+    real = writer.durable
+
+    def spying() -> RangeSet:
+        calls.append("durable")
+        return real()
+
+    writer.durable = spying  # type: ignore[method-assign]
+    upload = Upload(session, "op", f"{tmp_path}/small.bin", writer)
+    upload.block = BLOCK
+    upload.pending = 1
+    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+    upload.buffers.append(buf)
+    upload.register(buf, BLOCK)
+    upload.start_flusher(0.001)
+    assert fake.timers == {} and not upload.ticking
+    _feed(upload, fake, payload, list(range(4)))
+    assert calls == []
+    names = [name for name, _, _ in fake.calls]
+    assert names.count("finished") == 1
+    ranges = [(i, a) for i, (name, _, a) in enumerate(fake.calls) if name == "range"]
+    assert RangeSet.of(*[(a[0], a[0] + a[1]) for _, a in ranges]) == RangeSet.span(0, len(payload))
+    assert all(i > names.index("will_block") for i, _ in ranges), "a 111 before complete()"
+    assert (tmp_path / "small.bin").read_bytes() == payload

@@ -16,12 +16,13 @@ import math
 
 import attrs
 
-from transfercore.errors import LocationError, OptionError
+from transfercore.errors import LocationError, OptionError, TransferCoreError
 from transfercore.location import Location, parse_location
+from transfercore.sizes import parse_size
 
 #: ``markers`` values: 111 restart markers from ``Writer.durable()``, or none at all.
 MARKER_POLICIES = ("durable", "off")
-KNOWN = ("log", "markers", "durable_interval", "spool")
+KNOWN = ("log", "markers", "durable_interval", "spool", "max_spool")
 
 
 @attrs.frozen
@@ -36,6 +37,8 @@ class DsiConfig:
     durable_interval: float | None = None
     #: Directory for uploads of unknown size (no ALLO); ``None``: the system's temporary directory.
     spool: str | None = None
+    #: At most this many bytes in an upload's spool (``None``: no limit).
+    max_spool: int | None = None
 
     def durable_period(self, marker_interval: float) -> float:
         if self.durable_interval is not None:
@@ -81,6 +84,12 @@ def parse_config(text: str | None) -> DsiConfig:
             raise OptionError(
                 f"DSI option durable_interval={values['durable_interval']!r}: give seconds from 0.01 to 3600"
             )
+    max_spool: int | None = None
+    if "max_spool" in values:
+        try:
+            max_spool = parse_size(values["max_spool"], what="DSI option max_spool", minimum=1)
+        except (ValueError, TransferCoreError) as exc:
+            raise OptionError(f"DSI option max_spool={values['max_spool']!r}: {exc}") from None
     return DsiConfig(
         url=url,
         location=location,
@@ -88,4 +97,5 @@ def parse_config(text: str | None) -> DsiConfig:
         markers=markers,
         durable_interval=interval,
         spool=values.get("spool") or None,
+        max_spool=max_spool,
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .replies import error_reply, one_line
-
 ffi: Any = None
 lib: Any = None
 #: Live objects whose cffi handles Globus holds (sessions, transfers).
@@ -37,11 +35,16 @@ def text(ptr: Any) -> str:
 
 
 def error_result(exc: BaseException) -> Any:
+    # the reply table (transfercore.gridftp) only when something failed
+    from .replies import error_reply
+
     reply = error_reply(exc)
     return lib.tc_error(reply.code, reply.error_code.encode(), reply.text.encode("utf-8", "replace"))
 
 
 def result_text(result: int) -> str:
+    from .replies import one_line
+
     buf = ffi.new("char[]", 2048)
     lib.tc_result_text(result, buf, 2048)
     return one_line(text(buf)) or f"Globus error {result}"

@@ -1,13 +1,16 @@
 """How to start ``globus-gridftp-server`` with the transfercore DSI: argv, environment, site lines.
 
-Pure functions (no process is started here), shared by ``transfercore
-globus-server``, the tests and the benchmark.
+Shared by ``transfercore globus-server``, the tests and the benchmark.  No
+server is started here; :func:`server_launch` byte-compiles what sessions
+import (:func:`precompile`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -74,6 +77,40 @@ def check_module() -> str:
     return path
 
 
+def precompile(url: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Byte-compile transfercore, the DSI and URL's driver with the embedded interpreter.
+
+    The server starts Python in every session process; a module without
+    cached bytecode is compiled from source there, each time (an editable
+    install, ``PYTHONDONTWRITEBYTECODE`` in the environment, sessions whose
+    account cannot write ``__pycache__``).  Measured: that made the imports of
+    a session 0.3-0.9 s instead of about 0.1 s.  Once compiled this only
+    checks timestamps.  Returns whether it succeeded (failing costs speed only).
+    """
+    import transfercore
+    from transfercore.registry import load_driver_class
+
+    from . import __file__ as dsi_init
+
+    env = dict(os.environ if environ is None else environ)
+    exe = env.get("TRANSFERCORE_DSI_PYTHON") or str(build_info().get("executable") or sys.executable)
+    dirs = {os.path.dirname(os.path.abspath(transfercore.__file__)), os.path.dirname(os.path.abspath(dsi_init))}
+    try:
+        driver_module = sys.modules[load_driver_class(parse_config(url).location.driver).__module__]
+        if driver_module.__file__:
+            dirs.add(os.path.dirname(os.path.abspath(driver_module.__file__)))
+    except (TransferCoreError, KeyError):
+        pass
+    try:
+        proc = subprocess.run(
+            [exe, "-m", "compileall", "-q", "-j", "0", *sorted(dirs)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, timeout=300, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
 def server_launch(
     url: str,
     server_args: Sequence[str] = (),
@@ -86,6 +123,7 @@ def server_launch(
     """argv and environment for the real server with the DSI loaded and ``url`` served."""
     check_module()
     check_url(url)
+    precompile(url, environ)
     log = log or default_log()
     env = dict(os.environ if environ is None else environ)
     libpath = env.get("LD_LIBRARY_PATH", "")

@@ -39,3 +39,26 @@ def held_marker(to_receive: Iterable[tuple[int, int]], size: int | None) -> Rang
         missing.append((min(offset, size), min(max(end, offset), size)))
     held = RangeSet.of(*missing).complement(size)
     return held or None
+
+
+def held_unsized(to_receive: Iterable[tuple[int, int]]) -> RangeSet | None:
+    """The marker the client holds for an upload of unknown size (no ``ALLO``, spooled).
+
+    The server will receive one open-ended range (from the end of what the
+    client holds) and the holes before it; ``None`` for a fresh upload.
+    """
+    spans = list(to_receive)
+    if not spans or spans == [(0, TO_END)]:
+        return None
+    if any(offset < 0 or (length < 0 and length != TO_END) for offset, length in spans):
+        raise RestartRejected(f"the server passed an impossible restart range list {spans}")
+    open_ended = [offset for offset, length in spans if length == TO_END]
+    if len(open_ended) != 1:
+        raise RestartRejected(
+            f"cannot resume an upload of unknown size from the restart ranges {spans}",
+            hint="send the file again from its start, or send ALLO with its size",
+        )
+    end = open_ended[0]
+    holes = [(offset, min(offset + length, end)) for offset, length in spans if length != TO_END and offset < end]
+    held = RangeSet.of(*holes).complement(end) if end else RangeSet()
+    return held or None

@@ -7,6 +7,7 @@ import logging
 from transfercore.registry import Endpoint
 
 from .config import DsiConfig
+from .flusher import Flusher
 from .paths import driver_path
 
 log = logging.getLogger("transfercore.globus_dsi")
@@ -20,11 +21,14 @@ class Session:
         self.endpoint = endpoint
         self.driver = endpoint.driver
         self.base = endpoint.path
+        #: the durability thread of every upload of this session
+        self.flusher = Flusher()
 
     def path(self, client_path: str) -> str:
         return driver_path(self.base, client_path)
 
     def close(self) -> None:
+        self.flusher.close()
         try:
             self.driver.close()
         except Exception:

@@ -208,6 +208,37 @@ class Control:
             data_sock.close()
         return replies
 
+    def stor_mode_e(
+        self, path: str, blocks: list[tuple[int, bytes]], *, alloc: int | None = None, rest: str | None = None
+    ) -> list[tuple[int, str]]:
+        """MODE E upload of ``blocks`` (offset, bytes) on one data connection; every reply
+        from the preliminary to the final one."""
+        import struct
+
+        assert self.cmd("MODE E")[0] == 200
+        if alloc is not None:
+            assert self.cmd(f"ALLO {alloc}")[0] in (200, 202)
+        data_sock = self.pasv()
+        if rest is not None:
+            code, text = self.cmd(f"REST {rest}")
+            assert code == 350, text
+        self.sock.sendall(f"STOR {path}\r\n".encode())
+        code, text = self.reply()
+        replies = [(code, text)]
+        if code < 200:
+            try:
+                for offset, data in blocks:
+                    data_sock.sendall(struct.pack(">BQQ", 0, len(data), offset) + data)
+                # EOD on this connection, and EOF: one data connection in all
+                data_sock.sendall(struct.pack(">BQQ", 0x08 | 0x40, 0, 1))
+            except OSError:
+                pass
+            data_sock.close()
+            replies += self.until_final()
+        else:
+            data_sock.close()
+        return replies
+
     def close(self) -> None:
         try:
             self.cmd("QUIT")

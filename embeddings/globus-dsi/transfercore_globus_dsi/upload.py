@@ -12,26 +12,38 @@ leaves the object as it was.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from transfercore.capabilities import RestartModel
 from transfercore.contract import Writer
 from transfercore.errors import InvalidWrite, IsADirectory, NotFound, RestartRejected, TransferCoreError
-from transfercore.gridftp.inplace import copy_kept
-from transfercore.gridftp.spooled import store_spooled
-from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
 from transfercore.markers import MarkerCursor, MarkerPolicy
 from transfercore.ranges import RangeSet
 
 from . import glue
-from .restart import held_marker
+from .restart import held_marker, held_unsized
 from .session import Session
+
+if TYPE_CHECKING:
+    from transfercore.gridftp.spool import Spool
+    from transfercore.gridftp.upload import StorePlan
+
+# The GridFTP front end's modules (transfercore.gridftp: the spool, in-place
+# updates) are imported where they are used: a plain STOR needs none of them,
+# and every session is a new process that would pay for importing them.
 
 log = logging.getLogger("transfercore.globus_dsi")
 #: at most this long (s) between ``durable()`` queuing a range and the server holding it for its next 111
 #: (the flush period when shorter, but at least 0.1 s: each tick takes the GIL on the event thread)
 REPORT_PERIOD = 1.0
+#: an upload announced (ALLO) smaller than this gets no durability work while it arrives: it
+#: ends long before a flush period would, complete() makes it durable, and a restart would
+#: send little again; the durability thread, the marker timer and their wake-ups per file are
+#: what a tree of small files does not need
+SMALL_UPLOAD = 1 << 20
 
 
 
@@ -58,10 +70,12 @@ class Upload:
         self.eof = False
         self.error: BaseException | None = None
         self.finished = False
+        #: finished_transfer was called
+        self.ended = False
         #: the restart markers: asks durable(), checks each answer grows, gives what is new;
         #: an update's kept bytes are no data of this upload, so only its slice is reported
         self.markers = MarkerCursor(
-            writer.resumed if writer is not None else None,
+            writer.resumed if writer is not None else spool.resumed if spool is not None else None,
             view=(lambda r: r & plan.slice(plan.size)) if plan is not None and plan.size is not None else _same,
         )
         #: one durable() at a time: the marker thread's and the final one
@@ -73,15 +87,21 @@ class Upload:
         #: durable() in the marker thread, off the data path
         self.flush_seconds = 0.0
         self.flush_calls = 0
-        #: the last durable() and complete() (or abort()), in a Globus thread after the last byte
+        #: complete() (or the last durable() and abort()), in a Globus thread after the last byte
         self.final_seconds = 0.0
         self.callbacks = 0
+        #: where the blocks are written: Writer.write per block, or C (see :mod:`.sink`)
+        self.data_path = "Writer.write from Python"
         self.buffers: list[Any] = []
         self.block = 0
         self.stop = threading.Event()
         #: never set: an update's copy of its kept bytes runs to its end or fails
         self.stop_copy = threading.Event()
-        self.flusher: threading.Thread | None = None
+        #: the session's durability thread looks at this upload (see :mod:`.flusher`)
+        self.ticking = False
+        self.tick_lock = threading.Lock()
+        self.flush_failed = False
+        self._period = 1.0
         #: held while ranges go to the server, so none goes after ``finished_transfer``
         self.report_lock = threading.RLock()
         self.reports_closed = False
@@ -91,12 +111,26 @@ class Upload:
         self.write_slots = threading.BoundedSemaphore(max(1, caps.max_writers))
         self.handle = glue.keep(self)
 
-    # the durable() thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
+    # the durability thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
     def start_flusher(self, period: float) -> None:
-        if self.writer is None or self.session.config.markers == "off":
+        if not self._wants_ticks():
             return
-        self.flusher = threading.Thread(target=self._flush_loop, args=(period,), name="tc-dsi-durable", daemon=True)
-        self.flusher.start()
+        self._period = period
+        # the core's rule, on the period the configuration chose: no flush when nothing new arrived
+        self.markers.policy = MarkerPolicy(interval=period, bytes=None)
+        self.markers.mark_taken(time.monotonic(), 0)
+        self.session.flusher.add(self)
+        self.ticking = True
+        self._start_pump(period)
+
+    def _wants_ticks(self) -> bool:
+        return self.session.config.markers != "off" and self._restartable() and not self.small
+
+    @property
+    def small(self) -> bool:
+        return self.writer is not None and self.writer.size < SMALL_UPLOAD
+
+    def _start_pump(self, period: float) -> None:
         # Without it, ranges made durable while the client's data stall would wait for the
         # next read callback, and the server would send no 111 for them.
         handle = glue.ffi.new("int *")
@@ -107,6 +141,17 @@ class Upload:
             self.pump = int(handle[0])
         else:
             log.warning("no marker timer for %s (markers only as data arrive): %s", self.path, glue.result_text(result))
+
+    def _stop_ticks(self) -> None:
+        """No durability work for this upload after this returns."""
+        self.stop.set()
+        if self.ticking:
+            self.session.flusher.remove(self)
+            self.ticking = False
+
+    def _restartable(self) -> bool:
+        """Whether anything can be made durable: a writer, or a spool with a record."""
+        return self.writer is not None or (self.spool is not None and bool(self.spool.restartable))
 
     def _stop_pump(self, release: bool) -> None:
         """Stop the timer (Globus thread); with ``release``, let the upload go once it can no longer fire."""
@@ -121,34 +166,51 @@ class Upload:
             # the upload stays alive: a timer that may still fire must find it
             log.warning("the marker timer of %s did not stop: %s", self.path, glue.result_text(result))
 
-    def _flush_loop(self, period: float) -> None:
-        # the core's rule, on the period the configuration chose: no flush when nothing new arrived
-        self.markers.policy = MarkerPolicy(interval=period, bytes=None)
-        self.markers.mark_taken(time.monotonic(), 0)
-        while not self.stop.wait(period):
-            if not self.markers.due(time.monotonic(), self.received):
-                continue
-            self.markers.mark_taken(time.monotonic(), self.received)
-            try:
-                t = time.perf_counter()
-                self._take_marker()
-                self.flush_seconds += time.perf_counter() - t
-                self.flush_calls += 1
-            except BaseException as exc:  # a failed flush fails the upload
-                log.error("durable() failed for %s: %s", self.path, exc)
-                with self.lock:
-                    if self.error is None:
-                        self.error = exc
+    def tick_every(self) -> float:
+        return self._period
+
+    def tick(self) -> None:
+        """One look of the durability thread (under ``tick_lock``): a ``durable()`` when due."""
+        if self.stop.is_set() or self.flush_failed:
+            return
+        try:
+            self._between_markers()
+            if self.session.config.markers == "off" or not self.markers.due(time.monotonic(), self.bytes_received()):
                 return
+            self.markers.mark_taken(time.monotonic(), self.bytes_received())
+            t = time.perf_counter()
+            self._take_marker()
+            self.flush_seconds += time.perf_counter() - t
+            self.flush_calls += 1
+        except BaseException as exc:  # a failed flush fails the upload
+            log.error("durable() failed for %s: %s", self.path, exc)
+            self.flush_failed = True
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+
+    def _between_markers(self) -> None:
+        """Work for the durability thread at each look (none here)."""
+
+    def bytes_received(self) -> int:
+        return self.received
+
+    def _before_durable(self) -> None:
+        """Called under ``durable_lock`` right before ``durable()``."""
 
     def _take_marker(self) -> None:
-        """Ask the writer what is durable; queue what is new for the next Globus callback."""
-        assert self.writer is not None
+        """Ask the writer (or the spool) what is durable; queue what is new for the next Globus callback."""
+        target = self.writer if self.writer is not None else self.spool
+        assert target is not None
         with self.durable_lock:
-            fresh = self.markers.take(self.writer)
+            self._before_durable()
+            fresh = self.markers.take(target)
         if fresh:
-            with self.lock:
-                self.to_report.append(fresh)
+            self._queue(fresh)
+
+    def _queue(self, fresh: RangeSet) -> None:
+        with self.lock:
+            self.to_report.append(fresh)
 
     def on_timer(self) -> None:
         """The marker timer fired (Globus thread): hand over what ``durable()`` queued meanwhile."""
@@ -236,9 +298,7 @@ class Upload:
             if self.finished:
                 return
             self.finished = True
-        self.stop.set()
-        if self.flusher is not None:
-            self.flusher.join()
+        self._stop_ticks()
         self._keep_partial()
         self._report(last=True)
         glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.error_result(exc))
@@ -248,9 +308,7 @@ class Upload:
     def finish(self) -> None:
         """After the last callback: make it durable and complete, or keep the partial (Globus thread)."""
         glue.lib.tc_will_block()
-        self.stop.set()
-        if self.flusher is not None:
-            self.flusher.join()
+        self._stop_ticks()
         error = self.error
         t = time.perf_counter()
         try:
@@ -264,9 +322,9 @@ class Upload:
         self._report(last=True)
         log.info(
             "upload %s: %d bytes in %d data callbacks; %.3f s in Python on Globus data threads, "
-            "%.3f s of it in Writer.write; durable() %d times in the marker thread, %.3f s; "
-            "final durable() and complete() %.3f s%s",
-            self.path, self.received, self.callbacks, self.python_seconds, self.write_seconds,
+            "%.3f s writing (%s); durable() %d times in the durability thread, %.3f s; "
+            "complete() after the last byte %.3f s%s",
+            self.path, self.received, self.callbacks, self.python_seconds, self.write_seconds, self.data_path,
             self.flush_calls, self.flush_seconds, self.final_seconds,
             f"; failed: {error}" if error is not None else "",
         )
@@ -274,35 +332,50 @@ class Upload:
             log.error("upload %s failed: %s: %s", self.path, type(error).__name__, error)
         elif error is not None:
             log.warning("upload %s failed: %s", self.path, error)
+        self.ended = True
         glue.lib.globus_gridftp_server_finished_transfer(self.op, glue.lib.GLOBUS_SUCCESS if error is None else glue.error_result(error))
         if self.spool is not None:
-            self.spool.close()
+            if error is None:
+                self.spool.discard()
+            else:
+                self.spool.close()
         self._stop_pump(release=True)
 
     def _complete(self) -> None:
         plan = self.plan
         if self.spool is not None:
+            from transfercore.gridftp.spooled import store_spooled
+
             store_spooled(self.session.driver, self.spool, self.path, plan)
             return
         assert self.writer is not None
         if plan is not None and plan.size is not None:
             self._copy_kept(self.writer, plan.kept(plan.size)[1])
-        if self.session.config.markers != "off":
-            self._take_marker()
         self.writer.complete()
+        if self.session.config.markers != "off" and self.session.driver.capabilities().restart is not RestartModel.NONE:
+            # complete() made the whole object durable: the last 111 names what the earlier ones
+            # did not, without a durable() before it (a flush and a resume record complete() makes moot)
+            with self.durable_lock:
+                fresh = self.markers.accept(RangeSet.span(0, self.writer.size))
+            if fresh:
+                self._queue(fresh)
 
     def _copy_kept(self, writer: Writer, ranges: RangeSet) -> None:
+        from transfercore.gridftp.inplace import copy_kept
+
         assert self.plan is not None
         copy_kept(self.session.driver, self.path, self.plan.base or 0, writer, ranges, self.stop_copy)
 
     def _keep_partial(self) -> None:
-        if self.writer is None:
+        if not self._restartable():
             return
         try:
             if self.session.config.markers != "off":
                 self._take_marker()
         except BaseException as exc:
             log.warning("no final marker for %s: %s", self.path, exc)
+        if self.writer is None:
+            return
         try:
             self.writer.abort()
         except BaseException as exc:
@@ -322,15 +395,18 @@ def _ranges(range_list: Any) -> list[tuple[int, int]]:
 def do_recv(session: Session, op: Any, info: Any) -> None:
     path = session.path(glue.text(info.pathname))
     size = int(info.alloc_size) if info.alloc_size > 0 else None
-    held = held_marker(_ranges(info.range_list), size)
+    to_receive = _ranges(info.range_list)
+    # without ALLO the spool is what resumes (and checks the marker)
+    held = held_marker(to_receive, size) if size is not None else None
+    resuming = held is not None or (size is None and held_unsized(to_receive) is not None)
     # The server truncates for a STOR, and not for an ESTO nor for the restart (REST) of a STOR.
     offset = max(0, int(info.partial_offset))
-    if offset > 0 and held is not None:
+    if offset > 0 and resuming:
         raise RestartRejected(
             f"cannot resume the partial upload (ESTO) of {path}: the DSI restarts whole uploads only",
             hint="send the partial upload again from its start",
         )
-    update = offset > 0 or (not info.truncate and held is None)
+    update = offset > 0 or (not info.truncate and not resuming)
     plan = _update_plan(session, path, offset, size) if update else None
     # sets the server's write offsets; the hint itself is not needed
     glue.lib.globus_gridftp_server_get_write_range(op, glue.ffi.NULL, glue.ffi.NULL)
@@ -338,12 +414,10 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
     writer: Writer | None = None
     spool = None
     if size is None:
-        from transfercore.gridftp.spool import Spool
-
-        spool = Spool(session.config.spool)
+        spool = _open_spool(session, path, to_receive)
     else:
         writer = session.driver.open_write(path, plan.object_size(size) if plan is not None else size, held)
-    upload = Upload(session, op, path, writer, spool, plan)
+    upload = _make_upload(session, op, path, writer, spool, plan)
     if plan is not None and writer is not None:
         try:
             upload._copy_kept(writer, plan.kept(size or 0)[0])
@@ -360,11 +434,18 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
     interval = glue.ffi.new("int *")
     glue.lib.globus_gridftp_server_get_update_interval(op, interval)
     glue.lib.globus_gridftp_server_begin_transfer(op, 0, glue.ffi.NULL)
-    upload.start_flusher(session.config.durable_period(float(interval[0] or 5)))
+    period = session.config.durable_period(float(interval[0] or 5))
+    upload.start_flusher(period)
     log.info(
-        "upload %s: size %s, resume %s, %d buffers of %d bytes%s",
-        path, size, held or "none", concurrency[0], block[0], ", ordered" if caps.ordered_writes else "",
+        "upload %s: size %s, resume %s, %d buffers of %d bytes%s, %s",
+        path, size, held or (spool.resumed if spool is not None and spool.resumed else "none"),
+        concurrency[0], block[0], ", ordered" if caps.ordered_writes else "",
+        "spooled (durable spool)" if spool is not None and spool.restartable else
+        "spooled (in memory, no 111)" if spool is not None else upload.data_path,
     )
+    if isinstance(upload, SinkUpload):
+        upload.begin(max(1, concurrency[0]), max(1, int(block[0])), period)
+        return
     with upload.lock:
         upload.pending = max(1, concurrency[0])
     upload.block = max(1, int(block[0]))
@@ -385,8 +466,42 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
                 upload.finish()
 
 
+def _make_upload(
+    session: Session, op: Any, path: str, writer: Writer | None, spool: Spool | None, plan: StorePlan | None
+) -> Upload:
+    """The C data path when the writer lends its descriptor (a plain STOR), else Python per block."""
+    lend = getattr(writer, "lend_fd", None)
+    if writer is not None and plan is None and lend is not None and hasattr(glue.lib, "tc_sink_new"):
+        fd = lend()
+        if isinstance(fd, int) and fd >= 0:
+            return SinkUpload(session, op, path, writer, fd)
+    return Upload(session, op, path, writer, spool, plan)
+
+
+def _open_spool(session: Session, path: str, to_receive: list[tuple[int, int]]) -> Spool:
+    """The spool of an upload without ``ALLO``, as ``transfercore serve`` keeps it.
+
+    Beside the destination (or in the ``spool=`` directory), under a hidden
+    partial name and with a record of its durable ranges, so its 111 markers
+    are honest and a ``REST`` resumes into it; in memory (no markers) for
+    storage without local paths.
+    """
+    from transfercore.gridftp.spool import Spool
+
+    driver = session.driver
+    # a refusal (name, permission) comes before any data is accepted
+    driver.open_write(path, 0, None).abort()
+    local = driver.local_path(path)
+    directory = session.config.spool or (os.path.dirname(local) if local is not None else None)
+    held = held_unsized(to_receive)
+    key = f"{driver.name}://{driver.authority}{path}"
+    return Spool(directory, key=key if directory else None, resume=held, limit=session.config.max_spool)
+
+
 def _update_plan(session: Session, path: str, offset: int, size: int | None) -> StorePlan:
     """The in-place update of ``path`` from ``offset`` (``size`` bytes, when announced)."""
+    from transfercore.gridftp.upload import DEFAULT_REORDER_WINDOW, StorePlan
+
     try:
         info = session.driver.stat(path)
         if info.is_dir:
@@ -406,3 +521,6 @@ def _update_plan(session: Session, path: str, offset: int, size: int | None) -> 
         writers=caps.max_writers, window=DEFAULT_REORDER_WINDOW, piece=caps.preferred_block_size,
         offset=offset, base=base,
     )
+
+
+from .sink import SinkUpload  # noqa: E402 - it builds on Upload
