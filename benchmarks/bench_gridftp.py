@@ -250,6 +250,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per server and case; medians printed")
     ap.add_argument("--parallel", type=int, default=4, help="MODE E data connections (default 4)")
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
+    ap.add_argument("--servers", default="transfercore,transfercore-hpss",
+                    help="our servers in the tree cases (default transfercore,transfercore-hpss)")
     args = ap.parse_args()
     for tool in ("globus-url-copy", "globus-gridftp-server"):
         if not shutil.which(tool):
@@ -271,7 +273,7 @@ def main() -> int:
         src.chmod(0o644)
     tree = work / "tree"
     tree_bytes = 0
-    if "tree" in cases:
+    if "tree" in cases or "tree-pp" in cases:
         print(f"making a tree of {args.files} files ...", flush=True)
         tree_bytes = make_tree(tree, args.files)
 
@@ -318,14 +320,16 @@ def main() -> int:
             raise SystemExit(f"{name}: GET returned a wrong size")
         return wall, cpu, rss.peak_kib
 
-    def put_tree(name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
+    def put_tree(flags: list[str], name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
         dest = root / "t"
         if dest.exists():
             shutil.rmtree(dest)
         os.sync()
         with PeakRss(pid, children) as rss:
             wall, cpu = timed(
-                ["globus-url-copy", "-r", "-cd", "-cc", "4", "-fast", f"file://{tree}/", f"{base}/t/"], pid, children
+                ["globus-url-copy", "-r", "-cd", "-cc", "4", "-fast", *flags, f"file://{tree}/", f"{base}/t/"],
+                pid,
+                children,
             )
         if subprocess.run(["diff", "-rq", str(tree), str(dest)], capture_output=True).returncode != 0:
             raise SystemExit(f"{name}: the tree arrived different")
@@ -356,13 +360,15 @@ def main() -> int:
                     lambda *a: put(par, *a), size, "MB/s",
                 )
                 ratio(f"PUT -p{args.parallel}", res, "transfercore-hpss", True)
-            elif case == "tree":
+            elif case in ("tree", "tree-pp"):
+                ours = [n for n in args.servers.split(",") if n]
+                flags = ["-pp"] if case == "tree-pp" else []
                 res = run_case(
-                    f"tree {args.files}", servers, ["transfercore", "transfercore-hpss", "globus"], args.repeat,
-                    put_tree, tree_bytes, "s",
+                    f"{case} {args.files}", servers, [*ours, "globus"], args.repeat,
+                    lambda *a, flags=flags: put_tree(flags, *a), tree_bytes, "s",
                 )
-                ratio(f"tree {args.files}", res, "transfercore", False)
-                ratio(f"tree {args.files}", res, "transfercore-hpss", False)
+                for name in ours:
+                    ratio(f"{case} {args.files}", res, name, False)
             elif case == "gsi":
                 for label, flags in ((f"gsi PUT -p{args.parallel}", par), ("gsi PUT -dcpriv", [*par, "-dcpriv"])):
                     res = run_case(

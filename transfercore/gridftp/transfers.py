@@ -38,6 +38,7 @@ from ..markers import Durable
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
 from . import listing
+from .commit import Committer
 from .control import Reply
 from .datachannel import (
     DataCache,
@@ -80,6 +81,19 @@ UPLOAD_WAIT = 30.0
 STOP_POLL = 0.2
 
 
+def final_marker_due(mode: str, markers: RestartMarkers) -> bool:
+    """Whether a complete upload sends one more ``111`` before its ``226``.
+
+    Only in MODE E, and only to a client that already holds a marker of this
+    upload (one was sent, or it resumed from one): its record then ends
+    complete.  An upload that ended before its first marker was due sends
+    none (the real server neither); its ``226`` says every byte is durable,
+    and asking the storage for a marker first would cost a sync and a resume
+    record per file.
+    """
+    return mode == "E" and bool(markers.sent)
+
+
 def wake(sock: socket.socket) -> None:
     """Shut a data connection down so that a thread blocked on it returns; the transfer closes it.
 
@@ -106,6 +120,8 @@ class DataTransfers:
     keep: list[socket.socket]
     #: the credential the client delegated over GSI, for DCAU on data connections
     delegated: Credential | None
+    #: completes uploads together with those of the other sessions (one per server)
+    committer: Committer
     #: The reorder window of the upload in progress, if it has one.
     window: ReorderWindow | None = None
     #: Bytes moved by the transfer in progress (for the log).
@@ -284,6 +300,7 @@ class DataTransfers:
         progress = self.progress = Progress()
         completed = False
         marker_task: asyncio.Task[None] | None = None
+        ticket = self.committer.ticket()
         try:
             await self.send(self.session.transfer_started(act))
             before, after = plan.kept(length)
@@ -299,15 +316,18 @@ class DataTransfers:
             await self._copy_kept(plan, writer, after - writer.resumed)
             await self._stop_task(marker_task)
             async with marker_lock:
-                final = await self.io(markers.take, writer)
-                if act.mode == "E" and final is not None:
-                    await self.send(final)
-                await self.io(writer.complete)
+                if final_marker_due(act.mode, markers):
+                    final = await self.io(markers.take, writer)
+                    if final is not None:
+                        await self.send(final)
+                # durable and published together with the uploads of other sessions that end now
+                await ticket.commit(writer, plan.object_size(length))
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
             completed = True
             await self.send(self.session.transfer_finished(act))
         finally:
+            ticket.release()
             await self._stop_task(marker_task)
             if not completed:
                 await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
