@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -72,6 +73,7 @@ class Committer:
 
     async def _commit(self, batch: list[tuple[Writer, asyncio.Future[None]]]) -> None:
         writers = [writer for writer, _ in batch]
+        started = time.perf_counter()
         try:
             results: list[BaseException | None] = await self._run(self.driver.complete_batch, writers)
         except BaseException as exc:  # noqa: BLE001 - each waiter gets the error; nothing was promised
@@ -79,6 +81,7 @@ class Committer:
             results = [exc] * len(writers)
         finally:
             self.logic.committed()
+            log.debug("completed %d uploads together in %.1f ms", len(writers), (time.perf_counter() - started) * 1e3)
         for (_, waiter), error in zip(batch, results, strict=True):
             if waiter.done():
                 continue
