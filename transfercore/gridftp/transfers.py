@@ -444,7 +444,7 @@ class DataTransfers:
                 await self.io(drop_spooled, self.driver, writer, plan)
                 raise
             stored = True
-            spool.discard()
+            await self.io(spool.discard)  # unlinking a file of dirty pages can take milliseconds
             await self.send(self.session.transfer_finished(act))
         finally:
             ticket.release()
