@@ -56,9 +56,8 @@ def test_out_of_order_blocks_on_two_connections(serve, root):
     assert replies[0][0] == 150
     assert replies[-1][0] == 226, replies
     assert (root / "ooo.bin").read_bytes() == payload
-    # No marker, or (when the marker interval passed during the upload) the last
-    # one before 226 completes the durable record.
-    assert markers(replies) in (RangeSet(), RangeSet.span(0, len(payload)))
+    # The last marker before 226 completes the durable record.
+    assert markers(replies) == RangeSet.span(0, len(payload))
 
 
 def test_an_upload_that_announced_a_marker_ends_with_a_complete_one(serve, root):

@@ -83,17 +83,17 @@ UPLOAD_WAIT = 30.0
 STOP_POLL = 0.2
 
 
-def final_marker_due(mode: str, markers: RestartMarkers) -> bool:
-    """Whether a complete upload sends one more ``111`` before its ``226``.
+def whole_object(plan: StorePlan, length: int) -> RangeSet:
+    """Every byte of the object an upload completed.
 
-    Only in MODE E, and only to a client that already holds a marker of this
-    upload (one was sent, or it resumed from one): its record then ends
-    complete.  An upload that ended before its first marker was due sends
-    none (the real server neither); its ``226`` says every byte is durable,
-    and asking the storage for a marker first would cost a sync and a resume
-    record per file.
+    Once the commit returned the object as published, all of it is durable
+    (the commit is the durable point, no ``durable()`` call needed): the
+    last ``111`` before ``226`` names the rest of it, so the client's record
+    ends complete, as the real server's final marker does.  Asking the
+    storage for a marker before the commit cost a sync and a resume record
+    per file.
     """
-    return mode == "E" and bool(markers.sent)
+    return RangeSet.span(0, plan.object_size(length))
 
 
 def wake(sock: socket.socket) -> None:
@@ -322,14 +322,14 @@ class DataTransfers:
             await self._copy_kept(plan, writer, after - writer.resumed)
             await self._stop_task(marker_task)
             async with marker_lock:
-                if final_marker_due(act.mode, markers):
-                    final = await self.io(markers.take, writer)
-                    if final is not None:
-                        await self.send(final)
                 # durable and published together with the uploads of other sessions that end now
                 await ticket.commit(writer, plan.object_size(length))
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
+                if act.mode == "E":
+                    final = markers.update(whole_object(plan, length))
+                    if final is not None:
+                        await self.send(final)
             completed = True
             await self.send(self.session.transfer_finished(act))
         finally:
