@@ -60,6 +60,17 @@ def test_uploads_finishing_during_a_commit_form_the_next_batch():
     assert (g.batches, g.objects) == (2, 4)
 
 
+def test_more_batches_at_once_when_the_policy_allows():
+    g: GroupCommit[str] = GroupCommit(CommitPolicy(linger=0.0, max_inflight=2))
+    for name in "abc":
+        g.started()
+        g.submit(name, 1, now=0.0)
+        g.take(0.0)
+    assert (g.batches, g.queued) == (2, 1), "a third batch waits for one of two to end"
+    g.committed()
+    assert g.take(0.0) == ["c"]
+
+
 def test_a_batch_closes_on_count_and_on_bytes():
     g: GroupCommit[int] = GroupCommit(POLICY)
     for _ in range(6):
@@ -88,6 +99,8 @@ def test_a_policy_that_cannot_work_is_refused():
         CommitPolicy(max_count=0)
     with pytest.raises(ValueError):
         CommitPolicy(linger=-1)
+    with pytest.raises(ValueError):
+        CommitPolicy(max_inflight=0)
 
 
 def test_misuse_raises():

@@ -11,9 +11,10 @@ only after the batch returned it as published.
 :class:`GroupCommit` decides *when* a batch is committed; the caller does
 the I/O and reports back.  It is a classic leader/follower group commit:
 
-* while one batch is being committed, uploads that finish queue up, and the
-  next batch takes them all at once: the busier the storage, the larger the
-  batches, and an idle server commits a lone upload at once;
+* while one batch is being committed (or ``max_inflight`` batches), uploads
+  that finish queue up, and the next batch takes them all at once: the
+  busier the storage, the larger the batches, and an idle server commits a
+  lone upload at once;
 * when nothing is being committed, the queue waits at most ``linger``
   seconds for uploads still receiving data (it never waits when every
   running upload is already queued);
@@ -46,9 +47,12 @@ class CommitPolicy:
     linger: float = 0.002
     #: Objects of this size or more are completed alone.
     alone_from: int = 8 * 1024 * 1024
+    #: Batches being committed at once (the file system may merge their syncs too).
+    max_inflight: int = 1
 
     def __attrs_post_init__(self) -> None:
-        if self.max_count < 1 or self.max_bytes < 1 or self.linger < 0 or self.alone_from < 0:
+        if (self.max_count < 1 or self.max_bytes < 1 or self.linger < 0 or self.alone_from < 0
+                or self.max_inflight < 1):
             raise ValueError(f"invalid group-commit policy {self}")
 
     def groups(self, size: int) -> bool:
@@ -78,7 +82,7 @@ class GroupCommit(Generic[T]):
         self._queue: deque[_Queued[T]] = deque()
         self._queued_bytes = 0
         self._running = 0
-        self._committing = False
+        self._inflight = 0
         #: Batches committed, and objects in them (for logs and tests).
         self.batches = 0
         self.objects = 0
@@ -94,7 +98,8 @@ class GroupCommit(Generic[T]):
 
     @property
     def committing(self) -> bool:
-        return self._committing
+        """Whether a batch is being committed."""
+        return self._inflight > 0
 
     def started(self) -> None:
         self._running += 1
@@ -117,7 +122,7 @@ class GroupCommit(Generic[T]):
     def deadline(self) -> float | None:
         """When :meth:`take` will return a batch at the latest, if nothing else happens;
         ``None`` when it waits for :meth:`committed` or for a submission."""
-        if self._committing or not self._queue:
+        if self._inflight >= self.policy.max_inflight or not self._queue:
             return None
         if self._full() or self._running == 0:
             return self._queue[0].since
@@ -137,16 +142,16 @@ class GroupCommit(Generic[T]):
             batch.append(queued.item)
             size += queued.size
         self._queued_bytes -= size
-        self._committing = True
+        self._inflight += 1
         self.batches += 1
         self.objects += len(batch)
         return batch
 
     def committed(self) -> None:
         """The batch :meth:`take` returned is done (each object published or failed)."""
-        if not self._committing:
+        if not self._inflight:
             raise RuntimeError("GroupCommit.committed() without a batch in progress")
-        self._committing = False
+        self._inflight -= 1
 
 
 __all__ = ["CommitPolicy", "GroupCommit"]
