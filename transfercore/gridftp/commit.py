@@ -87,6 +87,8 @@ class Committer:
                 continue
             if error is None:
                 waiter.set_result(None)
+            elif isinstance(error, asyncio.CancelledError):
+                waiter.cancel()  # the server is shutting down
             else:
                 waiter.set_exception(error)
         self._kick()
