@@ -5,9 +5,12 @@ Cases (``--cases``, comma-separated):
 * ``stream`` and ``modeE``: PUT and GET of one file, ``--root`` (posix);
 * ``hpss``: MODE E ``-p 4 -fast`` PUT into ``serve --driver hpss://`` (the
   emulator), against the real server storing into its own file system;
-* ``tree``: a tree of ``--files`` files (empty files and directories
-  included) with ``-r -cd -cc 4 -fast``, into posix and into hpss, against
-  the real server;
+* ``tree``: a tree of ``--files`` files of 0-256 KiB (empty files and
+  directories included) with ``-r -cd -cc 4 -fast``, into posix and into
+  hpss (``--servers``), against the real server;
+* ``tree-pp``: the same with command pipelining (``-pp``);
+* ``tree-3pt``: the same tree as a ``-pp`` third-party transfer, the real
+  server sending it to each server (itself included);
 * ``gsi``: ``gsiftp://`` MODE E ``-p 4 -fast`` PUT with DCAU (the default) and
   with ``-dcpriv``, both servers authenticating a ``grid-proxy-init`` proxy
   of a throw-away test CA, the real server configured the same (host
@@ -23,6 +26,7 @@ real server the children it forks per session) and peak resident memory
 (``VmHWM``; for the real server the largest of its session processes).
 
     python benchmarks/bench_gridftp.py --cases hpss,tree --size 1GiB --files 1000 --repeat 3
+    python benchmarks/bench_gridftp.py --cases tree,tree-pp,tree-3pt --servers transfercore --repeat 3
     python benchmarks/bench_gridftp.py --cases gsi --size 1GiB --repeat 3
 """
 
@@ -250,6 +254,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per server and case; medians printed")
     ap.add_argument("--parallel", type=int, default=4, help="MODE E data connections (default 4)")
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
+    ap.add_argument("--servers", default="transfercore,transfercore-hpss",
+                    help="our servers in the tree cases (default transfercore,transfercore-hpss)")
     args = ap.parse_args()
     for tool in ("globus-url-copy", "globus-gridftp-server"):
         if not shutil.which(tool):
@@ -271,7 +277,7 @@ def main() -> int:
         src.chmod(0o644)
     tree = work / "tree"
     tree_bytes = 0
-    if "tree" in cases:
+    if any(c.startswith("tree") for c in cases):
         print(f"making a tree of {args.files} files ...", flush=True)
         tree_bytes = make_tree(tree, args.files)
 
@@ -318,14 +324,21 @@ def main() -> int:
             raise SystemExit(f"{name}: GET returned a wrong size")
         return wall, cpu, rss.peak_kib
 
-    def put_tree(name: str, base: str, root: Path, pid: int, children: bool):  # noqa: ANN202
+    def put_tree(  # noqa: ANN202
+        flags: list[str], name: str, base: str, root: Path, pid: int, children: bool, third_party: bool = False
+    ):
         dest = root / "t"
         if dest.exists():
             shutil.rmtree(dest)
         os.sync()
+        # third party: the real server reads the tree and sends it to the destination server
+        real_url = servers.endpoints["globus"][0]  # ftp://host:port followed by the real server's root
+        source = f"{real_url[: -len(str(real_root))]}{tree}/" if third_party else f"file://{tree}/"
         with PeakRss(pid, children) as rss:
             wall, cpu = timed(
-                ["globus-url-copy", "-r", "-cd", "-cc", "4", "-fast", f"file://{tree}/", f"{base}/t/"], pid, children
+                ["globus-url-copy", "-r", "-cd", "-cc", "4", "-fast", *flags, source, f"{base}/t/"],
+                pid,
+                children,
             )
         if subprocess.run(["diff", "-rq", str(tree), str(dest)], capture_output=True).returncode != 0:
             raise SystemExit(f"{name}: the tree arrived different")
@@ -356,13 +369,16 @@ def main() -> int:
                     lambda *a: put(par, *a), size, "MB/s",
                 )
                 ratio(f"PUT -p{args.parallel}", res, "transfercore-hpss", True)
-            elif case == "tree":
+            elif case in ("tree", "tree-pp", "tree-3pt"):
+                ours = [n for n in args.servers.split(",") if n]
+                flags = [] if case == "tree" else ["-pp"]
                 res = run_case(
-                    f"tree {args.files}", servers, ["transfercore", "transfercore-hpss", "globus"], args.repeat,
-                    put_tree, tree_bytes, "s",
+                    f"{case} {args.files}", servers, [*ours, "globus"], args.repeat,
+                    lambda *a, flags=flags, third=case == "tree-3pt": put_tree(flags, *a, third_party=third),
+                    tree_bytes, "s",
                 )
-                ratio(f"tree {args.files}", res, "transfercore", False)
-                ratio(f"tree {args.files}", res, "transfercore-hpss", False)
+                for name in ours:
+                    ratio(f"{case} {args.files}", res, name, False)
             elif case == "gsi":
                 for label, flags in ((f"gsi PUT -p{args.parallel}", par), ("gsi PUT -dcpriv", [*par, "-dcpriv"])):
                     res = run_case(

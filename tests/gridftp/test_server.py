@@ -60,6 +60,28 @@ def test_out_of_order_blocks_on_two_connections(serve, root):
     assert markers(replies) == RangeSet.span(0, len(payload))
 
 
+def test_an_upload_that_announced_a_marker_ends_with_a_complete_one(serve, root):
+    # A client following 111 markers holds a complete record before 226.
+    srv = serve("--root", str(root), "--anonymous-write")
+    payload = os.urandom(300_000)
+    c = Client(srv.port)
+    c.login()
+    hp = stor_mode_e(c, "/slow.bin", len(payload))  # TREV RESTART 0.2
+    d = data_conn(hp)
+    d.sendall(encode_block(0, payload[:100_000]))
+    assert c.reply()[0] == 150
+    first = c.reply()
+    while first[0] == 112:
+        first = c.reply()
+    assert first[0] == 111 and parse_range_marker(first[1]) == RangeSet.span(0, 100_000), first
+    d.sendall(encode_block(100_000, payload[100_000:]) + encode_eof_eod(1))
+    replies = [first, *c.until_final()]
+    assert replies[-1][0] == 226, replies
+    assert [code for code, _ in replies if code != 112][-2] == 111
+    assert markers(replies) == RangeSet.span(0, len(payload))
+    assert (root / "slow.bin").read_bytes() == payload
+
+
 def test_missing_eof_is_not_226_and_not_published(serve, root):
     srv = serve("--root", str(root), "--anonymous-write", "--data-timeout", "1.5")
     c = Client(srv.port)

@@ -30,6 +30,7 @@ from ..contract import Driver
 from ..driverkit import checksum_range
 from ..errors import AlreadyExists, NotFound, TransferCoreError
 from ..service import translog
+from .commit import Committer
 from .control import CommandReader, Reply
 from .datachannel import (
     DataCache,
@@ -93,6 +94,8 @@ class GridFTPServer:
         # the session knows what the storage's namespace can do (SITE CHMOD/UTIME/SYMLINK*)
         namespace = _namespace(driver) if driver is not None else None
         self.session_config = attrs.evolve(config.session, namespace=namespace)
+        #: uploads of every session completed in groups (one durable point for many files)
+        self.committer = Committer(driver, self.run_blocking)
         self._server: asyncio.base_events.Server | None = None
         from ..service.stats import ServiceStats
 
@@ -140,6 +143,9 @@ class GridFTPServer:
             return self.driver.local_path(self.config.base_path) if self.driver is not None else None
         except (TransferCoreError, OSError):
             return None
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def start(self) -> int:
         host, port = self.config.host, self.config.port
@@ -213,6 +219,7 @@ class Connection(DataTransfers):
         self.server = server
         self.config = server.config
         self.driver = server.driver
+        self.committer = server.committer
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)

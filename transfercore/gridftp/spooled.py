@@ -25,6 +25,25 @@ def store_spooled(
 
     A spool with holes stores nothing (:func:`check_spooled`).
     """
+    writer, length = write_spooled(driver, spool, path, plan, stop)
+    try:
+        writer.complete()
+        if plan is not None and plan.renames:
+            driver.rename(plan.target, plan.path)
+    except BaseException:
+        drop_spooled(driver, writer, plan)
+        raise
+    return length
+
+
+def write_spooled(
+    driver: Driver, spool: Spool, path: str, plan: StorePlan | None, stop: threading.Event | None = None
+) -> tuple[Writer, int]:
+    """The first half of :func:`store_spooled`: every byte written, the writer not yet completed.
+
+    The caller completes it (alone, or with others in one batch), renames
+    the target when the plan says so, and on failure calls :func:`drop_spooled`.
+    """
     never = threading.Event()
     length = check_spooled(spool.received())
     target = plan.target if plan is not None else path
@@ -37,19 +56,20 @@ def store_spooled(
             copy_kept(driver, plan.path, plan.base or 0, writer, after, stop or never)
         else:
             spool.copy_into(writer, stop, 0, length)
-        writer.complete()
-        if plan is not None and plan.renames:
-            driver.rename(plan.target, plan.path)
     except BaseException:
-        # the spool holds the upload for a restart; the copy goes
-        with contextlib.suppress(Exception):
-            writer.abort()
-        if plan is not None and plan.renames:
-            with contextlib.suppress(Exception):
-                driver.discard_partial(plan.target)
-                driver.remove(plan.target)
+        drop_spooled(driver, writer, plan)
         raise
-    return length
+    return writer, length
 
 
-__all__ = ["store_spooled"]
+def drop_spooled(driver: Driver, writer: Writer, plan: StorePlan | None) -> None:
+    """The copy of a spool that was not stored goes; the spool holds the upload for a restart."""
+    with contextlib.suppress(Exception):
+        writer.abort()
+    if plan is not None and plan.renames:
+        with contextlib.suppress(Exception):
+            driver.discard_partial(plan.target)
+            driver.remove(plan.target)
+
+
+__all__ = ["drop_spooled", "store_spooled", "write_spooled"]

@@ -38,6 +38,7 @@ from ..markers import Durable
 from ..ranges import RangeSet
 from ..reorder import ReorderWindow
 from . import listing
+from .commit import Committer
 from .control import Reply
 from .datachannel import (
     DataCache,
@@ -62,7 +63,7 @@ from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .session import Active, Listing, Passive, Retrieve, Session, Store
 from .spool import Spool
-from .spooled import store_spooled
+from .spooled import drop_spooled, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
 from .uploadlock import UPLOADS
 
@@ -72,12 +73,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
 
+#: Tasks nothing awaits, kept referenced until they end.
+_BACKGROUND: set[asyncio.Future[None]] = set()
 #: Largest MODE E block a download sends.
 SEND_BLOCK = 1024 * 1024
 #: Longest an upload waits for another upload of its destination to end (its clean-up, after an abort).
 UPLOAD_WAIT = 30.0
 #: How often a MODE E upload waiting for its data connections looks for an abort.
 STOP_POLL = 0.2
+
+
+def whole_object(plan: StorePlan, length: int) -> RangeSet:
+    """Every byte of the object an upload completed.
+
+    Once the commit returned the object as published, all of it is durable
+    (the commit is the durable point, no ``durable()`` call needed): the
+    last ``111`` before ``226`` names the rest of it, so the client's record
+    ends complete, as the real server's final marker does.  Asking the
+    storage for a marker before the commit cost a sync and a resume record
+    per file.
+    """
+    return RangeSet.span(0, plan.object_size(length))
 
 
 def wake(sock: socket.socket) -> None:
@@ -106,6 +122,8 @@ class DataTransfers:
     keep: list[socket.socket]
     #: the credential the client delegated over GSI, for DCAU on data connections
     delegated: Credential | None
+    #: completes uploads together with those of the other sessions (one per server)
+    committer: Committer
     #: The reorder window of the upload in progress, if it has one.
     window: ReorderWindow | None = None
     #: Bytes moved by the transfer in progress (for the log).
@@ -220,8 +238,11 @@ class DataTransfers:
                 self.listener = None
             self.session.transfer_done(cached=bool(self.cache))
             self.transfer = None
-            # The transfer's buffers go back now (see .memory), off the event loop.
-            await self.io(release_garbage)
+            # The transfer's buffers go back now (see .memory), off the event loop; the next
+            # command need not wait for it.
+            collect = asyncio.ensure_future(self.io(release_garbage))
+            _BACKGROUND.add(collect)
+            collect.add_done_callback(_BACKGROUND.discard)
 
     async def store(self, act: Store) -> None:
         key = self._upload_key(act.path)
@@ -268,7 +289,8 @@ class DataTransfers:
             self.driver.capabilities(),
             self.dpath(act.path),
             window=self.config.reorder_window,
-            durable_spool=self.config.spool_dir is not None or self._has_local_path(act.path),
+            # (only an upload without ALLO is spooled: the others need not ask the driver)
+            durable_spool=act.alloc is None and (self.config.spool_dir is not None or self._has_local_path(act.path)),
             existing=await self._existing_size(act) if act.update else None,
         )
         if plan.size is None:
@@ -284,6 +306,7 @@ class DataTransfers:
         progress = self.progress = Progress()
         completed = False
         marker_task: asyncio.Task[None] | None = None
+        ticket = self.committer.ticket()
         try:
             await self.send(self.session.transfer_started(act))
             before, after = plan.kept(length)
@@ -299,15 +322,18 @@ class DataTransfers:
             await self._copy_kept(plan, writer, after - writer.resumed)
             await self._stop_task(marker_task)
             async with marker_lock:
-                final = await self.io(markers.take, writer)
-                if act.mode == "E" and final is not None:
-                    await self.send(final)
-                await self.io(writer.complete)
+                # durable and published together with the uploads of other sessions that end now
+                await ticket.commit(writer, plan.object_size(length))
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
+                if act.mode == "E":
+                    final = markers.update(whole_object(plan, length))
+                    if final is not None:
+                        await self.send(final)
             completed = True
             await self.send(self.session.transfer_finished(act))
         finally:
+            ticket.release()
             await self._stop_task(marker_task)
             if not completed:
                 await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
@@ -385,6 +411,7 @@ class DataTransfers:
         lock = asyncio.Lock()
         marker_task: asyncio.Task[None] | None = None
         stored = False
+        ticket = self.committer.ticket()
         try:
             progress = self.progress = Progress()
             await self.send(self.session.transfer_started(act, spooled=True))
@@ -407,11 +434,20 @@ class DataTransfers:
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
             await self._stop_task(marker_task)
-            await self.io(store_spooled, self.driver, spool, plan.path, plan, self.stop)
+            writer, length = await self.io(write_spooled, self.driver, spool, plan.path, plan, self.stop)
+            try:
+                # durable and published together with the uploads of other sessions that end now
+                await ticket.commit(writer, plan.object_size(length))
+                if plan.renames:
+                    await self.io(self.driver.rename, plan.target, plan.path)
+            except BaseException:
+                await self.io(drop_spooled, self.driver, writer, plan)
+                raise
             stored = True
-            spool.discard()
+            await self.io(spool.discard)  # unlinking a file of dirty pages can take milliseconds
             await self.send(self.session.transfer_finished(act))
         finally:
+            ticket.release()
             await self._stop_task(marker_task)
             if not stored:
                 # Keep what is durable for a REST, and say what it is first.
