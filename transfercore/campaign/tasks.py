@@ -427,12 +427,7 @@ class LargeFileTask:
                 result = transfer.run()
             finally:
                 _running.discard(transfer)
-            try:
-                dst.driver.set_metadata(dst.path, mode=spec.mode, mtime_ns=spec.mtime_ns)
-            except TransferCoreError:
-                pass  # the driver keeps no such metadata
-            _check_unchanged(src, src.path, spec, "during the copy")
-            copy_attributes(src, src.path, dst, dst.path, xattrs=self.extras[0], owners=self.extras[1])
+            _finish(src, dst, spec, self.extras)
         except Exception as exc:  # noqa: BLE001
             try:
                 left = dst.driver.partial(dst.path)
@@ -481,12 +476,7 @@ class RangedFileTask(LargeFileTask):
             result = rangecopy.copy_file_by_ranges(str(src.location), str(dst.location), range_size=self.range_size,
                                                    threads=self.threads, block=block,
                                                    marker_bytes=rangecopy.DEFAULT_MARKER_BYTES)
-            try:
-                dst.driver.set_metadata(dst.path, mode=spec.mode, mtime_ns=spec.mtime_ns)
-            except TransferCoreError:
-                pass  # the driver keeps no such metadata
-            _check_unchanged(src, src.path, spec, "during the copy")
-            copy_attributes(src, src.path, dst, dst.path, xattrs=self.extras[0], owners=self.extras[1])
+            _finish(src, dst, spec, self.extras)
         except Exception as exc:  # noqa: BLE001
             try:
                 left = dst.driver.durable_ranges(dst.path, spec.size)
@@ -498,6 +488,17 @@ class RangedFileTask(LargeFileTask):
             return _failed(spec, exc, state, marker=str(left))
         return FileResult(spec.rel, FileState.COMPLETE, spec.size, written=result.written, checksum=result.checksum,
                           dst=_published_facts(dst, dst.path))
+
+
+def _finish(src: Endpoint, dst: Endpoint, spec: FileSpec, extras: tuple[bool, bool]) -> None:
+    """After a large file is published: its mode and time, the check that the
+    source did not change while it was copied, and the attributes asked for."""
+    try:
+        dst.driver.set_metadata(dst.path, mode=spec.mode, mtime_ns=spec.mtime_ns)
+    except TransferCoreError:
+        pass  # the driver keeps no such metadata
+    _check_unchanged(src, src.path, spec, "during the copy")
+    copy_attributes(src, src.path, dst, dst.path, xattrs=extras[0], owners=extras[1])
 
 
 def _url(e: Endpoint) -> str:

@@ -48,7 +48,9 @@ def test_edited_record_is_refused():
 
 
 def _signed(body):
-    return json.dumps(body | {"sha256": sidecar._digest(body)}).encode()
+    from transfercore_posix.sealed import seal
+
+    return seal(body)
 
 
 def test_self_consistent_but_invalid_records_are_refused():

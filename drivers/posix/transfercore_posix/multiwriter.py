@@ -27,8 +27,6 @@ nothing, so the bytes it claimed are written again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from collections.abc import Callable
@@ -40,7 +38,7 @@ from transfercore.driverkit import fsync_dir, never_written_error, new_token
 from transfercore.errors import InvalidWrite, RestartRejected, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
-from . import names
+from . import names, sealed
 from .fsutil import remove_quietly
 from .reader import PosixReader
 from .sidecar import SidecarRecord
@@ -94,27 +92,15 @@ class RangeState:
 # -- encoding --------------------------------------------------------------------------
 
 
-def _digest(body: dict[str, object]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def _encode(body: dict[str, object]) -> bytes:
-    return (json.dumps(body | {"sha256": _digest(body)}, sort_keys=True) + "\n").encode()
+    return sealed.seal(body)
 
 
 def _decode(data: bytes, fmt: str) -> dict[str, object]:
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refused(f"not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise Refused("not a JSON object")
-    claimed = doc.pop("sha256", None)
-    if claimed != _digest(doc):
-        raise Refused("its own checksum does not match (torn or edited)")
-    if doc.get("format") != fmt or doc.get("version") != VERSION:
-        raise Refused(f"unknown format {doc.get('format')!r} v{doc.get('version')!r}")
-    return doc
+        return sealed.unseal(data, fmt, VERSION)
+    except sealed.Unsealed as exc:
+        raise Refused(f"it {exc}") from None
 
 
 def _whole(doc: dict[str, object], *keys: str) -> list[int]:

@@ -13,8 +13,6 @@ fsynced, so a crash leaves either the old record or the new one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 
 import attrs
@@ -23,7 +21,7 @@ from transfercore.driverkit import fsync_dir
 from transfercore.errors import from_oserror
 from transfercore.ranges import RangeSet
 
-from . import names
+from . import names, sealed
 from .fsutil import remove_quietly
 
 FORMAT = "transfercore-posix-sidecar"
@@ -60,28 +58,15 @@ def _body(record: SidecarRecord) -> dict[str, object]:
     }
 
 
-def _digest(body: dict[str, object]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest()
-
-
 def encode(record: SidecarRecord) -> bytes:
-    body = _body(record)
-    return (json.dumps(body | {"sha256": _digest(body)}, sort_keys=True) + "\n").encode()
+    return sealed.seal(_body(record))
 
 
 def decode(data: bytes) -> SidecarRecord:
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptSidecar(f"the resume record is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise CorruptSidecar("the resume record is not a JSON object")
-    claimed = doc.pop("sha256", None)
-    if claimed != _digest(doc):
-        raise CorruptSidecar("the resume record's own checksum does not match (torn or edited)")
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise CorruptSidecar(f"the resume record has an unknown format {doc.get('format')!r} v{doc.get('version')!r}")
+        doc = sealed.unseal(data, FORMAT, VERSION)
+    except sealed.Unsealed as exc:
+        raise CorruptSidecar(f"the resume record {exc}") from None
     try:
         size, dev, ino, token = doc["size"], doc["dev"], doc["ino"], doc["token"]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, dev, ino)):
