@@ -114,6 +114,26 @@ def test_a_record_claiming_more_than_the_file_holds_is_refused(driver, target):
     again.abort()
 
 
+def test_a_record_refused_for_claiming_past_the_cut_is_not_believed_once_the_file_grows_again(driver, target):
+    w = driver.open_range_write(target, SIZE, B, "b")
+    write_span(w, B)
+    w.finish()
+    directory, name = os.path.split(target)
+    anchor = multiwriter.load_anchor(directory, name)
+    assert anchor is not None
+    os.truncate(os.path.join(directory, names.partial_name(name, anchor.token)), 150_000)
+    assert driver.durable_ranges(target, SIZE) == RangeSet()  # the rerun plans with the cut file
+    # Another range's writer grows the file past the cut: B's bytes 150000-200000
+    # are a hole of zeros now, and B's old record must not be believed again.
+    c = driver.open_range_write(target, SIZE, C, "c")
+    write_span(c, C)
+    c.finish()
+    assert driver.durable_ranges(target, SIZE) == RangeSet((C,))
+    again = driver.open_range_write(target, SIZE, B, "b2")
+    assert again.resumed == RangeSet()
+    again.abort()
+
+
 def test_an_edited_record_is_refused(driver, target):
     w = driver.open_range_write(target, SIZE, A, "a")
     w.write(0, DATA[:1000])

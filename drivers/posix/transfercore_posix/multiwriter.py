@@ -22,7 +22,9 @@ What is durable is the union of the records that the storage backs, read
 back on every call (:func:`inspect`): a record that is torn or edited, of
 another object (token, inode, size), claiming bytes outside its range or
 past the end of the partial file (truncated since) is refused and counts for
-nothing, so the bytes it claimed are written again.
+nothing, so the bytes it claimed are written again.  A record claiming past
+the end is also removed the first time it is read back, so that it is not
+believed once other ranges' writes grow the file past the cut again.
 """
 
 from __future__ import annotations
@@ -290,6 +292,10 @@ def _read_records(directory: str, name: str, anchor: Anchor, fd: int, span: Byte
     for entry, record in list(records.items()):
         if record.ranges.end() > held:
             del records[entry]
+            # Removed, not only passed over: once other writers grow the file
+            # again, the bytes it claimed read back as a hole of zeros and the
+            # record would look backed.  Removing a record only costs a rewrite.
+            remove_quietly(os.path.join(directory, entry))
             refused.append((entry, f"it claims bytes up to {record.ranges.end()}, the partial file holds {held}"))
         else:
             durable = durable | record.ranges
