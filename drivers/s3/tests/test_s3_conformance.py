@@ -18,6 +18,8 @@ NOT_APPLICABLE = {
     "leftovers": "local_path() returns None",
     "read-back": "does not declare read_back",
     "checksums": "declares no storage checksums",
+    "range-writers-union": "does not declare range_writers",
+    "range-writers-claims": "does not declare range_writers",
 }
 
 

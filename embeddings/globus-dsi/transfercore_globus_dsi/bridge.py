@@ -170,7 +170,7 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
         def fail(exc: BaseException) -> None:
             glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
 
-        from .upload import do_recv
+        from .recv import do_recv
 
         _guard("upload", fail)(lambda: do_recv(glue.ffi.from_handle(arg), op, info))()
 
