@@ -105,6 +105,13 @@ class RestartMarkers:
             raise LocalProtocolError(f"{exc}; the driver broke its promise") from None
         return restart_marker(new) if new else None
 
+    def final(self, durable: RangeSet) -> Reply | None:
+        """The last 111 before 226: everything reported, not only what is new.
+        A periodic marker cut short by the end of the transfer (its cursor moved,
+        its reply never sent) must not leave a hole in the client's record."""
+        self.update(durable)
+        return restart_marker(self.sent) if self.sent else None
+
     def take(self, writer: Durable) -> Reply | None:
         """Ask ``writer.durable()`` (blocking: run it off the event loop); the marker to send, if any."""
         try:

@@ -29,6 +29,7 @@ from .. import markers as core_markers
 from ..contract import Driver
 from ..driverkit import checksum_range
 from ..errors import AlreadyExists, NotFound, TransferCoreError
+from ..ranges import RangeSet
 from ..service import translog
 from .commit import Committer
 from .control import CommandReader, Reply
@@ -252,6 +253,8 @@ class Connection(DataTransfers):
         self.last_reply: Reply | None = None
         #: the transfer in progress, for the transfer log and the metrics
         self.transfer_kind: str | None = None
+        #: what this transfer's 111 markers named, and its size
+        self.marked = RangeSet()
         self.marked_durable = 0
         self.streams = 0
 
@@ -280,8 +283,11 @@ class Connection(DataTransfers):
             return
         stats.marker("restart")
         with contextlib.suppress(TransferCoreError):
-            new = parse_range_marker(f"111 {reply.lines[-1]}").total()
-            self.marked_durable += new
+            named = parse_range_marker(f"111 {reply.lines[-1]}")
+            # the last 111 names everything again: count each byte once
+            new = (named - self.marked).total()
+            self.marked = self.marked | named
+            self.marked_durable = self.marked.total()
             stats.add("bytes_durable", new)
 
     def _track(self, sock: socket.socket, buffer_size: int | None, *, initiator: bool = False) -> socket.socket:
@@ -544,6 +550,7 @@ class Connection(DataTransfers):
         wall_start = time.time()
         self.transfer_outcome = ""
         self.progress = None
+        self.marked = RangeSet()
         self.marked_durable = 0
         self.streams = 0
         self.transfer_kind = _log_type(action)

@@ -327,7 +327,7 @@ class DataTransfers:
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
                 if act.mode == "E":
-                    final = markers.update(whole_object(plan, length))
+                    final = markers.final(whole_object(plan, length))
                     if final is not None:
                         await self.send(final)
             completed = True
