@@ -23,6 +23,7 @@ import pytest
 
 from transfercore.registry import open_location
 from transfercore.testing.dask_cluster import DaskCluster, writes
+from transfercore.testing.throttle import Throttle
 from transfercore.testing.trees import TreeSpec, make_tree
 
 TIMEOUT = 90.0
@@ -154,8 +155,15 @@ def test_a_worker_killed_mid_campaign_costs_at_most_one_marker_interval_per_file
                 return True
         return False
 
-    client.wait_until(large_file_marked_on_a_worker)
-    cluster.kill(victim["proc"])  # type: ignore[arg-type]
+    # The workers slowed (SIGSTOP/SIGCONT), so the copy is still running when a
+    # large file is seen in flight: unslowed, a quiet machine can finish first.
+    throttles = [Throttle(w.pid, duty=0.3, period=0.05) for w in cluster.live_workers()]
+    try:
+        client.wait_until(large_file_marked_on_a_worker)
+        cluster.kill(victim["proc"])  # type: ignore[arg-type]
+    finally:
+        for throttle in throttles:
+            throttle.close()
     code, err = client.finish()
     assert code == 0, err + cluster.logs()
     check_identical(src, dst)
