@@ -88,3 +88,22 @@ def test_the_latency_histogram_is_cumulative():
     stats.outcome("STOR", 451)
     assert stats.outcomes == {("STOR", "complete"): 1, ("STOR", "local_error"): 1}
     assert reason(0) == "connection_closed" and reason(999) == "other"
+
+
+def test_a_transfer_ending_during_a_scrape_is_counted_once():
+    # the scrape takes its snapshot, then the transfer ends and is counted: the export must use the
+    # snapshot alone, or the upload's bytes appear both in progress and counted (twice its size)
+    from transfercore.service.metrics import _families
+    from transfercore.service.stats import Live
+
+    stats = ServiceStats()
+
+    def live() -> Live:
+        snapshot = Live(received=stats.bytes_received + 1000, sent=stats.bytes_sent)
+        stats.add("bytes_received", 1000)
+        return snapshot
+
+    families = {f.name: f for f in _families(stats, live)}
+    assert families["transfercore_bytes_received"].samples[0].value == 1000
+    without_live = {f.name: f for f in _families(stats, None)}
+    assert without_live["transfercore_bytes_received"].samples[0].value == 1000

@@ -133,8 +133,11 @@ class GridFTPServer:
                     receiving += progress.total
                 elif progress is not None and kind in ("RETR", "ERET"):
                     sending += progress.total
+            # under the same lock as transfer_ended's move from in progress to counted
+            receiving += self.stats.bytes_received
+            sending += self.stats.bytes_sent
         spool, local = self.config.spool_dir, self._local_root()
-        return Live(receiving=receiving, sending=sending, sessions=states,
+        return Live(received=receiving, sent=sending, sessions=states,
                     spool_bytes=_directory_bytes(spool) if spool else None,
                     spool_free=_free_bytes(spool) if spool else None,
                     storage_free=_free_bytes(local) if local else None)

@@ -35,12 +35,12 @@ class MetricsUnavailable(OptionError):
 def _families(stats: ServiceStats, live: Callable[[], Live] | None) -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-    now = live() if live is not None else Live()
+    now = live() if live is not None else Live(received=stats.bytes_received, sent=stats.bytes_sent)
     p = "transfercore_"
     yield CounterMetricFamily(p + "bytes_received", "Data bytes received by uploads (in progress included).",
-                              value=stats.bytes_received + now.receiving)
+                              value=now.received)
     yield CounterMetricFamily(p + "bytes_sent", "Data bytes sent by downloads (in progress included).",
-                              value=stats.bytes_sent + now.sending)
+                              value=now.sent)
     yield CounterMetricFamily(p + "bytes_durable", "Upload bytes made durable (restart markers, final 226).",
                               value=stats.bytes_durable)
     markers = CounterMetricFamily(p + "markers_sent", "Restart (111) and performance (112) markers sent.",

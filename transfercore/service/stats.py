@@ -42,9 +42,10 @@ def reason(code: int) -> str:
 class Live:
     """Figures of what runs now, read at the moment of a scrape."""
 
-    #: bytes received by uploads in progress (not yet in ``bytes_received``)
-    receiving: int = 0
-    sending: int = 0
+    #: bytes received by every upload, those in progress included, read in one step with the
+    #: counted totals so a transfer ending during the scrape is seen once, never twice
+    received: int = 0
+    sent: int = 0
     #: sessions by state: ``connected`` (not logged in), ``idle``, ``transferring``
     sessions: dict[str, int] = attrs.field(factory=dict)
     #: bytes in the spool directory (``--spool-dir``) now, and free bytes of its file system
