@@ -10,12 +10,10 @@ after a death are measured, the dead worker's included.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 
 from transfercore.registry import open_location
 from transfercore.testing.dask_cluster import DaskCluster, writes
+from transfercore.testing.jsoncopy import JsonCopy
 from transfercore.testing.throttle import Throttle
 from transfercore.testing.trees import TreeSpec, make_tree
 
@@ -58,51 +57,6 @@ def command(src: Path, dst: Path, journal: Path, scheduler: str) -> list[str]:
             "--marker-interval", "0", "--block-size", str(BLOCK), "--streams", str(STREAMS)]
 
 
-class Client:
-    """The copy command, its JSON events read as they come."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
-        self.events: list[dict] = []
-        self.published = 0
-        self._err: list[str] = []
-        self._readers = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=lambda: self._err.extend(self.proc.stderr or ()), daemon=True)]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            event = json.loads(line)
-            self.events.append(event)
-            if event["event"] == "file-done":
-                self.published += 1
-
-    def wait_until(self, what, timeout: float = TIMEOUT) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while not what():
-            assert self.proc.poll() is None, f"the copy ended ({self.proc.returncode}) before the kill point"
-            assert time.monotonic() < deadline, "the kill point never came"
-            time.sleep(0.01)
-
-    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str]:
-        try:
-            self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-        for reader in self._readers:
-            reader.join(timeout=30)
-        return self.proc.returncode, "".join(self._err)
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.finish()
-
-
 def check_identical(src: Path, dst: Path) -> None:
     diff = subprocess.run(["diff", "-r", "--no-dereference", str(src), str(dst)], capture_output=True, text=True)
     assert diff.returncode == 0, diff.stdout[:2000]
@@ -136,7 +90,7 @@ def test_a_worker_killed_mid_campaign_costs_at_most_one_marker_interval_per_file
     src, large = source
     dst, journal = tmp_path / "dst", tmp_path / "journal.db"
     driver = open_location(str(dst)).driver
-    client = Client(command(src, dst, journal, cluster.address))
+    client = JsonCopy(command(src, dst, journal, cluster.address), timeout=TIMEOUT)
     victim: dict[str, object] = {}
 
     def large_file_marked_on_a_worker() -> bool:
@@ -200,12 +154,12 @@ def test_a_client_killed_mid_campaign_finishes_when_run_again(cluster, source, t
     src, _ = source
     dst, journal = tmp_path / "dst", tmp_path / "journal.db"
     argv = command(src, dst, journal, cluster.address)
-    client = Client(argv)
+    client = JsonCopy(argv, timeout=TIMEOUT)
     client.wait_until(lambda: client.published >= FILES // 3)
     client.kill()
     assert client.proc.returncode == -signal.SIGKILL
     before = {e["path"] for e in client.events if e["event"] == "file-done"}
-    again = Client(argv)
+    again = JsonCopy(argv, timeout=TIMEOUT)
     code, err = again.finish()
     assert code == 0, err + cluster.logs()
     check_identical(src, dst)
@@ -223,7 +177,7 @@ def test_a_lost_scheduler_is_a_clear_error_and_the_campaign_resumes(cluster, sou
     src, _ = source
     dst, journal = tmp_path / "dst", tmp_path / "journal.db"
     argv = command(src, dst, journal, cluster.address)
-    client = Client(argv)
+    client = JsonCopy(argv, timeout=TIMEOUT)
     client.wait_until(lambda: client.published >= FILES // 3)
     assert cluster.scheduler is not None
     cluster.kill(cluster.scheduler)
@@ -235,7 +189,7 @@ def test_a_lost_scheduler_is_a_clear_error_and_the_campaign_resumes(cluster, sou
     # The same cluster address again: scheduler and workers restarted.
     cluster.stop()
     cluster.start()
-    again = Client(argv)
+    again = JsonCopy(argv, timeout=TIMEOUT)
     code, err = again.finish()
     assert code == 0, err + cluster.logs()
     check_identical(src, dst)

@@ -26,13 +26,11 @@ two ranges) are alike and a range written at the wrong place is caught.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from transfercore.errors import TransferCoreError
 from transfercore.ranges import RangeSet
 from transfercore.registry import open_location
 from transfercore.testing.dask_cluster import DaskCluster, writes
+from transfercore.testing.jsoncopy import JsonCopy
 
 TIMEOUT = 180.0
 MiB = 1024 * 1024
@@ -59,47 +58,6 @@ BOUND = NTHREADS * (MARKER + BLOCK)
 def command(src: Path, dst: Path, scheduler: str) -> list[str]:
     return [sys.executable, "-m", "transfercore", "copy", str(src), str(dst), "--json", "--scheduler", scheduler,
             "--range-size", str(RANGE), "--marker-bytes", str(MARKER), "--block-size", str(BLOCK)]
-
-
-class Client:
-    """The copy command, its JSON events read as they come."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
-        self.events: list[dict] = []
-        self._err: list[str] = []
-        self._readers = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=lambda: self._err.extend(self.proc.stderr or ()), daemon=True)]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.append(json.loads(line))
-
-    def wait_until(self, what, timeout: float = TIMEOUT) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while not what():
-            assert self.proc.poll() is None, f"the copy ended ({self.proc.returncode}) before the kill point"
-            assert time.monotonic() < deadline, "the kill point never came"
-            time.sleep(0.02)
-
-    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str]:
-        try:
-            self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-        for reader in self._readers:
-            reader.join(timeout=30)
-        return self.proc.returncode, "".join(self._err)
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.finish()
 
 
 @pytest.fixture
@@ -183,7 +141,7 @@ def test_4gib_by_ranges_survives_a_client_kill_then_a_worker_kill(cluster, sourc
     began = time.monotonic()
     try:
         # 1. The client dies once two ranges are durable.
-        first = Client(argv)
+        first = JsonCopy(argv, timeout=TIMEOUT)
         first.wait_until(lambda: durable_now(dst).total() >= 2 * RANGE)
         first.kill()
         assert first.proc.returncode == -signal.SIGKILL
@@ -213,7 +171,7 @@ def test_4gib_by_ranges_survives_a_client_kill_then_a_worker_kill(cluster, sourc
         mark = cluster.write_log.stat().st_size
         victim: dict[str, object] = {}
         cut_range = RangeSet.span(cut // RANGE * RANGE, (cut // RANGE + 1) * RANGE)
-        again = Client(argv)
+        again = JsonCopy(argv, timeout=TIMEOUT)
 
         def worker_with_durable_and_unfinished_bytes_in_the_cut_range() -> bool:
             log = logged_since(cluster.write_log, mark, dst)
@@ -282,7 +240,7 @@ def test_a_tree_campaign_spreads_the_ranges_of_its_large_file_over_the_workers(c
     argv = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--json", "--journal",
             str(tmp_path / "j.db"), "--scheduler", cluster.address, "--whole-file-max", "1M",
             "--ranges-above", "16M", "--range-size", "4M"]
-    client = Client(argv)
+    client = JsonCopy(argv, timeout=TIMEOUT)
     code, err = client.finish()
     assert code == 0, err + cluster.logs()
     subprocess.run(["diff", "-r", str(src), str(dst)], check=True)
