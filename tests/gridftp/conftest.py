@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.loopback import free_port, start_globus_server, wait_port
+from transfercore.testing.loopback import free_port, start_globus_server, wait_port, wait_port_file
 
 HAVE_GLOBUS = bool(shutil.which("globus-url-copy") and shutil.which("globus-gridftp-server"))
 GLOBUS_MISSING = (
@@ -33,6 +33,7 @@ class Served:
     """A running ``transfercore serve``."""
 
     def __init__(self, args: list[str], port: int, log: Path) -> None:
+        #: 0: the kernel picks a free port when the server listens (read back from --port-file)
         self.args = args
         self.port = port
         self.log = log
@@ -42,7 +43,13 @@ class Served:
         cmd = [sys.executable, "-m", "transfercore", "serve", "--port", str(self.port), *self.args]
         # The server's state (the spool of uploads without ALLO) stays beside the test.
         env = os.environ | {"XDG_STATE_HOME": str(self.log.parent / "state")}
+        port_file = self.log.parent / f"serve-port-{id(self)}"
+        if self.port == 0:
+            port_file.unlink(missing_ok=True)
+            cmd += ["--port-file", str(port_file)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=env)
+        if self.port == 0:
+            self.port = wait_port_file(port_file, self.proc)
         wait_port(self.port, self.proc)
         return self
 
@@ -68,7 +75,7 @@ def serve(tmp_path: Path) -> Iterator:
     started: list[Served] = []
 
     def start(*args: str, port: int | None = None) -> Served:
-        s = Served(list(args), port or free_port(), tmp_path / "serve.log").start()
+        s = Served(list(args), port or 0, tmp_path / "serve.log").start()
         started.append(s)
         return s
 

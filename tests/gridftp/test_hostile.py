@@ -95,7 +95,12 @@ def test_sixty_four_data_connections_are_refused_cleanly(target):
     conns = []
     try:
         for _ in range(64):
-            conns.append(socket.create_connection(hp, timeout=20))
+            try:
+                conns.append(socket.create_connection(hp, timeout=20))
+            except ConnectionRefusedError:
+                # the server failed the transfer at the 33rd and closed its listener: the rest is refused
+                break
+        assert len(conns) > 32, f"only {len(conns)} data connections were made before the listener closed"
         replies = c.until_final()
     finally:
         for s in conns:

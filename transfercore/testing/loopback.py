@@ -39,6 +39,27 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
+def wait_port_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """The port a server started with ``--port 0 --port-file PATH`` listens on, once it does.
+
+    A port chosen by the kernel at ``listen`` cannot be taken by another process
+    between choosing and listening, as one from :func:`free_port` can when many
+    servers start at once (the test would then talk to someone else's server).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before it listened")
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        if text:
+            return int(text)
+        time.sleep(0.05)
+    raise RuntimeError(f"the server wrote no port to {path} within {timeout:.0f} s")
+
+
 def start_globus_server(port: int, pidfile: Path, log: Path) -> None:
     """Start the real ``globus-gridftp-server`` as a daemon on 127.0.0.1:``port``.
 
