@@ -110,16 +110,21 @@ class Verification:
 
     # -- once published -----------------------------------------------------------------
 
-    def verify_published(self, storage_sums: frozenset[str], ordered: bool) -> str | None:
-        """Verify the published object (a destination that cannot read back); the checksum."""
+    def verify_published(self, ordered: bool) -> str | None:
+        """Verify the published object (a destination that cannot read back); the checksum.
+
+        The storage's own checksum is used whenever it gives one, declared in
+        its capabilities or not (an object store may keep one it was sent);
+        the ``Verifying`` event names the check that was done.
+        """
         hasher = self._hasher
         if hasher is None:
             return None
         algorithm = hasher.algorithm
         source_sum = self._source_sum(hasher)
-        self._emit(Verifying(algorithm, "storage" if algorithm in storage_sums else "read-back"))
         dst = self._dst
         dest_sum = dst.driver.checksum(dst.path, algorithm)
+        self._emit(Verifying(algorithm, "storage" if dest_sum is not None else "read-back"))
         if dest_sum is None:
             began = time.monotonic()
             last = [began]
