@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.checksums import Hasher, digest_bytes
 from transfercore.engine.verification import Verification
 from transfercore.errors import ChecksumMismatch
@@ -45,6 +46,9 @@ class _Driver:
 
     def checksum(self, path: str, algorithm: str) -> str | None:
         return self.stored
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(restart=RestartModel.RANGES, atomic_publish=True, checksums=frozenset())
 
     def open_read(self, path: str) -> _Reader:
         self.reads += 1

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..checksums import Hasher, checksum_reader
 from ..contract import Writer
 from ..errors import RESUME_HINT, ChecksumMismatch, TransferAborted, TransferCoreError
+from ..publishing import Check, Leftover, leftover, plan
 from ..ranges import RangeSet
 from ..registry import Endpoint
 from .events import Event, Verifying, VerifyProgress
@@ -61,7 +62,7 @@ class Verification:
         # when the storage computes the algorithm itself: its checksum is of
         # a complete object, which exists only once published.  Capabilities
         # refuse read_back without markers, so the read-back has bytes to read.
-        if self._hasher is None or not read_back:
+        if self._hasher is None or plan(True, read_back) is not Check.BEFORE:
             return
         verifier = DurableVerifier(
             self._writer.read_durable, self._size, self._hasher.algorithm, self._block_size, wake=self._wake
@@ -163,12 +164,13 @@ class Verification:
         if dest_sum.lower() == source_sum:
             return
         dst = self._dst
-        if not published and dst.driver.capabilities().atomic_publish:
+        left = leftover(Check.AFTER if published else Check.BEFORE, dst.driver.capabilities().atomic_publish)
+        if left is Leftover.KEPT:
             hint = (
                 "nothing was published; the partial object was kept for inspection, and copying it again "
                 "sends the object in full"
             )
-        elif not published:
+        elif left is Leftover.PARTIAL_TO_REMOVE:
             hint = self._remove_in_place_partial()
         else:
             # Only drivers that cannot read back before publishing get here.
