@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..contract import Driver, Writer
 from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
@@ -54,6 +54,7 @@ from .datachannel import (
 )
 from .download import plan_retrieve
 from .errors import DataTimeout, NoDataConnection, RemoteProtocolError, TooManyDataConnections
+from .gsi.dataprot import DataProtection
 from .gsi.datasock import SecureDataSocket, secure_data_socket
 from .gsi.proxy import Credential
 from .hostport import HostPort
@@ -61,7 +62,7 @@ from .inplace import SliceWriter, copy_kept
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
-from .session import Active, Listing, Passive, Retrieve, Session, Store
+from .session import Active, Listing, Passive, Retrieve, Store
 from .spool import Spool
 from .spooled import drop_spooled, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
@@ -107,6 +108,28 @@ def wake(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class TransferSession(Protocol):
+    """What :class:`DataTransfers` asks of the session (:class:`~.session.Session`).
+
+    The events of a transfer are reported here and the session answers each
+    with the reply to send; the rest is read only.
+    """
+
+    writable: bool
+    gsi_identity: str | None
+    protection: DataProtection
+
+    def transfer_started(self, action: Store | Retrieve | Listing, *, spooled: bool = False) -> Reply: ...
+
+    def transfer_finished(self, action: Store | Retrieve | Listing) -> Reply: ...
+
+    def transfer_failed(self, exc: BaseException, *, aborted: bool = False) -> Reply: ...
+
+    def abort_finished(self) -> Reply: ...
+
+    def transfer_done(self, *, cached: bool = False) -> None: ...
+
+
 class DataTransfers:
     """The data side of one control connection: its data connections and the transfers over them.
 
@@ -124,7 +147,7 @@ class DataTransfers:
         *,
         config: ServerConfig,
         driver: Driver,
-        session: Session,
+        session: TransferSession,
         committer: Committer,
         run_blocking: Callable[..., Awaitable[Any]],
         send: Callable[[Reply], Awaitable[None]],
