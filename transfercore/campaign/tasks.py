@@ -28,6 +28,7 @@ from ..contract import LocalFile, Writer
 from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError, UnsupportedName
 from ..journal import Journal
 from ..location import parse_location
+from ..publishing import Check, Leftover, leftover, plan
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
 from .attributes import copy_attributes
@@ -213,7 +214,8 @@ class BatchTask:
         results: dict[str, FileResult] = self._local_batch(src, dst)
         if len(results) == len(self.files):
             return [results[s.rel] for s in self.files]
-        read_back = dst.driver.capabilities().read_back
+        caps = dst.driver.capabilities()
+        check = plan(bool(algorithm), caps.read_back)
         writers: list[Writer] = []
         specs: list[FileSpec] = []
         expected: dict[int, str] = {}
@@ -260,11 +262,11 @@ class BatchTask:
                 raise ChecksumMismatch(algorithm.upper(), expected[id(writer)], got,
                                        hint="it was not published; run the same command again")
 
-        batch_verify: Callable[[Writer], None] | None = verify if (algorithm and read_back) else None
+        batch_verify: Callable[[Writer], None] | None = verify if check is Check.BEFORE else None
         outcomes = dst.driver.complete_batch(writers, batch_verify) if writers else []
         for spec, writer, error in zip(specs, writers, outcomes, strict=True):
-            if error is None and algorithm and not read_back:
-                error = self._verify_published(dst, spec, algorithm, expected[id(writer)])
+            if error is None and check is Check.AFTER:
+                error = self._verify_published(dst, spec, algorithm or "", expected[id(writer)])
             if error is None and any(self.extras):
                 try:
                     copy_attributes(src, join(src.path, spec.rel), dst, join(dst.path, spec.rel),
@@ -272,7 +274,8 @@ class BatchTask:
                 except TransferCoreError as exc:
                     error = exc
             if error is not None:
-                if not isinstance(error, ChecksumMismatch):  # that one is kept for inspection
+                kept = isinstance(error, ChecksumMismatch) and leftover(check, caps.atomic_publish) is Leftover.KEPT
+                if not kept:  # a mismatch refused before publishing is kept for inspection
                     _drop_partial(dst, join(dst.path, spec.rel))
                 results[spec.rel] = _failed(spec, error)
             else:

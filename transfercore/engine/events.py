@@ -112,7 +112,7 @@ class Verifying(Event):
 
     kind: ClassVar[str] = "verify"
     algorithm: str
-    #: "storage" when the destination computes it itself, else "read-back".
+    #: "storage" when the storage gave its own checksum of the object, else "read-back" (its bytes read).
     method: str
 
 

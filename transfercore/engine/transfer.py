@@ -307,7 +307,7 @@ class _Run:
                     # Only a destination that cannot read back before publishing
                     # gets here (see Verification.start): it is verified once named.
                     assert not caps_dst.read_back
-                    checksum = verification.verify_published(caps_dst.checksums, caps_dst.ordered_writes)
+                    checksum = verification.verify_published(caps_dst.ordered_writes)
             except BaseException as exc:
                 self._fail(exc)
                 raise

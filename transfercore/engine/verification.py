@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..checksums import Hasher, checksum_reader
 from ..contract import Writer
 from ..errors import RESUME_HINT, ChecksumMismatch, TransferAborted, TransferCoreError
+from ..publishing import Check, Leftover, leftover, plan
 from ..ranges import RangeSet
 from ..registry import Endpoint
 from .events import Event, Verifying, VerifyProgress
@@ -61,7 +62,7 @@ class Verification:
         # when the storage computes the algorithm itself: its checksum is of
         # a complete object, which exists only once published.  Capabilities
         # refuse read_back without markers, so the read-back has bytes to read.
-        if self._hasher is None or not read_back:
+        if self._hasher is None or plan(True, read_back) is not Check.BEFORE:
             return
         verifier = DurableVerifier(
             self._writer.read_durable, self._size, self._hasher.algorithm, self._block_size, wake=self._wake
@@ -110,16 +111,21 @@ class Verification:
 
     # -- once published -----------------------------------------------------------------
 
-    def verify_published(self, storage_sums: frozenset[str], ordered: bool) -> str | None:
-        """Verify the published object (a destination that cannot read back); the checksum."""
+    def verify_published(self, ordered: bool) -> str | None:
+        """Verify the published object (a destination that cannot read back); the checksum.
+
+        The storage's own checksum is used whenever it gives one, declared in
+        its capabilities or not (an object store may keep one it was sent);
+        the ``Verifying`` event names the check that was done.
+        """
         hasher = self._hasher
         if hasher is None:
             return None
         algorithm = hasher.algorithm
         source_sum = self._source_sum(hasher)
-        self._emit(Verifying(algorithm, "storage" if algorithm in storage_sums else "read-back"))
         dst = self._dst
         dest_sum = dst.driver.checksum(dst.path, algorithm)
+        self._emit(Verifying(algorithm, "storage" if dest_sum is not None else "read-back"))
         if dest_sum is None:
             began = time.monotonic()
             last = [began]
@@ -158,12 +164,13 @@ class Verification:
         if dest_sum.lower() == source_sum:
             return
         dst = self._dst
-        if not published and dst.driver.capabilities().atomic_publish:
+        left = leftover(Check.AFTER if published else Check.BEFORE, dst.driver.capabilities().atomic_publish)
+        if left is Leftover.KEPT:
             hint = (
                 "nothing was published; the partial object was kept for inspection, and copying it again "
                 "sends the object in full"
             )
-        elif not published:
+        elif left is Leftover.PARTIAL_TO_REMOVE:
             hint = self._remove_in_place_partial()
         else:
             # Only drivers that cannot read back before publishing get here.

@@ -5,8 +5,9 @@ Each control connection feeds the bytes it reads to a
 :class:`~.session.Session`, and carries out what the session returns:
 replies are sent, actions (check a password, open a listener, touch the
 storage, run a transfer) are done against the driver and the network, and
-their results go back to the session, which decides the reply.  Transfers
-are in :mod:`.transfers`.
+their results go back to the session, which decides the reply.  The data
+side (the listener, the data connections, the transfers over them) is a
+:class:`~.transfers.DataTransfers` each connection holds.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,15 +32,10 @@ from ..ranges import RangeSet
 from ..service import translog
 from .commit import Committer
 from .control import CommandReader, Reply
-from .datachannel import (
-    DataCache,
-    PassiveListener,
-)
 from .download import checksum_span
 from .errors import ListenError
 from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
-from .gsi.proxy import Credential
 from .limits import Admission, IdleClock, Slot
 from .markers import parse_range_marker
 from .memory import freeze_startup
@@ -122,13 +116,13 @@ class GridFTPServer:
         receiving = sending = 0
         with self.stats.lock:
             for conn in list(self.connections.values()):
-                if conn.transfer is not None:
+                if conn.data.transfer is not None:
                     states["transferring"] += 1
                 elif conn.slot.logged_in:
                     states["idle"] += 1
                 else:
                     states["connected"] += 1
-                progress, kind = conn.progress, conn.transfer_kind
+                progress, kind = conn.data.progress, conn.transfer_kind
                 if progress is not None and kind in ("STOR", "ESTO"):
                     receiving += progress.total
                 elif progress is not None and kind in ("RETR", "ERET"):
@@ -210,7 +204,7 @@ class GridFTPServer:
                 conn.evict(reason)
 
 
-class Connection(DataTransfers):
+class Connection:
     """One control connection: commands to the session, its actions carried out."""
 
     def __init__(
@@ -223,7 +217,6 @@ class Connection(DataTransfers):
         self.server = server
         self.config = server.config
         self.driver = server.driver
-        self.committer = server.committer
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -231,19 +224,15 @@ class Connection(DataTransfers):
         self.local_host = local[0]
         self.session = Session(server.session_config, peer_host=peer[0])
         self.commands = CommandReader()
-        self.listener: PassiveListener | None = None
-        self.transfer: asyncio.Task[None] | None = None
-        self.stop = threading.Event()
-        self.data_socks: list[socket.socket] = []
-        #: MODE E connections kept open between transfers, and those a transfer leaves for it.
-        self.cache = DataCache()
-        self.keep: list[socket.socket] = []
         self.closing = False
-        self.aborted = False
         self.peer_host = peer[0]
+        #: the data connections and the transfers over them
+        self.data = DataTransfers(
+            config=self.config, driver=self.driver, session=self.session, committer=server.committer,
+            run_blocking=self.io, send=self.send, dpath=self.dpath, peer_host=self.peer_host,
+        )
         self.slot = slot or Slot(id=0, address=peer[0], connected_at=time.monotonic())
         self.gsi = ControlFilter(self.config.gsi) if self.config.gsi is not None else None
-        self.delegated: Credential | None = None
         self.idle = IdleClock(time.monotonic(), server.admission.limits.idle_timeout,
                               server.admission.login_deadline(self.slot))
         #: Commands read while a transfer runs wait here and are answered in order (pipelining).
@@ -259,7 +248,6 @@ class Connection(DataTransfers):
         #: what this transfer's 111 markers named, and its size
         self.marked = RangeSet()
         self.marked_durable = 0
-        self.streams = 0
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -270,7 +258,8 @@ class Connection(DataTransfers):
         self.last_reply = reply
         if reply.code in (111, 112):
             self.count_marker(reply)
-        if reply.is_final and self.transfer is not None and asyncio.current_task() is self.transfer:
+        transfer = self.data.transfer
+        if reply.is_final and transfer is not None and asyncio.current_task() is transfer:
             self.transfer_outcome = f"{reply.code} {reply.lines[-1]}"[:200]
         if self.writer.is_closing():
             return
@@ -293,11 +282,6 @@ class Connection(DataTransfers):
             self.marked_durable = self.marked.total()
             stats.add("bytes_durable", new)
 
-    def _track(self, sock: socket.socket, buffer_size: int | None, *, initiator: bool = False) -> socket.socket:
-        tracked = super()._track(sock, buffer_size, initiator=initiator)
-        self.streams += 1  # the transfer log's STREAMS=
-        return tracked
-
     def dpath(self, path: str) -> str:
         base = self.config.base_path.rstrip("/")
         return f"{base}{path}" if path != "/" else (base or "/")
@@ -314,7 +298,7 @@ class Connection(DataTransfers):
 
     def busy(self) -> bool:
         """A transfer runs or commands wait: the idle clock does not run."""
-        return self.transfer is not None or not self.queue.empty() or self.working
+        return self.data.transfer is not None or not self.queue.empty() or self.working
 
     async def run(self) -> None:
         await self.send(self.session.greeting())
@@ -351,10 +335,7 @@ class Connection(DataTransfers):
                 # one broken session must never stop the server, but it must be seen
                 self.end_reason = "internal error"
                 log.error("session %d ended with an internal error", self.slot.id, exc_info=worker.exception())
-            await self.abort_transfer()
-            self.cache.drop()
-            if self.listener is not None:
-                self.listener.close()
+            await self.data.close()
 
     async def on_control_data(self, data: bytes) -> None:
         """Read commands: ABOR acts on the running transfer at once, everything else waits its turn."""
@@ -383,9 +364,10 @@ class Connection(DataTransfers):
             item = await self.queue.get()
             self.working = True
             try:
-                if self.transfer is not None:
+                transfer = self.data.transfer
+                if transfer is not None:
                     # wait, never cancel: the transfer ends by itself or by ABOR
-                    await asyncio.wait({self.transfer})
+                    await asyncio.wait({transfer})
                 async with self.turn:
                     await self.process(item)
             finally:
@@ -418,7 +400,7 @@ class Connection(DataTransfers):
     async def gsi_authenticated(self, event: Authenticated) -> None:
         self.idle.command(time.monotonic())
         self.session.gsi_authenticated(event.identity, delegated=event.delegated is not None)
-        self.delegated = event.delegated
+        self.data.delegated = event.delegated
         log.info("GSI: %s authenticated from %s%s", event.identity, self.peer_host,
                  "" if event.delegated else " (no delegation: DCAU N only)")
         await self.send_clear(event.reply.code, event.reply.text)
@@ -487,7 +469,7 @@ class Connection(DataTransfers):
             if self.last_reply is not None:
                 self.end_reason = f"{self.last_reply.code} {self.last_reply.lines[-1]}"[:200]
         elif isinstance(output, Abort):
-            await self.abort_transfer(reply=True)
+            await self.data.abort_transfer(reply=True)
         elif isinstance(output, Authenticate):
             result = await self.check_login(output.user, output.password)
             if result.ok and not await self.admit():
@@ -507,10 +489,7 @@ class Connection(DataTransfers):
             for out in await self.change_attributes(output):
                 await self.execute(out)
         elif isinstance(output, (Store, Retrieve, Listing)):
-            self.stop = threading.Event()
-            self.aborted = False
-            self.transfer = asyncio.create_task(self.run_transfer(output))
-            self.track_transfer(output, self.transfer)
+            self.track_transfer(output, self.data.start(output))
 
     async def guard(self, fn: Callable[[Any], Any], arg: Any) -> Reply:
         try:
@@ -522,16 +501,12 @@ class Connection(DataTransfers):
     # -- simple commands ---------------------------------------------------------------
 
     async def open_passive(self, kind: str) -> None:
-        self.cache.drop()
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
         try:
-            self.listener = PassiveListener(self.local_host, self.config.passive_ports)
+            address = self.data.open_passive(self.local_host)
         except TransferCoreError as exc:
             await self.send(self.session.passive_failed(exc))
             return
-        for out in self.session.passive_done(kind, (self.listener.address(),)):
+        for out in self.session.passive_done(kind, (address,)):
             await self.execute(out)
 
     async def storage_op(self, op: StorageOp) -> list[Any]:
@@ -552,10 +527,8 @@ class Connection(DataTransfers):
         started = time.monotonic()
         wall_start = time.time()
         self.transfer_outcome = ""
-        self.progress = None
         self.marked = RangeSet()
         self.marked_durable = 0
-        self.streams = 0
         self.transfer_kind = _log_type(action)
         log.info("session %d: %s of %s started (MODE %s)", self.slot.id, kind, action.path, action.mode)
         self.slot.busy = True
@@ -563,7 +536,8 @@ class Connection(DataTransfers):
         def ended(_: asyncio.Task[None]) -> None:
             self.slot.busy = False
             self.slot.last_command = time.monotonic()
-            moved = f", {self.progress.total} bytes" if self.progress is not None else ""
+            progress = self.data.progress
+            moved = f", {progress.total} bytes" if progress is not None else ""
             log.info("session %d: %s of %s ended after %.1f s%s: %s", self.slot.id, kind, action.path,
                      time.monotonic() - started, moved, self.transfer_outcome or "no reply (connection closed)")
             self.transfer_ended(action, wall_start)
@@ -575,7 +549,8 @@ class Connection(DataTransfers):
         tl = translog
         kind = self.transfer_kind
         stats = self.server.stats
-        nbytes = self.progress.total if self.progress is not None else 0
+        progress = self.data.progress
+        nbytes = progress.total if progress is not None else 0
         code = int(self.transfer_outcome[:3]) if self.transfer_outcome[:3].isdigit() else 0
         with stats.lock:
             # one step under the lock: a scrape sees the bytes either in progress or counted, never both
@@ -596,7 +571,7 @@ class Connection(DataTransfers):
                 durable = self.marked_durable
         record = tl.TransferRecord(
             start=wall_start, end=time.time(), user=self.session.user or "-", file=action.path, type=kind,
-            code=code, nbytes=nbytes, remote=self.peer_host, streams=max(1, self.streams),
+            code=code, nbytes=nbytes, remote=self.peer_host, streams=max(1, self.data.streams),
             buffer=action.buffer_size or 0, block=_block_size(self.driver) if isinstance(action, Retrieve) else 0,
             durable=durable, session=self.slot.id,
         )

@@ -29,8 +29,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..contract import Driver, Writer
 from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
@@ -54,6 +54,7 @@ from .datachannel import (
 )
 from .download import plan_retrieve
 from .errors import DataTimeout, NoDataConnection, RemoteProtocolError, TooManyDataConnections
+from .gsi.dataprot import DataProtection
 from .gsi.datasock import SecureDataSocket, secure_data_socket
 from .gsi.proxy import Credential
 from .hostport import HostPort
@@ -61,7 +62,7 @@ from .inplace import SliceWriter, copy_kept
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
-from .session import Active, Listing, Passive, Retrieve, Session, Store
+from .session import Active, Listing, Passive, Retrieve, Store
 from .spool import Spool
 from .spooled import drop_spooled, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
@@ -107,36 +108,114 @@ def wake(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class DataTransfers:
-    """The transfers of :class:`~.server.Connection`, which provides the plumbing below."""
+class TransferSession(Protocol):
+    """What :class:`DataTransfers` asks of the session (:class:`~.session.Session`).
 
-    config: ServerConfig
-    driver: Driver
-    session: Session
-    listener: PassiveListener | None
-    transfer: asyncio.Task[None] | None
-    stop: threading.Event
-    aborted: bool
-    data_socks: list[socket.socket]
-    cache: DataCache
-    keep: list[socket.socket]
-    #: the credential the client delegated over GSI, for DCAU on data connections
-    delegated: Credential | None
-    #: completes uploads together with those of the other sessions (one per server)
-    committer: Committer
-    #: The reorder window of the upload in progress, if it has one.
-    window: ReorderWindow | None = None
-    #: Bytes moved by the transfer in progress (for the log).
-    progress: Progress | None = None
+    The events of a transfer are reported here and the session answers each
+    with the reply to send; the rest is read only.
+    """
+
+    writable: bool
+    gsi_identity: str | None
+    protection: DataProtection
+
+    def transfer_started(self, action: Store | Retrieve | Listing, *, spooled: bool = False) -> Reply: ...
+
+    def transfer_finished(self, action: Store | Retrieve | Listing) -> Reply: ...
+
+    def transfer_failed(self, exc: BaseException, *, aborted: bool = False) -> Reply: ...
+
+    def abort_finished(self) -> Reply: ...
+
+    def transfer_done(self, *, cached: bool = False) -> None: ...
+
+
+class DataTransfers:
+    """The data side of one control connection: its data connections and the transfers over them.
+
+    It owns the passive listener, the MODE E connections kept between
+    transfers, the transfer task running now and its abort.  It is given
+    what it works with (the settings, the driver, the group committer) and
+    the two ways out: ``session``, to which every event of a transfer is
+    reported (started, finished, failed, aborted, done) and which decides
+    the reply, and ``send``, which sends that reply on the control
+    connection.  It knows nothing of the control connection that holds it.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        driver: Driver,
+        session: TransferSession,
+        committer: Committer,
+        run_blocking: Callable[..., Awaitable[Any]],
+        send: Callable[[Reply], Awaitable[None]],
+        dpath: Callable[[str], str],
+        peer_host: str,
+    ) -> None:
+        self.config = config
+        self.driver = driver
+        self.session = session
+        #: completes uploads together with those of the other sessions (one per server)
+        self.committer = committer
+        self._run_blocking = run_blocking
+        self._send = send
+        self._dpath = dpath
+        self.peer_host = peer_host
+        self.listener: PassiveListener | None = None
+        self.transfer: asyncio.Task[None] | None = None
+        self.stop = threading.Event()
+        self.aborted = False
+        self.data_socks: list[socket.socket] = []
+        #: MODE E connections kept open between transfers, and those a transfer leaves for it.
+        self.cache = DataCache()
+        self.keep: list[socket.socket] = []
+        #: the credential the client delegated over GSI, for DCAU on data connections
+        self.delegated: Credential | None = None
+        #: The reorder window of the upload in progress, if it has one.
+        self.window: ReorderWindow | None = None
+        #: Bytes moved by the transfer in progress (for the log).
+        self.progress: Progress | None = None
+        #: Data connections the transfer in progress used (the transfer log's STREAMS=).
+        self.streams = 0
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
-        raise NotImplementedError
+        result: T = await self._run_blocking(fn, *args)
+        return result
 
     async def send(self, reply: Reply) -> None:
-        raise NotImplementedError
+        await self._send(reply)
 
     def dpath(self, path: str) -> str:
-        raise NotImplementedError
+        return self._dpath(path)
+
+    # -- the connection's side ---------------------------------------------------------------
+
+    def start(self, action: Store | Retrieve | Listing) -> asyncio.Task[None]:
+        """Run one transfer the session asked for, as the task :attr:`transfer`."""
+        self.stop = threading.Event()
+        self.aborted = False
+        self.progress = None
+        self.streams = 0
+        self.transfer = asyncio.create_task(self.run_transfer(action))
+        return self.transfer
+
+    def open_passive(self, local_host: str) -> HostPort:
+        """A new passive listener (the old one and its cached connections closed); its address."""
+        self.cache.drop()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        self.listener = PassiveListener(local_host, self.config.passive_ports)
+        return self.listener.address()
+
+    async def close(self) -> None:
+        """The control connection ends: abort a transfer, close every data connection and the listener."""
+        await self.abort_transfer()
+        self.cache.drop()
+        if self.listener is not None:
+            self.listener.close()
 
     # -- data connections ------------------------------------------------------------------
 
@@ -171,6 +250,7 @@ class DataTransfers:
         if self.stop.is_set():
             close_quietly(sock)
             raise TransferAborted("transfer aborted")
+        self.streams += 1
         return sock
 
     async def accept_one(self, buffer_size: int | None) -> socket.socket:
@@ -246,7 +326,7 @@ class DataTransfers:
 
     async def store(self, act: Store) -> None:
         key = self._upload_key(act.path)
-        owner = f"an upload from {getattr(self, 'peer_host', 'a client')}"
+        owner = f"an upload from {self.peer_host}"
         # Held until the clean-up below is done: a retry must not meet this upload's partial or spool.
         await UPLOADS.acquire(
             key, owner, min(self.config.data_timeout, UPLOAD_WAIT), self._wait_released, act.path

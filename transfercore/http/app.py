@@ -40,6 +40,7 @@ from ..errors import (
     RestartRejected,
     TransferCoreError,
 )
+from ..publishing import Check, plan
 from . import protocol as p
 from .publish import Publisher
 from .records import RecordStore, valid_id
@@ -186,7 +187,10 @@ class UploadApp:
         decision = p.decide(request, self.config)
         if isinstance(decision, p.Reply):
             return decision
-        if isinstance(decision, (p.Create, p.Append)) and decision.digest is not None and not self._read_back:
+        if isinstance(decision, (p.Create, p.Append)) and plan(decision.digest is not None,
+                                                                 self._read_back) is Check.AFTER:
+            # The core would verify once published and remove a mismatch; an HTTP upload is refused
+            # instead, before any byte, so its final name never shows an unverified object.
             return p.problem(400, "digest-unsupported", "this storage cannot read an object back before "
                              "publishing it, so Repr-Digest cannot be checked: send the upload without it",
                              tus=request.tus)
@@ -397,6 +401,7 @@ class UploadApp:
 
         try:
             # with the other uploads finishing now: one durable point for all (Driver.complete_batch)
+            # (a digest only reaches here where plan() said BEFORE: see _handle)
             self._publisher.publish(writer, verify if record.digest is not None else None)
         except _DigestMismatch:
             self._forget(record)  # the writer was aborted, nothing published

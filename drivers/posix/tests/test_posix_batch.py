@@ -39,7 +39,7 @@ def test_each_sync_mode_publishes_verified_objects(tmp_path, monkeypatch, mode):
         real_dir(d)
 
     monkeypatch.setattr("transfercore_posix.writer.syncfs", counting_syncfs)
-    monkeypatch.setattr("transfercore_posix.driver.fsync_dir", counting_dir)
+    monkeypatch.setattr("transfercore_posix.batchsync.fsync_dir", counting_dir)
     writers = _batch(driver, tmp_path, 6)
 
     def verify(w):

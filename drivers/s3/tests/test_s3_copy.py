@@ -133,3 +133,19 @@ def test_s3_to_hpss(seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_
     out = run(s3env, "copy", "-q", "hpss:///from-s3", str(back))
     assert out.returncode == 0, out.stderr
     assert back.read_bytes() == data
+
+
+@pytest.mark.parametrize(("size", "algorithm", "method"),
+                         [(1 * MiB, "crc32c", "storage"), (1 * MiB, "md5", "storage"), (21 * MiB, "md5", "read-back")])
+def test_the_verification_names_the_check_it_did(
+    seaweed: SeaweedS3, bucket: str, s3env: dict[str, str], tmp_path: Path, size: int, algorithm: str, method: str
+) -> None:
+    """S3 declares no checksum algorithm, yet the store gives the CRC32C it checked on arrival, and
+    the ETag of one PUT is its MD5: that is the check, and the line says so.  A multipart object's
+    ETag is no MD5: the object is read back."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(size))
+    url = f"s3://{bucket}/obj.bin?endpoint={seaweed.endpoint}"
+    up = run(s3env, "copy", "--checksum", algorithm, str(source), url)
+    assert up.returncode == 0, up.stderr
+    assert f"verifying {algorithm.upper()} ({method})" in up.stdout, up.stdout

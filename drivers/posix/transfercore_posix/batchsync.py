@@ -1,0 +1,149 @@
+"""Publishing a batch of objects (a tree copy) with one durable point.
+
+Every file is synced (concurrently, or by one ``syncfs`` of the file
+system where that reaches the device), verified, renamed to its final
+name, then each directory is synced once; only then is any object of the
+batch reported as published.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from transfercore.contract import Writer
+from transfercore.driverkit import fsync_dir
+
+from .fsutil import SYNCFS_DURABLE, fs_type
+from .writer import PosixWriter
+
+#: Threads syncing the files of one batch at once.  Concurrent syncs of a
+#: journalling file system share its commits, so a batch costs about one
+#: commit, not one per file.
+BATCH_SYNC_THREADS = 16
+
+
+class BatchSync:
+    """One driver's batch publishing; ``mode`` is its ``batch_sync`` option (fsync, syncfs, auto)."""
+
+    def __init__(self, mode: str) -> None:
+        self._mode = mode
+        self._pool_lock = threading.Lock()
+        self._sync_pool: ThreadPoolExecutor | None = None
+        #: Whether syncfs reaches the media, by directory (asked once each).
+        self._fs_types: dict[str, bool] = {}
+
+    def complete(
+        self, batch: Sequence[PosixWriter], verify: Callable[[Writer], None] | None
+    ) -> list[BaseException | None]:
+        """``Driver.complete_batch`` for POSIX writers."""
+        results: list[BaseException | None] = [None] * len(batch)
+
+        def sync(writer: PosixWriter) -> BaseException | None:
+            try:
+                writer.sync_for_batch()
+            except Exception as exc:  # noqa: BLE001 - reported per object
+                return exc
+            return None
+
+        if len(batch) > 1 and self.uses_syncfs(batch[0].directory):
+            synced = _sync_by_syncfs(batch)
+        elif len(batch) > 1:
+            synced = list(self._pool().map(sync, batch))
+        else:
+            synced = [sync(w) for w in batch]
+        directories: set[str] = set()
+        records: set[str] = set()
+        for i, writer in enumerate(batch):
+            error = synced[i]
+            if error is None and verify is not None:
+                try:
+                    verify(writer)
+                except Exception as exc:  # noqa: BLE001 - reported per object
+                    error = exc
+            if error is None:
+                try:
+                    recorded = writer.publish_from_batch()
+                except Exception as exc:  # noqa: BLE001 - reported per object
+                    error = exc
+                else:
+                    directories.add(writer.directory)
+                    if recorded:
+                        records.add(writer.directory)
+            if error is not None:
+                results[i] = error
+                try:
+                    writer.abort()
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+        # The renames are durable once their directories are: only then is
+        # any object of the batch reported as published.
+        failed_dirs: dict[str, BaseException] = {}
+        for directory in sorted(directories):
+            try:
+                fsync_dir(directory)
+            except Exception as exc:  # noqa: BLE001
+                failed_dirs[directory] = exc
+        for i, writer in enumerate(batch):
+            if results[i] is None and writer.directory in failed_dirs:
+                results[i] = failed_dirs[writer.directory]
+        for directory in sorted(records - set(failed_dirs)):
+            for writer in batch:
+                if writer.directory == directory:
+                    writer.forget_record()
+            try:
+                fsync_dir(directory)
+            except Exception:  # noqa: BLE001 - a stale record of a published object is harmless
+                pass
+        return results
+
+    def uses_syncfs(self, directory: str) -> bool:
+        """Whether a batch in ``directory`` is made durable by one syncfs."""
+        mode = self._mode
+        if mode != "auto":
+            return bool(mode == "syncfs")
+        found = self._fs_types.get(directory)
+        if found is None:
+            if len(self._fs_types) > 4096:
+                self._fs_types.clear()
+            found = self._fs_types[directory] = fs_type(directory) in SYNCFS_DURABLE
+        return found
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._sync_pool is None:
+                self._sync_pool = ThreadPoolExecutor(BATCH_SYNC_THREADS, thread_name_prefix="posix-sync")
+            return self._sync_pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._sync_pool = self._sync_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _sync_by_syncfs(batch: Sequence[PosixWriter]) -> list[BaseException | None]:
+    """Every file prepared (attributes applied), then one syncfs for all:
+    a single journal commit instead of one wait per file."""
+    prepared: list[BaseException | None] = []
+    for writer in batch:
+        try:
+            writer.sync_for_batch(sync=False)
+        except Exception as exc:  # noqa: BLE001 - reported per object
+            prepared.append(exc)
+        else:
+            prepared.append(None)
+    devices: dict[int, PosixWriter] = {}
+    for writer, error in zip(batch, prepared, strict=True):
+        if error is None:
+            devices.setdefault(writer.device, writer)
+    failed: BaseException | None = None
+    for writer in devices.values():
+        try:
+            writer.syncfs()
+        except Exception as exc:  # noqa: BLE001 - no object of the batch is durable
+            failed = exc
+    if failed is not None:
+        return [error or failed for error in prepared]
+    return prepared

@@ -1,0 +1,226 @@
+"""The POSIX driver's namespace: listing, stat, links, attributes, directories, names.
+
+Each step that changes a name makes it durable (the directory synced)
+before it returns, as the contract asks.  Hidden partial names
+(:mod:`.names`) are never listed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Iterator, Sequence
+
+from transfercore.contract import ObjectInfo
+from transfercore.driverkit import fsync_dir, fsync_inode, new_token
+from transfercore.errors import IsADirectory, NotADirectory, NotFound, from_oserror
+
+from . import names
+from .confine import PathMapper
+from .fsutil import remove_quietly
+
+
+def info(path: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        path=path,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        is_dir=stat_mod.S_ISDIR(st.st_mode),
+        identity=f"{st.st_dev}:{st.st_ino}",
+        mode=stat_mod.S_IMODE(st.st_mode),
+        version=str(st.st_ctime_ns),
+        links=st.st_nlink,
+    )
+
+
+def entry_info(path: str, local: str, st: os.stat_result) -> ObjectInfo:
+    if stat_mod.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(local)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot read the link {path}") from exc
+        return ObjectInfo(path=path, size=0, mtime_ns=st.st_mtime_ns, identity=f"{st.st_dev}:{st.st_ino}",
+                          mode=stat_mod.S_IMODE(st.st_mode), link=target)
+    found = info(path, st)
+    if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)):
+        return ObjectInfo(path=path, size=0, mtime_ns=st.st_mtime_ns, identity=found.identity,
+                          mode=found.mode, special=True)
+    return found
+
+
+def check_directory(directory: str, path: str) -> None:
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        if exc.errno == 2:
+            raise NotFound(
+                f"the directory of {path} does not exist",
+                errno=exc.errno,
+                hint="create the directory first; missing directories are not created for you",
+            ) from None
+        raise from_oserror(exc, f"cannot reach the directory of {path}") from exc
+    if not stat_mod.S_ISDIR(st.st_mode):
+        raise NotADirectory(f"the parent of {path} is not a directory", errno=20)
+
+
+def list_directory(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
+    local = paths.local(path)
+    try:
+        with os.scandir(local) as it:
+            entries = sorted((e for e in it if not names.is_hidden(e.name)), key=lambda e: e.name)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot list {path}") from exc
+    base = path.rstrip("/")
+    out = []
+    for entry in entries:
+        full = os.path.join(local, entry.name)
+        if paths.root is not None and entry.is_symlink():
+            real = os.path.realpath(full)
+            if not (real == paths.root or real.startswith(paths.root + "/")):
+                continue  # never reveal what lies outside the served tree
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue  # a dangling link or a name removed meanwhile
+        out.append(info(f"{base}/{entry.name}", st))
+    return iter(out)
+
+
+def scan(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
+    """The entries of a directory, unsorted, one at a time: links reported
+    as links (never followed), special files flagged."""
+    local = paths.local(path)
+    base = path.rstrip("/")
+    try:
+        it = os.scandir(local)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot list {path}") from exc
+    with it:
+        for entry in it:
+            if names.is_hidden(entry.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # removed meanwhile
+            yield entry_info(f"{base}/{entry.name}", entry.path, st)
+
+
+def lstat(paths: PathMapper, path: str) -> ObjectInfo:
+    local = paths.local(path)
+    try:
+        st = os.lstat(local)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot stat {path}") from exc
+    return entry_info(path, local, st)
+
+
+def symlink(directory: str, name: str, path: str, target: str, *, mtime_ns: int | None = None) -> None:
+    """A link ``name`` in ``directory`` (checked by the caller) to ``target``, replacing what is there."""
+    temp = os.path.join(directory, names.partial_name(name, new_token()))
+    try:
+        os.symlink(target, temp)
+        if mtime_ns is not None:
+            # Before the rename: a link cannot be synced on its own, but its
+            # inode is made durable with the directory entry below.
+            os.utime(temp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        os.rename(temp, os.path.join(directory, name))
+    except OSError as exc:
+        remove_quietly(temp)
+        raise from_oserror(exc, f"cannot create the link {path}") from exc
+    fsync_dir(directory)
+
+
+def hardlink(directory: str, name: str, path: str, source: str, existing: str) -> None:
+    """A hard link ``name`` in ``directory`` (checked by the caller) to the local file ``source``."""
+    # Under a hidden name first, then renamed: an existing entry is
+    # replaced at once, never left missing.
+    temp = os.path.join(directory, names.partial_name(name, new_token()))
+    try:
+        os.link(source, temp, follow_symlinks=False)
+        os.rename(temp, os.path.join(directory, name))
+    except OSError as exc:
+        remove_quietly(temp)
+        raise from_oserror(exc, f"cannot link {path} to {existing}") from exc
+    fsync_dir(directory)
+
+
+def set_metadata(local: str, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
+    try:
+        if mode is not None and not os.path.islink(local):
+            os.chmod(local, stat_mod.S_IMODE(mode))
+        if mtime_ns is not None:
+            os.utime(local, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot set the permissions or time of {path}") from exc
+    if os.path.islink(local):
+        return  # a link cannot be synced alone: symlink(mtime_ns=...) sets it durably
+    # The object's own inode: its sync makes the new attributes durable.
+    fsync_inode(local, f"the attributes of {path}")
+
+
+def mkdir(local: str, path: str) -> None:
+    try:
+        os.mkdir(local)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot create directory {path}") from exc
+    fsync_dir(os.path.dirname(local))
+
+
+def mkdirs(paths: PathMapper, wanted: Sequence[str]) -> list[BaseException | None]:
+    """Every directory created, then each parent synced once (a tree's
+    directories share few parents): durable together on return."""
+    results: list[BaseException | None] = []
+    parents: dict[str, list[int]] = {}
+    for i, path in enumerate(wanted):
+        try:
+            local = paths.local(path)
+            os.mkdir(local)
+        except OSError as exc:
+            results.append(from_oserror(exc, f"cannot create directory {path}"))
+        except Exception as exc:  # noqa: BLE001 - reported per directory
+            results.append(exc)
+        else:
+            results.append(None)
+            parents.setdefault(os.path.dirname(local), []).append(i)
+    for parent, created in parents.items():
+        try:
+            fsync_dir(parent)
+        except Exception as exc:  # noqa: BLE001 - none of its new entries is known durable
+            for i in created:
+                results[i] = exc
+    return results
+
+
+def rmdir(paths: PathMapper, path: str) -> None:
+    local = paths.local(path)
+    if local == paths.root:
+        raise from_oserror(PermissionError(13, "the root cannot be removed"), f"cannot remove {path}")
+    try:
+        os.rmdir(local)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot remove directory {path}") from exc
+    fsync_dir(os.path.dirname(local))
+
+
+def remove(local: str, directory: str, path: str) -> None:
+    if os.path.isdir(local) and not os.path.islink(local):
+        raise IsADirectory(f"{path} is a directory; use rmdir", errno=21)
+    try:
+        os.unlink(local)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot remove {path}") from exc
+    fsync_dir(directory)
+
+
+def rename(src: tuple[str, str, str], dst: tuple[str, str, str]) -> None:
+    """Rename ``(local, directory, URL path)`` ``src`` to ``dst``; both directories synced."""
+    src_local, src_dir, src_path = src
+    dst_local, dst_dir, dst_path = dst
+    try:
+        os.rename(src_local, dst_local)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot rename {src_path} to {dst_path}") from exc
+    fsync_dir(dst_dir)
+    if src_dir != dst_dir:
+        fsync_dir(src_dir)

@@ -1,0 +1,227 @@
+"""The POSIX driver's unfinished objects: opening a partial file fresh or to resume it, discarding and sweeping.
+
+An unfinished object is a hidden partial file beside its final name
+(:mod:`.names`); its resume state is the sidecar record (:mod:`.sidecar`).
+A record is trusted only while the partial file it names is still the one
+it was written for and holds the bytes it claims.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+
+import attrs
+
+from transfercore.driverkit import check_resume, fsync_dir, new_token
+from transfercore.errors import RestartRejected, from_oserror
+from transfercore.ranges import RangeSet
+
+from . import names, sidecar
+from .direct import DirectFile, alignment_of, open_direct
+from .fsutil import remove_quietly
+from .namespace import check_directory
+from .sidecar import CorruptSidecar, SidecarRecord
+from .writer import PosixWriter
+
+_RW = os.O_RDWR | os.O_CLOEXEC
+
+
+@attrs.frozen
+class WriteOptions:
+    """The driver's options that shape its writers."""
+
+    #: one pwrite into a file at a time (the option parallel_pwrite off)
+    serial_pwrite: bool
+    #: the option direct: off, auto or on
+    direct: str
+    #: drop read-back pages from the page cache (the option keep_cache off)
+    drop_read_back: bool
+
+
+def open_fresh(path: str, directory: str, name: str, size: int, options: WriteOptions) -> PosixWriter:
+    """A writer of a new partial file (any stale one discarded by the caller first)."""
+    token = new_token()
+    partial = os.path.join(directory, names.partial_name(name, token))
+    try:
+        fd = os.open(partial, _RW | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        if exc.errno == 2:
+            check_directory(directory, path)
+        raise from_oserror(exc, f"cannot create the partial file of {path}") from exc
+    try:
+        direct = _open_direct(partial, fd, options.direct)
+    except BaseException:
+        os.close(fd)
+        remove_quietly(partial)
+        raise
+    st = os.fstat(fd)
+    record = SidecarRecord(size=size, ranges=RangeSet(), dev=st.st_dev, ino=st.st_ino, token=token)
+    # No record yet: the first durable() stores it, and its directory fsync
+    # also makes the new partial file's name durable.  An object written
+    # and completed without a marker costs no record at all.
+    return PosixWriter(
+        fd=fd, directory=directory, name=name, display=path,
+        record=record, resumed=RangeSet(), record_stored=False,
+        serial_pwrite=options.serial_pwrite, direct=direct,
+        drop_read_back=options.drop_read_back,
+    )
+
+
+def open_resumed(
+    path: str, directory: str, name: str, size: int, resume: RangeSet, options: WriteOptions
+) -> PosixWriter:
+    """A writer going on with the partial file its record names, holding ``resume``."""
+    if resume.end() > size:
+        raise RestartRejected(f"cannot resume {path}: marker {resume} goes past the size {size}")
+    record, reason = load_record(directory, name)
+    if record is None:
+        raise RestartRejected(f"cannot resume {path}: {reason}")
+    check_resume(path, resume, size, record.size, record.ranges)
+    fd, why = open_partial(directory, name, record)
+    if fd is None:
+        raise RestartRejected(f"cannot resume {path}: {why}")
+    _remove_temp_records(directory, name)
+    stored = True
+    try:
+        direct = _open_direct(os.path.join(directory, names.partial_name(name, record.token)), fd, options.direct)
+    except BaseException:
+        os.close(fd)
+        raise
+    if record.ranges != resume:
+        # The caller will rewrite what it does not hold; the record must not
+        # keep claiming bytes that are about to be overwritten.
+        try:
+            sidecar.store(directory, name, record.with_ranges(resume))
+        except BaseException:
+            if direct is not None:
+                direct.close()
+            os.close(fd)
+            raise
+        record = record.with_ranges(resume)
+    return PosixWriter(
+        fd=fd, directory=directory, name=name, display=path,
+        record=record, resumed=resume, record_stored=stored,
+        serial_pwrite=options.serial_pwrite, direct=direct,
+        drop_read_back=options.drop_read_back,
+    )
+
+
+def _remove_temp_records(directory: str, name: str) -> None:
+    # A writer killed between writing its new record and renaming it into
+    # place (another process, or another host's worker) leaves the
+    # temporary record behind; whoever resumes the object clears it.
+    temp = names.hidden_prefix(name) + names.SIDECAR_SUFFIX[1:]
+    try:
+        entries = [e for e in os.listdir(directory) if e.startswith(temp)]
+    except OSError:
+        return
+    pattern = names.leftover_pattern(name)
+    for entry in entries:
+        if pattern.fullmatch(entry):
+            remove_quietly(os.path.join(directory, entry))
+
+
+def _open_direct(partial: str, fd: int, mode: str) -> DirectFile | None:
+    direct_fd = open_direct(partial, mode)
+    if direct_fd is None:
+        return None
+    return DirectFile(direct_fd, alignment_of(fd), strict=mode == "on")
+
+
+def load_record(directory: str, name: str) -> tuple[SidecarRecord | None, str]:
+    """The object's resume record, or None and why there is none to trust."""
+    try:
+        record = sidecar.load(directory, name)
+    except CorruptSidecar as exc:
+        return None, str(exc)
+    if record is None:
+        return None, "there is no durable resume record (never made durable, or discarded)"
+    return record, ""
+
+
+def open_partial(directory: str, name: str, record: SidecarRecord) -> tuple[int | None, str]:
+    """The partial file ``record`` names, opened, when it is still the one it names; else None and why."""
+    partial = os.path.join(directory, names.partial_name(name, record.token))
+    try:
+        fd = os.open(partial, _RW)
+    except FileNotFoundError:
+        return None, "the partial file named by the resume record is gone"
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot open the partial file {partial}") from exc
+    st = os.fstat(fd)
+    # The random token in the name already ties the file to the record; the
+    # device number is left out because it can change across a remount or
+    # reboot (FUSE, btrfs, LVM) and would then reject a valid marker.
+    if st.st_ino != record.ino:
+        os.close(fd)
+        return None, "the partial file was replaced since the resume record was written"
+    if st.st_size < record.ranges.end():
+        os.close(fd)
+        return None, f"the partial file holds {st.st_size} bytes, less than the recorded {record.ranges.end()}"
+    return fd, ""
+
+
+def held_ranges(directory: str, name: str) -> RangeSet:
+    """What a restart of the object may rely on (``Driver.partial``)."""
+    record, _ = load_record(directory, name)
+    if record is None:
+        return RangeSet()
+    fd, _ = open_partial(directory, name, record)
+    if fd is None:
+        return RangeSet()
+    os.close(fd)
+    return record.ranges
+
+
+def discard(directory: str, name: str, *, sync: bool) -> None:
+    """Remove the object's record and every partial file of it."""
+    # The record goes first: a crash in between leaves partial files with no
+    # record, which nothing trusts, rather than a record naming a lost file.
+    removed = sidecar.remove(directory, name)
+    prefix = names.hidden_prefix(name)
+    try:
+        # A cheap prefix test first: compiling the pattern costs more than
+        # the listing, and most objects have no leftovers at all.
+        entries = [e for e in os.listdir(directory) if e.startswith(prefix)]
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot list {directory}") from exc
+    if entries:
+        pattern = names.leftover_pattern(name)
+        entries = [e for e in entries if pattern.fullmatch(e)]
+    for entry in entries:
+        removed = remove_quietly(os.path.join(directory, entry)) or removed
+    if removed and sync:
+        fsync_dir(directory)
+
+
+def sweep(local: str, directory: str, drop: Collection[str], keep: Collection[str] = ()) -> tuple[int, int]:
+    """``Driver.sweep_partials`` in the local directory ``local`` (URL path ``directory``)."""
+    try:
+        hidden = [e for e in os.listdir(local) if e.startswith(".") and names.is_hidden(e)]
+    except FileNotFoundError:
+        return 0, 0
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot list {directory}") from exc
+    if not hidden:
+        return 0, 0
+    gone = {names.stem(n) for n in drop}
+    kept = {names.stem(n) for n in keep}
+    by_stem: dict[str, list[str]] = {}
+    for entry in hidden:
+        found = names.leftover_stem(entry)
+        if found is not None and (found in gone or found in kept):
+            by_stem.setdefault(found, []).append(entry)
+    removed = 0
+    for stem, entries in by_stem.items():
+        if stem in kept:
+            continue
+        # The record goes first, as in discard(): partial data with no
+        # record is never trusted, a record naming lost data would be.
+        entries.sort(key=lambda e: not e.endswith(names.SIDECAR_SUFFIX))
+        for entry in entries:
+            remove_quietly(os.path.join(local, entry))
+        removed += 1
+    if removed:
+        fsync_dir(local)
+    return removed, sum(1 for stem in by_stem if stem in kept)
