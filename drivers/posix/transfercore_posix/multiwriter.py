@@ -49,8 +49,6 @@ from .writer import PosixWriter
 ANCHOR_FORMAT = "transfercore-posix-ranges"
 RECORD_FORMAT = "transfercore-posix-range-writer"
 VERSION = 1
-#: No honest record is larger (each is one writer's ranges).
-MAX_BYTES = 4 * 1024 * 1024
 _WRITER_ID = re.compile(names.WRITER_ID)
 _RW = os.O_RDWR | os.O_CLOEXEC
 
@@ -198,15 +196,9 @@ def store_record(directory: str, name: str, record: WriterRecord) -> None:
 
 def _read_small(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot read {path}") from exc
-    if len(data) > MAX_BYTES:
-        raise Refused(f"larger than {MAX_BYTES} bytes")
-    return data
+        return sealed.read(path, "the range writers' record")
+    except sealed.Unsealed as exc:
+        raise Refused(f"it {exc}") from None
 
 
 def load_anchor(directory: str, name: str) -> Anchor | None:

@@ -10,10 +10,33 @@ from __future__ import annotations
 import hashlib
 import json
 
+from transfercore.errors import from_oserror
+
+#: No honest record is larger (10,000 ranges fit easily); a larger file is not read into memory.
+MAX_BYTES = 4 * 1024 * 1024
+
 
 class Unsealed(ValueError):
     """The document cannot be trusted; the message says why, as a phrase
     that follows the document's name ("... is not valid JSON")."""
+
+
+def read(path: str, what: str) -> bytes | None:
+    """The bytes of the record at ``path``, ``None`` when there is none.
+
+    :class:`Unsealed` when it is larger than any honest record; a storage
+    error (``cannot read WHAT PATH``) when it cannot be read.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot read {what} {path}") from exc
+    if len(data) > MAX_BYTES:
+        raise Unsealed(f"is larger than {MAX_BYTES} bytes")
+    return data
 
 
 def _digest(body: dict[str, object]) -> str:

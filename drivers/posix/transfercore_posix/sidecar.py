@@ -26,8 +26,6 @@ from .fsutil import remove_quietly
 
 FORMAT = "transfercore-posix-sidecar"
 VERSION = 1
-#: A record larger than this is not read: no honest record is (10,000 ranges fit easily).
-MAX_BYTES = 4 * 1024 * 1024
 
 
 class CorruptSidecar(ValueError):
@@ -112,14 +110,11 @@ def load(directory: str, name: str) -> SidecarRecord | None:
     """The record of ``name``, ``None`` when there is none; :class:`CorruptSidecar` when unreadable."""
     path = os.path.join(directory, names.sidecar_name(name))
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except FileNotFoundError:
+        data = sealed.read(path, "the resume record")
+    except sealed.Unsealed as exc:
+        raise CorruptSidecar(f"the resume record {exc}") from None
+    if data is None:
         return None
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot read the resume record {path}") from exc
-    if len(data) > MAX_BYTES:
-        raise CorruptSidecar(f"the resume record is larger than {MAX_BYTES} bytes")
     return decode(data)
 
 
