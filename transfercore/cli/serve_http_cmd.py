@@ -45,6 +45,12 @@ def register(subparsers: Any) -> None:
                      help="make received bytes durable (and reportable) every SIZE of a request (default 16M)")
     lim.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
                      help="give up a request body silent for S seconds, keeping its durable part (default 60)")
+    lim.add_argument("--header-timeout", type=float, default=30.0, metavar="S",
+                     help="close a connection whose request head has not arrived whole S seconds after it "
+                     "opened or after the previous reply: idle keep-alive connections too (default 30)")
+    p.add_argument("--http-server", choices=("transfercore", "uvicorn"), default="transfercore",
+                   help="the HTTP/1.1 server: the project's own (default; it sends the draft's 104 "
+                   "Upload Resumption Supported) or uvicorn (pip install 'transfercore[http]'; no 104)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     p.add_argument("--metrics-port", type=int, metavar="N",
@@ -93,6 +99,7 @@ def _check_positive(value: float) -> None:
 CHECKS: dict[str, Any] = {
     "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
     "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
+    "header_timeout": _check_positive,
 }
 
 
@@ -127,10 +134,11 @@ def _build(args: argparse.Namespace) -> Any:
     from ..sizes import parse_size
     from ..statedir import state_dir
 
-    try:
-        import uvicorn  # noqa: F401 - checked before anything is opened
-    except ImportError:
-        raise OptionError("serve-http needs uvicorn", hint="pip install 'transfercore[http]'") from None
+    if args.http_server == "uvicorn":
+        try:
+            import uvicorn  # noqa: F401 - checked before anything is opened
+        except ImportError:
+            raise OptionError("--http-server uvicorn needs uvicorn", hint="pip install 'transfercore[http]'") from None
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port {args.port} is not a TCP port (0 to 65535)")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
@@ -147,8 +155,8 @@ def _build(args: argparse.Namespace) -> Any:
         state_dir(), "http-uploads", hashlib.sha256(where.encode()).hexdigest()[:16]
     )
     tokens = _tokens(args)
-    if args.expiry <= 0 or args.max_uploads < 1 or args.body_timeout <= 0:
-        raise OptionError("--expiry, --max-uploads and --body-timeout must be positive")
+    if args.expiry <= 0 or args.max_uploads < 1 or args.body_timeout <= 0 or args.header_timeout <= 0:
+        raise OptionError("--expiry, --max-uploads, --body-timeout and --header-timeout must be positive")
     app = UploadApp(
         endpoint.driver,
         RecordStore(state),
@@ -164,10 +172,6 @@ def _build(args: argparse.Namespace) -> Any:
 
 
 def _serve(app: Any, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ..sizes import parse_size
-
     tokens = _tokens(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
@@ -183,38 +187,68 @@ def _serve(app: Any, args: argparse.Namespace) -> int:
         stats = HttpStats()
         app = MetricsMiddleware(app, stats)
         exporter = serve_metrics(stats.families, args.host, args.metrics_port)
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
-        log_level="info" if args.verbose else "warning",
-        h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-
-    if args.port_file or args.port == 0:
-        _announce_port(server, args)
-    else:
-        print(f"transfercore serve-http: listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
     try:
-        server.run()
+        if args.http_server == "uvicorn":
+            _serve_uvicorn(app, args)
+        else:
+            _serve_own(app, args)
     finally:
         if exporter is not None:
             exporter.close()
     return int(ExitCode.OK)
 
 
-def _announce_port(server: Any, args: argparse.Namespace) -> None:
-    """Write the bound port once uvicorn listens (port 0 picks one)."""
+def _listening(args: argparse.Namespace, port: int) -> None:
+    print(f"transfercore serve-http: listening on {args.host}:{port}", file=sys.stderr, flush=True)
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+
+
+def _serve_own(app: Any, args: argparse.Namespace) -> None:
+    import asyncio
+    import signal
+
+    from ..http.server import Server, ServerLimits
+    from ..sizes import parse_size
+
+    limits = ServerLimits(
+        max_header_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
+        header_timeout=args.header_timeout,
+        # the application's own --body-timeout answers first, with the offset to resume from
+        body_timeout=args.body_timeout + 5,
+    )
+    server = Server(app, args.host, args.port, limits)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.stop)
+        await server.serve(lambda port: _listening(args, port))
+
+    asyncio.run(main())
+
+
+def _serve_uvicorn(app: Any, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from ..sizes import parse_size
+
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
+        log_level="info" if args.verbose else "warning",
+        h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
+        timeout_keep_alive=int(args.header_timeout),
+    )
+    server = uvicorn.Server(config)
     startup = server.startup
 
     async def announced(sockets: Any = None) -> None:
         await startup(sockets=sockets)
         port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
-        print(f"transfercore serve-http: listening on {args.host}:{port}", file=sys.stderr, flush=True)
-        if args.port_file:
-            tmp = f"{args.port_file}.tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{port}\n")
-            os.replace(tmp, args.port_file)
+        _listening(args, port)
 
     server.startup = announced
+    server.run()
