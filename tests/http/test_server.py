@@ -277,3 +277,35 @@ def test_a_body_is_read_only_as_the_application_asks() -> None:
             await serving
 
     asyncio.run(main())
+
+
+def test_sighup_reads_the_configuration_and_tokens_again(tmp_path: Path, serve_http, poll) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:" + "a" * 20 + "\n")
+    cfg = tmp_path / "http.toml"
+    cfg.write_text(f'root = "{root}"\nmax_size = "5M"\ntoken_file = "{tokens}"\n')
+    server = serve_http("--config", str(cfg))
+    alice, bob = {"Authorization": "Bearer " + "a" * 20}, {"Authorization": "Bearer " + "b" * 20}
+
+    def max_size() -> str:
+        return server.request("OPTIONS", "/files/").headers["tus-max-size"]
+
+    assert max_size() == str(5 * MiB)
+    assert server.request("POST", "/files/x", bob | {"Upload-Complete": "?1"}, body=b"b").status == 401
+    cfg.write_text(f'root = "{root}"\nmax_size = "7M"\ntoken_file = "{tokens}"\nmax_uploads = 9\n')
+    tokens.write_text("bob:" + "b" * 20 + "\n")
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGHUP)
+    poll(lambda: max_size() == str(7 * MiB), what="the reloaded --max-size")
+    assert server.request("POST", "/files/x", bob | {"Upload-Complete": "?1"}, body=b"b").status == 201
+    assert server.request("POST", "/files/y", alice | {"Upload-Complete": "?1"}, body=b"a").status == 401
+    # a bad file is refused whole: the running settings stay, the server goes on
+    cfg.write_text(f'root = "{root}"\nmax_size = "lots"\n')
+    server.proc.send_signal(signal.SIGHUP)
+    poll(lambda: b"reload refused" in server.log.read_bytes(), what="the refused reload in the log")
+    assert max_size() == str(7 * MiB)
+    log = server.log.read_text()
+    assert "max-uploads change only at a restart" in log and "configuration and tokens read again" in log
+    assert server.proc.poll() is None

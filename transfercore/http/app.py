@@ -143,6 +143,12 @@ class UploadApp:
             if not record.complete:
                 self._paths[record.path] = record.id
 
+    def reconfigure(self, *, config: p.Config, limits: Limits, authorize: Authorizer) -> None:
+        """New settings for the requests that come next (a reload); the worker threads stay as many."""
+        self.config = config
+        self.limits = attrs.evolve(limits, concurrent_uploads=self.limits.concurrent_uploads)
+        self.authorize = authorize
+
     # -- ASGI -----------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
