@@ -236,6 +236,19 @@ class Raw:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def feed_until(self, data: bytes, check: Callable[[], bool], piece: int = 256 << 10) -> int:
+        """Send ``data`` a piece at a time until ``check()`` holds (the server takes a durable point
+        only as bytes come, so a test waiting for one keeps sending); the bytes sent.  Fails when
+        every piece but the last went without it, and a while after."""
+        sent = 0
+        while sent < len(data) - piece:
+            self.sock.sendall(data[sent:sent + piece])
+            sent += piece
+            if check():
+                return sent
+        poll_until(check, what=f"the check after {sent} bytes")  # the last durable point may land late
+        return sent
+
     @staticmethod
     def request(method: str, path: str, headers: dict[str, str], version: str = "1.1") -> bytes:
         """A request head."""

@@ -46,6 +46,8 @@ from typing import Any
 import attrs
 import h11
 
+from ..gridftp.errors import ListenError
+
 log = logging.getLogger("transfercore.http.server")
 access_log = logging.getLogger("transfercore.http.access")
 
@@ -131,8 +133,13 @@ class Server:
     async def serve(self, ready: Callable[[int], None] | None = None) -> None:
         self._lifespan = _Lifespan(self.app, self.state)
         await self._lifespan.startup()
-        listener = await asyncio.start_server(self._accept, self.host, self.port, limit=READ_CHUNK,
-                                              backlog=2048, reuse_address=True)
+        try:
+            listener = await asyncio.start_server(self._accept, self.host, self.port, limit=READ_CHUNK,
+                                                  backlog=2048, reuse_address=True)
+        except OSError as exc:
+            await self._lifespan.shutdown()
+            raise ListenError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                              hint="choose another --port (0 picks a free one) or stop what listens there") from None
         try:
             self.port = listener.sockets[0].getsockname()[1]
             if ready is not None:
@@ -166,7 +173,10 @@ class Server:
         finally:
             self._connections.discard(conn)
             self._tasks.discard(task)
-            writer.transport.abort() if conn.abort else writer.close()
+            if conn.abort:
+                writer.transport.abort()
+            else:
+                writer.close()
 
 
 class _Connection:
@@ -184,7 +194,6 @@ class _Connection:
         self.interruptible = False
         #: Close with a reset rather than a FIN (a reply could not be completed).
         self.abort = False
-        self._cycle: _Cycle | None = None
 
     def interrupt(self) -> None:
         if self.interruptible:
@@ -197,7 +206,6 @@ class _Connection:
             if request is None:
                 return
             cycle = _Cycle(self, request)
-            self._cycle = cycle
             await cycle.run()
             if cycle.lost or self.abort:
                 self.abort = True
