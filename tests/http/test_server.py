@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from transfercore.http.server import INTERIM_RESPONSE, Server, ServerLimits
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -220,6 +222,8 @@ def test_an_application_that_fails_or_gives_no_reply_gets_500_and_http_1_0_no_ex
     assert scopes[0]["extensions"] == {}  # no 1xx may go to an HTTP/1.0 client
     assert asyncio.run(_exchange(silent, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")).startswith(
         b"HTTP/1.1 500 ")
+    with pytest.raises(RuntimeError, match="start-up failed"):  # where the lifespan is required: no serving
+        asyncio.run(Server(failing, "127.0.0.1", 0, lifespan_required=True).serve())
 
 
 def test_a_body_is_read_only_as_the_application_asks() -> None:

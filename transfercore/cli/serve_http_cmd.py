@@ -257,7 +257,7 @@ def _serve_own(app: Any, upload_app: Any, plan: Plan, rebuild: Callable[[], Plan
     from ..service.reload import Reloader
 
     args = plan.args
-    server = Server(app, args.host, args.port, plan.server_limits)
+    server = Server(app, args.host, args.port, plan.server_limits, lifespan_required=True)
     # reloads are said in any case: an operator looks for them after a SIGHUP
     logging.getLogger("transfercore.service").setLevel(logging.INFO)
 

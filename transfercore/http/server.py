@@ -113,8 +113,11 @@ class Server:
     """Serves ``app`` on ``host:port`` until :meth:`stop`."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0,
-                 limits: ServerLimits | None = None) -> None:
+                 limits: ServerLimits | None = None, *, lifespan_required: bool = False) -> None:
+        """``lifespan_required``: an application failing its lifespan start-up stops the server (otherwise
+        that is taken for an application without lifespan support, served all the same)."""
         self.app = app
+        self.lifespan_required = lifespan_required
         self.host = host
         self.port = port
         self.limits = limits or ServerLimits()
@@ -131,7 +134,7 @@ class Server:
         self._stop.set()
 
     async def serve(self, ready: Callable[[int], None] | None = None) -> None:
-        self._lifespan = _Lifespan(self.app, self.state)
+        self._lifespan = _Lifespan(self.app, self.state, self.lifespan_required)
         await self._lifespan.startup()
         try:
             listener = await asyncio.start_server(self._accept, self.host, self.port, limit=READ_CHUNK,
@@ -471,9 +474,11 @@ class _Cycle:
 class _Lifespan:
     """The ASGI lifespan protocol; an application that does not speak it is served all the same."""
 
-    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+    def __init__(self, app: ASGIApp, state: dict[str, Any], required: bool) -> None:
         self.app = app
         self.state = state
+        self.required = required
+        self._error: BaseException | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._started: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
@@ -488,6 +493,8 @@ class _Lifespan:
         await self._queue.put({"type": "lifespan.startup"})
         await asyncio.wait([self._started, self._task], return_when=asyncio.FIRST_COMPLETED)
         if not self._started.done():
+            if self.required:
+                raise RuntimeError(f"the application's start-up failed: {self._error!r}") from self._error
             self._supported = False
             return
         self._started.result()  # lifespan.startup.failed raises here
@@ -503,7 +510,8 @@ class _Lifespan:
         try:
             await self.app(scope, self._queue.get, self._send)
         except Exception as exc:  # noqa: BLE001 - an application without lifespan support raises here
-            if self._started is not None and not self._started.done():
+            self._error = exc
+            if self._started is not None and not self._started.done() and not self.required:
                 log.debug("the application does not speak the ASGI lifespan protocol: %s", exc)
             else:
                 log.exception("the application's lifespan failed")
