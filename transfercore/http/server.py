@@ -1,7 +1,7 @@
 """A small HTTP/1.1 server for an ASGI application, on h11 and asyncio streams.
 
-It exists for one thing no maintained ASGI server offers on HTTP/1.1: an
-interim (1xx) response other than ``100 Continue``.  The resumable-upload
+It exists for one thing the ASGI servers (uvicorn, Hypercorn) do not offer on
+HTTP/1.1: an interim (1xx) response other than ``100 Continue``.  The resumable-upload
 draft's ``104 Upload Resumption Supported`` tells a client the URL of its
 upload before the body is read, so that a creation cut mid-body can be
 resumed.  An application sends one through the ASGI extension
@@ -89,6 +89,11 @@ def _reason(status: int) -> bytes:
         return http.HTTPStatus(status).phrase.encode()
     except ValueError:
         return b""
+
+
+def _head_size(request: h11.Request) -> int:
+    line = len(request.method) + len(request.target) + len(b"  HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
 
 
 class _Date:
@@ -234,6 +239,10 @@ class _Connection:
                             self.interruptible = False
                         self.h11.receive_data(data)
                     elif isinstance(event, h11.Request):
+                        if _head_size(event) > self.limits.max_header_size:
+                            # h11 bounds an unfinished head; one that came whole in a read is measured here
+                            await self._refuse(431, "the request head is larger than the server takes")
+                            return None
                         return event
                     else:  # ConnectionClosed, or PAUSED after a protocol switch (never asked for)
                         return None
