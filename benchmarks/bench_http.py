@@ -181,6 +181,8 @@ def main() -> int:
     ap.add_argument("--sync-every", default="16M", help="serve-http --sync-every")
     ap.add_argument("--dir", help="where servers store (default: a temporary directory)")
     ap.add_argument("--only", choices=("transfercore", "tus"), help="run one server (for profiling)")
+    ap.add_argument("--with-uvicorn", action="store_true",
+                    help="also run serve-http under uvicorn (--http-server uvicorn) beside its own server")
     args = ap.parse_args()
     if not (NODE_DIR / "node_modules" / "@tus" / "server").is_dir() and args.only != "transfercore":
         print(f"needs @tus/server: npm ci --prefix {NODE_DIR}", file=sys.stderr)
@@ -203,6 +205,13 @@ def main() -> int:
                 sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "tc"), "--port", str(port),
                 "--state-dir", str(work / "tc-state"), "--max-uploads", str(max(64, args.count + 8)),
                 "--sync-every", args.sync_every], work / "tc", work / "tc.log").start())
+        if args.with_uvicorn and args.only != "tus":
+            (work / "uv").mkdir()
+            (work / "uv-state").mkdir()
+            servers.append(Server("serve-http (uvicorn)", lambda port: [
+                sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "uv"), "--port", str(port),
+                "--state-dir", str(work / "uv-state"), "--max-uploads", str(max(64, args.count + 8)),
+                "--sync-every", args.sync_every, "--http-server", "uvicorn"], work / "uv", work / "uv.log").start())
         if args.only != "transfercore":
             servers.append(Server("@tus/server", lambda port: [
                 "node", str(NODE_DIR / "tus-server.mjs"), str(work / "tus"), str(port)], work / "tus",
@@ -219,7 +228,7 @@ def main() -> int:
                 for server in order:
                     result = timed(server, plans[case])
                     results.setdefault((case, server.name), []).append(result)
-                    print(f"  round {r + 1} {case:6s} {server.name:13s} {result[0]:7.2f} s  cpu {result[1]:6.2f} s"
+                    print(f"  round {r + 1} {case:6s} {server.name:20s} {result[0]:7.2f} s  cpu {result[1]:6.2f} s"
                           f"  load {loadavg()}", flush=True)
         print(f"load average after: {loadavg()}")
         print("\n| case | server | seconds (median, min-max) | MiB/s | server CPU s per GiB |")

@@ -1,4 +1,4 @@
-"""Fixtures: ``transfercore serve-http`` as a real process on 127.0.0.1, and a small raw client."""
+"""Fixtures: ``transfercore serve-http`` as a real process on 127.0.0.1, and small raw clients."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -198,3 +199,108 @@ def poll_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "a 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+@pytest.fixture
+def raw() -> type[Raw]:
+    return Raw
+
+
+@attrs.frozen
+class Head:
+    status: int
+    reason: str
+    headers: dict[str, str]
+
+
+class Raw:
+    """A raw HTTP/1.1 client over one socket: it sees interim replies, which http.client misreads.
+
+    Replies are read as they come, one head at a time, each within ``timeout`` seconds.
+    """
+
+    def __init__(self, port: int, timeout: float = 20.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.timeout = timeout
+        self.buffer = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Raw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def feed_until(self, data: bytes, check: Callable[[], bool], piece: int = 256 << 10) -> int:
+        """Send ``data`` a piece at a time until ``check()`` holds (the server takes a durable point
+        only as bytes come, so a test waiting for one keeps sending); the bytes sent.  Fails when
+        every piece but the last went without it, and a while after."""
+        sent = 0
+        while sent < len(data) - piece:
+            self.sock.sendall(data[sent:sent + piece])
+            sent += piece
+            if check():
+                return sent
+        poll_until(check, what=f"the check after {sent} bytes")  # the last durable point may land late
+        return sent
+
+    @staticmethod
+    def request(method: str, path: str, headers: dict[str, str], version: str = "1.1") -> bytes:
+        """A request head."""
+        lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _fill(self, deadline: float) -> bool:
+        """More bytes into the buffer; ``False`` at EOF."""
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def head(self) -> Head:
+        """The next reply head, interim or final."""
+        deadline = time.monotonic() + self.timeout
+        while b"\r\n\r\n" not in self.buffer:
+            if not self._fill(deadline):
+                raise EOFError(f"the connection closed before a reply head; got {self.buffer[:200]!r}")
+        raw, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        _version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        return Head(int(status), reason, headers)
+
+    def body(self, head: Head) -> bytes:
+        n = int(head.headers.get("content-length", "0"))
+        deadline = time.monotonic() + self.timeout
+        while len(self.buffer) < n:
+            if not self._fill(deadline):
+                raise EOFError("the connection closed mid-body")
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def final(self) -> tuple[list[Head], Head, bytes]:
+        """The interim heads, then the final head and its body."""
+        interim = []
+        while (h := self.head()).status < 200:
+            interim.append(h)
+        return interim, h, self.body(h)
+
+    def closed(self, timeout: float) -> bool:
+        """Whether the server closes the connection within ``timeout`` seconds (bytes before EOF are kept)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if not self._fill(deadline):
+                    return True
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+        return False
+
+

@@ -22,6 +22,8 @@ def curl(*args: str, data: Path | None = None) -> tuple[int, dict[str, str], byt
         cmd += ["--data-binary", f"@{data}"]
     out = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
     head, _, body = out.partition(b"\r\n\r\n")
+    while head.split(b" ")[1].startswith(b"1"):  # interim replies (the 104 of a creation) come first
+        head, _, body = body.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, body

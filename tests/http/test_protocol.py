@@ -104,3 +104,25 @@ def test_completed_upload_refuses_appends() -> None:
     a = p.Append("x", p.Body(100, True), None, None)
     r = p.check_append(record(offset=100, complete=True), a, 100, tus=False)
     assert r is not None and r.status == 410
+
+
+def test_only_a_draft_creation_with_content_from_an_interop_8_client_is_announced_by_a_104() -> None:
+    def interim(method: str = "POST", **headers: str) -> bool:
+        d = p.decide(req(method, "/files/a", **headers), CFG)
+        assert isinstance(d, p.Create), d
+        return d.interim
+
+    draft = {"upload_draft_interop_version": "8"}
+    assert interim(**draft, upload_complete="?1", content_length="5")
+    assert interim("PUT", **draft, upload_complete="?0", upload_length="9", content_length="5")
+    assert interim(**draft, upload_complete="?0", upload_length="9")  # chunked: content of unknown length
+    assert not interim(**draft, upload_complete="?0", upload_length="9", content_length="0")  # nothing to resume
+    assert not interim(upload_complete="?1", content_length="5")  # a client that did not say it expects one
+    assert not interim(upload_draft_interop_version="7", upload_complete="?1", content_length="5")
+    meta = "filename " + base64.b64encode(b"a").decode()
+    assert not interim(**draft, tus_resumable="1.0.0", upload_length="5", upload_metadata=meta,
+                       content_type="application/offset+octet-stream", content_length="5")
+    r = p.reply_interim(CFG, record())
+    assert r.status == 104
+    assert dict(r.headers) == {"Location": "/uploads/" + "x" * 32, "Upload-Limit": "max-size=1000",
+                               "Upload-Draft-Interop-Version": "8"}

@@ -7,7 +7,10 @@ import hashlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from ..errors import OptionError, TransferCoreError
 from ..service.config import ConfigError, given, load, merge, options, overridable
@@ -22,7 +25,8 @@ def register(subparsers: Any) -> None:
             "Accept resumable uploads over HTTP into a storage driver.  Every Upload-Offset the server "
             "reports is durable: in the destination, or, for a destination that cannot resume a write, "
             "in a spool under the state directory until the object is stored; an object appears under "
-            "its name only when complete and verified.  Create uploads at /files/<path> (draft) or POST /files/ with a filename (tus)."
+            "its name only when complete and verified.  Create uploads at /files/<path> (draft) or POST /files/ with a filename (tus).  "
+            "SIGHUP re-reads the configuration file and the token file (the server's own, not uvicorn)."
         ),
     )
     p.add_argument("--root", help="directory to serve (the posix driver confined to it)")
@@ -45,6 +49,12 @@ def register(subparsers: Any) -> None:
                      help="make received bytes durable (and reportable) every SIZE of a request (default 16M)")
     lim.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
                      help="give up a request body silent for S seconds, keeping its durable part (default 60)")
+    lim.add_argument("--header-timeout", type=float, default=30.0, metavar="S",
+                     help="close a connection whose request head has not arrived whole S seconds after it "
+                     "opened or after the previous reply: idle keep-alive connections too (default 30)")
+    p.add_argument("--http-server", choices=("transfercore", "uvicorn"), default="transfercore",
+                   help="the HTTP/1.1 server: the project's own (default; it sends the draft's 104 "
+                   "Upload Resumption Supported) or uvicorn (pip install 'transfercore[http]'; no 104)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     p.add_argument("--metrics-port", type=int, metavar="N",
@@ -93,7 +103,24 @@ def _check_positive(value: float) -> None:
 CHECKS: dict[str, Any] = {
     "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
     "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
+    "header_timeout": _check_positive,
 }
+
+
+#: Settings a reload (SIGHUP) cannot change: the listening socket, the storage, the server in use.
+RESTART_ONLY = ("root", "driver", "host", "port", "port_file", "state_dir", "metrics_port", "http_server",
+                "max_uploads")
+
+
+@attrs.frozen
+class Plan:
+    """The settings ``serve-http`` runs with, checked; built again by a reload."""
+
+    args: argparse.Namespace
+    config: Any  # protocol.Config
+    limits: Any  # app.Limits
+    authorize: Any  # app.Authorizer
+    server_limits: Any  # server.ServerLimits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,39 +131,73 @@ def run(args: argparse.Namespace) -> int:
         if merged.root and not os.path.isdir(merged.root):
             raise file.error("root", f"{merged.root} is not a directory")
         try:
-            _build(merged)
+            _build(_plan(merged))
         except ConfigError:
             raise
         except TransferCoreError as exc:
             raise ConfigError(str(exc), path=path) from None
         print(f"{path}: ok")
         return int(ExitCode.OK)
+    command_line = given(args)
     file_values = load(args.config, options(args), CHECKS).values if args.config else {}
-    args = merge(args, given(args), file_values)
-    app = _build(args)
-    return _serve(app, args)
+    merged = merge(args, command_line, file_values)
+    plan = _plan(merged)
+    app = _build(plan)
+
+    def rebuild() -> Plan:
+        # the file and the token file read again; the command line still overrides them
+        values = load(args.config, options(args), CHECKS).values if args.config else {}
+        return _plan(merge(args, command_line, values))
+
+    return _serve(app, plan, rebuild)
 
 
-def _build(args: argparse.Namespace) -> Any:
-    """Check every setting and make the application (nothing listens yet)."""
-    from ..http.app import Limits, UploadApp, anyone, bearer_tokens
+def _plan(args: argparse.Namespace) -> Plan:
+    """Check the settings that need nothing opened (a reload builds these again)."""
+    from ..http.app import Limits, anyone, bearer_tokens
     from ..http.protocol import Config
-    from ..http.records import RecordStore
-    from ..location import Location
-    from ..registry import open_location
+    from ..http.server import ServerLimits
     from ..sizes import parse_size
-    from ..statedir import state_dir
 
-    try:
-        import uvicorn  # noqa: F401 - checked before anything is opened
-    except ImportError:
-        raise OptionError("serve-http needs uvicorn", hint="pip install 'transfercore[http]'") from None
     if not 0 <= args.port <= 65535:
         raise OptionError(f"--port {args.port} is not a TCP port (0 to 65535)")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise OptionError(f"--metrics-port {args.metrics_port} is not a TCP port (0 to 65535)")
     if bool(args.root) == bool(args.driver):
         raise OptionError("give exactly one of --root DIR or --driver URL")
+    if args.expiry <= 0 or args.max_uploads < 1 or args.body_timeout <= 0 or args.header_timeout <= 0:
+        raise OptionError("--expiry, --max-uploads, --body-timeout and --header-timeout must be positive")
+    if args.http_server == "uvicorn":
+        try:
+            import uvicorn  # noqa: F401 - checked before anything is opened
+        except ImportError:
+            raise OptionError("--http-server uvicorn needs uvicorn", hint="pip install 'transfercore[http]'") from None
+    tokens = _tokens(args)
+    return Plan(
+        args=args,
+        config=Config(max_size=parse_size(args.max_size, what="--max-size", minimum=0), expiry=args.expiry * 3600),
+        limits=Limits(concurrent_uploads=args.max_uploads,
+                      sync_bytes=parse_size(args.sync_every, what="--sync-every", minimum=1),
+                      body_timeout=args.body_timeout),
+        authorize=bearer_tokens(tokens) if tokens else anyone,
+        server_limits=ServerLimits(
+            max_header_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
+            header_timeout=args.header_timeout,
+            # the application's own --body-timeout answers first, with the offset to resume from
+            body_timeout=args.body_timeout + 5,
+        ),
+    )
+
+
+def _build(plan: Plan) -> Any:
+    """Make the application (nothing listens yet)."""
+    from ..http.app import UploadApp
+    from ..http.records import RecordStore
+    from ..location import Location
+    from ..registry import open_location
+    from ..statedir import state_dir
+
+    args = plan.args
     if args.root:
         endpoint = open_location(Location("posix", "/", options={"root": os.path.abspath(args.root)}))
         where = os.path.abspath(args.root)
@@ -146,28 +207,13 @@ def _build(args: argparse.Namespace) -> Any:
     state = args.state_dir or os.path.join(
         state_dir(), "http-uploads", hashlib.sha256(where.encode()).hexdigest()[:16]
     )
-    tokens = _tokens(args)
-    if args.expiry <= 0 or args.max_uploads < 1 or args.body_timeout <= 0:
-        raise OptionError("--expiry, --max-uploads and --body-timeout must be positive")
-    app = UploadApp(
-        endpoint.driver,
-        RecordStore(state),
-        base=endpoint.path or "/",
-        config=Config(max_size=parse_size(args.max_size, what="--max-size", minimum=0),
-                      expiry=args.expiry * 3600),
-        limits=Limits(concurrent_uploads=args.max_uploads,
-                      sync_bytes=parse_size(args.sync_every, what="--sync-every", minimum=1),
-                      body_timeout=args.body_timeout),
-        authorize=bearer_tokens(tokens) if tokens else anyone,
-    )
-    return app
+    return UploadApp(endpoint.driver, RecordStore(state), base=endpoint.path or "/", config=plan.config,
+                     limits=plan.limits, authorize=plan.authorize)
 
 
-def _serve(app: Any, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ..sizes import parse_size
-
+def _serve(app: Any, plan: Plan, rebuild: Callable[[], Plan]) -> int:
+    args = plan.args
+    upload_app = app
     tokens = _tokens(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
@@ -183,38 +229,73 @@ def _serve(app: Any, args: argparse.Namespace) -> int:
         stats = HttpStats()
         app = MetricsMiddleware(app, stats)
         exporter = serve_metrics(stats.families, args.host, args.metrics_port)
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
-        log_level="info" if args.verbose else "warning",
-        h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-
-    if args.port_file or args.port == 0:
-        _announce_port(server, args)
-    else:
-        print(f"transfercore serve-http: listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
     try:
-        server.run()
+        if args.http_server == "uvicorn":
+            _serve_uvicorn(app, args)
+        else:
+            _serve_own(app, upload_app, plan, rebuild)
     finally:
         if exporter is not None:
             exporter.close()
     return int(ExitCode.OK)
 
 
-def _announce_port(server: Any, args: argparse.Namespace) -> None:
-    """Write the bound port once uvicorn listens (port 0 picks one)."""
+def _listening(args: argparse.Namespace, port: int) -> None:
+    print(f"transfercore serve-http: listening on {args.host}:{port}", file=sys.stderr, flush=True)
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+
+
+def _serve_own(app: Any, upload_app: Any, plan: Plan, rebuild: Callable[[], Plan]) -> None:
+    import asyncio
+    import signal
+
+    from ..http.server import Server
+    from ..service.reload import Reloader
+
+    args = plan.args
+    server = Server(app, args.host, args.port, plan.server_limits, lifespan_required=True)
+    # reloads are said in any case: an operator looks for them after a SIGHUP
+    logging.getLogger("transfercore.service").setLevel(logging.INFO)
+
+    def apply(new: Plan) -> None:
+        upload_app.reconfigure(config=new.config, limits=new.limits, authorize=new.authorize)
+        server.limits = new.server_limits  # new connections take them
+
+    reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY,
+                        said="reload: configuration and tokens read again; new requests use them")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.stop)
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+        await server.serve(lambda port: _listening(args, port))
+
+    asyncio.run(main())
+
+
+def _serve_uvicorn(app: Any, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from ..sizes import parse_size
+
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
+        log_level="info" if args.verbose else "warning",
+        h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
+        timeout_keep_alive=int(args.header_timeout),
+    )
+    server = uvicorn.Server(config)
     startup = server.startup
 
     async def announced(sockets: Any = None) -> None:
         await startup(sockets=sockets)
         port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
-        print(f"transfercore serve-http: listening on {args.host}:{port}", file=sys.stderr, flush=True)
-        if args.port_file:
-            tmp = f"{args.port_file}.tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{port}\n")
-            os.replace(tmp, args.port_file)
+        _listening(args, port)
 
     server.startup = announced
+    server.run()

@@ -11,6 +11,11 @@ resume a write is written through a durable spool (:mod:`.storage`).
 
 Driver calls block, so they run on the application's own worker threads; one
 upload accepts one request with a body at a time.
+
+A server that offers the ASGI extension ``transfercore.interim_response``
+(:mod:`.server`, the one ``serve-http`` runs) carries the draft's ``104 Upload
+Resumption Supported`` for a creation, sent once the upload exists and before
+its body is read; under any other server the application sends no 1xx.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from ..publishing import Check, plan
 from . import protocol as p
 from .publish import Publisher
 from .records import RecordStore, valid_id
+from .server import INTERIM_RESPONSE
 from .storage import DirectStorage, SpoolStorage, spool_offset
 
 log = logging.getLogger("transfercore.http")
@@ -138,6 +144,12 @@ class UploadApp:
             if not record.complete:
                 self._paths[record.path] = record.id
 
+    def reconfigure(self, *, config: p.Config, limits: Limits, authorize: Authorizer) -> None:
+        """New settings for the requests that come next (a reload); the worker threads stay as many."""
+        self.config = config
+        self.limits = attrs.evolve(limits, concurrent_uploads=self.limits.concurrent_uploads)
+        self.authorize = authorize
+
     # -- ASGI -----------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -152,6 +164,8 @@ class UploadApp:
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         request = p.Request(scope["method"], scope.get("path", "/"), headers)
+        if INTERIM_RESPONSE not in (scope.get("extensions") or {}):
+            send = _without_interim(send)
         try:
             reply = await self._handle(request, receive, send)
         except TransferCoreError as exc:
@@ -239,8 +253,9 @@ class UploadApp:
         await self._thread(self._open, record, 0, close=True)
         await self._thread(self.records.save, record)
         self._paths[path] = record.id
-        # The draft's 104 interim reply (p.reply_interim) would go here; ASGI has no message for an
-        # informational response other than 103, so the Location comes in the final reply only.
+        if create.interim:
+            # the upload exists: a client cut from here on resumes it at the 104's Location
+            await _send_interim(send, p.reply_interim(self.config, record))
         if create.body is None:
             return p.reply_created(self.config, record, 0, now)
         self._busy.add(record.id)
@@ -279,7 +294,7 @@ class UploadApp:
         parts: list[bytes] = []  # joined once per write: one copy of the bytes, not two
         held = 0
         unsynced = 0
-        too_long = disconnected = False
+        too_long = disconnected = timed_out = False
         more = True
         # One write and one durable point may run while the next bytes arrive: a client is not held
         # up by the disk, and every offset reported is still one that durable() returned.
@@ -290,7 +305,7 @@ class UploadApp:
                 try:
                     message = await asyncio.wait_for(receive(), self.limits.body_timeout)
                 except TimeoutError:
-                    disconnected = True
+                    disconnected = timed_out = True
                     break
                 if message["type"] == "http.disconnect":
                     disconnected = True
@@ -337,11 +352,15 @@ class UploadApp:
             assert body.checksum is not None
             if disconnected or hasher.digest() != body.checksum[1]:
                 # tus: the bytes of a request whose checksum fails are dropped; the record keeps the old offset
+                if timed_out:
+                    return p.reply_body_timeout(self.limits.body_timeout, record.offset, tus=tus)
                 return None if disconnected else p.reply_checksum_mismatch(record.offset)
         if not (disconnected or too_long) and pos == record.length and body.completes:
             # _finish takes the durable point and records the completed upload: one record save, not two
             return await self._thread(self._finish, writer, record, tus, created)
         record = await self._thread(self._sync, writer, record)
+        if timed_out:  # the client may still listen: it learns where to resume
+            return p.reply_body_timeout(self.limits.body_timeout, record.offset, tus=tus)
         if disconnected:
             return None
         if too_long:
@@ -480,6 +499,21 @@ def _storage_problem(exc: TransferCoreError, *, tus: bool) -> p.Reply:
     if isinstance(exc, InvalidWrite):
         return p.problem(400, "invalid-write", str(exc), tus=tus)
     return p.problem(500, "storage", str(exc), tus=tus)
+
+
+def _without_interim(send: Send) -> Send:
+    """``send`` for a server without the interim-response extension: the 104 is not sent."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] != INTERIM_RESPONSE:
+            await send(message)
+
+    return sending
+
+
+async def _send_interim(send: Send, reply: p.Reply) -> None:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+    await send({"type": INTERIM_RESPONSE, "status": reply.status, "headers": headers})
 
 
 async def _send(send: Send, reply: p.Reply) -> None:

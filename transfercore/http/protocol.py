@@ -134,6 +134,11 @@ class Create:
     digest: tuple[str, str] | None
     #: ``None``: the request has no content.
     body: Body | None
+    #: Announce the upload with ``104 Upload Resumption Supported`` (:func:`reply_interim`) before
+    #: its content is read, where the server can send one: a draft creation with content, from a
+    #: client that said it speaks this interop version (tus clients and others may not expect a 1xx
+    #: other than 100: Python's http.client, for one, takes it for the final reply).
+    interim: bool = False
 
 
 @attrs.frozen
@@ -181,6 +186,7 @@ def problem(
 
 _TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed",
     413: "Content Too Large", 415: "Unsupported Media Type", 423: "Locked", 429: "Too Many Requests",
     460: "Checksum Mismatch", 500: "Internal Server Error", 503: "Service Unavailable",
@@ -287,6 +293,12 @@ def reply_too_long(record: UploadRecord, offset: int, *, tus: bool) -> Reply:
         f"{offset} bytes are stored, nothing is published",
         tus=tus, headers=(("Upload-Offset", str(offset)),),
     )
+
+
+def reply_body_timeout(seconds: float, offset: int, *, tus: bool) -> Reply:
+    return problem(408, "body-timeout", f"no byte of the request body arrived for {seconds:g} s; the upload "
+                   f"holds {offset} bytes: send the rest from there", tus=tus,
+                   headers=(("Upload-Offset", str(offset)),))
 
 
 def reply_checksum_mismatch(offset: int) -> Reply:
@@ -488,7 +500,9 @@ def _create(req: Request, config: Config) -> Decision:
                        f"the content ({content} bytes) is longer than Upload-Length {length}")
     path = _destination(req, None)
     body = Body(0, completes) if (content or completes or content is None) else None
-    return _check_size(config, Create(path, length, "ietf", "", _repr_digest(req, config), body), tus=False)
+    interim = body is not None and (req.get("upload-draft-interop-version") or "").strip() == INTEROP_VERSION
+    return _check_size(config, Create(path, length, "ietf", "", _repr_digest(req, config), body, interim),
+                       tus=False)
 
 
 def _check_size(config: Config, create: Create, *, tus: bool) -> Decision:

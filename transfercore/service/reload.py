@@ -31,7 +31,9 @@ class Reloader:
         current: Built,
         restart_only: Sequence[str] = (),
         counted: Callable[[str], None] | None = None,
+        said: str = "reload: configuration, users, grid-mapfile and CRLs read again; new sessions use them",
     ) -> None:
+        self._said = said
         self._build = build
         self._apply = apply
         self.current = current
@@ -62,7 +64,7 @@ class Reloader:
             self._count("refused")
             return False
         self.current = new
-        log.info("reload: configuration, users, grid-mapfile and CRLs read again; new sessions use them")
+        log.info(self._said)
         self._count("ok")
         return True
 
