@@ -83,6 +83,25 @@ class Reply:
         """Whether the reply ends the command (1xx are preliminary)."""
         return self.code >= 200
 
+    @property
+    def is_marker(self) -> bool:
+        """A restart (111) or performance (112) marker sent during a transfer."""
+        return self.code in (111, 112)
+
+    @property
+    def is_restart_marker(self) -> bool:
+        return self.code == 111
+
+    @property
+    def completes_transfer(self) -> bool:
+        """The data transfer ended with everything stored or sent (226)."""
+        return self.code == 226
+
+    @property
+    def summary(self) -> str:
+        """The code and the last line, short enough for a log line."""
+        return f"{self.code} {self.lines[-1]}"[:200]
+
     def encode(self) -> bytes:
         if len(self.lines) == 1:
             return f"{self.code} {self.lines[0]}\r\n".encode()

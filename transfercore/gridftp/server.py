@@ -240,7 +240,8 @@ class Connection:
         self.working = False
         #: Held while a command is answered: ABOR's 226 is sent before the queued commands' replies.
         self.turn = asyncio.Lock()
-        self.transfer_outcome = ""
+        #: the final reply of the transfer in progress (None until it is sent)
+        self.transfer_reply: Reply | None = None
         self.end_reason = "client closed the connection"
         self.last_reply: Reply | None = None
         #: the transfer in progress, for the transfer log and the metrics
@@ -256,11 +257,11 @@ class Connection:
 
     async def send(self, reply: Reply) -> None:
         self.last_reply = reply
-        if reply.code in (111, 112):
+        if reply.is_marker:
             self.count_marker(reply)
         transfer = self.data.transfer
         if reply.is_final and transfer is not None and asyncio.current_task() is transfer:
-            self.transfer_outcome = f"{reply.code} {reply.lines[-1]}"[:200]
+            self.transfer_reply = reply
         if self.writer.is_closing():
             return
         data = reply.encode()
@@ -270,12 +271,12 @@ class Connection:
 
     def count_marker(self, reply: Reply) -> None:
         stats = self.server.stats
-        if reply.code == 112:
+        if not reply.is_restart_marker:
             stats.marker("perf")
             return
         stats.marker("restart")
         with contextlib.suppress(TransferCoreError):
-            named = parse_range_marker(f"111 {reply.lines[-1]}")
+            named = parse_range_marker(f"{reply.code} {reply.lines[-1]}")
             # the last 111 names everything again: count each byte once
             new = (named - self.marked).total()
             self.marked = self.marked | named
@@ -467,7 +468,7 @@ class Connection:
         elif isinstance(output, Close):
             self.closing = True
             if self.last_reply is not None:
-                self.end_reason = f"{self.last_reply.code} {self.last_reply.lines[-1]}"[:200]
+                self.end_reason = self.last_reply.summary
         elif isinstance(output, Abort):
             await self.data.abort_transfer(reply=True)
         elif isinstance(output, Authenticate):
@@ -526,7 +527,7 @@ class Connection:
         kind = {Store: "upload", Retrieve: "download", Listing: "listing"}[type(action)]
         started = time.monotonic()
         wall_start = time.time()
-        self.transfer_outcome = ""
+        self.transfer_reply = None
         self.marked = RangeSet()
         self.marked_durable = 0
         self.transfer_kind = _log_type(action)
@@ -539,7 +540,8 @@ class Connection:
             progress = self.data.progress
             moved = f", {progress.total} bytes" if progress is not None else ""
             log.info("session %d: %s of %s ended after %.1f s%s: %s", self.slot.id, kind, action.path,
-                     time.monotonic() - started, moved, self.transfer_outcome or "no reply (connection closed)")
+                     time.monotonic() - started, moved,
+                     self.transfer_reply.summary if self.transfer_reply else "no reply (connection closed)")
             self.transfer_ended(action, wall_start)
 
         task.add_done_callback(ended)
@@ -551,7 +553,9 @@ class Connection:
         stats = self.server.stats
         progress = self.data.progress
         nbytes = progress.total if progress is not None else 0
-        code = int(self.transfer_outcome[:3]) if self.transfer_outcome[:3].isdigit() else 0
+        final = self.transfer_reply
+        code = final.code if final is not None else 0
+        complete = final is not None and final.completes_transfer
         with stats.lock:
             # one step under the lock: a scrape sees the bytes either in progress or counted, never both
             self.transfer_kind = None
@@ -564,7 +568,7 @@ class Connection:
         stats.outcome(kind, code)
         durable: int | None = None
         if isinstance(action, Store):
-            if code == 226:
+            if complete:
                 stats.add("bytes_durable", max(0, nbytes - self.marked_durable))
                 durable = max(nbytes, self.marked_durable)
             elif action.mode == "E":
@@ -576,7 +580,7 @@ class Connection:
             durable=durable, session=self.slot.id,
         )
         algorithm = self.server.checksum_algorithm
-        if not (algorithm and isinstance(action, Store) and code == 226):
+        if not (algorithm and isinstance(action, Store) and complete):
             tl.log_transfer(record)
             return
 
