@@ -49,8 +49,12 @@ def test_a_session_opens_its_driver_without_the_registry(tmp_path):
         "from transfercore_globus_dsi.config import parse_config\n"
         f"c = parse_config('posix://{tmp_path} entry_point=posix=transfercore_posix.driver:PosixDriver')\n"
         "bridge.open_driver(c.location, c.entry_point)\n"
-        "print(sorted(m for m in ('stevedore', 'importlib.metadata', 'transfercore.registry', 'crc32c') "
-        "if m in sys.modules))\n"
+        # the reply to the stat the server makes before every STOR of a new file
+        "from transfercore_globus_dsi.replies import error_reply\n"
+        "from transfercore.errors import NotFound\n"
+        "error_reply(NotFound('new file'))\n"
+        "print(sorted(m for m in ('stevedore', 'importlib.metadata', 'transfercore.registry', 'crc32c', "
+        "'transfercore.gridftp') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
