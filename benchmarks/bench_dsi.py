@@ -343,8 +343,16 @@ def main() -> int:
             n = args.tree_rounds if args.tree_rounds is not None else args.rounds
             print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "
                   f"{n} rounds, each timed to a trailing sync:")
+            seen = servers[0].log.stat().st_size if servers[0].log.exists() else 0
             twalls, tcpus = rounds(servers, n, "tree", functools.partial(put_tree, tree=tree, files=args.files,
                                                                          opts=opts.split()))
+            with open(servers[0].log, encoding="utf-8", errors="replace") as fh:
+                fh.seek(seen)
+                final = [float(x) for x in re.findall(r"complete\(\) after the last byte ([\d.]+) s", fh.read())]
+            if final:
+                print(f"  dsi: complete() (fsync, rename, directory fsync) per file: median {1000 * med(final):.1f} ms "
+                      f"({1000 * min(final):.1f}-{1000 * max(final):.1f}), {sum(final) / n:.2f} s per round "
+                      f"summed over the sessions")
             for s in servers:
                 print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
                       f"  CPU {med(tcpus[s.name]):.2f} s")
