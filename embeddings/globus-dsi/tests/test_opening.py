@@ -22,6 +22,13 @@ def test_open_from_the_resolved_class(tmp_path):
     assert type(driver).__name__ == "PosixDriver" and driver.settings["max_writers"] == 3
 
 
+def test_without_entry_point_the_registry_finds_the_driver(tmp_path):
+    # options written before entry_point existed, or by hand
+    assert open_driver(parse_location(f"posix://{tmp_path}"), None).name == "posix"
+    with pytest.raises(DriverNotFound):
+        open_driver(parse_location("nodriver:///x"), None)
+
+
 def test_bad_option_is_refused_as_by_the_registry(tmp_path):
     with pytest.raises(OptionError):
         open_driver(parse_location(f"posix://{tmp_path}?colour=blue"), "transfercore_posix.driver:PosixDriver")
