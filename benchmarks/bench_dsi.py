@@ -199,6 +199,35 @@ def session_start(server: Server, payload: bytes) -> tuple[float, float, float]:
     return t_login, t_first, t_stored
 
 
+def python_floor(exe: str, url: str, runs: int = 7) -> list[tuple[str, float]]:
+    """CPU (ms, median of ``runs``) of the embedded interpreter running what a session runs, step by step."""
+    from transfercore_globus_dsi.config import parse_config
+    from transfercore_globus_dsi.launch import resolve_entry_point
+
+    ref = resolve_entry_point(parse_config(url).location.driver).split("=", 1)[1]
+    opened = (f"from transfercore_globus_dsi import bridge\nfrom transfercore.location import parse_location\n"
+              f"bridge.open_driver(parse_location({url!r}), {ref!r})\n")
+    steps = [
+        ("the interpreter", "pass"),
+        ("+ attrs", "import attrs"),
+        ("+ the DSI's Python part", "from transfercore_globus_dsi import bridge"),
+        ("+ the driver opened", opened),
+        ("the same through the registry (stevedore)",
+         f"from transfercore_globus_dsi import bridge\nfrom transfercore.registry import open_location\n"
+         f"open_location({url!r})"),
+    ]
+    out = []
+    for name, code in steps:
+        cpus = []
+        for _ in range(runs):
+            before = os.times()
+            subprocess.run([exe, "-c", code], check=True)
+            after = os.times()
+            cpus.append(1000 * (after.children_user - before.children_user + after.children_system - before.children_system))
+        out.append((name, med(cpus)))
+    return out
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.3g}-{max(values):.3g}"
 
@@ -305,13 +334,25 @@ def main() -> int:
             cols2 = list(zip(*[[int(x) for x in p] for p in parts], strict=True))
             print("  dsi sessions, median: Py_InitializeFromConfig {} ms, importing the bridge {} ms, "
                   "opening the driver {} ms; process CPU at login {} ms".format(*(med(list(c)) for c in cols2)))
+        exe = os.environ.get("TRANSFERCORE_DSI_PYTHON") or str(launch.build_info()["executable"])
+        floor = python_floor(exe, f"posix://{servers[0].dir}")
+        print("  the embedded Python alone (CPU of python -c, median): "
+              + "; ".join(f"{name} {ms:.0f} ms" for name, ms in floor))
 
         for opts in (args.tree_opts or ["-cc 4 -fast"]) if args.files else []:
             n = args.tree_rounds if args.tree_rounds is not None else args.rounds
             print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "
                   f"{n} rounds, each timed to a trailing sync:")
+            seen = servers[0].log.stat().st_size if servers[0].log.exists() else 0
             twalls, tcpus = rounds(servers, n, "tree", functools.partial(put_tree, tree=tree, files=args.files,
                                                                          opts=opts.split()))
+            with open(servers[0].log, encoding="utf-8", errors="replace") as fh:
+                fh.seek(seen)
+                final = [float(x) for x in re.findall(r"complete\(\) after the last byte ([\d.]+) s", fh.read())]
+            if final:
+                print(f"  dsi: complete() (fsync, rename, directory fsync) per file: median {1000 * med(final):.1f} ms "
+                      f"({1000 * min(final):.1f}-{1000 * max(final):.1f}), {sum(final) / n:.2f} s per round "
+                      f"summed over the sessions")
             for s in servers:
                 print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
                       f"  CPU {med(tcpus[s.name]):.2f} s")

@@ -17,8 +17,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-
-import crc32c as _crc32c
+from typing import Any
 
 from .contract import Reader
 from .errors import ShortRead, UnknownChecksum
@@ -75,6 +74,14 @@ class Hasher:
         self.count = 0
         self._value = 1 if self.algorithm == "adler32" else 0
         self._hash = hashlib.new(self.algorithm) if self.algorithm not in ("adler32", "crc32c") else None
+        self._crc32c: Any = None
+        if self.algorithm == "crc32c":
+            # imported when first asked for: the package reads its own distribution
+            # metadata at import (importlib.metadata, ~50 ms of CPU), which processes
+            # that never compute a CRC32C (a GridFTP server session) should not pay
+            import crc32c
+
+            self._crc32c = crc32c.crc32c
 
     def update(self, data: Buffer) -> None:
         # zlib and crc32c take any buffer; hashlib too.  All three release the
@@ -84,7 +91,7 @@ class Hasher:
         elif self.algorithm == "adler32":
             self._value = zlib.adler32(data, self._value)
         else:
-            self._value = _crc32c.crc32c(data, self._value)
+            self._value = self._crc32c(data, self._value)
         self.count += len(data)
 
     def hexdigest(self) -> str:

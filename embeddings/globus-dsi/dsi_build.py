@@ -179,8 +179,11 @@ extern "Python+C" void tc_py_sink_done(void *);
 
 # Runs in the embedded interpreter the first time the server calls the module.
 INIT_CODE = r"""
-import time
+import gc, time
 _t0 = time.perf_counter()
+# Start-up creates objects that live as long as the process: no collection while it runs
+# (the bridge freezes them out of the collector and turns it back on once the session started).
+gc.disable()
 from libglobus_gridftp_server_transfercore import ffi, lib
 try:
     from transfercore_globus_dsi import bridge

@@ -14,6 +14,12 @@ def test_url_and_options():
     assert parse_config("posix:///d max_spool=2GiB").max_spool == 2 << 30
 
 
+def test_entry_point():
+    c = parse_config("posix:///d entry_point=posix=transfercore_posix.driver:PosixDriver")
+    assert c.entry_point == "transfercore_posix.driver:PosixDriver"
+    assert parse_config("posix:///d").entry_point is None
+
+
 def test_defaults_follow_the_client_marker_interval():
     c = parse_config("  hpss:///home/p  ")
     assert c.markers == "durable" and c.durable_interval is None
@@ -36,6 +42,10 @@ def test_defaults_follow_the_client_marker_interval():
         ("posix:///d log=a log=b", "given twice"),
         ("posix:///d max_spool=lots", "max_spool='lots'"),
         ("posix:///d max_spool=0", "max_spool='0'"),
+        ("posix:///d entry_point=transfercore_posix.driver:PosixDriver", "NAME=module:attr"),
+        ("posix:///d entry_point=posix=transfercore_posix.driver", "NAME=module:attr"),
+        ("posix:///d entry_point=posix=a.b:C;os", "NAME=module:attr"),
+        ("posix:///d entry_point=hpss=transfercore_hpss.driver:HpssDriver", "the URL names 'posix'"),
     ],
 )
 def test_bad_options_say_what_is_wrong(text, message):

@@ -24,9 +24,18 @@ def test_launch_argv_and_environment():
         "posix:///data", ["-p", "2811"], log="/tmp/x.log", environ={"LD_LIBRARY_PATH": "/opt/lib"},
         server="/usr/sbin/globus-gridftp-server",
     )
-    assert plan.argv == ("/usr/sbin/globus-gridftp-server", "-p", "2811", "-dsi", "transfercore:posix:///data log=/tmp/x.log")
+    # the driver resolved through the registry once, here: sessions import it directly
+    assert plan.argv == (
+        "/usr/sbin/globus-gridftp-server", "-p", "2811", "-dsi",
+        "transfercore:posix:///data log=/tmp/x.log entry_point=posix=transfercore_posix.driver:PosixDriver",
+    )
     assert plan.env["LD_LIBRARY_PATH"] == dsi.module_dir() + ":/opt/lib"
     assert plan.env["TRANSFERCORE_DSI_LOG"] == "/tmp/x.log"
+
+
+def test_given_entry_point_is_kept():
+    text = launch.dsi_options("mock:///x", extra=["entry_point=mock=transfercore_mock.driver:MockDriver"])
+    assert text.count("entry_point=") == 1
 
 
 def test_bad_dsi_option_is_refused_before_starting():
@@ -37,6 +46,7 @@ def test_bad_dsi_option_is_refused_before_starting():
 def test_site_config_names_module_python_and_environment():
     text = launch.site_config("posix:///srv/data")
     assert 'load_dsi_module "transfercore:posix:///srv/data log=' in text
+    assert ' entry_point=posix=transfercore_posix.driver:PosixDriver"' in text
     assert f"$LD_LIBRARY_PATH {dsi.module_dir()}" in text
     assert dsi.build_info()["executable"] in text
 

@@ -24,6 +24,19 @@ def test_error_codes(exc, code, error_code):
     assert (reply.code, reply.error_code) == (code, error_code)
 
 
+def test_not_found_is_the_tables_answer():
+    # answered without importing the GridFTP front end's table: it must say the same
+    from transfercore_globus_dsi.replies import NOT_FOUND, one_line
+
+    from transfercore.gridftp.replies import FAILURES
+    from transfercore.gridftp.replies import one_line as table_one_line
+    from transfercore.outcomes import Outcome
+
+    assert NOT_FOUND == (FAILURES[Outcome.NOT_FOUND].code, FAILURES[Outcome.NOT_FOUND].error_code)
+    for text in ("a\r\n226 forged", "  x  y ", ""):
+        assert one_line(text) == table_one_line(text)
+
+
 def test_reply_text_is_one_line_with_the_hint():
     reply = error_reply(E.RestartRejected("cannot resume /a\r\n226 forged"))
     assert "\n" not in reply.text and "\r" not in reply.text

@@ -94,7 +94,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLib:
 
 def _session(url: str) -> Session:
     config = parse_config(url)
-    return Session(config, open_location(config.location))
+    return Session(config, open_location(config.location).driver)
 
 
 def _feed(upload: Upload, fake: FakeLib, payload: bytes, order: list[int], *, wait_durable_at: int = -1) -> None:

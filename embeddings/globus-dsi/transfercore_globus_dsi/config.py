@@ -13,6 +13,7 @@ before any storage is touched.
 from __future__ import annotations
 
 import math
+import re
 
 import attrs
 
@@ -22,7 +23,9 @@ from transfercore.sizes import parse_size
 
 #: ``markers`` values: 111 restart markers from ``Writer.durable()``, or none at all.
 MARKER_POLICIES = ("durable", "off")
-KNOWN = ("log", "markers", "durable_interval", "spool", "max_spool")
+KNOWN = ("log", "markers", "durable_interval", "spool", "max_spool", "entry_point")
+#: ``entry_point=NAME=module:attr``: the driver's class as the registry resolved it at launch
+_ENTRY_POINT = re.compile(r"([\w.+-]+)=([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 
 
 @attrs.frozen
@@ -39,6 +42,10 @@ class DsiConfig:
     spool: str | None = None
     #: At most this many bytes in an upload's spool (``None``: no limit).
     max_spool: int | None = None
+    #: ``module:attr`` of the driver class, resolved through the registry by whoever
+    #: started the server (:mod:`.launch`), so that sessions need not search the
+    #: installed distributions' entry points each (:mod:`.opening`); ``None``: they do.
+    entry_point: str | None = None
 
     def durable_period(self, marker_interval: float) -> float:
         if self.durable_interval is not None:
@@ -90,6 +97,21 @@ def parse_config(text: str | None) -> DsiConfig:
             max_spool = parse_size(values["max_spool"], what="DSI option max_spool", minimum=1)
         except (ValueError, TransferCoreError) as exc:
             raise OptionError(f"DSI option max_spool={values['max_spool']!r}: {exc}") from None
+    entry_point: str | None = None
+    if "entry_point" in values:
+        match = _ENTRY_POINT.fullmatch(values["entry_point"])
+        if match is None:
+            raise OptionError(
+                f"DSI option entry_point={values['entry_point']!r}: give NAME=module:attr, as "
+                "'transfercore globus-server --site-config URL' prints it"
+            )
+        if match.group(1) != location.driver:
+            raise OptionError(
+                f"DSI option entry_point={values['entry_point']!r} is for the driver {match.group(1)!r}, "
+                f"the URL names {location.driver!r}",
+                hint="print the lines again with 'transfercore globus-server --site-config URL'",
+            )
+        entry_point = f"{match.group(2)}:{match.group(3)}"
     return DsiConfig(
         url=url,
         location=location,
@@ -98,4 +120,5 @@ def parse_config(text: str | None) -> DsiConfig:
         durable_interval=interval,
         spool=values.get("spool") or None,
         max_spool=max_spool,
+        entry_point=entry_point,
     )

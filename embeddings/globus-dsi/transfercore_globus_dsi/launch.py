@@ -32,12 +32,28 @@ class Launch:
     log: str
 
 
-def dsi_options(url: str, log: str | None = None, extra: Sequence[str] = ()) -> str:
-    """The option string after ``transfercore:``; checked by the same parser the DSI uses."""
+def dsi_options(url: str, log: str | None = None, extra: Sequence[str] = (), *, resolve: bool = True) -> str:
+    """The option string after ``transfercore:``; checked by the same parser the DSI uses.
+
+    With ``resolve`` (and no ``entry_point=`` in ``extra``) the URL's driver is
+    found through the registry here, once, and named in ``entry_point=``:
+    sessions then import its module directly instead of each searching the
+    installed distributions (:mod:`.opening`).
+    """
+    given = parse_config(" ".join([url, *extra]))
     parts = [url, *([f"log={log}"] if log else []), *extra]
+    if resolve and given.entry_point is None:
+        parts.append(f"entry_point={resolve_entry_point(given.location.driver)}")
     text = " ".join(parts)
     parse_config(text)
     return text
+
+
+def resolve_entry_point(name: str) -> str:
+    """``NAME=module:attr`` of driver ``name``, as the registry resolves it."""
+    from .opening import resolve
+
+    return resolve(name)
 
 
 def check_url(url: str) -> None:

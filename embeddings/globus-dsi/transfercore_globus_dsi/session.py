@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from transfercore.registry import Endpoint
+from transfercore.contract import Driver
 
 from .config import DsiConfig
 from .flusher import Flusher
@@ -16,11 +16,10 @@ log = logging.getLogger("transfercore.globus_dsi")
 class Session:
     """One client session: the driver and the directory clients see as ``/``."""
 
-    def __init__(self, config: DsiConfig, endpoint: Endpoint) -> None:
+    def __init__(self, config: DsiConfig, driver: Driver) -> None:
         self.config = config
-        self.endpoint = endpoint
-        self.driver = endpoint.driver
-        self.base = endpoint.path
+        self.driver = driver
+        self.base = config.location.path
         #: the durability thread of every upload of this session
         self.flusher = Flusher()
 
