@@ -160,6 +160,10 @@ class TransferAborted(TransferCoreError):
 # --- storage (OSError subclasses so existing handlers keep working) -----------
 
 
+class ListenError(TransferCoreError):
+    """A server cannot listen on the address it was given (busy port, unknown host)."""
+
+
 class StorageError(TransferCoreError, OSError):
     """An error reported by the storage behind a driver."""
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from transfercore.http.server import INTERIM_RESPONSE, Server, ServerLimits
+from transfercore.errors import NotADirectory
+from transfercore.http.server import INTERIM_RESPONSE, ApplicationStartFailed, Server, ServerLimits
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
@@ -227,8 +228,16 @@ def test_an_application_that_fails_or_gives_no_reply_gets_500_and_http_1_0_no_ex
     assert scopes[0]["extensions"] == {}  # no 1xx may go to an HTTP/1.0 client
     assert asyncio.run(_exchange(silent, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")).startswith(
         b"HTTP/1.1 500 ")
-    with pytest.raises(RuntimeError, match="start-up failed"):  # where the lifespan is required: no serving
+    with pytest.raises(ApplicationStartFailed, match="start-up failed"):  # lifespan required: no serving
         asyncio.run(Server(failing, "127.0.0.1", 0, lifespan_required=True).serve())
+
+    async def storage_refused(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise NotADirectory("the upload state directory /x is a file", hint="name a directory")
+
+    # a project error from the start-up reaches the command as itself, to be said in one line
+    with pytest.raises(NotADirectory, match="name a directory"):
+        asyncio.run(Server(storage_refused, "127.0.0.1", 0, lifespan_required=True).serve())
 
 
 def test_a_body_is_read_only_as_the_application_asks() -> None:

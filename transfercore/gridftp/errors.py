@@ -53,7 +53,3 @@ class ReplyError(GridFTPError):
     def __init__(self, code: int, message: str, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
-
-
-class ListenError(TransferCoreError):
-    """The server cannot listen on the address it was given (busy port, unknown host)."""

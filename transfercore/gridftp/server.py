@@ -27,13 +27,12 @@ from .. import checksums
 from .. import markers as core_markers
 from ..contract import Driver
 from ..driverkit import checksum_range
-from ..errors import AlreadyExists, NotFound, TransferCoreError
+from ..errors import AlreadyExists, ListenError, NotFound, TransferCoreError
 from ..ranges import RangeSet
 from ..service import translog
 from .commit import Committer
 from .control import CommandReader, Reply
 from .download import checksum_span
-from .errors import ListenError
 from .gsi.control import Authenticated, ControlFilter
 from .gsi.control import Reply as GSIReply
 from .limits import Admission, IdleClock, Slot

@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 import h11
 
-from ..gridftp.errors import ListenError
+from ..errors import ListenError, TransferCoreError
 
 log = logging.getLogger("transfercore.http.server")
 access_log = logging.getLogger("transfercore.http.access")
@@ -480,6 +480,12 @@ class _Cycle:
         return await self.conn.write(data) if data else True
 
 
+class ApplicationStartFailed(TransferCoreError):
+    """The ASGI application failed its lifespan start-up, so nothing is served."""
+
+    hint = "see the lines logged before this one, fix what they name and start the server again"
+
+
 class _Lifespan:
     """The ASGI lifespan protocol; an application that does not speak it is served all the same."""
 
@@ -503,7 +509,9 @@ class _Lifespan:
         await asyncio.wait([self._started, self._task], return_when=asyncio.FIRST_COMPLETED)
         if not self._started.done():
             if self.required:
-                raise RuntimeError(f"the application's start-up failed: {self._error!r}") from self._error
+                if isinstance(self._error, TransferCoreError):
+                    raise self._error  # already says what to do
+                raise ApplicationStartFailed(f"the application's start-up failed: {self._error!r}") from self._error
             self._supported = False
             return
         self._started.result()  # lifespan.startup.failed raises here
@@ -520,8 +528,11 @@ class _Lifespan:
             await self.app(scope, self._queue.get, self._send)
         except Exception as exc:  # noqa: BLE001 - an application without lifespan support raises here
             self._error = exc
-            if self._started is not None and not self._started.done() and not self.required:
+            starting = self._started is not None and not self._started.done()
+            if starting and not self.required:
                 log.debug("the application does not speak the ASGI lifespan protocol: %s", exc)
+            elif starting and isinstance(exc, TransferCoreError):
+                pass  # startup() raises it for the command to say in one line
             else:
                 log.exception("the application's lifespan failed")
 
@@ -531,10 +542,11 @@ class _Lifespan:
         if kind == "lifespan.startup.complete":
             self._started.set_result(None)
         elif kind == "lifespan.startup.failed":
-            self._started.set_exception(RuntimeError(f"the application did not start: {message.get('message', '')}"))
+            self._started.set_exception(
+                ApplicationStartFailed(f"the application did not start: {message.get('message', '')}"))
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
             if not self._stopped.done():
                 self._stopped.set_result(None)
 
 
-__all__ = ["INTERIM_RESPONSE", "Server", "ServerLimits"]
+__all__ = ["INTERIM_RESPONSE", "ApplicationStartFailed", "Server", "ServerLimits"]
