@@ -14,6 +14,7 @@ import attrs
 
 from ..errors import OptionError, TransferCoreError
 from ..service.config import ConfigError, ConfigFile, given, load, merge, options, overridable
+from ..service.listening import announce_listening
 from .exitcodes import ExitCode
 
 
@@ -368,14 +369,6 @@ def run(args: argparse.Namespace) -> int:
             "--allow-cleartext-passwords: USER/PASS logins from other hosts send passwords unencrypted"
         )
 
-    def ready(port: int) -> None:
-        print(f"transfercore serve: listening on {args.host}:{port}", file=sys.stderr, flush=True)
-        if args.port_file:
-            tmp = f"{args.port_file}.tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{port}\n")
-            os.replace(tmp, args.port_file)
-
     # Imported here: every other subcommand would pay for asyncio at start-up.
     import asyncio
 
@@ -406,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         port = await server.start()
         freeze_startup()
-        ready(port)
+        announce_listening("serve", args.host, port, args.port_file)
         try:
             await server.serve_forever()
         finally:

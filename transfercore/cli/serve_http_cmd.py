@@ -14,6 +14,7 @@ import attrs
 
 from ..errors import OptionError, TransferCoreError
 from ..service.config import ConfigError, given, load, merge, options, overridable
+from ..service.listening import announce_listening
 from .exitcodes import ExitCode
 
 
@@ -241,12 +242,7 @@ def _serve(app: Any, plan: Plan, rebuild: Callable[[], Plan]) -> int:
 
 
 def _listening(args: argparse.Namespace, port: int) -> None:
-    print(f"transfercore serve-http: listening on {args.host}:{port}", file=sys.stderr, flush=True)
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
+    announce_listening("serve-http", args.host, port, args.port_file)
 
 
 def _serve_own(app: Any, upload_app: Any, plan: Plan, rebuild: Callable[[], Plan]) -> None:
