@@ -1,8 +1,15 @@
 """The requests the driver makes of one bucket, each failure as the project's error.
 
 Everything that talks to the network is here; the writer and the driver
-decide what to ask.  boto3 clients are thread-safe, so one client serves the
-writer threads, the parallel readers and the driver.
+decide what to ask.  ``HeadBucket``, ``PutObject``, ``HeadObject`` and
+``ListObjectsV2``, all a tree of small files needs, go the lean way
+(:mod:`.lean`) when an endpoint is given; the other requests (multipart
+uploads, reads) go through a botocore client, made on first use (loading
+the S3 model costs a tenth of a second of CPU that a tree copy need not
+pay).  botocore clients are thread-safe, so one client
+serves the writer threads, the parallel readers and the driver.
+Credentials and the region are botocore's, found the way the AWS tools find
+them, for both paths.
 """
 
 from __future__ import annotations
@@ -15,14 +22,15 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-import boto3
+import botocore.session
 import crc32c
-from botocore.config import Config
-from botocore.exceptions import ClientError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from transfercore.errors import NotFound, OptionError
 
-from .errors import code_of, translate
+from .errors import code_of, from_code, translate
+from .lean import LeanS3
+from .sigv4 import Credentials
 
 
 @attrs.frozen
@@ -50,6 +58,10 @@ def digest_headers(data: bytes, checksum: str) -> dict[str, str]:
     return {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
 
 
+#: The HTTP header of each of :func:`digest_headers`' botocore parameters.
+HEADER_OF = {"ChecksumCRC32C": "x-amz-checksum-crc32c", "ContentMD5": "Content-MD5"}
+
+
 def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
@@ -69,33 +81,77 @@ class Store:
     ) -> None:
         self.bucket = bucket
         self.endpoint = endpoint or "the AWS S3 endpoint"
+        self._endpoint_url = endpoint or None
+        self._addressing, self._connections = addressing, connections
+        self._session = botocore.session.Session(profile=profile or None)
         try:
-            session = boto3.session.Session(profile_name=profile or None)
+            self._session.get_scoped_config()  # an unknown profile is refused now, not at the first request
         except ProfileNotFound as exc:
             raise OptionError(
-                f"S3 profile {profile!r} is not in the shared credentials or config file",
+                f"S3 profile {profile or self._session.profile!r} is not in the shared credentials or config file",
                 hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
             ) from exc
-        config = Config(
-            s3={"addressing_style": addressing},
-            max_pool_connections=connections,
-            connect_timeout=5,
-            read_timeout=120,
-            retries={"max_attempts": 3, "mode": "standard"},
-            # the driver sends its own per-part checksum and reads ranges, for
-            # which the store returns no whole-object checksum to validate
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
+        self.region = region or self._session.get_config_variable("region") or "us-east-1"
+        self._client: Any = None
+        self._frozen: tuple[Any, Credentials | None] = (None, None)
+        # AWS's own endpoint (regions that redirect, FIPS and dual-stack
+        # variants) is left to botocore, which knows it
+        self.lean = (
+            LeanS3(endpoint, bucket, region=self.region, addressing=addressing, credentials=self.credentials,
+                   ca_bundle=self._session.get_config_variable("ca_bundle"))
+            if endpoint else None
         )
-        self.client: Any = session.client(
-            "s3", endpoint_url=endpoint or None, region_name=region or session.region_name or "us-east-1", config=config
-        )
-        # botocore asks for "100 Continue" before every body: one more round
-        # trip per PUT, which doubles the cost of a small object; a refused
-        # request costs at most one part's bytes sent for nothing
-        self.client.meta.events.register_last("before-call.s3", _no_expect_continue)
         self._checked = False
         self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
+
+    def credentials(self) -> Credentials | None:
+        """The current credentials (botocore's chain: environment, shared
+        files, profiles, instance metadata; refreshed when they expire), or
+        None when there are none."""
+        found = self._session.get_credentials()
+        if found is None:
+            return None
+        frozen = found.get_frozen_credentials()
+        cached, converted = self._frozen
+        if cached is not frozen and cached != frozen:
+            converted = Credentials(frozen.access_key, frozen.secret_key, frozen.token or None)
+            self._frozen = (frozen, converted)
+        return converted
+
+    @property
+    def client(self) -> Any:
+        """The botocore client, made on first use."""
+        client = self._client
+        if client is not None:
+            return client
+        with self._client_lock:
+            if self._client is None:
+                from botocore.config import Config
+
+                config = Config(
+                    s3={"addressing_style": self._addressing},
+                    max_pool_connections=self._connections,
+                    connect_timeout=5,
+                    read_timeout=120,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    # the driver sends its own per-part checksum and reads ranges, for
+                    # which the store returns no whole-object checksum to validate
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
+                made = self._session.create_client("s3", endpoint_url=self._endpoint_url, region_name=self.region,
+                                                   config=config)
+                # botocore asks for "100 Continue" before every body: one more round
+                # trip per PUT, which doubles the cost of a small object; a refused
+                # request costs at most one part's bytes sent for nothing
+                made.meta.events.register_last("before-call.s3", _no_expect_continue)
+                self._client = made
+            return self._client
+
+    def close(self) -> None:
+        if self.lean is not None:
+            self.lean.close()
 
     def where(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -112,22 +168,38 @@ class Store:
         with self._lock:
             if self._checked:
                 return
+            what = f"cannot open bucket {self.bucket!r}"
+            missing = NotFound(
+                f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                hint="create the bucket first (aws s3 mb s3://BUCKET), or check its name",
+            )
+            if self.lean is not None:
+                try:
+                    self.credentials()  # once, before threads ask for them
+                except BotoCoreError as exc:
+                    raise translate(exc, what, self.endpoint) from exc
+                answer = self.lean.head_bucket(what)
+                if answer.status == 404:
+                    raise missing
+                if answer.status != 200:
+                    raise from_code(*answer.error(), what, self.endpoint)
+                self._checked = True
+                return
             try:
                 self.client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
                 if code_of(exc) in ("404", "NoSuchBucket", "NotFound"):
-                    raise NotFound(
-                        f"bucket {self.bucket!r} does not exist at {self.endpoint}",
-                        hint="create the bucket first (aws s3 mb s3://BUCKET), or check its name",
-                    ) from exc
-                raise translate(exc, f"cannot open bucket {self.bucket!r}", self.endpoint) from exc
+                    raise missing from exc
+                raise translate(exc, what, self.endpoint) from exc
             except Exception as exc:  # noqa: BLE001
-                raise translate(exc, f"cannot open bucket {self.bucket!r}", self.endpoint) from exc
+                raise translate(exc, what, self.endpoint) from exc
             self._checked = True
 
     # -- objects ---------------------------------------------------------------
 
     def head(self, key: str, *, checksums: bool = False) -> dict[str, Any] | None:
+        if self.lean is not None:
+            return self.lean.head_object(key, f"cannot stat {self.where(key)}", checksums=checksums)
         extra = {"ChecksumMode": "ENABLED"} if checksums else {}
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore[no-any-return]
@@ -179,6 +251,10 @@ class Store:
 
     def put_object(self, key: str, data: bytes, checksum: str) -> dict[str, Any]:
         """One atomic PUT with its checksum; the store's whole answer (ETag, the checksum it checked)."""
+        if self.lean is not None:
+            digest = {HEADER_OF[name]: value for name, value in digest_headers(data, checksum).items()}
+            return self.lean.put_object(key, data, digest, hashlib.sha256(data).hexdigest(),
+                                        f"cannot store {self.where(key)}")
         response = self._call(f"cannot store {self.where(key)}", "put_object", Key=key, Body=data, **digest_headers(data, checksum))
         return response  # type: ignore[no-any-return]
 
@@ -190,11 +266,16 @@ class Store:
     ) -> Iterator[dict[str, Any]]:
         """The listing pages of ``prefix`` (its keys after ``start_after``)."""
         token: dict[str, str] = {"StartAfter": start_after} if start_after else {}
+        what = f"cannot list {self.where(prefix)}"
         while True:
-            page = self._call(
-                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter,
-                MaxKeys=page_size, **token
-            )
+            if self.lean is not None:
+                names = {"StartAfter": "start-after", "ContinuationToken": "continuation-token"}
+                query = [("prefix", prefix), ("max-keys", str(page_size)), *((names[k], v) for k, v in token.items()),
+                         *((("delimiter", delimiter),) if delimiter else ())]
+                page = self.lean.list_page(query, what)
+            else:
+                page = self._call(what, "list_objects_v2", Prefix=prefix, Delimiter=delimiter, MaxKeys=page_size,
+                                  **token)
             yield page
             if not page.get("IsTruncated"):
                 return
