@@ -20,15 +20,16 @@ from transfercore_s3.seaweed import SeaweedS3
 from transfercore import RangeSet
 from transfercore.errors import RestartRejected, SourceChanged
 from transfercore.registry import open_location
+from transfercore.testing.throttle import Throttle
 
 TRANSFERCORE = str(Path(sys.executable).parent / "transfercore")
 MiB = 1024 * 1024
 PART = 8 * MiB
 
 
-def data_parts(seaweed: SeaweedS3, bucket: str, key: str) -> dict[int, int]:
+def data_parts(seaweed: SeaweedS3, bucket: str, key: str, client: Any = None) -> dict[int, int]:
     """The data parts the store lists for the key's unfinished upload (number: size)."""
-    client = seaweed.client()
+    client = client or seaweed.client()
     uploads = [u for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"] == key]
     if not uploads:
         return {}
@@ -72,13 +73,19 @@ def test_killed_copy_resumes_from_list_parts(
         fh.write(os.urandom(4321))
     url = f"s3://{bucket}/big.bin?endpoint={seaweed.endpoint}"
     command = [TRANSFERCORE, "copy", "--json", str(source), url]
+    poller = seaweed.client()  # one client: making one per poll costs more than a part's upload
     first = subprocess.Popen(command, env=s3env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The copy slowed (SIGSTOP/SIGCONT) until the kill point: unslowed, a quiet
+    # store can take every part between two polls, and the kill comes too late.
+    throttle = Throttle(first.pid, duty=0.25, period=0.05)
     try:
-        deadline = time.monotonic() + 60
-        while len(data_parts(seaweed, bucket, "big.bin")) < 3 and first.poll() is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while (len(data_parts(seaweed, bucket, "big.bin", poller)) < 3 and first.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.02)  # polling the store, bounded by the deadline
         os.kill(first.pid, signal.SIGKILL)
     finally:
+        throttle.close()
         out, _ = first.communicate(timeout=30)
     assert first.returncode == -signal.SIGKILL
     handed = max([e["bytes_sent"] for e in events(out) if e["event"] == "progress"], default=0)
