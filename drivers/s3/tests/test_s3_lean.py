@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 import botocore.auth
 import crc32c
@@ -12,6 +17,7 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
+from transfercore_s3.environment import from_environment
 from transfercore_s3.seaweed import SeaweedS3
 from transfercore_s3.sigv4 import EMPTY_SHA256, Credentials, encode_path, sign
 from transfercore_s3.store import Store
@@ -110,3 +116,48 @@ def test_refusals_in_the_project_s_words(seaweed: SeaweedS3, bucket: str, monkey
     with pytest.raises(PermissionDenied, match="access denied"):
         denied.put_object("x", b"x", "crc32c")
     assert "no-such-bucket-lean" not in [b["Name"] for b in seaweed.client().list_buckets()["Buckets"]]
+
+
+def test_the_environment_alone_decides_only_what_botocore_would_read_there() -> None:
+    env = {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_DEFAULT_REGION": "eu-west-3"}
+    assert from_environment(env, profile=None, region=None, https=False) == (Credentials("AK", "SK"), "eu-west-3")
+    assert from_environment(env, profile=None, region="us-east-2", https=False) == (Credentials("AK", "SK"), "us-east-2")
+    tokens = env | {"AWS_SESSION_TOKEN": "session", "AWS_SECURITY_TOKEN": "security"}
+    found = from_environment(tokens, profile=None, region=None, https=False)
+    assert found is not None and found[0].token == "security"  # botocore's order
+    # the rest is botocore's: a profile, expiring credentials, a region or CA bundle from the config file
+    for other in ({"AWS_PROFILE": "p"}, {"AWS_DEFAULT_PROFILE": "p"}, {"AWS_CREDENTIAL_EXPIRATION": "2030-01-01T00:00:00Z"},
+                  {"AWS_SECRET_ACCESS_KEY": ""}, {"AWS_DEFAULT_REGION": ""}):
+        assert from_environment(env | other, profile=None, region=None, https=False) is None, other
+    assert from_environment(env, profile="p", region=None, https=False) is None
+    assert from_environment(env, profile=None, region=None, https=True) is None
+    assert from_environment(env | {"AWS_CA_BUNDLE": "/ca.pem"}, profile=None, region=None, https=True) is not None
+
+
+def test_a_tree_of_small_files_needs_no_botocore(seaweed: SeaweedS3, bucket: str, tmp_path: Path) -> None:
+    # what a tree copy asks goes the lean way: botocore (a fifth of a second of
+    # CPU to import, more to load the S3 model) is not loaded at all
+    for i in range(5):
+        (tmp_path / f"f{i}").write_bytes(bytes([i]) * 100)
+    script = textwrap.dedent(f"""
+        import os, sys
+        from transfercore.contract import LocalFile
+        from transfercore.registry import open_location
+        driver = open_location("s3://{bucket}/t/?endpoint={seaweed.endpoint}").driver
+        files = []
+        for name in sorted(os.listdir({str(tmp_path)!r})):
+            path = os.path.join({str(tmp_path)!r}, name)
+            st = os.lstat(path)
+            files.append(LocalFile(path, "/t/" + name, st.st_size, st.st_mtime_ns, st.st_mode, st.st_dev, st.st_ino))
+        out = driver.copy_local_batch(files, "crc32c")
+        assert out is not None and all(o is not None for o in out), out
+        driver.mkdir("/t/empty")
+        assert [i.path for i in driver.list("/t")][:2] == ["/t/empty", "/t/f0"]
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("botocore", "boto3")))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | seaweed.env()
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert len(seaweed.client().list_objects_v2(Bucket=bucket, Prefix="t/")["Contents"]) == 6

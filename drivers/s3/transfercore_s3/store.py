@@ -8,26 +8,28 @@ uploads, reads) go through a botocore client, made on first use (loading
 the S3 model costs a tenth of a second of CPU that a tree copy need not
 pay).  botocore clients are thread-safe, so one client
 serves the writer threads, the parallel readers and the driver.
-Credentials and the region are botocore's, found the way the AWS tools find
-them, for both paths.
+Credentials and the region are found the way the AWS tools find them, for
+both paths: by botocore, unless the environment alone decides them
+(:mod:`.environment`), and botocore is then imported only if a request
+needs its client.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import attrs
-import botocore.session
 import crc32c
-from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from transfercore.errors import NotFound, OptionError
 
+from .environment import from_environment
 from .errors import code_of, from_code, translate
 from .lean import LeanS3
 from .sigv4 import Credentials
@@ -62,6 +64,14 @@ def digest_headers(data: bytes, checksum: str) -> dict[str, str]:
 HEADER_OF = {"ChecksumCRC32C": "x-amz-checksum-crc32c", "ContentMD5": "Content-MD5"}
 
 
+def _client_error() -> type[Exception]:
+    """botocore's ClientError, imported only once a botocore request failed."""
+    from botocore.exceptions import ClientError
+
+    found: type[Exception] = ClientError
+    return found
+
+
 def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
@@ -83,37 +93,61 @@ class Store:
         self.endpoint = endpoint or "the AWS S3 endpoint"
         self._endpoint_url = endpoint or None
         self._addressing, self._connections = addressing, connections
-        self._session = botocore.session.Session(profile=profile or None)
-        try:
-            self._session.get_scoped_config()  # an unknown profile is refused now, not at the first request
-        except ProfileNotFound as exc:
-            raise OptionError(
-                f"S3 profile {profile or self._session.profile!r} is not in the shared credentials or config file",
-                hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
-            ) from exc
-        self.region = region or self._session.get_config_variable("region") or "us-east-1"
-        self._client: Any = None
+        self._profile = profile or None
+        self._session: Any = None
         self._frozen: tuple[Any, Credentials | None] = (None, None)
+        ca_bundle: str | None = None
+        found = from_environment(os.environ, profile=self._profile, region=region,
+                                 https=endpoint.startswith("https:")) if endpoint else None
+        if found is not None:
+            self._frozen = (found[0], found[0])
+            self.region = found[1]
+            ca_bundle = os.environ.get("AWS_CA_BUNDLE")
+        else:
+            session = self._botocore_session()
+            self.region = region or session.get_config_variable("region") or "us-east-1"
+            ca_bundle = session.get_config_variable("ca_bundle")
+        self._client: Any = None
         # AWS's own endpoint (regions that redirect, FIPS and dual-stack
         # variants) is left to botocore, which knows it
         self.lean = (
             LeanS3(endpoint, bucket, region=self.region, addressing=addressing, credentials=self.credentials,
-                   ca_bundle=self._session.get_config_variable("ca_bundle"))
+                   ca_bundle=ca_bundle)
             if endpoint else None
         )
         self._checked = False
         self._lock = threading.Lock()
         self._client_lock = threading.Lock()
 
+    def _botocore_session(self) -> Any:
+        """botocore's session (its credential chain and config files), made once;
+        an unknown profile is refused here, before any request."""
+        if self._session is None:
+            import botocore.session
+            from botocore.exceptions import ProfileNotFound
+
+            session = botocore.session.Session(profile=self._profile)
+            try:
+                session.get_scoped_config()
+            except ProfileNotFound as exc:
+                raise OptionError(
+                    f"S3 profile {self._profile or session.profile!r} is not in the shared credentials or config file",
+                    hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
+                ) from exc
+            self._session = session
+        return self._session
+
     def credentials(self) -> Credentials | None:
         """The current credentials (botocore's chain: environment, shared
         files, profiles, instance metadata; refreshed when they expire), or
         None when there are none."""
+        cached, converted = self._frozen
+        if self._session is None:
+            return converted  # the environment's, which do not expire
         found = self._session.get_credentials()
         if found is None:
             return None
         frozen = found.get_frozen_credentials()
-        cached, converted = self._frozen
         if cached is not frozen and cached != frozen:
             converted = Credentials(frozen.access_key, frozen.secret_key, frozen.token or None)
             self._frozen = (frozen, converted)
@@ -140,7 +174,7 @@ class Store:
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                 )
-                made = self._session.create_client("s3", endpoint_url=self._endpoint_url, region_name=self.region,
+                made = self._botocore_session().create_client("s3", endpoint_url=self._endpoint_url, region_name=self.region,
                                                    config=config)
                 # botocore asks for "100 Continue" before every body: one more round
                 # trip per PUT, which doubles the cost of a small object; a refused
@@ -176,7 +210,7 @@ class Store:
             if self.lean is not None:
                 try:
                     self.credentials()  # once, before threads ask for them
-                except BotoCoreError as exc:
+                except Exception as exc:  # noqa: BLE001 - botocore's, from its chain
                     raise translate(exc, what, self.endpoint) from exc
                 answer = self.lean.head_bucket(what)
                 if answer.status == 404:
@@ -187,7 +221,7 @@ class Store:
                 return
             try:
                 self.client.head_bucket(Bucket=self.bucket)
-            except ClientError as exc:
+            except _client_error() as exc:
                 if code_of(exc) in ("404", "NoSuchBucket", "NotFound"):
                     raise missing from exc
                 raise translate(exc, what, self.endpoint) from exc
@@ -203,7 +237,7 @@ class Store:
         extra = {"ChecksumMode": "ENABLED"} if checksums else {}
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore[no-any-return]
-        except ClientError as exc:
+        except _client_error() as exc:
             if code_of(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise translate(exc, f"cannot stat {self.where(key)}", self.endpoint) from exc
@@ -226,7 +260,7 @@ class Store:
         what = f"cannot read {self.where(key)}"
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
-        except ClientError as exc:
+        except _client_error() as exc:
             code = code_of(exc)
             if code in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -308,7 +342,7 @@ class Store:
                     Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32C", ChecksumType="FULL_OBJECT"
                 )
                 return str(response["UploadId"])
-            except ClientError as exc:
+            except _client_error() as exc:
                 if code_of(exc) not in ("InvalidArgument", "InvalidRequest", "NotImplemented"):
                     raise translate(exc, what, self.endpoint) from exc
             except Exception as exc:  # noqa: BLE001
@@ -356,7 +390,7 @@ class Store:
     def abort_upload(self, key: str, upload_id: str) -> None:
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except ClientError as exc:
+        except _client_error() as exc:
             if code_of(exc) in ("NoSuchUpload", "404"):
                 return
             raise translate(exc, f"cannot abort the upload of {self.where(key)}", self.endpoint) from exc
