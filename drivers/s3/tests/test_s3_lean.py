@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,3 +163,18 @@ def test_a_tree_of_small_files_needs_no_botocore(seaweed: SeaweedS3, bucket: str
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert len(seaweed.client().list_objects_v2(Bucket=bucket, Prefix="t/")["Contents"]) == 6
+
+
+def test_connections_the_store_closed_while_idle_are_replaced(store: Store, seaweed: SeaweedS3, bucket: str) -> None:
+    lean = store.lean
+    assert lean is not None
+    with ThreadPoolExecutor(4) as pool:  # several connections in the pool
+        list(pool.map(lambda i: store.put_object(f"warm/{i}", b"x", "crc32c"), range(8)))
+    idle = list(lean._idle)
+    assert len(idle) >= 2
+    for conn in idle:  # as when the store drops idle connections
+        assert conn.sock is not None
+        conn.sock.shutdown(socket.SHUT_RDWR)
+    assert store.put_object("after", b"data", "crc32c")["ETag"] == f'"{hashlib.md5(b"data").hexdigest()}"'
+    assert store.head("after") is not None
+    assert seaweed.client().get_object(Bucket=bucket, Key="after")["Body"].read() == b"data"

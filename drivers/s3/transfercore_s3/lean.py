@@ -175,7 +175,12 @@ class LeanS3:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 if attempt + 1 < ATTEMPTS:
-                    if not reused:
+                    if reused:
+                        # the store closed an idle connection (it does after a
+                        # quiet while): the others idle as long are closed too,
+                        # so the next attempt takes a new one
+                        self.close()
+                    else:
                         time.sleep(0.1 * 2**attempt)  # a fresh connection failed: back off first
                     continue
                 raise unreachable(what, self.endpoint) from exc
