@@ -62,7 +62,10 @@ def commands(tool: str, server: SeaweedS3, source: Path, target: str, tree: bool
 
 
 def tool_env(server: SeaweedS3, state: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    # every tool as a user has it installed: its own settings only, and
+    # Python's compiled bytecode cached (as pip leaves it), not compiled anew each run
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "RCLONE_")) and k != "PYTHONDONTWRITEBYTECODE"}
     env |= server.env()
     env |= {
         "XDG_STATE_HOME": str(state),

@@ -100,6 +100,9 @@ class S3Driver(Driver):
             atomic_publish=True,
         )
 
+    def close(self) -> None:
+        self.store.close()
+
     def describe(self) -> dict[str, Any]:
         return {"endpoint": self.store.endpoint, "bucket": self.store.bucket}
 

@@ -1,28 +1,38 @@
 """The requests the driver makes of one bucket, each failure as the project's error.
 
 Everything that talks to the network is here; the writer and the driver
-decide what to ask.  boto3 clients are thread-safe, so one client serves the
-writer threads, the parallel readers and the driver.
+decide what to ask.  ``HeadBucket``, ``PutObject``, ``HeadObject`` and
+``ListObjectsV2``, all a tree of small files needs, go the lean way
+(:mod:`.lean`) when an endpoint is given; the other requests (multipart
+uploads, reads) go through a botocore client, made on first use (loading
+the S3 model costs a tenth of a second of CPU that a tree copy need not
+pay).  botocore clients are thread-safe, so one client
+serves the writer threads, the parallel readers and the driver.
+Credentials and the region are found the way the AWS tools find them, for
+both paths: by botocore, unless the environment alone decides them
+(:mod:`.environment`), and botocore is then imported only if a request
+needs its client.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import attrs
-import boto3
 import crc32c
-from botocore.config import Config
-from botocore.exceptions import ClientError, ProfileNotFound
 
 from transfercore.errors import NotFound, OptionError
 
-from .errors import code_of, translate
+from .environment import from_environment
+from .errors import code_of, from_code, translate
+from .lean import LeanS3
+from .sigv4 import Credentials
 
 
 @attrs.frozen
@@ -50,6 +60,18 @@ def digest_headers(data: bytes, checksum: str) -> dict[str, str]:
     return {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
 
 
+#: The HTTP header of each of :func:`digest_headers`' botocore parameters.
+HEADER_OF = {"ChecksumCRC32C": "x-amz-checksum-crc32c", "ContentMD5": "Content-MD5"}
+
+
+def _client_error() -> type[Exception]:
+    """botocore's ClientError, imported only once a botocore request failed."""
+    from botocore.exceptions import ClientError
+
+    found: type[Exception] = ClientError
+    return found
+
+
 def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
@@ -69,33 +91,101 @@ class Store:
     ) -> None:
         self.bucket = bucket
         self.endpoint = endpoint or "the AWS S3 endpoint"
-        try:
-            session = boto3.session.Session(profile_name=profile or None)
-        except ProfileNotFound as exc:
-            raise OptionError(
-                f"S3 profile {profile!r} is not in the shared credentials or config file",
-                hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
-            ) from exc
-        config = Config(
-            s3={"addressing_style": addressing},
-            max_pool_connections=connections,
-            connect_timeout=5,
-            read_timeout=120,
-            retries={"max_attempts": 3, "mode": "standard"},
-            # the driver sends its own per-part checksum and reads ranges, for
-            # which the store returns no whole-object checksum to validate
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
+        self._endpoint_url = endpoint or None
+        self._addressing, self._connections = addressing, connections
+        self._profile = profile or None
+        self._session: Any = None
+        self._frozen: tuple[Any, Credentials | None] = (None, None)
+        ca_bundle: str | None = None
+        found = from_environment(os.environ, profile=self._profile, region=region,
+                                 https=endpoint.startswith("https:")) if endpoint else None
+        if found is not None:
+            self._frozen = (found[0], found[0])
+            self.region = found[1]
+            ca_bundle = os.environ.get("AWS_CA_BUNDLE")
+        else:
+            session = self._botocore_session()
+            self.region = region or session.get_config_variable("region") or "us-east-1"
+            ca_bundle = session.get_config_variable("ca_bundle")
+        self._client: Any = None
+        # AWS's own endpoint (regions that redirect, FIPS and dual-stack
+        # variants) is left to botocore, which knows it
+        self.lean = (
+            LeanS3(endpoint, bucket, region=self.region, addressing=addressing, credentials=self.credentials,
+                   ca_bundle=ca_bundle)
+            if endpoint else None
         )
-        self.client: Any = session.client(
-            "s3", endpoint_url=endpoint or None, region_name=region or session.region_name or "us-east-1", config=config
-        )
-        # botocore asks for "100 Continue" before every body: one more round
-        # trip per PUT, which doubles the cost of a small object; a refused
-        # request costs at most one part's bytes sent for nothing
-        self.client.meta.events.register_last("before-call.s3", _no_expect_continue)
         self._checked = False
         self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
+
+    def _botocore_session(self) -> Any:
+        """botocore's session (its credential chain and config files), made once;
+        an unknown profile is refused here, before any request."""
+        if self._session is None:
+            import botocore.session
+            from botocore.exceptions import ProfileNotFound
+
+            session = botocore.session.Session(profile=self._profile)
+            try:
+                session.get_scoped_config()
+            except ProfileNotFound as exc:
+                raise OptionError(
+                    f"S3 profile {self._profile or session.profile!r} is not in the shared credentials or config file",
+                    hint="give a profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE), or leave ?profile= out",
+                ) from exc
+            self._session = session
+        return self._session
+
+    def credentials(self) -> Credentials | None:
+        """The current credentials (botocore's chain: environment, shared
+        files, profiles, instance metadata; refreshed when they expire), or
+        None when there are none."""
+        cached, converted = self._frozen
+        if self._session is None:
+            return converted  # the environment's, which do not expire
+        found = self._session.get_credentials()
+        if found is None:
+            return None
+        frozen = found.get_frozen_credentials()
+        if cached is not frozen and cached != frozen:
+            converted = Credentials(frozen.access_key, frozen.secret_key, frozen.token or None)
+            self._frozen = (frozen, converted)
+        return converted
+
+    @property
+    def client(self) -> Any:
+        """The botocore client, made on first use."""
+        client = self._client
+        if client is not None:
+            return client
+        with self._client_lock:
+            if self._client is None:
+                from botocore.config import Config
+
+                config = Config(
+                    s3={"addressing_style": self._addressing},
+                    max_pool_connections=self._connections,
+                    connect_timeout=5,
+                    read_timeout=120,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    # the driver sends its own per-part checksum and reads ranges, for
+                    # which the store returns no whole-object checksum to validate
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
+                made = self._botocore_session().create_client("s3", endpoint_url=self._endpoint_url, region_name=self.region,
+                                                   config=config)
+                # botocore asks for "100 Continue" before every body: one more round
+                # trip per PUT, which doubles the cost of a small object; a refused
+                # request costs at most one part's bytes sent for nothing
+                made.meta.events.register_last("before-call.s3", _no_expect_continue)
+                self._client = made
+            return self._client
+
+    def close(self) -> None:
+        if self.lean is not None:
+            self.lean.close()
 
     def where(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -112,26 +202,42 @@ class Store:
         with self._lock:
             if self._checked:
                 return
+            what = f"cannot open bucket {self.bucket!r}"
+            missing = NotFound(
+                f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                hint="create the bucket first (aws s3 mb s3://BUCKET), or check its name",
+            )
+            if self.lean is not None:
+                try:
+                    self.credentials()  # once, before threads ask for them
+                except Exception as exc:  # noqa: BLE001 - botocore's, from its chain
+                    raise translate(exc, what, self.endpoint) from exc
+                answer = self.lean.head_bucket(what)
+                if answer.status == 404:
+                    raise missing
+                if answer.status != 200:
+                    raise from_code(*answer.error(), what, self.endpoint)
+                self._checked = True
+                return
             try:
                 self.client.head_bucket(Bucket=self.bucket)
-            except ClientError as exc:
+            except _client_error() as exc:
                 if code_of(exc) in ("404", "NoSuchBucket", "NotFound"):
-                    raise NotFound(
-                        f"bucket {self.bucket!r} does not exist at {self.endpoint}",
-                        hint="create the bucket first (aws s3 mb s3://BUCKET), or check its name",
-                    ) from exc
-                raise translate(exc, f"cannot open bucket {self.bucket!r}", self.endpoint) from exc
+                    raise missing from exc
+                raise translate(exc, what, self.endpoint) from exc
             except Exception as exc:  # noqa: BLE001
-                raise translate(exc, f"cannot open bucket {self.bucket!r}", self.endpoint) from exc
+                raise translate(exc, what, self.endpoint) from exc
             self._checked = True
 
     # -- objects ---------------------------------------------------------------
 
     def head(self, key: str, *, checksums: bool = False) -> dict[str, Any] | None:
+        if self.lean is not None:
+            return self.lean.head_object(key, f"cannot stat {self.where(key)}", checksums=checksums)
         extra = {"ChecksumMode": "ENABLED"} if checksums else {}
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore[no-any-return]
-        except ClientError as exc:
+        except _client_error() as exc:
             if code_of(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise translate(exc, f"cannot stat {self.where(key)}", self.endpoint) from exc
@@ -154,7 +260,7 @@ class Store:
         what = f"cannot read {self.where(key)}"
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
-        except ClientError as exc:
+        except _client_error() as exc:
             code = code_of(exc)
             if code in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -179,6 +285,10 @@ class Store:
 
     def put_object(self, key: str, data: bytes, checksum: str) -> dict[str, Any]:
         """One atomic PUT with its checksum; the store's whole answer (ETag, the checksum it checked)."""
+        if self.lean is not None:
+            digest = {HEADER_OF[name]: value for name, value in digest_headers(data, checksum).items()}
+            return self.lean.put_object(key, data, digest, hashlib.sha256(data).hexdigest(),
+                                        f"cannot store {self.where(key)}")
         response = self._call(f"cannot store {self.where(key)}", "put_object", Key=key, Body=data, **digest_headers(data, checksum))
         return response  # type: ignore[no-any-return]
 
@@ -190,11 +300,16 @@ class Store:
     ) -> Iterator[dict[str, Any]]:
         """The listing pages of ``prefix`` (its keys after ``start_after``)."""
         token: dict[str, str] = {"StartAfter": start_after} if start_after else {}
+        what = f"cannot list {self.where(prefix)}"
         while True:
-            page = self._call(
-                f"cannot list {self.where(prefix)}", "list_objects_v2", Prefix=prefix, Delimiter=delimiter,
-                MaxKeys=page_size, **token
-            )
+            if self.lean is not None:
+                names = {"StartAfter": "start-after", "ContinuationToken": "continuation-token"}
+                query = [("prefix", prefix), ("max-keys", str(page_size)), *((names[k], v) for k, v in token.items()),
+                         *((("delimiter", delimiter),) if delimiter else ())]
+                page = self.lean.list_page(query, what)
+            else:
+                page = self._call(what, "list_objects_v2", Prefix=prefix, Delimiter=delimiter, MaxKeys=page_size,
+                                  **token)
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -227,7 +342,7 @@ class Store:
                     Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32C", ChecksumType="FULL_OBJECT"
                 )
                 return str(response["UploadId"])
-            except ClientError as exc:
+            except _client_error() as exc:
                 if code_of(exc) not in ("InvalidArgument", "InvalidRequest", "NotImplemented"):
                     raise translate(exc, what, self.endpoint) from exc
             except Exception as exc:  # noqa: BLE001
@@ -275,7 +390,7 @@ class Store:
     def abort_upload(self, key: str, upload_id: str) -> None:
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except ClientError as exc:
+        except _client_error() as exc:
             if code_of(exc) in ("NoSuchUpload", "404"):
                 return
             raise translate(exc, f"cannot abort the upload of {self.where(key)}", self.endpoint) from exc
