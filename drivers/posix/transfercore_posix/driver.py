@@ -46,6 +46,12 @@ _RW = os.O_RDWR | os.O_CLOEXEC
 #: journalling file system share its commits, so a batch costs about one
 #: commit, not one per file.
 BATCH_SYNC_THREADS = 16
+#: In ``auto`` mode a batch of fewer objects is synced file by file
+#: (concurrently), a larger one with one ``syncfs``: ``syncfs`` also flushes
+#: every other writer's dirty pages on the file system, so for a few small
+#: files (a server's group commit of 2-8 uploads) it costs several times
+#: their own syncs on a shared disk, and pays off only for large batches.
+SYNCFS_FROM = 32
 
 
 class PosixDriver(Driver):
@@ -69,8 +75,8 @@ class PosixDriver(Driver):
         "batch_sync": choice_option(
             "how a batch of objects (a tree copy) is made durable: fsync (every file synced, "
             "concurrently), syncfs (one syncfs(2) of the whole file system per batch), or "
-            "auto (the default: syncfs on ext4, xfs and btrfs, where power cuts under the real file "
-            "systems showed it reaches the device; fsync elsewhere)",
+            "auto (the default: syncfs for batches of 32 objects or more on ext4, xfs and btrfs, where "
+            "power cuts under the real file systems showed it reaches the device; fsync otherwise)",
             ("fsync", "syncfs", "auto"),
             default="auto",
         ),
@@ -336,7 +342,7 @@ class PosixDriver(Driver):
                 return exc
             return None
 
-        if len(batch) > 1 and self._batch_syncfs(batch[0].directory):
+        if len(batch) > 1 and self._batch_syncfs(batch[0].directory, len(batch)):
             synced = self._sync_by_syncfs(batch)
         elif len(batch) > 1:
             synced = list(self._pool().map(sync, batch))
@@ -402,10 +408,13 @@ class PosixDriver(Driver):
         return batchcopy.copy_batch(files, locals_, use_syncfs=use_syncfs, verify=algorithm is not None,
                                     drop_cache=not self.settings["keep_cache"])
 
-    def _batch_syncfs(self, directory: str) -> bool:
+    def _batch_syncfs(self, directory: str, count: int | None = None) -> bool:
+        """Whether a batch (of ``count`` objects; ``None``: a tree copy's) syncs with one syncfs."""
         mode = self.settings["batch_sync"]
         if mode != "auto":
             return bool(mode == "syncfs")
+        if count is not None and count < SYNCFS_FROM:
+            return False
         found = self._fs_types.get(directory)
         if found is None:
             if len(self._fs_types) > 4096:
