@@ -49,8 +49,9 @@ BATCH_SYNC_THREADS = 16
 #: In ``auto`` mode a batch of fewer objects is synced file by file
 #: (concurrently), a larger one with one ``syncfs``: ``syncfs`` also flushes
 #: every other writer's dirty pages on the file system, so for a few small
-#: files (a server's group commit of 2-8 uploads) it costs several times
-#: their own syncs on a shared disk, and pays off only for large batches.
+#: files (a server's group commit of 2-8 uploads) it cost 1.1-5x their own
+#: syncs on a shared disk (medians), and 1.2-1.5x still at 16-64 files: it
+#: is kept for large batches, where it saves the threads.
 SYNCFS_FROM = 32
 
 
