@@ -72,14 +72,14 @@ def answered(text: str, port: int) -> set[str]:
 
 
 def cut_session(fs: RealFS, tree: Path, dst: Path, tmp_path: Path, rng: random.Random,
-                env: dict[str, str] | None = None) -> tuple[set[str], set[str]]:
+                env: dict[str, str] | None = None, flags: tuple[str, ...] = ()) -> tuple[set[str], set[str]]:
     """Upload ``tree`` until some files were answered 226, cut the power; (files answered, files present)."""
     out = tmp_path / "client.out"
     server, port = start_server(dst, tmp_path / "serve.log", env)
     # slowed to a fraction of its time, so that the cut lands while files are in flight
     throttle = Throttle(server.pid, duty=0.3, period=0.05)
     with open(out, "wb") as sink:
-        client = subprocess.Popen(upload_command(tree, port, "-dbg"), stdout=sink, stderr=subprocess.STDOUT,
+        client = subprocess.Popen(upload_command(tree, port, "-dbg", *flags), stdout=sink, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     cut_after = rng.randint(30, 120)
     deadline = time.monotonic() + TIMEOUT
@@ -122,6 +122,18 @@ def test_power_cut_mid_session_keeps_every_file_answered_226(tmp_path, tree, fst
         diff = subprocess.run(["diff", "-r", "--no-dereference", "-x", "*.tcpart*", str(tree), str(dst / "t")],
                               capture_output=True, text=True)
         assert diff.returncode == 0, diff.stdout[:2000]
+
+
+def test_power_cut_mid_pipelined_session_keeps_every_file_answered_226(tmp_path, tree):
+    """``-pp`` sends no ALLO: each small upload is spooled in memory only and
+    made durable by its writer's group commit before its 226."""
+    with RealFS(tmp_path / "rfs", "ext4") as fs:
+        dst = fs.mountpoint / "dst"
+        dst.mkdir()
+        reported, present = cut_session(fs, tree, dst, tmp_path, random.Random(44), flags=("-pp",))
+        check_answered(reported, present)
+        # the spools were never files: nothing hidden is left beside the published ones
+        assert not [p for p in (dst / "t").rglob(".tc-spool-*")]
 
 
 def test_the_check_catches_a_server_that_answers_226_before_the_data_are_durable(tmp_path, tree):

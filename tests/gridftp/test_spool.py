@@ -54,3 +54,72 @@ def test_durable_spool_records_ranges_and_resumes(tmp_path):
     # Another object's key has its own spool; a fresh upload forgets an old one.
     with pytest.raises(RestartRejected):
         Spool(str(tmp_path), key="posix:///b.bin", resume=RangeSet.span(0, 1))
+
+
+def test_a_memory_first_spool_that_ends_small_never_touches_the_disk(tmp_path):
+    s = Spool(str(tmp_path), key="posix:///m.bin", memory_until=1024)
+    s.write(4, b"5678")
+    s.write(0, b"1234")
+    assert s.in_memory and s.restartable
+    assert list(tmp_path.iterdir()) == []
+    w = ListWriter(8)
+    s.copy_into(w)
+    assert bytes(w.data) == b"12345678"
+    s.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_memory_first_spool_is_on_disk_before_its_first_marker(tmp_path):
+    """A marker makes the spool a file: what it names is durable there and resumes."""
+    from transfercore.errors import RestartRejected
+
+    s = Spool(str(tmp_path), key="posix:///m.bin", memory_until=1024)
+    s.write(0, b"abc")
+    s.write(10, b"xyz")
+    assert s.durable() == RangeSet.of((0, 3), (10, 13))
+    assert not s.in_memory
+    s.write(3, b"def")  # into the file now, not durable yet
+    s.close()
+    with pytest.raises(RestartRejected, match="not all durable"):
+        Spool(str(tmp_path), key="posix:///m.bin", resume=RangeSet.span(0, 6))
+    again = Spool(str(tmp_path), key="posix:///m.bin", resume=RangeSet.of((0, 3), (10, 13)))
+    again.write(3, b"defghij")
+    w = ListWriter(13)
+    again.copy_into(w)
+    assert bytes(w.data) == b"abcdefghijxyz"
+    again.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_memory_first_spool_that_outgrows_memory_moves_to_its_file_unrecorded(tmp_path):
+    """Past the bound the bytes go to the file, but no marker names them until durable()."""
+    from transfercore.errors import RestartRejected
+
+    s = Spool(str(tmp_path), key="posix:///g.bin", memory_until=8)
+    s.write(0, b"0123")
+    assert s.in_memory
+    s.write(4, b"456789")
+    assert not s.in_memory
+    s.write(10, b"ab")
+    assert any(p.name.endswith(".tcpart") and ".ranges." not in p.name for p in tmp_path.iterdir())
+    w = ListWriter(12)
+    s.copy_into(w)
+    assert bytes(w.data) == b"0123456789ab"
+    s.close()
+    with pytest.raises(RestartRejected):
+        Spool(str(tmp_path), key="posix:///g.bin", resume=RangeSet.span(0, 4))
+
+
+def test_a_memory_first_spool_forgets_a_stale_spool_of_the_same_object(tmp_path):
+    from transfercore.errors import RestartRejected
+
+    old = Spool(str(tmp_path), key="posix:///s.bin")
+    old.write(0, b"old")
+    assert old.durable() == RangeSet.span(0, 3)
+    old.close()
+    fresh = Spool(str(tmp_path), key="posix:///s.bin", memory_until=1024)
+    assert list(tmp_path.iterdir()) == []
+    fresh.write(0, b"new")
+    fresh.close()
+    with pytest.raises(RestartRejected):
+        Spool(str(tmp_path), key="posix:///s.bin", resume=RangeSet.span(0, 3))

@@ -14,6 +14,14 @@ after a failure or a crash of the server a ``REST`` (without ``ALLO``)
 resumes into the same spool.  Without a directory the spool is anonymous
 memory, vanishes with the process, and gives no markers.
 
+A restartable spool may start in memory (``memory_until``): a small upload
+that ends before a restart marker is due never touches the disk on its way
+to the destination (its bytes go from memory into the driver's writer, and
+the ``226`` comes from the writer's own durable point).  Only when a marker
+is due (:meth:`Spool.durable`) or the upload outgrows the bound is the spool
+moved to its file, its record reset durably first, so a ``111`` still names
+only bytes that are on disk.
+
 The spool never lives outside the destination's storage unless the operator
 says so (``--spool-dir``): the server puts it in the destination's own
 directory under hidden partial names, or in memory for storage without local
@@ -35,6 +43,9 @@ from ..errors import InvalidWrite, RestartRejected, TransferAborted, from_oserro
 from ..ranges import ByteRange, RangeSet
 
 COPY_BLOCK = 4 * 1024 * 1024
+#: Bytes a restartable spool may hold in memory before it moves to its file
+#: (per upload; the size from which the server completes an upload alone, too).
+MEMORY_FIRST = 8 * 1024 * 1024
 _SUFFIX = ".tcpart"
 
 
@@ -52,9 +63,14 @@ class Spool:
         key: str | None = None,
         resume: RangeSet | None = None,
         limit: int | None = None,
+        memory_until: int = 0,
     ) -> None:
         self.limit = limit
         self._lock = threading.Lock()
+        #: Held while the spool is in memory, by every write and by the move to the file.
+        self._switch = threading.Lock()
+        self._memory = False
+        self._memory_until = memory_until
         self._spans: list[ByteRange] = []
         self._record: Path | None = None
         self._path: Path | None = None
@@ -85,6 +101,20 @@ class Spool:
                 )
             self.resumed = resume
             self._fd = os.open(self._path, os.O_RDWR)
+        elif memory_until > 0:
+            # Nothing on disk until a marker is due or the upload outgrows memory.
+            # A spool an earlier attempt left under this name is stale (this one
+            # does not resume it): it goes now (not durably: after a crash it is
+            # what the client's own markers of that attempt named, no more).
+            for stale in (self._record, self._path):
+                try:
+                    stale.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise from_oserror(exc, "cannot remove a stale upload spool") from exc
+            self._fd = os.memfd_create("tc-gridftp-spool", os.MFD_CLOEXEC)
+            self._memory = True
         else:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
             self._save(RangeSet())
@@ -93,6 +123,11 @@ class Spool:
     @property
     def restartable(self) -> bool:
         return self._record is not None
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether a restartable spool still holds its bytes in memory only."""
+        return self._memory
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         if offset < 0:
@@ -103,6 +138,16 @@ class Spool:
                 f"an upload of unknown size may spool at most {self.limit} bytes",
                 hint="send ALLO <size> before STOR so the data goes straight to storage",
             )
+        if self._memory:
+            with self._switch:
+                if self._memory:
+                    self._pwrite(offset, view)
+                    if offset + len(view) > self._memory_until:
+                        self._to_file()
+                    return
+        self._pwrite(offset, view)
+
+    def _pwrite(self, offset: int, view: memoryview) -> None:
         pos = 0
         while pos < len(view):
             try:
@@ -119,10 +164,46 @@ class Spool:
             self._spans = list(merged.ranges)
             return merged
 
+    def _to_file(self) -> None:
+        """Move the in-memory spool to its file (the caller holds ``_switch``).
+
+        The record is reset durably before a byte reaches the file, so a
+        stale record can never describe these bytes."""
+        assert self._path is not None
+        self._save(RangeSet())
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise from_oserror(exc, "cannot create the upload spool") from exc
+        try:
+            size = os.fstat(self._fd).st_size
+            pos = 0
+            while pos < size:
+                data = os.pread(self._fd, min(COPY_BLOCK, size - pos), pos)
+                if not data:
+                    raise InvalidWrite(f"the in-memory upload spool is short at {pos} of {size} bytes")
+                done = 0
+                while done < len(data):
+                    done += os.pwrite(fd, memoryview(data)[done:], pos + done)
+                pos += len(data)
+        except OSError as exc:
+            os.close(fd)
+            raise from_oserror(exc, "cannot write the upload spool") from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        memory, self._fd = self._fd, fd
+        self._memory = False
+        os.close(memory)
+
     def durable(self) -> RangeSet:
         """Make what was written durable and return it (the restart marker)."""
         if self._record is None:
             return RangeSet()
+        if self._memory:
+            with self._switch:
+                if self._memory:
+                    self._to_file()
         written = self.received()  # before the flush: only bytes written before it count
         try:
             os.fdatasync(self._fd)
@@ -156,6 +237,8 @@ class Spool:
     def discard(self) -> None:
         """The upload is stored: the spool and its record go."""
         self.close()
+        if self._memory:
+            return  # never on disk (a stale one went when this spool was made)
         for p in (self._record, self._path):
             if p is not None:
                 try:

@@ -63,7 +63,7 @@ from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .session import Active, Listing, Passive, Retrieve, Store
-from .spool import Spool
+from .spool import MEMORY_FIRST, Spool
 from .spooled import drop_spooled, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
 from .uploadlock import UPLOADS
@@ -485,7 +485,8 @@ class DataTransfers:
         directory = self.config.spool_dir or (os.path.dirname(local) if local is not None else None)
         limit = self.config.max_spool if directory is not None else self.config.max_spool_memory
         spool = await self.io(
-            functools.partial(Spool, directory, key=key if directory else None, resume=plan.restart, limit=limit)
+            functools.partial(Spool, directory, key=key if directory else None, resume=plan.restart, limit=limit,
+                              memory_until=MEMORY_FIRST)
         )
         markers = RestartMarkers(spool.resumed)
         lock = asyncio.Lock()

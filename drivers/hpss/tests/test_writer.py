@@ -346,3 +346,31 @@ def test_a_replacement_is_published_over_the_old_object_only_when_complete(
     # The old object's attributes went with it: the stored checksum is the new write's.
     assert checksum.read_all("/f")["state"] == "Invalid"
     assert driver.checksum("/f", "md5") == hashlib.md5(data).hexdigest()
+
+
+def test_the_last_execute_is_recorded_only_when_a_marker_asks(driver: HpssDriver, emu_root: Path) -> None:
+    """complete() publishes right after the last Execute: no record update for it; a
+    durable() before that records it first, so a resume accepts exactly what was reported."""
+    data = payload(100 * KiB, seed=21)  # one segment
+    w, err = send(driver, data)
+    assert err is None and w.record_updates == 0 and w.markers == [100 * KiB]
+    assert (emu_root / "f").read_bytes() == data and record.load("/f") is None
+    assert w.durable() == RangeSet.span(0, 100 * KiB)  # published: all of it is durable
+
+    # Every byte acknowledged, complete() not yet called (a crash here): nothing recorded past 0.
+    w = driver.open_write("/f", len(data))
+    w.write(0, data)
+    deadline = time.monotonic() + 20
+    while w.markers != [100 * KiB] and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the coordinator's Execute return, with a deadline
+    assert w.markers == [100 * KiB]
+    held = record.load("/.f.tcpart")
+    assert held is not None and held.durable == 0
+    # A marker is asked for: the record holds it before it is reported.
+    assert w.durable() == RangeSet.span(0, 100 * KiB)
+    held = record.load("/.f.tcpart")
+    assert held is not None and held.durable == 100 * KiB and w.record_updates == 1
+    w.abort()
+    again = driver.open_write("/f", len(data), RangeSet.span(0, 100 * KiB))
+    again.complete()
+    assert (emu_root / "f").read_bytes() == data

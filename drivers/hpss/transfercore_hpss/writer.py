@@ -92,7 +92,11 @@ class HpssWriter(Writer):
         self._limit = max(2 * block, 8 << 20)
         self._next_write = start  # next offset write() accepts
         self._next_pio = start  # next offset the callback must serve
-        self._durable_end = start  # from Execute returns only
+        self._durable_end = start  # from Execute returns only, and in the resume record
+        # Acknowledged by Execute returns; the last one (the file's end) reaches
+        # the record only when durable() asks for it (see _advance).
+        self._acked_end = start
+        self._record_lock = threading.Lock()
         self._reported_end = start  # the latest marker durable() returned
         self._stopping = False
         self._closed = False
@@ -170,13 +174,37 @@ class HpssWriter(Writer):
         with self._cond:
             written = self._next_write
             target = written if written == self._size else written - written % self._segment
-            while self._durable_end < target and not self._stopping:
+            while self._acked_end < target and not self._stopping:
                 self._cond.wait(0.5)
                 if self._pio is not None and self._pio.activity.stalled_for() > STALL_PATIENCE:
                     break
+            acked = self._acked_end
+        if acked > self._durable_end:
+            self._record_to(acked)
+        with self._cond:
             end = self._durable_end
             self._reported_end = end
         return RangeSet([ByteRange(0, end)]) if end else RangeSet()
+
+    def _record_to(self, end: int) -> None:
+        """The acknowledged end into the resume record, then reportable; a failure stops the write."""
+        with self._record_lock:
+            if end <= self._durable_end:
+                return
+            started = time.perf_counter()
+            try:
+                record.set_durable(self._path, end)
+            except TransferCoreError as exc:
+                if self._pio is not None:
+                    self._pio.fail(exc)
+                log.warning("recording the durable end of %s: %s", self._path, exc)
+                return
+            finally:
+                self.record_seconds += time.perf_counter() - started
+            self.record_updates += 1
+            with self._cond:
+                self._durable_end = end
+                self._cond.notify_all()
 
     def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
         """Fill ``buffer`` with the file's bytes at ``offset``, inside the prefix
@@ -231,9 +259,9 @@ class HpssWriter(Writer):
         self._finish()
         if self._pio is not None and self._pio.error is not None:
             raise self._pio.error
-        if self._durable_end != self._size:
+        if self._acked_end != self._size:
             raise TransferCoreError(
-                f"HPSS acknowledged {self._durable_end} of {self._size} bytes of {self._final}",
+                f"HPSS acknowledged {self._acked_end} of {self._size} bytes of {self._final}",
                 hint=RESUME_HINT,
             )
         self._publish()
@@ -245,11 +273,16 @@ class HpssWriter(Writer):
         try:
             api.rename(self._path, self._final)
         except TransferCoreError as exc:
+            # Every byte is acknowledged: the record says so before anyone is told to resume it.
+            self._record_to(self._acked_end)
             exc.hint = exc.hint or (
                 f"every byte is durable under {self._path}; run the same command again to publish it"
             )
             raise
-        self.published = True
+        with self._cond:
+            # Published: every byte is durable under the final name, no record needed.
+            self._durable_end = self._acked_end
+            self.published = True
         # Now there is nothing left to resume.  The record's keys are only ever
         # read from partial names: failing to drop them from the published
         # object loses nothing, so it is not a failed write.
@@ -345,13 +378,16 @@ class HpssWriter(Writer):
                         if moved is None:
                             warn_bz4719(api.version())
                         else:
-                            pos = self._advance(pos, moved)
+                            pos = self._advance(pos, moved, recorded=True)
                         pio.fail(_execute_error(result.rc, self._path, pos))
                         return
                     if moved is None or moved == 0:
                         pio.fail(TransferCoreError(f"hpss_PIOExecute moved nothing at {pos} of {self._path}"))
                         return
-                    pos = self._advance(pos, moved)
+                    # The file's last Execute: complete() publishes without a record
+                    # update (a crash before the rename resumes from the previous
+                    # one); durable() records it before reporting it.
+                    pos = self._advance(pos, moved, recorded=pos + moved < self._size)
                 self.segments_executed += 1
         except BaseException as exc:
             pio.fail(exc)
@@ -362,17 +398,23 @@ class HpssWriter(Writer):
                 self._cond.notify_all()
             self._done.set()
 
-    def _advance(self, pos: int, moved: int) -> int:
+    def _advance(self, pos: int, moved: int, *, recorded: bool) -> int:
         end = pos + moved
-        if end > self._durable_end:
-            # The record first: a marker reported by durable() may reach a
-            # journal at once, and a resume accepts only what the record holds.
-            started = time.perf_counter()
-            record.set_durable(self._path, end)
-            self.record_seconds += time.perf_counter() - started
-            self.record_updates += 1
+        if end > self._acked_end:
+            if recorded:
+                # The record first: a marker reported by durable() may reach a
+                # journal at once, and a resume accepts only what the record holds.
+                started = time.perf_counter()
+                with self._record_lock:
+                    try:
+                        record.set_durable(self._path, end)
+                    finally:
+                        self.record_seconds += time.perf_counter() - started
+                    self.record_updates += 1
+                    with self._cond:
+                        self._durable_end = end
             with self._cond:
-                self._durable_end = end
+                self._acked_end = end
                 self.markers.append(end)
                 self._cond.notify_all()
         return end

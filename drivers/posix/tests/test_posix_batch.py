@@ -5,6 +5,7 @@ import os
 
 import pytest
 from transfercore_posix import fsutil, names
+from transfercore_posix.batchsync import SYNCFS_FROM
 
 from transfercore import driverkit
 from transfercore.errors import ChecksumMismatch
@@ -57,8 +58,33 @@ def test_each_sync_mode_publishes_verified_objects(tmp_path, monkeypatch, mode):
     st = os.stat(tmp_path / "f2")
     assert st.st_mode & 0o777 == 0o640 and st.st_mtime_ns == 10**18 + 2
     assert calls["dirs"] == [str(tmp_path)]  # one directory sync for the batch
-    expect_syncfs = mode == "syncfs" or (mode == "auto" and fsutil.fs_type(str(tmp_path)) in fsutil.SYNCFS_DURABLE)
-    assert calls["syncfs"] == (1 if expect_syncfs else 0)
+    # auto: 6 objects are fewer than SYNCFS_FROM, so each is synced (concurrently)
+    assert calls["syncfs"] == (1 if mode == "syncfs" else 0)
+    driver.close()
+
+
+def test_auto_mode_syncs_a_large_batch_with_one_syncfs(tmp_path, monkeypatch):
+    driver = open_location(f"posix://{tmp_path}").driver
+    calls = {"syncfs": 0, "fsync": 0}
+    real_syncfs, real_fsync = fsutil.syncfs, os.fsync
+
+    def counting_syncfs(fd, what):
+        calls["syncfs"] += 1
+        real_syncfs(fd, what)
+
+    def counting_fsync(fd):
+        calls["fsync"] += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr("transfercore_posix.writer.syncfs", counting_syncfs)
+    monkeypatch.setattr("transfercore_posix.writer.os.fsync", counting_fsync)
+    writers = _batch(driver, tmp_path, SYNCFS_FROM)
+    assert driver.complete_batch(writers) == [None] * SYNCFS_FROM
+    if fsutil.fs_type(str(tmp_path)) in fsutil.SYNCFS_DURABLE:
+        assert calls["syncfs"] == 1 and calls["fsync"] < SYNCFS_FROM  # no file synced on its own
+    else:
+        assert calls["syncfs"] == 0 and calls["fsync"] >= SYNCFS_FROM
+    assert (tmp_path / f"f{SYNCFS_FROM - 1}").read_bytes() == bytes([SYNCFS_FROM - 1]) * ((SYNCFS_FROM - 1) * 100)
     driver.close()
 
 

@@ -58,8 +58,8 @@ class PosixDriver(Driver):
         "batch_sync": choice_option(
             "how a batch of objects (a tree copy) is made durable: fsync (every file synced, "
             "concurrently), syncfs (one syncfs(2) of the whole file system per batch), or "
-            "auto (the default: syncfs on ext4, xfs and btrfs, where power cuts under the real file "
-            "systems showed it reaches the device; fsync elsewhere)",
+            "auto (the default: syncfs for batches of 32 objects or more on ext4, xfs and btrfs, where "
+            "power cuts under the real file systems showed it reaches the device; fsync otherwise)",
             ("fsync", "syncfs", "auto"),
             default="auto",
         ),
