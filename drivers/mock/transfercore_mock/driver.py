@@ -145,8 +145,7 @@ class MockDriver(Driver):
             raise IsADirectory(f"{self._where(path)} is a directory", errno=errno.EISDIR)
         store = self.store
         if not resume:
-            record = store.partial_begin(path, size)
-            return self._writer(path, record, RangeSet())
+            return self._writer(path, store.partial_begin(path, size), RangeSet())
         where = self._where(path)
         if self._model is RestartModel.NONE:
             raise RestartRejected(f"cannot resume {where}: this store (model=none) keeps no restart state")
