@@ -67,7 +67,7 @@ _ADDED_COLUMNS = {
 
 
 
-class State(enum.Enum):
+class TransferState(enum.Enum):
     """Where a transfer stands."""
 
     RUNNING = "running"
@@ -121,7 +121,7 @@ class JournalEntry:
     source_identity: SourceIdentity
     options: Mapping[str, Any]
     marker: RangeSet
-    state: State
+    state: TransferState
     message: str
     checksum_algorithm: str
     checksum: str
@@ -266,7 +266,7 @@ class Journal:
             raise JournalError(f"journal {self.path} has no transfer {entry_id}")
         return _entry(row)
 
-    def entries(self, states: tuple[State, ...] | None = None) -> list[JournalEntry]:
+    def entries(self, states: tuple[TransferState, ...] | None = None) -> list[JournalEntry]:
         rows = self._execute("SELECT * FROM transfers ORDER BY updated DESC, id DESC").fetchall()
         out = [_entry(r) for r in rows]
         return [e for e in out if states is None or e.state in states]
@@ -321,7 +321,7 @@ class Journal:
                 json.dumps(dict(options), sort_keys=True),
                 str(mark),
                 mark.total(),
-                State.RUNNING.value,
+                TransferState.RUNNING.value,
                 checksum_algorithm,
                 now,
                 now,
@@ -345,7 +345,7 @@ class Journal:
     def finish(
         self,
         entry_id: int,
-        state: State,
+        state: TransferState,
         *,
         message: str = "",
         checksum: str | None = None,
@@ -366,7 +366,7 @@ class Journal:
     def forget(self, entry_id: int) -> None:
         self._execute("DELETE FROM transfers WHERE id=?", (entry_id,))
 
-    def prune(self, states: tuple[State, ...] = (State.DONE,)) -> int:
+    def prune(self, states: tuple[TransferState, ...] = (TransferState.DONE,)) -> int:
         """Delete the entries in ``states`` (finished ones by default); return how many."""
         marks = ",".join("?" for _ in states)
         cursor = self._execute(f"DELETE FROM transfers WHERE state IN ({marks})", tuple(s.value for s in states))
@@ -389,10 +389,10 @@ class Journal:
         """Who holds ``destination`` now (pid, start time, source), or None."""
         return holder(self.lock_path(destination))
 
-    def effective_state(self, entry: JournalEntry) -> State:
+    def effective_state(self, entry: JournalEntry) -> TransferState:
         """The entry's state, with a run whose process is gone shown as interrupted."""
-        if entry.state is State.RUNNING and self.holder(entry.destination) is None:
-            return State.INTERRUPTED
+        if entry.state is TransferState.RUNNING and self.holder(entry.destination) is None:
+            return TransferState.INTERRUPTED
         return entry.state
 
 
@@ -401,7 +401,7 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
     marker = row["marker"]
     try:
         parsed = RangeSet.parse(marker, max_ranges=10**9) if marker else RangeSet()
-        state_value = State(row["state"])
+        state_value = TransferState(row["state"])
         option_map = json.loads(row["options"])
     except (RangeSyntaxError, ValueError) as exc:
         raise JournalError(
@@ -432,4 +432,4 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
     )
 
 
-__all__ = ["BUSY_TIMEOUT", "Journal", "JournalEntry", "JournalError", "SCHEMA_VERSION", "SourceIdentity", "State"]
+__all__ = ["BUSY_TIMEOUT", "Journal", "JournalEntry", "JournalError", "SCHEMA_VERSION", "SourceIdentity", "TransferState"]
