@@ -191,11 +191,11 @@ def test_prune_forgets_only_finished_entries(tmp_path):
 def test_an_old_schema_1_journal_gains_the_new_columns(tmp_path):
     import sqlite3
 
-    from transfercore import journal as journal_module
+    from transfercore.journal import storage
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    db.executescript(journal_module._SCHEMA)
+    db.executescript(storage._SCHEMA)
     db.execute(
         "INSERT INTO transfers (source, destination, size, source_mtime_ns, source_identity, source_fingerprint,"
         " options, state, created, updated) VALUES ('posix:///a', 'posix:///b', 5, 1, '', 'f', '{}', 'done', 0, 0)"
