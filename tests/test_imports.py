@@ -138,3 +138,10 @@ def test_the_contract_loads_without_the_engine_sqlite_or_stevedore():
 def test_the_core_ships_its_type_marker():
     assert (ROOT / "transfercore" / "py.typed").is_file()
     assert 'transfercore = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_drivers_ship_their_type_markers():
+    for driver in ("posix", "mock", "hpss"):
+        package = f"transfercore_{driver}"
+        assert (ROOT / "drivers" / driver / package / "py.typed").is_file(), package
+        assert f'{package} = ["py.typed"]' in (ROOT / "drivers" / driver / "pyproject.toml").read_text(), package

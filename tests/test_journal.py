@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from transfercore.journal import Journal, JournalError, SourceIdentity, State
+from transfercore.journal import Journal, JournalError, SourceIdentity, TransferState
 from transfercore.ranges import RangeSet
 
 IDENT = SourceIdentity(size=1000, mtime_ns=5, identity="1:2", fingerprint="abc")
@@ -36,7 +36,7 @@ def test_begin_records_everything(journal):
     assert entry.source == "posix:///a" and entry.destination == "posix:///b"
     assert entry.source_identity == IDENT
     assert entry.options == {"streams": 4}
-    assert entry.marker == RangeSet() and entry.state is State.RUNNING
+    assert entry.marker == RangeSet() and entry.state is TransferState.RUNNING
     assert entry.checksum_algorithm == "md5"
 
 
@@ -55,10 +55,10 @@ def test_markers_survive_reopening(tmp_path):
 def test_one_row_per_pair_and_fresh_begin_clears_the_marker(journal):
     first = journal.begin("a", "b", IDENT, {})
     journal.record_marker(first.id, RangeSet.span(0, 500))
-    journal.finish(first.id, State.INTERRUPTED, message="stopped")
+    journal.finish(first.id, TransferState.INTERRUPTED, message="stopped")
     again = journal.begin("a", "b", IDENT, {})
     assert again.id == first.id
-    assert again.marker == RangeSet() and again.state is State.RUNNING and again.message == ""
+    assert again.marker == RangeSet() and again.state is TransferState.RUNNING and again.message == ""
     assert len(journal.entries()) == 1
 
 
@@ -72,19 +72,19 @@ def test_resumed_begin_keeps_the_accepted_marker_and_creation_time(journal):
 
 def test_finish_states_and_checksum(journal):
     entry = journal.begin("a", "b", IDENT, {})
-    journal.finish(entry.id, State.DONE, checksum="deadbeef")
+    journal.finish(entry.id, TransferState.DONE, checksum="deadbeef")
     done = journal.get(entry.id)
-    assert done.state is State.DONE and done.checksum == "deadbeef"
-    journal.finish(entry.id, State.MISMATCH, message="differs")
-    assert journal.get(entry.id).state is State.MISMATCH
+    assert done.state is TransferState.DONE and done.checksum == "deadbeef"
+    journal.finish(entry.id, TransferState.MISMATCH, message="differs")
+    assert journal.get(entry.id).state is TransferState.MISMATCH
     assert journal.get(entry.id).checksum == "deadbeef"
 
 
 def test_entries_filter_and_order(journal):
     a = journal.begin("a", "b", IDENT, {})
     journal.begin("c", "d", IDENT, {})
-    journal.finish(a.id, State.DONE)
-    assert [e.source for e in journal.entries((State.DONE,))] == ["a"]
+    journal.finish(a.id, TransferState.DONE)
+    assert [e.source for e in journal.entries((TransferState.DONE,))] == ["a"]
     assert {e.source for e in journal} == {"a", "c"}
     assert journal.entries()[0].source == "a"  # most recently updated first
 
@@ -181,9 +181,9 @@ def test_a_journal_locked_by_another_process_fails_promptly_saying_so(tmp_path):
 def test_prune_forgets_only_finished_entries(tmp_path):
     with Journal(tmp_path / "j.sqlite") as j:
         a = j.begin("posix:///a", "posix:///b", SourceIdentity(1, 1, "", "f"), {})
-        j.finish(a.id, State.DONE)
+        j.finish(a.id, TransferState.DONE)
         b = j.begin("posix:///c", "posix:///d", SourceIdentity(1, 1, "", "f"), {})
-        j.finish(b.id, State.FAILED)
+        j.finish(b.id, TransferState.FAILED)
         assert j.prune() == 1
         assert [e.id for e in j.entries()] == [b.id]
 
@@ -191,11 +191,11 @@ def test_prune_forgets_only_finished_entries(tmp_path):
 def test_an_old_schema_1_journal_gains_the_new_columns(tmp_path):
     import sqlite3
 
-    from transfercore import journal as journal_module
+    from transfercore.journal import storage
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    db.executescript(journal_module._SCHEMA)
+    db.executescript(storage._SCHEMA)
     db.execute(
         "INSERT INTO transfers (source, destination, size, source_mtime_ns, source_identity, source_fingerprint,"
         " options, state, created, updated) VALUES ('posix:///a', 'posix:///b', 5, 1, '', 'f', '{}', 'done', 0, 0)"
@@ -205,4 +205,4 @@ def test_an_old_schema_1_journal_gains_the_new_columns(tmp_path):
     db.close()
     with Journal(path) as j:
         (entry,) = j.entries()
-        assert entry.state is State.DONE and entry.destination_size == -1 and entry.owner_pid == 0
+        assert entry.state is TransferState.DONE and entry.destination_size == -1 and entry.owner_pid == 0

@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # the names as the type checker sees them; at run time they l
         TransferAborted,
         TransferCoreError,
     )
-    from .journal import Journal, JournalEntry, JournalError, State
+    from .journal import Journal, JournalEntry, JournalError, TransferState
     from .location import Location, parse_location
     from .options import OptionSpec
     from .ranges import ByteRange, RangeSet, parse_stream_offset
@@ -85,7 +85,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Done", "Event", "Failed", "Interrupted", "Listener", "Marker", "Progress", "Restarted", "Resumed",
         "Started", "UpToDate", "Verifying", "VerifyProgress",
     ),
-    ".journal": ("Journal", "JournalEntry", "JournalError", "State"),
+    ".journal": ("Journal", "JournalEntry", "JournalError", "TransferState"),
     ".location": ("Location", "parse_location"),
     ".options": ("OptionSpec",),
     ".ranges": ("ByteRange", "RangeSet", "parse_stream_offset"),
@@ -149,13 +149,13 @@ __all__ = [
     "Resumed",
     "SourceChanged",
     "Started",
-    "State",
     "StorageError",
     "Transfer",
     "TransferAborted",
     "TransferCoreError",
     "TransferOptions",
     "TransferResult",
+    "TransferState",
     "UpToDate",
     "VerifyProgress",
     "Verifying",

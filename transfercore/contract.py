@@ -320,7 +320,8 @@ class Reader(abc.ABC):
         """Return exactly ``min(length, size - offset)`` bytes at ``offset``.
 
         A short result for any other reason is an error, never silently returned:
-        a checksum must fail on an I/O error, not hash garbage.
+        a checksum must fail on an I/O error, not hash garbage.  A read after
+        :meth:`close` raises :class:`~transfercore.errors.ReaderClosed`.
         """
 
     def readinto(self, offset: int, buffer: bytearray | memoryview) -> None:

@@ -116,7 +116,11 @@ class InvalidRead(TransferCoreError, ValueError):
 
 
 class WriterClosed(InvalidWrite):
-    """The writer or reader was already completed, aborted or closed."""
+    """The writer was already completed, aborted or closed."""
+
+
+class ReaderClosed(InvalidRead):
+    """The reader was already closed."""
 
 
 # --- transfers ----------------------------------------------------------------

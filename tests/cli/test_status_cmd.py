@@ -2,7 +2,7 @@ import json
 import os
 
 from transfercore.cli import main
-from transfercore.journal import Journal, SourceIdentity, State
+from transfercore.journal import Journal, SourceIdentity, TransferState
 from transfercore.ranges import RangeSet
 
 
@@ -20,9 +20,9 @@ def test_lists_states_and_durable_bytes(tmp_path, capsys):
     with Journal(path) as j:
         a = j.begin("posix:///a", "posix:///b", SourceIdentity(2048, 1, "", "f"), {})
         j.record_marker(a.id, RangeSet.span(0, 1024))
-        j.finish(a.id, State.INTERRUPTED, message="interrupted")
+        j.finish(a.id, TransferState.INTERRUPTED, message="interrupted")
         b = j.begin("posix:///c", "mock://s/d", SourceIdentity(10, 1, "", "f"), {})
-        j.finish(b.id, State.DONE, checksum="abcd1234")
+        j.finish(b.id, TransferState.DONE, checksum="abcd1234")
     assert main(["status", "--journal", str(path)]) == 0
     out = capsys.readouterr().out
     assert "interrupted" in out and "1.0 KiB of 2.0 KiB durable (50%)" in out
@@ -47,9 +47,9 @@ def test_discard_deletes_the_partial_through_the_driver_and_forgets_the_entry(tm
     with Journal(path) as j:
         entry = j.begin("posix:///src", f"posix://{dst}", SourceIdentity(4096, 1, "", "f"), {})
         j.record_marker(entry.id, marker)
-        j.finish(entry.id, State.FAILED, message="no space left")
+        j.finish(entry.id, TransferState.FAILED, message="no space left")
         done = j.begin("posix:///x", "posix:///y", SourceIdentity(1, 1, "", "f"), {})
-        j.finish(done.id, State.DONE)
+        j.finish(done.id, TransferState.DONE)
     assert main(["status", "--journal", str(path), "--state", "failed"]) == 0
     out = capsys.readouterr().out
     assert "posix:///src" in out and "posix:///x" not in out
@@ -84,7 +84,7 @@ def test_one_json_shape_tree_ids_and_state_filter_covers_trees(tmp_path, capsys)
     path = tmp_path / "j.sqlite"
     with Journal(path) as j:
         a = j.begin("posix:///a", "posix:///b", SourceIdentity(10, 1, "", "f"), {})
-        j.finish(a.id, State.INTERRUPTED)
+        j.finish(a.id, TransferState.INTERRUPTED)
     c = _tree(path, tmp_path / "s", tmp_path / "d", [("f", FileState.COMPLETE, 1, 1)])
     from transfercore.campaign import CampaignStore
 
@@ -114,7 +114,7 @@ def test_discard_tells_trees_from_files(tmp_path, capsys):
     path = tmp_path / "j.sqlite"
     with Journal(path) as j:
         a = j.begin("posix:///a", "posix:///b", SourceIdentity(10, 1, "", "f"), {})
-        j.finish(a.id, State.DONE)
+        j.finish(a.id, TransferState.DONE)
     c = _tree(path, src, dst, [("f", FileState.STARTED, 4096, 1)])
     assert c.id == a.id == 1  # the same number: only the prefix tells them apart
     driver = open_location(f"posix://{dst}").driver

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 import transfercore
-from transfercore.journal import State
+from transfercore.journal import TransferState
 
 SIZE = 2 << 20
 OPTIONS = transfercore.TransferOptions(block_size=64 << 10, marker_policy=transfercore.MarkerPolicy(bytes=256 << 10))
@@ -28,7 +28,7 @@ def test_embedded_from_asyncio_cancelled_and_resumed(tmp_path, src_file):
                 task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert journal.get(transfer.transfer_id).state is State.INTERRUPTED
+        assert journal.get(transfer.transfer_id).state is TransferState.INTERRUPTED
         return await transfercore.copy_async(src, dst, OPTIONS, journal=journal)
 
     with transfercore.Journal(tmp_path / "journal.sqlite") as journal:

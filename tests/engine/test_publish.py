@@ -7,7 +7,7 @@ import pytest
 
 from transfercore.engine import MarkerPolicy, TransferOptions, copy
 from transfercore.errors import SourceChanged
-from transfercore.journal import State
+from transfercore.journal import TransferState
 
 OPTIONS = TransferOptions(streams=2, block_size=64 * 1024, marker_policy=MarkerPolicy(interval=None, bytes=256 * 1024))
 SIZE = 2 * 1024 * 1024
@@ -72,7 +72,7 @@ def test_a_source_changed_during_the_copy_is_never_published(tmp_path, journal, 
     # noticed at the next marker, not after the last byte
     assert "verify" not in [e.kind for e in seen] and not [e for e in seen if e.kind == "marker" and e.final]
     entry = journal.find(f"posix://{src}", f"posix://{dst}")
-    assert entry.state is State.FAILED and not entry.marker
+    assert entry.state is TransferState.FAILED and not entry.marker
     # The next run copies the new version whole.
     result = copy(src, os.fspath(dst), OPTIONS, journal=journal)
     assert result.bytes_resumed == 0 and dst.read_bytes() == open(src, "rb").read()
@@ -97,7 +97,7 @@ def test_a_journal_marker_behind_the_destinations_record_resumes_the_record(tmp_
     with open_location(f"posix://{src}").driver.open_read(src) as reader:
         identity = source_identity(info, reader)
     entry = journal.begin(f"posix://{src}", f"posix://{dst}", identity, {})
-    journal.finish(entry.id, State.FAILED, message="disk full")
+    journal.finish(entry.id, TransferState.FAILED, message="disk full")
     seen = []
     result = copy(src, os.fspath(dst), OPTIONS, journal=journal, listeners=[seen.append])
     (resumed,) = [e for e in seen if e.kind == "resumed"]
@@ -119,7 +119,7 @@ def test_a_writer_of_the_wrong_size_is_aborted_and_the_run_recorded_failed(tmp_p
     with pytest.raises(TransferCoreError, match="destination writer has size 100001"):
         copy(src, "mock://sizes/o", OPTIONS, journal=journal)
     assert aborted
-    assert journal.find(f"posix://{src}", "mock://sizes/o").state is State.FAILED
+    assert journal.find(f"posix://{src}", "mock://sizes/o").state is TransferState.FAILED
 
 
 def test_verification_reports_its_progress(tmp_path, journal, src_file):
@@ -176,4 +176,4 @@ def test_a_final_marker_short_of_the_size_fails_instead_of_waiting_for_the_read_
     with pytest.raises(NotFound):
         open_location("mock://short/o").driver.stat("/o")
     entry = journal.find(f"posix://{src}", "mock://short/o")
-    assert entry.state is State.FAILED and entry.marker == RangeSet.span(0, SIZE // 2)
+    assert entry.state is TransferState.FAILED and entry.marker == RangeSet.span(0, SIZE // 2)

@@ -1,14 +1,14 @@
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import ObjectInfo
 from transfercore.engine.resume import decide, from_destination
-from transfercore.journal import JournalEntry, SourceIdentity, State
+from transfercore.journal import JournalEntry, SourceIdentity, TransferState
 from transfercore.ranges import RangeSet
 
 IDENT = SourceIdentity(1000, 7, "1:2", "fp")
 RANGES = Capabilities(restart=RestartModel.RANGES, max_writers=4)
 
 
-def entry(marker="0-100,200-300", state=State.INTERRUPTED, ident=IDENT, message=""):
+def entry(marker="0-100,200-300", state=TransferState.INTERRUPTED, ident=IDENT, message=""):
     return JournalEntry(1, "a", "b", ident, {}, RangeSet.parse(marker) if marker else RangeSet(),
                         state, message, "", "", 0.0, 0.0,
                         destination_size=1000, destination_mtime_ns=9, destination_identity="3:4")
@@ -23,25 +23,25 @@ def test_nothing_recorded_is_a_silent_fresh_start():
 
 
 def test_a_run_that_left_nothing_durable_says_why_it_starts_from_zero():
-    d = decide(entry(marker="", state=State.FAILED, message="no space left"), IDENT, RANGES)
+    d = decide(entry(marker="", state=TransferState.FAILED, message="no space left"), IDENT, RANGES)
     assert d.marker == RangeSet()
     assert d.reason == "the previous run failed before any byte was durable: no space left"
 
 
 def test_a_finished_copy_that_still_matches_is_up_to_date():
-    d = decide(entry(state=State.DONE), IDENT, RANGES, destination=PUBLISHED)
+    d = decide(entry(state=TransferState.DONE), IDENT, RANGES, destination=PUBLISHED)
     assert d.up_to_date and d.marker == RangeSet() and d.reason is None
-    forced = decide(entry(state=State.DONE), IDENT, RANGES, destination=PUBLISHED, force=True)
+    forced = decide(entry(state=TransferState.DONE), IDENT, RANGES, destination=PUBLISHED, force=True)
     assert not forced.up_to_date and "--force" in forced.reason
 
 
 def test_a_finished_copy_is_sent_again_when_either_end_changed_and_says_which():
-    gone = decide(entry(state=State.DONE), IDENT, RANGES, destination=None)
+    gone = decide(entry(state=TransferState.DONE), IDENT, RANGES, destination=None)
     assert not gone.up_to_date and "no longer at the destination" in gone.reason
     touched = ObjectInfo("/b", 1000, 10, identity="3:4")
-    d = decide(entry(state=State.DONE), IDENT, RANGES, destination=touched)
+    d = decide(entry(state=TransferState.DONE), IDENT, RANGES, destination=touched)
     assert not d.up_to_date and "destination changed" in d.reason
-    d = decide(entry(state=State.DONE), SourceIdentity(1000, 8, "1:2", "fp"), RANGES, destination=PUBLISHED)
+    d = decide(entry(state=TransferState.DONE), SourceIdentity(1000, 8, "1:2", "fp"), RANGES, destination=PUBLISHED)
     assert not d.up_to_date and "source changed" in d.reason
 
 
@@ -86,7 +86,7 @@ def test_no_resume_option():
 
 
 def test_after_a_mismatch_the_object_is_sent_again():
-    d = decide(entry(state=State.MISMATCH), IDENT, RANGES)
+    d = decide(entry(state=TransferState.MISMATCH), IDENT, RANGES)
     assert d.marker == RangeSet() and "mismatch" in d.reason
 
 

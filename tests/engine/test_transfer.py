@@ -16,7 +16,7 @@ from transfercore.errors import (
     TransferAborted,
     TransferCoreError,
 )
-from transfercore.journal import State
+from transfercore.journal import TransferState
 from transfercore.ranges import RangeSet
 from transfercore.registry import open_location
 
@@ -90,7 +90,7 @@ def test_posix_to_mock(tmp_path, journal, src_file, model):
     assert rec.kinds()[0] == "start" and rec.kinds()[-1] == "done"
     assert "verify" in rec.kinds()
     entry = journal.find(result.source, result.destination)
-    assert entry.state is State.DONE and entry.checksum == result.checksum
+    assert entry.state is TransferState.DONE and entry.checksum == result.checksum
     if model == "none":
         assert rec.of("marker") == []
     else:
@@ -198,7 +198,7 @@ def test_write_failure_then_resume(journal, src_file, model, fail_after):
     err, rec = run_failing(src, f"{dst}&fail_after={fail_after}", journal, exc=StorageError)
     assert "injected" in str(err)
     entry = journal.find(f"posix://{src}", "mock://s/o")
-    assert entry.state is State.FAILED and "injected" in entry.message
+    assert entry.state is TransferState.FAILED and "injected" in entry.message
     failed = rec.of("error")[0]
     assert failed.resumable and failed.durable_bytes == entry.marker.total()
     # A marker was saved after the failure: the bytes written before it are not lost.
@@ -211,7 +211,7 @@ def test_write_failure_then_resume(journal, src_file, model, fail_after):
     assert result.bytes_resumed == entry.marker.total()
     if entry.marker:
         assert rec2.of("resumed")[0].bytes == entry.marker.total()
-    assert journal.find(f"posix://{src}", "mock://s/o").state is State.DONE
+    assert journal.find(f"posix://{src}", "mock://s/o").state is TransferState.DONE
 
 
 def test_repeated_faults_on_the_same_url_make_progress_each_run(journal, src_file):
@@ -233,7 +233,7 @@ def test_durability_failure_then_resume(journal, src_file):
     run_failing(src, "mock://s/o?fail_durable=2", journal, exc=StorageError)
     dst = "mock://s/o"
     entry = journal.find(f"posix://{src}", "mock://s/o")
-    assert entry.state is State.FAILED
+    assert entry.state is TransferState.FAILED
     result, rec = run(src, dst, journal)
     assert get_mock(dst) == open(src, "rb").read()
 
@@ -273,7 +273,7 @@ def test_power_loss_with_a_lying_driver_is_caught_by_the_checksum(journal, src_f
     with pytest.raises(NotFound):
         driver.stat("/o")
     entry = journal.find(f"posix://{src}", "mock://s/o")
-    assert entry.state is State.MISMATCH
+    assert entry.state is TransferState.MISMATCH
     assert not rec.of("error")[0].resumable
     # The next run does not trust the old marker: it sends everything again.
     result, rec3 = run(src, "mock://s/o", journal)
@@ -289,7 +289,7 @@ def test_a_marker_with_bytes_never_written_is_refused(journal, src_file):
     # The lying marker never reached the journal.
     entry = journal.find(f"posix://{src}", "mock://s/o")
     assert entry.marker == (rec.of("marker")[-1].ranges if rec.of("marker") else RangeSet())
-    assert entry.state is State.FAILED
+    assert entry.state is TransferState.FAILED
 
 
 def test_rejected_marker_starts_from_zero_and_says_why(journal, src_file):
@@ -354,7 +354,7 @@ def test_cancel_keeps_the_durable_state(journal, src_file):
     with pytest.raises(TransferAborted):
         transfer.run()
     entry = journal.find(f"posix://{src}", "mock://s/o")
-    assert entry.state is State.INTERRUPTED and entry.marker.total() > 0
+    assert entry.state is TransferState.INTERRUPTED and entry.marker.total() > 0
     result, rec2 = run(src, dst, journal)
     assert rec2.of("resumed")[0].bytes == entry.marker.total()
     assert get_mock(dst) == open(src, "rb").read()
@@ -370,7 +370,7 @@ def test_a_failing_listener_stops_the_transfer_and_keeps_state(journal, src_file
     with pytest.raises(RuntimeError):
         copy(src, "mock://s/o", SMALL, journal=journal, listeners=[boom])
     entry = journal.find(f"posix://{src}", "mock://s/o")
-    assert entry.state is State.FAILED and entry.marker.total() > 0
+    assert entry.state is TransferState.FAILED and entry.marker.total() > 0
 
 
 def test_destination_corrupted_after_a_marker_is_a_mismatch_and_never_published(tmp_path, journal, src_file):
@@ -395,7 +395,7 @@ def test_destination_corrupted_after_a_marker_is_a_mismatch_and_never_published(
     assert "CRC32C checksum mismatch" in str(info.value)
     assert not dst.exists()
     assert len(list(tmp_path.glob(".out.bin.*.tcpart"))) == 1  # kept for inspection
-    assert journal.find(f"posix://{src}", f"posix://{dst}").state is State.MISMATCH
+    assert journal.find(f"posix://{src}", f"posix://{dst}").state is TransferState.MISMATCH
     assert rec.of("verify")[0].method == "read-back"
     # The next run does not trust the corrupted partial object: it sends everything again.
     result, rec2 = run(src, os.fspath(dst), journal)
@@ -458,7 +458,7 @@ def test_missing_destination_directory(journal, src_file, tmp_path):
         copy(src_file(10), os.fspath(tmp_path / "no" / "such" / "file"), journal=journal)
     assert "directory" in str(info.value)
     (entry,) = journal.entries()
-    assert entry.state is State.FAILED
+    assert entry.state is TransferState.FAILED
 
 
 def test_same_object(journal, src_file):

@@ -24,14 +24,14 @@ from typing import Any
 
 from ..database import Damage, acknowledge_damage, recorded_damage
 from ..errors import OptionError, TransferCoreError
-from ..journal import Journal, JournalEntry, State
+from ..journal import Journal, JournalEntry, TransferState
 from ..registry import open_location
 from ..sizes import format_size
 from ..statedir import default_journal_path
 from .exitcodes import ExitCode
 from .tree_status import TREE_PREFIX
 
-STATES = [s.value for s in State]
+STATES = [s.value for s in TransferState]
 
 
 def register(subparsers: Any) -> None:
@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _line(entry: JournalEntry, state: State) -> list[str]:
+def _line(entry: JournalEntry, state: TransferState) -> list[str]:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.updated))
     percent = 100.0 * entry.durable_bytes / entry.size if entry.size else 100.0
     lines = [
@@ -76,7 +76,7 @@ def _line(entry: JournalEntry, state: State) -> list[str]:
     ]
     if state is not entry.state:
         lines.append(f"      process {entry.owner_pid} ended without recording it; run the same copy again to resume")
-    elif state is State.RUNNING:
+    elif state is TransferState.RUNNING:
         lines.append(f"      running in process {entry.owner_pid}")
     if entry.checksum:
         lines.append(f"      {entry.checksum_algorithm.upper()} {entry.checksum}")
@@ -85,14 +85,14 @@ def _line(entry: JournalEntry, state: State) -> list[str]:
     return lines
 
 
-def _states(names: list[str] | None) -> set[State] | None:
+def _states(names: list[str] | None) -> set[TransferState] | None:
     if not names:
         return None
     out = set()
     for name in names:
         for part in name.split(","):
             try:
-                out.add(State(part.strip().lower()))
+                out.add(TransferState(part.strip().lower()))
             except ValueError:
                 raise OptionError(f"--state {part!r} is not a state", hint=f"choose from {', '.join(STATES)}") from None
     return out
@@ -120,7 +120,7 @@ def _discard(journal: Journal, entry_id: int) -> str:
             f"transfer {entry_id} is running in process {holder.get('pid', '?')}; it cannot be discarded now",
             hint="stop that run first, then discard it",
         )
-    if entry.state is State.DONE:
+    if entry.state is TransferState.DONE:
         journal.forget(entry_id)
         return f"forgot finished transfer {entry_id} (its destination {entry.destination} is kept)"
     endpoint = open_location(str(entry.options.get("destination_url") or entry.destination))
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     discard = parse_id(args.discard) if args.discard is not None else None
     exists = explicit or path.exists()
     damage = recorded_damage(path)
-    shown: list[tuple[JournalEntry, State]] = []
+    shown: list[tuple[JournalEntry, TransferState]] = []
     if not exists:
         _warn(damage)
         if discard is not None:

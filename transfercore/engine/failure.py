@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ..capabilities import RestartModel
 from ..contract import Writer
 from ..errors import ChecksumMismatch, SourceChanged, TransferAborted, TransferCoreError
-from ..journal import State
+from ..journal import TransferState
 from ..ranges import RangeSet
 from ..registry import Endpoint
 from .events import Event, Failed, Interrupted
@@ -73,11 +73,11 @@ def clean_up(
             pass
     interrupted = isinstance(exc, (KeyboardInterrupt, TransferAborted))
     if interrupted:
-        state = State.INTERRUPTED
+        state = TransferState.INTERRUPTED
     elif mismatch:
-        state = State.MISMATCH
+        state = TransferState.MISMATCH
     else:
-        state = State.FAILED
+        state = TransferState.FAILED
     message = str(exc) or type(exc).__name__
     try:
         if discard:

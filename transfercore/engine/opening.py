@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..capabilities import Capabilities, RestartModel
 from ..contract import Writer
 from ..errors import NotFound, RestartRejected, TransferCoreError
-from ..journal import JournalEntry, SourceIdentity, State
+from ..journal import JournalEntry, SourceIdentity, TransferState
 from ..ranges import RangeSet
 from ..registry import Endpoint
 from .options import TransferOptions
@@ -41,7 +41,7 @@ class Opening:
         """The decision; an up-to-date copy makes its journal row this run's."""
         found = self._record.find()
         destination = None
-        if found is not None and found.state is State.DONE:
+        if found is not None and found.state is TransferState.DONE:
             try:
                 destination = self._dst.driver.stat(self._dst.path)
             except NotFound:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..journal import Journal, JournalEntry, SourceIdentity, State
+from ..journal import Journal, JournalEntry, SourceIdentity, TransferState
 from ..ranges import RangeSet
 
 
@@ -74,7 +74,7 @@ class RunRecord:
 
     def finish(
         self,
-        state: State,
+        state: TransferState,
         *,
         message: str = "",
         checksum: str | None = None,

@@ -12,7 +12,7 @@ import attrs
 
 from ..capabilities import Capabilities, RestartModel
 from ..contract import ObjectInfo
-from ..journal import JournalEntry, SourceIdentity, State
+from ..journal import JournalEntry, SourceIdentity, TransferState
 from ..ranges import RangeSet
 
 
@@ -30,11 +30,11 @@ class ResumeDecision:
 
 def _state_words(entry: JournalEntry) -> str:
     return {
-        State.RUNNING: "was stopped",
-        State.INTERRUPTED: "was interrupted",
-        State.FAILED: "failed",
-        State.MISMATCH: "ended with a checksum mismatch",
-        State.DONE: "finished",
+        TransferState.RUNNING: "was stopped",
+        TransferState.INTERRUPTED: "was interrupted",
+        TransferState.FAILED: "failed",
+        TransferState.MISMATCH: "ended with a checksum mismatch",
+        TransferState.DONE: "finished",
     }[entry.state]
 
 
@@ -65,7 +65,7 @@ def decide(
     if entry is None:
         return ResumeDecision(RangeSet())
     changes = entry.source_identity.differences(identity)
-    if entry.state is State.DONE:
+    if entry.state is TransferState.DONE:
         if changes:
             return ResumeDecision(RangeSet(), f"the source changed since the finished copy ({', '.join(changes)})")
         if destination is None:
@@ -81,7 +81,7 @@ def decide(
         return ResumeDecision(RangeSet(), up_to_date=True)
     if not allow:
         return ResumeDecision(RangeSet(), "resume was turned off (--no-resume)")
-    if entry.state is State.MISMATCH:
+    if entry.state is TransferState.MISMATCH:
         return ResumeDecision(RangeSet(), "the previous run ended with a checksum mismatch")
     if changes:
         return ResumeDecision(
@@ -130,7 +130,7 @@ def may_consult_record(found: JournalEntry | None, identity: SourceIdentity) -> 
     """Whether the destination's own resume record may stand in for the journal's
     marker: with no row, or a resumable row of this very source."""
     return found is None or (
-        found.state in (State.RUNNING, State.INTERRUPTED, State.FAILED) and not found.source_identity.differences(identity)
+        found.state in (TransferState.RUNNING, TransferState.INTERRUPTED, TransferState.FAILED) and not found.source_identity.differences(identity)
     )
 
 

@@ -30,7 +30,7 @@ from ..capabilities import RestartModel
 from ..checksums import Hasher
 from ..contract import ObjectInfo, Writer
 from ..errors import IsADirectory, LocationError, NotFound, SourceChanged, TransferCoreError
-from ..journal import Journal, JournalEntry, State
+from ..journal import Journal, JournalEntry, TransferState
 from ..location import Location
 from ..ranges import RangeSet
 from ..registry import Endpoint, open_location
@@ -313,7 +313,7 @@ class _Run:
                 raise
         elapsed = time.monotonic() - self.started
         if self.record.entry is not None:
-            self.record.finish(State.DONE, checksum=checksum or "", destination=destination_record(self.dst))
+            self.record.finish(TransferState.DONE, checksum=checksum or "", destination=destination_record(self.dst))
         sent = pump.bytes_sent
         emit(Done(self.size, sent, resumed.total(), elapsed, self.options.checksum, checksum))
         return self._result(sent, checksum, elapsed, markers.marker, opening)

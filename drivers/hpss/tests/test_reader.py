@@ -9,7 +9,7 @@ import pytest
 from hpss_support import KiB, payload
 from transfercore_hpss.driver import HpssDriver
 
-from transfercore.errors import InvalidRead, IsADirectory, NotFound
+from transfercore.errors import InvalidRead, IsADirectory, NotFound, ReaderClosed
 
 
 def sparse_file(root: Path) -> bytes:
@@ -53,6 +53,8 @@ def test_read_of_plain_file_and_errors(driver: HpssDriver, emu_root: Path) -> No
             with pytest.raises(InvalidRead):
                 r.read(offset, length)  # type: ignore[arg-type]
         assert r.read(0, 5) == data[:5]  # a refused read changes nothing
+    with pytest.raises(ReaderClosed):
+        r.read(0, 5)
     with pytest.raises(NotFound):
         driver.open_read("/missing")
     (emu_root / "d").mkdir()

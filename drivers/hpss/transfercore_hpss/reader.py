@@ -8,7 +8,7 @@ import os
 import threading
 
 from transfercore.contract import Reader, check_read
-from transfercore.errors import TransferCoreError, WriterClosed
+from transfercore.errors import ReaderClosed, TransferCoreError
 
 from . import api
 from ._hpss import ffi
@@ -42,7 +42,7 @@ class HpssReader(Reader):
             return b""
         with self._lock:
             if self._pio is None:
-                raise WriterClosed(f"reader for hpss://{self._path} is closed")
+                raise ReaderClosed(f"reader for hpss://{self._path} is closed")
             out = bytearray(end - offset)  # zeros: holes need no copying
             self._target, self._target_start = memoryview(out), offset
             try:

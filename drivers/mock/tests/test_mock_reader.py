@@ -1,7 +1,7 @@
 import pytest
 from mock_support import open_mock
 
-from transfercore.errors import InvalidRead, WriterClosed
+from transfercore.errors import InvalidRead, ReaderClosed
 
 
 @pytest.fixture(params=["", "?spill=true"])
@@ -33,5 +33,5 @@ def test_a_reader_keeps_its_view_when_the_object_is_replaced(stored):
     w.complete()
     assert reader.read(0, 10) == b"0123456789"
     reader.close()
-    with pytest.raises(WriterClosed):
+    with pytest.raises(ReaderClosed):
         reader.read(0, 1)

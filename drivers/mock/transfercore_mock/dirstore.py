@@ -30,7 +30,7 @@ from transfercore.errors import NotFound, StorageError, from_oserror
 from transfercore.ranges import RangeSet
 
 from .records import ObjectMeta, PartialRecord
-from .store import Chunk, ObjectHandle, Store, _replaced
+from .store import Chunk, MockStore, ObjectHandle, _replaced
 
 
 def _q(path: str) -> str:
@@ -63,7 +63,7 @@ class _FileHandle:
             self._fd = -1
 
 
-class DirStore(Store):
+class DirStore(MockStore):
     def __init__(self, name: str, directory: str, *, owned: bool = False) -> None:
         super().__init__(name)
         self.base = os.path.join(directory, _q(name) or "_")

@@ -39,7 +39,7 @@ from transfercore.ranges import RangeSet
 
 from .faults import LIES, FaultPlan, FaultState
 from .reader import MockReader
-from .store import Store
+from .store import MockStore
 from .stores import get_store
 from .writer import MockWriter
 
@@ -71,7 +71,7 @@ class MockDriver(Driver):
         super().__init__(authority, options)
         self._model = _MODELS[self.settings["model"]]
         self._faults = FaultState(FaultPlan.from_settings(self.settings))
-        self._store: Store | None = None
+        self._store: MockStore | None = None
         prefix = self._model is RestartModel.PREFIX
         self._caps = Capabilities(
             restart=self._model,
@@ -87,7 +87,7 @@ class MockDriver(Driver):
         )
 
     @property
-    def store(self) -> Store:
+    def store(self) -> MockStore:
         if self._store is None:
             self._store = get_store(self.authority, self.settings["dir"], spill=self.settings["spill"])
         return self._store
@@ -145,8 +145,7 @@ class MockDriver(Driver):
             raise IsADirectory(f"{self._where(path)} is a directory", errno=errno.EISDIR)
         store = self.store
         if not resume:
-            record = store.partial_begin(path, size)
-            return self._writer(path, record, RangeSet())
+            return self._writer(path, store.partial_begin(path, size), RangeSet())
         where = self._where(path)
         if self._model is RestartModel.NONE:
             raise RestartRejected(f"cannot resume {where}: this store (model=none) keeps no restart state")

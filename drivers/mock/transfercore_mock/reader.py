@@ -6,7 +6,7 @@ import threading
 
 from transfercore.contract import Reader
 from transfercore.driverkit import check_read, read_exact
-from transfercore.errors import WriterClosed
+from transfercore.errors import ReaderClosed
 
 from .faults import FaultState
 from .store import ObjectHandle
@@ -32,7 +32,7 @@ class MockReader(Reader):
         else:
             check_read(offset, length, size, self._display)
         if self._closed:
-            raise WriterClosed(f"reader for {self._display} is closed")
+            raise ReaderClosed(f"reader for {self._display} is closed")
         want = min(length, size - offset)
         if self._faults.plan.slow:
             import time

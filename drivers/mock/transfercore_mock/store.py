@@ -53,7 +53,7 @@ class CrashListener(Protocol):
     def power_loss(self) -> None: ...
 
 
-class Store(abc.ABC):
+class MockStore(abc.ABC):
     """What the driver needs from a store.  Every method is atomic."""
 
     def __init__(self, name: str) -> None:
@@ -147,7 +147,7 @@ class _Partial:
         self.data = bytearray(record.size)
 
 
-class MemoryStore(Store):
+class MemoryStore(MockStore):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self._objects: dict[str, tuple[bytes, ObjectMeta]] = {}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 
 from .dirstore import DirStore
-from .store import MemoryStore, Store
+from .store import MemoryStore, MockStore
 
-_REGISTRY: dict[tuple[str, str | None], Store] = {}
+_REGISTRY: dict[tuple[str, str | None], MockStore] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def get_store(name: str, directory: str | None = None, *, spill: bool = False) -> Store:
+def get_store(name: str, directory: str | None = None, *, spill: bool = False) -> MockStore:
     """The store called ``name`` (kept in ``directory`` when given), created on first use."""
     key = (name, directory if directory else ("<spill>" if spill else None))
     with _REGISTRY_LOCK:

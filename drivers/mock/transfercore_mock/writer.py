@@ -20,7 +20,7 @@ from transfercore.ranges import ByteRange, RangeSet
 
 from .faults import FaultState
 from .records import PartialRecord
-from .store import Chunk, Store
+from .store import Chunk, MockStore
 
 _OPEN, _COMPLETED, _ABORTED, _CRASHED = "open", "completed", "aborted", "crashed"
 
@@ -29,7 +29,7 @@ class MockWriter(Writer):
     def __init__(
         self,
         *,
-        store: Store,
+        store: MockStore,
         path: str,
         record: PartialRecord,
         resumed: RangeSet,

@@ -3,7 +3,7 @@ import os
 import pytest
 from posix_support import payload, resident_pages
 
-from transfercore.errors import InvalidRead, ShortRead, WriterClosed
+from transfercore.errors import InvalidRead, ReaderClosed, ShortRead
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_read_after_close_is_refused(driver, stored):
     reader = driver.open_read(str(stored))
     reader.close()
     reader.close()  # idempotent
-    with pytest.raises(WriterClosed):
+    with pytest.raises(ReaderClosed):
         reader.read(0, 1)
 
 
@@ -64,7 +64,7 @@ def test_readinto_past_the_end_or_after_close_is_refused(driver, stored):
     with pytest.raises(InvalidRead):
         reader.readinto(-1, bytearray(1))
     reader.close()
-    with pytest.raises(WriterClosed):
+    with pytest.raises(ReaderClosed):
         reader.readinto(0, bytearray(1))
 
 

@@ -59,6 +59,10 @@ def test_self_consistent_but_invalid_records_are_refused():
         sidecar.decode(_signed(base | {"ranges": "0-2000"}))
     with pytest.raises(CorruptSidecar, match="bad ranges"):
         sidecar.decode(_signed(base | {"ranges": "5-1"}))
+    with pytest.raises(CorruptSidecar, match="bad ranges"):
+        sidecar.decode(_signed(base | {"ranges": 7}))
+    with pytest.raises(CorruptSidecar, match="file identity"):
+        sidecar.decode(_signed(base | {"dev": True}))
     with pytest.raises(CorruptSidecar, match="token"):
         sidecar.decode(_signed(base | {"token": "short"}))
     with pytest.raises(CorruptSidecar, match="format"):

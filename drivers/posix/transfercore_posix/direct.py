@@ -53,6 +53,7 @@ def alignment_of(fd: int) -> int:
     on the file systems that support ``O_DIRECT``; the page size is a floor.
     """
     align = mmap.PAGESIZE
+    candidates: tuple[int, ...]
     try:
         candidates = (os.fstat(fd).st_blksize, os.fstatvfs(fd).f_bsize)
     except OSError:

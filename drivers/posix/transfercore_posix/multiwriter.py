@@ -36,7 +36,7 @@ from collections.abc import Callable
 import attrs
 
 from transfercore.contract import RangeWriter, Reader
-from transfercore.driverkit import fsync_dir, never_written_error, new_token
+from transfercore.driverkit import TOKEN_HEX, fsync_dir, never_written_error, new_token
 from transfercore.errors import InvalidWrite, RestartRejected, from_oserror
 from transfercore.ranges import ByteRange, RangeSet
 
@@ -115,7 +115,7 @@ def _whole(doc: dict[str, object], *keys: str) -> list[int]:
 
 def _token(doc: dict[str, object]) -> str:
     token = doc.get("token")
-    if not isinstance(token, str) or not re.fullmatch(rf"[0-9a-f]{{{names.TOKEN_HEX}}}", token):
+    if not isinstance(token, str) or not re.fullmatch(rf"[0-9a-f]{{{TOKEN_HEX}}}", token):
         raise Refused("bad token")
     return token
 

@@ -16,7 +16,7 @@ import stat as stat_mod
 import threading
 
 from transfercore.contract import Reader, check_read
-from transfercore.errors import InvalidRead, ShortRead, WriterClosed, from_oserror
+from transfercore.errors import InvalidRead, ReaderClosed, ShortRead, from_oserror
 
 from .fsutil import drop_cached, pread_cached, preadv_exact
 
@@ -62,7 +62,7 @@ class PosixReader(Reader):
     def _check(self, offset: object, length: object) -> None:
         check_read(offset, length, self._size, self._display)
         if self._closed:
-            raise WriterClosed(f"reader for {self._display} is closed")
+            raise ReaderClosed(f"reader for {self._display} is closed")
 
     def read(self, offset: int, length: int) -> bytes:
         self._check(offset, length)

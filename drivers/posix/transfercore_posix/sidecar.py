@@ -14,10 +14,11 @@ fsynced, so a crash leaves either the old record or the new one.
 from __future__ import annotations
 
 import os
+from typing import TypeGuard
 
 import attrs
 
-from transfercore.driverkit import fsync_dir
+from transfercore.driverkit import TOKEN_HEX, fsync_dir
 from transfercore.errors import from_oserror
 from transfercore.ranges import RangeSet
 
@@ -60,6 +61,10 @@ def encode(record: SidecarRecord) -> bytes:
     return sealed.seal(_body(record))
 
 
+def _count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def decode(data: bytes) -> SidecarRecord:
     try:
         doc = sealed.unseal(data, FORMAT, VERSION)
@@ -67,11 +72,13 @@ def decode(data: bytes) -> SidecarRecord:
         raise CorruptSidecar(f"the resume record {exc}") from None
     try:
         size, dev, ino, token = doc["size"], doc["dev"], doc["ino"], doc["token"]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, dev, ino)):
+        if not (_count(size) and _count(dev) and _count(ino)):
             raise CorruptSidecar("the resume record has a bad size or file identity")
-        if not isinstance(token, str) or len(token) != names.TOKEN_HEX:
+        if not isinstance(token, str) or len(token) != TOKEN_HEX:
             raise CorruptSidecar("the resume record has a bad token")
         text = doc["ranges"]
+        if not isinstance(text, str):
+            raise CorruptSidecar("the resume record has bad ranges (not a range list)")
         ranges = RangeSet.parse(text) if text else RangeSet()
     except KeyError as exc:
         raise CorruptSidecar(f"the resume record lacks {exc.args[0]!r}") from None

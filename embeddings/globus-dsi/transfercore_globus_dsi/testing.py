@@ -6,6 +6,7 @@ import getpass
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -170,9 +171,7 @@ class Control:
         assert code == 230, text
         assert self.cmd("TYPE I")[0] == 200
 
-    def pasv(self):  # type: ignore[no-untyped-def]
-        import socket
-
+    def pasv(self) -> socket.socket:
         code, text = self.cmd("PASV")
         assert code == 227, text
         nums = [int(n) for n in text[text.index("(") + 1 : text.index(")")].split(",")]

@@ -71,9 +71,10 @@ class Upload:
         self.ended = False
         #: the restart markers: asks durable(), checks each answer grows, gives what is new;
         #: an update's kept bytes are no data of this upload, so only its slice is reported
+        own = plan.slice(plan.size) if plan is not None and plan.size is not None else None
         self.markers = MarkerCursor(
             writer.resumed if writer is not None else spool.resumed if spool is not None else None,
-            view=(lambda r: r & plan.slice(plan.size)) if plan is not None and plan.size is not None else _same,
+            view=(lambda r: r & own) if own is not None else _same,
         )
         #: one durable() at a time: the marker thread's and the final one
         self.durable_lock = threading.Lock()

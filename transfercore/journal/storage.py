@@ -1,18 +1,8 @@
-"""The transfer journal: a durable record of every transfer and its restart marker.
-
-One SQLite database (WAL mode, ``synchronous=FULL``, so a committed row
-survives a power loss) under the user's state directory, or at a path given
-by option.  One row per (source, destination) pair: running the same copy
-again finds the row and resumes from its marker.
-
-A marker is written here only after the destination driver returned it from
-``Writer.durable()``; the journal never holds a byte the storage did not make
-durable.
-"""
+"""The journal's SQLite rows: the schema, its upgrade in place, and the
+queries and updates of :class:`Journal`."""
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import sqlite3
@@ -22,12 +12,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from .database import BUSY_TIMEOUT, Damage, JournalError, journal_path, open_database, recorded_damage
-from .errors import RangeSyntaxError
-from .ranges import RangeSet
-from .runlock import RunLock, holder, lock_name, process_started
+from ..database import BUSY_TIMEOUT, Damage, JournalError, journal_path, open_database, recorded_damage
+from ..errors import RangeSyntaxError
+from ..ranges import RangeSet
+from ..runlock import process_started
+from .entry import JournalEntry, TransferState
+from .identity import SourceIdentity
+from .locks import RunLocks
 
 SCHEMA_VERSION = 2
 
@@ -66,104 +57,7 @@ _ADDED_COLUMNS = {
 }
 
 
-
-class State(enum.Enum):
-    """Where a transfer stands."""
-
-    RUNNING = "running"
-    #: Stopped by Ctrl-C, a signal or a request; resumable.
-    INTERRUPTED = "interrupted"
-    #: Stopped by an error; resumable once the cause is fixed.
-    FAILED = "failed"
-    #: All bytes written but the checksums differ; not resumed.
-    MISMATCH = "mismatch"
-    DONE = "done"
-
-
-@attrs.frozen
-class SourceIdentity:
-    """What identifies the source object a partial transfer was read from."""
-
-    size: int
-    mtime_ns: int
-    #: The driver's opaque identity (e.g. ``dev:ino``); empty when it has none.
-    identity: str = ""
-    #: A hash of a few sampled blocks, to catch in-place rewrites.
-    fingerprint: str = ""
-    #: The driver's content version (``ObjectInfo.version``; POSIX: the change time), empty when none.
-    version: str = ""
-
-    def differences(self, other: SourceIdentity) -> list[str]:
-        """Human descriptions of what differs between ``self`` (recorded) and ``other`` (now)."""
-        out = []
-        if self.size != other.size:
-            out.append(f"size {self.size} -> {other.size}")
-        if self.mtime_ns != other.mtime_ns:
-            out.append("modification time changed")
-        if self.identity and other.identity and self.identity != other.identity:
-            out.append("the object was replaced")
-        if self.fingerprint != other.fingerprint:
-            out.append("content changed")
-        elif self.version and other.version and self.version != other.version:
-            # Size, mtime and the samples agree, yet the storage says the object was
-            # written to since (an in-place rewrite that put its mtime back).
-            out.append("it was written to since (its change time moved)")
-        return out
-
-
-@attrs.frozen
-class JournalEntry:
-    """One row of the journal."""
-
-    id: int
-    source: str
-    destination: str
-    source_identity: SourceIdentity
-    options: Mapping[str, Any]
-    marker: RangeSet
-    state: State
-    message: str
-    checksum_algorithm: str
-    checksum: str
-    created: float
-    updated: float
-    #: Process id and start time (seconds since the epoch) of the latest run.
-    owner_pid: int = 0
-    owner_started: float = 0.0
-    #: The destination as published by a finished run (size -1 when unknown).
-    destination_size: int = -1
-    destination_mtime_ns: int = 0
-    destination_identity: str = ""
-
-    @property
-    def size(self) -> int:
-        return self.source_identity.size
-
-    @property
-    def durable_bytes(self) -> int:
-        return self.marker.total()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.source,
-            "destination": self.destination,
-            "size": self.size,
-            "durable_bytes": self.durable_bytes,
-            "marker": str(self.marker),
-            "state": self.state.value,
-            "message": self.message,
-            "checksum_algorithm": self.checksum_algorithm,
-            "checksum": self.checksum,
-            "created": self.created,
-            "updated": self.updated,
-            "options": dict(self.options),
-            "owner_pid": self.owner_pid,
-            "owner_started": self.owner_started,
-        }
-
-
-class Journal:
+class Journal(RunLocks):
     """The journal database.  Safe to use from several threads of one process;
     several processes may open the same file (SQLite locks it).
 
@@ -266,7 +160,7 @@ class Journal:
             raise JournalError(f"journal {self.path} has no transfer {entry_id}")
         return _entry(row)
 
-    def entries(self, states: tuple[State, ...] | None = None) -> list[JournalEntry]:
+    def entries(self, states: tuple[TransferState, ...] | None = None) -> list[JournalEntry]:
         rows = self._execute("SELECT * FROM transfers ORDER BY updated DESC, id DESC").fetchall()
         out = [_entry(r) for r in rows]
         return [e for e in out if states is None or e.state in states]
@@ -321,7 +215,7 @@ class Journal:
                 json.dumps(dict(options), sort_keys=True),
                 str(mark),
                 mark.total(),
-                State.RUNNING.value,
+                TransferState.RUNNING.value,
                 checksum_algorithm,
                 now,
                 now,
@@ -345,7 +239,7 @@ class Journal:
     def finish(
         self,
         entry_id: int,
-        state: State,
+        state: TransferState,
         *,
         message: str = "",
         checksum: str | None = None,
@@ -366,34 +260,11 @@ class Journal:
     def forget(self, entry_id: int) -> None:
         self._execute("DELETE FROM transfers WHERE id=?", (entry_id,))
 
-    def prune(self, states: tuple[State, ...] = (State.DONE,)) -> int:
+    def prune(self, states: tuple[TransferState, ...] = (TransferState.DONE,)) -> int:
         """Delete the entries in ``states`` (finished ones by default); return how many."""
         marks = ",".join("?" for _ in states)
         cursor = self._execute(f"DELETE FROM transfers WHERE state IN ({marks})", tuple(s.value for s in states))
         return max(0, cursor.rowcount)
-
-    # -- runs ----------------------------------------------------------------------
-
-    def lock_path(self, destination: str) -> Path:
-        """The lock file a run on ``destination`` holds (see :mod:`transfercore.runlock`)."""
-        return self.path.parent / "locks" / lock_name(destination)
-
-    def claim(self, source: str, destination: str) -> RunLock:
-        """Hold ``destination`` for this process until the returned lock is released.
-
-        Raises :class:`~transfercore.runlock.Busy`, naming the other run, when
-        another process holds it."""
-        return RunLock.acquire(self.lock_path(destination), source=source, destination=destination)
-
-    def holder(self, destination: str) -> dict[str, Any] | None:
-        """Who holds ``destination`` now (pid, start time, source), or None."""
-        return holder(self.lock_path(destination))
-
-    def effective_state(self, entry: JournalEntry) -> State:
-        """The entry's state, with a run whose process is gone shown as interrupted."""
-        if entry.state is State.RUNNING and self.holder(entry.destination) is None:
-            return State.INTERRUPTED
-        return entry.state
 
 
 def _entry(row: sqlite3.Row) -> JournalEntry:
@@ -401,7 +272,7 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
     marker = row["marker"]
     try:
         parsed = RangeSet.parse(marker, max_ranges=10**9) if marker else RangeSet()
-        state_value = State(row["state"])
+        state_value = TransferState(row["state"])
         option_map = json.loads(row["options"])
     except (RangeSyntaxError, ValueError) as exc:
         raise JournalError(
@@ -432,4 +303,4 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
     )
 
 
-__all__ = ["BUSY_TIMEOUT", "Journal", "JournalEntry", "JournalError", "SCHEMA_VERSION", "SourceIdentity", "State"]
+__all__ = ["BUSY_TIMEOUT", "Journal", "JournalError", "SCHEMA_VERSION"]
