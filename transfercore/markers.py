@@ -194,10 +194,14 @@ class MarkerCursor:
         self,
         writer: Durable,
         *,
-        written: Callable[[], RangeSet] | None = None,
+        written: RangeSet | Callable[[], RangeSet] | None = None,
         grace: float = WRITTEN_GRACE,
     ) -> RangeSet:
-        """Ask ``writer.durable()`` and :meth:`accept` the answer; the ranges to announce."""
+        """Ask ``writer.durable()`` and :meth:`accept` the answer; the ranges to announce.
+
+        ``written``: what the caller's writes covered when it asked (a set), or
+        how to read that record as it grows under other threads (a function).
+        """
         began = time.monotonic()
         try:
             marker = writer.durable()
@@ -207,8 +211,8 @@ class MarkerCursor:
             self.seconds += took
             for timer in DURABLE_TIMERS:
                 timer(took)
-        if written is None:
-            return self.accept(marker)
+        if written is None or isinstance(written, RangeSet):
+            return self.accept(marker, written)
         # Bytes whose write returned after durable() started may be in the
         # marker too, so the written ranges are read afterwards, and a write
         # the driver counted whose bookkeeping is a moment behind gets that moment.

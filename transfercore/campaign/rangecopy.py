@@ -40,6 +40,7 @@ from ..errors import (
     TransferAborted,
     TransferCoreError,
 )
+from ..markers import MarkerCursor, MarkerPolicy
 from ..ranges import ByteRange, RangeSet
 from ..registry import Endpoint, open_location
 from ..sizes import format_size
@@ -126,8 +127,10 @@ class RangeTask:
         writer = dst.driver.open_range_write(dst.path, self.size, span, writer_id)
         try:
             check = _ReadBack(writer, span, self.block)
-            src_crc, written = self._copy(src, writer, span, check)
-            writer.durable()
+            # durable points by bytes, each checked (only grows, only bytes written) as every front end's
+            cursor = MarkerCursor(writer.resumed, policy=MarkerPolicy(None, self.marker_bytes or None))
+            src_crc, written = self._copy(src, writer, span, check, cursor)
+            cursor.take(writer, written=RangeSet.span(span.start, span.end))
             stored_crc = check.upto(span.end)
             if stored_crc != src_crc:
                 raise ChecksumMismatch("CRC32C", f"{src_crc:08x}", f"{stored_crc:08x}",
@@ -141,10 +144,11 @@ class RangeTask:
         return RangeResult(self.index, self.start, self.end, src_crc, written, writer.resumed.total(),
                            f"{socket.gethostname()}:{os.getpid()}", time.monotonic() - began)
 
-    def _copy(self, src: Endpoint, writer: RangeWriter, span: ByteRange, check: _ReadBack) -> tuple[int, int]:
+    def _copy(self, src: Endpoint, writer: RangeWriter, span: ByteRange, check: _ReadBack,
+              cursor: MarkerCursor) -> tuple[int, int]:
         resumed = writer.resumed
         crc = 0
-        written = since_marker = 0
+        written = 0
         buf = bytearray(min(self.block, span.length) or 1)
         with src.driver.open_read(src.path) as reader:
             if reader.size != self.size:
@@ -161,10 +165,9 @@ class RangeTask:
                 for piece in RangeSet.span(start, end) - resumed:
                     writer.write(piece.start, view[piece.start - start: piece.end - start])
                     written += piece.length
-                    since_marker += piece.length
-                if self.marker_bytes and since_marker >= self.marker_bytes:
-                    writer.durable()
-                    since_marker = 0
+                if cursor.due(0.0, written):
+                    cursor.take(writer, written=resumed | RangeSet.span(span.start, end))
+                    cursor.mark_taken(0.0, written)
                     # Verified in step, while the bytes are still in the page cache.
                     check.upto(end)
         return crc, written
