@@ -21,7 +21,7 @@ from transfercore.driverkit import fsync_dir
 from transfercore.errors import from_oserror
 from transfercore.ranges import RangeSet
 
-from . import names, sealed
+from . import names
 from .fsutil import remove_quietly
 
 FORMAT = "transfercore-posix-sidecar"
@@ -57,10 +57,14 @@ def _body(record: SidecarRecord) -> dict[str, object]:
 
 
 def encode(record: SidecarRecord) -> bytes:
+    from . import sealed  # json and hashlib, for sessions that store records only
+
     return sealed.seal(_body(record))
 
 
 def decode(data: bytes) -> SidecarRecord:
+    from . import sealed
+
     try:
         doc = sealed.unseal(data, FORMAT, VERSION)
     except sealed.Unsealed as exc:
@@ -108,6 +112,8 @@ def store(directory: str, name: str, record: SidecarRecord) -> None:
 
 def load(directory: str, name: str) -> SidecarRecord | None:
     """The record of ``name``, ``None`` when there is none; :class:`CorruptSidecar` when unreadable."""
+    from . import sealed
+
     path = os.path.join(directory, names.sidecar_name(name))
     try:
         data = sealed.read(path, "the resume record")
