@@ -199,7 +199,7 @@ def discard(directory: str, name: str, *, sync: bool) -> None:
 
 
 #: How long one listing of a directory stands for the leftovers in it, seconds.
-LISTING_LIFETIME = 10.0
+LISTING_LIFETIME = 2.0
 #: Directories whose listing a driver keeps at once (the oldest is dropped).
 LISTED_DIRECTORIES = 64
 
