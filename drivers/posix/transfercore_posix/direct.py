@@ -22,7 +22,6 @@ flushes the device's volatile cache, which ``O_DIRECT`` alone does not.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import mmap
 import os
@@ -72,6 +71,8 @@ def address_of(view: memoryview) -> int | None:
     """
     if view.readonly or not view.nbytes:
         return None
+    import ctypes  # here: most writers never use O_DIRECT
+
     try:
         return ctypes.addressof(ctypes.c_char.from_buffer(view))
     except (TypeError, ValueError, BufferError):

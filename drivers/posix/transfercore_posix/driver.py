@@ -19,7 +19,7 @@ import builtins
 import os
 import stat as stat_mod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, LocalFile, ObjectInfo, RangeWriter, Reader, Writer
@@ -28,14 +28,18 @@ from transfercore.errors import IsADirectory, UnsizedSource, from_oserror
 from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
 from transfercore.ranges import ByteRange, RangeSet
 
-from . import batchcopy, multiwriter, namespace, partials
-from .batchsync import BatchSync
+# Imported where used, not here: the batch paths (a thread pool, the cffi
+# module) and many writers of one object are not what most sessions need, and
+# a session of the GridFTP server's DSI pays for every import at its start.
+from . import namespace, partials
 from .confine import PathMapper
 from .direct import MODES as DIRECT_MODES
 from .namespace import check_directory
 from .reader import PosixReader, unsized_kind
 from .writer import PosixWriter
 
+if TYPE_CHECKING:
+    from .batchsync import BatchSync
 
 class PosixDriver(Driver):
     name: ClassVar[str] = "posix"
@@ -86,7 +90,8 @@ class PosixDriver(Driver):
             direct=self.settings["direct"],
             drop_read_back=not self.settings["keep_cache"],
         )
-        self._batch = BatchSync(self.settings["batch_sync"])
+        self._batch_sync: BatchSync | None = None
+        self._leftovers = partials.Leftovers()
         self._caps = Capabilities(
             restart=RestartModel.RANGES,
             ordered_writes=False,
@@ -99,6 +104,14 @@ class PosixDriver(Driver):
             read_back=True,
             range_writers=True,
         )
+
+    @property
+    def _batch(self) -> BatchSync:
+        if self._batch_sync is None:
+            from .batchsync import BatchSync
+
+            self._batch_sync = BatchSync(self.settings["batch_sync"])
+        return self._batch_sync
 
     # -- description -----------------------------------------------------------
 
@@ -157,7 +170,7 @@ class PosixDriver(Driver):
 
     def _fresh(self, path: str, directory: str, name: str, size: int, *, discard: bool = True) -> PosixWriter:
         if discard:
-            self._discard(directory, name, sync=False)
+            self._leftovers.discard_before_fresh(directory, name)
         return partials.open_fresh(path, directory, name, size, self._write_options)
 
     def open_read(self, path: str) -> Reader:
@@ -200,6 +213,8 @@ class PosixDriver(Driver):
         call (:mod:`.batchcopy`), with the batch's durable point as in
         :meth:`complete_batch`.  Not offered under ``root`` (confinement is
         checked per path by Python) nor with ``direct``."""
+        from . import batchcopy
+
         if (not batchcopy.available() or (algorithm is not None and algorithm != batchcopy.ALGORITHM)
                 or self.settings["root"] or self.settings["direct"] != "off" or not files):
             return None
@@ -209,7 +224,8 @@ class PosixDriver(Driver):
                                     drop_cache=not self.settings["keep_cache"])
 
     def close(self) -> None:
-        self._batch.close()
+        if self._batch_sync is not None:
+            self._batch_sync.close()
 
     # -- many writers of one object (see .multiwriter) -------------------------------
 
@@ -217,16 +233,22 @@ class PosixDriver(Driver):
         check_open_write(size, None, path)
         _local, directory, name = self._split(path)
         check_directory(directory, path)
+        from . import multiwriter
+
         return multiwriter.open_range_writer(directory, name, path, size, span, writer_id,
                                              serial_pwrite=not self.settings["parallel_pwrite"],
                                              drop_read_back=not self.settings["keep_cache"])
 
     def durable_ranges(self, path: str, size: int) -> RangeSet:
         _local, directory, name = self._split(path)
+        from . import multiwriter
+
         return multiwriter.durable_ranges(directory, name, size, path)
 
     def publish_ranges(self, path: str, size: int, verify: Callable[[Reader], None] | None = None) -> None:
         _local, directory, name = self._split(path)
+        from . import multiwriter
+
         multiwriter.publish(directory, name, size, path, verify, drop_fetched=not self.settings["keep_cache"])
 
     def partial(self, path: str) -> RangeSet:

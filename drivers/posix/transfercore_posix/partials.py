@@ -8,7 +8,10 @@ it was written for and holds the bytes it claims.
 
 from __future__ import annotations
 
+import bisect
 import os
+import threading
+import time
 from collections.abc import Collection
 
 import attrs
@@ -193,6 +196,84 @@ def discard(directory: str, name: str, *, sync: bool) -> None:
         removed = remove_quietly(os.path.join(directory, entry)) or removed
     if removed and sync:
         fsync_dir(directory)
+
+
+#: How long one listing of a directory stands for the leftovers in it, seconds.
+LISTING_LIFETIME = 2.0
+#: Directories whose listing a driver keeps at once (the oldest is dropped).
+LISTED_DIRECTORIES = 64
+
+
+class _Listing:
+    # A plain class: an attrs class costs about a millisecond more at import,
+    # which every DSI session pays.
+    __slots__ = ("hidden", "opened", "taken")
+
+    def __init__(self, taken: float, hidden: list[str], opened: set[str]) -> None:
+        self.taken = taken
+        #: every entry of the directory beginning with "." when it was listed, sorted
+        self.hidden = hidden
+        #: stems of the objects this driver has opened fresh writers of since
+        self.opened = opened
+
+
+class Leftovers:
+    """Finding an earlier partial file of an object before a fresh writer of it
+    starts, without listing its directory for every object.
+
+    An earlier writer of the same name may have left a partial file (killed
+    before it stored a record, or aborted) and temporary records; their
+    names carry random tokens, so finding them takes a listing.  Listing at
+    every fresh open makes a tree written into one directory quadratic (a
+    listing per file, each longer than the last).  So a directory is listed
+    once per :data:`LISTING_LIFETIME`, and a fresh open lists again (the full
+    :func:`discard`) only when that listing held a hidden name of the object,
+    this driver opened a writer of it since, its resume record was there
+    (removed by its name at every open), or its ranges anchor is there
+    (looked up by its name).  A leftover without a record that another
+    process left after the listing is found at the next listing: nothing
+    trusts it meanwhile (no record names it), and ``sweep_partials`` removes
+    it too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listings: dict[str, _Listing] = {}
+
+    def discard_before_fresh(self, directory: str, name: str) -> None:
+        """What :func:`discard` does before a fresh writer of ``name`` (unsynced),
+        with a directory listing only where a leftover may be."""
+        if (sidecar.remove(directory, name)
+                or self._may_have_leftovers(directory, names.stem(name), names.hidden_prefix(name))
+                or os.path.lexists(os.path.join(directory, names.ranges_anchor_name(name)))):
+            discard(directory, name, sync=False)
+
+    def _may_have_leftovers(self, directory: str, stem: str, prefix: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            listing = self._listings.get(directory)
+            if listing is not None and now - listing.taken <= LISTING_LIFETIME:
+                seen = stem in listing.opened or _any_starting(listing.hidden, prefix)
+                listing.opened.add(stem)
+                return seen
+        try:
+            hidden = sorted(e for e in os.listdir(directory) if e.startswith("."))
+        except OSError:
+            return True  # the full discard reports it
+        with self._lock:
+            # Writers opened by other threads while this one listed stay noted
+            # (an older listing's are in this one: their partial files exist).
+            old = self._listings.pop(directory, None)
+            opened = {stem} | (old.opened if old is not None and old.taken >= now else set())
+            if len(self._listings) >= LISTED_DIRECTORIES:
+                del self._listings[next(iter(self._listings))]
+            self._listings[directory] = _Listing(taken=now, hidden=hidden, opened=opened)
+        return _any_starting(hidden, prefix)
+
+
+def _any_starting(ordered: list[str], prefix: str) -> bool:
+    i = bisect.bisect_left(ordered, prefix)
+    return i < len(ordered) and ordered[i].startswith(prefix)
 
 
 def sweep(local: str, directory: str, drop: Collection[str], keep: Collection[str] = ()) -> tuple[int, int]:

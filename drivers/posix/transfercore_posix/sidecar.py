@@ -22,7 +22,7 @@ from transfercore.driverkit import TOKEN_HEX, fsync_dir
 from transfercore.errors import from_oserror
 from transfercore.ranges import RangeSet
 
-from . import names, sealed
+from . import names
 from .fsutil import remove_quietly
 
 FORMAT = "transfercore-posix-sidecar"
@@ -58,6 +58,8 @@ def _body(record: SidecarRecord) -> dict[str, object]:
 
 
 def encode(record: SidecarRecord) -> bytes:
+    from . import sealed  # json and hashlib, for sessions that store records only
+
     return sealed.seal(_body(record))
 
 
@@ -66,6 +68,8 @@ def _count(value: object) -> TypeGuard[int]:
 
 
 def decode(data: bytes) -> SidecarRecord:
+    from . import sealed
+
     try:
         doc = sealed.unseal(data, FORMAT, VERSION)
     except sealed.Unsealed as exc:
@@ -115,6 +119,8 @@ def store(directory: str, name: str, record: SidecarRecord) -> None:
 
 def load(directory: str, name: str) -> SidecarRecord | None:
     """The record of ``name``, ``None`` when there is none; :class:`CorruptSidecar` when unreadable."""
+    from . import sealed
+
     path = os.path.join(directory, names.sidecar_name(name))
     try:
         data = sealed.read(path, "the resume record")

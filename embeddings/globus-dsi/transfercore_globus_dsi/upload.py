@@ -41,7 +41,8 @@ REPORT_PERIOD = 1.0
 #: send little again; the durability thread, the marker timer and their wake-ups per file are
 #: what a tree of small files does not need
 SMALL_UPLOAD = 1 << 20
-
+#: what an update's copy of its kept bytes is given to stop it: never set (it runs to its end or fails)
+_NEVER = threading.Event()
 
 
 def _same(ranges: RangeSet) -> RangeSet:
@@ -92,9 +93,8 @@ class Upload:
         self.data_path = "Writer.write from Python"
         self.buffers: list[Any] = []
         self.block = 0
-        self.stop = threading.Event()
-        #: never set: an update's copy of its kept bytes runs to its end or fails
-        self.stop_copy = threading.Event()
+        #: no more durability work (the durability thread reads it; nothing waits on it)
+        self.stopped = False
         #: the session's durability thread looks at this upload (see :mod:`.flusher`)
         self.ticking = False
         self.tick_lock = threading.Lock()
@@ -105,9 +105,12 @@ class Upload:
         self.reports_closed = False
         #: the Globus timer that hands queued ranges to the server while no data arrive
         self.pump: int | None = None
-        caps = session.driver.capabilities()
-        self.write_slots = threading.BoundedSemaphore(max(1, caps.max_writers))
+        self.write_slots = self._write_slots()
         self.handle = glue.keep(self)
+
+    def _write_slots(self) -> threading.BoundedSemaphore | None:
+        """Writes of one object at once on the Python data path."""
+        return threading.BoundedSemaphore(max(1, self.session.driver.capabilities().max_writers))
 
     # the durability thread never calls Globus: a Globus timer hands its ranges over (Globus thread)
     def start_flusher(self, period: float) -> None:
@@ -142,7 +145,7 @@ class Upload:
 
     def _stop_ticks(self) -> None:
         """No durability work for this upload after this returns."""
-        self.stop.set()
+        self.stopped = True
         if self.ticking:
             self.session.flusher.remove(self)
             self.ticking = False
@@ -169,7 +172,7 @@ class Upload:
 
     def tick(self) -> None:
         """One look of the durability thread (under ``tick_lock``): a ``durable()`` when due."""
-        if self.stop.is_set() or self.flush_failed:
+        if self.stopped or self.flush_failed:
             return
         try:
             self._between_markers()
@@ -252,7 +255,7 @@ class Upload:
                     # the spool holds the data at their data offsets, as in transfercore serve
                     self.spool.write(offset - first, view)
                 else:
-                    assert self.writer is not None
+                    assert self.writer is not None and self.write_slots is not None
                     with self.write_slots:
                         self.writer.write(offset, view)
                 spent = time.perf_counter() - t
@@ -362,7 +365,7 @@ class Upload:
         from transfercore.gridftp.inplace import copy_kept
 
         assert self.plan is not None
-        copy_kept(self.session.driver, self.path, self.plan.base or 0, writer, ranges, self.stop_copy)
+        copy_kept(self.session.driver, self.path, self.plan.base or 0, writer, ranges, _NEVER)
 
     def _keep_partial(self) -> None:
         if not self._restartable():
