@@ -169,8 +169,8 @@ class PosixDriver(Driver):
         return self._fresh(path, directory, name, size, discard=False)
 
     def _fresh(self, path: str, directory: str, name: str, size: int, *, discard: bool = True) -> PosixWriter:
-        if discard:
-            self._leftovers.discard_before_fresh(directory, name)
+        if discard and self._leftovers.need_discard(directory, name):
+            self._discard(directory, name, sync=False)
         return partials.open_fresh(path, directory, name, size, self._write_options)
 
     def open_read(self, path: str) -> Reader:

@@ -240,13 +240,13 @@ class Leftovers:
         self._lock = threading.Lock()
         self._listings: dict[str, _Listing] = {}
 
-    def discard_before_fresh(self, directory: str, name: str) -> None:
-        """What :func:`discard` does before a fresh writer of ``name`` (unsynced),
-        with a directory listing only where a leftover may be."""
-        if (sidecar.remove(directory, name)
+    def need_discard(self, directory: str, name: str) -> bool:
+        """Before a fresh writer of ``name``: remove its resume record (by its
+        name; a fresh writer never resumes) and say whether an earlier writer
+        may have left more, so the full :func:`discard` (a listing) is due."""
+        return (sidecar.remove(directory, name)
                 or self._may_have_leftovers(directory, names.stem(name), names.hidden_prefix(name))
-                or os.path.lexists(os.path.join(directory, names.ranges_anchor_name(name)))):
-            discard(directory, name, sync=False)
+                or os.path.lexists(os.path.join(directory, names.ranges_anchor_name(name))))
 
     def _may_have_leftovers(self, directory: str, stem: str, prefix: str) -> bool:
         now = time.monotonic()
