@@ -80,6 +80,8 @@ SEND_BLOCK = 1024 * 1024
 UPLOAD_WAIT = 30.0
 #: How often a MODE E upload waiting for its data connections looks for an abort.
 STOP_POLL = 0.2
+#: How long a MODE E upload on cached data connections runs before it also accepts new ones.
+CACHED_ACCEPT_DELAY = 0.05
 
 
 def whole_object(plan: StorePlan, length: int) -> RangeSet:
@@ -648,9 +650,15 @@ class DataTransfers:
         accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
         listener = self.listener if isinstance(act.data, Passive) else None
         quiet_since = loop.time()
+        # On cached connections a small file is usually in before a new connection
+        # could matter: accepting starts a moment later (one that arrives meanwhile
+        # waits in the backlog), which saves each such upload an accept attempt and
+        # the listener's registration with the event loop.
+        accept_from = quiet_since + CACHED_ACCEPT_DELAY if pending else quiet_since
         try:
             while not tracker.complete and not errors and not self.stop.is_set():
-                if listener is not None and accept is None:
+                now = loop.time()
+                if listener is not None and accept is None and (now >= accept_from or not pending):
                     listener.sock.setblocking(False)
                     accept = asyncio.ensure_future(loop.sock_accept(listener.sock))
                 waiting: set[asyncio.Future[Any]] = set(pending)
@@ -660,7 +668,10 @@ class DataTransfers:
                     break
                 # Short waits: an abort (self.stop) is noticed at once, even with no data connection
                 # open, so the upload ends and lets a retry of its destination in.
-                done, _ = await asyncio.wait(waiting, timeout=STOP_POLL, return_when=asyncio.FIRST_COMPLETED)
+                timeout = STOP_POLL
+                if listener is not None and accept is None:
+                    timeout = min(STOP_POLL, max(0.0, accept_from - now))
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if done:
                     quiet_since = loop.time()
                 elif pending or loop.time() - quiet_since < self.config.data_timeout:
