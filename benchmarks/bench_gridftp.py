@@ -28,6 +28,7 @@ real server the children it forks per session) and peak resident memory
     python benchmarks/bench_gridftp.py --cases hpss,tree --size 1GiB --files 1000 --repeat 3
     python benchmarks/bench_gridftp.py --cases tree,tree-pp,tree-3pt --servers transfercore --repeat 3
     python benchmarks/bench_gridftp.py --cases gsi --size 1GiB --repeat 3
+    python benchmarks/bench_gridftp.py --cases tree,tree-pp --servers transfercore --before ../old-checkout
 """
 
 from __future__ import annotations
@@ -256,6 +257,9 @@ def main() -> int:
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
     ap.add_argument("--servers", default="transfercore,transfercore-hpss",
                     help="our servers in the tree cases (default transfercore,transfercore-hpss)")
+    ap.add_argument("--before", metavar="CHECKOUT",
+                    help="a checkout of other code (git worktree or archive): its serve --root runs as "
+                    "'before' in the tree cases, in the same alternation")
     args = ap.parse_args()
     for tool in ("globus-url-copy", "globus-gridftp-server"):
         if not shutil.which(tool):
@@ -290,6 +294,12 @@ def main() -> int:
         {"HPSS_EMU_ROOT": str(emu)},
     )
     servers.real(real_root)
+    if args.before:
+        before_root = work / "before"
+        before_root.mkdir(exist_ok=True)
+        code = Path(args.before).resolve()
+        servers.ours("before", ["--root", str(before_root)], before_root,
+                     {"PYTHONPATH": os.pathsep.join([str(code), str(code / "drivers" / "posix")])})
     if "gsi" in cases:
         grid = work / "grid"
         grid.mkdir(exist_ok=True)
@@ -370,7 +380,7 @@ def main() -> int:
                 )
                 ratio(f"PUT -p{args.parallel}", res, "transfercore-hpss", True)
             elif case in ("tree", "tree-pp", "tree-3pt"):
-                ours = [n for n in args.servers.split(",") if n]
+                ours = [n for n in args.servers.split(",") if n] + (["before"] if args.before else [])
                 flags = [] if case == "tree" else ["-pp"]
                 res = run_case(
                     f"{case} {args.files}", servers, [*ours, "globus"], args.repeat,

@@ -64,6 +64,7 @@ class Spool:
         resume: RangeSet | None = None,
         limit: int | None = None,
         memory_until: int = 0,
+        make_directory: bool = True,
     ) -> None:
         self.limit = limit
         self._lock = threading.Lock()
@@ -87,7 +88,8 @@ class Spool:
             self._fd = fd
             return
         base = Path(directory)
-        base.mkdir(parents=True, exist_ok=True)
+        if make_directory:  # (not the destination's own directory, known to exist)
+            base.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(key.encode()).hexdigest()[:32]
         # hidden partial names: listings leave them out, beside the destination or in --spool-dir
         self._path = base / f".tc-spool-{name}.tcpart"

@@ -10,9 +10,13 @@ restart.  Blocking: run it off an event loop.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import stat
 import threading
 
 from ..contract import Driver, Writer
+from ..errors import IsADirectory, NotADirectory, NotFound, PermissionDenied, from_oserror
 from .inplace import copy_kept
 from .spool import Spool
 from .upload import StorePlan, check_spooled
@@ -62,6 +66,40 @@ def write_spooled(
     return writer, length
 
 
+def check_writable(driver: Driver, path: str, local: str | None) -> None:
+    """Refuse, before any data is accepted, an upload that could not be stored at ``path``.
+
+    With a local path (``local``) the directory is looked at (it exists, is a
+    directory this process may write in, and ``path`` is no directory):
+    a few ``stat`` calls instead of a writer opened and aborted per upload,
+    which created and removed a partial file.  Storage without local paths
+    gets that probe writer.  A failure only the write itself meets (a full
+    disk) comes after the data, and stores nothing.
+    """
+    if local is None:
+        probe: Writer = driver.open_write(path, 0, None)
+        probe.abort()
+        return
+    directory = os.path.dirname(local)
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise NotFound(
+                f"the directory of {path} does not exist",
+                errno=exc.errno,
+                hint="create the directory first; missing directories are not created for you",
+            ) from None
+        raise from_oserror(exc, f"cannot reach the directory of {path}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectory(f"the parent of {path} is not a directory", errno=errno.ENOTDIR)
+    if os.path.isdir(local) or local == directory:
+        raise IsADirectory(f"{path} is a directory; it cannot be written as an object", errno=errno.EISDIR)
+    # access() also answers EROFS for a read-only file system
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionDenied(f"cannot create {path}: its directory is not writable", errno=errno.EACCES)
+
+
 def drop_spooled(driver: Driver, writer: Writer, plan: StorePlan | None) -> None:
     """The copy of a spool that was not stored goes; the spool holds the upload for a restart."""
     with contextlib.suppress(Exception):
@@ -72,4 +110,4 @@ def drop_spooled(driver: Driver, writer: Writer, plan: StorePlan | None) -> None
             driver.remove(plan.target)
 
 
-__all__ = ["drop_spooled", "store_spooled", "write_spooled"]
+__all__ = ["check_writable", "drop_spooled", "store_spooled", "write_spooled"]

@@ -64,7 +64,7 @@ from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .session import Active, Listing, Passive, Retrieve, Store
 from .spool import MEMORY_FIRST, Spool
-from .spooled import drop_spooled, write_spooled
+from .spooled import check_writable, drop_spooled, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
 from .uploadlock import UPLOADS
 
@@ -74,14 +74,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
 
-#: Tasks nothing awaits, kept referenced until they end.
-_BACKGROUND: set[asyncio.Future[None]] = set()
 #: Largest MODE E block a download sends.
 SEND_BLOCK = 1024 * 1024
 #: Longest an upload waits for another upload of its destination to end (its clean-up, after an abort).
 UPLOAD_WAIT = 30.0
 #: How often a MODE E upload waiting for its data connections looks for an abort.
 STOP_POLL = 0.2
+#: How long a MODE E upload on cached data connections runs before it also accepts new ones.
+CACHED_ACCEPT_DELAY = 0.05
 
 
 def whole_object(plan: StorePlan, length: int) -> RangeSet:
@@ -318,31 +318,33 @@ class DataTransfers:
                 self.listener = None
             self.session.transfer_done(cached=bool(self.cache))
             self.transfer = None
-            # The transfer's buffers go back now (see .memory), off the event loop; the next
-            # command need not wait for it.
-            collect = asyncio.ensure_future(self.io(release_garbage))
-            _BACKGROUND.add(collect)
-            collect.add_done_callback(_BACKGROUND.discard)
+            # The transfer's buffers go back now (see .memory).  On the event loop: the
+            # collection holds the interpreter lock wherever it runs (well under a
+            # millisecond), and a worker thread would add two thread hand-offs per file.
+            release_garbage()
 
     async def store(self, act: Store) -> None:
-        key = self._upload_key(act.path)
+        # resolved once for the whole command (a stat per component under --root)
+        local = self._local_path(act.path)
+        key = self._upload_key(act.path, local)
         owner = f"an upload from {self.peer_host}"
         # Held until the clean-up below is done: a retry must not meet this upload's partial or spool.
         await UPLOADS.acquire(
             key, owner, min(self.config.data_timeout, UPLOAD_WAIT), self._wait_released, act.path
         )
         try:
-            await self._store(act)
+            await self._store(act, local)
         finally:
             UPLOADS.release(key)
 
-    def _upload_key(self, path: str) -> str:
-        dpath = self.dpath(path)
+    def _local_path(self, path: str) -> str | None:
         try:
-            local = self.driver.local_path(dpath)
+            return self.driver.local_path(self.dpath(path))
         except TransferCoreError:
-            local = None
-        return f"{self.driver.name}://{self.driver.authority}{local or dpath}"
+            return None
+
+    def _upload_key(self, path: str, local: str | None) -> str:
+        return f"{self.driver.name}://{self.driver.authority}{local or self.dpath(path)}"
 
     async def _wait_released(self, released: threading.Event, timeout: float) -> bool:
         # Polled on the event loop: no pool thread sits waiting for another session.
@@ -363,18 +365,18 @@ class DataTransfers:
             raise IsADirectory(f"{act.path} is a directory.")
         return info.size
 
-    async def _store(self, act: Store) -> None:
+    async def _store(self, act: Store, local: str | None) -> None:
         plan = plan_store(
             act,
             self.driver.capabilities(),
             self.dpath(act.path),
             window=self.config.reorder_window,
             # (only an upload without ALLO is spooled: the others need not ask the driver)
-            durable_spool=act.alloc is None and (self.config.spool_dir is not None or self._has_local_path(act.path)),
+            durable_spool=act.alloc is None and (self.config.spool_dir is not None or local is not None),
             existing=await self._existing_size(act) if act.update else None,
         )
         if plan.size is None:
-            await self.store_spooled(act, plan)
+            await self.store_spooled(act, plan, local)
             return
         length = plan.size
         writer: Writer = await self.io(
@@ -469,25 +471,9 @@ class DataTransfers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _has_local_path(self, path: str) -> bool:
-        try:
-            return self.driver.local_path(self.dpath(path)) is not None
-        except TransferCoreError:
-            return False
-
-    async def store_spooled(self, act: Store, plan: StorePlan) -> None:
-        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
-        # a refusal comes before any data is accepted: a probe writer checks name and permission
-        probe: Writer = await self.io(self.driver.open_write, plan.path, 0, None)
-        await self.io(probe.abort)
-        # the spool stays in the destination's storage: beside it, or in memory (or where the operator says)
-        local = await self.io(self.driver.local_path, plan.path)
-        directory = self.config.spool_dir or (os.path.dirname(local) if local is not None else None)
-        limit = self.config.max_spool if directory is not None else self.config.max_spool_memory
-        spool = await self.io(
-            functools.partial(Spool, directory, key=key if directory else None, resume=plan.restart, limit=limit,
-                              memory_until=MEMORY_FIRST)
-        )
+    async def store_spooled(self, act: Store, plan: StorePlan, local: str | None) -> None:
+        # one trip to a worker thread: the checks and the spool
+        spool = await self.io(self._open_spool, plan, local)
         markers = RestartMarkers(spool.resumed)
         lock = asyncio.Lock()
         marker_task: asyncio.Task[None] | None = None
@@ -525,7 +511,10 @@ class DataTransfers:
                 await self.io(drop_spooled, self.driver, writer, plan)
                 raise
             stored = True
-            await self.io(spool.discard)  # unlinking a file of dirty pages can take milliseconds
+            if spool.in_memory:
+                spool.discard()  # only a descriptor to close: no trip to a worker thread
+            else:
+                await self.io(spool.discard)  # unlinking a file of dirty pages can take milliseconds
             await self.send(self.session.transfer_finished(act))
         finally:
             ticket.release()
@@ -538,6 +527,19 @@ class DataTransfers:
                         if reply is not None and act.mode == "E":
                             await self.send(reply)
                 spool.close()
+
+    def _open_spool(self, plan: StorePlan, local: str | None) -> Spool:
+        """The spool of an upload without ALLO (``local``: its local path), once the upload is known storable.
+
+        Blocking."""
+        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
+        # a refusal comes before any data is accepted
+        check_writable(self.driver, plan.path, local)
+        # the spool stays in the destination's storage: beside it, or in memory (or where the operator says)
+        directory = self.config.spool_dir or (os.path.dirname(local) if local is not None else None)
+        limit = self.config.max_spool if directory is not None else self.config.max_spool_memory
+        return Spool(directory, key=key if directory else None, resume=plan.restart, limit=limit,
+                     memory_until=MEMORY_FIRST, make_directory=self.config.spool_dir is not None)
 
     async def perf_loop(self, progress: Progress, every: float) -> None:
         while True:
@@ -648,9 +650,15 @@ class DataTransfers:
         accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
         listener = self.listener if isinstance(act.data, Passive) else None
         quiet_since = loop.time()
+        # On cached connections a small file is usually in before a new connection
+        # could matter: accepting starts a moment later (one that arrives meanwhile
+        # waits in the backlog), which saves each such upload an accept attempt and
+        # the listener's registration with the event loop.
+        accept_from = quiet_since + CACHED_ACCEPT_DELAY if pending else quiet_since
         try:
             while not tracker.complete and not errors and not self.stop.is_set():
-                if listener is not None and accept is None:
+                now = loop.time()
+                if listener is not None and accept is None and (now >= accept_from or not pending):
                     listener.sock.setblocking(False)
                     accept = asyncio.ensure_future(loop.sock_accept(listener.sock))
                 waiting: set[asyncio.Future[Any]] = set(pending)
@@ -660,7 +668,10 @@ class DataTransfers:
                     break
                 # Short waits: an abort (self.stop) is noticed at once, even with no data connection
                 # open, so the upload ends and lets a retry of its destination in.
-                done, _ = await asyncio.wait(waiting, timeout=STOP_POLL, return_when=asyncio.FIRST_COMPLETED)
+                timeout = STOP_POLL
+                if listener is not None and accept is None:
+                    timeout = min(STOP_POLL, max(0.0, accept_from - now))
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if done:
                     quiet_since = loop.time()
                 elif pending or loop.time() - quiet_since < self.config.data_timeout:

@@ -66,3 +66,38 @@ def test_nul_and_empty_paths_are_refused(root):
         m.local("")
     with pytest.raises(LocationError):
         m.local("/a\x00b")
+
+
+def test_a_resolved_parent_is_resolved_afresh_once_names_change(root, monkeypatch):
+    from transfercore_posix import confine
+
+    m = PathMapper.create(str(root / "srv"))
+    m.local("/sub/f")  # the parent is now kept
+    os.rmdir(root / "srv" / "sub")
+    os.symlink(root / "outside", root / "srv" / "sub")
+    confine.names_changed()  # what the driver's renames, links and removals call
+    with pytest.raises(PathEscapesRoot, match="symbolic link"):
+        m.local("/sub/f")
+
+
+def test_a_kept_parent_expires(root, monkeypatch):
+    from transfercore_posix import confine
+
+    m = PathMapper.create(str(root / "srv"))
+    m.local("/sub/f")
+    os.rmdir(root / "srv" / "sub")
+    os.symlink(root / "outside", root / "srv" / "sub")  # changed outside the process's driver
+    monkeypatch.setattr(confine, "PARENT_TTL", 0.0)
+    with pytest.raises(PathEscapesRoot, match="symbolic link"):
+        m.local("/sub/f")
+
+
+def test_a_link_made_through_the_driver_is_seen_at_once(root):
+    from transfercore_posix.driver import PosixDriver
+
+    d = PosixDriver(options={"root": str(root / "srv")})
+    d.local_path("/sub/f")
+    d.rmdir("/sub")
+    d.symlink("/sub", str(root / "outside"))
+    with pytest.raises(PathEscapesRoot, match="symbolic link"):
+        d.local_path("/sub/f")
