@@ -9,38 +9,15 @@ The check resolves symlinks at the time of the call.  It guards against
 paths chosen by a remote client, not against a local user who can swap a
 directory for a symlink between the check and the use (that user can already
 write in the root).
-
-Resolving a parent directory costs a ``stat`` per component of the whole
-path (the root's own components included), and one upload asks for its path
-several times: a resolved parent is kept for :data:`PARENT_TTL` seconds.  A
-change of names made through this process (:func:`names_changed`: links,
-renames, removals) forgets every kept parent at once, so a client that
-swaps a directory for a link through the server is checked afresh; a change
-made outside the process is seen within :data:`PARENT_TTL`, which widens the
-window of the local user above, no more.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import attrs
 
 from transfercore.errors import LocationError, PathEscapesRoot
-
-#: Seconds a resolved parent directory is reused without being resolved again.
-PARENT_TTL = 1.0
-#: Resolved parents kept at most (a tree of many directories starts over).
-_MAX_PARENTS = 4096
-#: Bumped by every change of names made through this process; kept parents of an older one are stale.
-_generation = 0
-
-
-def names_changed() -> None:
-    """A link, rename or removal was made (call after it): every resolved parent is resolved afresh."""
-    global _generation
-    _generation += 1
 
 
 def _inside(path: str, root: str) -> bool:
@@ -52,10 +29,6 @@ class PathMapper:
     """Turns URL paths into local paths; ``root=None`` means no confinement."""
 
     root: str | None = None
-    #: parent components -> (resolved parent, generation, time resolved)
-    _parents: dict[tuple[str, ...], tuple[str, int, float]] = attrs.field(
-        factory=dict, eq=False, repr=False, init=False
-    )
 
     @classmethod
     def create(cls, root: str | None) -> PathMapper:
@@ -93,27 +66,13 @@ class PathMapper:
             )
         if not parts:
             return self.root
-        parent = self._parent(tuple(parts[:-1]))
+        parent = os.path.realpath(os.path.join(self.root, *parts[:-1]))
         if not _inside(parent, self.root):
             raise self._escape(path)
         local = os.path.join(parent, parts[-1])
         if os.path.islink(local) and not _inside(os.path.realpath(local), self.root):
             raise self._escape(path)
         return local
-
-    def _parent(self, key: tuple[str, ...]) -> str:
-        """The real path of the directory ``key`` (components under the root), resolved at most once a while."""
-        assert self.root is not None
-        now = time.monotonic()
-        kept = self._parents.get(key)
-        if kept is not None and kept[1] == _generation and now - kept[2] < PARENT_TTL:
-            return kept[0]
-        generation = _generation
-        parent = os.path.realpath(os.path.join(self.root, *key))
-        if len(self._parents) >= _MAX_PARENTS:
-            self._parents.clear()
-        self._parents[key] = (parent, generation, now)
-        return parent
 
     def url_path(self, local: str) -> str:
         """The URL path of a local path (inverse of :meth:`local` for paths inside the root)."""

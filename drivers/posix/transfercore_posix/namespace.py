@@ -16,7 +16,7 @@ from transfercore.driverkit import fsync_dir, fsync_inode, new_token
 from transfercore.errors import IsADirectory, NotADirectory, NotFound, from_oserror
 
 from . import names
-from .confine import PathMapper, names_changed
+from .confine import PathMapper
 from .fsutil import remove_quietly
 
 
@@ -125,7 +125,6 @@ def symlink(directory: str, name: str, path: str, target: str, *, mtime_ns: int 
             # inode is made durable with the directory entry below.
             os.utime(temp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
         os.rename(temp, os.path.join(directory, name))
-        names_changed()  # after the change: a parent resolved before it is stale
     except OSError as exc:
         remove_quietly(temp)
         raise from_oserror(exc, f"cannot create the link {path}") from exc
@@ -140,7 +139,6 @@ def hardlink(directory: str, name: str, path: str, source: str, existing: str) -
     try:
         os.link(source, temp, follow_symlinks=False)
         os.rename(temp, os.path.join(directory, name))
-        names_changed()  # after the change: a parent resolved before it is stale
     except OSError as exc:
         remove_quietly(temp)
         raise from_oserror(exc, f"cannot link {path} to {existing}") from exc
@@ -200,7 +198,6 @@ def rmdir(paths: PathMapper, path: str) -> None:
         raise from_oserror(PermissionError(13, "the root cannot be removed"), f"cannot remove {path}")
     try:
         os.rmdir(local)
-        names_changed()
     except OSError as exc:
         raise from_oserror(exc, f"cannot remove directory {path}") from exc
     fsync_dir(os.path.dirname(local))
@@ -211,7 +208,6 @@ def remove(local: str, directory: str, path: str) -> None:
         raise IsADirectory(f"{path} is a directory; use rmdir", errno=21)
     try:
         os.unlink(local)
-        names_changed()
     except OSError as exc:
         raise from_oserror(exc, f"cannot remove {path}") from exc
     fsync_dir(directory)
@@ -223,7 +219,6 @@ def rename(src: tuple[str, str, str], dst: tuple[str, str, str]) -> None:
     dst_local, dst_dir, dst_path = dst
     try:
         os.rename(src_local, dst_local)
-        names_changed()
     except OSError as exc:
         raise from_oserror(exc, f"cannot rename {src_path} to {dst_path}") from exc
     fsync_dir(dst_dir)
