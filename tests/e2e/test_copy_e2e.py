@@ -20,6 +20,7 @@ from transfercore.journal import Journal  # noqa: E402
 from transfercore.ranges import RangeSet  # noqa: E402
 from transfercore.registry import open_location  # noqa: E402
 from transfercore.sizes import format_size
+from transfercore.testing.throttle import Throttle
 
 KiB = 1024
 BLOCK = 256 * KiB
@@ -67,18 +68,25 @@ def test_sigkill_then_resume(setup, kill_after_markers):
     src = f"mock://src/obj?dir={store}&slow=0.03"
     dst = tmp / "out.bin"
     proc = start(src, str(dst), env)
+    # Slowed further from outside: after the 6th of 8 markers only a few blocks remain, which a
+    # test delayed on a busy machine could otherwise see the copy finish before it kills it.
+    throttle = Throttle(proc.pid, duty=0.2, period=0.05)
     seen_marker = RangeSet()
     markers = 0
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "marker":
-            markers += 1
-            seen_marker = RangeSet.parse(event["ranges"])
-        if (kill_after_markers == 0 and event["event"] == "start") or (
-            kill_after_markers and markers >= kill_after_markers
-        ):
-            proc.send_signal(signal.SIGKILL)
-            break
+    try:
+        for line in proc.stdout:
+            event = json.loads(line)
+            assert event["event"] != "done", "the copy finished before the kill point"
+            if event["event"] == "marker":
+                markers += 1
+                seen_marker = RangeSet.parse(event["ranges"])
+            if (kill_after_markers == 0 and event["event"] == "start") or (
+                kill_after_markers and markers >= kill_after_markers
+            ):
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        throttle.close()
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     assert not dst.exists(), "a partial object must never appear under the final name"
@@ -112,10 +120,14 @@ def test_ctrl_c_and_sigterm_stop_the_same_way_with_exit_130(setup, sig):
     data, store, env, tmp = setup
     dst = tmp / "out.bin"
     proc = start(f"mock://src/obj?dir={store}&slow=0.03", str(dst), env)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "marker":
-            proc.send_signal(sig)
-            break
+    throttle = Throttle(proc.pid, duty=0.2, period=0.05)  # still copying when the signal comes
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "marker":
+                proc.send_signal(sig)
+                break
+    finally:
+        throttle.close()
     rest = proc.stdout.read()
     proc.wait(30)
     assert proc.returncode == 130
@@ -143,11 +155,16 @@ def test_resume_out_of_posix_into_a_mock_store_after_sigkill(setup):
     dst_store.mkdir()
     dst = f"mock://dst/out?dir={dst_store}&slow=0.03"
     proc = start(str(src), dst, env)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "marker":
-            proc.send_signal(signal.SIGKILL)
-            break
+    throttle = Throttle(proc.pid, duty=0.2, period=0.05)  # still copying when the kill comes
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "marker":
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        throttle.close()
     proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
     rerun = subprocess.run(cli("copy", str(src), f"mock://dst/out?dir={dst_store}", "--json", env=env),
                            capture_output=True, text=True, env=env, timeout=60)
     assert rerun.returncode == 0, rerun.stderr

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from transfercore.registry import open_location
+from transfercore.testing.throttle import Throttle
 
 SIZE = 8 * 1024 * 1024
 
@@ -51,9 +52,15 @@ def until_marker(proc):
 
 def killed_after_a_marker(src, dst, env):
     proc = start(f"{src}&slow=0.03", dst, env)
-    marker = until_marker(proc)
-    proc.send_signal(signal.SIGKILL)
+    # slowed from outside too, so that a test delayed on a busy machine still kills it mid-copy
+    throttle = Throttle(proc.pid, duty=0.2, period=0.05)
+    try:
+        marker = until_marker(proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        throttle.close()
     proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
     proc.stdout.close()
     proc.stderr.close()
     return marker

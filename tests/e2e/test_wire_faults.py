@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from transfercore.testing.faultproxy import Fault, FtpFaultProxy, Kind
-from transfercore.testing.loopback import free_port, start_globus_server, wait_port
+from transfercore.testing.loopback import start_globus_server, wait_port_file
 
 pytestmark = pytest.mark.globus
 
@@ -44,12 +44,15 @@ class Server:
     def __init__(self, root: Path, log: Path) -> None:
         self.root = root
         self.log = log
-        self.port = free_port()
+        port_file = log.with_name(f"{log.name}.port")
+        port_file.unlink(missing_ok=True)
+        # --port 0: the server picks its port, which no other process can take before it listens
         cmd = [sys.executable, "-m", "transfercore", "serve", "--root", str(root), "--anonymous-write",
-               "--port", str(self.port), "--marker-interval", "0.2", "--data-timeout", "5", "-v"]
+               "--port", "0", "--port-file", str(port_file), "--marker-interval", "0.2", "--data-timeout", "5",
+               "-v"]
         env = os.environ | {"XDG_STATE_HOME": str(log.parent / "state")}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env)
-        wait_port(self.port, self.proc)
+        self.port = wait_port_file(port_file, self.proc)
 
     def url(self, path: str, port: int | None = None) -> str:
         return f"ftp://127.0.0.1:{port or self.port}{path}"
@@ -247,9 +250,8 @@ def test_a_third_party_copy_whose_data_connection_is_reset_resumes_with_rest(ser
         payload = os.urandom(16 * 1024 * 1024)
         (source_dir / "r.bin").write_bytes(payload)
         (source_dir / "r.bin").chmod(0o644)
-        port = free_port()
         pidfile = tmp_path / "gsrv.pid"
-        start_globus_server(port, pidfile, tmp_path / "gsrv.log")
+        port = start_globus_server(0, pidfile, tmp_path / "gsrv.log")
         # slow enough (2 x 3 MB/s) that markers arrive while the first attempt runs
         server = serve_only
         proxy = proxied(server, data=[Fault.slow(3_000_000, direction="up")] * 2)

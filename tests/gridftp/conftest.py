@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.loopback import free_port, start_globus_server, wait_port, wait_port_file
+from transfercore.testing.loopback import start_globus_server, wait_port, wait_port_file
 
 HAVE_GLOBUS = bool(shutil.which("globus-url-copy") and shutil.which("globus-gridftp-server"))
 GLOBUS_MISSING = (
@@ -96,9 +96,8 @@ def real_server(tmp_path: Path) -> Iterator[int]:
     """The real globus-gridftp-server, anonymous mapped to nobody, on a free loopback port."""
     if not HAVE_GLOBUS:
         pytest.fail(GLOBUS_MISSING)
-    port = free_port()
     pidfile = tmp_path / "gsrv.pid"
-    start_globus_server(port, pidfile, tmp_path / "gsrv.log")
+    port = start_globus_server(0, pidfile, tmp_path / "gsrv.log")
     yield port
     try:
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)

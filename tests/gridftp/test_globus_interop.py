@@ -17,7 +17,7 @@ from transfercore.gridftp.markers import parse_range_marker
 from transfercore.ranges import RangeSet
 from transfercore.testing.faultproxy import FaultProxy
 
-from .conftest import Served, free_port, needs_globus
+from .conftest import Served, needs_globus
 
 pytestmark = [pytest.mark.globus, needs_globus]
 
@@ -89,9 +89,9 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
     (source_dir / "r.bin").chmod(0o644)
     state = tmp_path / "state"
     state.mkdir()
-    port = free_port()
     args = ["--driver", f"mock:///?dir={state}&slow=0.04", "--anonymous-write", "--marker-interval", "0.2"]
-    ours = Served(args, port, tmp_path / "serve.log").start()
+    ours = Served(args, 0, tmp_path / "serve.log").start()
+    port = ours.port  # the port it picked, kept across its restart
     # The client reaches ours through a proxy that holds its reconnection until the
     # restarted server listens: under load the restart may take longer than the retry.
     proxy = FaultProxy(("127.0.0.1", port), connect_retry=60).start()
@@ -162,9 +162,9 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(rea
     emu = tmp_path / "emu"
     emu.mkdir()
     monkeypatch.setenv("HPSS_EMU_ROOT", str(emu))
-    port = free_port()
     args = ["--driver", "hpss:///?segment=4MiB&block=1MiB", "--anonymous-write", "--marker-interval", "0.1"]
-    ours = Served(args, port, tmp_path / "serve.log").start()
+    ours = Served(args, 0, tmp_path / "serve.log").start()
+    port = ours.port  # the port it picked, kept across its restart
     # through a proxy that holds the client's reconnection until the restarted server listens
     proxy = FaultProxy(("127.0.0.1", port), connect_retry=60).start()
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import wait_port_file
 from transfercore.testing.powerloss.realfs import RealFS
 from transfercore.testing.throttle import Throttle
 from transfercore.testing.trees import TreeSpec, make_tree, published
@@ -50,15 +50,16 @@ def tree(tmp_path_factory):
 
 
 def start_server(root: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    # its own process group: the cut kills it with everything it started
+    port_file = log.with_name(f"{log.name}.port")
+    port_file.unlink(missing_ok=True)
+    # its own process group: the cut kills it with everything it started; --port 0: a port it
+    # picks itself, which no other process can take before it listens
     proc = subprocess.Popen(
-        [sys.executable, "-m", "transfercore", "serve", "--port", str(port), "--anonymous-write", "--root", str(root),
-         "-v"],
+        [sys.executable, "-m", "transfercore", "serve", "--port", "0", "--port-file", str(port_file),
+         "--anonymous-write", "--root", str(root), "-v"],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True, env=env,
     )
-    wait_port(port, proc)
-    return proc, port
+    return proc, wait_port_file(port_file, proc)
 
 
 def upload_command(src: Path, port: int, *extra: str) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import wait_port, wait_port_file
 
 
 class HttpServer:
@@ -29,15 +29,25 @@ class HttpServer:
         self.state = state
         self.log = log
         self.env = env
-        self.port = free_port()
+        # The first start lets the server pick its port (``--port 0 --port-file``): a port from
+        # free_port() can be taken by another process before the server listens, and the test
+        # would then talk to someone else.  A restart keeps the port, so URLs stay valid.
+        self.port = 0
+        self.port_file = log.with_name(f"{log.stem}.{id(self)}.port")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HttpServer:
         cmd = [sys.executable, "-m", "transfercore", "serve-http", "--port", str(self.port),
                "--state-dir", str(self.state), *self.args]
+        if not self.port:
+            self.port_file.unlink(missing_ok=True)
+            cmd += ["--port-file", str(self.port_file)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=self.env)
-        wait_port(self.port, self.proc)
+        if self.port:
+            wait_port(self.port, self.proc)
+        else:
+            self.port = wait_port_file(self.port_file, self.proc)
         return self
 
     def kill(self) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
 from pathlib import Path
 
 from tusclient import client
 
 from transfercore.errors import NotFound
+from transfercore.testing.throttle import Throttle
 
 MiB = 1 << 20
 
@@ -47,11 +49,19 @@ def test_tuspy_uploads_through_the_spool_across_a_kill(tmp_path: Path, serve_htt
         except BaseException as exc:  # reported by the test thread
             failed.append(exc)
 
+    assert server.proc is not None
+    # Slowed, the server is still short of the whole upload when the test sees 8 MiB pass: at full
+    # speed a test delayed on a busy machine could see it only after the upload was complete.
+    throttle = Throttle(server.proc.pid, duty=0.25, period=0.05)
     thread = threading.Thread(target=upload, daemon=True)
     thread.start()
-    # the offsets advance (spooled durably) although the destination keeps nothing before complete()
-    poll(lambda: any(o > 8 * MiB for o in recorded_offsets(server.state)) or bool(failed), timeout=60,
-         what="the spooled offset to pass 8 MiB")
+    try:
+        # the offsets advance (spooled durably) although the destination keeps nothing before complete()
+        poll(lambda: any(o > 8 * MiB for o in recorded_offsets(server.state)) or bool(failed), timeout=120,
+             what="the spooled offset to pass 8 MiB")
+    finally:
+        throttle.close()  # lets it run on (SIGCONT): stopped again at once, then killed where it stands
+        os.kill(server.proc.pid, signal.SIGSTOP)
     server.kill()
     (kept,) = recorded_offsets(server.state)
     assert mock_bytes(store, "/s.bin") is None

@@ -12,7 +12,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import free_port, wait_port, wait_port_file
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -36,13 +36,15 @@ def request(port: int, method: str, path: str, headers: dict[str, str], body: by
 def test_a_tus_upload_in_two_requests_is_counted(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    port, mport = free_port(), free_port()
+    mport = free_port()  # the metrics listener announces no port of its own: probed
+    port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "transfercore", "serve-http", "--root", str(root), "--port", str(port),
-         "--state-dir", str(tmp_path / "state"), "--metrics-port", str(mport), "--sync-every", "64K"],
+        [sys.executable, "-m", "transfercore", "serve-http", "--root", str(root), "--port", "0",
+         "--port-file", str(port_file), "--state-dir", str(tmp_path / "state"), "--metrics-port", str(mport),
+         "--sync-every", "64K"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | {"XDG_STATE_HOME": str(tmp_path)})
     try:
-        wait_port(port, proc)
+        port = wait_port_file(port_file, proc)
         wait_port(mport, proc)
         data = os.urandom(300_000)
         tus = {"Tus-Resumable": "1.0.0"}

@@ -102,6 +102,19 @@ def read_all(sock: socket.socket, timeout: float = 10) -> tuple[bytes, str]:
         got += chunk
 
 
+def read_exactly(sock: socket.socket, size: int, timeout: float = 30) -> bytes:
+    """The first ``size`` bytes that arrive, however many reads they take (within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    got = bytearray()
+    while len(got) < size:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(size - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
 def connect(p: FaultProxy) -> socket.socket:
     return socket.create_connection(p.address, timeout=10)
 
@@ -172,8 +185,11 @@ def test_stall_holds_the_rest_until_the_proxy_stops(upstream, proxy):
     up = upstream(send_payload)
     p = proxy(("127.0.0.1", up.port), [Fault.stall(5000)])
     with connect(p) as s:
-        got, how = read_all(s, timeout=0.5)
-        assert (len(got), how) == (5000, "timeout")
+        # the first 5000 bytes may take a while on a busy machine: wait for them without a
+        # short timeout, then check that nothing more comes while the stall holds
+        got = read_exactly(s, 5000)
+        more, how = read_all(s, timeout=0.5)
+        assert (len(got), len(more), how) == (5000, 0, "timeout")
         assert p.connections[0].ended == ""  # still open, stalled
         p.stop()
         rest, how = read_all(s)

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import free_port, wait_globus_listening, wait_port
 
 
 def test_free_port_can_be_listened_on_and_wait_port_sees_the_listener():
@@ -29,3 +29,24 @@ def test_wait_port_reports_a_server_that_exited():
     proc.wait()
     with pytest.raises(RuntimeError, match="exited with 3"):
         wait_port(free_port(), proc=proc, timeout=5)
+
+
+def test_wait_globus_listening_reads_the_port_the_server_announces(tmp_path):
+    out = tmp_path / "server.out"
+    script = "import time; print('starting'); print('Server listening at localhost:40123', flush=True); time.sleep(30)"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=sink)
+    try:
+        assert wait_globus_listening(out, proc, timeout=30) == 40123
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_wait_globus_listening_reports_a_server_that_exited_without_listening(tmp_path):
+    out = tmp_path / "server.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", "print('bind failed'); raise SystemExit(2)"], stdout=sink)
+    proc.wait()
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        wait_globus_listening(out, proc, timeout=5)

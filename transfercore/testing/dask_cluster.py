@@ -5,6 +5,7 @@ HTTP servers (which run even without a dashboard) listen on 127.0.0.1 too."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import wait_port
 
 PRELOAD = Path(__file__).with_name("dask_write_log.py")
 START_TIMEOUT = 60.0
@@ -24,12 +25,17 @@ class DaskCluster:
         self.log_writes = log_writes
         self.nworkers = workers
         self.nthreads = nthreads
-        self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        # 0 until the scheduler first listens: it picks its own port (a port from a probe could
+        # be taken by another process before the scheduler binds it); restarts keep that port.
+        self.port = 0
         self.write_log = workdir / "writes.log"
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._logs: list[object] = []
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
@@ -47,8 +53,13 @@ class DaskCluster:
         return self
 
     def start_scheduler(self) -> None:
+        info = self.workdir / "scheduler.json"
+        info.unlink(missing_ok=True)
         self.scheduler = self._spawn(["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                                      "--scheduler-file", str(info),
                                       "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], "scheduler")
+        if not self.port:
+            self.port = _scheduler_port(info, self.scheduler)
         wait_port(self.port, self.scheduler, timeout=START_TIMEOUT)  # type: ignore[arg-type,unused-ignore]
 
     def start_worker(self) -> subprocess.Popen[bytes]:
@@ -97,6 +108,21 @@ class DaskCluster:
             if path.name != self.write_log.name:
                 out.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
         return "\n".join(out)
+
+
+def _scheduler_port(info: Path, proc: subprocess.Popen[bytes]) -> int:
+    """The port in the ``--scheduler-file`` the scheduler writes once it listens."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Dask scheduler exited with {proc.returncode} before it listened")
+        try:
+            address = str(json.loads(info.read_text())["address"])
+        except (FileNotFoundError, ValueError, KeyError):  # not there yet, or half written
+            time.sleep(0.05)
+            continue
+        return int(address.rsplit(":", 1)[1])
+    raise RuntimeError(f"the Dask scheduler wrote no address to {info} within {START_TIMEOUT:.0f} s")
 
 
 def writes(log: Path) -> dict[str, list[tuple[int, int, int]]]:

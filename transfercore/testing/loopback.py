@@ -7,6 +7,7 @@ beside ``transfercore serve`` on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -60,9 +61,32 @@ def wait_port_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 2
     raise RuntimeError(f"the server wrote no port to {path} within {timeout:.0f} s")
 
 
-def start_globus_server(port: int, pidfile: Path, log: Path) -> None:
-    """Start the real ``globus-gridftp-server`` as a daemon on 127.0.0.1:``port``.
+def wait_globus_listening(out: Path, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """The port a ``globus-gridftp-server -p 0`` in the foreground listens on, once it does.
 
+    ``out`` is where its standard output goes: it prints ``Server listening at HOST:PORT``
+    once the control socket listens (the same reason as :func:`wait_port_file`).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = out.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            if line.startswith("Server listening at ") and line.rstrip()[-1:].isdigit():
+                return int(line.rstrip().rsplit(":", 1)[1])
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before it listened")
+        time.sleep(0.05)
+    raise RuntimeError(f"the server said nowhere in {out} that it listens within {timeout:.0f} s")
+
+
+def start_globus_server(port: int, pidfile: Path, log: Path) -> int:
+    """Start the real ``globus-gridftp-server`` as a daemon on 127.0.0.1:``port``; its port.
+
+    With ``port`` 0 the server picks its own port (for the reason given at
+    :func:`wait_port_file`), found from the listener's socket once it listens.
     Anonymous logins are mapped to the user ``nobody``, so directories it
     writes into must be writable by ``nobody``.  It forks one process per
     session; ``pidfile`` names the listener.  Returns once it listens.
@@ -76,4 +100,31 @@ def start_globus_server(port: int, pidfile: Path, log: Path) -> None:
         ],
         check=True,
     )
+    if not port:
+        port = _listening_port_of(pidfile)
     wait_port(port)
+    return port
+
+
+def _listening_port_of(pidfile: Path, timeout: float = 20.0) -> int:
+    """The TCP port the process named in ``pidfile`` listens on (Linux: /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[len("socket:["):-1]
+                      for fd in os.listdir(f"/proc/{pid}/fd")
+                      if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+        except (OSError, ValueError, IndexError):  # no pidfile yet, or a descriptor closed meanwhile
+            inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    return int(fields[1].rsplit(":", 1)[1], 16)
+        time.sleep(0.05)
+    raise RuntimeError(f"the server named in {pidfile} listened on no port within {timeout:.0f} s")

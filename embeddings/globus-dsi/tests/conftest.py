@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from transfercore_globus_dsi.testing import GLOBUS_MISSING, DsiServer, have_globus
 
-from transfercore.testing.loopback import free_port, start_globus_server
+from transfercore.testing.loopback import start_globus_server
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +60,8 @@ def real_server(tmp_path: Path) -> Iterator[int]:
     """The real globus-gridftp-server with its own file storage, anonymous as nobody."""
     if not have_globus():
         pytest.fail(GLOBUS_MISSING)
-    port = free_port()
     pidfile = tmp_path / "gsrv.pid"
-    start_globus_server(port, pidfile, tmp_path / "gsrv.log")
+    port = start_globus_server(0, pidfile, tmp_path / "gsrv.log")
     yield port
     try:
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from transfercore.ranges import RangeSet
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import wait_globus_listening, wait_port
 from transfercore.testing.powerloss.loss import lost_bytes
 from transfercore.testing.throttle import Throttle
 
@@ -60,7 +60,9 @@ class DsiServer:
                  server_args: list[str] | None = None, port: int | None = None) -> None:
         self.url = url
         self.workdir = workdir
-        self.port = port or free_port()
+        # 0: the server picks its port and says which (a port from free_port() could be taken
+        # by another process before the server listens); a restart keeps the one it picked
+        self.port = port or 0
         self.log = workdir / "dsi.log"
         self.server_log = workdir / "gridftp.log"
         self.dsi_options = dsi_options or []
@@ -77,9 +79,13 @@ class DsiServer:
         ]
 
     def start(self) -> DsiServer:
-        out = open(self.workdir / "globus-server.out", "ab")
+        out_path = self.workdir / "globus-server.out"
+        out = open(out_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT)
-        wait_port(self.port, self.proc)
+        if self.port:
+            wait_port(self.port, self.proc)
+        else:
+            self.port = wait_globus_listening(out_path, self.proc)
         return self
 
     def sessions(self) -> list[int]:
@@ -351,8 +357,7 @@ class PowerLossTrial:
             self.server = DsiServer(f"posix://{self.target}", self.dir).start()
             url = self.server.ftp("/dst.bin")
         else:
-            self.port = free_port()
-            start_globus_server(self.port, self.pidfile, self.dir / "gsrv.log")
+            self.port = start_globus_server(0, self.pidfile, self.dir / "gsrv.log")
             url = f"ftp://127.0.0.1:{self.port}{self.target}/dst.bin"
         client, throttle, self.marked = upload_until_markers(url, self.source, self.markers, self.duty)
         if self.delay:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.loopback import free_port, wait_port
+from transfercore.testing.loopback import wait_globus_listening, wait_port, wait_port_file
 
 SOURCE = Path(__file__).with_name("ftpcheck.c")
 LIBRARY_MISSING = (
@@ -83,7 +83,10 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     root = work / "root"
     root.mkdir()
     root.chmod(0o777)
-    port = free_port()
+    # Every server picks its own port (-p 0 / --port 0), so no other process can take it between
+    # choosing and listening: the real server and the DSI say it on stdout, serve in its port file.
+    port = 0
+    port_file = work / "port"
     env = os.environ | {"XDG_STATE_HOME": str(work / "state")}
     if name == "real":
         argv = ["globus-gridftp-server", *_globus_args(port, work / "server.log")]
@@ -93,7 +96,8 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
                 f"posix://{root}", *_globus_args(port, work / "server.log")]
         url_base = ""
     else:
-        serve = [sys.executable, "-m", "transfercore", "serve", "--port", str(port), "--anonymous-write",
+        serve = [sys.executable, "-m", "transfercore", "serve", "--port", "0", "--port-file", str(port_file),
+                 "--anonymous-write",
                  "--marker-interval", "0.5", "--data-timeout", "20"]
         if name == "serve":
             argv = [*serve, "--root", str(root)]
@@ -105,6 +109,10 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     log = open(work / "stderr.log", "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
+        if name in ("real", "dsi"):
+            port = wait_globus_listening(work / "stderr.log", proc)
+        else:
+            port = wait_port_file(port_file, proc)
         wait_port(port, proc)
         yield Target(name, port, root, url_base)
     finally:
