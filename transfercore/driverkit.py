@@ -24,17 +24,20 @@ fills ``self.settings`` from the declared options' defaults once.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import secrets
+import stat
 
 from .checksums import checksum_reader
 from .contract import Reader, check_read, check_resume, check_write
-from .errors import InvalidWrite, ShortRead, from_oserror
+from .errors import InvalidWrite, NotADirectory, NotFound, ShortRead, from_oserror
 from .ranges import ByteRange, RangeSet
 
 __all__ = [
     "Intervals",
     "check_open_write",
+    "check_parent_directory",
     "check_read",
     "check_resume",
     "check_write",
@@ -68,6 +71,26 @@ def check_open_write(size: object, resume: object, where: str) -> RangeSet | Non
 
 
 # -- the standard errors ------------------------------------------------------------
+
+
+def check_parent_directory(directory: str, path: str) -> None:
+    """That the local ``directory`` an object ``path`` is written into exists and is a directory.
+
+    Missing directories are never created for the caller: :class:`NotFound`
+    says to create it; a file in its place is :class:`NotADirectory`.
+    """
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise NotFound(
+                f"the directory of {path} does not exist",
+                errno=exc.errno,
+                hint="create the directory first; missing directories are not created for you",
+            ) from None
+        raise from_oserror(exc, f"cannot reach the directory of {path}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectory(f"the parent of {path} is not a directory", errno=errno.ENOTDIR)
 
 
 def overlap_error(where: str, offset: int, end: int) -> InvalidWrite:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 import threading
 
 from ..contract import Driver, Writer
-from ..errors import IsADirectory, NotADirectory, NotFound, PermissionDenied, from_oserror
+from ..driverkit import check_parent_directory
+from ..errors import IsADirectory, PermissionDenied
 from .inplace import copy_kept
 from .spool import Spool
 from .upload import StorePlan, check_spooled
@@ -81,18 +81,7 @@ def check_writable(driver: Driver, path: str, local: str | None) -> None:
         probe.abort()
         return
     directory = os.path.dirname(local)
-    try:
-        st = os.stat(directory)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            raise NotFound(
-                f"the directory of {path} does not exist",
-                errno=exc.errno,
-                hint="create the directory first; missing directories are not created for you",
-            ) from None
-        raise from_oserror(exc, f"cannot reach the directory of {path}") from exc
-    if not stat.S_ISDIR(st.st_mode):
-        raise NotADirectory(f"the parent of {path} is not a directory", errno=errno.ENOTDIR)
+    check_parent_directory(directory, path)
     if os.path.isdir(local) or local == directory:
         raise IsADirectory(f"{path} is a directory; it cannot be written as an object", errno=errno.EISDIR)
     # access() also answers EROFS for a read-only file system

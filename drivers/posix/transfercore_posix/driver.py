@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
 from transfercore.contract import Driver, LocalFile, ObjectInfo, RangeWriter, Reader, Writer
-from transfercore.driverkit import check_open_write
+from transfercore.driverkit import check_open_write, check_parent_directory
 from transfercore.errors import IsADirectory, UnsizedSource, from_oserror
 from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
 from transfercore.ranges import ByteRange, RangeSet
@@ -34,7 +34,6 @@ from transfercore.ranges import ByteRange, RangeSet
 from . import namespace, partials
 from .confine import PathMapper
 from .direct import MODES as DIRECT_MODES
-from .namespace import check_directory
 from .reader import PosixReader, unsized_kind
 from .writer import PosixWriter
 
@@ -154,7 +153,7 @@ class PosixDriver(Driver):
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         resume = check_open_write(size, resume, path)
         local, directory, name = self._split(path)
-        check_directory(directory, path)
+        check_parent_directory(directory, path)
         if os.path.isdir(local):
             raise IsADirectory(f"{path} is a directory; it cannot be written as an object", errno=21)
         if resume:
@@ -232,7 +231,7 @@ class PosixDriver(Driver):
     def open_range_write(self, path: str, size: int, span: ByteRange, writer_id: str) -> RangeWriter:
         check_open_write(size, None, path)
         _local, directory, name = self._split(path)
-        check_directory(directory, path)
+        check_parent_directory(directory, path)
         from . import multiwriter
 
         return multiwriter.open_range_writer(directory, name, path, size, span, writer_id,
@@ -282,12 +281,12 @@ class PosixDriver(Driver):
 
     def symlink(self, path: str, target: str, *, mtime_ns: int | None = None) -> None:
         _local, directory, name = self._split(path)
-        check_directory(directory, path)
+        check_parent_directory(directory, path)
         namespace.symlink(directory, name, path, target, mtime_ns=mtime_ns)
 
     def hardlink(self, path: str, existing: str) -> None:
         _local, directory, name = self._split(path)
-        check_directory(directory, path)
+        check_parent_directory(directory, path)
         namespace.hardlink(directory, name, path, self._paths.local(existing), existing)
 
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 from transfercore.contract import ObjectInfo
 from transfercore.driverkit import fsync_dir, fsync_inode, new_token
-from transfercore.errors import IsADirectory, NotADirectory, NotFound, from_oserror
+from transfercore.errors import IsADirectory, from_oserror
 
 from . import names
 from .confine import PathMapper
@@ -46,21 +46,6 @@ def entry_info(path: str, local: str, st: os.stat_result) -> ObjectInfo:
         return ObjectInfo(path=path, size=0, mtime_ns=st.st_mtime_ns, identity=found.identity,
                           mode=found.mode, special=True)
     return found
-
-
-def check_directory(directory: str, path: str) -> None:
-    try:
-        st = os.stat(directory)
-    except OSError as exc:
-        if exc.errno == 2:
-            raise NotFound(
-                f"the directory of {path} does not exist",
-                errno=exc.errno,
-                hint="create the directory first; missing directories are not created for you",
-            ) from None
-        raise from_oserror(exc, f"cannot reach the directory of {path}") from exc
-    if not stat_mod.S_ISDIR(st.st_mode):
-        raise NotADirectory(f"the parent of {path} is not a directory", errno=20)
 
 
 def list_directory(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:

@@ -16,14 +16,13 @@ from collections.abc import Collection
 
 import attrs
 
-from transfercore.driverkit import check_resume, fsync_dir, new_token
+from transfercore.driverkit import check_parent_directory, check_resume, fsync_dir, new_token
 from transfercore.errors import RestartRejected, from_oserror
 from transfercore.ranges import RangeSet
 
 from . import names, sidecar
 from .direct import DirectFile, alignment_of, open_direct
 from .fsutil import remove_quietly
-from .namespace import check_directory
 from .sidecar import CorruptSidecar, SidecarRecord
 from .writer import PosixWriter
 
@@ -50,7 +49,7 @@ def open_fresh(path: str, directory: str, name: str, size: int, options: WriteOp
         fd = os.open(partial, _RW | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         if exc.errno == 2:
-            check_directory(directory, path)
+            check_parent_directory(directory, path)
         raise from_oserror(exc, f"cannot create the partial file of {path}") from exc
     try:
         direct = _open_direct(partial, fd, options.direct)
