@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.throttle import Throttle
+from transfercore.testing.throttle import Throttle, small_pipe
 from transfercore.testing.trees import TreeSpec, make_tree, published
 
 TIMEOUT = 120
@@ -40,6 +40,7 @@ def run_and_kill(src, dst, journal, *, after_files=None, on_event="file-done"):
                             start_new_session=True)
     # Batched small files finish fast and report in bursts: slowed, the copy is still
     # running when the kill point is read.
+    small_pipe(proc.stdout)
     throttle = Throttle(proc.pid, duty=0.2, period=0.05)
     events = []
     seen = 0

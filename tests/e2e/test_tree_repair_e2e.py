@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.throttle import Throttle
+from transfercore.testing.throttle import Throttle, small_pipe
 from transfercore.testing.trees import TreeSpec, make_tree
 
 TIMEOUT = 120
@@ -159,6 +159,7 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         # Batched small files finish fast and report in bursts: slowed, the copy is still
         # running when the kill point is read.
+        small_pipe(proc.stdout)
         throttle = Throttle(proc.pid, duty=0.2, period=0.05)
         seen = 0
         try:

@@ -11,6 +11,20 @@ import os
 import signal
 import threading
 import time
+from typing import IO
+
+
+def small_pipe(stream: IO[str] | None) -> None:
+    """Shrink the pipe behind ``stream`` (a child's stdout) to one page.
+
+    A child writing events into a 64 KiB pipe can run hundreds of events ahead of
+    a test that is slow to read them (a loaded machine); with one page it blocks
+    a few events ahead, so a kill point read from its events is still ahead of it.
+    """
+    import fcntl
+
+    assert stream is not None, "the child's output is not a pipe"
+    fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, 4096)
 
 
 class Throttle:
