@@ -17,8 +17,9 @@ from ..journal import Journal
 from ..sizes import format_size, parse_size
 from . import error_line, interrupted_message, report_error
 from .copy_options import build_options, warn_damage
-from .copy_output import RichBar, Stop, listener_for
+from .copy_output import RichBar, listener_for
 from .exitcodes import ExitCode, exit_code_for
+from .stopping import Stop
 
 
 def register(subparsers: Any) -> None:

@@ -1,12 +1,10 @@
 """What ``transfercore copy`` shows while it runs: a progress bar on a
-terminal, plain lines otherwise, one JSON event per line with ``--json``;
-and the Ctrl-C/SIGTERM handling that stops a copy at its next step."""
+terminal, plain lines otherwise, one JSON event per line with ``--json``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -24,29 +22,6 @@ def listener_for(args: argparse.Namespace, transfer: Any) -> Callable[[Any], Non
     if sys.stderr.isatty():
         return RichBar()
     return PlainLines(sys.stdout)
-
-
-class Stop:
-    """Ctrl-C and SIGTERM both ask the transfer to stop at its next step (a
-    marker is saved); a second Ctrl-C stops at once."""
-
-    def __init__(self, cancel: Callable[[], None]) -> None:
-        self.cancel = cancel
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Stop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.cancel()
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 class JsonLines:

@@ -26,8 +26,9 @@ from ..errors import TransferAborted, TransferCoreError, UnsizedSource, from_ose
 from ..journal import Journal
 from ..sizes import format_size
 from . import report_error
-from .copy_output import RichBar, Stop, listener_for
+from .copy_output import RichBar, listener_for
 from .exitcodes import ExitCode
+from .stopping import Stop
 
 
 def local_path(source: str) -> str | None:

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import json
 import resource
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any, TextIO
 from ..errors import OptionError, SizeSyntaxError, TransferAborted, TransferCoreError, UnknownChecksum
 from ..sizes import format_size, parse_size
 from .exitcodes import ExitCode
+from .stopping import Stop
 
 #: Failed entries listed at the end (all are in ``--json`` and ``status``).
 LIST_FAILURES = 20
@@ -202,12 +202,10 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
             metrics = stack.enter_context(_metrics(args))
             if metrics is not None:
                 tree.add_listener(metrics)
-            previous = {sig: signal.signal(sig, _stopper(tree)) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
-                result = tree.run()
+                with Stop(tree.cancel):
+                    result = tree.run()
             finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
                 listener.close()
     except TransferAborted as exc:
         return _fail(exc, ExitCode.INTERRUPTED)
@@ -234,19 +232,6 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
             print(f"  ... and {result.skipped - LIST_FAILURES} more (the skipped events of --json)", file=sys.stderr)
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
-
-
-def _stopper(tree: Any) -> Any:
-    """Ctrl-C and SIGTERM ask the tree copy to stop: running files finish or
-    keep their durable state, and what finished is recorded; a second Ctrl-C
-    stops at once."""
-
-    def handle(signum: int, _frame: Any) -> None:
-        tree.cancel()
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    return handle
 
 
 def _manifest_key(path: str | None) -> str:
