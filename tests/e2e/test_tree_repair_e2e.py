@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from transfercore.testing.throttle import Throttle, small_pipe
+from transfercore.testing.throttle import Throttle, freeze, small_pipe, thaw
 from transfercore.testing.trees import TreeSpec, make_tree
 
 TIMEOUT = 120
@@ -148,14 +148,20 @@ def test_a_directory_in_the_way_that_is_not_empty_is_listed_not_removed(finished
     identical(src, dst)
 
 
+def partial_files(dst: Path) -> list[Path]:
+    return sorted(p for p in dst.rglob(".*") if ".tcpart" in p.name)
+
+
 def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
     src, dst, journal = tmp_path / "src", tmp_path / "dst", tmp_path / "j.db"
     make_tree(src, TreeSpec(files=600, max_size=400_000, large_files=3, large_size=3_000_000, seed=22))
     cmd = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--journal", str(journal),
            "--json", "--files", "4", "--whole-file-max", "256K", "--marker-bytes", "256K"]
-    partials: list = []
     last: list = []
-    for kill_after in (40, 120):
+    # The first run is killed with files in flight, always; the second, started over
+    # its partials, at its 120th file whatever it holds then (its batches may all be
+    # done by the time their events are read).
+    for kill_after, with_partials in ((40, True), (120, False)):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         # Batched small files finish fast and report in bursts: slowed, the copy is still
         # running when the kill point is read.
@@ -168,22 +174,30 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
                 event = json.loads(line)
                 assert event["event"] != "tree-done", "the copy finished before the kill"
                 seen += event["event"] == "file-done"
-                if seen >= kill_after:
+                if seen < kill_after:
+                    continue
+                if not with_partials:
                     break
+                # Frozen after each event from the kill point on, and killed at the first
+                # freeze that finds a file in flight: however the machine schedules the
+                # copy, what the kill leaves is what was seen.
+                throttle.close()
+                freeze(proc.pid)
+                if partial_files(dst):
+                    break
+                thaw(proc.pid)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             throttle.close()
             proc.communicate(timeout=TIMEOUT)
-        last = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
-        partials += last
-    # A dead run leaves partials behind (the kill lands while files are in flight) ...
-    assert partials, "the kills should leave partial files to clean"
+        last = partial_files(dst)
+        if with_partials:
+            assert last, "the kill should leave partial files to clean"
     events, _ = copy(src, dst, journal, "--whole-file-max", "256K", "--marker-bytes", "256K")
     done = events[-1]
     # ... the rerun removes or finishes every one of them
     left = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
     assert left == []
-    # (small files are in flight only inside one call per batch: the last kill may find none)
     assert done["partials_removed"] + done["partials_resumed"] >= (1 if last else 0)
     identical(src, dst)
 

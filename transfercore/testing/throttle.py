@@ -53,3 +53,30 @@ class Throttle:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def freeze(pid: int, timeout: float = 10.0) -> None:
+    """Stop process group ``pid`` (SIGSTOP) and return once every thread of ``pid`` is stopped.
+
+    What a test then sees on disk stays as it is until :func:`thaw` or a kill,
+    so a kill decided on what was seen lands on exactly that state.
+    """
+    os.killpg(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                continue  # a thread that ended meanwhile
+        if all(state in "tTXZ" for state in states):
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"process {pid} did not stop within {timeout} s")
+
+
+def thaw(pid: int) -> None:
+    """Let process group ``pid`` run on after :func:`freeze`."""
+    os.killpg(pid, signal.SIGCONT)
