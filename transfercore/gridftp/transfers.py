@@ -318,9 +318,9 @@ class DataTransfers:
                 self.listener = None
             self.session.transfer_done(cached=bool(self.cache))
             self.transfer = None
-            # The transfer's buffers go back now (see .memory).  On the event loop: the
-            # collection holds the interpreter lock wherever it runs (well under a
-            # millisecond), and a worker thread would add two thread hand-offs per file.
+            # The transfer's buffers go back soon (see .memory).  On the event loop: a
+            # collection holds the interpreter lock wherever it runs, and a worker
+            # thread would add two thread hand-offs.
             release_garbage()
 
     async def store(self, act: Store) -> None:
