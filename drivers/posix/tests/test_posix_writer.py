@@ -584,3 +584,24 @@ def test_a_read_back_under_way_keeps_unread_durable_pages_cached(tmp_path):
     assert bytes(back) == data[q : 2 * q]
     assert resident_pages(writer.partial_path) == quarter
     writer.abort()
+
+
+def test_a_small_object_opens_no_direct_descriptor_unless_direct_is_on(tmp_path, monkeypatch):
+    from transfercore_posix import partials
+    from transfercore_posix.direct import MIN_DIRECT as M
+    from transfercore_posix.driver import PosixDriver
+
+    opened = []
+    real = partials.open_direct
+
+    def spy(path, mode):
+        opened.append(os.path.basename(path).split(".")[1])
+        return real(path, mode)
+
+    monkeypatch.setattr(partials, "open_direct", spy)
+    small = PosixDriver(options={"direct": "auto"}).open_write(str(tmp_path / "small"), M - 1)
+    assert small._direct is None  # no write of it could go direct: not even opened
+    small.abort()
+    PosixDriver(options={"direct": "auto"}).open_write(str(tmp_path / "large"), M).abort()
+    PosixDriver(options={"direct": "on"}).open_write(str(tmp_path / "tiny-on"), 10).abort()
+    assert opened == ["large", "tiny-on"]

@@ -21,7 +21,7 @@ from transfercore.errors import RestartRejected, from_oserror
 from transfercore.ranges import RangeSet
 
 from . import names, sidecar
-from .direct import DirectFile, alignment_of, open_direct
+from .direct import MIN_DIRECT, DirectFile, alignment_of, open_direct
 from .fsutil import remove_quietly
 from .sidecar import CorruptSidecar, SidecarRecord
 from .writer import PosixWriter
@@ -52,7 +52,7 @@ def open_fresh(path: str, directory: str, name: str, size: int, options: WriteOp
             check_parent_directory(directory, path)
         raise from_oserror(exc, f"cannot create the partial file of {path}") from exc
     try:
-        direct = _open_direct(partial, fd, options.direct)
+        direct = _open_direct(partial, fd, options.direct, size)
     except BaseException:
         os.close(fd)
         remove_quietly(partial)
@@ -86,7 +86,7 @@ def open_resumed(
     _remove_temp_records(directory, name)
     stored = True
     try:
-        direct = _open_direct(os.path.join(directory, names.partial_name(name, record.token)), fd, options.direct)
+        direct = _open_direct(os.path.join(directory, names.partial_name(name, record.token)), fd, options.direct, size)
     except BaseException:
         os.close(fd)
         raise
@@ -124,7 +124,11 @@ def _remove_temp_records(directory: str, name: str) -> None:
             remove_quietly(os.path.join(directory, entry))
 
 
-def _open_direct(partial: str, fd: int, mode: str) -> DirectFile | None:
+def _open_direct(partial: str, fd: int, mode: str, size: int) -> DirectFile | None:
+    if mode == "auto" and size < MIN_DIRECT:
+        # No write of this object can go direct (each is shorter than MIN_DIRECT):
+        # a small file saves the second open and the alignment probe.
+        return None
     direct_fd = open_direct(partial, mode)
     if direct_fd is None:
         return None
