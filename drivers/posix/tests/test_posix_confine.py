@@ -88,3 +88,30 @@ def test_a_link_made_through_the_driver_is_seen_at_once(root):
     d.symlink("/sub", str(root / "outside"))
     with pytest.raises(PathEscapesRoot, match="symbolic link"):
         d.local_path("/sub/f")
+
+
+def test_paths_are_resolved_from_the_root_down_and_agree_with_realpath(root, monkeypatch):
+    os.makedirs(root / "a" / "b")
+    os.symlink(root / "a", root / "via")
+    os.symlink("b", root / "a" / "rel")
+    m = PathMapper.create(str(root))
+    looked_at = []
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        looked_at.append(str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    for path in ("/a/b/f", "/via/b/f", "/a/rel/f", "/via/rel/new/f", "/missing/x/f", "/f"):
+        expected = os.path.join(os.path.realpath(os.path.join(m.root, *path.split("/")[1:-1])), path.split("/")[-1])
+        looked_at.clear()
+        monkeypatch.setattr(os, "lstat", lstat)
+        try:
+            got = m.local(path)
+        finally:
+            monkeypatch.setattr(os, "lstat", real_lstat)
+        assert got == expected, path
+        if "via" not in path and "rel" not in path:
+            # Without a link on the way the root's own ancestors are not looked at
+            # again (it was resolved once); a link is resolved as realpath does.
+            assert looked_at and not [p for p in looked_at if not p.startswith(m.root + "/")], (path, looked_at)

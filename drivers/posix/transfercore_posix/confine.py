@@ -5,7 +5,10 @@ exposing one tree) the URL path is relative to it, and no path may leave it:
 a ``..`` component is refused outright, and a symlink whose target resolves
 outside the root is refused wherever it appears on the path.
 
-The check resolves symlinks at the time of the call.  It guards against
+The check resolves symlinks at the time of the call, from the root down: the
+root itself was resolved once, when the mapper was made, so its ancestors
+are not looked at again for every path (that was half the ``lstat`` calls of
+a small upload under a root a few levels deep).  It guards against
 paths chosen by a remote client, not against a local user who can swap a
 directory for a symlink between the check and the use (that user can already
 write in the root).
@@ -14,6 +17,7 @@ write in the root).
 from __future__ import annotations
 
 import os
+import stat
 
 import attrs
 
@@ -66,13 +70,29 @@ class PathMapper:
             )
         if not parts:
             return self.root
-        parent = os.path.realpath(os.path.join(self.root, *parts[:-1]))
+        parent = self._resolve(parts[:-1])
         if not _inside(parent, self.root):
             raise self._escape(path)
         local = os.path.join(parent, parts[-1])
         if os.path.islink(local) and not _inside(os.path.realpath(local), self.root):
             raise self._escape(path)
         return local
+
+    def _resolve(self, parts: list[str]) -> str:
+        """``os.path.realpath`` of root/parts, looking only at the components below the root."""
+        assert self.root is not None
+        current = self.root
+        for i, part in enumerate(parts):
+            candidate = os.path.join(current, part)
+            try:
+                mode = os.lstat(candidate).st_mode
+            except OSError:
+                # Not there (or not searchable): realpath keeps the rest as written, as here.
+                return os.path.join(candidate, *parts[i + 1 :])
+            if stat.S_ISLNK(mode):
+                return os.path.realpath(os.path.join(candidate, *parts[i + 1 :]))
+            current = candidate
+        return current
 
     def url_path(self, local: str) -> str:
         """The URL path of a local path (inverse of :meth:`local` for paths inside the root)."""
