@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import crc32c
@@ -83,3 +84,19 @@ def test_a_put_counts_only_when_the_store_s_answer_names_the_bytes() -> None:
     assert confirmed({"ETag": '"0123456789abcdef0123456789abcdef"', "ChecksumCRC32C": right}, data, crc)
     assert not confirmed({"ETag": '"0123456789abcdef0123456789abcdef"'}, data, crc)
     assert not confirmed({"ETag": '"kms-encrypted"', "ChecksumCRC32C": wrong}, data, crc)
+
+
+def test_directories_made_together_never_refuse_a_parent_its_child_made_exist(driver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A parent slow to be looked at: made at the same time as its child, it
+    # would find the prefix the child's marker made and be refused as existing.
+    real = driver._is_prefix
+
+    def slow_parent(path: str) -> bool:
+        if path.rstrip("/") == "/p":
+            time.sleep(0.5)
+        return bool(real(path))
+
+    monkeypatch.setattr(driver, "_is_prefix", slow_parent)
+    made = driver.mkdirs(["/p", "/p/c", "/p/c/g", "/q"])
+    assert made == [None, None, None, None]
+    assert all(driver.stat(p).is_dir for p in ("/p", "/p/c", "/p/c/g", "/q"))

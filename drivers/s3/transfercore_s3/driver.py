@@ -324,20 +324,26 @@ class S3Driver(Driver):
         self.store.put(self._key_of_prefix(prefix), b"", self.settings["checksum"])
 
     def mkdirs(self, paths: Sequence[str]) -> builtins.list[BaseException | None]:
-        """The directory markers made ``writers`` at a time: S3 has no parents
-        to make first, and each marker is one atomic PUT."""
+        """The directory markers made ``writers`` at a time, a level of the
+        tree after the other: a marker made under ``d/`` makes ``d`` exist as a
+        prefix, so ``d`` made at the same time could be refused as existing."""
         if not paths:
             return []
+        results: builtins.list[BaseException | None] = [None] * len(paths)
 
-        def make(path: str) -> BaseException | None:
+        def make(index: int) -> None:
             try:
-                self.mkdir(path)
+                self.mkdir(paths[index])
             except Exception as exc:  # noqa: BLE001 - reported per directory
-                return exc
-            return None
+                results[index] = exc
 
+        levels: dict[int, builtins.list[int]] = {}
+        for index, path in enumerate(paths):
+            levels.setdefault(path.rstrip("/").count("/"), []).append(index)
         with ThreadPoolExecutor(max_workers=max(1, min(self.settings["writers"], len(paths)))) as pool:
-            return builtins.list(pool.map(make, paths))
+            for depth in sorted(levels):
+                builtins.list(pool.map(make, levels[depth]))
+        return results
 
     def rmdir(self, path: str) -> None:
         self.store.check_bucket()
