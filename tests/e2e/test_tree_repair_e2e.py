@@ -196,8 +196,7 @@ def test_killed_mid_tree_the_rerun_leaves_no_partial(tmp_path):
     events, _ = copy(src, dst, journal, "--whole-file-max", "256K", "--marker-bytes", "256K")
     done = events[-1]
     # ... the rerun removes or finishes every one of them
-    left = [p for p in dst.rglob(".*") if ".tcpart" in p.name]
-    assert left == []
+    assert partial_files(dst) == []
     assert done["partials_removed"] + done["partials_resumed"] >= (1 if last else 0)
     identical(src, dst)
 
@@ -264,7 +263,7 @@ def test_a_large_file_killed_mid_copy_is_resumed_from_its_partial(tmp_path):
     assert done["partials_resumed"] == 1
     big = [e for e in events if e["event"] == "file-done" and e["path"] == "d/big"]
     assert big and 0 < big[0]["written"] < size, "the large file was sent again in full"
-    assert [p for p in dst.rglob(".*") if ".tcpart" in p.name] == []
+    assert partial_files(dst) == []
     identical(src, dst)
 
 
@@ -303,7 +302,7 @@ def test_after_a_power_cut_mid_file_the_rerun_resumes_and_leaves_no_partial(tmp_
         survived = [p.name for p in (dst / "d").iterdir() if ".tcpart" in p.name] if (dst / "d").exists() else []
         events, _ = copy(src, dst, journal, "--whole-file-max", "1M", "--marker-bytes", "1M")
         done = events[-1]
-        assert [p for p in dst.rglob(".*") if ".tcpart" in p.name] == []
+        assert partial_files(dst) == []
         if ".big.tcpart.marker" in survived:  # the record was synced before the cut (almost always)
             assert done["partials_resumed"] == 1
             big = [e for e in events if e["event"] == "file-done" and e["path"] == "d/big"]
