@@ -55,6 +55,15 @@ class LocalFile:
 
 
 @attrs.frozen
+class MetadataChange:
+    """The permission bits and modification time to give one object (``None``: leave as is)."""
+
+    path: str
+    mode: int | None = None
+    mtime_ns: int | None = None
+
+
+@attrs.frozen
 class ObjectInfo:
     """What a driver knows of one object or directory."""
 
@@ -567,6 +576,21 @@ class Driver(abc.ABC):
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
         """Set the permission bits and modification time of a directory or object."""
         raise CapabilityError(f"driver {self.name!r} cannot set permissions or modification times")
+
+    def set_metadata_many(self, changes: Sequence[MetadataChange]) -> builtins.list[BaseException | None]:
+        """:meth:`set_metadata` for many directories or objects, all durable on
+        return: one entry per change, ``None`` or the error.  The default calls
+        :meth:`set_metadata` for each; a driver may make them durable together
+        (POSIX: the inodes synced concurrently, or one ``syncfs``)."""
+        results: builtins.list[BaseException | None] = []
+        for change in changes:
+            try:
+                self.set_metadata(change.path, mode=change.mode, mtime_ns=change.mtime_ns)
+            except Exception as exc:  # noqa: BLE001 - reported per change
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     def mkdir(self, path: str) -> None:
         raise CapabilityError(f"driver {self.name!r} cannot create directories")

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from ..contract import ObjectInfo
+from ..contract import MetadataChange, ObjectInfo
 from ..engine.options import TransferOptions
 from ..errors import (
     AlreadyExists,
@@ -78,6 +78,8 @@ COMMIT_FILES = 4096
 #: Files marked ``started`` in the journal with one commit, ahead of being handed out.
 STARTED_AHEAD = 4096
 RATE_WINDOW = 5.0
+#: Directories whose attributes are set, and made durable, together.
+DIRECTORY_BATCH = 1000
 
 
 @attrs.frozen
@@ -663,6 +665,23 @@ class TreeCopy:
 
     def _directory_metadata(self, campaign: Campaign, src: Endpoint, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []
+        changes: list[tuple[str, MetadataChange]] = []
+
+        def apply() -> bool:
+            """Set the collected changes, durable together; False when the storage keeps none."""
+            results = dst.driver.set_metadata_many([change for _rel, change in changes])
+            for (rel, _change), error in zip(changes, results, strict=True):
+                if isinstance(error, CapabilityError):
+                    # Storage that keeps no directory attributes: the tree is
+                    # still whole, so say it once rather than fail every directory.
+                    self._emit(FileSkipped(".", f"directory permissions and times not kept: {error}"))
+                    return False
+                if error is not None:
+                    failures.append((rel, str(error)))
+                    self._emit(FileFailed(rel, type(error).__name__, str(error), ""))
+            changes.clear()
+            return True
+
         for record in self.store.records(campaign, kinds=(Kind.DIR,), descending=True):
             if record.state is not FileState.COMPLETE:
                 continue
@@ -673,30 +692,36 @@ class TreeCopy:
                     copy_attributes(src, join(src.path, e.rel), dst, path, xattrs=self.options.xattrs,
                                     owners=self.options.owners)
                 now = dst.driver.lstat(path)
-                if _same_attributes(now, e.mode, e.mtime_ns):
-                    continue  # already right: a rerun of an intact tree writes nothing
-                dst.driver.set_metadata(path, mode=e.mode, mtime_ns=e.mtime_ns)
             except CapabilityError as exc:
-                # Storage that keeps no directory attributes: the tree is
-                # still whole, so say it once rather than fail every directory.
                 self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
                 return failures
             except TransferCoreError as exc:
                 failures.append((e.rel, str(exc)))
                 self._emit(FileFailed(e.rel, type(exc).__name__, str(exc), ""))
+                continue
+            if _same_attributes(now, e.mode, e.mtime_ns):
+                continue  # already right: a rerun of an intact tree writes nothing
+            changes.append((e.rel, MetadataChange(path, mode=e.mode, mtime_ns=e.mtime_ns)))
+            if len(changes) >= DIRECTORY_BATCH and not apply():
+                return failures
         if self.manifest is None:
+            # The root last, in the same durable step as the directories below it.
             info = src.driver.stat(src.path)
             try:
                 if any(self.options.extras):
                     copy_attributes(src, src.path, dst, dst.path, xattrs=self.options.xattrs,
                                     owners=self.options.owners)
                 now = dst.driver.lstat(dst.path)
-                if not _same_attributes(now, info.mode, info.mtime_ns):
-                    dst.driver.set_metadata(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)
             except CapabilityError as exc:
                 self._emit(FileSkipped(".", f"directory permissions and times not kept: {exc}"))
+                return failures
             except TransferCoreError as exc:
                 failures.append((".", str(exc)))
+            else:
+                if not _same_attributes(now, info.mode, info.mtime_ns):
+                    changes.append((".", MetadataChange(dst.path, mode=info.mode, mtime_ns=info.mtime_ns)))
+        if changes:
+            apply()
         return failures
 
 

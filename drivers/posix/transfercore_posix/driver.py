@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from transfercore.capabilities import Capabilities, RestartModel
-from transfercore.contract import Driver, LocalFile, ObjectInfo, RangeWriter, Reader, Writer
+from transfercore.contract import Driver, LocalFile, MetadataChange, ObjectInfo, RangeWriter, Reader, Writer
 from transfercore.driverkit import check_open_write, check_parent_directory
 from transfercore.errors import IsADirectory, UnsizedSource, from_oserror
 from transfercore.options import OptionSpec, bool_option, choice_option, int_option, size_option, str_option
@@ -292,13 +292,18 @@ class PosixDriver(Driver):
     def set_metadata(self, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
         namespace.set_metadata(self._paths.local(path), path, mode=mode, mtime_ns=mtime_ns)
 
+    def set_metadata_many(self, changes: Sequence[MetadataChange]) -> builtins.list[BaseException | None]:
+        """Every change applied, then the inodes synced together (one ``syncfs``
+        where ``batch_sync`` allows it, else concurrent syncs): durable together on return."""
+        return namespace.set_metadata_many(self._paths, changes, self._batch.sync_inodes)
+
     def mkdir(self, path: str) -> None:
         namespace.mkdir(self._paths.local(path), path)
 
     def mkdirs(self, paths: Sequence[str]) -> builtins.list[BaseException | None]:
         """Every directory created, then each parent synced once (a tree's
         directories share few parents): durable together on return."""
-        return namespace.mkdirs(self._paths, paths)
+        return namespace.mkdirs(self._paths, paths, self._batch.sync_inodes)
 
     def rmdir(self, path: str) -> None:
         namespace.rmdir(self._paths, path)

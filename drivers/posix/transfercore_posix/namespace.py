@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from transfercore.contract import ObjectInfo
+from transfercore.contract import MetadataChange, ObjectInfo
 from transfercore.driverkit import fsync_dir, fsync_inode, new_token
 from transfercore.errors import IsADirectory, from_oserror
 
 from . import names
 from .confine import PathMapper
 from .fsutil import remove_quietly
+
+#: Makes many inodes durable together (:meth:`.batchsync.BatchSync.sync_inodes`).
+SyncMany = Callable[[Sequence[str], str], list[BaseException | None]]
 
 
 def info(path: str, st: os.stat_result) -> ObjectInfo:
@@ -131,6 +134,33 @@ def hardlink(directory: str, name: str, path: str, source: str, existing: str) -
 
 
 def set_metadata(local: str, path: str, *, mode: int | None = None, mtime_ns: int | None = None) -> None:
+    if _apply_metadata(local, path, mode, mtime_ns):
+        # The object's own inode: its sync makes the new attributes durable.
+        fsync_inode(local, f"the attributes of {path}")
+
+
+def set_metadata_many(paths: PathMapper, changes: Sequence[MetadataChange], sync: SyncMany) -> list[BaseException | None]:
+    """Every change applied, then the changed inodes synced together: durable together on return."""
+    results: list[BaseException | None] = []
+    synced: list[str] = []
+    where: list[int] = []
+    for i, change in enumerate(changes):
+        try:
+            local = paths.local(change.path)
+            if _apply_metadata(local, change.path, change.mode, change.mtime_ns):
+                synced.append(local)
+                where.append(i)
+        except Exception as exc:  # noqa: BLE001 - reported per change
+            results.append(exc)
+        else:
+            results.append(None)
+    for i, error in zip(where, sync(synced, "the attributes of"), strict=True):
+        results[i] = error
+    return results
+
+
+def _apply_metadata(local: str, path: str, mode: int | None, mtime_ns: int | None) -> bool:
+    """Set the attributes; True when the inode must be synced for them to be durable."""
     try:
         if mode is not None and not os.path.islink(local):
             os.chmod(local, stat_mod.S_IMODE(mode))
@@ -138,10 +168,8 @@ def set_metadata(local: str, path: str, *, mode: int | None = None, mtime_ns: in
             os.utime(local, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
     except OSError as exc:
         raise from_oserror(exc, f"cannot set the permissions or time of {path}") from exc
-    if os.path.islink(local):
-        return  # a link cannot be synced alone: symlink(mtime_ns=...) sets it durably
-    # The object's own inode: its sync makes the new attributes durable.
-    fsync_inode(local, f"the attributes of {path}")
+    # A link cannot be synced alone: symlink(mtime_ns=...) sets it durably.
+    return not os.path.islink(local)
 
 
 def mkdir(local: str, path: str) -> None:
@@ -152,8 +180,8 @@ def mkdir(local: str, path: str) -> None:
     fsync_dir(os.path.dirname(local))
 
 
-def mkdirs(paths: PathMapper, wanted: Sequence[str]) -> list[BaseException | None]:
-    """Every directory created, then each parent synced once (a tree's
+def mkdirs(paths: PathMapper, wanted: Sequence[str], sync: SyncMany) -> list[BaseException | None]:
+    """Every directory created, then the parents synced together (a tree's
     directories share few parents): durable together on return."""
     results: list[BaseException | None] = []
     parents: dict[str, list[int]] = {}
@@ -168,12 +196,10 @@ def mkdirs(paths: PathMapper, wanted: Sequence[str]) -> list[BaseException | Non
         else:
             results.append(None)
             parents.setdefault(os.path.dirname(local), []).append(i)
-    for parent, created in parents.items():
-        try:
-            fsync_dir(parent)
-        except Exception as exc:  # noqa: BLE001 - none of its new entries is known durable
-            for i in created:
-                results[i] = exc
+    for created, error in zip(parents.values(), sync(list(parents), "directory"), strict=True):
+        if error is not None:
+            for i in created:  # none of its new entries is known durable
+                results[i] = error
     return results
 
 

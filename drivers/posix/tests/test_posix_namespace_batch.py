@@ -1,0 +1,107 @@
+"""mkdirs and set_metadata_many: many directories made durable together,
+each change reported on its own."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from transfercore_posix import batchsync
+from transfercore_posix.batchsync import SYNCFS_FROM
+
+from transfercore.contract import MetadataChange
+from transfercore.errors import AlreadyExists, NotFound, StorageError
+from transfercore.registry import open_location
+
+
+def _driver(root, mode):
+    return open_location(f"posix://{root}?batch_sync={mode}").driver
+
+
+@pytest.fixture
+def synced(monkeypatch):
+    """The paths given to fsync_inode and the count of syncfs calls, the real calls still made."""
+    seen = {"inodes": [], "syncfs": 0}
+    real_inode, real_syncfs = batchsync.fsync_inode, batchsync.syncfs
+
+    def inode(path, what):
+        seen["inodes"].append(path)
+        real_inode(path, what)
+
+    def syncfs(fd, what):
+        seen["syncfs"] += 1
+        real_syncfs(fd, what)
+
+    monkeypatch.setattr(batchsync, "fsync_inode", inode)
+    monkeypatch.setattr(batchsync, "syncfs", syncfs)
+    return seen
+
+
+def test_set_metadata_many_applies_every_change_and_syncs_each_changed_inode_once(tmp_path, synced):
+    for d in ("a", "b", "a/c"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "f").write_bytes(b"x")
+    os.symlink("f", tmp_path / "l")
+    driver = _driver(tmp_path, "fsync")
+    changes = [MetadataChange(str(tmp_path / rel), mode=0o750, mtime_ns=10**18 + i)
+               for i, rel in enumerate(("a/c", "a", "b", "f"))]
+    changes.append(MetadataChange(str(tmp_path / "l"), mtime_ns=10**18 + 7))
+    changes.append(MetadataChange(str(tmp_path / "missing"), mode=0o700))
+    results = driver.set_metadata_many(changes)
+    assert results[:5] == [None] * 5
+    assert isinstance(results[5], NotFound) and "missing" in str(results[5])
+    for i, rel in enumerate(("a/c", "a", "b", "f")):
+        st = os.lstat(tmp_path / rel)
+        assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o750, 10**18 + i)
+    assert os.lstat(tmp_path / "l").st_mtime_ns == 10**18 + 7
+    # A link cannot be synced on its own; every other changed inode once.
+    assert sorted(synced["inodes"]) == sorted(str(tmp_path / rel) for rel in ("a/c", "a", "b", "f"))
+    assert synced["syncfs"] == 0
+
+
+def test_many_changes_on_a_syncfs_file_system_cost_one_syncfs(tmp_path, synced):
+    names = [f"d{i}" for i in range(SYNCFS_FROM)]
+    for name in names:
+        (tmp_path / name).mkdir()
+    results = _driver(tmp_path, "syncfs").set_metadata_many(
+        [MetadataChange(str(tmp_path / n), mtime_ns=10**18) for n in names])
+    assert results == [None] * len(names)
+    assert synced == {"inodes": [], "syncfs": 1}
+    assert all(os.stat(tmp_path / n).st_mtime_ns == 10**18 for n in names)
+
+
+def test_a_failed_syncfs_fails_every_change_it_was_to_make_durable(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+
+    def failing(fd, what):
+        raise StorageError(f"{what}: input/output error")
+
+    monkeypatch.setattr(batchsync, "syncfs", failing)
+    results = _driver(tmp_path, "syncfs").set_metadata_many(
+        [MetadataChange(str(tmp_path / n), mode=0o700) for n in ("a", "b")])
+    assert all(isinstance(r, StorageError) and "input/output error" in str(r) for r in results)
+
+
+def test_mkdirs_syncs_each_parent_once_and_reports_each_directory(tmp_path, synced):
+    (tmp_path / "old").mkdir()
+    wanted = ["a", "a/b", "a/c", "old", "d", "a/b/e"]
+    results = _driver(tmp_path, "fsync").mkdirs([str(tmp_path / w) for w in wanted])
+    assert [r is None for r in results] == [True, True, True, False, True, True]
+    assert isinstance(results[3], AlreadyExists)
+    assert all((tmp_path / w).is_dir() for w in wanted)
+    assert sorted(synced["inodes"]) == sorted([str(tmp_path), str(tmp_path / "a"), str(tmp_path / "a/b")])
+
+
+def test_mkdirs_fails_only_the_directories_whose_parent_could_not_be_synced(tmp_path, monkeypatch):
+    real = batchsync.fsync_inode
+
+    def failing_under_a(path, what):
+        if path == str(tmp_path / "a"):
+            raise StorageError(f"cannot sync {what}: input/output error")
+        real(path, what)
+
+    monkeypatch.setattr(batchsync, "fsync_inode", failing_under_a)
+    results = _driver(tmp_path, "fsync").mkdirs([str(tmp_path / w) for w in ("a", "a/b", "a/c", "d")])
+    assert results[0] is None and results[3] is None
+    assert all(isinstance(r, StorageError) for r in results[1:3])
