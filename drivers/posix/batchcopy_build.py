@@ -30,6 +30,8 @@ typedef struct {
     int64_t dst_mtime_ns;
     int64_t dst_ctime_ns;
     int fd;
+    int covered;
+    int dir_synced;
 } tc_item;
 
 #define TC_OK ...

@@ -176,3 +176,79 @@ def test_power_cut_after_the_call_loses_nothing_it_published(tmp_path):
         if fs.mounted:
             fs.crash(remount=False)
         shutil.rmtree(backing, ignore_errors=True)
+
+
+TREE_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from transfercore.contract import LocalFile
+    from transfercore.registry import open_location
+    src, dst = sys.argv[1:3]
+    batch = []
+    for sub in sorted(os.listdir(src)):
+        for name in sorted(os.listdir(os.path.join(src, sub))):
+            st = os.lstat(os.path.join(src, sub, name))
+            batch.append(LocalFile(os.path.join(src, sub, name), dst + "/" + sub + "/" + name, st.st_size,
+                                   st.st_mtime_ns, st.st_mode, st.st_dev, st.st_ino))
+    out = open_location("posix://" + dst + "?batch_sync=syncfs").driver.copy_local_batch(batch, "crc32c")
+    os.write(1, ("REPORTED %d\\n" % sum(o is not None for o in out)).encode())
+""")
+
+
+def _trace_tree_batch(tmp_path, subs, per_sub):
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed (Debian package strace)")
+    (tmp_path / "src").mkdir()
+    for sub in subs:
+        _sources(tmp_path / "src", per_sub, sub)
+    script = tmp_path / "tree_script.py"
+    script.write_text(TREE_SCRIPT)
+    trace = tmp_path / "trace"
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e",
+                           "trace=openat,fsync,syncfs,rename,renameat,renameat2,write", sys.executable, str(script),
+                           str(tmp_path / "src"), str(tmp_path / "dst")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"REPORTED {len(subs) * per_sub}" in proc.stdout
+    lines = [line.split(None, 1)[1] for line in trace.read_text().splitlines() if " " in line]
+    dst = str(tmp_path / "dst")
+    return {
+        "creates": [i for i, c in enumerate(lines) if c.startswith("openat(") and ".tcpart" in c and "O_CREAT" in c],
+        "renames": [i for i, c in enumerate(lines) if c.startswith("rename") and dst in c],
+        "syncfs": [i for i, c in enumerate(lines) if c.startswith("syncfs(")],
+        "fsync": [i for i, c in enumerate(lines) if c.startswith("fsync(")],
+        "report": [i for i, c in enumerate(lines) if c.startswith("write(1,") and "REPORTED" in c],
+    }
+
+
+def test_a_batch_over_several_directories_makes_the_new_names_durable_with_one_more_syncfs(tmp_path):
+    """One syncfs for the data, one for every directory's new names, where
+    one sync per directory cost a journal commit each."""
+    dst = tmp_path / "dst"
+    for sub in ("a", "b", "c"):
+        (dst / sub).mkdir(parents=True)
+    at = _trace_tree_batch(tmp_path, ("a", "b", "c"), 4)
+    assert len(at["creates"]) == 12 and len(at["renames"]) == 12
+    assert len(at["syncfs"]) == 2 and not at["fsync"]
+    data, names_ = at["syncfs"]
+    assert max(at["creates"]) < data < min(at["renames"]) and max(at["renames"]) < names_ < at["report"][0]
+
+
+def test_a_file_below_a_mount_point_is_synced_on_its_own(tmp_path):
+    """A syncfs reaches one file system: the files of a batch on another
+    (a mount point inside the destination tree) are synced one by one, and
+    their directory too."""
+    dst = tmp_path / "dst"
+    for sub in ("a", "m"):
+        (dst / sub).mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(dst / "m")],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here (the tests run as root, as CI does): {mounted.stderr.strip()}")
+    try:
+        at = _trace_tree_batch(tmp_path, ("a", "m"), 3)
+    finally:
+        subprocess.run(["umount", str(dst / "m")], check=True)
+    assert len(at["syncfs"]) == 1
+    # the three files on the tmpfs before any rename, then each directory once
+    assert len([i for i in at["fsync"] if i < min(at["renames"])]) == 3
+    assert len([i for i in at["fsync"] if max(at["renames"]) < i < at["report"][0]]) == 2

@@ -175,6 +175,24 @@ static int verify_one(tc_item *it, unsigned char *buf, int64_t drop_from) {
     return 0;
 }
 
+/* Which files of the batch a syncfs of the file system on device ``dev``
+ * makes durable: those whose directory is on it (a directory is asked once
+ * per run of neighbours). */
+static void mark_devices(tc_item *items, int n, dev_t dev) {
+    const char *last = NULL;
+    int last_on = 0;
+    for (int i = 0; i < n; i++) {
+        tc_item *it = &items[i];
+        if (it->stage != TC_OK) continue;
+        if (last == NULL || strcmp(last, it->dir) != 0) {
+            struct stat st;
+            last = it->dir;
+            last_on = stat(it->dir, &st) == 0 && st.st_dev == dev;
+        }
+        it->covered = last_on;
+    }
+}
+
 static void drop(tc_item *it) {
     if (it->fd >= 0) {
         close(it->fd);
@@ -194,6 +212,7 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
         items[i].err = 0;
         items[i].fd = -1;
         items[i].dst_dev = items[i].dst_ino = 0;
+        items[i].covered = items[i].dir_synced = 0;
         items[i].dst_mtime_ns = items[i].dst_ctime_ns = 0;
         if (items[i].size > largest) largest = items[i].size;
     }
@@ -210,23 +229,32 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
         }
     }
     /* 2. one durable point for the batch: a syncfs of the file system (where it
-     * is known to reach the media), else every file's data and inode synced */
+     * is known to reach the media), else every file's data and inode synced.
+     * A destination tree may hold a mount point: a file whose directory is on
+     * another device than the syncfs reached is synced on its own. */
+    dev_t fs_dev = 0;
+    int by_syncfs = 0;
     if (any >= 0 && use_syncfs) {
-        if (syncfs(items[any].fd) != 0) {
-            int e = errno;
+        struct stat st;
+        if (fstat(items[any].fd, &st) == 0) {
+            fs_dev = st.st_dev;
+            by_syncfs = syncfs(items[any].fd) == 0 ? 1 : -errno;
+        } else {
+            by_syncfs = -errno;
+        }
+        if (by_syncfs < 0)
             for (int i = 0; i < n; i++)
                 if (items[i].stage == TC_OK) {
-                    fail(&items[i], TC_SYNC, e);
+                    fail(&items[i], TC_SYNC, -by_syncfs);
                     abandon(&items[i]);
                 }
-        }
-    } else if (any >= 0) {
-        for (int i = 0; i < n; i++)
-            if (items[i].stage == TC_OK && fsync(items[i].fd) != 0) {
-                fail(&items[i], TC_SYNC, errno);
-                abandon(&items[i]);
-            }
     }
+    if (by_syncfs > 0) mark_devices(items, n, fs_dev);
+    for (int i = 0; i < n && by_syncfs >= 0 && any >= 0; i++)
+        if (items[i].stage == TC_OK && !items[i].covered && fsync(items[i].fd) != 0) {
+            fail(&items[i], TC_SYNC, errno);
+            abandon(&items[i]);
+        }
     /* 3. read back and compared; 4. published under the final name */
     for (int i = 0; i < n; i++) {
         tc_item *it = &items[i];
@@ -250,12 +278,34 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
         drop(it);
     }
     free(buf);
-    /* 5. the new names durable: each directory synced once (the batch comes
-     * in path order, so a directory's files are neighbours) */
+    /* 5. the new names durable: with syncfs, one more syncfs for every
+     * directory on its device at once (a directory's sync costs a journal
+     * commit as a syncfs does); each other directory synced once (the batch
+     * comes in path order, so a directory's files are neighbours) */
+    if (by_syncfs > 0) {
+        int first = -1, dirs = 0;
+        for (int i = 0; i < n && dirs < 2; i++)
+            if (items[i].stage == TC_OK && items[i].covered &&
+                (first < 0 || strcmp(items[first].dir, items[i].dir) != 0)) {
+                if (first < 0) first = i;
+                dirs++;
+            }
+        if (dirs > 1) {
+            int err = 0;
+            int dfd = open(items[first].dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd < 0 || syncfs(dfd) != 0) err = errno;
+            if (dfd >= 0) close(dfd);
+            for (int i = 0; i < n; i++)
+                if (items[i].stage == TC_OK && items[i].covered) {
+                    if (err) fail(&items[i], TC_DIRSYNC, err);
+                    else items[i].dir_synced = 1;
+                }
+        }
+    }
     const char *synced = NULL;
     for (int i = 0; i < n; i++) {
         tc_item *it = &items[i];
-        if (it->stage != TC_OK) continue;
+        if (it->stage != TC_OK || it->dir_synced) continue;
         if (synced != NULL && strcmp(synced, it->dir) == 0) continue;
         int err = 0;
         int dfd = open(it->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -24,6 +24,8 @@ typedef struct {
     int64_t dst_mtime_ns;
     int64_t dst_ctime_ns;
     int fd;
+    int covered;    /* made durable by the batch's syncfs (its directory on that device) */
+    int dir_synced; /* its new name made durable with every directory at once */
 } tc_item;
 
 enum { TC_OK = 0, TC_SOURCE = 1, TC_CHANGED = 2, TC_DEST = 3, TC_SYNC = 4, TC_VERIFY = 5, TC_MISMATCH = 6,
