@@ -11,10 +11,13 @@ interpreter's lock released, in five steps:
    and time;
 2. one durable point: one ``syncfs(2)`` of the destination file system where
    that is known to reach the media (``batch_sync``), else an ``fsync`` of
-   every file;
+   every file (and always of a file whose directory is on another file
+   system, below a mount point in the tree);
 3. every file read back and its CRC32C compared with the source's;
 4. each renamed to its final name;
-5. each directory synced once.
+5. the new names durable: one more ``syncfs`` for all the directories of
+   the batch on that file system when there are several, else each
+   directory synced once.
 
 Only a file through all five is returned as published; the rest come back
 ``None`` with their partial file removed, and the caller copies them the
