@@ -29,18 +29,18 @@ def _batch(driver, root, n):
 def test_each_sync_mode_publishes_verified_objects(tmp_path, monkeypatch, mode):
     driver = open_location(f"posix://{tmp_path}?batch_sync={mode}").driver
     calls = {"syncfs": 0, "dirs": []}
-    real_syncfs, real_dir = fsutil.syncfs, driverkit.fsync_dir
+    real_syncfs, real_inode = fsutil.syncfs, driverkit.fsync_inode
 
     def counting_syncfs(fd, what):
         calls["syncfs"] += 1
         real_syncfs(fd, what)
 
-    def counting_dir(d):
+    def counting_dir(d, what):
         calls["dirs"].append(d)
-        real_dir(d)
+        real_inode(d, what)
 
     monkeypatch.setattr("transfercore_posix.writer.syncfs", counting_syncfs)
-    monkeypatch.setattr("transfercore_posix.batchsync.fsync_dir", counting_dir)
+    monkeypatch.setattr("transfercore_posix.batchsync.fsync_inode", counting_dir)
     writers = _batch(driver, tmp_path, 6)
 
     def verify(w):
@@ -94,3 +94,33 @@ def test_syncfs_mode_passes_the_batch_clause(tmp_path):
         assert "one refused" in batch.check_batch(s)
     finally:
         s.cleanup()
+
+
+def test_the_directories_of_a_batch_are_synced_together(tmp_path, monkeypatch):
+    """Each directory once, all at the same time on the sync threads (one
+    after the other, each cost a journal commit)."""
+    import threading
+
+    driver = open_location(f"posix://{tmp_path}?batch_sync=fsync").driver
+    subs = ["a", "b", "c"]
+    for sub in subs:
+        (tmp_path / sub).mkdir()
+    synced: list[tuple[str, str]] = []
+    real_inode = driverkit.fsync_inode
+
+    def recording(path, what):
+        if os.path.isdir(path):
+            synced.append((path, threading.current_thread().name))
+        real_inode(path, what)
+
+    monkeypatch.setattr("transfercore_posix.batchsync.fsync_inode", recording)
+    writers = []
+    for sub in subs:
+        for i in range(2):
+            w = driver.open_new(f"{tmp_path}/{sub}/f{i}", 10)
+            w.write(0, b"x" * 10)
+            writers.append(w)
+    assert driver.complete_batch(writers) == [None] * 6
+    assert sorted(path for path, _ in synced) == [str(tmp_path / sub) for sub in subs]
+    assert all(thread.startswith("posix-sync") for _, thread in synced)
+    driver.close()

@@ -88,12 +88,10 @@ class BatchSync:
                     pass
         # The renames are durable once their directories are: only then is
         # any object of the batch reported as published.
-        failed_dirs: dict[str, BaseException] = {}
-        for directory in sorted(directories):
-            try:
-                fsync_dir(directory)
-            except Exception as exc:  # noqa: BLE001
-                failed_dirs[directory] = exc
+        # Together: one sync after the other, each directory cost a journal commit.
+        ordered = sorted(directories)
+        failed_dirs = {d: error for d, error in zip(ordered, self.sync_inodes(ordered, "directory"), strict=True)
+                       if error is not None}
         for i, writer in enumerate(batch):
             if results[i] is None and writer.directory in failed_dirs:
                 results[i] = failed_dirs[writer.directory]
