@@ -94,3 +94,20 @@ def test_a_journal_from_before_destination_facts_gains_the_column(tmp_path):
         assert campaign.id == 1
         rows = sqlite3.connect(path).execute("SELECT rel, state, dst FROM campaign_entries").fetchall()
     assert rows == [("f", "complete", "")]
+
+
+def test_unfinished_files_are_the_records_a_task_needs_across_pages(tmp_path):
+    bad = "d/caf\udce9"  # a name that is not UTF-8, as os gives it
+    with CampaignStore(tmp_path / "j.db") as store:
+        c = store.open_campaign("s", "d", "", {})
+        entries = [Entry("d", Kind.DIR), Entry("d/link", Kind.LINK, 0, 1, 0o777, "l", "f"), *_files(4500),
+                   Entry(bad, Kind.FILE, 3, 7, 0o600, "1:x")]
+        store.record_walk(c, iter(entries))
+        store.record(c, [Outcome("d/f00001", FileState.COMPLETE, checksum="aa")])
+        store.mark_started(c, ["d/f00002"])
+        got = list(store.unfinished_files(c))
+        want = [(r.entry.rel, r.entry.size, r.entry.mtime_ns, r.entry.mode, r.entry.identity, r.state)
+                for r in store.records(c, kinds=(Kind.FILE,), unfinished=True)]
+        assert got == want and len(got) == 4500  # 4,501 files, one complete; no directory or link
+        assert (bad, 3, 7, 0o600, "1:x", FileState.PENDING) in got
+        assert dict((g[0], g[5]) for g in got)["d/f00002"] is FileState.STARTED

@@ -453,18 +453,18 @@ class TreeCopy:
         per_batch = max(1, min(opts.batch_files, math.ceil(pending_files / max(1, 2 * opts.files))))
         batch: list[FileSpec] = []
         batch_bytes = 0
-        for record in self.store.records(campaign, kinds=(Kind.FILE,), unfinished=True):
-            e = record.entry
-            spec = FileSpec(e.rel, e.size, e.mtime_ns, e.mode, e.identity, started=record.state is not FileState.PENDING)
-            if e.size > opts.whole_file_max and opts.ranges_above and e.size >= opts.ranges_above:
+        pending = FileState.PENDING
+        for rel, size, mtime_ns, mode, identity, state in self.store.unfinished_files(campaign):
+            spec = FileSpec(rel, size, mtime_ns, mode, identity, started=state is not pending)
+            if size > opts.whole_file_max and opts.ranges_above and size >= opts.ranges_above:
                 yield RangedFileTask(self.source_url, self.destination_url, spec, opts.transfer, opts.extras,
                                      range_size=opts.range_size), [spec]
                 continue
-            if e.size > opts.whole_file_max:
+            if size > opts.whole_file_max:
                 yield LargeFileTask(self.source_url, self.destination_url, spec, opts.transfer, opts.extras), [spec]
                 continue
             batch.append(spec)
-            batch_bytes += e.size
+            batch_bytes += size
             if len(batch) >= per_batch or batch_bytes >= opts.batch_bytes:
                 yield BatchTask(self.source_url, self.destination_url, tuple(batch), opts.checksum, opts.extras), batch
                 batch, batch_bytes = [], 0

@@ -400,6 +400,25 @@ class CampaignStore:
                              marker, checksum, message, dst)
             last = rows[-1][0]
 
+    def unfinished_files(self, campaign: Campaign) -> Iterator[tuple[str, int, int, int, str, FileState]]:
+        """(rel, size, mtime_ns, mode, identity, state) of the current walk's
+        files not complete, in path order, a page at a time: what a task
+        needs, without a :class:`Record` per row (a tree of small files
+        reads one per file while workers wait for tasks)."""
+        last = ""
+        while True:
+            rows = self._run(
+                f"SELECT rel, size, mtime_ns, mode, identity, state FROM campaign_entries "
+                f"WHERE campaign=? AND seen=? AND rel>? AND state!='complete' AND kind='file' "
+                f"ORDER BY rel LIMIT {PAGE}",
+                (campaign.id, campaign.generation, last),
+            ).fetchall()
+            if not rows:
+                return
+            for rel, size, mtime_ns, mode, identity, state in rows:
+                yield decode_name(rel), size, mtime_ns, mode, identity, _STATES[state]
+            last = rows[-1][0]
+
     def record_of(self, campaign: Campaign, rel: str) -> Record | None:
         """One entry of the current walk."""
         row = self._run(
