@@ -140,7 +140,15 @@ class Audit:
 
     # -- the pass ----------------------------------------------------------------
 
+    def _nothing_to_check(self) -> bool:
+        """A first run into a destination that does not exist yet: no entry
+        was ever handed out and there is nothing there, so the pass (a read
+        of every entry) would find nothing."""
+        return not self.store.any_handed_out(self.campaign) and self._list("") is None
+
     def run(self) -> AuditResult:
+        if self._nothing_to_check():
+            return AuditResult(0, 0, 0, [], [])
         for record, level, name in self._levels():
             self._check(record, level, name)
             if len(self._changes) >= BATCH:

@@ -453,6 +453,11 @@ class CampaignStore:
         ).fetchall()
         return {decode_name(rel)[len(parent) + 1 if parent else 0:]: kind for rel, kind in rows}
 
+    def any_handed_out(self, campaign: Campaign) -> bool:
+        """Whether any entry of the campaign ever left ``pending`` (the destination may hold something of it)."""
+        return self._run("SELECT 1 FROM campaign_entries WHERE campaign=? AND state!='pending' LIMIT 1",
+                         (campaign.id,)).fetchone() is not None
+
     def counts(self, campaign: Campaign) -> Counts:
         rows = self._run(
             "SELECT kind, state, COUNT(*), COALESCE(SUM(size), 0) FROM campaign_entries "
