@@ -10,9 +10,9 @@ from transfercore.campaign.store import Outcome
 from transfercore.registry import open_location
 
 
-def _audit(store, campaign, root):
+def _audit(store, campaign, root, created_root=False):
     return Audit(store, campaign, open_location(str(root)).driver, str(root), whole_file_max=1 << 20,
-                 clear_in_the_way=lambda path, found: "in the way")
+                 clear_in_the_way=lambda path, found: "in the way", created_root=created_root)
 
 
 def _campaign(store):
@@ -22,7 +22,10 @@ def _campaign(store):
     return c
 
 
-def test_a_first_run_into_a_missing_destination_reads_no_entry(tmp_path, monkeypatch):
+@pytest.mark.parametrize("created_root", [False, True])
+def test_a_first_run_into_a_new_destination_reads_no_entry(tmp_path, monkeypatch, created_root):
+    if created_root:
+        (tmp_path / "dst").mkdir()  # as the run made it just before
     with CampaignStore(tmp_path / "j.db") as store:
         c = _campaign(store)
 
@@ -30,8 +33,19 @@ def test_a_first_run_into_a_missing_destination_reads_no_entry(tmp_path, monkeyp
             raise AssertionError("every entry read for nothing")
 
         monkeypatch.setattr(store, "records", no_reading)
-        result = _audit(store, c, tmp_path / "dst").run()
+        result = _audit(store, c, tmp_path / "dst", created_root).run()
     assert (result.repaired, result.failures) == (0, [])
+
+
+def test_an_existing_destination_is_checked_on_a_first_run(tmp_path):
+    """It may hold hidden partial files of a run whose journal was lost: they are swept."""
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    leftover = dst / ".g.0123456789abcdef.tcpart"
+    leftover.write_bytes(b"old")
+    with CampaignStore(tmp_path / "j.db") as store:
+        result = _audit(store, _campaign(store), dst).run()
+    assert result.partials_removed == 1 and not leftover.exists()
 
 
 @pytest.mark.parametrize("state", [FileState.COMPLETE, FileState.STARTED])

@@ -88,6 +88,7 @@ class Audit:
         *,
         whole_file_max: int,
         clear_in_the_way: Callable[[str, ObjectInfo], str | None],
+        created_root: bool = False,
     ) -> None:
         self.store = store
         self.campaign = campaign
@@ -97,6 +98,8 @@ class Audit:
         #: Clears a non-directory or a directory standing where an entry
         #: belongs; returns why it could not, or ``None`` when cleared.
         self.clear_in_the_way = clear_in_the_way
+        #: The destination root was created by this run: it holds nothing.
+        self.created_root = created_root
         self._changes: list[tuple[str, FileState]] = []
         self._failed: list[Outcome] = []
         self.failures: list[tuple[str, str]] = []
@@ -141,10 +144,12 @@ class Audit:
     # -- the pass ----------------------------------------------------------------
 
     def _nothing_to_check(self) -> bool:
-        """A first run into a destination that does not exist yet: no entry
-        was ever handed out and there is nothing there, so the pass (a read
-        of every entry) would find nothing."""
-        return not self.store.any_handed_out(self.campaign) and self._list("") is None
+        """A first run into a destination that did not exist: no entry was
+        ever handed out and there is nothing there (not even a hidden
+        partial), so the pass (a read of every entry) would find nothing."""
+        if self.store.any_handed_out(self.campaign):
+            return False
+        return self.created_root or self._list("") is None
 
     def run(self) -> AuditResult:
         if self._nothing_to_check():

@@ -213,22 +213,22 @@ class TreeCopy:
         started = time.monotonic()
         src = endpoint(self.source_url)
         dst = endpoint(self.destination_url)
-        self._check_roots(src, dst)
+        created = self._check_roots(src, dst)
         # One run per destination tree: two would hand out the same files.
         lock = RunLock.acquire(self.store.lock_path(_url(dst)), source=_url(src), destination=_url(dst))
         try:
-            return self._run(src, dst, started)
+            return self._run(src, dst, started, created)
         finally:
             lock.release()
 
-    def _run(self, src: Endpoint, dst: Endpoint, started: float) -> TreeResult:
+    def _run(self, src: Endpoint, dst: Endpoint, started: float, created_root: bool = False) -> TreeResult:
         campaign = self.store.open_campaign(_url(src), _url(dst), self.manifest_name, self.options.to_dict())
         self.store.record_walk(campaign, self._entries(src))
         if not self.options.transfer.resume:
             self.store.reopen(campaign)
         # The destination, not the journal, says what is there.
         checked = Audit(self.store, campaign, dst.driver, dst.path, whole_file_max=self.options.whole_file_max,
-                        clear_in_the_way=self._clear_in_the_way(dst)).run()
+                        clear_in_the_way=self._clear_in_the_way(dst), created_root=created_root).run()
         for rel in checked.repaired_paths:
             self._emit(FileRepaired(rel))
         for rel, message in checked.failures:
@@ -306,7 +306,8 @@ class TreeCopy:
 
         return clear
 
-    def _check_roots(self, src: Endpoint, dst: Endpoint) -> None:
+    def _check_roots(self, src: Endpoint, dst: Endpoint) -> bool:
+        """Refuse roots that cannot be copied; True when the destination root was created now."""
         try:
             info = src.driver.stat(src.path)
         except NotFound:
@@ -323,10 +324,11 @@ class TreeCopy:
             existing = dst.driver.lstat(dst.path)
         except NotFound:
             dst.driver.mkdir(dst.path)
-        else:
-            if not existing.is_dir or existing.link is not None:
-                raise IsADirectory(f"destination {_url(dst)} exists and is not a directory",
-                                   hint="give a directory, or a path that does not exist yet")
+            return True
+        if not existing.is_dir or existing.link is not None:
+            raise IsADirectory(f"destination {_url(dst)} exists and is not a directory",
+                               hint="give a directory, or a path that does not exist yet")
+        return False
 
     def _skip(self, rel: str, reason: str) -> None:
         self.skipped += 1
