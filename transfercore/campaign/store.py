@@ -377,46 +377,41 @@ class CampaignStore:
     ) -> Iterator[Record]:
         """The current walk's entries in path order (children after their
         parents; before them with ``descending``), read a page at a time."""
-        where = "campaign=? AND seen=? AND rel" + ("<?" if descending else ">?")
+        where = "campaign=? AND seen=?"
         if unfinished:
             where += " AND state!='complete'"
         if kinds:
             where += " AND kind IN (" + ",".join("?" * len(kinds)) + ")"
-        last = "\U0010ffff" * 4 if descending else ""
-        order = "DESC" if descending else ""
-        while True:
-            params: list[Any] = [campaign.id, campaign.generation, last]
-            params += [k.value for k in kinds or ()]
-            rows = self._run(
-                f"SELECT rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst "
-                f"FROM campaign_entries WHERE {where} ORDER BY rel {order} LIMIT {PAGE}",
-                params,
-            ).fetchall()
-            if not rows:
-                return
-            for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst in rows:
-                yield Record(Entry(decode_name(rel), _KINDS[kind], size, mtime_ns, mode, identity, _unlink(link)),
-                             _STATES[state],
-                             marker, checksum, message, dst)
-            last = rows[-1][0]
+        rows = self._pages("rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst",
+                           where, [campaign.id, campaign.generation, *(k.value for k in kinds or ())], descending)
+        for rel, kind, size, mtime_ns, mode, identity, link, state, marker, checksum, message, dst in rows:
+            yield Record(Entry(decode_name(rel), _KINDS[kind], size, mtime_ns, mode, identity, _unlink(link)),
+                         _STATES[state],
+                         marker, checksum, message, dst)
 
     def unfinished_files(self, campaign: Campaign) -> Iterator[tuple[str, int, int, int, str, FileState]]:
         """(rel, size, mtime_ns, mode, identity, state) of the current walk's
         files not complete, in path order, a page at a time: what a task
         needs, without a :class:`Record` per row (a tree of small files
         reads one per file while workers wait for tasks)."""
-        last = ""
+        rows = self._pages("rel, size, mtime_ns, mode, identity, state",
+                           "campaign=? AND seen=? AND state!='complete' AND kind='file'",
+                           [campaign.id, campaign.generation])
+        for rel, size, mtime_ns, mode, identity, state in rows:
+            yield decode_name(rel), size, mtime_ns, mode, identity, _STATES[state]
+
+    def _pages(self, columns: str, where: str, params: list[Any], descending: bool = False) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``campaign_entries`` matching ``where``, ``rel`` first
+        among ``columns``, in path order, read :data:`PAGE` rows at a time
+        (each page starts after the last ``rel`` of the one before)."""
+        last = "\U0010ffff" * 4 if descending else ""
+        sql = (f"SELECT {columns} FROM campaign_entries WHERE {where} AND rel{'<' if descending else '>'}? "
+               f"ORDER BY rel {'DESC' if descending else ''} LIMIT {PAGE}")
         while True:
-            rows = self._run(
-                f"SELECT rel, size, mtime_ns, mode, identity, state FROM campaign_entries "
-                f"WHERE campaign=? AND seen=? AND rel>? AND state!='complete' AND kind='file' "
-                f"ORDER BY rel LIMIT {PAGE}",
-                (campaign.id, campaign.generation, last),
-            ).fetchall()
+            rows = self._run(sql, [*params, last]).fetchall()
             if not rows:
                 return
-            for rel, size, mtime_ns, mode, identity, state in rows:
-                yield decode_name(rel), size, mtime_ns, mode, identity, _STATES[state]
+            yield from rows
             last = rows[-1][0]
 
     def record_of(self, campaign: Campaign, rel: str) -> Record | None:
