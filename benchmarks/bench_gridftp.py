@@ -65,13 +65,27 @@ def make_source(path: Path, size: int) -> None:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int, children: bool) -> float:
-    """User + system time of ``pid`` (or of its reaped children) in seconds."""
+def _stat(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, children: bool) -> float:
+    """User + system time of ``pid``, or of its children (reaped, and alive: ``serve --workers``), in seconds."""
+    fields = _stat(pid)
     # Fields after the command name start at field 3 (state): utime is 14, cutime 16.
-    first = 13 if children else 11
-    return (int(fields[first]) + int(fields[first + 1])) / TICK
+    if not children:
+        return (int(fields[11]) + int(fields[12])) / TICK
+    ticks = int(fields[13]) + int(fields[14])
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                kid = _stat(int(name))
+            except (OSError, IndexError):
+                continue
+            if int(kid[1]) == pid:
+                ticks += int(kid[11]) + int(kid[12])
+    return ticks / TICK
 
 
 def settled_cpu(pid: int, children: bool) -> float:
@@ -177,7 +191,8 @@ class Servers:
         self.pidfiles = [self.pidfile]
 
     def ours(
-        self, name: str, args: list[str], root: Path, env: dict[str, str] | None = None, scheme: str = "ftp"
+        self, name: str, args: list[str], root: Path, env: dict[str, str] | None = None, scheme: str = "ftp",
+        *, children: bool = False,
     ) -> None:
         port = free_port()
         proc = subprocess.Popen(
@@ -187,7 +202,8 @@ class Servers:
         )
         self.procs.append(proc)
         wait_port(port, proc)
-        self.endpoints[name] = (f"{scheme}://127.0.0.1:{port}", root, proc.pid, False)
+        # with --workers the sessions run in the supervisor's children: their CPU and memory count
+        self.endpoints[name] = (f"{scheme}://127.0.0.1:{port}", root, proc.pid, children)
 
     def real(self, root: Path) -> None:
         port = free_port()
@@ -256,7 +272,8 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=4, help="MODE E data connections (default 4)")
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
     ap.add_argument("--servers", default="transfercore,transfercore-hpss",
-                    help="our servers in the tree cases (default transfercore,transfercore-hpss)")
+                    help="our servers in the tree cases (default transfercore,transfercore-hpss; "
+                         "a suffix -wN runs one with --workers N, e.g. transfercore-w2)")
     ap.add_argument("--before", metavar="CHECKOUT",
                     help="a checkout of other code (git worktree or archive): its serve --root runs as "
                     "'before' in the tree cases, in the same alternation")
@@ -293,6 +310,16 @@ def main() -> int:
         emu,
         {"HPSS_EMU_ROOT": str(emu)},
     )
+    for name in args.servers.split(","):
+        # "transfercore-w2", "transfercore-hpss-w4": the same server with --workers N
+        base, _, count = name.rpartition("-w")
+        if base in ("transfercore", "transfercore-hpss") and count.isdigit():
+            where = work / name
+            where.mkdir(exist_ok=True)
+            store = (["--root", str(where)] if base == "transfercore"
+                     else ["--driver", "hpss:///?segment=64MiB", "--spool-dir", str(work / f"spool-{name}")])
+            env = {"HPSS_EMU_ROOT": str(where)} if base == "transfercore-hpss" else None
+            servers.ours(name, [*store, "--workers", count], where, env, children=True)
     servers.real(real_root)
     if args.before:
         before_root = work / "before"

@@ -167,6 +167,11 @@ class TransferAborted(TransferCoreError):
 class ListenError(TransferCoreError):
     """A server cannot listen on the address it was given (busy port, unknown host)."""
 
+    @classmethod
+    def on(cls, host: str, port: int, exc: OSError) -> ListenError:
+        return cls(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                   hint="choose another --port (0 picks a free one) or stop what listens there")
+
 
 class StorageError(TransferCoreError, OSError):
     """An error reported by the storage behind a driver."""

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import Client
 
 
@@ -61,14 +63,15 @@ def test_invalid_port_is_one_line_and_a_usage_exit_code(root):
         assert "Traceback" not in proc.stderr
 
 
-def test_busy_port_is_one_line_and_a_failure_exit_code(root):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_busy_port_is_one_line_and_a_failure_exit_code(root, workers):
     import socket
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        proc = run_cli("--root", str(root), "--anonymous", "--port", str(port))
+        proc = run_cli("--root", str(root), "--anonymous", "--port", str(port), "--workers", workers)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert "in use" in proc.stderr and "Traceback" not in proc.stderr

@@ -83,6 +83,8 @@ def silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    #: as given, for a command that runs copies of itself (``serve --workers``)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         code = int(args.func(args))
         sys.stdout.flush()

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import OptionError, TransferCoreError
+from ..errors import ListenError, OptionError, TransferCoreError
 from ..service.config import ConfigError, ConfigFile, given, load, merge, options, overridable
 from ..service.listening import announce_listening
 from .exitcodes import ExitCode
@@ -62,6 +62,9 @@ def register(subparsers: Any) -> None:
         help="fail a silent data connection after S seconds",
     )
     p.add_argument("--max-sessions", type=int, default=64, help="concurrent logged-in sessions (default 64)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes serving sessions from the one port (default 1; the limits hold for all "
+                        "of them together; more than one uses more cores for many small files)")
     g = p.add_argument_group(
         "GSI (gsiftp://)",
         "X.509 proxy authentication and DCAU/PROT data-channel protection, as Globus does it.  "
@@ -135,6 +138,21 @@ def register(subparsers: Any) -> None:
                      "pip install 'transfercore[metrics]')")
     overridable(p)
     p.set_defaults(func=run)
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    from ..gridftp.sharedstate import CAPACITY, MAX_WORKERS
+
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise OptionError(f"--workers {args.workers}: give 1 to {MAX_WORKERS}")
+    if args.workers == 1:
+        return
+    if args.metrics_port is not None:
+        raise OptionError("--metrics-port serves one process's figures: it cannot be combined with --workers "
+                          "above 1 yet", hint="run with --workers 1 to export metrics")
+    if args.max_sessions + args.max_unauthenticated > CAPACITY // 2:
+        raise OptionError(f"--max-sessions plus --max-unauthenticated may be at most {CAPACITY // 2} with "
+                          "--workers above 1 (the workers' shared tables are that large)")
 
 
 def _port_range(text: str | None) -> range | None:
@@ -212,13 +230,13 @@ CHECKS: dict[str, Any] = {
     "transfer_log_checksum": _check_checksum,
     **{
         key: _check_positive
-        for key in ("idle_timeout", "data_timeout", "max_sessions", "login_timeout", "max_unauthenticated",
+        for key in ("idle_timeout", "data_timeout", "max_sessions", "workers", "login_timeout", "max_unauthenticated",
                     "max_unauthenticated_per_address", "max_sessions_per_address")
     },
 }
 
 #: Settings a reload cannot change: the listening socket, the storage, the metrics endpoint.
-RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file")
+RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file", "workers")
 
 
 @attrs.frozen
@@ -256,6 +274,7 @@ def build(args: argparse.Namespace) -> Plan:
         raise OptionError("give exactly one of --root DIR or --driver URL")
     if args.marker_interval < 0.1:
         raise OptionError("--marker-interval must be at least 0.1 seconds")
+    _check_workers(args)
     users = UserDB.load(args.users) if args.users else None
     gsi = _gsi_config(args)
     if not (args.anonymous or args.anonymous_write or (users and len(users)) or gsi):
@@ -339,6 +358,27 @@ def check_config(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def supervise(args: argparse.Namespace) -> int:
+    """``--workers N``: bind the port once, then run N copies of this command as workers on it."""
+    import socket
+
+    from ..gridftp.sharedstate import SharedRegion
+    from ..service.supervisor import Supervisor
+
+    try:
+        listening = socket.create_server((args.host, args.port), backlog=1024, reuse_port=False)
+    except OSError as exc:
+        raise ListenError.on(args.host, args.port, exc) from None
+    region = SharedRegion.create()
+    port = listening.getsockname()[1]
+    supervisor = Supervisor(args.argv, args.workers, listening, region.fd, region.forget_worker)
+    try:
+        return supervisor.run(lambda: announce_listening("serve", args.host, port, args.port_file))
+    finally:
+        listening.close()
+        region.close()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.check_config:
         return check_config(args)
@@ -346,11 +386,22 @@ def run(args: argparse.Namespace) -> int:
     args = settings(args)
     if args.add_user:
         return _add_user(args)
+    from ..service.supervisor import say_ready, supervisor_gone, worker_spec
+
+    spec = worker_spec()
+    if spec is None and args.workers > 1:
+        build(args)  # every setting checked once, before any worker starts
+        if args.root and not os.path.isdir(args.root):
+            raise OptionError(f"--root {args.root} is not a directory")
+        return supervise(args)
+
     from ..gridftp.memory import freeze_startup
     from ..gridftp.server import GridFTPServer
+    from ..gridftp.workers import Worker
     from ..service import translog
     from ..service.reload import Reloader
 
+    worker = Worker.from_spec(spec) if spec is not None else None
     plan = build(args)
     endpoint = open_endpoint(args)
     driver, base_path = endpoint.driver, endpoint.path or "/"
@@ -377,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
         task = asyncio.current_task()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        server = GridFTPServer(config, driver, plan.users)
+        server = GridFTPServer(config, driver, plan.users, worker=worker)
         server.checksum_algorithm = args.transfer_log_checksum
         exporter = None
         if args.metrics_port is not None:
@@ -399,13 +450,25 @@ def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         port = await server.start()
         freeze_startup()
-        announce_listening("serve", args.host, port, args.port_file)
+        if spec is None:
+            announce_listening("serve", args.host, port, args.port_file)
+        else:
+            say_ready(spec)
+            watch = asyncio.create_task(_stop_without(spec, task))  # type: ignore[arg-type]
         try:
             await server.serve_forever()
         finally:
+            if spec is not None:
+                watch.cancel()
             await server.close()
             if exporter is not None:
                 exporter.close()
+
+    async def _stop_without(spec: Any, task: asyncio.Task[None]) -> None:
+        # a worker whose supervisor is gone would hold the port with nobody to stop it
+        while not supervisor_gone(spec):
+            await asyncio.sleep(0.5)
+        task.cancel()
 
     try:
         asyncio.run(main())

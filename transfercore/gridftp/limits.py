@@ -143,6 +143,18 @@ class Admission:
         self._waiting.pop(slot.id, None)
         self._sessions.pop(slot.id, None)
 
+    def touch(self, slot: Slot, now: float) -> None:
+        """A whole command arrived on ``slot`` (it is not idle)."""
+        slot.last_command = now
+
+    def set_busy(self, slot: Slot, busy: bool) -> None:
+        """A transfer started (``True``) or ended on ``slot``."""
+        slot.busy = busy
+
+    def take_evicted(self) -> list[Slot]:
+        """Slots of this process that another one evicted since the last call (none here)."""
+        return []
+
     def login_deadline(self, slot: Slot) -> float | None:
         return None if slot.logged_in else slot.connected_at + self.limits.login_timeout
 

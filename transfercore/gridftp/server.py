@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,14 +56,23 @@ from .session import (
     StorageOp,
     Store,
 )
+from .sharedlimits import SharedAdmission
 from .transfers import DataTransfers
+from .uploadlock import UPLOADS, SharedUploadLocks, UploadLocks
 from .users import UserDB
 
 if TYPE_CHECKING:
     from ..service.stats import Live
+    from .workers import Worker
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
+
+#: How long a worker with more connections than another leaves a new one to the others (seconds).
+ACCEPT_DEFERRAL = 0.01
+#: How often a worker looks for its connections that another worker evicted (seconds).
+EVICTION_POLL = 0.2
+IDLE_EVICTED = "Idle session closed to make room for a new login; reconnect to go on."
 
 #: Commands a client may pipeline behind a running transfer before the server stops reading.
 MAX_QUEUED_COMMANDS = 4096
@@ -74,8 +84,29 @@ class LoginResult:
     #: Why a login was refused, when it was not the password (for the one 530 reply).
     reason: str | None = None
 
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def woken() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), woken)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
 class GridFTPServer:
-    def __init__(self, config: ServerConfig, driver: Driver, users: UserDB | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        driver: Driver,
+        users: UserDB | None = None,
+        *,
+        worker: Worker | None = None,
+    ) -> None:
         self.config = config
         self.driver = driver
         self.users = users or UserDB({})
@@ -83,7 +114,16 @@ class GridFTPServer:
             max_workers=max(16, config.max_sessions * 2), thread_name_prefix="gridftp"
         )
         self.sessions = 0
-        self.admission = Admission(config.effective_limits())
+        #: one of several processes serving one listening socket (``serve --workers N``), or alone
+        self.worker = worker
+        self.admission: Admission
+        self.uploads: UploadLocks
+        if worker is None:
+            self.admission, self.uploads = Admission(config.effective_limits()), UPLOADS
+        else:
+            self.admission = SharedAdmission(config.effective_limits(), worker.region, worker.index, worker.count,
+                                             worker.generation)
+            self.uploads = SharedUploadLocks(worker.region, worker.index)
         self.connections: dict[int, Connection] = {}
         # the session knows what the storage's namespace can do (SITE CHMOD/UTIME/SYMLINK*)
         namespace = _namespace(driver) if driver is not None else None
@@ -98,6 +138,9 @@ class GridFTPServer:
         #: read every complete upload back for the transfer log's CHECKSUM= (None: the storage's own, if any)
         self.checksum_algorithm: str | None = None
         self.background: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._accepted: set[asyncio.Task[None]] = set()
         core_markers.DURABLE_TIMERS.append(self.stats.durable_call)
 
     def reconfigure(self, config: ServerConfig, users: UserDB | None) -> None:
@@ -147,28 +190,85 @@ class GridFTPServer:
     async def start(self) -> int:
         host, port = self.config.host, self.config.port
         try:
-            self._server = await asyncio.start_server(
-                self._on_connect, host, port, limit=1 << 16, reuse_address=True
-            )
+            if self.worker is not None:
+                # the supervisor's socket: every worker accepts from it, one connection at a time
+                self._accepting = asyncio.create_task(self._accept_loop(self.worker))
+                self._watch = asyncio.create_task(self._watch_evictions())
+                return int(self.worker.listening.getsockname()[1])
+            else:
+                self._server = await asyncio.start_server(
+                    self._on_connect, host, port, limit=1 << 16, reuse_address=True
+                )
         except OSError as exc:
-            raise ListenError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                hint="choose another --port (0 picks a free one) or stop what listens there",
-            ) from None
+            raise ListenError.on(host, port, exc) from None
         return int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
+        if self._accepting is not None:
+            await self._accepting
+            return
         assert self._server is not None
         async with self._server:
             await self._server.serve_forever()
 
+    async def _accept_loop(self, worker: Worker) -> None:
+        """Accept from the shared socket, leaving the next connection to a worker with fewer.
+
+        Every worker is woken for each connection and the first to accept
+        takes it (asyncio's own server would take every one waiting), so a
+        client's four connections at once could all land on one worker.  A
+        worker with more connections than another waits a moment first;
+        if nobody took the connection meanwhile, it takes it after all.
+        """
+        loop = asyncio.get_running_loop()
+        sock = worker.listening
+        while True:
+            await _readable(loop, sock)
+            if worker.ahead():
+                await asyncio.sleep(ACCEPT_DEFERRAL)
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # another worker took it
+            except OSError as exc:  # out of descriptors, say: wait rather than spin
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            conn.setblocking(False)
+            worker.connected()
+            task = asyncio.create_task(self._serve_accepted(conn, worker))
+            self._accepted.add(task)
+            task.add_done_callback(self._accepted.discard)
+
+    async def _serve_accepted(self, conn: socket.socket, worker: Worker) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn, limit=1 << 16)
+            await self._on_connect(reader, writer)
+        finally:
+            worker.disconnected()
+
     async def close(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            for task in list(self._accepted):
+                task.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
         self.pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(ValueError):
             core_markers.DURABLE_TIMERS.remove(self.stats.durable_call)
+
+    async def _watch_evictions(self) -> None:
+        """Close this worker's connections that another worker evicted to admit its own."""
+        while True:
+            await asyncio.sleep(EVICTION_POLL)
+            taken = self.admission.take_evicted()
+            waiting = [s for s in taken if not s.logged_in]
+            self.evict(waiting, "Too many connections waiting to log in; closing the oldest.")
+            self.evict([s for s in taken if s.logged_in], IDLE_EVICTED)
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -229,6 +329,7 @@ class Connection:
         self.data = DataTransfers(
             config=self.config, driver=self.driver, session=self.session, committer=server.committer,
             run_blocking=self.io, send=self.send, dpath=self.dpath, peer_host=self.peer_host,
+            uploads=server.uploads,
         )
         self.slot = slot or Slot(id=0, address=peer[0], connected_at=time.monotonic())
         self.gsi = ControlFilter(self.config.gsi) if self.config.gsi is not None else None
@@ -348,7 +449,7 @@ class Connection:
                 continue
             for event in self.commands.receive(item):
                 self.idle.command(time.monotonic())
-                self.slot.last_command = time.monotonic()
+                self.server.admission.touch(self.slot, time.monotonic())
                 if self.session.urgent(event):
                     async with self.turn:
                         for output in self.session.handle(event):
@@ -415,7 +516,7 @@ class Connection:
         admission = self.server.admission
         self.server.evict(
             admission.make_room(self.slot, time.monotonic()),
-            "Idle session closed to make room for a new login; reconnect to go on.",
+            IDLE_EVICTED,
         )
         refusal = admission.login(self.slot)
         if refusal is not None:
@@ -531,11 +632,12 @@ class Connection:
         self.marked_durable = 0
         self.transfer_kind = _log_type(action)
         log.info("session %d: %s of %s started (MODE %s)", self.slot.id, kind, action.path, action.mode)
-        self.slot.busy = True
+        admission = self.server.admission
+        admission.set_busy(self.slot, True)
 
         def ended(_: asyncio.Task[None]) -> None:
-            self.slot.busy = False
-            self.slot.last_command = time.monotonic()
+            admission.set_busy(self.slot, False)
+            admission.touch(self.slot, time.monotonic())
             progress = self.data.progress
             moved = f", {progress.total} bytes" if progress is not None else ""
             log.info("session %d: %s of %s ended after %.1f s%s: %s", self.slot.id, kind, action.path,

@@ -66,7 +66,7 @@ from .session import Active, Listing, Passive, Retrieve, Store
 from .spool import MEMORY_FIRST, Spool
 from .spooled import check_writable, drop_spooled, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
-from .uploadlock import UPLOADS
+from .uploadlock import UPLOADS, UploadLocks
 
 if TYPE_CHECKING:
     from .serverconfig import ServerConfig
@@ -153,8 +153,11 @@ class DataTransfers:
         send: Callable[[Reply], Awaitable[None]],
         dpath: Callable[[str], str],
         peer_host: str,
+        uploads: UploadLocks = UPLOADS,
     ) -> None:
         self.config = config
+        #: the destinations being uploaded (by every session of the server)
+        self.uploads = uploads
         self.driver = driver
         self.session = session
         #: completes uploads together with those of the other sessions (one per server)
@@ -329,13 +332,13 @@ class DataTransfers:
         key = self._upload_key(act.path, local)
         owner = f"an upload from {self.peer_host}"
         # Held until the clean-up below is done: a retry must not meet this upload's partial or spool.
-        await UPLOADS.acquire(
+        await self.uploads.acquire(
             key, owner, min(self.config.data_timeout, UPLOAD_WAIT), self._wait_released, act.path
         )
         try:
             await self._store(act, local)
         finally:
-            UPLOADS.release(key)
+            self.uploads.release(key)
 
     def _local_path(self, path: str) -> str | None:
         try:
@@ -346,14 +349,14 @@ class DataTransfers:
     def _upload_key(self, path: str, local: str | None) -> str:
         return f"{self.driver.name}://{self.driver.authority}{local or self.dpath(path)}"
 
-    async def _wait_released(self, released: threading.Event, timeout: float) -> bool:
+    async def _wait_released(self, released: Callable[[], bool], timeout: float) -> bool:
         # Polled on the event loop: no pool thread sits waiting for another session.
         deadline = time.monotonic() + timeout
-        while not released.is_set() and time.monotonic() < deadline and not self.stop.is_set():
+        while not released() and time.monotonic() < deadline and not self.stop.is_set():
             await asyncio.sleep(0.01)
         if self.stop.is_set():
             raise TransferAborted("transfer aborted on request")
-        return released.is_set()
+        return released()
 
     async def _existing_size(self, act: Store) -> int | None:
         """The size of the object an ``ESTO`` updates; ``None`` when there is none yet."""

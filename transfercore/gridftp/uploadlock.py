@@ -1,4 +1,4 @@
-"""One upload at a time per destination, within this server.
+"""One upload at a time per destination, within this server (all its worker processes).
 
 Two uploads of one destination (two clients, or a retry that arrives while
 the aborted upload is still keeping its durable part) would share the
@@ -12,6 +12,8 @@ says which upload holds the destination.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from .errors import ReplyError
+from .sharedstate import SharedRegion, decode_text, encode_text
 
 
 @attrs.frozen
@@ -26,6 +29,11 @@ class _Hold:
     owner: str
     since: float
     released: threading.Event = attrs.field(factory=threading.Event)
+    #: for a hold in another worker process: whether it has ended
+    ended: Callable[[], bool] | None = None
+
+    def done(self) -> bool:
+        return self.ended() if self.ended is not None else self.released.is_set()
 
 
 class UploadLocks:
@@ -55,10 +63,12 @@ class UploadLocks:
         key: str,
         owner: str,
         timeout: float,
-        wait: Callable[[threading.Event, float], Awaitable[bool]],
+        wait: Callable[[Callable[[], bool], float], Awaitable[bool]],
         shown: str,
     ) -> None:
-        """Hold ``key``, waiting at most ``timeout`` s for the upload holding it (``wait`` blocks off the loop)."""
+        """Hold ``key``, waiting at most ``timeout`` s for the upload holding it.
+
+        ``wait(done, seconds)`` waits off the loop until ``done()`` or the time is up."""
         deadline = time.monotonic() + timeout
         while True:
             hold = self.try_acquire(key, owner)
@@ -72,8 +82,56 @@ class UploadLocks:
                     f"{time.time() - hold.since:.0f} s); nothing was written.",
                     hint="retry when it has ended, or abort it",
                 )
-            await wait(hold.released, left)
+            await wait(hold.done, left)
 
+
+class SharedUploadLocks(UploadLocks):
+    """The same, held for every worker process of one server (see :mod:`.sharedstate`).
+
+    A destination is held in this process first, then in the shared table
+    under a digest of its key; a hold in another worker is waited for by
+    looking at its record."""
+
+    def __init__(self, region: SharedRegion, worker: int) -> None:
+        super().__init__()
+        self.region = region
+        self.worker = worker
+        self._records: dict[str, int] = {}
+
+    def try_acquire(self, key: str, owner: str) -> _Hold | None:
+        hold = super().try_acquire(key, owner)
+        if hold is not None:
+            return hold
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+        region, table = self.region, self.region.uploads
+        with region.locked():
+            free: int | None = None
+            for index, (held, _worker, since, who) in region.records(table):
+                if held == digest:
+                    super().release(key)
+                    return _Hold(decode_text(who), since, ended=functools.partial(self._ended, index, digest))
+                if free is None and held == _NONE:
+                    free = index
+            if free is None:
+                super().release(key)
+                raise ReplyError(450, "Too many uploads in progress on this server; nothing was written.",
+                                 hint="retry later")
+            region.write(table, free, digest, self.worker, time.time(), encode_text(owner, 96))
+            self._records[key] = free
+        return None
+
+    def _ended(self, index: int, digest: bytes) -> bool:
+        return bool(self.region.read(self.region.uploads, index)[0] != digest)
+
+    def release(self, key: str) -> None:
+        index = self._records.pop(key, None)
+        if index is not None:
+            with self.region.locked():
+                self.region.clear(self.region.uploads, index)
+        super().release(key)
+
+
+_NONE = bytes(16)
 
 #: Every server in this process shares one set: they may serve the same storage.
 UPLOADS = UploadLocks()

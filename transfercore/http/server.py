@@ -146,8 +146,7 @@ class Server:
                                                   backlog=2048, reuse_address=True)
         except OSError as exc:
             await self._lifespan.shutdown()
-            raise ListenError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                              hint="choose another --port (0 picks a free one) or stop what listens there") from None
+            raise ListenError.on(self.host, self.port, exc) from None
         try:
             self.port = listener.sockets[0].getsockname()[1]
             if ready is not None:
