@@ -75,3 +75,18 @@ def test_a_dead_workers_connections_no_longer_count() -> None:
     region.forget_worker(0)
     assert alive.login(other) is None
     region.close()
+
+
+def test_lookups_read_only_the_records_ever_used_and_free_ones_are_reused() -> None:
+    # a lookup per upload or login must not read the whole table (it is 4,096 records)
+    region = SharedRegion.create()
+    adm = SharedAdmission(Limits(), region, 0, 1)
+    slots = [adm.connect("a", float(t))[0] for t in range(3)]
+    assert region.used(region.slots) == 3
+    for slot in slots:
+        adm.release(slot)
+    for t in range(3):
+        adm.connect("b", float(t))
+    assert region.used(region.slots) == 3  # the released records were taken again
+    assert len(list(region.records(region.slots))) == 3
+    region.close()

@@ -51,7 +51,7 @@ class SharedAdmission(Admission):
         self._ids = itertools.count(worker + 1 + workers * GENERATION_IDS * generation, workers)
         #: this worker's live slots and their record indexes
         self._mine: dict[int, tuple[Slot, int]] = {}
-        self._loaded: dict[int, tuple[Slot, int]] = {}
+        self._loaded: dict[int, tuple[Slot, int, int]] = {}
         self._free: list[int] = []
 
     def _own(self, slot: Slot) -> bool:
@@ -84,7 +84,7 @@ class SharedAdmission(Admission):
                 id=sid, address=decode_text(address), connected_at=connected,
                 logged_in=state == SESSION, last_command=last, busy=bool(busy),
             )
-            self._loaded[sid] = (slot, index)
+            self._loaded[sid] = (slot, index, worker)
             (sessions if state == SESSION else waiting).append(slot)
         waiting.sort(key=lambda s: (s.connected_at, s.id))
         self._waiting = OrderedDict((s.id, s) for s in waiting)
@@ -92,12 +92,13 @@ class SharedAdmission(Admission):
 
     def _store(self) -> None:
         region, table = self.region, self.region.slots
-        for sid, (slot, index) in self._loaded.items():
+        for sid, (slot, index, worker) in self._loaded.items():
             if sid in self._waiting or sid in self._sessions:
                 state = WAITING if sid in self._waiting else SESSION
             elif slot.evicted and not self._own(slot):
                 # left for its worker to close (it is no longer counted)
                 state = EVICTED_SESSION if slot.logged_in else EVICTED_WAITING
+                region.set_evictions(worker, region.evictions(worker) + 1)
             else:
                 region.clear(table, index)
                 self._mine.pop(sid, None)
@@ -108,7 +109,7 @@ class SharedAdmission(Admission):
         for slot in (*self._waiting.values(), *self._sessions.values()):
             if slot.id in self._loaded:
                 continue
-            spare = next(free, None)
+            spare = region.spare(table, next(free, None))
             if spare is None:
                 continue  # the table is full (limits are checked against its size at start): not counted
             region.write(table, spare, slot.id, self.worker, SESSION if slot.logged_in else WAITING,
@@ -152,7 +153,10 @@ class SharedAdmission(Admission):
 
     def take_evicted(self) -> list[Slot]:
         taken: list[Slot] = []
+        if not self.region.evictions(self.worker):
+            return taken
         with self.region.locked():
+            self.region.set_evictions(self.worker, 0)
             for index, rec in self.region.records(self.region.slots):
                 if rec[1] == self.worker and rec[2] in (EVICTED_WAITING, EVICTED_SESSION):
                     self.region.clear(self.region.slots, index)
@@ -205,7 +209,8 @@ class SharedAdmission(Admission):
                         region.clear(table, found)
                 else:
                     # a full table forgets the address failed longest ago
-                    index = found if found is not None else free if free is not None else (oldest or (0, 0))[1]
+                    spare = found if found is not None else region.spare(table, free)
+                    index = spare if spare is not None else (oldest or (0, 0))[1]
                     region.write(table, index, f.count, f.last, f.next_allowed, key)
                 self._failures = {}
 

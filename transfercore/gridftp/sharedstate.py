@@ -30,10 +30,12 @@ CAPACITY = 4096
 
 @attrs.frozen
 class Table:
-    """One array of records in the region."""
+    """One array of records in the region, and where its count of records in use is kept."""
 
     offset: int
     layout: struct.Struct
+    #: the offset of the table's high-water mark: records at and above it were never used
+    mark: int
     capacity: int = CAPACITY
 
     @property
@@ -50,8 +52,10 @@ SLOT = struct.Struct("<qiBB2xdd64s")
 FAILURE = struct.Struct("<i4xdd64s")
 #: key digest, worker, since, owner
 UPLOAD = struct.Struct("<16si4xd96s")
-#: one worker's open connections (written by that worker alone)
-LOAD = struct.Struct("<q")
+#: per worker: its open connections (written by that worker alone), its slots other workers evicted
+LOAD = struct.Struct("<qq")
+#: one 8-byte number
+NUMBER = struct.Struct("<q")
 #: the most workers a region has room for
 MAX_WORKERS = 64
 
@@ -60,14 +64,19 @@ FREE, WAITING, SESSION, EVICTED_WAITING, EVICTED_SESSION = range(5)
 
 
 class SharedRegion:
-    """The shared memory file and its three tables."""
+    """The shared memory file and its tables.
+
+    Each table is used from its lowest free record up and remembers the
+    highest it ever used, so a lookup reads as many records as there were
+    connections (or uploads) at once, not the whole table."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.slots = Table(0, SLOT)
-        self.failures = Table(self.slots.size, FAILURE)
-        self.uploads = Table(self.failures.offset + self.failures.size, UPLOAD)
-        self.load = Table(self.uploads.offset + self.uploads.size, LOAD, MAX_WORKERS)
+        marks = 3 * NUMBER.size
+        self.slots = Table(marks, SLOT, 0)
+        self.failures = Table(self.slots.offset + self.slots.size, FAILURE, NUMBER.size)
+        self.uploads = Table(self.failures.offset + self.failures.size, UPLOAD, 2 * NUMBER.size)
+        self.load = Table(self.uploads.offset + self.uploads.size, LOAD, -1, MAX_WORKERS)
         self.size = self.load.offset + self.load.size
         if os.fstat(fd).st_size < self.size:
             os.ftruncate(fd, self.size)
@@ -101,10 +110,26 @@ class SharedRegion:
         start = table.at(index)
         self.map[start:start + table.layout.size] = bytes(table.layout.size)
 
+    def used(self, table: Table) -> int:
+        """How many records from the start of ``table`` have ever been used."""
+        return int(NUMBER.unpack_from(self.map, table.mark)[0])
+
     def records(self, table: Table) -> Iterator[tuple[int, tuple]]:  # type: ignore[type-arg]
-        """Every record with its index (a slice of the map: one copy, then plain unpacking)."""
-        data = self.map[table.offset:table.offset + table.size]
+        """Every record ever used, with its index (one slice of the map, then plain unpacking)."""
+        data = self.map[table.offset:table.at(self.used(table))]
         return enumerate(table.layout.iter_unpack(data))
+
+    def spare(self, table: Table, free: int | None) -> int | None:
+        """A record to fill: ``free`` (one found empty among :meth:`records`), else the next never used.
+
+        ``None`` when the table is full.  Under the lock."""
+        if free is not None:
+            return free
+        used = self.used(table)
+        if used >= table.capacity:
+            return None
+        NUMBER.pack_into(self.map, table.mark, used + 1)
+        return used
 
     def forget_worker(self, worker: int) -> None:
         """Clear what a worker that is gone held: its connections and its uploads."""
@@ -117,14 +142,24 @@ class SharedRegion:
                     self.clear(self.uploads, index)
             self.clear(self.load, worker)
 
+    # -- per worker ---------------------------------------------------------------------
+
     def connections(self, count: int) -> list[int]:
         """The open connections of workers ``0`` to ``count - 1``."""
-        return [LOAD.unpack_from(self.map, self.load.at(i))[0] for i in range(count)]
+        return [NUMBER.unpack_from(self.map, self.load.at(i))[0] for i in range(count)]
 
     def add_connections(self, worker: int, change: int) -> None:
         """Only ``worker`` itself changes its count: no lock needed."""
         at = self.load.at(worker)
-        LOAD.pack_into(self.map, at, LOAD.unpack_from(self.map, at)[0] + change)
+        NUMBER.pack_into(self.map, at, NUMBER.unpack_from(self.map, at)[0] + change)
+
+    def evictions(self, worker: int) -> int:
+        """Slots of ``worker`` others evicted and it has not taken yet (a read: no lock needed)."""
+        return int(NUMBER.unpack_from(self.map, self.load.at(worker) + NUMBER.size)[0])
+
+    def set_evictions(self, worker: int, count: int) -> None:
+        """Under the lock."""
+        NUMBER.pack_into(self.map, self.load.at(worker) + NUMBER.size, count)
 
     def close(self) -> None:
         self.map.close()

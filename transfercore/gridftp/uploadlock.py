@@ -112,6 +112,7 @@ class SharedUploadLocks(UploadLocks):
                     return _Hold(decode_text(who), since, ended=functools.partial(self._ended, index, digest))
                 if free is None and held == _NONE:
                     free = index
+            free = region.spare(table, free)
             if free is None:
                 super().release(key)
                 raise ReplyError(450, "Too many uploads in progress on this server; nothing was written.",
