@@ -69,7 +69,7 @@ log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
 
 #: How long a worker with more connections than another leaves a new one to the others (seconds).
-ACCEPT_DEFERRAL = 0.01
+ACCEPT_DEFERRAL = 0.025
 #: How often a worker looks for its connections that another worker evicted (seconds).
 EVICTION_POLL = 0.2
 IDLE_EVICTED = "Idle session closed to make room for a new login; reconnect to go on."
