@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import time
 import urllib.request
@@ -14,6 +16,7 @@ from transfercore.gridftp.modee import encode_block, encode_eof_eod
 from transfercore.testing.loopback import free_port
 
 from .conftest import Client
+from .test_serve_workers import children
 
 BLOCK = 256 * 1024
 SIZE = 40 * BLOCK
@@ -154,3 +157,43 @@ def test_a_bad_metrics_port_is_a_usage_error(root, port):
         [sys.executable, "-m", "transfercore", "serve", "--root", str(root), "--anonymous", "--port", "0",
          "--metrics-port", port], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "not a TCP port" in proc.stderr, proc.stderr
+
+
+# -- serve --workers N: the supervisor adds up the workers' figures --------------------------
+
+
+def _upload(port: int, name: str, data: bytes) -> Client:
+    c = Client(port)
+    c.login()
+    host, dport = c.pasv()
+    c.raw(f"STOR /{name}\r\n".encode())
+    with socket.create_connection((host, dport), timeout=10) as d:
+        d.sendall(data)
+    assert [code for code, _ in c.until_final()] == [150, 226]
+    return c
+
+
+def test_workers_metrics_are_the_sum_of_every_worker_and_survive_a_dead_one(serve, root):
+    mport = free_port()
+    srv = serve("--root", str(root), "--anonymous-write", "--workers", "2", "-v", "--metrics-port", str(mport))
+    # two sessions open at once: one on each worker (a worker ahead leaves the next to the other)
+    clients = [_upload(srv.port, f"f{i}", os.urandom(100_000)) for i in range(2)]
+    log = srv.log.read_text()
+    workers = {(int(n) - 1) % 2 for n in re.findall(r"session (\d+): anonymous logged in", log)}
+    assert workers == {0, 1}, log
+    samples = poll(mport, lambda s: value(s, "transfercore_transfers_total", type="STOR", reason="complete") == 2)
+    assert value(samples, "transfercore_transfers_total", type="STOR", reason="complete") == 2
+    assert value(samples, "transfercore_bytes_received_total") == 200_000
+    assert value(samples, "transfercore_sessions", state="idle") == 2
+    for c in clients:
+        c.close()
+    # a worker killed: what it counted stays in the totals
+    os.kill(children(srv.proc.pid)[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while "accepts connections again" not in srv.log.read_text():
+        assert time.monotonic() < deadline, "no replacement worker"
+        time.sleep(0.05)
+    _upload(srv.port, "f2", os.urandom(50_000)).close()
+    samples = poll(mport, lambda s: value(s, "transfercore_transfers_total", type="STOR", reason="complete") == 3)
+    assert value(samples, "transfercore_transfers_total", type="STOR", reason="complete") == 3
+    assert value(samples, "transfercore_bytes_received_total") == 250_000

@@ -93,7 +93,7 @@ def test_the_latency_histogram_is_cumulative():
 def test_a_transfer_ending_during_a_scrape_is_counted_once():
     # the scrape takes its snapshot, then the transfer ends and is counted: the export must use the
     # snapshot alone, or the upload's bytes appear both in progress and counted (twice its size)
-    from transfercore.service.metrics import _families
+    from transfercore.service.metrics import families
     from transfercore.service.stats import Live
 
     stats = ServiceStats()
@@ -103,7 +103,28 @@ def test_a_transfer_ending_during_a_scrape_is_counted_once():
         stats.add("bytes_received", 1000)
         return snapshot
 
-    families = {f.name: f for f in _families(stats, live)}
-    assert families["transfercore_bytes_received"].samples[0].value == 1000
-    without_live = {f.name: f for f in _families(stats, None)}
+    exported = {f.name: f for f in families(stats, live)}
+    assert exported["transfercore_bytes_received"].samples[0].value == 1000
+    without_live = {f.name: f for f in families(stats, None)}
     assert without_live["transfercore_bytes_received"].samples[0].value == 1000
+
+
+def test_figures_of_several_processes_add_up() -> None:
+    from transfercore.service.stats import Live, merged
+
+    one, two = ServiceStats(), ServiceStats()
+    one.outcome("STOR", 226)
+    two.outcome("STOR", 226)
+    two.outcome("RETR", 451)
+    one.durable_call(0.002)
+    two.durable_call(3.0)
+    one.add("sessions_total", 2)
+    two.marker("restart")
+    total, live = merged([
+        one.snapshot(Live(received=10, sent=1, sessions={"idle": 1}, spool_bytes=5)),
+        two.snapshot(Live(received=20, sent=2, sessions={"idle": 2, "transferring": 1})),
+    ])
+    assert total.outcomes == {("STOR", "complete"): 2, ("RETR", "local_error"): 1}
+    assert total.durable_latency.count == 2 and total.durable_latency.sum == 3.002
+    assert total.sessions_total == 2 and total.markers == {"restart": 1}
+    assert live == Live(received=30, sent=3, sessions={"idle": 3, "transferring": 1}, spool_bytes=5)

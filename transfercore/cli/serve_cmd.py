@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import signal
@@ -147,9 +148,6 @@ def _check_workers(args: argparse.Namespace) -> None:
         raise OptionError(f"--workers {args.workers}: give 1 to {MAX_WORKERS}")
     if args.workers == 1:
         return
-    if args.metrics_port is not None:
-        raise OptionError("--metrics-port serves one process's figures: it cannot be combined with --workers "
-                          "above 1 yet", hint="run with --workers 1 to export metrics")
     if args.max_sessions + args.max_unauthenticated > CAPACITY // 2:
         raise OptionError(f"--max-sessions plus --max-unauthenticated may be at most {CAPACITY // 2} with "
                           "--workers above 1 (the workers' shared tables are that large)")
@@ -236,6 +234,9 @@ CHECKS: dict[str, Any] = {
 }
 
 #: Settings a reload cannot change: the listening socket, the storage, the metrics endpoint.
+#: How often each worker of several publishes its figures for the metrics endpoint (seconds).
+METRICS_PUBLISH = 1.0
+
 RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file", "workers")
 
 
@@ -371,10 +372,41 @@ def supervise(args: argparse.Namespace) -> int:
         raise ListenError.on(args.host, args.port, exc) from None
     region = SharedRegion.create()
     port = listening.getsockname()[1]
-    supervisor = Supervisor(args.argv, args.workers, listening, region.fd, region.forget_worker)
+    #: the counters of workers that died, kept so the totals never go back
+    retired: list[dict[str, Any]] = []
+    exporter = None
+
+    def forget(index: int) -> None:
+        published = region.worker_stats(index)
+        if published:
+            snap = json.loads(published)
+            snap["live"] = {"received": snap["live"]["received"], "sent": snap["live"]["sent"], "sessions": {}}
+            retired.append(snap)
+        region.forget_worker(index)
+
+    def collect() -> Any:
+        from ..service.metrics import families
+        from ..service.stats import merged
+
+        snaps = [json.loads(b) for b in (region.worker_stats(i) for i in range(args.workers)) if b]
+        stats, live = merged([*retired, *snaps])
+        rss = max((s.get("rss", 0) for s in snaps), default=0)
+        return families(stats, lambda: live, rss=rss)
+
+    def started() -> None:
+        nonlocal exporter
+        if args.metrics_port is not None:
+            from ..service.metrics import serve_metrics
+
+            exporter = serve_metrics(collect, args.host, args.metrics_port)
+        announce_listening("serve", args.host, port, args.port_file)
+
+    supervisor = Supervisor(args.argv, args.workers, listening, region.fd, forget)
     try:
-        return supervisor.run(lambda: announce_listening("serve", args.host, port, args.port_file))
+        return supervisor.run(started)
     finally:
+        if exporter is not None:
+            exporter.close()
         listening.close()
         region.close()
 
@@ -431,7 +463,7 @@ def run(args: argparse.Namespace) -> int:
         server = GridFTPServer(config, driver, plan.users, worker=worker)
         server.checksum_algorithm = args.transfer_log_checksum
         exporter = None
-        if args.metrics_port is not None:
+        if args.metrics_port is not None and worker is None:
             from ..service.metrics import start_exporter
 
             exporter = start_exporter(server.stats, args.host, args.metrics_port, live=server.live_stats)
@@ -455,6 +487,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             say_ready(spec)
             watch = asyncio.create_task(_stop_without(spec, task))  # type: ignore[arg-type]
+            if args.metrics_port is not None:
+                publish = asyncio.create_task(_publish(server, spec))
+                watch.add_done_callback(lambda _: publish.cancel())
         try:
             await server.serve_forever()
         finally:
@@ -463,6 +498,16 @@ def run(args: argparse.Namespace) -> int:
             await server.close()
             if exporter is not None:
                 exporter.close()
+
+    async def _publish(server: Any, spec: Any) -> None:
+        # the supervisor serves /metrics: it adds up what each worker last published
+        import resource
+
+        while True:
+            snap = server.stats.snapshot(server.live_stats(disk=spec.index == 0))
+            snap["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            server.worker.region.put_stats(spec.index, json.dumps(snap).encode())
+            await asyncio.sleep(METRICS_PUBLISH)
 
     async def _stop_without(spec: Any, task: asyncio.Task[None]) -> None:
         # a worker whose supervisor is gone would hold the port with nobody to stop it

@@ -150,8 +150,11 @@ class GridFTPServer:
         self.session_config = attrs.evolve(config.session, namespace=self.session_config.namespace)
         self.admission.limits = config.effective_limits()
 
-    def live_stats(self) -> Live:
-        """What runs now, for a metrics scrape (from another thread: reads only)."""
+    def live_stats(self, *, disk: bool = True) -> Live:
+        """What runs now, for a metrics scrape (from another thread: reads only).
+
+        ``disk=False`` leaves out the spool's and the storage's sizes (a walk of
+        the spool directory), which one worker of several reports for all."""
         from ..service.stats import Live
 
         states = {"connected": 0, "idle": 0, "transferring": 0}
@@ -172,6 +175,8 @@ class GridFTPServer:
             # under the same lock as transfer_ended's move from in progress to counted
             receiving += self.stats.bytes_received
             sending += self.stats.bytes_sent
+        if not disk:
+            return Live(received=receiving, sent=sending, sessions=states)
         spool, local = self.config.spool_dir, self._local_root()
         return Live(received=receiving, sent=sending, sessions=states,
                     spool_bytes=_directory_bytes(spool) if spool else None,

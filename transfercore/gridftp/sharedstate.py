@@ -56,6 +56,8 @@ UPLOAD = struct.Struct("<16si4xd96s")
 LOAD = struct.Struct("<qq")
 #: one 8-byte number
 NUMBER = struct.Struct("<q")
+#: per worker: its figures for the metrics endpoint (JSON, length first)
+STATS = struct.Struct("<q32760s")
 #: the most workers a region has room for
 MAX_WORKERS = 64
 
@@ -77,7 +79,8 @@ class SharedRegion:
         self.failures = Table(self.slots.offset + self.slots.size, FAILURE, NUMBER.size)
         self.uploads = Table(self.failures.offset + self.failures.size, UPLOAD, 2 * NUMBER.size)
         self.load = Table(self.uploads.offset + self.uploads.size, LOAD, -1, MAX_WORKERS)
-        self.size = self.load.offset + self.load.size
+        self.stats = Table(self.load.offset + self.load.size, STATS, -1, MAX_WORKERS)
+        self.size = self.stats.offset + self.stats.size
         if os.fstat(fd).st_size < self.size:
             os.ftruncate(fd, self.size)
         self.map = mmap.mmap(fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
@@ -160,6 +163,20 @@ class SharedRegion:
     def set_evictions(self, worker: int, count: int) -> None:
         """Under the lock."""
         NUMBER.pack_into(self.map, self.load.at(worker) + NUMBER.size, count)
+
+    def put_stats(self, worker: int, data: bytes) -> bool:
+        """Publish ``worker``'s figures; ``False`` when they do not fit (the last ones stay)."""
+        if len(data) > STATS.size - NUMBER.size:
+            return False
+        with self.locked():
+            self.write(self.stats, worker, len(data), data)
+        return True
+
+    def worker_stats(self, worker: int) -> bytes:
+        """What ``worker`` last published (empty if nothing)."""
+        with self.locked():
+            length, data = self.read(self.stats, worker)
+        return bytes(data[:length])
 
     def close(self) -> None:
         self.map.close()

@@ -32,7 +32,8 @@ class MetricsUnavailable(OptionError):
     """``--metrics-port`` without prometheus_client installed."""
 
 
-def _families(stats: ServiceStats, live: Callable[[], Live] | None) -> Iterator[Any]:
+def families(stats: ServiceStats, live: Callable[[], Live] | None, *, rss: int | None = None) -> Iterator[Any]:
+    """The metric families of ``stats`` and ``live`` (``rss``: the peak resident memory, else this process's)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
     now = live() if live is not None else Live(received=stats.bytes_received, sent=stats.bytes_sent)
@@ -74,8 +75,10 @@ def _families(stats: ServiceStats, live: Callable[[], Live] | None) -> Iterator[
     ):
         if val is not None:
             yield GaugeMetricFamily(p + name, help_text, value=val)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    yield GaugeMetricFamily(p + "max_resident_memory_bytes", "Peak resident memory of the process.", value=rss)
+    if rss is None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    yield GaugeMetricFamily(p + "max_resident_memory_bytes", "Peak resident memory of the process "
+                            "(of the largest worker with --workers).", value=rss)
 
 
 class Exporter:
@@ -90,7 +93,7 @@ class Exporter:
 
 def start_exporter(stats: ServiceStats, host: str, port: int, *, live: Callable[[], Live] | None = None) -> Exporter:
     """Serve a server's ``/metrics`` on ``host:port`` from a daemon thread."""
-    return serve_metrics(lambda: _families(stats, live), host, port)
+    return serve_metrics(lambda: families(stats, live), host, port)
 
 
 def serve_metrics(collect: Callable[[], Iterator[Any]], host: str, port: int) -> Exporter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 import attrs
 
@@ -116,4 +117,49 @@ class ServiceStats:
             self.reloads[result] += 1
 
 
-__all__ = ["LATENCY_BUCKETS", "Live", "ServiceStats", "reason"]
+    def snapshot(self, live: Live) -> dict[str, Any]:
+        """The totals and ``live`` as plain data (JSON), for another process to add up."""
+        with self.lock:
+            return {
+                "bytes_durable": self.bytes_durable,
+                "markers": dict(self.markers),
+                "outcomes": [[kind, why, n] for (kind, why), n in self.outcomes.items()],
+                "sessions_total": self.sessions_total,
+                "logins_refused": self.logins_refused,
+                "reloads": dict(self.reloads),
+                "latency": [self.durable_latency.counts, self.durable_latency.count, self.durable_latency.sum],
+                "live": attrs.asdict(live),
+            }
+
+
+def merged(snapshots: list[dict[str, Any]]) -> tuple[ServiceStats, Live]:
+    """The totals of several processes' :meth:`ServiceStats.snapshot`, and what runs now in all of them."""
+    total = ServiceStats()
+    received = sent = 0
+    sessions: Counter[str] = Counter()
+    disk: dict[str, int | None] = {"spool_bytes": None, "spool_free": None, "storage_free": None}
+    for snap in snapshots:
+        total.bytes_durable += snap["bytes_durable"]
+        total.markers.update(snap["markers"])
+        for kind, why, n in snap["outcomes"]:
+            total.outcomes[(kind, why)] += n
+        total.sessions_total += snap["sessions_total"]
+        total.logins_refused += snap["logins_refused"]
+        total.reloads.update(snap["reloads"])
+        counts, count, seconds = snap["latency"]
+        hist = total.durable_latency
+        hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
+        hist.count += count
+        hist.sum += seconds
+        live = snap["live"]
+        received += live["received"]
+        sent += live["sent"]
+        sessions.update(live["sessions"])
+        for key in disk:
+            if disk[key] is None:
+                disk[key] = live.get(key)
+    total.bytes_received, total.bytes_sent = received, sent
+    return total, Live(received=received, sent=sent, sessions=dict(sessions), **disk)
+
+
+__all__ = ["LATENCY_BUCKETS", "Live", "ServiceStats", "merged", "reason"]
