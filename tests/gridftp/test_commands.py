@@ -12,7 +12,6 @@ from transfercore.gridftp import listing
 from transfercore.gridftp.control import Command, Reply
 from transfercore.gridftp.errors import BadArgument, ReplyError
 from transfercore.gridftp.hostport import HostPort
-from transfercore.gridftp.limits import Admission, Limits
 from transfercore.gridftp.session import (
     Authenticate,
     Listing,
@@ -229,43 +228,3 @@ def test_only_abor_and_bare_stat_act_during_a_transfer() -> None:
     for queued in ("STAT /f", "PASV", "RETR /g", "NOOP", "QUIT", "PORT 127,0,0,1,1,2"):
         verb, _, arg = queued.partition(" ")
         assert not s.urgent(Command(verb, arg)), queued
-
-
-# -- limits: idle sessions make room --------------------------------------------------------------
-
-
-def logged(adm: Admission, address: str, now: float) -> object:
-    slot, _ = adm.connect(address, now)
-    assert adm.login(slot) is None
-    slot.last_command = now
-    return slot
-
-
-def test_full_sessions_close_the_longest_idle_one_for_a_new_login() -> None:
-    adm = Admission(Limits(max_sessions=2, max_sessions_per_address=2, idle_eviction=10))
-    a = logged(adm, "a", 0.0)
-    b = logged(adm, "b", 5.0)
-    c, _ = adm.connect("c", 8.0)
-    assert adm.make_room(c, 8.0) == []  # nobody idle 10 s yet: the login is refused
-    assert adm.login(c) is not None
-    c2, _ = adm.connect("c", 16.0)
-    assert adm.make_room(c2, 16.0) == [a]
-    assert adm.login(c2) is None
-    assert b.logged_in and adm.sessions == 2
-
-
-def test_busy_sessions_are_never_closed_and_an_address_makes_room_from_its_own() -> None:
-    adm = Admission(Limits(max_sessions=3, max_sessions_per_address=2, idle_eviction=1))
-    a1 = logged(adm, "a", 0.0)
-    a2 = logged(adm, "a", 1.0)
-    b1 = logged(adm, "b", 0.5)
-    a1.busy = True  # type: ignore[attr-defined]
-    new, _ = adm.connect("a", 100.0)
-    # "a" has its two: only its own idle one makes room, not b's older one
-    assert adm.make_room(new, 100.0) == [a2]
-    assert adm.login(new) is None
-    new2, _ = adm.connect("c", 200.0)
-    a1.busy = False  # type: ignore[attr-defined]
-    new.busy = True  # type: ignore[attr-defined]
-    assert adm.make_room(new2, 200.0) == [a1]  # idle since 0.0, b1 since 0.5
-    assert adm.login(new2) is None and b1.logged_in  # type: ignore[attr-defined]
