@@ -158,22 +158,29 @@ class Supervisor:
             os.close(wake_r)
             os.close(wake_w)
 
+    def _wait(self, wake_r: int, timeout: float) -> list[tuple[_Child, bool]]:
+        """Wait for a signal or a starting worker's word; the workers heard from, and whether each is ready."""
+        starting = {c.ready: c for c in self.children.values() if c.ready is not None}
+        readable, _, _ = select.select([wake_r, *starting], [], [], timeout)
+        heard = []
+        for fd in readable:
+            if fd == wake_r:
+                _drain(wake_r)
+                continue
+            child = starting[fd]
+            said = bool(os.read(fd, 1))
+            os.close(fd)
+            child.ready = None
+            heard.append((child, said))
+        return heard
+
     def _wait_ready(self, wake_r: int) -> int | None:
         deadline = time.monotonic() + START_TIMEOUT
         while any(c.ready is not None for c in self.children.values()):
             if time.monotonic() > deadline:
                 print("transfercore serve: a worker did not start listening in time", file=sys.stderr)
                 return 1
-            pending = {c.ready: c for c in self.children.values() if c.ready is not None}
-            readable, _, _ = select.select([wake_r, *pending], [], [], 0.5)
-            for fd in readable:
-                if fd == wake_r:
-                    _drain(wake_r)
-                    continue
-                child = pending[fd]
-                said = os.read(fd, 1)
-                os.close(fd)
-                child.ready = None
+            for child, said in self._wait(wake_r, 0.5):
                 if not said:  # it closed the pipe without a word: it failed to start
                     return _exit_code(child.process.wait())
             if any(s in (signal.SIGTERM, signal.SIGINT) for s in self._signals):
@@ -187,18 +194,10 @@ class Supervisor:
     def _supervise(self, wake_r: int) -> int:
         quick_deaths = 0
         while True:
-            starting = {c.ready: c for c in self.children.values() if c.ready is not None}
-            readable, _, _ = select.select([wake_r, *starting], [], [], 1.0)
-            for fd in readable:
-                if fd == wake_r:
-                    _drain(wake_r)
-                    continue
-                child = starting[fd]
-                if os.read(fd, 1):
+            for child, said in self._wait(wake_r, 1.0):
+                if said:
                     print(f"transfercore serve: worker {child.index} (pid {child.process.pid}) accepts "
                           "connections again", file=sys.stderr, flush=True)
-                os.close(fd)
-                child.ready = None
             signals, self._signals = self._signals, []
             if any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
                 return 0
