@@ -92,8 +92,9 @@ def test_transfer_log_lines_of_a_put_a_get_and_failures(serve, root, tmp_path):
     assert failed_get["FILE"] == "/missing.bin" and failed_get["NBYTES"] == "0"
 
     # the session log: each globus-url-copy is one session, started, logged in, ended (the fixture's
-    # readiness probe is one more, which never logs in)
-    sessions = [parse_line(line) for line in lines_of(slog, 13)]
+    # readiness probe is one more, started and ended without a login): 4 x 3 + 2 lines.  The last
+    # session's end is written after its client has exited, so all 14 are waited for.
+    sessions = [parse_line(line) for line in lines_of(slog, 14)]
     by_id: dict[str, list[dict[str, str]]] = {}
     for s in sessions:
         by_id.setdefault(s["SESSION"], []).append(s)
