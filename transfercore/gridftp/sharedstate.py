@@ -52,6 +52,8 @@ SLOT = struct.Struct("<qiBB2xdd64s")
 FAILURE = struct.Struct("<i4xdd64s")
 #: key digest, worker, since, owner
 UPLOAD = struct.Struct("<16si4xd96s")
+#: the key digest of an upload record that holds nothing
+NO_UPLOAD = bytes(16)
 #: per worker: its open connections (written by that worker alone), its slots other workers evicted
 LOAD = struct.Struct("<qq")
 #: one 8-byte number
@@ -141,7 +143,7 @@ class SharedRegion:
                 if rec[2] != FREE and rec[1] == worker:
                     self.clear(self.slots, index)
             for index, rec in self.records(self.uploads):
-                if rec[0] != bytes(16) and rec[1] == worker:
+                if rec[0] != NO_UPLOAD and rec[1] == worker:
                     self.clear(self.uploads, index)
             self.clear(self.load, worker)
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from .errors import ReplyError
-from .sharedstate import SharedRegion, decode_text, encode_text
+from .sharedstate import NO_UPLOAD, SharedRegion, decode_text, encode_text
 
 
 @attrs.frozen
@@ -110,7 +110,7 @@ class SharedUploadLocks(UploadLocks):
                 if held == digest:
                     super().release(key)
                     return _Hold(decode_text(who), since, ended=functools.partial(self._ended, index, digest))
-                if free is None and held == _NONE:
+                if free is None and held == NO_UPLOAD:
                     free = index
             free = region.spare(table, free)
             if free is None:
@@ -131,8 +131,6 @@ class SharedUploadLocks(UploadLocks):
                 self.region.clear(self.region.uploads, index)
         super().release(key)
 
-
-_NONE = bytes(16)
 
 #: Every server in this process shares one set: they may serve the same storage.
 UPLOADS = UploadLocks()
