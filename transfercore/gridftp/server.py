@@ -76,6 +76,8 @@ IDLE_EVICTED = "Idle session closed to make room for a new login; reconnect to g
 
 #: Commands a client may pipeline behind a running transfer before the server stops reading.
 MAX_QUEUED_COMMANDS = 4096
+#: Bytes read from a control connection at a time.
+CONTROL_READ = 16384
 
 
 @attrs.frozen
@@ -281,6 +283,10 @@ class GridFTPServer:
         # the oldest connection that never logged in makes room; it cannot hold anyone out
         self.evict(evicted, "Too many connections waiting to log in; closing the oldest.")
         self.sessions += 1
+        # asyncio reads a stream's socket into a fresh 256 KiB buffer (an mmap, an mremap and
+        # a munmap for each command); a control connection carries lines of a few dozen bytes
+        with contextlib.suppress(AttributeError):
+            writer.transport.max_size = CONTROL_READ  # type: ignore[attr-defined]
         connection = Connection(self, reader, writer, slot)
         self.connections[slot.id] = connection
         log.info("session %d: connection from %s", slot.id, peer[0])
@@ -333,7 +339,7 @@ class Connection:
         #: the data connections and the transfers over them
         self.data = DataTransfers(
             config=self.config, driver=self.driver, session=self.session, committer=server.committer,
-            run_blocking=self.io, send=self.send, dpath=self.dpath, peer_host=self.peer_host,
+            run_blocking=self.io, send=self.send, post=self.post, dpath=self.dpath, peer_host=self.peer_host,
             uploads=server.uploads,
         )
         self.slot = slot or Slot(id=0, address=peer[0], connected_at=time.monotonic())
@@ -361,6 +367,16 @@ class Connection:
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, fn, *args)
 
     async def send(self, reply: Reply) -> None:
+        if self.post(reply):
+            with contextlib.suppress(ConnectionError):
+                await self.writer.drain()
+
+    def post(self, reply: Reply) -> bool:
+        """Write ``reply`` without waiting for the peer to take it; whether it was written.
+
+        For a reply sent from a callback (a transfer's ``150`` once its worker
+        thread opened the object); the next :meth:`send` waits for both.
+        """
         self.last_reply = reply
         if reply.is_marker:
             self.count_marker(reply)
@@ -368,11 +384,10 @@ class Connection:
         if reply.is_final and transfer is not None and asyncio.current_task() is transfer:
             self.transfer_reply = reply
         if self.writer.is_closing():
-            return
+            return False
         data = reply.encode()
         self.writer.write(self.gsi.protect(data) if self.gsi is not None else data)
-        with contextlib.suppress(ConnectionError):
-            await self.writer.drain()
+        return True
 
     def count_marker(self, reply: Reply) -> None:
         stats = self.server.stats
@@ -679,6 +694,8 @@ class Connection:
                 durable = max(nbytes, self.marked_durable)
             elif action.mode == "E":
                 durable = self.marked_durable
+        if not tl.TRANSFERS.isEnabledFor(logging.INFO):
+            return  # no transfer log: no line to build, no checksum to read for it
         record = tl.TransferRecord(
             start=wall_start, end=time.time(), user=self.session.user or "-", file=action.path, type=kind,
             code=code, nbytes=nbytes, remote=self.peer_host, streams=max(1, self.data.streams),

@@ -29,8 +29,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from ..contract import Driver, Writer
 from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
@@ -42,6 +42,7 @@ from .commit import Committer
 from .control import Reply
 from .datachannel import (
     DataCache,
+    Deliver,
     ModeESender,
     PassiveListener,
     Progress,
@@ -82,6 +83,9 @@ UPLOAD_WAIT = 30.0
 STOP_POLL = 0.2
 #: How long a MODE E upload on cached data connections runs before it also accepts new ones.
 CACHED_ACCEPT_DELAY = 0.05
+#: Largest MODE E upload on one cached data connection whose object is opened
+#: and received in one trip to a worker thread (see ``DataTransfers._store``).
+ONE_TRIP_LIMIT = 1024 * 1024
 
 
 def whole_object(plan: StorePlan, length: int) -> RangeSet:
@@ -106,6 +110,76 @@ def wake(sock: socket.socket) -> None:
     """
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+class LateTask:
+    """A coroutine started only if it is still wanted ``delay`` seconds from now.
+
+    An upload's markers are first due after an interval most small files
+    never reach: a task made for each upload and cancelled unrun cost a task
+    creation, a cancellation and two turns of the event loop per file; a
+    timer costs a few microseconds.
+    """
+
+    def __init__(self, delay: float, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._start = start
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(delay, self._run)
+
+    def _run(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self._start())
+
+    async def stop(self) -> None:
+        """Cancel the timer, or the task it started; idempotent."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _Opened:
+    """An upload's object once open (set on the event loop), its markers and their timer."""
+
+    def __init__(self) -> None:
+        self.writer: Writer | None = None
+        self.markers: RestartMarkers | None = None
+        self.timer: LateTask | None = None
+        #: what starting the upload on the event loop raised
+        self.error: BaseException | None = None
+
+    def ready(self) -> _Ready:
+        if self.error is not None:
+            raise self.error
+        assert self.writer is not None and self.markers is not None, "the object was opened"
+        return _Ready(self.writer, self.markers)
+
+    async def stop_timer(self) -> None:
+        if self.timer is not None:
+            await self.timer.stop()
+
+
+class _Ready(NamedTuple):
+    writer: Writer
+    markers: RestartMarkers
+
+
+class _Early:
+    """What the worker thread that opened a small upload's object received on its cached connection."""
+
+    def __init__(self, writer: Writer, tracker: UploadTracker) -> None:
+        self.writer = writer
+        self.tracker = tracker
+        self.deliver: Deliver | None = None
+        self.window: ReorderWindow | None = None
+        #: whether the connection ended at an EOD that leaves it open for the next transfer
+        self.keep = False
+        self.cacheable: list[socket.socket] = []
+        self.error: BaseException | None = None
 
 
 class TransferSession(Protocol):
@@ -151,6 +225,7 @@ class DataTransfers:
         committer: Committer,
         run_blocking: Callable[..., Awaitable[Any]],
         send: Callable[[Reply], Awaitable[None]],
+        post: Callable[[Reply], object],
         dpath: Callable[[str], str],
         peer_host: str,
         uploads: UploadLocks = UPLOADS,
@@ -164,6 +239,7 @@ class DataTransfers:
         self.committer = committer
         self._run_blocking = run_blocking
         self._send = send
+        self._post = post
         self._dpath = dpath
         self.peer_host = peer_host
         self.listener: PassiveListener | None = None
@@ -382,31 +458,47 @@ class DataTransfers:
             await self.store_spooled(act, plan, local)
             return
         length = plan.size
-        writer: Writer = await self.io(
-            self.driver.open_write, plan.target, plan.object_size(length), plan.resume()
-        )
-        # markers name the upload's slice in data offsets
-        markers = RestartMarkers(writer.resumed, view=functools.partial(plan.marker, length=length))
-        marker_lock = asyncio.Lock()
         progress = self.progress = Progress()
-        completed = False
-        marker_task: asyncio.Task[None] | None = None
+        lock = asyncio.Lock()
+        opened = _Opened()
         ticket = self.committer.ticket()
+
+        def started(writer: Writer) -> None:
+            # on the event loop, once the object is open: the 150, then its markers
+            opened.writer = writer
+            try:
+                # markers name the upload's slice in data offsets
+                opened.markers = RestartMarkers(writer.resumed, view=functools.partial(plan.marker, length=length))
+                self._post(self.session.transfer_started(act))
+                if act.mode == "E":
+                    opened.timer = self._markers_later(writer, opened.markers, lock, progress, act)
+            except BaseException as exc:  # a callback's error would only be logged: the transfer raises it
+                opened.error = exc
+
+        completed = False
         try:
-            await self.send(self.session.transfer_started(act))
-            before, after = plan.kept(length)
-            await self._copy_kept(plan, writer, before - writer.resumed)
-            if act.mode == "E":
-                marker_task = asyncio.create_task(
-                    self.marker_loop(
-                        writer, markers, marker_lock, progress, act.restart_interval, act.perf_interval
-                    )
+            first = self._one_trip_connection(act, plan, length)
+            if first is not None:
+                # A small file on the session's one cached connection: the object is opened
+                # and its data received in one trip to a worker thread, not two.
+                loop = asyncio.get_running_loop()
+                early = await self.io(
+                    self._open_and_receive, plan, length, act, first, progress,
+                    lambda w: loop.call_soon_threadsafe(started, w),
                 )
-            received = await self.receive(act, plan, writer, progress)
+                opened.ready()
+                received = await self.receive_rest(act, plan, progress, early)
+            else:
+                started(await self.io(self.driver.open_write, plan.target, plan.object_size(length), plan.resume()))
+                before, _ = plan.kept(length)
+                await self._copy_kept(plan, opened.ready().writer, before - opened.ready().writer.resumed)
+                received = await self.receive(act, plan, opened.ready().writer, progress)
+            writer, markers = opened.ready().writer, opened.ready().markers
             check_complete(plan, writer.resumed, received)
+            _, after = plan.kept(length)
             await self._copy_kept(plan, writer, after - writer.resumed)
-            await self._stop_task(marker_task)
-            async with marker_lock:
+            await opened.stop_timer()
+            async with lock:
                 # durable and published together with the uploads of other sessions that end now
                 await ticket.commit(writer, plan.object_size(length))
                 if plan.renames:
@@ -419,9 +511,94 @@ class DataTransfers:
             await self.send(self.session.transfer_finished(act))
         finally:
             ticket.release()
-            await self._stop_task(marker_task)
-            if not completed:
-                await self._keep_partial(writer, markers, marker_lock, act.mode, plan)
+            await opened.stop_timer()
+            if not completed and opened.writer is not None and opened.markers is not None:
+                await self._keep_partial(opened.writer, opened.markers, lock, act.mode, plan)
+
+    def _one_trip_connection(self, act: Store, plan: StorePlan, length: int) -> socket.socket | None:
+        """The cached connection a small MODE E upload is received on in its opening trip, if it may be."""
+        if act.mode != "E" or length > ONE_TRIP_LIMIT or any(plan.kept(length)):
+            return None
+        if len(self.cache) != 1:
+            return None
+        socks = self.cache.take("in", act.data)
+        return self._track(socks[0], act.buffer_size) if socks else None
+
+    def _open_and_receive(
+        self,
+        plan: StorePlan,
+        length: int,
+        act: Store,
+        sock: socket.socket,
+        progress: Progress,
+        started: Callable[[Writer], object],
+    ) -> _Early:
+        """In a worker thread: open the object, have the 150 sent, receive ``sock`` to its EOD.
+
+        An error after the object is open is returned with it, so that the
+        event loop keeps what is durable for a restart.
+        """
+        writer = self.driver.open_write(plan.target, plan.object_size(length), plan.resume())
+        started(writer)
+        early = _Early(writer, UploadTracker())
+        try:
+            early.deliver, early.window = self._deliverer(plan, writer)
+            self.window = early.window
+            early.keep = receive_mode_e(
+                sock, early.deliver, early.tracker, progress, self.stop,
+                max_block=self.config.max_block, piece=plan.piece, shift=act.shift,
+            )
+        except BaseException as exc:  # noqa: BLE001 - judged on the event loop, as a connection's error is
+            early.error = exc
+        if early.keep:
+            early.cacheable.append(sock)
+        return early
+
+    async def receive_rest(self, act: Store, plan: StorePlan, progress: Progress, early: _Early) -> RangeSet:
+        """After the opening trip: the connections still to come, if the client announced more; the ranges."""
+        tracker, window = early.tracker, early.window
+        try:
+            if early.error is not None:
+                if not tracker.complete or not isinstance(early.error, (OSError, TransferAborted)):
+                    raise early.error
+                early.cacheable.clear()
+            if not tracker.complete and not self.stop.is_set():
+                assert early.deliver is not None
+                await self.receive_mode_e(
+                    act, plan, early.deliver, progress, window,
+                    tracker=tracker, cacheable=early.cacheable, cached=[],
+                )
+        finally:
+            self.window = None
+        if self.stop.is_set() and not tracker.complete:
+            raise TransferAborted("transfer aborted on request")
+        self.keep = early.cacheable
+        return self._received(plan, early.writer, tracker, window)
+
+    def _deliverer(self, plan: StorePlan, writer: Writer) -> tuple[Deliver, ReorderWindow | None]:
+        """Where received blocks go: through a reorder window for a driver that needs order, else the writer."""
+        assert plan.size is not None
+        if plan.ordered:
+            window = ReorderWindow(
+                self._expected(plan, writer), writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
+            )
+            return window.put, window
+        slots = threading.BoundedSemaphore(plan.writers)
+        bounded = SliceWriter(writer, plan.offset + plan.size)
+
+        def deliver(offset: int, data: bytes | bytearray | memoryview) -> None:
+            with slots:
+                bounded.write(offset, data)
+
+        return deliver, None
+
+    @staticmethod
+    def _expected(plan: StorePlan, writer: Writer) -> RangeSet:
+        assert plan.size is not None
+        return plan.slice(plan.size) - writer.resumed
+
+    def _received(self, plan: StorePlan, writer: Writer, tracker: UploadTracker, window: ReorderWindow | None) -> RangeSet:
+        return self._expected(plan, writer) - window.missing() if window is not None else tracker.received()
 
     async def _copy_kept(self, plan: StorePlan, writer: Writer, ranges: RangeSet) -> None:
         if ranges:
@@ -442,44 +619,23 @@ class DataTransfers:
             end = await self.io(receive_stream, sock, bounded, start, progress, self.stop)
             received = RangeSet.span(start, end)
         else:
-            expected = plan.slice(plan.size) - writer.resumed
-            window: ReorderWindow | None = None
-            if plan.ordered:
-                window = ReorderWindow(
-                    expected, writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
-                )
-                self.window = window  # for an ABOR to wake connections waiting at it
-                deliver = window.put
-            else:
-                slots = threading.BoundedSemaphore(plan.writers)
-                bounded = SliceWriter(writer, plan.offset + plan.size)
-
-                def deliver(offset: int, data: bytes | bytearray | memoryview) -> None:
-                    with slots:
-                        bounded.write(offset, data)
-
+            deliver, window = self._deliverer(plan, writer)
+            self.window = window  # for an ABOR to wake connections waiting at it
             try:
                 tracker = await self.receive_mode_e(act, plan, deliver, progress, window)
             finally:
                 self.window = None
-            received = expected - window.missing() if window is not None else tracker.received()
+            received = self._received(plan, writer, tracker, window)
         if self.stop.is_set():
             raise TransferAborted("transfer aborted on request")
         return received
-
-    @staticmethod
-    async def _stop_task(task: asyncio.Task[None] | None) -> None:
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def store_spooled(self, act: Store, plan: StorePlan, local: str | None) -> None:
         # one trip to a worker thread: the checks and the spool
         spool = await self.io(self._open_spool, plan, local)
         markers = RestartMarkers(spool.resumed)
         lock = asyncio.Lock()
-        marker_task: asyncio.Task[None] | None = None
+        marker_task: LateTask | None = None
         stored = False
         ticket = self.committer.ticket()
         try:
@@ -487,11 +643,9 @@ class DataTransfers:
             await self.send(self.session.transfer_started(act, spooled=True))
             if act.mode == "E":
                 if spool.restartable:
-                    marker_task = asyncio.create_task(
-                        self.marker_loop(spool, markers, lock, progress, act.restart_interval, act.perf_interval)
-                    )
+                    marker_task = self._markers_later(spool, markers, lock, progress, act)
                 else:
-                    marker_task = asyncio.create_task(self.perf_loop(progress, act.perf_interval))
+                    marker_task = self._perf_later(progress, act.perf_interval)
                 # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
                 await self.receive_mode_e(act, plan, spool.write, progress, None, shift=0)
             else:
@@ -503,7 +657,8 @@ class DataTransfers:
                 await self.io(receive_stream, sock, spool, start, progress, self.stop)
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
-            await self._stop_task(marker_task)
+            if marker_task is not None:
+                await marker_task.stop()
             writer, length = await self.io(write_spooled, self.driver, spool, plan.path, plan, self.stop)
             try:
                 # durable and published together with the uploads of other sessions that end now
@@ -521,7 +676,8 @@ class DataTransfers:
             await self.send(self.session.transfer_finished(act))
         finally:
             ticket.release()
-            await self._stop_task(marker_task)
+            if marker_task is not None:
+                await marker_task.stop()
             if not stored:
                 # Keep what is durable for a REST, and say what it is first.
                 async with lock:
@@ -544,10 +700,15 @@ class DataTransfers:
         return Spool(directory, key=key if directory else None, resume=plan.restart, limit=limit,
                      memory_until=MEMORY_FIRST, make_directory=self.config.spool_dir is not None)
 
-    async def perf_loop(self, progress: Progress, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
+    def _perf_later(self, progress: Progress, every: float) -> LateTask:
+        """112 markers every ``every`` seconds from now on, the first one ``every`` from now."""
+
+        async def perf_loop() -> None:
+            while True:
+                await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
+                await asyncio.sleep(every)
+
+        return LateTask(every, perf_loop)
 
     async def _keep_partial(
         self,
@@ -572,17 +733,26 @@ class DataTransfers:
                     await self.io(self.driver.discard_partial, plan.target)
                     await self.io(self.driver.remove, plan.target)
 
+    def _markers_later(
+        self, writer: Durable, markers: RestartMarkers, lock: asyncio.Lock, progress: Progress, act: Store
+    ) -> LateTask:
+        """The upload's 111 and 112 markers on their schedule from now; nothing runs before the first is due."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        schedule = MarkerSchedule(now, act.restart_interval, act.perf_interval)
+        return LateTask(
+            max(0.0, schedule.next_due() - now), lambda: self.marker_loop(writer, markers, lock, progress, schedule)
+        )
+
     async def marker_loop(
         self,
         writer: Durable,
         markers: RestartMarkers,
         lock: asyncio.Lock,
         progress: Progress,
-        restart_every: float,
-        perf_every: float,
+        schedule: MarkerSchedule,
     ) -> None:
         loop = asyncio.get_running_loop()
-        schedule = MarkerSchedule(loop.time(), restart_every, perf_every)
         while True:
             await asyncio.sleep(max(0.0, schedule.next_due() - loop.time()))
             perf, restart = schedule.due(loop.time())
@@ -603,12 +773,22 @@ class DataTransfers:
         window: ReorderWindow | None,
         *,
         shift: int | None = None,
+        tracker: UploadTracker | None = None,
+        cacheable: list[socket.socket] | None = None,
+        cached: list[socket.socket] | None = None,
     ) -> UploadTracker:
-        """Run every data connection of one MODE E upload until all announced EODs arrived."""
-        tracker = UploadTracker()
+        """Run every data connection of one MODE E upload until all announced EODs arrived.
+
+        ``cached`` (the session's cached connections taken, by default) are
+        received on first; an upload that already received on its connections
+        passes ``cached=[]`` with its ``tracker`` and the connections it may
+        keep (``cacheable``), to accept only the new ones the client announced.
+        """
+        resumed = cached is not None
+        tracker = tracker if tracker is not None else UploadTracker()
         errors: list[BaseException] = []
         running: dict[int, socket.socket] = {}
-        cacheable: list[socket.socket] = []
+        cacheable = cacheable if cacheable is not None else []
 
         def fail(exc: BaseException) -> None:
             errors.append(exc)
@@ -642,10 +822,12 @@ class DataTransfers:
             finally:
                 running.pop(id(sock), None)
 
-        socks = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
-        if isinstance(act.data, Active) and not socks:
+        if cached is None:
+            cached = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
+        socks = cached
+        if isinstance(act.data, Active) and not socks and not resumed:
             socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
-        if isinstance(act.data, Passive) and self.listener is None and not socks:
+        if isinstance(act.data, Passive) and self.listener is None and not socks and not resumed:
             raise NoDataConnection("No passive listener; send PASV first.")
         pending = {asyncio.create_task(conn(s)) for s in socks}
         opened = len(pending)
@@ -735,13 +917,13 @@ class DataTransfers:
 
     async def retrieve(self, act: Retrieve) -> None:
         reader = await self.io(self.driver.open_read, self.dpath(act.path))
-        perf: asyncio.Task[None] | None = None
+        perf: LateTask | None = None
         try:
             plan = plan_retrieve(act, reader.size)
             progress = self.progress = Progress()
             await self.send(self.session.transfer_started(act))
             if act.perf_markers:
-                perf = asyncio.create_task(self.perf_loop(progress, act.perf_markers))
+                perf = self._perf_later(progress, act.perf_markers)
             socks = await self.sending_socks(act.data, act.mode, act.parallelism, act.buffer_size)
             if act.mode == "S":
                 await self.io(send_stream, socks[0], reader, plan.start, plan.end, progress, self.stop)
@@ -759,11 +941,12 @@ class DataTransfers:
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
             if perf is not None:
-                await self._stop_task(perf)
+                await perf.stop()
                 await self.send(perf_marker(PerfMarker(time.time(), 0, progress.total, 1)))
             await self.send(self.session.transfer_finished(act))
         finally:
-            await self._stop_task(perf)
+            if perf is not None:
+                await perf.stop()
             reader.close()
 
     async def send_listing(self, act: Listing) -> None:

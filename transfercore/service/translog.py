@@ -25,6 +25,7 @@ renamed by logrotate is reopened at the next line) and is called again on
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import logging.handlers
 import socket
@@ -36,6 +37,12 @@ SESSIONS = logging.getLogger("transfercore.sessions")
 PROG = "transfercore"
 
 _handlers: dict[str, logging.Handler] = {}
+
+
+@functools.cache
+def hostname() -> str:
+    """This host's name, asked once (a ``uname`` call for each line added up)."""
+    return socket.gethostname()
 
 
 def stamp(when: float) -> str:
@@ -73,7 +80,7 @@ class TransferRecord:
     block: int = 262144
     durable: int | None = None
     checksum: str | None = None
-    host: str = attrs.field(factory=socket.gethostname)
+    host: str = attrs.field(factory=hostname)
     session: int = 0
 
     def line(self) -> str:
@@ -114,7 +121,7 @@ def session_line(event: str, session: int, remote: str, user: str | None = None,
     """A session log line: the transfer log's style, ``NL.EVNT=SESSION_START``, ``_LOGIN`` or ``_END``."""
     import time
 
-    fields = [("DATE", stamp(time.time())), ("HOST", word(socket.gethostname())), ("PROG", PROG),
+    fields = [("DATE", stamp(time.time())), ("HOST", word(hostname())), ("PROG", PROG),
               ("NL.EVNT", f"SESSION_{event.upper()}"), ("SESSION", str(session)), ("DEST", f"[{remote}]")]
     if user is not None:
         fields.append(("USER", word(user)))
