@@ -366,27 +366,31 @@ class Connection:
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.server.pool, fn, *args)
 
-    async def send(self, reply: Reply) -> None:
-        if self.post(reply):
+    async def send(self, *replies: Reply) -> None:
+        """Send ``replies`` in one write (a transfer's last ``111`` and its ``226`` go together)."""
+        if self.post(*replies):
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
 
-    def post(self, reply: Reply) -> bool:
-        """Write ``reply`` without waiting for the peer to take it; whether it was written.
+    def post(self, *replies: Reply) -> bool:
+        """Write ``replies`` without waiting for the peer to take them; whether they were written.
 
         For a reply sent from a callback (a transfer's ``150`` once its worker
         thread opened the object); the next :meth:`send` waits for both.
         """
-        self.last_reply = reply
-        if reply.is_marker:
-            self.count_marker(reply)
         transfer = self.data.transfer
-        if reply.is_final and transfer is not None and asyncio.current_task() is transfer:
-            self.transfer_reply = reply
+        ours = transfer is not None and asyncio.current_task() is transfer
+        for reply in replies:
+            self.last_reply = reply
+            if reply.is_marker:
+                self.count_marker(reply)
+            if reply.is_final and ours:
+                self.transfer_reply = reply
         if self.writer.is_closing():
             return False
-        data = reply.encode()
-        self.writer.write(self.gsi.protect(data) if self.gsi is not None else data)
+        gsi = self.gsi
+        # each reply wrapped on its own: a client unwraps one reply per protected token
+        self.writer.write(b"".join(gsi.protect(r.encode()) if gsi is not None else r.encode() for r in replies))
         return True
 
     def count_marker(self, reply: Reply) -> None:

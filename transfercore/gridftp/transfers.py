@@ -224,7 +224,7 @@ class DataTransfers:
         session: TransferSession,
         committer: Committer,
         run_blocking: Callable[..., Awaitable[Any]],
-        send: Callable[[Reply], Awaitable[None]],
+        send: Callable[..., Awaitable[None]],
         post: Callable[[Reply], object],
         dpath: Callable[[str], str],
         peer_host: str,
@@ -263,8 +263,8 @@ class DataTransfers:
         result: T = await self._run_blocking(fn, *args)
         return result
 
-    async def send(self, reply: Reply) -> None:
-        await self._send(reply)
+    async def send(self, *replies: Reply) -> None:
+        await self._send(*replies)
 
     def dpath(self, path: str) -> str:
         return self._dpath(path)
@@ -503,12 +503,10 @@ class DataTransfers:
                 await ticket.commit(writer, plan.object_size(length))
                 if plan.renames:
                     await self.io(self.driver.rename, plan.target, plan.path)
-                if act.mode == "E":
-                    final = markers.final(whole_object(plan, length))
-                    if final is not None:
-                        await self.send(final)
+                final = markers.final(whole_object(plan, length)) if act.mode == "E" else None
             completed = True
-            await self.send(self.session.transfer_finished(act))
+            # the last 111 and the 226 in one write (no marker can come between: the timer is stopped)
+            await self.send(*(reply for reply in (final, self.session.transfer_finished(act)) if reply is not None))
         finally:
             ticket.release()
             await opened.stop_timer()

@@ -1,5 +1,7 @@
-"""A small MODE E upload on the session's cached connection: opened and received in one trip.
+"""What each small upload costs the server: trips to worker threads, writes of replies.
 
+A small MODE E upload on the session's cached connection is opened and
+received in one trip; its last ``111`` and its ``226`` go out in one write.
 The server runs in a thread of this process so that the calls it hands to
 its worker threads can be counted: a small file on a cached connection must
 cost one trip (open, the ``150``, receive), and every way that trip can end
@@ -168,3 +170,24 @@ def test_an_abort_during_the_trip_publishes_nothing(server: InProcess, tmp_path:
     assert [code for code in codes if code != 111] == [426, 226]
     assert not (tmp_path / "ab.bin").exists()
     assert c.cmd("NOOP")[0] == 200
+
+
+def test_the_last_marker_and_the_226_go_out_in_one_write(
+    server: InProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[bytes] = []
+    real_write = asyncio.StreamWriter.write
+
+    def write(self: asyncio.StreamWriter, data: bytes) -> None:  # type: ignore[override]
+        writes.append(bytes(data))
+        real_write(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", write)
+    c, d, _ = cached_session(server)
+    writes.clear()
+    assert c.cmd("ALLO 4")[0] == 200
+    c.raw(b"STOR /w.bin\r\n")
+    d.sendall(encode_block(0, b"four") + encode_eof_eod(1, close=False))
+    replies = c.until_final()
+    assert [code for code, _ in replies] == [150, 111, 226], replies
+    assert any(w.startswith(b"111 Range Marker 0-4\r\n226 ") for w in writes), writes
