@@ -69,6 +69,26 @@ def test_a_memory_first_spool_that_ends_small_never_touches_the_disk(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_spool_pinned_in_memory_names_nothing_durable_until_released(tmp_path):
+    """Copied out while a marker is due: it stays in memory (its descriptor stays valid), the marker names nothing."""
+    s = Spool(str(tmp_path), key="posix:///p.bin", memory_until=1024)
+    s.write(0, b"abcdef")
+    with s.pinned_in_memory() as pinned:
+        assert pinned
+        assert s.durable() == RangeSet()
+        assert s.in_memory and list(tmp_path.iterdir()) == []
+        w = ListWriter(6)
+        s.copy_into(w)
+        assert bytes(w.data) == b"abcdef"
+    # released: the next marker moves it to its file and names what is there
+    assert s.durable() == RangeSet.span(0, 6)
+    assert not s.in_memory
+    with s.pinned_in_memory() as pinned:
+        assert not pinned  # a file spool is not held: its markers go on
+        assert s.durable() == RangeSet.span(0, 6)
+    s.discard()
+
+
 def test_a_memory_first_spool_is_on_disk_before_its_first_marker(tmp_path):
     """A marker makes the spool a file: what it names is durable there and resumes."""
     from transfercore.errors import RestartRejected

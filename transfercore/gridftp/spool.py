@@ -31,11 +31,13 @@ sending the end of an upload.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..contract import Writer
@@ -71,6 +73,8 @@ class Spool:
         #: Held while the spool is in memory, by every write and by the move to the file.
         self._switch = threading.Lock()
         self._memory = False
+        #: an in-memory spool being copied out stays in memory (see :meth:`pinned_in_memory`)
+        self._pinned = False
         self._memory_until = memory_until
         self._spans: list[ByteRange] = []
         self._record: Path | None = None
@@ -204,6 +208,8 @@ class Spool:
             return RangeSet()
         if self._memory:
             with self._switch:
+                if self._pinned:
+                    return RangeSet()  # in memory only: nothing is durable
                 if self._memory:
                     self._to_file()
         written = self.received()  # before the flush: only bytes written before it count
@@ -213,6 +219,22 @@ class Spool:
             raise from_oserror(exc, "cannot flush the upload spool") from exc
         self._save(written)
         return written
+
+    @contextlib.contextmanager
+    def pinned_in_memory(self) -> Iterator[bool]:
+        """While the block runs, an in-memory spool stays in memory; yields whether it is in memory.
+
+        For copying it out while its restart markers may still be asked for:
+        moving it to its file meanwhile would close the descriptor being read.
+        Markers asked for meanwhile name nothing new (the bytes are in memory only).
+        """
+        with self._switch:
+            pinned = self._pinned = self._memory
+        try:
+            yield pinned
+        finally:
+            with self._switch:
+                self._pinned = False
 
     def copy_into(
         self, writer: Writer, stop: threading.Event | None = None, offset: int = 0, length: int | None = None

@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..contract import Driver, Writer
 from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
+D = TypeVar("D", bound=Durable)
 
 #: Largest MODE E block a download sends.
 SEND_BLOCK = 1024 * 1024
@@ -142,36 +143,31 @@ class LateTask:
                 await task
 
 
-class _Opened:
-    """An upload's object once open (set on the event loop), its markers and their timer."""
+class _Opened(Generic[D]):
+    """An upload's destination once open (its writer, or its spool; set on the event loop), its markers and their timer."""
 
     def __init__(self) -> None:
-        self.writer: Writer | None = None
+        self.writer: D | None = None
         self.markers: RestartMarkers | None = None
         self.timer: LateTask | None = None
         #: what starting the upload on the event loop raised
         self.error: BaseException | None = None
 
-    def ready(self) -> _Ready:
+    def ready(self) -> tuple[D, RestartMarkers]:
         if self.error is not None:
             raise self.error
-        assert self.writer is not None and self.markers is not None, "the object was opened"
-        return _Ready(self.writer, self.markers)
+        assert self.writer is not None and self.markers is not None, "the destination was opened"
+        return self.writer, self.markers
 
     async def stop_timer(self) -> None:
         if self.timer is not None:
             await self.timer.stop()
 
 
-class _Ready(NamedTuple):
-    writer: Writer
-    markers: RestartMarkers
-
-
 class _Early:
-    """What the worker thread that opened a small upload's object received on its cached connection."""
+    """What the worker thread that opened a small upload's object (or spool) received on its cached connection."""
 
-    def __init__(self, writer: Writer, tracker: UploadTracker) -> None:
+    def __init__(self, writer: Durable, tracker: UploadTracker) -> None:
         self.writer = writer
         self.tracker = tracker
         self.deliver: Deliver | None = None
@@ -180,6 +176,10 @@ class _Early:
         self.keep = False
         self.cacheable: list[socket.socket] = []
         self.error: BaseException | None = None
+        #: a spooled upload's object, written in the same trip, and its size
+        self.written: tuple[Writer, int] | None = None
+        #: what writing it raised
+        self.store_error: BaseException | None = None
 
 
 class TransferSession(Protocol):
@@ -460,7 +460,7 @@ class DataTransfers:
         length = plan.size
         progress = self.progress = Progress()
         lock = asyncio.Lock()
-        opened = _Opened()
+        opened: _Opened[Writer] = _Opened()
         ticket = self.committer.ticket()
 
         def started(writer: Writer) -> None:
@@ -486,14 +486,16 @@ class DataTransfers:
                     self._open_and_receive, plan, length, act, first, progress,
                     lambda w: loop.call_soon_threadsafe(started, w),
                 )
-                opened.ready()
-                received = await self.receive_rest(act, plan, progress, early)
+                writer = opened.ready()[0]
+                await self.receive_rest(act, plan, progress, early)
+                received = self._received(plan, writer, early.tracker, early.window)
             else:
                 started(await self.io(self.driver.open_write, plan.target, plan.object_size(length), plan.resume()))
                 before, _ = plan.kept(length)
-                await self._copy_kept(plan, opened.ready().writer, before - opened.ready().writer.resumed)
-                received = await self.receive(act, plan, opened.ready().writer, progress)
-            writer, markers = opened.ready().writer, opened.ready().markers
+                writer = opened.ready()[0]
+                await self._copy_kept(plan, writer, before - writer.resumed)
+                received = await self.receive(act, plan, writer, progress)
+            writer, markers = opened.ready()
             check_complete(plan, writer.resumed, received)
             _, after = plan.kept(length)
             await self._copy_kept(plan, writer, after - writer.resumed)
@@ -513,9 +515,13 @@ class DataTransfers:
             if not completed and opened.writer is not None and opened.markers is not None:
                 await self._keep_partial(opened.writer, opened.markers, lock, act.mode, plan)
 
-    def _one_trip_connection(self, act: Store, plan: StorePlan, length: int) -> socket.socket | None:
-        """The cached connection a small MODE E upload is received on in its opening trip, if it may be."""
-        if act.mode != "E" or length > ONE_TRIP_LIMIT or any(plan.kept(length)):
+    def _one_trip_connection(self, act: Store, plan: StorePlan, length: int | None) -> socket.socket | None:
+        """The cached connection a MODE E upload is received on in its opening trip, if it may be.
+
+        ``length``: the announced size (``None``: spooled; the spool takes any size)."""
+        if act.mode != "E":
+            return None
+        if length is not None and (length > ONE_TRIP_LIMIT or any(plan.kept(length))):
             return None
         if len(self.cache) != 1:
             return None
@@ -552,8 +558,10 @@ class DataTransfers:
             early.cacheable.append(sock)
         return early
 
-    async def receive_rest(self, act: Store, plan: StorePlan, progress: Progress, early: _Early) -> RangeSet:
-        """After the opening trip: the connections still to come, if the client announced more; the ranges."""
+    async def receive_rest(
+        self, act: Store, plan: StorePlan, progress: Progress, early: _Early, *, shift: int | None = None
+    ) -> None:
+        """After the opening trip: the connections still to come, if the client announced more."""
         tracker, window = early.tracker, early.window
         try:
             if early.error is not None:
@@ -564,14 +572,13 @@ class DataTransfers:
                 assert early.deliver is not None
                 await self.receive_mode_e(
                     act, plan, early.deliver, progress, window,
-                    tracker=tracker, cacheable=early.cacheable, cached=[],
+                    shift=shift, tracker=tracker, cacheable=early.cacheable, cached=[],
                 )
         finally:
             self.window = None
         if self.stop.is_set() and not tracker.complete:
             raise TransferAborted("transfer aborted on request")
         self.keep = early.cacheable
-        return self._received(plan, early.writer, tracker, window)
 
     def _deliverer(self, plan: StorePlan, writer: Writer) -> tuple[Deliver, ReorderWindow | None]:
         """Where received blocks go: through a reorder window for a driver that needs order, else the writer."""
@@ -629,35 +636,65 @@ class DataTransfers:
         return received
 
     async def store_spooled(self, act: Store, plan: StorePlan, local: str | None) -> None:
-        # one trip to a worker thread: the checks and the spool
-        spool = await self.io(self._open_spool, plan, local)
-        markers = RestartMarkers(spool.resumed)
         lock = asyncio.Lock()
-        marker_task: LateTask | None = None
+        progress = self.progress = Progress()
+        opened: _Opened[Spool] = _Opened()
         stored = False
+        #: the object written from the spool, until its commit takes it over
+        written: tuple[Writer, int] | None = None
         ticket = self.committer.ticket()
+
+        def started(spool: Spool) -> None:
+            # on the event loop, once the upload is known storable and its spool open: the 150, its markers
+            opened.writer = spool
+            try:
+                opened.markers = RestartMarkers(spool.resumed)
+                self._post(self.session.transfer_started(act, spooled=True))
+                if act.mode == "E":
+                    opened.timer = (
+                        self._markers_later(spool, opened.markers, lock, progress, act) if spool.restartable
+                        else self._perf_later(progress, act.perf_interval)
+                    )
+            except BaseException as exc:  # a callback's error would only be logged: the transfer raises it
+                opened.error = exc
+
         try:
-            progress = self.progress = Progress()
-            await self.send(self.session.transfer_started(act, spooled=True))
-            if act.mode == "E":
-                if spool.restartable:
-                    marker_task = self._markers_later(spool, markers, lock, progress, act)
-                else:
-                    marker_task = self._perf_later(progress, act.perf_interval)
+            first = self._one_trip_connection(act, plan, None)
+            if first is not None:
+                # On the session's one cached connection: the checks, the spool, its data and (a spool
+                # still in memory) the object written, in one trip to a worker thread.
+                loop = asyncio.get_running_loop()
+                trip = await self.io(
+                    self._spool_and_receive, plan, local, act, first, progress,
+                    lambda sp: loop.call_soon_threadsafe(started, sp),
+                )
+                written = trip.written
+                opened.ready()
                 # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
-                await self.receive_mode_e(act, plan, spool.write, progress, None, shift=0)
+                await self.receive_rest(act, plan, progress, trip, shift=0)
+                if trip.store_error is not None:
+                    raise trip.store_error
             else:
-                self.cache.drop()
-                sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
-                    await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
-                )[0]
-                start = spool.resumed.prefix_end()
-                await self.io(receive_stream, sock, spool, start, progress, self.stop)
+                # one trip to a worker thread: the checks and the spool
+                started(await self.io(self._open_spool, plan, local))
+                spool = opened.ready()[0]
+                if act.mode == "E":
+                    # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
+                    await self.receive_mode_e(act, plan, spool.write, progress, None, shift=0)
+                else:
+                    self.cache.drop()
+                    sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
+                        await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
+                    )[0]
+                    start = spool.resumed.prefix_end()
+                    await self.io(receive_stream, sock, spool, start, progress, self.stop)
+            spool = opened.ready()[0]
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
-            if marker_task is not None:
-                await marker_task.stop()
-            writer, length = await self.io(write_spooled, self.driver, spool, plan.path, plan, self.stop)
+            await opened.stop_timer()
+            if written is None:
+                written = await self.io(write_spooled, self.driver, spool, plan.path, plan, self.stop)
+            (writer, length), written = written, None
             try:
                 # durable and published together with the uploads of other sessions that end now
                 await ticket.commit(writer, plan.object_size(length))
@@ -674,16 +711,59 @@ class DataTransfers:
             await self.send(self.session.transfer_finished(act))
         finally:
             ticket.release()
-            if marker_task is not None:
-                await marker_task.stop()
-            if not stored:
+            await opened.stop_timer()
+            if written is not None:
+                # written in the opening trip, then the upload failed (an abort): the copy goes
+                with contextlib.suppress(Exception):
+                    await self.io(drop_spooled, self.driver, written[0], plan)
+            if not stored and opened.writer is not None:
+                spool = opened.writer
                 # Keep what is durable for a REST, and say what it is first.
-                async with lock:
-                    with contextlib.suppress(Exception):
-                        reply = await self.io(markers.take, spool)
-                        if reply is not None and act.mode == "E":
-                            await self.send(reply)
+                if opened.markers is not None:
+                    markers = opened.markers
+                    async with lock:
+                        with contextlib.suppress(Exception):
+                            reply = await self.io(markers.take, spool)
+                            if reply is not None and act.mode == "E":
+                                await self.send(reply)
                 spool.close()
+
+    def _spool_and_receive(
+        self,
+        plan: StorePlan,
+        local: str | None,
+        act: Store,
+        sock: socket.socket,
+        progress: Progress,
+        started: Callable[[Spool], object],
+    ) -> _Early:
+        """In a worker thread: the spool of an upload without ``ALLO``, the 150, ``sock``'s data into it.
+
+        When every byte is in and the spool is still in memory, the object
+        is written as well (the spool kept in memory meanwhile: a marker due
+        then names nothing new); the event loop completes it with the others.
+        """
+        spool = self._open_spool(plan, local)
+        started(spool)
+        trip = _Early(spool, UploadTracker())
+        trip.deliver = spool.write
+        try:
+            trip.keep = receive_mode_e(
+                sock, spool.write, trip.tracker, progress, self.stop,
+                max_block=self.config.max_block, piece=plan.piece, shift=0,
+            )
+        except BaseException as exc:  # noqa: BLE001 - judged on the event loop, as a connection's error is
+            trip.error = exc
+        if trip.keep:
+            trip.cacheable.append(sock)
+        if trip.error is None and trip.tracker.complete and not self.stop.is_set():
+            with spool.pinned_in_memory() as in_memory:
+                if in_memory:
+                    try:
+                        trip.written = write_spooled(self.driver, spool, plan.path, plan, self.stop)
+                    except BaseException as exc:  # noqa: BLE001 - raised on the event loop, after the receive
+                        trip.store_error = exc
+        return trip
 
     def _open_spool(self, plan: StorePlan, local: str | None) -> Spool:
         """The spool of an upload without ALLO (``local``: its local path), once the upload is known storable.
