@@ -34,8 +34,8 @@ from ..service import translog
 from .commit import Committer
 from .control import CommandReader, Reply
 from .download import checksum_span
-from .gsi.control import Authenticated, ControlFilter
-from .gsi.control import Reply as GSIReply
+from .gsi.events import Authenticated
+from .gsi.events import Reply as GSIReply
 from .limits import Admission, IdleClock, Slot
 from .markers import parse_range_marker
 from .memory import freeze_startup
@@ -63,6 +63,7 @@ from .users import UserDB
 
 if TYPE_CHECKING:
     from ..service.stats import Live
+    from .gsi.control import ControlFilter
     from .workers import Worker
 
 log = logging.getLogger("transfercore.gridftp")
@@ -343,7 +344,11 @@ class Connection:
             uploads=server.uploads,
         )
         self.slot = slot or Slot(id=0, address=peer[0], connected_at=time.monotonic())
-        self.gsi = ControlFilter(self.config.gsi) if self.config.gsi is not None else None
+        self.gsi: ControlFilter | None = None
+        if self.config.gsi is not None:
+            from .gsi.control import ControlFilter  # only with GSI: it loads cryptography
+
+            self.gsi = ControlFilter(self.config.gsi)
         self.idle = IdleClock(time.monotonic(), server.admission.limits.idle_timeout,
                               server.admission.login_deadline(self.slot))
         #: Commands read while a transfer runs wait here and are answered in order (pipelining).

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
-from .gsi.credentials import GSIConfig
 from .limits import Limits
 from .session import SessionConfig
 from .upload import DEFAULT_REORDER_WINDOW
+
+if TYPE_CHECKING:
+    from .gsi.credentials import GSIConfig
 
 
 @attrs.frozen

@@ -56,8 +56,6 @@ from .datachannel import (
 from .download import plan_retrieve
 from .errors import DataTimeout, NoDataConnection, RemoteProtocolError, TooManyDataConnections
 from .gsi.dataprot import DataProtection
-from .gsi.datasock import SecureDataSocket, secure_data_socket
-from .gsi.proxy import Credential
 from .hostport import HostPort
 from .inplace import SliceWriter, copy_kept
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
@@ -70,6 +68,7 @@ from .upload import StorePlan, UploadTracker, check_complete, plan_store
 from .uploadlock import UPLOADS, UploadLocks
 
 if TYPE_CHECKING:
+    from .gsi.proxy import Credential
     from .serverconfig import ServerConfig
 
 log = logging.getLogger("transfercore.gridftp")
@@ -316,6 +315,9 @@ class DataTransfers:
         sock.settimeout(self.config.data_timeout)
         set_buffers(sock, buffer_size)
         gsi = self.config.gsi
+        if gsi is not None:
+            # only with GSI: the secure sockets load cryptography
+            from .gsi.datasock import SecureDataSocket, secure_data_socket
         if gsi is not None and not isinstance(sock, SecureDataSocket):
             # DCAU: authenticated on first use, in the transfer thread, bounded by the data timeout
             try:

@@ -2,6 +2,7 @@
 
 * :mod:`.context` - the GSS security context over TLS memory BIOs, delegation included;
 * :mod:`.control` - ``AUTH GSSAPI``/``ADAT``/``MIC``/``ENC`` on the control channel;
+* :mod:`.events` - what that layer hands the session (light: a server without GSI loads only it);
 * :mod:`.datasock` - the thin blocking shell that authenticates and protects data sockets;
 * :mod:`.tokens` - base64 framing of tokens in commands and replies;
 * :mod:`.trust` - the Globus CA directory, signing policies, CRLs;

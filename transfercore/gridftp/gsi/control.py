@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import enum
 
-import attrs
-
 from ..errors import RemoteProtocolError
 from .context import SecurityContext, make_ssl_context
 from .credentials import GSIConfig
 from .errors import AuthenticationFailed, GSIError, NotAuthorized, ProtectionError
+from .events import Authenticated, Command, Event, Reply
 from .proxy import Credential
 from .tokens import adat_reply, decode_base64, protected_reply
 
@@ -28,29 +27,6 @@ class Stage(enum.Enum):
     SECURED = "secured"  # context established: commands must be protected
 
 
-@attrs.frozen
-class Reply:
-    code: int
-    text: str
-
-
-@attrs.frozen
-class Command:
-    """A plain command line for the session (unwrapped if it arrived protected)."""
-
-    line: bytes
-
-
-@attrs.frozen
-class Authenticated:
-    """The context is complete: the peer's identity and, if it delegated one, its credential."""
-
-    identity: str
-    delegated: Credential | None
-    reply: Reply
-
-
-Event = Reply | Command | Authenticated
 
 
 class ControlSecurity:
