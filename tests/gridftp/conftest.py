@@ -146,6 +146,14 @@ class Client:
             if code >= 200:
                 return out
 
+    def abort(self) -> list[int]:
+        """``ABOR`` as a Telnet client sends it (IP, Synch): the reply codes up to the ``226`` that ends it."""
+        self.raw(b"\xff\xf4\xff\xf2ABOR\r\n")
+        codes: list[int] = []
+        while 226 not in codes:
+            codes.append(self.reply()[0])
+        return codes
+
     def login(self, user: str = "anonymous", password: str = "x@y") -> None:
         assert self.cmd(f"USER {user}")[0] == 331
         code, text = self.cmd(f"PASS {password}")

@@ -384,10 +384,7 @@ def test_abort_mid_upload_keeps_partial_unpublished(serve, root):
     d = data_conn(hp)
     d.sendall(encode_block(0, b"z" * 1000))
     assert c.reply()[0] == 150
-    c.raw(b"\xff\xf4\xff\xf2ABOR\r\n")
-    codes: list[int] = []
-    while 226 not in codes:
-        codes.append(c.reply()[0])
+    codes = c.abort()
     # The durable part may be announced (111) before the failure is reported.
     assert [code for code in codes if code != 111] == [426, 226]
     assert not (root / "ab.bin").exists()

@@ -152,6 +152,18 @@ class _Opened(Generic[D]):
         #: what starting the upload on the event loop raised
         self.error: BaseException | None = None
 
+    def open(self, writer: D, start: Callable[[D], None]) -> None:
+        """On the event loop, once the destination is open: keep it, then ``start`` it (the 150, the markers).
+
+        An error of ``start`` is kept for :meth:`ready` to raise: called back
+        from a worker thread, it would only be logged.
+        """
+        self.writer = writer
+        try:
+            start(writer)
+        except BaseException as exc:  # noqa: BLE001 - raised by ready()
+            self.error = exc
+
     def ready(self) -> tuple[D, RestartMarkers]:
         if self.error is not None:
             raise self.error
@@ -465,17 +477,12 @@ class DataTransfers:
         opened: _Opened[Writer] = _Opened()
         ticket = self.committer.ticket()
 
-        def started(writer: Writer) -> None:
-            # on the event loop, once the object is open: the 150, then its markers
-            opened.writer = writer
-            try:
-                # markers name the upload's slice in data offsets
-                opened.markers = RestartMarkers(writer.resumed, view=functools.partial(plan.marker, length=length))
-                self._post(self.session.transfer_started(act))
-                if act.mode == "E":
-                    opened.timer = self._markers_later(writer, opened.markers, lock, progress, act)
-            except BaseException as exc:  # a callback's error would only be logged: the transfer raises it
-                opened.error = exc
+        def start(writer: Writer) -> None:
+            # markers name the upload's slice in data offsets
+            opened.markers = RestartMarkers(writer.resumed, view=functools.partial(plan.marker, length=length))
+            self._post(self.session.transfer_started(act))
+            if act.mode == "E":
+                opened.timer = self._markers_later(writer, opened.markers, lock, progress, act)
 
         completed = False
         try:
@@ -483,16 +490,17 @@ class DataTransfers:
             if first is not None:
                 # A small file on the session's one cached connection: the object is opened
                 # and its data received in one trip to a worker thread, not two.
-                loop = asyncio.get_running_loop()
                 early = await self.io(
                     self._open_and_receive, plan, length, act, first, progress,
-                    lambda w: loop.call_soon_threadsafe(started, w),
+                    self._on_loop(lambda w: opened.open(w, start)),
                 )
                 writer = opened.ready()[0]
                 await self.receive_rest(act, plan, progress, early)
                 received = self._received(plan, writer, early.tracker, early.window)
             else:
-                started(await self.io(self.driver.open_write, plan.target, plan.object_size(length), plan.resume()))
+                opened.open(
+                    await self.io(self.driver.open_write, plan.target, plan.object_size(length), plan.resume()), start
+                )
                 before, _ = plan.kept(length)
                 writer = opened.ready()[0]
                 await self._copy_kept(plan, writer, before - writer.resumed)
@@ -516,6 +524,12 @@ class DataTransfers:
             await opened.stop_timer()
             if not completed and opened.writer is not None and opened.markers is not None:
                 await self._keep_partial(opened.writer, opened.markers, lock, act.mode, plan)
+
+    @staticmethod
+    def _on_loop(fn: Callable[[T], object]) -> Callable[[T], object]:
+        """``fn`` for a worker thread to call: it runs on this event loop, before the thread's result is seen."""
+        loop = asyncio.get_running_loop()
+        return lambda value: loop.call_soon_threadsafe(fn, value)
 
     def _one_trip_connection(self, act: Store, plan: StorePlan, length: int | None) -> socket.socket | None:
         """The cached connection a MODE E upload is received on in its opening trip, if it may be.
@@ -646,29 +660,24 @@ class DataTransfers:
         written: tuple[Writer, int] | None = None
         ticket = self.committer.ticket()
 
-        def started(spool: Spool) -> None:
-            # on the event loop, once the upload is known storable and its spool open: the 150, its markers
-            opened.writer = spool
-            try:
-                opened.markers = RestartMarkers(spool.resumed)
-                self._post(self.session.transfer_started(act, spooled=True))
-                if act.mode == "E":
-                    opened.timer = (
-                        self._markers_later(spool, opened.markers, lock, progress, act) if spool.restartable
-                        else self._perf_later(progress, act.perf_interval)
-                    )
-            except BaseException as exc:  # a callback's error would only be logged: the transfer raises it
-                opened.error = exc
+        def start(spool: Spool) -> None:
+            # the upload is known storable and its spool open
+            opened.markers = RestartMarkers(spool.resumed)
+            self._post(self.session.transfer_started(act, spooled=True))
+            if act.mode == "E":
+                opened.timer = (
+                    self._markers_later(spool, opened.markers, lock, progress, act) if spool.restartable
+                    else self._perf_later(progress, act.perf_interval)
+                )
 
         try:
             first = self._one_trip_connection(act, plan, None)
             if first is not None:
                 # On the session's one cached connection: the checks, the spool, its data and (a spool
                 # still in memory) the object written, in one trip to a worker thread.
-                loop = asyncio.get_running_loop()
                 trip = await self.io(
                     self._spool_and_receive, plan, local, act, first, progress,
-                    lambda sp: loop.call_soon_threadsafe(started, sp),
+                    self._on_loop(lambda sp: opened.open(sp, start)),
                 )
                 written = trip.written
                 opened.ready()
@@ -678,7 +687,7 @@ class DataTransfers:
                     raise trip.store_error
             else:
                 # one trip to a worker thread: the checks and the spool
-                started(await self.io(self._open_spool, plan, local))
+                opened.open(await self.io(self._open_spool, plan, local), start)
                 spool = opened.ready()[0]
                 if act.mode == "E":
                     # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
@@ -688,8 +697,7 @@ class DataTransfers:
                     sock = await self.accept_one(act.buffer_size) if not isinstance(act.data, Active) else (
                         await self.connect_many(act.data.addresses[:1], 1, act.buffer_size)
                     )[0]
-                    start = spool.resumed.prefix_end()
-                    await self.io(receive_stream, sock, spool, start, progress, self.stop)
+                    await self.io(receive_stream, sock, spool, spool.resumed.prefix_end(), progress, self.stop)
             spool = opened.ready()[0]
             if self.stop.is_set():
                 raise TransferAborted("transfer aborted on request")
