@@ -223,3 +223,22 @@ def test_a_file_without_allo_is_spooled_received_and_written_in_one_trip(server:
     e.sendall(encode_block(70_000, payload[70_000:]) + encode_eod())
     assert c.until_final()[-1][0] == 226
     assert (tmp_path / "spooled2.bin").read_bytes() == payload
+
+
+@pytest.mark.parametrize("allo", [True, False], ids=["allo", "spooled"])
+def test_a_connection_added_during_the_trip_is_received_beside_it(
+    server: InProcess, tmp_path: Path, allo: bool
+) -> None:
+    """A client that fills a new connection before it writes the cached one: no wait for the data timeout."""
+    c, d, hp = cached_session(server)
+    # spooled: more than the kernel holds for a connection nobody reads (an ALLO'd trip takes at most 1 MiB)
+    payload = os.urandom(900_000 if allo else 12_000_000)
+    if allo:
+        assert c.cmd(f"ALLO {len(payload)}")[0] == 200
+    c.raw(b"STOR /added.bin\r\n")
+    e = socket.create_connection(hp, timeout=20)
+    e.sendall(encode_block(0, payload) + encode_eod())  # blocks until the server reads it
+    d.sendall(encode_eof_eod(2, close=False))
+    replies = c.until_final()
+    assert replies[0][0] == 150 and replies[-1][0] == 226, replies
+    assert (tmp_path / "added.bin").read_bytes() == payload

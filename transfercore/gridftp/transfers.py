@@ -175,22 +175,40 @@ class _Opened(Generic[D]):
             await self.timer.stop()
 
 
-class _Early:
-    """What the worker thread that opened a small upload's object (or spool) received on its cached connection."""
+class _TripLink:
+    """Between the worker thread that opens a small upload and the connections received beside it.
 
-    def __init__(self, writer: Durable, tracker: UploadTracker) -> None:
-        self.writer = writer
-        self.tracker = tracker
-        self.deliver: Deliver | None = None
+    The thread opens the object (or spool) and sets where blocks go; a new
+    data connection the client added meanwhile waits here until then, and
+    fails if the open failed.  What the trip also wrote (a spooled upload) is
+    left here for the event loop.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._ready = threading.Event()
+        self._deliver: Deliver | None = None
         self.window: ReorderWindow | None = None
-        #: whether the connection ended at an EOD that leaves it open for the next transfer
-        self.keep = False
-        self.cacheable: list[socket.socket] = []
-        self.error: BaseException | None = None
-        #: a spooled upload's object, written in the same trip, and its size
+        #: a spooled upload's object, written in the trip, and its size
         self.written: tuple[Writer, int] | None = None
         #: what writing it raised
         self.store_error: BaseException | None = None
+
+    def opened(self, deliver: Deliver, window: ReorderWindow | None) -> None:
+        self._deliver, self.window = deliver, window
+        self._ready.set()
+
+    def failed(self) -> None:
+        self._ready.set()
+
+    def deliver(self, offset: int, data: memoryview) -> None:
+        """For the other connections' threads: ``data`` where the trip's blocks go, once it knows."""
+        while not self._ready.wait(STOP_POLL):
+            if self._stop.is_set():
+                raise TransferAborted("transfer aborted on request")
+        if self._deliver is None:
+            raise TransferAborted("the upload's destination could not be opened")
+        self._deliver(offset, data)
 
 
 class TransferSession(Protocol):
@@ -490,13 +508,23 @@ class DataTransfers:
             if first is not None:
                 # A small file on the session's one cached connection: the object is opened
                 # and its data received in one trip to a worker thread, not two.
-                early = await self.io(
-                    self._open_and_receive, plan, length, act, first, progress,
-                    self._on_loop(lambda w: opened.open(w, start)),
-                )
+                link = _TripLink(self.stop)
+                tracker = UploadTracker()
+                on_open = self._on_loop(functools.partial(opened.open, start=start))
+
+                async def trip(sock: socket.socket) -> bool:
+                    return await self.io(
+                        self._open_and_receive, plan, length, act, sock, progress, on_open, link, tracker
+                    )
+
+                try:
+                    await self.receive_mode_e(
+                        act, plan, link.deliver, progress, None, tracker=tracker, cached=[], first=(first, trip)
+                    )
+                finally:
+                    self.window = None
                 writer = opened.ready()[0]
-                await self.receive_rest(act, plan, progress, early)
-                received = self._received(plan, writer, early.tracker, early.window)
+                received = self._received(plan, writer, tracker, link.window)
             else:
                 opened.open(
                     await self.io(self.driver.open_write, plan.target, plan.object_size(length), plan.resume()), start
@@ -552,49 +580,27 @@ class DataTransfers:
         sock: socket.socket,
         progress: Progress,
         started: Callable[[Writer], object],
-    ) -> _Early:
+        link: _TripLink,
+        tracker: UploadTracker,
+    ) -> bool:
         """In a worker thread: open the object, have the 150 sent, receive ``sock`` to its EOD.
 
-        An error after the object is open is returned with it, so that the
-        event loop keeps what is durable for a restart.
+        The first connection of :meth:`receive_mode_e`: its errors are judged
+        there; True when ``sock`` may be cached.
         """
-        writer = self.driver.open_write(plan.target, plan.object_size(length), plan.resume())
+        try:
+            writer = self.driver.open_write(plan.target, plan.object_size(length), plan.resume())
+            deliver, window = self._deliverer(plan, writer)
+        except BaseException:
+            link.failed()
+            raise
+        self.window = window  # for an ABOR to wake connections waiting at it
+        link.opened(deliver, window)
         started(writer)
-        early = _Early(writer, UploadTracker())
-        try:
-            early.deliver, early.window = self._deliverer(plan, writer)
-            self.window = early.window
-            early.keep = receive_mode_e(
-                sock, early.deliver, early.tracker, progress, self.stop,
-                max_block=self.config.max_block, piece=plan.piece, shift=act.shift,
-            )
-        except BaseException as exc:  # noqa: BLE001 - judged on the event loop, as a connection's error is
-            early.error = exc
-        if early.keep:
-            early.cacheable.append(sock)
-        return early
-
-    async def receive_rest(
-        self, act: Store, plan: StorePlan, progress: Progress, early: _Early, *, shift: int | None = None
-    ) -> None:
-        """After the opening trip: the connections still to come, if the client announced more."""
-        tracker, window = early.tracker, early.window
-        try:
-            if early.error is not None:
-                if not tracker.complete or not isinstance(early.error, (OSError, TransferAborted)):
-                    raise early.error
-                early.cacheable.clear()
-            if not tracker.complete and not self.stop.is_set():
-                assert early.deliver is not None
-                await self.receive_mode_e(
-                    act, plan, early.deliver, progress, window,
-                    shift=shift, tracker=tracker, cacheable=early.cacheable, cached=[],
-                )
-        finally:
-            self.window = None
-        if self.stop.is_set() and not tracker.complete:
-            raise TransferAborted("transfer aborted on request")
-        self.keep = early.cacheable
+        return receive_mode_e(
+            sock, deliver, tracker, progress, self.stop,
+            max_block=self.config.max_block, piece=plan.piece, shift=act.shift,
+        )
 
     def _deliverer(self, plan: StorePlan, writer: Writer) -> tuple[Deliver, ReorderWindow | None]:
         """Where received blocks go: through a reorder window for a driver that needs order, else the writer."""
@@ -675,16 +681,26 @@ class DataTransfers:
             if first is not None:
                 # On the session's one cached connection: the checks, the spool, its data and (a spool
                 # still in memory) the object written, in one trip to a worker thread.
-                trip = await self.io(
-                    self._spool_and_receive, plan, local, act, first, progress,
-                    self._on_loop(lambda sp: opened.open(sp, start)),
-                )
-                written = trip.written
+                link = _TripLink(self.stop)
+                tracker = UploadTracker()
+                on_open = self._on_loop(functools.partial(opened.open, start=start))
+
+                async def trip(sock: socket.socket) -> bool:
+                    return await self.io(
+                        self._spool_and_receive, plan, local, act, sock, progress, on_open, link, tracker
+                    )
+
+                try:
+                    # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
+                    await self.receive_mode_e(
+                        act, plan, link.deliver, progress, None, shift=0, tracker=tracker, cached=[],
+                        first=(first, trip),
+                    )
+                finally:
+                    written = link.written  # dropped below if the upload goes no further
                 opened.ready()
-                # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
-                await self.receive_rest(act, plan, progress, trip, shift=0)
-                if trip.store_error is not None:
-                    raise trip.store_error
+                if link.store_error is not None:
+                    raise link.store_error
             else:
                 # one trip to a worker thread: the checks and the spool
                 opened.open(await self.io(self._open_spool, plan, local), start)
@@ -746,34 +762,36 @@ class DataTransfers:
         sock: socket.socket,
         progress: Progress,
         started: Callable[[Spool], object],
-    ) -> _Early:
+        link: _TripLink,
+        tracker: UploadTracker,
+    ) -> bool:
         """In a worker thread: the spool of an upload without ``ALLO``, the 150, ``sock``'s data into it.
 
         When every byte is in and the spool is still in memory, the object
         is written as well (the spool kept in memory meanwhile: a marker due
-        then names nothing new); the event loop completes it with the others.
+        then names nothing new) and left in ``link`` for the event loop to
+        complete with the others.  The first connection of
+        :meth:`receive_mode_e`: True when ``sock`` may be cached.
         """
-        spool = self._open_spool(plan, local)
-        started(spool)
-        trip = _Early(spool, UploadTracker())
-        trip.deliver = spool.write
         try:
-            trip.keep = receive_mode_e(
-                sock, spool.write, trip.tracker, progress, self.stop,
-                max_block=self.config.max_block, piece=plan.piece, shift=0,
-            )
-        except BaseException as exc:  # noqa: BLE001 - judged on the event loop, as a connection's error is
-            trip.error = exc
-        if trip.keep:
-            trip.cacheable.append(sock)
-        if trip.error is None and trip.tracker.complete and not self.stop.is_set():
+            spool = self._open_spool(plan, local)
+        except BaseException:
+            link.failed()
+            raise
+        link.opened(spool.write, None)
+        started(spool)
+        keep = receive_mode_e(
+            sock, spool.write, tracker, progress, self.stop,
+            max_block=self.config.max_block, piece=plan.piece, shift=0,
+        )
+        if tracker.complete and not self.stop.is_set():
             with spool.pinned_in_memory() as in_memory:
                 if in_memory:
                     try:
-                        trip.written = write_spooled(self.driver, spool, plan.path, plan, self.stop)
+                        link.written = write_spooled(self.driver, spool, plan.path, plan, self.stop)
                     except BaseException as exc:  # noqa: BLE001 - raised on the event loop, after the receive
-                        trip.store_error = exc
-        return trip
+                        link.store_error = exc
+        return keep
 
     def _open_spool(self, plan: StorePlan, local: str | None) -> Spool:
         """The spool of an upload without ALLO (``local``: its local path), once the upload is known storable.
@@ -862,46 +880,43 @@ class DataTransfers:
         *,
         shift: int | None = None,
         tracker: UploadTracker | None = None,
-        cacheable: list[socket.socket] | None = None,
         cached: list[socket.socket] | None = None,
+        first: tuple[socket.socket, Callable[[socket.socket], Awaitable[bool]]] | None = None,
     ) -> UploadTracker:
         """Run every data connection of one MODE E upload until all announced EODs arrived.
 
         ``cached`` (the session's cached connections taken, by default) are
-        received on first; an upload that already received on its connections
-        passes ``cached=[]`` with its ``tracker`` and the connections it may
-        keep (``cacheable``), to accept only the new ones the client announced.
+        received on first.  ``first``: a cached connection and how it is
+        received instead (the trip that also opens the destination); the
+        connections the client adds meanwhile are accepted and received beside it.
         """
-        resumed = cached is not None
         tracker = tracker if tracker is not None else UploadTracker()
         errors: list[BaseException] = []
         running: dict[int, socket.socket] = {}
-        cacheable = cacheable if cacheable is not None else []
+        cacheable: list[socket.socket] = []
 
         def fail(exc: BaseException) -> None:
             errors.append(exc)
             self.stop.set()
-            if window is not None:
-                window.stop(exc if isinstance(exc, Exception) else None)
+            # (the trip's window is known once its thread opened the destination)
+            stopping = window if window is not None else self.window
+            if stopping is not None:
+                stopping.stop(exc if isinstance(exc, Exception) else None)
             for s in list(self.data_socks):
                 wake(s)
 
-        async def conn(sock: socket.socket) -> None:
+        receive = functools.partial(
+            receive_mode_e, max_block=self.config.max_block, piece=plan.piece,
+            shift=act.shift if shift is None else shift,
+        )
+
+        async def conn(sock: socket.socket, run: Callable[[socket.socket], Awaitable[bool]] | None = None) -> None:
             running[id(sock)] = sock
             try:
-                keep = await self.io(
-                    functools.partial(
-                        receive_mode_e,
-                        max_block=self.config.max_block,
-                        piece=plan.piece,
-                        shift=act.shift if shift is None else shift,
-                    ),
-                    sock,
-                    deliver,
-                    tracker,
-                    progress,
-                    self.stop,
-                )
+                if run is not None:
+                    keep = await run(sock)
+                else:
+                    keep = await self.io(receive, sock, deliver, tracker, progress, self.stop)
                 if keep:
                     cacheable.append(sock)
             except BaseException as exc:  # noqa: BLE001
@@ -913,11 +928,13 @@ class DataTransfers:
         if cached is None:
             cached = [self._track(s, act.buffer_size) for s in self.cache.take("in", act.data)]
         socks = cached
-        if isinstance(act.data, Active) and not socks and not resumed:
+        if isinstance(act.data, Active) and not socks and first is None:
             socks = await self.connect_many(act.data.addresses, len(act.data.addresses), act.buffer_size)
-        if isinstance(act.data, Passive) and self.listener is None and not socks and not resumed:
+        if isinstance(act.data, Passive) and self.listener is None and not socks and first is None:
             raise NoDataConnection("No passive listener; send PASV first.")
         pending = {asyncio.create_task(conn(s)) for s in socks}
+        if first is not None:
+            pending.add(asyncio.create_task(conn(*first)))
         opened = len(pending)
         loop = asyncio.get_running_loop()
         accept: asyncio.Future[tuple[socket.socket, Any]] | None = None
