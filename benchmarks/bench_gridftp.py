@@ -192,13 +192,14 @@ class Servers:
 
     def ours(
         self, name: str, args: list[str], root: Path, env: dict[str, str] | None = None, scheme: str = "ftp",
-        *, children: bool = False,
+        *, children: bool = False, cwd: Path | None = None,
     ) -> None:
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "transfercore", "serve", "--port", str(port), "--anonymous-write", *args],
             stderr=open(self.work / f"{name}.log", "wb"),
             env=os.environ | (env or {}),
+            cwd=cwd,
         )
         self.procs.append(proc)
         wait_port(port, proc)
@@ -325,8 +326,10 @@ def main() -> int:
         before_root = work / "before"
         before_root.mkdir(exist_ok=True)
         code = Path(args.before).resolve()
+        # started in the other checkout: `python -m` puts the working directory first on the
+        # path, so from this one it would import this code whatever PYTHONPATH says
         servers.ours("before", ["--root", str(before_root)], before_root,
-                     {"PYTHONPATH": os.pathsep.join([str(code), str(code / "drivers" / "posix")])})
+                     {"PYTHONPATH": os.pathsep.join([str(code), str(code / "drivers" / "posix")])}, cwd=code)
     if "gsi" in cases:
         grid = work / "grid"
         grid.mkdir(exist_ok=True)
