@@ -523,6 +523,8 @@ class DataTransfers:
                     )
                 finally:
                     self.window = None
+                if self.stop.is_set():
+                    raise TransferAborted("transfer aborted on request")  # as the general way's receive()
                 writer = opened.ready()[0]
                 received = self._received(plan, writer, tracker, link.window)
             else:
