@@ -29,8 +29,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..contract import Driver, Writer
 from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
@@ -58,9 +58,11 @@ from .errors import DataTimeout, NoDataConnection, RemoteProtocolError, TooManyD
 from .gsi.dataprot import DataProtection
 from .hostport import HostPort
 from .inplace import SliceWriter, copy_kept
+from .latetask import LateTask
 from .markers import MarkerSchedule, PerfMarker, RestartMarkers, perf_marker
 from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
+from .opening import STOP_POLL, Opened, TripLink
 from .session import Active, Listing, Passive, Retrieve, Store
 from .spool import MEMORY_FIRST, Spool
 from .spooled import check_writable, drop_spooled, write_spooled
@@ -73,14 +75,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("transfercore.gridftp")
 T = TypeVar("T")
-D = TypeVar("D", bound=Durable)
 
 #: Largest MODE E block a download sends.
 SEND_BLOCK = 1024 * 1024
 #: Longest an upload waits for another upload of its destination to end (its clean-up, after an abort).
 UPLOAD_WAIT = 30.0
-#: How often a MODE E upload waiting for its data connections looks for an abort.
-STOP_POLL = 0.2
 #: How long a MODE E upload on cached data connections runs before it also accepts new ones.
 CACHED_ACCEPT_DELAY = 0.05
 #: Largest MODE E upload on one cached data connection whose object is opened
@@ -110,105 +109,6 @@ def wake(sock: socket.socket) -> None:
     """
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-
-
-class LateTask:
-    """A coroutine started only if it is still wanted ``delay`` seconds from now.
-
-    An upload's markers are first due after an interval most small files
-    never reach: a task made for each upload and cancelled unrun cost a task
-    creation, a cancellation and two turns of the event loop per file; a
-    timer costs a few microseconds.
-    """
-
-    def __init__(self, delay: float, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self._start = start
-        self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(delay, self._run)
-
-    def _run(self) -> None:
-        self._timer = None
-        self._task = asyncio.get_running_loop().create_task(self._start())
-
-    async def stop(self) -> None:
-        """Cancel the timer, or the task it started; idempotent."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-class _Opened(Generic[D]):
-    """An upload's destination once open (its writer, or its spool; set on the event loop), its markers and their timer."""
-
-    def __init__(self) -> None:
-        self.writer: D | None = None
-        self.markers: RestartMarkers | None = None
-        self.timer: LateTask | None = None
-        #: what starting the upload on the event loop raised
-        self.error: BaseException | None = None
-
-    def open(self, writer: D, start: Callable[[D], None]) -> None:
-        """On the event loop, once the destination is open: keep it, then ``start`` it (the 150, the markers).
-
-        An error of ``start`` is kept for :meth:`ready` to raise: called back
-        from a worker thread, it would only be logged.
-        """
-        self.writer = writer
-        try:
-            start(writer)
-        except BaseException as exc:  # noqa: BLE001 - raised by ready()
-            self.error = exc
-
-    def ready(self) -> tuple[D, RestartMarkers]:
-        if self.error is not None:
-            raise self.error
-        assert self.writer is not None and self.markers is not None, "the destination was opened"
-        return self.writer, self.markers
-
-    async def stop_timer(self) -> None:
-        if self.timer is not None:
-            await self.timer.stop()
-
-
-class _TripLink:
-    """Between the worker thread that opens a small upload and the connections received beside it.
-
-    The thread opens the object (or spool) and sets where blocks go; a new
-    data connection the client added meanwhile waits here until then, and
-    fails if the open failed.  What the trip also wrote (a spooled upload) is
-    left here for the event loop.
-    """
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._ready = threading.Event()
-        self._deliver: Deliver | None = None
-        self.window: ReorderWindow | None = None
-        #: a spooled upload's object, written in the trip, and its size
-        self.written: tuple[Writer, int] | None = None
-        #: what writing it raised
-        self.store_error: BaseException | None = None
-
-    def opened(self, deliver: Deliver, window: ReorderWindow | None) -> None:
-        self._deliver, self.window = deliver, window
-        self._ready.set()
-
-    def failed(self) -> None:
-        self._ready.set()
-
-    def deliver(self, offset: int, data: memoryview) -> None:
-        """For the other connections' threads: ``data`` where the trip's blocks go, once it knows."""
-        while not self._ready.wait(STOP_POLL):
-            if self._stop.is_set():
-                raise TransferAborted("transfer aborted on request")
-        if self._deliver is None:
-            raise TransferAborted("the upload's destination could not be opened")
-        self._deliver(offset, data)
 
 
 class TransferSession(Protocol):
@@ -492,7 +392,7 @@ class DataTransfers:
         length = plan.size
         progress = self.progress = Progress()
         lock = asyncio.Lock()
-        opened: _Opened[Writer] = _Opened()
+        opened: Opened[Writer] = Opened()
         ticket = self.committer.ticket()
 
         def start(writer: Writer) -> None:
@@ -508,7 +408,7 @@ class DataTransfers:
             if first is not None:
                 # A small file on the session's one cached connection: the object is opened
                 # and its data received in one trip to a worker thread, not two.
-                link = _TripLink(self.stop)
+                link = TripLink(self.stop)
                 tracker = UploadTracker()
                 on_open = self._on_loop(functools.partial(opened.open, start=start))
 
@@ -582,7 +482,7 @@ class DataTransfers:
         sock: socket.socket,
         progress: Progress,
         started: Callable[[Writer], object],
-        link: _TripLink,
+        link: TripLink,
         tracker: UploadTracker,
     ) -> bool:
         """In a worker thread: open the object, have the 150 sent, receive ``sock`` to its EOD.
@@ -662,7 +562,7 @@ class DataTransfers:
     async def store_spooled(self, act: Store, plan: StorePlan, local: str | None) -> None:
         lock = asyncio.Lock()
         progress = self.progress = Progress()
-        opened: _Opened[Spool] = _Opened()
+        opened: Opened[Spool] = Opened()
         stored = False
         #: the object written from the spool, until its commit takes it over
         written: tuple[Writer, int] | None = None
@@ -683,7 +583,7 @@ class DataTransfers:
             if first is not None:
                 # On the session's one cached connection: the checks, the spool, its data and (a spool
                 # still in memory) the object written, in one trip to a worker thread.
-                link = _TripLink(self.stop)
+                link = TripLink(self.stop)
                 tracker = UploadTracker()
                 on_open = self._on_loop(functools.partial(opened.open, start=start))
 
@@ -764,7 +664,7 @@ class DataTransfers:
         sock: socket.socket,
         progress: Progress,
         started: Callable[[Spool], object],
-        link: _TripLink,
+        link: TripLink,
         tracker: UploadTracker,
     ) -> bool:
         """In a worker thread: the spool of an upload without ``ALLO``, the 150, ``sock``'s data into it.
