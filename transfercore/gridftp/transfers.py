@@ -409,20 +409,10 @@ class DataTransfers:
                 # A small file on the session's one cached connection: the object is opened
                 # and its data received in one trip to a worker thread, not two.
                 link = TripLink(self.stop)
-                tracker = UploadTracker()
-                on_open = self._on_loop(functools.partial(opened.open, start=start))
-
-                async def trip(sock: socket.socket) -> bool:
-                    return await self.io(
-                        self._open_and_receive, plan, length, act, sock, progress, on_open, link, tracker
-                    )
-
-                try:
-                    await self.receive_mode_e(
-                        act, plan, link.deliver, progress, None, tracker=tracker, cached=[], first=(first, trip)
-                    )
-                finally:
-                    self.window = None
+                tracker = await self._receive_with_trip(
+                    act, plan, first, link, functools.partial(self._open_and_receive, plan, length, act),
+                    functools.partial(opened.open, start=start), progress,
+                )
                 if self.stop.is_set():
                     raise TransferAborted("transfer aborted on request")  # as the general way's receive()
                 writer = opened.ready()[0]
@@ -454,6 +444,35 @@ class DataTransfers:
             await opened.stop_timer()
             if not completed and opened.writer is not None and opened.markers is not None:
                 await self._keep_partial(opened.writer, opened.markers, lock, act.mode, plan)
+
+    async def _receive_with_trip(
+        self,
+        act: Store,
+        plan: StorePlan,
+        first: socket.socket,
+        link: TripLink,
+        opener: Callable[..., bool],
+        on_open: Callable[[Any], None],
+        progress: Progress,
+        *,
+        shift: int | None = None,
+    ) -> UploadTracker:
+        """Receive an upload whose first connection is ``opener``'s trip (it opens the destination,
+        calls ``on_open`` on this loop, receives ``first``); the others beside it, as they come."""
+        tracker = UploadTracker()
+        posted = self._on_loop(on_open)
+
+        async def trip(sock: socket.socket) -> bool:
+            keep: bool = await self.io(opener, sock, progress, posted, link, tracker)
+            return keep
+
+        try:
+            await self.receive_mode_e(
+                act, plan, link.deliver, progress, None, shift=shift, tracker=tracker, cached=[], first=(first, trip)
+            )
+        finally:
+            self.window = None
+        return tracker
 
     @staticmethod
     def _on_loop(fn: Callable[[T], object]) -> Callable[[T], object]:
@@ -584,19 +603,11 @@ class DataTransfers:
                 # On the session's one cached connection: the checks, the spool, its data and (a spool
                 # still in memory) the object written, in one trip to a worker thread.
                 link = TripLink(self.stop)
-                tracker = UploadTracker()
-                on_open = self._on_loop(functools.partial(opened.open, start=start))
-
-                async def trip(sock: socket.socket) -> bool:
-                    return await self.io(
-                        self._spool_and_receive, plan, local, act, sock, progress, on_open, link, tracker
-                    )
-
                 try:
                     # the spool holds the data at their data offsets: an ESTO offset applies when it is stored
-                    await self.receive_mode_e(
-                        act, plan, link.deliver, progress, None, shift=0, tracker=tracker, cached=[],
-                        first=(first, trip),
+                    await self._receive_with_trip(
+                        act, plan, first, link, functools.partial(self._spool_and_receive, plan, local, act),
+                        functools.partial(opened.open, start=start), progress, shift=0,
                     )
                 finally:
                     written = link.written  # dropped below if the upload goes no further
