@@ -274,7 +274,8 @@ def main() -> int:
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
     ap.add_argument("--servers", default="transfercore,transfercore-hpss",
                     help="our servers in the tree cases (default transfercore,transfercore-hpss; "
-                         "a suffix -wN runs one with --workers N, e.g. transfercore-w2)")
+                         "a suffix -wN runs one with --workers N, e.g. transfercore-w2; -asyncio one on asyncio's "
+                         "own event loop, e.g. transfercore-asyncio)")
     ap.add_argument("--before", metavar="CHECKOUT",
                     help="a checkout of other code (git worktree or archive): its serve --root runs as "
                     "'before' in the tree cases, in the same alternation")
@@ -312,15 +313,21 @@ def main() -> int:
         {"HPSS_EMU_ROOT": str(emu)},
     )
     for name in args.servers.split(","):
-        # "transfercore-w2", "transfercore-hpss-w4": the same server with --workers N
-        base, _, count = name.rpartition("-w")
-        if base in ("transfercore", "transfercore-hpss") and count.isdigit():
+        # "transfercore-w2", "transfercore-hpss-w4": the same server with --workers N;
+        # "transfercore-asyncio": on asyncio's own event loop instead of uvloop (both suffixes may go together)
+        base, extra = name, []
+        if base.endswith("-asyncio"):
+            base, extra = base.removesuffix("-asyncio"), ["--event-loop", "asyncio"]
+        stem, _, count = base.rpartition("-w")
+        if stem in ("transfercore", "transfercore-hpss") and count.isdigit():
+            base, extra = stem, [*extra, "--workers", count]
+        if extra and base in ("transfercore", "transfercore-hpss"):
             where = work / name
             where.mkdir(exist_ok=True)
             store = (["--root", str(where)] if base == "transfercore"
                      else ["--driver", "hpss:///?segment=64MiB", "--spool-dir", str(work / f"spool-{name}")])
             env = {"HPSS_EMU_ROOT": str(where)} if base == "transfercore-hpss" else None
-            servers.ours(name, [*store, "--workers", count], where, env, children=True)
+            servers.ours(name, [*store, *extra], where, env, children="--workers" in extra)
     servers.real(real_root)
     if args.before:
         before_root = work / "before"

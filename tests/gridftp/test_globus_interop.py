@@ -35,9 +35,10 @@ def src(tmp_path: Path) -> Path:
     return p
 
 
-@pytest.fixture
-def ours(serve, root):
-    return serve("--root", str(root), "--anonymous-write", "--marker-interval", "0.3")
+@pytest.fixture(params=["uvloop", "asyncio"])
+def ours(serve, root, request):
+    """``serve`` on each event loop it can run on (uvloop, the default where installed, and asyncio's own)."""
+    return serve("--root", str(root), "--anonymous-write", "--marker-interval", "0.3", "--event-loop", request.param)
 
 
 def test_stream_put_and_get(ours, root, src, tmp_path):

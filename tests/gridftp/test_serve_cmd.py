@@ -75,3 +75,17 @@ def test_busy_port_is_one_line_and_a_failure_exit_code(root, workers):
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert "in use" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("asked", "runs"), [([], "uvloop"), (["--event-loop", "asyncio"], "asyncio")])
+def test_sessions_run_on_the_event_loop_asked_for(serve, root, asked, runs):
+    srv = serve("--root", str(root), "--anonymous-write", "-v", *asked)
+    c = Client(srv.port)
+    c.login()
+    assert c.cmd("MKD /made")[0] == 257
+    assert f"sessions run on the {runs} event loop" in srv.log.read_text()
+
+
+def test_an_unknown_event_loop_is_refused(root):
+    proc = run_cli("--root", str(root), "--anonymous", "--event-loop", "trio")
+    assert proc.returncode == 2 and "--event-loop" in proc.stderr

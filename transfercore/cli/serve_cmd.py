@@ -14,6 +14,8 @@ from typing import Any
 import attrs
 
 from ..errors import ListenError, OptionError, TransferCoreError
+from ..eventloop import CHOICES, loop_factory, loop_name
+from ..eventloop import run as run_loop
 from ..service.config import ConfigError, ConfigFile, given, load, merge, options, overridable
 from ..service.listening import announce_listening
 from .exitcodes import ExitCode
@@ -66,6 +68,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes serving sessions from the one port (default 1; the limits hold for all "
                         "of them together; more than one uses more cores for many small files)")
+    p.add_argument("--event-loop", choices=CHOICES, default="auto",
+                   help="the event loop sessions run on: uvloop (in C, the faster for many small files), "
+                   "asyncio's own, or auto: uvloop where installed (default)")
     g = p.add_argument_group(
         "GSI (gsiftp://)",
         "X.509 proxy authentication and DCAU/PROT data-channel protection, as Globus does it.  "
@@ -226,6 +231,7 @@ CHECKS: dict[str, Any] = {
     "marker_interval": _check_marker_interval,
     "max_spool": _check_size,
     "transfer_log_checksum": _check_checksum,
+    "event_loop": loop_factory,
     **{
         key: _check_positive
         for key in ("idle_timeout", "data_timeout", "max_sessions", "workers", "login_timeout", "max_unauthenticated",
@@ -237,7 +243,7 @@ CHECKS: dict[str, Any] = {
 #: How often each worker of several publishes its figures for the metrics endpoint (seconds).
 METRICS_PUBLISH = 1.0
 
-RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file", "workers")
+RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file", "workers", "event_loop")
 
 
 @attrs.frozen
@@ -276,6 +282,7 @@ def build(args: argparse.Namespace) -> Plan:
     if args.marker_interval < 0.1:
         raise OptionError("--marker-interval must be at least 0.1 seconds")
     _check_workers(args)
+    loop_factory(args.event_loop)  # uvloop asked for and not installed: said before anything starts
     users = UserDB.load(args.users) if args.users else None
     gsi = _gsi_config(args)
     if not (args.anonymous or args.anonymous_write or (users and len(users)) or gsi):
@@ -481,6 +488,7 @@ def run(args: argparse.Namespace) -> int:
         reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY, counted=server.stats.reload)
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         port = await server.start()
+        logging.getLogger("transfercore.gridftp").info("sessions run on the %s event loop", loop_name(loop))
         freeze_startup()
         if spec is None:
             announce_listening("serve", args.host, port, args.port_file)
@@ -516,7 +524,7 @@ def run(args: argparse.Namespace) -> int:
         task.cancel()
 
     try:
-        asyncio.run(main())
+        run_loop(main(), args.event_loop)
     except asyncio.CancelledError:
         pass
     return int(ExitCode.OK)

@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 
 from ..errors import OptionError, TransferCoreError
+from ..eventloop import CHOICES, loop_factory
+from ..eventloop import run as run_loop
 from ..service.config import ConfigError, given, load, merge, options, overridable
 from ..service.listening import announce_listening
 from .exitcodes import ExitCode
@@ -56,6 +58,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--http-server", choices=("transfercore", "uvicorn"), default="transfercore",
                    help="the HTTP/1.1 server: the project's own (default; it sends the draft's 104 "
                    "Upload Resumption Supported) or uvicorn (pip install 'transfercore[http]'; no 104)")
+    p.add_argument("--event-loop", choices=CHOICES, default="auto",
+                   help="uvloop (in C), asyncio's own, or auto: uvloop where installed (default)")
     p.add_argument("--port-file", help="write the listening port to this file once ready")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     p.add_argument("--metrics-port", type=int, metavar="N",
@@ -104,13 +108,13 @@ def _check_positive(value: float) -> None:
 CHECKS: dict[str, Any] = {
     "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
     "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
-    "header_timeout": _check_positive,
+    "header_timeout": _check_positive, "event_loop": loop_factory,
 }
 
 
 #: Settings a reload (SIGHUP) cannot change: the listening socket, the storage, the server in use.
 RESTART_ONLY = ("root", "driver", "host", "port", "port_file", "state_dir", "metrics_port", "http_server",
-                "max_uploads")
+                "max_uploads", "event_loop")
 
 
 @attrs.frozen
@@ -173,6 +177,7 @@ def _plan(args: argparse.Namespace) -> Plan:
             import uvicorn  # noqa: F401 - checked before anything is opened
         except ImportError:
             raise OptionError("--http-server uvicorn needs uvicorn", hint="pip install 'transfercore[http]'") from None
+    loop_factory(args.event_loop)  # uvloop asked for and not installed: said before anything starts
     tokens = _tokens(args)
     return Plan(
         args=args,
@@ -271,7 +276,7 @@ def _serve_own(app: Any, upload_app: Any, plan: Plan, rebuild: Callable[[], Plan
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         await server.serve(lambda port: _listening(args, port))
 
-    asyncio.run(main())
+    run_loop(main(), args.event_loop)
 
 
 def _serve_uvicorn(app: Any, args: argparse.Namespace) -> None:
@@ -280,7 +285,7 @@ def _serve_uvicorn(app: Any, args: argparse.Namespace) -> None:
     from ..sizes import parse_size
 
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose,
+        app, host=args.host, port=args.port, http="h11", lifespan="on", access_log=args.verbose, loop=args.event_loop,
         log_level="info" if args.verbose else "warning",
         h11_max_incomplete_event_size=parse_size(args.max_header_size, what="--max-header-size", minimum=1024),
         timeout_keep_alive=int(args.header_timeout),
