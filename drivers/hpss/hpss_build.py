@@ -124,6 +124,9 @@ int tc_PIOExecute(int Fd, u_signed64 FileOffset, u_signed64 Size, hpss_pio_grp_t
 int tc_PIOEnd(hpss_pio_grp_t *StripeGroup);
 
 void free(void *);
+/* memcpy with the interpreter lock released (cffi releases it around every call):
+ * the staging copies of a block ran under it and stalled the data connections. */
+void tc_copy(void *dst, const void *src, size_t n);
 
 /* Which backend this extension was built against: "hpss" or "emulator". */
 const char *tc_hpss_backend(void);
@@ -136,6 +139,7 @@ SHIMS = r"""
 #include <stdlib.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <string.h>
 
 typedef __typeof__(((hpss_stat_t *)0)->st_ino) tc_ino_t;
 typedef __typeof__(((hpss_stat_t *)0)->hpss_st_mtime) tc_time_t;
@@ -154,6 +158,7 @@ static int tc_PIOExecute(int fd, u_signed64 off, u_signed64 size, hpss_pio_grp_t
                          hpss_pio_gapinfo_t *gap, u_signed64 *moved)
 { return hpss_PIOExecute(fd, off, size, *g, gap, moved); }
 static int tc_PIOEnd(hpss_pio_grp_t *g) { return hpss_PIOEnd(*g); }
+static void tc_copy(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
 """
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

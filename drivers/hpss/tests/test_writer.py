@@ -374,3 +374,26 @@ def test_the_last_execute_is_recorded_only_when_a_marker_asks(driver: HpssDriver
     again = driver.open_write("/f", len(data), RangeSet.span(0, 100 * KiB))
     again.complete()
     assert (emu_root / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize("chunk", [100_000, 256 * KiB, 300 * KiB])
+def test_a_caller_reusing_its_buffer_after_each_write_stores_what_it_wrote(
+    driver: HpssDriver, emu_root: Path, chunk: int
+) -> None:
+    """Blocks from one reused buffer (as a data connection hands them over), and blocks held as
+    bytes (as the reorder window holds them) between them: the copies are made, the bytes kept."""
+    data = payload(SIZE)
+    w = driver.open_write("/f", len(data))
+    buf = bytearray(chunk)
+    for i, off in enumerate(range(0, len(data), chunk)):
+        piece = data[off : off + chunk]
+        if i % 3 == 2:
+            w.write(off, piece)  # bytes: kept without a copy
+            continue
+        view = memoryview(buf)[: len(piece)]
+        view[:] = piece
+        w.write(off, view)
+        view[:] = b"\xee" * len(piece)  # the caller's next block: must not reach HPSS
+    w.complete()
+    assert (emu_root / "f").read_bytes() == data
+    assert hashlib.sha256((emu_root / "f").read_bytes()).digest() == hashlib.sha256(data).digest()

@@ -42,10 +42,12 @@ from transfercore.errors import (
 from transfercore.ranges import ByteRange, RangeSet
 
 from . import api, checksum, names, record
-from ._hpss import ffi
+from ._hpss import ffi, lib
 from .pio import PioSession
 
 log = logging.getLogger(__name__)
+#: Size of the buffers staged copies are made in (a larger block gets one of its own size).
+_SPARE_SIZE = 256 * 1024
 #: Seconds durable() waits for a PIO call that moves no data.
 STALL_PATIENCE = 5.0
 _bz4719_warned = False
@@ -90,6 +92,10 @@ class HpssWriter(Writer):
         self._staged: collections.deque[memoryview] = collections.deque()
         self._staged_bytes = 0
         self._limit = max(2 * block, 8 << 20)
+        # Buffers of staged copies that HPSS has taken, kept for the next ones (no allocation
+        # and zeroing per block); about as many as the staging limit holds.
+        self._spare: list[bytearray] = []
+        self._spare_max = self._limit // _SPARE_SIZE + 2
         self._next_write = start  # next offset write() accepts
         self._next_pio = start  # next offset the callback must serve
         self._durable_end = start  # from Execute returns only, and in the resume record
@@ -140,29 +146,54 @@ class HpssWriter(Writer):
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
         n = len(view)
-        with self._cond:
-            if self._closed:
-                raise WriterClosed(f"writer for hpss://{self._final} is closed")
-            self._raise_if_failed()
-            check_write(offset, n, self._size, f"hpss://{self._final}")
-            if offset != self._next_write:
-                raise InvalidWrite(
-                    f"HPSS PIO needs ordered data: expected offset {self._next_write}, got {offset}",
-                    hint="deliver blocks in ascending order with no holes",
-                )
-            if n == 0:
-                return
-            while self._staged_bytes >= self._limit and not self._stopping:
-                self._cond.wait(1.0)
+        # The caller may reuse its buffer once write() returns: keep a copy, made with the
+        # interpreter lock released (a 4 MiB-a-second copy under it stalled every data
+        # connection).  Bytes cannot change: a block the caller holds as bytes (the reorder
+        # window's) is kept as it is.
+        staged = view if isinstance(view.obj, bytes) or not n else self._copy(view)
+        try:
+            with self._cond:
+                if self._closed:
+                    raise WriterClosed(f"writer for hpss://{self._final} is closed")
                 self._raise_if_failed()
-            self._raise_if_failed()
-            if self._stopping:
-                raise WriterClosed(f"writer for hpss://{self._final} is stopping")
-            # The caller may reuse its buffer once write() returns: keep a copy.
-            self._staged.append(memoryview(view.tobytes()))
-            self._staged_bytes += n
-            self._next_write += n
-            self._cond.notify_all()
+                check_write(offset, n, self._size, f"hpss://{self._final}")
+                if offset != self._next_write:
+                    raise InvalidWrite(
+                        f"HPSS PIO needs ordered data: expected offset {self._next_write}, got {offset}",
+                        hint="deliver blocks in ascending order with no holes",
+                    )
+                if n == 0:
+                    return
+                while self._staged_bytes >= self._limit and not self._stopping:
+                    self._cond.wait(1.0)
+                    self._raise_if_failed()
+                self._raise_if_failed()
+                if self._stopping:
+                    raise WriterClosed(f"writer for hpss://{self._final} is stopping")
+                self._staged.append(staged)
+                self._staged_bytes += n
+                self._next_write += n
+                self._cond.notify_all()
+        except BaseException:
+            self._recycle(staged)
+            raise
+
+    def _copy(self, view: memoryview) -> memoryview:
+        n = len(view)
+        try:
+            buf = self._spare.pop()
+        except IndexError:
+            buf = bytearray(max(n, _SPARE_SIZE))
+        if len(buf) < n:
+            buf = bytearray(n)
+        lib.tc_copy(ffi.from_buffer(buf), ffi.from_buffer(view), n)
+        return memoryview(buf)[:n]
+
+    def _recycle(self, staged: memoryview) -> None:
+        """A staged copy's buffer, whole again once HPSS took its bytes, for the next copy."""
+        buf = staged.obj
+        if type(buf) is bytearray and len(buf) == _SPARE_SIZE and len(self._spare) < self._spare_max:
+            self._spare.append(buf)
 
     def durable(self) -> RangeSet:
         # PIO can only make a whole segment durable: wait for every segment
@@ -429,12 +460,12 @@ class HpssWriter(Writer):
             assert self._pio is not None
             self._pio.fail(InvalidWrite(f"HPSS asked for offset {offset}, expected {self._next_pio}"))
             return 1
-        dst = ffi.buffer(buffer_ptr[0], need)  # type: ignore[index]
+        dst = ffi.cast("char *", buffer_ptr[0])  # type: ignore[index]
         filled = 0
         assert self._pio is not None
         activity = self._pio.activity
-        with self._cond:
-            while filled < need:
+        while filled < need:
+            with self._cond:
                 while not self._staged and not self._stopping:
                     activity.waiting_for_caller = True
                     self._cond.wait(1.0)
@@ -443,14 +474,19 @@ class HpssWriter(Writer):
                     return 1  # stopping: a short block must never count as moved
                 head = self._staged[0]
                 take = min(need - filled, len(head))
-                dst[filled : filled + take] = head[:take]
-                filled += take
-                self._staged_bytes -= take
                 if take == len(head):
                     self._staged.popleft()
                 else:
                     self._staged[0] = head[take:]
-            self._cond.notify_all()
+            # Only this thread takes staged bytes: the copy needs neither the lock nor the
+            # interpreter's (cffi releases it), so write() goes on meanwhile.
+            lib.tc_copy(dst + filled, ffi.from_buffer(head), take)
+            filled += take
+            with self._cond:
+                self._staged_bytes -= take
+                self._cond.notify_all()
+            if take == len(head):
+                self._recycle(head)
         self._next_pio += need
         return 0
 
