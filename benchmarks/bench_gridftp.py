@@ -275,7 +275,8 @@ def main() -> int:
     ap.add_argument("--servers", default="transfercore,transfercore-hpss",
                     help="our servers in the tree cases (default transfercore,transfercore-hpss; "
                          "a suffix -wN runs one with --workers N, e.g. transfercore-w2; -asyncio one on asyncio's "
-                         "own event loop, e.g. transfercore-asyncio)")
+                         "own event loop, e.g. transfercore-asyncio; -iN the hpss driver with N segments in "
+                         "flight, e.g. transfercore-hpss-i2; the hpss case runs the transfercore-hpss ones)")
     ap.add_argument("--before", metavar="CHECKOUT",
                     help="a checkout of other code (git worktree or archive): its serve --root runs as "
                     "'before' in the tree cases, in the same alternation")
@@ -314,18 +315,23 @@ def main() -> int:
     )
     for name in args.servers.split(","):
         # "transfercore-w2", "transfercore-hpss-w4": the same server with --workers N;
-        # "transfercore-asyncio": on asyncio's own event loop instead of uvloop (both suffixes may go together)
-        base, extra = name, []
+        # "transfercore-asyncio": on asyncio's own event loop instead of uvloop;
+        # "transfercore-hpss-i2": the hpss driver executing 2 segments at once (inflight=2).
+        # Suffixes go together in that order from the end: transfercore-hpss-i2-w2-asyncio.
+        base, extra, query = name, [], ""
         if base.endswith("-asyncio"):
             base, extra = base.removesuffix("-asyncio"), ["--event-loop", "asyncio"]
         stem, _, count = base.rpartition("-w")
-        if stem in ("transfercore", "transfercore-hpss") and count.isdigit():
+        if stem.startswith("transfercore") and count.isdigit():
             base, extra = stem, [*extra, "--workers", count]
-        if extra and base in ("transfercore", "transfercore-hpss"):
+        stem, _, count = base.rpartition("-i")
+        if stem == "transfercore-hpss" and count.isdigit():
+            base, query = stem, f"&inflight={count}"
+        if (extra or query) and base in ("transfercore", "transfercore-hpss"):
             where = work / name
             where.mkdir(exist_ok=True)
             store = (["--root", str(where)] if base == "transfercore"
-                     else ["--driver", "hpss:///?segment=64MiB", "--spool-dir", str(work / f"spool-{name}")])
+                     else ["--driver", f"hpss:///?segment=64MiB{query}", "--spool-dir", str(work / f"spool-{name}")])
             env = {"HPSS_EMU_ROOT": str(where)} if base == "transfercore-hpss" else None
             servers.ours(name, [*store, *extra], where, env, children="--workers" in extra)
     servers.real(real_root)
@@ -411,11 +417,13 @@ def main() -> int:
                     )
                     ratio(f"{case} {op}", res, "transfercore", True)
             elif case == "hpss":
+                hpss = [n for n in args.servers.split(",") if n.startswith("transfercore-hpss")] or ["transfercore-hpss"]
                 res = run_case(
-                    f"hpss PUT -p{args.parallel}", servers, ["transfercore-hpss", "globus"], args.repeat,
+                    f"hpss PUT -p{args.parallel}", servers, [*hpss, "globus"], args.repeat,
                     lambda *a: put(par, *a), size, "MB/s",
                 )
-                ratio(f"PUT -p{args.parallel}", res, "transfercore-hpss", True)
+                for name in hpss:
+                    ratio(f"PUT -p{args.parallel}", res, name, True)
             elif case in ("tree", "tree-pp", "tree-3pt"):
                 ours = [n for n in args.servers.split(",") if n] + (["before"] if args.before else [])
                 flags = [] if case == "tree" else ["-pp"]

@@ -145,8 +145,12 @@ def test_third_party_restart_after_sigkill(real_server, tmp_path):
         shutil.rmtree(source_dir, ignore_errors=True)
 
 
-def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(real_server, tmp_path, monkeypatch):
-    """The real server as source, ``serve --driver hpss://`` (the emulator) as destination.
+@pytest.mark.parametrize("inflight", ["1", "2"])
+def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(
+    real_server, tmp_path, monkeypatch, inflight
+):
+    """The real server as source, ``serve --driver hpss://`` (the emulator) as destination, with one
+    segment executed at a time and with two (each in a PIO group of its own).
 
     Our server is SIGKILLed once the client has seen two 111 markers and is
     started again on the same port; ``globus-url-copy -rst`` sends ``REST``
@@ -163,7 +167,8 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(rea
     emu = tmp_path / "emu"
     emu.mkdir()
     monkeypatch.setenv("HPSS_EMU_ROOT", str(emu))
-    args = ["--driver", "hpss:///?segment=4MiB&block=1MiB", "--anonymous-write", "--marker-interval", "0.1"]
+    args = ["--driver", f"hpss:///?segment=4MiB&block=1MiB&inflight={inflight}", "--anonymous-write",
+            "--marker-interval", "0.1"]
     ours = Served(args, 0, tmp_path / "serve.log").start()
     port = ours.port  # the port it picked, kept across its restart
     # through a proxy that holds the client's reconnection until the restarted server listens

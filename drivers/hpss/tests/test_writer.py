@@ -257,7 +257,7 @@ def test_durable_does_not_wait_for_a_stalled_pio(emu_root: Path, monkeypatch: py
     assert w.durable() == RangeSet.span(0, 256 * KiB)
     assert time.monotonic() - started < 1.5  # well before the watchdog's 2 s
     w.abort()
-    assert isinstance(w._pio.error, HpssHung)
+    assert isinstance(w._error(), HpssHung)
 
 
 def test_read_durable_reads_acknowledged_segments_while_pio_writes_on(
@@ -397,3 +397,71 @@ def test_a_caller_reusing_its_buffer_after_each_write_stores_what_it_wrote(
     w.complete()
     assert (emu_root / "f").read_bytes() == data
     assert hashlib.sha256((emu_root / "f").read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+# -- several segments in flight (inflight=2): each segment's Execute in a PIO group of its own ------
+
+
+@pytest.fixture
+def driver2(emu_root: Path) -> HpssDriver:
+    return HpssDriver(options={"block": 64 * KiB, "segment": 256 * KiB, "watchdog": 5.0, "inflight": 2})
+
+
+def test_two_segments_in_flight_store_the_file_and_markers_only_grow_at_segment_ends(
+    driver2: HpssDriver, emu_root: Path
+) -> None:
+    data = payload(SIZE, seed=21)
+    w, err = send(driver2, data)
+    assert err is None
+    assert (emu_root / "f").read_bytes() == data
+    assert w.segments_executed == 5
+    # The acknowledged prefix grows only when a return joins it (a later segment acknowledged
+    # first waits for the one before), and always ends at a segment's end.
+    assert w.markers == sorted(set(w.markers)) and w.markers[-1] == SIZE
+    assert set(w.markers) <= {256 * KiB, 512 * KiB, 768 * KiB, 1024 * KiB, SIZE}
+    assert w.durable() == RangeSet.span(0, SIZE)
+    assert driver2.checksum("/f", "md5") == hashlib.md5(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("fail_after", "rollback", "durable"),
+    [
+        # the first group fails 100 KiB into the first segment: the second never got its bytes
+        (100 * KiB, 0, 100 * KiB),
+        # each group fails 300 KiB into its own bytes: the first 44 KiB into the third segment,
+        # after the second group finished the second; the second group's fourth never joins
+        (300 * KiB, 0, 556 * KiB),
+        # the same, and the failed Execute keeps 20 KiB less than it was handed
+        (300 * KiB, 20 * KiB, 536 * KiB),
+    ],
+)
+def test_two_segments_in_flight_a_failure_leaves_the_durable_prefix_and_resumes_from_it(
+    driver2: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch, fail_after: int, rollback: int,
+    durable: int,
+) -> None:
+    data = payload(SIZE, seed=23)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(fail_after))
+    if rollback:
+        monkeypatch.setenv("HPSS_EMU_ROLLBACK", str(rollback))
+    w, err = send(driver2, data)
+    assert err is not None
+    marker = w.durable()
+    assert marker == RangeSet.span(0, durable)
+    held = record.load("/.f.tcpart")
+    assert held is not None and held.durable == durable
+    assert (emu_root / ".f.tcpart").read_bytes()[:durable] == data[:durable]
+    assert not (emu_root / "f").exists()
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    monkeypatch.delenv("HPSS_EMU_ROLLBACK", raising=False)
+    w2, err2 = send(driver2, data, start=durable, resume=marker)
+    assert err2 is None and w2.resumed == marker
+    assert (emu_root / "f").read_bytes() == data
+    assert driver2.checksum("/f", "md5") == hashlib.md5(data).hexdigest()
+
+
+@pytest.mark.parametrize("inflight", ["0", "9"])
+def test_segments_in_flight_outside_1_to_8_are_refused(emu_root: Path, inflight: str) -> None:
+    from transfercore.errors import OptionError
+
+    with pytest.raises(OptionError, match="inflight"):
+        HpssDriver(options={"inflight": inflight})

@@ -28,7 +28,7 @@ from transfercore.errors import (
     OptionError,
     RestartRejected,
 )
-from transfercore.options import OptionSpec, choice_option, float_option, size_option, str_option
+from transfercore.options import OptionSpec, choice_option, float_option, int_option, size_option, str_option
 from transfercore.ranges import RangeSet
 from transfercore.sizes import parse_size
 
@@ -37,6 +37,8 @@ from .reader import HpssReader
 from .writer import open_writer
 
 MiB = 1 << 20
+#: Most segments a write executes at once (each holds a PIO group, two threads and a block).
+MAX_INFLIGHT = 8
 
 
 class HpssDriver(Driver):
@@ -48,6 +50,12 @@ class HpssDriver(Driver):
             minimum=1,
         ),
         "block": size_option("PIO block size", default=4 * MiB, minimum=4096),
+        "inflight": int_option(
+            "segments executed at once, each in a PIO group of its own, so one segment's bytes move "
+            "while the one before is made durable",
+            default=1,
+            minimum=1,
+        ),
         "watchdog": float_option("seconds a PIO call may make no progress before it is an error", 900.0, 1.0),
         "principal": str_option("HPSS login principal (default: $HPSS_PRINCIPAL, else the user name)"),
         "keytab": str_option("keytab for the login (default: $HPSS_KEYTAB)"),
@@ -72,6 +80,12 @@ class HpssDriver(Driver):
                 hint=f"e.g. segment={max(1, segment // block) * block}",
             )
         self.block, self.segment = block, segment
+        try:
+            self.inflight = int(self.settings["inflight"])
+        except ValueError:
+            raise OptionError(f"driver 'hpss' option inflight={self.settings['inflight']!r}: not a whole number") from None
+        if not 1 <= self.inflight <= MAX_INFLIGHT:
+            raise OptionError(f"driver 'hpss' option inflight={self.inflight}: give 1 to {MAX_INFLIGHT}")
         self.watchdog = float(self.settings["watchdog"])
 
     # -- description ---------------------------------------------------------------
@@ -99,6 +113,7 @@ class HpssDriver(Driver):
             "bz4719_possible": version.may_have_bz4719,
             "segment": self.segment,
             "block": self.block,
+            "inflight": self.inflight,
         }
         root = api.emulator_root()
         if root is not None:
@@ -133,9 +148,11 @@ class HpssDriver(Driver):
         except NotFound:
             pass
         if resume is None:
-            return open_writer(path, size, self.block, self.segment, self.watchdog)
+            return open_writer(path, size, self.block, self.segment, self.watchdog, inflight=self.inflight)
         held, offset = self._check_resume(path, size, resume)
-        return open_writer(path, size, self.block, self.segment, self.watchdog, held, offset)
+        return open_writer(
+            path, size, self.block, self.segment, self.watchdog, held, offset, inflight=self.inflight
+        )
 
     def _check_resume(self, path: str, size: int, resume: RangeSet) -> tuple[record.ResumeRecord, int]:
         """The record that backs ``resume`` and the offset to resume at, or RestartRejected."""

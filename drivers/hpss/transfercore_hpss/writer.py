@@ -2,9 +2,11 @@
 
 The engine's ordered blocks go into a bounded staging queue; the participant
 callback fills exactly the length HPSS asks for from it.  A coordinator
-thread executes the file in segments; each ``hpss_PIOExecute`` return, on
-success and on error, is a restart point ``[offset, offset + bytes moved)``.
-Nothing the callbacks handed over counts as durable.  Each restart point is
+thread executes the file in segments (with ``inflight`` above 1, that many
+PIO groups take segments in turn, see :class:`_Lane`); each
+``hpss_PIOExecute`` return, on success and on error, acknowledges
+``[offset, offset + bytes moved)``, and the restart point is the acknowledged
+prefix with no gap.  Nothing the callbacks handed over counts as durable.  Each restart point is
 written to the file's resume record (:mod:`.record`) before :meth:`durable`
 may report it.
 
@@ -22,10 +24,12 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -48,6 +52,8 @@ from .pio import PioSession
 log = logging.getLogger(__name__)
 #: Size of the buffers staged copies are made in (a larger block gets one of its own size).
 _SPARE_SIZE = 256 * 1024
+#: Spare buffers a writer keeps (2 MiB).
+_SPARES = 8
 #: Seconds durable() waits for a PIO call that moves no data.
 STALL_PATIENCE = 5.0
 _bz4719_warned = False
@@ -80,6 +86,7 @@ class HpssWriter(Writer):
         block: int,
         segment: int,
         watchdog: float,
+        inflight: int = 1,
     ) -> None:
         self._path = path  # the partial file, where every byte goes
         self._final = final
@@ -93,9 +100,9 @@ class HpssWriter(Writer):
         self._staged_bytes = 0
         self._limit = max(2 * block, 8 << 20)
         # Buffers of staged copies that HPSS has taken, kept for the next ones (no allocation
-        # and zeroing per block); about as many as the staging limit holds.
+        # and zeroing per block in the steady state; a few, since each is memory held).
         self._spare: list[bytearray] = []
-        self._spare_max = self._limit // _SPARE_SIZE + 2
+        self._spare_max = _SPARES
         self._next_write = start  # next offset write() accepts
         self._next_pio = start  # next offset the callback must serve
         self._durable_end = start  # from Execute returns only, and in the resume record
@@ -106,15 +113,15 @@ class HpssWriter(Writer):
         self._reported_end = start  # the latest marker durable() returned
         self._stopping = False
         self._closed = False
-        self._done = threading.Event()
-        self._cbuf = ffi.new("char[]", block)
         self._block = block
+        # Execute returns not yet joined to the acknowledged prefix (several segments in flight)
+        self._acks: dict[int, int] = {}
         self.segments_executed = 0
         self.markers: list[int] = []
         #: Metadata calls that raised the resume record, and the seconds they took.
         self.record_updates = 0
         self.record_seconds = 0.0
-        self._pio: PioSession | None = None
+        self._lanes: list[_Lane] = []
         # The read-back's own descriptor, opened read-only on first use: PIO
         # keeps writing through the other one meanwhile.
         self._read_lock = threading.Lock()
@@ -125,13 +132,16 @@ class HpssWriter(Writer):
         self._md5: Any = hashlib.md5(usedforsecurity=False)
         self._md5_end = 0
         if start < size:
-            self._pio = PioSession(api.PioOperation.WRITE, fd, block, stripe_width, self, watchdog, path)
-            self._thread = threading.Thread(
-                target=self._coordinate, name=f"hpss-coordinator {path}", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._done.set()
+            lanes = min(inflight, -(-(size - start) // segment))
+            try:
+                for index in range(lanes):
+                    self._lanes.append(_Lane(self, index, lanes, fd, block, stripe_width, watchdog, path))
+            except BaseException:
+                for lane in self._lanes:
+                    lane.pio.close()
+                raise
+            for lane in self._lanes:
+                lane.thread.start()
 
     # -- the contract ------------------------------------------------------------
 
@@ -207,7 +217,7 @@ class HpssWriter(Writer):
             target = written if written == self._size else written - written % self._segment
             while self._acked_end < target and not self._stopping:
                 self._cond.wait(0.5)
-                if self._pio is not None and self._pio.activity.stalled_for() > STALL_PATIENCE:
+                if any(lane.pio.activity.stalled_for() > STALL_PATIENCE for lane in self._lanes):
                     break
             acked = self._acked_end
         if acked > self._durable_end:
@@ -226,8 +236,8 @@ class HpssWriter(Writer):
             try:
                 record.set_durable(self._path, end)
             except TransferCoreError as exc:
-                if self._pio is not None:
-                    self._pio.fail(exc)
+                for lane in self._lanes[:1]:
+                    lane.pio.fail(exc)
                 log.warning("recording the durable end of %s: %s", self._path, exc)
                 return
             finally:
@@ -288,8 +298,7 @@ class HpssWriter(Writer):
                 )
         self._wait_coordinator()
         self._finish()
-        if self._pio is not None and self._pio.error is not None:
-            raise self._pio.error
+        self._raise_if_failed()
         if self._acked_end != self._size:
             raise TransferCoreError(
                 f"HPSS acknowledged {self._acked_end} of {self._size} bytes of {self._final}",
@@ -355,17 +364,23 @@ class HpssWriter(Writer):
 
     # -- internals ---------------------------------------------------------------
 
+    def _error(self) -> BaseException | None:
+        """The first failure of any PIO group of this write."""
+        return next((lane.pio.error for lane in self._lanes if lane.pio.error is not None), None)
+
     def _raise_if_failed(self) -> None:
-        if self._pio is not None and self._pio.error is not None:
-            raise self._pio.error
+        error = self._error()
+        if error is not None:
+            raise error
 
     def _wait_coordinator(self) -> None:
-        while not self._done.wait(0.5):
-            if self._pio is not None and self._pio.error is not None and not self._thread.is_alive():
-                break
-        if self._pio is not None and self._pio.error is not None and not self._done.is_set():
-            # A hung Execute: the watchdog already ended the group.
-            self._done.wait(5.0)
+        for lane in self._lanes:
+            while not lane.done.wait(0.5):
+                if lane.pio.error is not None and not lane.thread.is_alive():
+                    break
+            if lane.pio.error is not None and not lane.done.is_set():
+                # A hung Execute: the watchdog already ended the group.
+                lane.done.wait(5.0)
 
     def _finish(self) -> None:
         """PIOEnd on both groups, then hpss_Close, before reporting anything."""
@@ -375,8 +390,8 @@ class HpssWriter(Writer):
             self._closed = True
             self._stopping = True
             self._cond.notify_all()
-        if self._pio is not None:
-            self._pio.close()
+        for lane in self._lanes:
+            lane.pio.close()
         with self._read_lock:
             if self._read_fd is not None:
                 read_fd, self._read_fd = self._read_fd, None
@@ -388,13 +403,21 @@ class HpssWriter(Writer):
             fd, self._fd = self._fd, None
             api.close(fd, self._path)
 
-    def _coordinate(self) -> None:
-        assert self._pio is not None
-        pio = self._pio
+    def _segments(self) -> Iterator[tuple[int, int]]:
         pos = self._start
+        while pos < self._size:
+            end = min(self._size, (pos // self._segment + 1) * self._segment)
+            yield pos, end
+            pos = end
+
+    def _coordinate(self, lane: _Lane) -> None:
+        """Execute the lane's segments (every ``lanes``-th, from its index), each possibly in several calls."""
+        pio = lane.pio
         try:
-            while pos < self._size and pio.error is None:
-                seg_end = min(self._size, (pos // self._segment + 1) * self._segment)
+            for seg_start, seg_end in itertools.islice(self._segments(), lane.index, None, lane.count):
+                if self._error() is not None:
+                    return
+                pos = seg_start
                 while pos < seg_end:
                     want = seg_end - pos
                     result = pio.execute(pos, want)
@@ -409,61 +432,77 @@ class HpssWriter(Writer):
                         if moved is None:
                             warn_bz4719(api.version())
                         else:
-                            pos = self._advance(pos, moved, recorded=True)
-                        pio.fail(_execute_error(result.rc, self._path, pos))
+                            pos = self._advance(pos, moved)
+                        pio.fail(_execute_error(result.rc, self._path, self._acked_end))
                         return
                     if moved is None or moved == 0:
                         pio.fail(TransferCoreError(f"hpss_PIOExecute moved nothing at {pos} of {self._path}"))
                         return
-                    # The file's last Execute: complete() publishes without a record
-                    # update (a crash before the rename resumes from the previous
-                    # one); durable() records it before reporting it.
-                    pos = self._advance(pos, moved, recorded=pos + moved < self._size)
-                self.segments_executed += 1
+                    pos = self._advance(pos, moved)
+                with self._cond:
+                    self.segments_executed += 1
         except BaseException as exc:
             pio.fail(exc)
         finally:
             pio.end()
+            lane.done.set()
             with self._cond:
-                self._stopping = True
+                # Past the last segment, or failed: a callback waiting for bytes gives up.  Another
+                # lane still executing keeps the queue open, unless this one failed.
+                if pio.error is not None or all(other.done.is_set() for other in self._lanes):
+                    self._stopping = True
                 self._cond.notify_all()
-            self._done.set()
 
-    def _advance(self, pos: int, moved: int, *, recorded: bool) -> int:
+    def _advance(self, pos: int, moved: int) -> int:
+        """Take the Execute return ``[pos, pos + moved)``; the acknowledged prefix grows once it joins it."""
         end = pos + moved
-        if end > self._acked_end:
-            if recorded:
-                # The record first: a marker reported by durable() may reach a
-                # journal at once, and a resume accepts only what the record holds.
-                started = time.perf_counter()
-                with self._record_lock:
-                    try:
-                        record.set_durable(self._path, end)
-                    finally:
-                        self.record_seconds += time.perf_counter() - started
-                    self.record_updates += 1
-                    with self._cond:
-                        self._durable_end = end
+        with self._record_lock:
             with self._cond:
-                self._acked_end = end
-                self.markers.append(end)
+                self._acks[pos] = end
+                prefix = self._acked_end
+                while prefix in self._acks:
+                    prefix = self._acks.pop(prefix)
+                if prefix <= self._acked_end:
+                    return end
+            # The file's last Execute: complete() publishes without a record update (a crash
+            # before the rename resumes from the previous one); durable() records it before
+            # reporting it.  Any other: the record first, since a marker reported by durable()
+            # may reach a journal at once, and a resume accepts only what the record holds.
+            if prefix < self._size:
+                started = time.perf_counter()
+                try:
+                    record.set_durable(self._path, prefix)
+                finally:
+                    self.record_seconds += time.perf_counter() - started
+                self.record_updates += 1
+                with self._cond:
+                    self._durable_end = prefix
+            with self._cond:
+                self._acked_end = prefix
+                self.markers.append(prefix)
                 self._cond.notify_all()
         return end
 
-    def on_block(self, offset: int, length_ptr: object, buffer_ptr: object) -> int:
+    def _fill(self, lane: _Lane, offset: int, length_ptr: object, buffer_ptr: object) -> int:
+        """A lane's participant asks for ``*length`` bytes at ``offset``: the staged bytes, once they are next."""
         need = int(length_ptr[0])  # type: ignore[index]
         if buffer_ptr[0] == ffi.NULL:  # type: ignore[index]
-            buffer_ptr[0] = self._cbuf  # type: ignore[index]
+            buffer_ptr[0] = lane.cbuf  # type: ignore[index]
             if need > self._block:
                 return 1
-        if offset != self._next_pio:
-            assert self._pio is not None
-            self._pio.fail(InvalidWrite(f"HPSS asked for offset {offset}, expected {self._next_pio}"))
-            return 1
+        activity = lane.pio.activity
+        with self._cond:
+            # Another lane's segment comes first: the queue's head is its bytes.
+            while self._next_pio < offset and not self._stopping:
+                activity.waiting_for_caller = True
+                self._cond.wait(1.0)
+            activity.waiting_for_caller = False
+            if offset != self._next_pio:
+                if not self._stopping:
+                    lane.pio.fail(InvalidWrite(f"HPSS asked for offset {offset}, expected {self._next_pio}"))
+                return 1
         dst = ffi.cast("char *", buffer_ptr[0])  # type: ignore[index]
         filled = 0
-        assert self._pio is not None
-        activity = self._pio.activity
         while filled < need:
             with self._cond:
                 while not self._staged and not self._stopping:
@@ -478,8 +517,8 @@ class HpssWriter(Writer):
                     self._staged.popleft()
                 else:
                     self._staged[0] = head[take:]
-            # Only this thread takes staged bytes: the copy needs neither the lock nor the
-            # interpreter's (cffi releases it), so write() goes on meanwhile.
+            # Only the lane whose turn it is takes staged bytes: the copy needs neither the
+            # lock nor the interpreter's (cffi releases it), so write() goes on meanwhile.
             lib.tc_copy(dst + filled, ffi.from_buffer(head), take)
             filled += take
             with self._cond:
@@ -487,8 +526,35 @@ class HpssWriter(Writer):
                 self._cond.notify_all()
             if take == len(head):
                 self._recycle(head)
-        self._next_pio += need
+        with self._cond:
+            self._next_pio += need
+            self._cond.notify_all()
         return 0
+
+
+class _Lane:
+    """One PIO group of a write: a participant and the coordinator thread that executes its segments.
+
+    With ``inflight`` above 1 a write has that many, taking segments in turn,
+    so one segment's Execute can wait for its bytes to become durable while the
+    next segment's bytes move.
+    """
+
+    def __init__(
+        self, writer: HpssWriter, index: int, count: int, fd: int, block: int, width: int, watchdog: float, path: str
+    ) -> None:
+        self.writer = writer
+        self.index, self.count = index, count
+        #: for a first callback that comes without a buffer
+        self.cbuf = ffi.new("char[]", block)
+        self.done = threading.Event()
+        self.pio = PioSession(api.PioOperation.WRITE, fd, block, width, self, watchdog, path)
+        self.thread = threading.Thread(
+            target=writer._coordinate, args=(self,), name=f"hpss-coordinator {path} {index}", daemon=True
+        )
+
+    def on_block(self, offset: int, length_ptr: object, buffer_ptr: object) -> int:
+        return self.writer._fill(self, offset, length_ptr, buffer_ptr)
 
 
 def _execute_error(rc: int, path: str, pos: int) -> BaseException:
@@ -508,6 +574,8 @@ def open_writer(
     watchdog: float,
     resume: record.ResumeRecord | None = None,
     start: int = 0,
+    *,
+    inflight: int = 1,
 ) -> HpssWriter:
     """Open the partial file of ``final`` (truncating only a fresh write),
     write the resume record and mark the stored checksum invalid (one
@@ -527,7 +595,7 @@ def open_writer(
             # error: the record must not claim them any more.
             current = attrs.evolve(resume, durable=start)
         record.save(path, current, checksum.invalid_values())
-        return HpssWriter(path, final, size, start, fd, width, block, segment, watchdog)
+        return HpssWriter(path, final, size, start, fd, width, block, segment, watchdog, inflight)
     except BaseException:
         api.close(fd, path)
         raise
