@@ -28,6 +28,13 @@ class BlockHandler(Protocol):
         """Move one block; return 0 only when the whole length was handled."""
 
 
+#: The participant's block buffer is filled before HPSS reads it (a write's callback fills
+#: all it is asked for or fails; a read's is filled by the mover): zeroing it first only made
+#: its pages resident, and a write, whose callbacks point HPSS at a buffer of their own, never
+#: touches it otherwise.
+uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+
+
 @ffi.def_extern()  # type: ignore[untyped-decorator]
 def _tc_pio_callback(arg: object, offset: int, length_ptr: object, buffer_ptr: object) -> int:
     session: PioSession = ffi.from_handle(arg)
@@ -122,7 +129,7 @@ class PioSession:
         except BaseException:
             lib.tc_PIOEnd(self._coord)
             raise
-        self._buffer = ffi.new("char[]", block_size)
+        self._buffer: object | None = uncleared("char[]", block_size)
         self._self_handle = ffi.new_handle(self)
         self._participant = threading.Thread(
             target=self._participate, name=f"hpss-participant {what}", daemon=True

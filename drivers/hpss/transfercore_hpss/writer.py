@@ -47,7 +47,7 @@ from transfercore.ranges import ByteRange, RangeSet
 
 from . import api, checksum, names, record
 from ._hpss import ffi, lib
-from .pio import PioSession
+from .pio import PioSession, uncleared
 
 log = logging.getLogger(__name__)
 #: Size of the buffers staged copies are made in (a larger block gets one of its own size).
@@ -546,7 +546,7 @@ class _Lane:
         self.writer = writer
         self.index, self.count = index, count
         #: for a first callback that comes without a buffer
-        self.cbuf = ffi.new("char[]", block)
+        self.cbuf = uncleared("char[]", block)
         self.done = threading.Event()
         self.pio = PioSession(api.PioOperation.WRITE, fd, block, width, self, watchdog, path)
         self.thread = threading.Thread(
