@@ -34,6 +34,29 @@ void hpss_ClearLastHPSSErrno(void) { memset(&last_errno, 0, sizeof last_errno); 
 
 int emu_logged_in(void) { return __atomic_load_n(&logged_in, __ATOMIC_ACQUIRE); }
 
+/* The HPSS core server keeps the namespace in transactions: a create, a rename,
+ * a removal is durable when the call returns.  The emulated namespace is a
+ * directory tree, so each such call syncs the directories it changed (a power
+ * cut must not take back a name HPSS would have kept). */
+static int sync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return 0;
+    if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 int hpss_SetLoginCred(char *PrincipalName, hpss_authn_mech_t Mechanism, hpss_rpc_cred_type_t CredType,
                       hpss_rpc_auth_type_t AuthType, void *Authenticator)
 {
@@ -97,6 +120,10 @@ int hpss_Open(const char *Path, int Oflag, mode_t Mode, const hpss_cos_hints_t *
     int fd = open(real, Oflag | O_CLOEXEC, Mode);
     if (fd < 0)
         return fail("hpss_Open", -errno);
+    if ((Oflag & O_CREAT) && (rc = sync_parent(real)) != 0) {
+        close(fd);
+        return fail("hpss_Open", rc);
+    }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && (Oflag & O_ACCMODE) != O_RDONLY) {
         close(fd);
@@ -161,9 +188,9 @@ int hpss_Unlink(const char *Path)
         return fail("hpss_Unlink", rc);
     if (unlink(real) != 0)
         return fail("hpss_Unlink", -errno);
-    if (uda_path(Path, uda) == 0)
-        unlink(uda);
-    return 0;
+    if (uda_path(Path, uda) == 0 && unlink(uda) == 0)
+        sync_parent(uda);
+    return (rc = sync_parent(real)) == 0 ? 0 : fail("hpss_Unlink", rc);
 }
 
 static int mkdirs_for(const char *file)
@@ -173,8 +200,13 @@ static int mkdirs_for(const char *file)
     for (char *p = buf + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            if (mkdir(buf, 0700) == 0) {
+                int rc = sync_parent(buf);
+                if (rc)
+                    return rc;
+            } else if (errno != EEXIST) {
                 return -errno;
+            }
             *p = '/';
         }
     }
@@ -191,14 +223,19 @@ int hpss_Rename(const char *Old, const char *New)
         return fail("hpss_Rename", rc);
     if (rename(a, b) != 0)
         return fail("hpss_Rename", -errno);
+    if ((rc = sync_parent(b)) != 0 || (rc = sync_parent(a)) != 0)
+        return fail("hpss_Rename", rc);
     /* As rename(2) and a real hpss_Rename do, an existing file under New is
      * replaced: its user-defined attributes go with it. */
     if (uda_path(Old, ua) == 0 && uda_path(New, ub) == 0) {
         if (access(ua, F_OK) == 0) {
             mkdirs_for(ub);
-            rename(ua, ub);
-        } else {
-            unlink(ub);
+            if (rename(ua, ub) == 0) {
+                sync_parent(ub);
+                sync_parent(ua);
+            }
+        } else if (unlink(ub) == 0) {
+            sync_parent(ub);
         }
     }
     /* A renamed directory takes the attributes of everything below it. */
@@ -208,7 +245,10 @@ int hpss_Rename(const char *Old, const char *New)
     struct stat st;
     if (stat(ua, &st) == 0 && S_ISDIR(st.st_mode)) {
         mkdirs_for(ub);
-        rename(ua, ub);
+        if (rename(ua, ub) == 0) {
+            sync_parent(ub);
+            sync_parent(ua);
+        }
     }
     return 0;
 }
@@ -219,7 +259,9 @@ int hpss_Mkdir(const char *Path, mode_t Mode)
     int rc = emu_map_path(Path, real);
     if (rc)
         return fail("hpss_Mkdir", rc);
-    return mkdir(real, Mode) == 0 ? 0 : fail("hpss_Mkdir", -errno);
+    if (mkdir(real, Mode) != 0)
+        return fail("hpss_Mkdir", -errno);
+    return (rc = sync_parent(real)) == 0 ? 0 : fail("hpss_Mkdir", rc);
 }
 
 int hpss_Rmdir(const char *Path)
@@ -228,7 +270,9 @@ int hpss_Rmdir(const char *Path)
     int rc = emu_map_path(Path, real);
     if (rc)
         return fail("hpss_Rmdir", rc);
-    return rmdir(real) == 0 ? 0 : fail("hpss_Rmdir", -errno);
+    if (rmdir(real) != 0)
+        return fail("hpss_Rmdir", -errno);
+    return (rc = sync_parent(real)) == 0 ? 0 : fail("hpss_Rmdir", rc);
 }
 
 int hpss_Chmod(const char *Path, mode_t Mode)
@@ -462,7 +506,9 @@ static int uda_store(const char *file, const uda_map_t *m)
         return rc;
     }
     fclose(f);
-    return rename(tmp, file) == 0 ? 0 : -errno;
+    if (rename(tmp, file) != 0)
+        return -errno;
+    return sync_parent(file);
 }
 
 int hpss_UserAttrSetAttrs(const char *Path, const hpss_userattr_list_t *Attr, const char *Schema)

@@ -1,0 +1,79 @@
+"""Power cuts under the emulated HPSS: what a marker named is on the media.
+
+The emulator's store is a directory; here it lies on the project's power-loss
+file system, so a cut keeps exactly what the emulator flushed (its Execute
+ends with an ``fdatasync``, its metadata files are fsynced and renamed).  A
+marker ``durable()`` returned before the cut must still be there after it,
+with one segment executed at a time and with two (``inflight=2``), where a
+later segment may be acknowledged before the one before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+from hpss_support import KiB, payload
+from transfercore_hpss import record
+from transfercore_hpss.driver import HpssDriver
+
+from transfercore.ranges import RangeSet
+from transfercore.testing.powerloss import PowerLossFS, check_fuse
+
+pytestmark = pytest.mark.fuse
+
+SIZE = 4096 * KiB + 777
+PIECE = 128 * KiB
+
+
+@pytest.mark.parametrize("inflight", [1, 2])
+@pytest.mark.parametrize("cut_after", [6, 17])
+def test_a_power_cut_keeps_every_byte_a_marker_named_and_the_write_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inflight: int, cut_after: int
+) -> None:
+    check_fuse()  # FUSE missing fails the test, never skips it
+    for name in list(os.environ):
+        if name.startswith("HPSS_EMU_"):
+            monkeypatch.delenv(name)
+    fs = PowerLossFS(tmp_path / "backing", tmp_path / "mnt", host_fsync=False)
+    fs.mount()
+    try:
+        root = tmp_path / "mnt" / "hpss"
+        root.mkdir()
+        fd = os.open(tmp_path / "mnt", os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        monkeypatch.setenv("HPSS_EMU_ROOT", str(root))
+        options = {"block": 64 * KiB, "segment": 256 * KiB, "watchdog": 5.0, "inflight": inflight}
+        data = payload(SIZE, seed=inflight + cut_after)
+        w = HpssDriver(options=options).open_write("/f", SIZE)
+        marker = RangeSet()
+        for i, off in enumerate(range(0, SIZE, PIECE)):
+            w.write(off, data[off : off + PIECE])
+            marker = w.durable()
+            if i == cut_after:
+                break
+        assert marker and marker.end() >= 256 * KiB, "no segment was acknowledged before the cut"
+        # The cut: the PIO groups are still moving the later segments.
+        fs.crash()
+        with contextlib.suppress(Exception):
+            w.abort()
+        end = marker.end()
+        assert marker == RangeSet.span(0, end)
+        kept = (root / ".f.tcpart").read_bytes()
+        assert len(kept) >= end and kept[:end] == data[:end]
+        held = record.load("/.f.tcpart")
+        assert held is not None and held.durable >= end
+        assert not (root / "f").exists()
+        # The same write resumed from the marker ends identical, and only then is it published.
+        w2 = HpssDriver(options=options).open_write("/f", SIZE, marker)
+        assert w2.resumed == marker
+        for off in range(end, SIZE, PIECE):
+            w2.write(off, data[off : off + PIECE])
+        w2.complete()
+        assert (root / "f").read_bytes() == data
+    finally:
+        with contextlib.suppress(Exception):
+            fs.unmount()
