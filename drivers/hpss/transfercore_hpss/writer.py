@@ -190,12 +190,8 @@ class HpssWriter(Writer):
 
     def _copy(self, view: memoryview) -> memoryview:
         n = len(view)
-        try:
-            buf = self._spare.pop()
-        except IndexError:
-            buf = bytearray(max(n, _SPARE_SIZE))
-        if len(buf) < n:
-            buf = bytearray(n)
+        # only write() takes spares (the caller writes one block at a time)
+        buf = self._spare.pop() if n <= _SPARE_SIZE and self._spare else bytearray(max(n, _SPARE_SIZE))
         lib.tc_copy(ffi.from_buffer(buf), ffi.from_buffer(view), n)
         return memoryview(buf)[:n]
 
@@ -236,8 +232,8 @@ class HpssWriter(Writer):
             try:
                 record.set_durable(self._path, end)
             except TransferCoreError as exc:
-                for lane in self._lanes[:1]:
-                    lane.pio.fail(exc)
+                if self._lanes:
+                    self._lanes[0].pio.fail(exc)  # every lane stops at the next segment
                 log.warning("recording the durable end of %s: %s", self._path, exc)
                 return
             finally:
