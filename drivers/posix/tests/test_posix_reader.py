@@ -130,7 +130,10 @@ def test_a_file_already_cached_stays_cached(tmp_path):
         assert handle.read() == data
     assert resident_pages(path) == size // mmap.PAGESIZE
     assert _read_all("", path, size) == data
-    assert resident_pages(path) == size // mmap.PAGESIZE
+    # A reader that dropped the file's pages would leave none; the kernel itself may evict a
+    # page between the check above and the reader's look (one of 512 went once in a full run),
+    # and the reader rightly drops a page it had to fetch.
+    assert resident_pages(path) >= size // mmap.PAGESIZE - 8
 
 
 def test_without_a_way_to_tell_cached_pages_nothing_is_dropped(tmp_path, monkeypatch):
