@@ -102,7 +102,6 @@ class HpssWriter(Writer):
         # Buffers of staged copies that HPSS has taken, kept for the next ones (no allocation
         # and zeroing per block in the steady state; a few, since each is memory held).
         self._spare: list[bytearray] = []
-        self._spare_max = _SPARES
         self._next_write = start  # next offset write() accepts
         self._next_pio = start  # next offset the callback must serve
         self._durable_end = start  # from Execute returns only, and in the resume record
@@ -198,7 +197,7 @@ class HpssWriter(Writer):
     def _recycle(self, staged: memoryview) -> None:
         """A staged copy's buffer, whole again once HPSS took its bytes, for the next copy."""
         buf = staged.obj
-        if type(buf) is bytearray and len(buf) == _SPARE_SIZE and len(self._spare) < self._spare_max:
+        if type(buf) is bytearray and len(buf) == _SPARE_SIZE and len(self._spare) < _SPARES:
             self._spare.append(buf)
 
     def durable(self) -> RangeSet:

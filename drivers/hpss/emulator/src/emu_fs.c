@@ -57,6 +57,16 @@ static int sync_parent(const char *path)
     return rc;
 }
 
+/* After a rename: the new name's directory, and the old one's when it is another. */
+static int sync_renamed(const char *from, const char *to)
+{
+    int rc = sync_parent(to);
+    const char *a = strrchr(from, '/'), *b = strrchr(to, '/');
+    if (rc == 0 && a != NULL && b != NULL && (a - from != b - to || strncmp(from, to, (size_t)(a - from)) != 0))
+        rc = sync_parent(from);
+    return rc;
+}
+
 int hpss_SetLoginCred(char *PrincipalName, hpss_authn_mech_t Mechanism, hpss_rpc_cred_type_t CredType,
                       hpss_rpc_auth_type_t AuthType, void *Authenticator)
 {
@@ -223,17 +233,15 @@ int hpss_Rename(const char *Old, const char *New)
         return fail("hpss_Rename", rc);
     if (rename(a, b) != 0)
         return fail("hpss_Rename", -errno);
-    if ((rc = sync_parent(b)) != 0 || (rc = sync_parent(a)) != 0)
+    if ((rc = sync_renamed(a, b)) != 0)
         return fail("hpss_Rename", rc);
     /* As rename(2) and a real hpss_Rename do, an existing file under New is
      * replaced: its user-defined attributes go with it. */
     if (uda_path(Old, ua) == 0 && uda_path(New, ub) == 0) {
         if (access(ua, F_OK) == 0) {
             mkdirs_for(ub);
-            if (rename(ua, ub) == 0) {
-                sync_parent(ub);
-                sync_parent(ua);
-            }
+            if (rename(ua, ub) == 0)
+                sync_renamed(ua, ub);
         } else if (unlink(ub) == 0) {
             sync_parent(ub);
         }
@@ -245,10 +253,8 @@ int hpss_Rename(const char *Old, const char *New)
     struct stat st;
     if (stat(ua, &st) == 0 && S_ISDIR(st.st_mode)) {
         mkdirs_for(ub);
-        if (rename(ua, ub) == 0) {
-            sync_parent(ub);
-            sync_parent(ua);
-        }
+        if (rename(ua, ub) == 0)
+            sync_renamed(ua, ub);
     }
     return 0;
 }
