@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
 from transfercore_hpss import api
 from transfercore_hpss.driver import HpssDriver
 
-from transfercore.errors import NoSpace, NotFound, PermissionDenied, QuotaExceeded, StorageError
+from transfercore.errors import AlreadyExists, NoSpace, NotFound, PermissionDenied, QuotaExceeded, StorageError
 
 
 def test_codes_come_from_the_header() -> None:
@@ -57,6 +58,25 @@ def test_user_attributes_round_trip(emu_root: Path) -> None:
     }
     with pytest.raises(NotFound):
         api.get_attrs("/missing", ["/hpss/user/cksum/state"])
+
+
+def test_a_created_file_is_a_new_object_without_the_attributes_of_an_old_one(emu_root: Path) -> None:
+    """The emulator keeps attributes beside the namespace; a crash inside hpss_Unlink can leave
+    them without their file.  As in HPSS, a file created under that name does not inherit them;
+    opening a file that exists keeps its own."""
+    HpssDriver()._login()
+    (emu_root / "f").write_bytes(b"x")
+    api.set_attrs("/f", {"/hpss/user/transfercore/durable": "4096"})
+    (emu_root / "f").unlink()  # the file gone, its attributes left behind
+    fd, _ = api.open_file("/f", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    api.close(fd, "/f")
+    assert api.get_attrs("/f", ["/hpss/user/transfercore/durable"]) == {"/hpss/user/transfercore/durable": ""}
+    api.set_attrs("/f", {"/hpss/user/transfercore/durable": "8192"})
+    fd, _ = api.open_file("/f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    api.close(fd, "/f")
+    assert api.get_attrs("/f", ["/hpss/user/transfercore/durable"]) == {"/hpss/user/transfercore/durable": "8192"}
+    with pytest.raises(AlreadyExists):
+        api.open_file("/f", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
 
 def test_paths_cannot_leave_the_emulator_root(emu_root: Path) -> None:

@@ -225,17 +225,21 @@ def test_record_follows_every_execute_return(
 def test_a_failed_record_update_stops_the_write_at_the_recorded_marker(
     driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from transfercore_hpss import api
+
     data = payload(SIZE, seed=15)
-    real = record.set_durable
+    real = api.set_attrs
     calls: list[int] = []
 
-    def failing(path: str, end: int) -> None:
-        calls.append(end)
-        if len(calls) == 3:
-            raise NoSpace("hpss_UserAttrSetAttrs failed: no space", errno=28)
-        real(path, end)
+    def failing(path: str, values: dict[str, str]) -> None:
+        # every metadata call that raises the durable end (the first writes the whole record)
+        if record.PREFIX + "durable" in values:
+            calls.append(int(values[record.PREFIX + "durable"]))
+            if len(calls) == 3:
+                raise NoSpace("hpss_UserAttrSetAttrs failed: no space", errno=28)
+        real(path, values)
 
-    monkeypatch.setattr(record, "set_durable", failing)
+    monkeypatch.setattr(api, "set_attrs", failing)
     w, err = send(driver, data)
     assert isinstance(err, NoSpace)
     # Segment 3 moved, but its record update failed: it is not reported.
@@ -364,8 +368,9 @@ def test_the_last_execute_is_recorded_only_when_a_marker_asks(driver: HpssDriver
     while w.markers != [100 * KiB] and time.monotonic() < deadline:
         time.sleep(0.01)  # polling the coordinator's Execute return, with a deadline
     assert w.markers == [100 * KiB]
-    held = record.load("/.f.tcpart")
-    assert held is not None and held.durable == 0
+    # A fresh write has no record until its first durable end is reported.
+    assert record.load("/.f.tcpart") is None
+    assert driver.partial("/f") == RangeSet()
     # A marker is asked for: the record holds it before it is reported.
     assert w.durable() == RangeSet.span(0, 100 * KiB)
     held = record.load("/.f.tcpart")
@@ -374,6 +379,51 @@ def test_the_last_execute_is_recorded_only_when_a_marker_asks(driver: HpssDriver
     again = driver.open_write("/f", len(data), RangeSet.span(0, 100 * KiB))
     again.complete()
     assert (emu_root / "f").read_bytes() == data
+
+
+def test_a_fresh_small_file_costs_no_record_and_a_stale_partial_loses_its_record_at_open(
+    driver: HpssDriver, emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file published before any marker was reported never needs a resume record: no
+    metadata call writes or drops one.  A fresh write over a partial file an earlier write left
+    replaces that write's record before a byte is written, so none of its markers can be
+    accepted against the new bytes."""
+    from transfercore_hpss import api
+
+    calls: list[tuple[str, str]] = []
+    real_set, real_delete = api.set_attrs, api.delete_attrs
+
+    def set_attrs(path: str, values: dict[str, str]) -> None:
+        calls.append(("set", path))
+        real_set(path, values)
+
+    def delete_attrs(path: str, keys: list[str]) -> None:
+        calls.append(("delete", path))
+        real_delete(path, keys)
+
+    monkeypatch.setattr(api, "set_attrs", set_attrs)
+    monkeypatch.setattr(api, "delete_attrs", delete_attrs)
+    small = payload(100 * KiB, seed=31)  # one segment
+    w, err = send(driver, small)
+    assert err is None and (emu_root / "f").read_bytes() == small
+    assert calls == [] and w.record_updates == 0
+
+    # An earlier write fails inside its second segment: its partial file and record remain.
+    big = payload(SIZE, seed=32)
+    monkeypatch.setenv("HPSS_EMU_FAIL_AFTER", str(300 * KiB))
+    w, err = send(driver, big)
+    monkeypatch.delenv("HPSS_EMU_FAIL_AFTER")
+    assert err is not None and w.durable() == RangeSet.span(0, 300 * KiB)
+    assert driver.partial("/f") == RangeSet.span(0, 300 * KiB)
+    # A fresh write (no marker given) truncates it: the old record goes at the open.
+    fresh = driver.open_write("/f", len(big))
+    held = record.load("/.f.tcpart")
+    assert held is not None and held.durable == 0
+    assert driver.partial("/f") == RangeSet()
+    fresh.abort()
+    with pytest.raises(RestartRejected):
+        driver.open_write("/f", len(big), RangeSet.span(0, 300 * KiB))
+    assert (emu_root / "f").read_bytes() == small  # the published file is untouched
 
 
 @pytest.mark.parametrize("chunk", [100_000, 256 * KiB, 300 * KiB])

@@ -6,7 +6,9 @@ marker is accepted only when the record of the same write (same expected
 size, same file object) has a durable end that contains it.  The durable end
 is raised only after an ``hpss_PIOExecute`` return acknowledged the bytes,
 and before the writer reports them, so a marker that reached a journal is
-always inside the record.  The record is removed when the write completes.
+always inside the record.  A fresh write's record is written whole with its
+first durable end (a new file object has none to replace); a file published
+before that never has one.  The record is removed when the write completes.
 """
 
 from __future__ import annotations

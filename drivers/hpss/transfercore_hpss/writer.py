@@ -8,7 +8,10 @@ PIO groups take segments in turn, see :class:`_Lane`); each
 ``[offset, offset + bytes moved)``, and the restart point is the acknowledged
 prefix with no gap.  Nothing the callbacks handed over counts as durable.  Each restart point is
 written to the file's resume record (:mod:`.record`) before :meth:`durable`
-may report it.
+may report it.  A fresh write creates its partial file and writes the whole
+record with its first restart point, not at the open: a small file that is
+published before any is reported never has a record (two metadata
+transactions fewer per file).
 
 The bytes go to the hidden partial name of :mod:`.names`, never to the final
 name.  :meth:`HpssWriter.complete` publishes: once every byte is
@@ -37,6 +40,7 @@ import attrs
 from transfercore.contract import Writer, check_write
 from transfercore.errors import (
     RESUME_HINT,
+    AlreadyExists,
     InvalidRead,
     InvalidWrite,
     StorageError,
@@ -87,8 +91,13 @@ class HpssWriter(Writer):
         segment: int,
         watchdog: float,
         inflight: int = 1,
+        unsaved: record.ResumeRecord | None = None,
     ) -> None:
         self._path = path  # the partial file, where every byte goes
+        # The record of a fresh write, saved whole with its first durable end; None once saved
+        # (or when open_writer saved it, for a resume or a partial file that existed).
+        self._unsaved = unsaved
+        self._record_saved = unsaved is None
         self._final = final
         self.published = False
         self._size = size
@@ -229,7 +238,7 @@ class HpssWriter(Writer):
                 return
             started = time.perf_counter()
             try:
-                record.set_durable(self._path, end)
+                self._save_durable(end)
             except TransferCoreError as exc:
                 if self._lanes:
                     self._lanes[0].pio.fail(exc)  # every lane stops at the next segment
@@ -241,6 +250,16 @@ class HpssWriter(Writer):
             with self._cond:
                 self._durable_end = end
                 self._cond.notify_all()
+
+    def _save_durable(self, end: int) -> None:
+        """Raise the record's durable end (called under the record lock): one metadata call.
+        The first writes the whole record, so that no resume ever meets half of one."""
+        if self._unsaved is None:
+            record.set_durable(self._path, end)
+            return
+        record.save(self._path, attrs.evolve(self._unsaved, durable=end), checksum.invalid_values())
+        self._unsaved = None
+        self._record_saved = True
 
     def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
         """Fill ``buffer`` with the file's bytes at ``offset``, inside the prefix
@@ -321,6 +340,8 @@ class HpssWriter(Writer):
         # Now there is nothing left to resume.  The record's keys are only ever
         # read from partial names: failing to drop them from the published
         # object loses nothing, so it is not a failed write.
+        if not self._record_saved:
+            return
         try:
             record.remove(self._final)
         except TransferCoreError as exc:
@@ -466,7 +487,7 @@ class HpssWriter(Writer):
             if prefix < self._size:
                 started = time.perf_counter()
                 try:
-                    record.set_durable(self._path, prefix)
+                    self._save_durable(prefix)
                 finally:
                     self.record_seconds += time.perf_counter() - started
                 self.record_updates += 1
@@ -572,25 +593,41 @@ def open_writer(
     *,
     inflight: int = 1,
 ) -> HpssWriter:
-    """Open the partial file of ``final`` (truncating only a fresh write),
-    write the resume record and mark the stored checksum invalid (one
-    metadata call), start PIO.
+    """Open the partial file of ``final``, start PIO.
 
-    ``resume`` is the checked record of the write being resumed at ``start``.
+    ``resume`` is the checked record of the write being resumed at ``start``:
+    its record is lowered to ``start`` and the stored checksum marked invalid
+    (one metadata call) before a byte is written.  A fresh write creates a new
+    partial file, which holds no attributes, so its record waits for its first
+    durable end (:meth:`HpssWriter._save_durable`); only a partial file left
+    by an earlier write (truncated here) has its record replaced at once, so
+    that none of that write's markers can be accepted against the new bytes.
     """
     path = names.partial_path(final)
-    flags = os.O_WRONLY | os.O_CREAT | (0 if resume is not None else os.O_TRUNC)
-    fd, width = api.open_file(path, flags, size)
+    unsaved: record.ResumeRecord | None = None
+    if resume is None:
+        start = 0
+        try:
+            fd, width = api.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, size)
+            created = True
+        except AlreadyExists:
+            fd, width = api.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, size)
+            created = False
+    else:
+        fd, width = api.open_file(path, os.O_WRONLY | os.O_CREAT, size)
+        created = False
     try:
         if resume is None:
-            start = 0
             current = record.ResumeRecord.start(size, api.lstat(path).ino)
         else:
             # Bytes past start are written again and may be rolled back on an
             # error: the record must not claim them any more.
             current = attrs.evolve(resume, durable=start)
-        record.save(path, current, checksum.invalid_values())
-        return HpssWriter(path, final, size, start, fd, width, block, segment, watchdog, inflight)
+        if created:
+            unsaved = current
+        else:
+            record.save(path, current, checksum.invalid_values())
+        return HpssWriter(path, final, size, start, fd, width, block, segment, watchdog, inflight, unsaved)
     except BaseException:
         api.close(fd, path)
         raise

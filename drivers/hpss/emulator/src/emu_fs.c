@@ -127,10 +127,21 @@ int hpss_Open(const char *Path, int Oflag, mode_t Mode, const hpss_cos_hints_t *
     int rc = emu_map_path(Path, real);
     if (rc)
         return fail("hpss_Open", rc);
+    /* A file this call creates is a new object: like HPSS's, it has no user-defined
+     * attributes, whatever an object of the same name once had (a crash between
+     * hpss_Unlink's two steps can leave them).  They go before the name exists. */
+    struct stat before;
+    int creates = (Oflag & O_CREAT) && lstat(real, &before) != 0 && errno == ENOENT;
+    if (creates) {
+        char uda[PATH_MAX];
+        if (uda_path(Path, uda) == 0 && unlink(uda) == 0 && (rc = sync_parent(uda)) != 0)
+            return fail("hpss_Open", rc);
+    }
     int fd = open(real, Oflag | O_CLOEXEC, Mode);
     if (fd < 0)
         return fail("hpss_Open", -errno);
-    if ((Oflag & O_CREAT) && (rc = sync_parent(real)) != 0) {
+    /* Only a new name needs its directory synced. */
+    if (creates && (rc = sync_parent(real)) != 0) {
         close(fd);
         return fail("hpss_Open", rc);
     }
