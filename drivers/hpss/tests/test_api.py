@@ -10,7 +10,14 @@ import pytest
 from transfercore_hpss import api
 from transfercore_hpss.driver import HpssDriver
 
-from transfercore.errors import AlreadyExists, NoSpace, NotFound, PermissionDenied, QuotaExceeded, StorageError
+from transfercore.errors import (
+    AlreadyExists,
+    NoSpace,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    StorageError,
+)
 
 
 def test_codes_come_from_the_header() -> None:
