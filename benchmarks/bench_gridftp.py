@@ -279,7 +279,8 @@ def main() -> int:
                          "flight, e.g. transfercore-hpss-i2; the hpss case runs the transfercore-hpss ones)")
     ap.add_argument("--before", metavar="CHECKOUT",
                     help="a checkout of other code (git worktree or archive): its serve --root runs as "
-                    "'before' in the tree cases, in the same alternation")
+                    "'before' in the tree cases, in the same alternation, and with a transfercore-hpss "
+                    "server its --driver hpss:// as 'before-hpss' (build its extension in place first)")
     args = ap.parse_args()
     for tool in ("globus-url-copy", "globus-gridftp-server"):
         if not shutil.which(tool):
@@ -341,8 +342,16 @@ def main() -> int:
         code = Path(args.before).resolve()
         # started in the other checkout: `python -m` puts the working directory first on the
         # path, so from this one it would import this code whatever PYTHONPATH says
-        servers.ours("before", ["--root", str(before_root)], before_root,
-                     {"PYTHONPATH": os.pathsep.join([str(code), str(code / "drivers" / "posix")])}, cwd=code)
+        path = os.pathsep.join([str(code), str(code / "drivers" / "posix"), str(code / "drivers" / "hpss")])
+        servers.ours("before", ["--root", str(before_root)], before_root, {"PYTHONPATH": path}, cwd=code)
+        if any(n.startswith("transfercore-hpss") for n in args.servers.split(",")):
+            # the other checkout's hpss driver and emulator: build its extension there first
+            # (python setup.py build_ext --inplace in CHECKOUT/drivers/hpss)
+            before_emu = work / "before-hpss"
+            before_emu.mkdir(exist_ok=True)
+            servers.ours("before-hpss",
+                         ["--driver", "hpss:///?segment=64MiB", "--spool-dir", str(work / "spool-before-hpss")],
+                         before_emu, {"PYTHONPATH": path, "HPSS_EMU_ROOT": str(before_emu)}, cwd=code)
     if "gsi" in cases:
         grid = work / "grid"
         grid.mkdir(exist_ok=True)
@@ -425,7 +434,9 @@ def main() -> int:
                 for name in hpss:
                     ratio(f"PUT -p{args.parallel}", res, name, True)
             elif case in ("tree", "tree-pp", "tree-3pt"):
-                ours = [n for n in args.servers.split(",") if n] + (["before"] if args.before else [])
+                ours = [n for n in args.servers.split(",") if n]
+                if args.before:
+                    ours += [n for n in ("before", "before-hpss") if n in servers.endpoints]
                 flags = [] if case == "tree" else ["-pp"]
                 res = run_case(
                     f"{case} {args.files}", servers, [*ours, "globus"], args.repeat,

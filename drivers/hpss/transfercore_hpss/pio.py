@@ -1,6 +1,7 @@
 """One PIO transfer: a coordinator group, its imported participant group, the
-participant thread blocked in ``hpss_PIORegister`` for the whole transfer,
-and a watchdog that turns a PIO call without progress into an error.
+participant thread blocked in ``hpss_PIORegister`` for the whole transfer
+(from :mod:`.threads`, kept between transfers), and the watchdog's eye, which
+turns a PIO call without progress into an error.
 
 Block handling is delegated to a :class:`BlockHandler` (the writer fills
 buffers, the reader drains them); this module only drives the API.
@@ -17,7 +18,7 @@ import attrs
 
 from transfercore.errors import RESUME_HINT
 
-from . import api
+from . import api, threads
 from ._hpss import ffi, lib
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,6 @@ class PioSession:
         self._end_lock = threading.Lock()
         self._participant_rc: int | None = None
         self._participant_done = threading.Event()
-        self._closed = threading.Event()
 
         params = ffi.new("hpss_pio_params_t *")
         params.Operation = operation
@@ -131,14 +131,8 @@ class PioSession:
             raise
         self._buffer: object | None = uncleared("char[]", block_size)
         self._self_handle = ffi.new_handle(self)
-        self._participant = threading.Thread(
-            target=self._participate, name=f"hpss-participant {what}", daemon=True
-        )
-        self._participant.start()
-        self._watchdog = threading.Thread(
-            target=self._watch, args=(watchdog_seconds,), name=f"hpss-watchdog {what}", daemon=True
-        )
-        self._watchdog.start()
+        threads.start(self._participate, f"hpss-participant {what}")
+        threads.watchdog.watch(self, watchdog_seconds)
 
     # -- threads -------------------------------------------------------------
 
@@ -156,19 +150,19 @@ class PioSession:
             self.fail(_error_for(end_rc, "hpss_PIOEnd (participant)"))
         self._participant_done.set()
 
-    def _watch(self, limit: float) -> None:
-        period = min(1.0, limit / 4)
-        while not self._closed.wait(period):
-            stalled = self.activity.stalled_for()
-            if stalled > limit:
-                self.fail(
-                    api.HpssHung(
-                        f"HPSS PIO on {self.what} made no progress for {stalled:.0f} s",
-                        hint="check the HPSS movers; the restart marker is kept: " + RESUME_HINT,
-                    )
-                )
-                self.end()
-                return
+    # -- the watchdog's (threads.watchdog) --------------------------------------
+
+    def stalled_for(self) -> float:
+        return self.activity.stalled_for()
+
+    def hung(self, stalled: float) -> None:
+        self.fail(
+            api.HpssHung(
+                f"HPSS PIO on {self.what} made no progress for {stalled:.0f} s",
+                hint="check the HPSS movers; the restart marker is kept: " + RESUME_HINT,
+            )
+        )
+        self.end()
 
     def _callback(self, offset: int, length_ptr: object, buffer_ptr: object) -> int:
         self.activity.touch()
@@ -227,7 +221,7 @@ class PioSession:
             self._buffer = None
         else:
             self.fail(api.HpssHung(f"HPSS participant for {self.what} did not leave hpss_PIORegister"))
-        self._closed.set()
+        threads.watchdog.forget(self)
 
 
 def _error_for(rc: int, what: str) -> BaseException:

@@ -49,7 +49,7 @@ from transfercore.errors import (
 )
 from transfercore.ranges import ByteRange, RangeSet
 
-from . import api, checksum, names, record
+from . import api, checksum, names, record, threads
 from ._hpss import ffi, lib
 from .pio import PioSession, uncleared
 
@@ -149,7 +149,7 @@ class HpssWriter(Writer):
                     lane.pio.close()
                 raise
             for lane in self._lanes:
-                lane.thread.start()
+                lane.start()
 
     # -- the contract ------------------------------------------------------------
 
@@ -392,7 +392,7 @@ class HpssWriter(Writer):
     def _wait_coordinator(self) -> None:
         for lane in self._lanes:
             while not lane.done.wait(0.5):
-                if lane.pio.error is not None and not lane.thread.is_alive():
+                if lane.pio.error is not None and (lane.job is None or not lane.job.is_alive()):
                     break
             if lane.pio.error is not None and not lane.done.is_set():
                 # A hung Execute: the watchdog already ended the group.
@@ -565,9 +565,11 @@ class _Lane:
         self.cbuf = uncleared("char[]", block)
         self.done = threading.Event()
         self.pio = PioSession(api.PioOperation.WRITE, fd, block, width, self, watchdog, path)
-        self.thread = threading.Thread(
-            target=writer._coordinate, args=(self,), name=f"hpss-coordinator {path} {index}", daemon=True
-        )
+        self.name = f"hpss-coordinator {path} {index}"
+        self.job: threads.Job | None = None
+
+    def start(self) -> None:
+        self.job = threads.start(lambda: self.writer._coordinate(self), self.name)
 
     def on_block(self, offset: int, length_ptr: object, buffer_ptr: object) -> int:
         return self.writer._fill(self, offset, length_ptr, buffer_ptr)
