@@ -13,6 +13,7 @@ The watchdog, likewise, is one thread for the process, not one a transfer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -144,7 +145,7 @@ class _Watchdog:
                     del self._watched[what]
             for what, stalled in due:
                 # hung() ends the PIO groups, which must not keep the others unwatched
-                start(lambda what=what, stalled=stalled: what.hung(stalled), "hpss-watchdog-end")
+                start(functools.partial(what.hung, stalled), "hpss-watchdog-end")
 
 
 watchdog = _Watchdog()
