@@ -29,6 +29,16 @@ def test_normalized_form_is_sorted_disjoint_and_non_adjacent(a):
     assert all(r.length > 0 for r in a)
 
 
+@given(st.lists(pairs, max_size=8))
+def test_a_tuple_normalizes_as_any_other_iterable(ps):
+    # a tuple already normal is taken as it is; any other is sorted and merged
+    ranges = [ByteRange(a, b) for a, b in ps]
+    from_tuple, from_list = RangeSet(tuple(ranges)), RangeSet(iter(ranges))
+    assert from_tuple == from_list
+    assert as_bytes(from_tuple) == {i for r in ranges for i in range(r.start, r.end)}
+    assert RangeSet(from_tuple.ranges).ranges is from_tuple.ranges
+
+
 @given(range_sets)
 def test_format_then_parse_round_trips(a):
     if a:

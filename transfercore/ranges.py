@@ -43,9 +43,10 @@ class ByteRange:
     end: int
 
     def __attrs_post_init__(self) -> None:
-        _check_offset(self.start, "range start")
-        _check_offset(self.end, "range end")
-        if self.end < self.start:
+        # one comparison for the ranges every transfer builds; the reasons only for a bad one
+        if not 0 <= self.start <= self.end <= MAX_OFFSET:
+            _check_offset(self.start, "range start")
+            _check_offset(self.end, "range end")
             raise RangeSyntaxError(f"range {self.start}-{self.end} is reversed (end before start)")
 
     @property
@@ -60,6 +61,9 @@ class ByteRange:
 
 
 def _normalize(ranges: Iterable[ByteRange]) -> tuple[ByteRange, ...]:
+    if type(ranges) is tuple and _is_normal(ranges):
+        # what the algebra below builds is normal already: checked, not sorted again
+        return ranges
     out: list[ByteRange] = []
     for r in sorted(r for r in ranges if r.end > r.start):
         if out and r.start <= out[-1].end:
@@ -68,6 +72,16 @@ def _normalize(ranges: Iterable[ByteRange]) -> tuple[ByteRange, ...]:
         else:
             out.append(r)
     return tuple(out)
+
+
+def _is_normal(ranges: tuple[ByteRange, ...]) -> bool:
+    """Sorted, non-overlapping, non-adjacent, no empty range."""
+    end = -1
+    for r in ranges:
+        if r.start <= end or r.end <= r.start:
+            return False
+        end = r.end
+    return True
 
 
 @attrs.frozen

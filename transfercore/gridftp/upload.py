@@ -112,6 +112,8 @@ class StorePlan:
 
 def shift(ranges: RangeSet, delta: int) -> RangeSet:
     """``ranges`` moved by ``delta`` bytes."""
+    if not delta:
+        return ranges
     return RangeSet(tuple(ByteRange(r.start + delta, r.end + delta) for r in ranges))
 
 
