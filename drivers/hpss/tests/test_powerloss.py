@@ -77,3 +77,57 @@ def test_a_power_cut_keeps_every_byte_a_marker_named_and_the_write_resumes(
     finally:
         with contextlib.suppress(Exception):
             fs.unmount()
+
+
+def test_a_power_cut_among_small_files_keeps_every_published_one_and_the_rerun_ends_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files are published without a resume record (none was reported before them).
+    After a cut every file whose ``complete()`` returned is whole; the file being written
+    when the power went, with no record, is not under its name, and a fresh write of it
+    takes its partial file over and ends identical."""
+    check_fuse()  # FUSE missing fails the test, never skips it
+    for name in list(os.environ):
+        if name.startswith("HPSS_EMU_"):
+            monkeypatch.delenv(name)
+    fs = PowerLossFS(tmp_path / "backing", tmp_path / "mnt", host_fsync=False)
+    fs.mount()
+    try:
+        root = tmp_path / "mnt" / "hpss"
+        root.mkdir()
+        fd = os.open(tmp_path / "mnt", os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        monkeypatch.setenv("HPSS_EMU_ROOT", str(root))
+        options = {"block": 64 * KiB, "segment": 256 * KiB, "watchdog": 5.0}
+        driver = HpssDriver(options=options)
+        files = {f"/s{i:02d}": payload(1000 + 997 * i, seed=100 + i) for i in range(24)}
+        published: list[str] = []
+        for name, data in files.items():
+            w = driver.open_write(name, len(data))
+            w.write(0, data)
+            w.complete()
+            published.append(name)
+        # the next one is written and acknowledged, but not published, when the power goes
+        last = payload(50 * KiB, seed=99)
+        w = driver.open_write("/last", len(last))
+        w.write(0, last)
+        fs.crash()
+        with contextlib.suppress(Exception):
+            w.abort()
+        for name in published:
+            assert (root / name[1:]).read_bytes() == files[name], f"{name} was published before the cut"
+            assert not (root / f".{name[1:]}.tcpart").exists()
+        assert not (root / "last").exists()
+        # its create synced the directory: the partial file is there, without a record
+        assert (root / ".last.tcpart").exists() and record.load("/.last.tcpart") is None
+        assert driver.partial("/last") == RangeSet()
+        # the rerun: a fresh write of the same name ends identical
+        again = HpssDriver(options=options).open_write("/last", len(last))
+        again.write(0, last)
+        again.complete()
+        assert (root / "last").read_bytes() == last
+        assert not (root / ".last.tcpart").exists()
+    finally:
+        with contextlib.suppress(Exception):
+            fs.unmount()
