@@ -12,6 +12,7 @@ anything else is rejected so the transfer starts again from zero.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat as stat_mod
 from collections.abc import Collection, Iterator, Mapping
@@ -312,7 +313,9 @@ def _info(path: str, st: api.Stat) -> ObjectInfo:
     )
 
 
+@functools.cache
 def _user() -> str:
+    # asked at every call that logs in (once per file): the password database read once
     try:
         import pwd
 
