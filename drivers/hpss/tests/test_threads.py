@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 
@@ -70,3 +72,35 @@ def test_the_watchdog_calls_only_what_stalled_past_its_limit_and_only_once() -> 
     assert stuck.calls == [5.0]
     assert moving.calls == [] and forgotten.calls == []
     threads.watchdog.forget(moving)
+
+
+def test_a_forked_child_runs_jobs_and_watches_with_threads_of_its_own() -> None:
+    # the parent has idle threads and a watchdog thread; the child inherits neither
+    first = threads.start(lambda: None, "before the fork")
+    assert first.join(10)
+    threads.watchdog.watch(_Stalled(0.0), 10.0)
+    deadline = time.monotonic() + 10
+    while threads.idle_threads() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threads.idle_threads() > 0
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only when both work
+        ok = False
+        try:
+            ran = threading.Event()
+            ok = threads.start(ran.set, "in the child").join(10) and ran.is_set()
+            stuck = _Stalled(5.0)
+            threads.watchdog.watch(stuck, 0.4)
+            ok = ok and stuck.called.wait(10)
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    done, status = 0, 0
+    while done == 0 and time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)  # polling the child, with a deadline
+    if done == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung: a job or the watchdog waited for a thread it does not have")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

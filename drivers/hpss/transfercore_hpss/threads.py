@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -149,4 +150,16 @@ class _Watchdog:
 
 
 watchdog = _Watchdog()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has only the thread that forked: the idle threads and the watchdog
+    # named here do not exist in it (a job handed to one would never run).
+    global _lock, _idle, watchdog
+    _lock = threading.Lock()
+    _idle = []
+    watchdog = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
