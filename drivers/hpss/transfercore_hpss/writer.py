@@ -97,7 +97,6 @@ class HpssWriter(Writer):
         # The record of a fresh write, saved whole with its first durable end; None once saved
         # (or when open_writer saved it, for a resume or a partial file that existed).
         self._unsaved = unsaved
-        self._record_saved = unsaved is None
         self._final = final
         self.published = False
         self._size = size
@@ -259,7 +258,6 @@ class HpssWriter(Writer):
             return
         record.save(self._path, attrs.evolve(self._unsaved, durable=end), checksum.invalid_values())
         self._unsaved = None
-        self._record_saved = True
 
     def read_durable(self, offset: int, buffer: bytearray | memoryview) -> None:
         """Fill ``buffer`` with the file's bytes at ``offset``, inside the prefix
@@ -340,7 +338,7 @@ class HpssWriter(Writer):
         # Now there is nothing left to resume.  The record's keys are only ever
         # read from partial names: failing to drop them from the published
         # object loses nothing, so it is not a failed write.
-        if not self._record_saved:
+        if self._unsaved is not None:  # never saved: nothing to drop
             return
         try:
             record.remove(self._final)
@@ -606,7 +604,6 @@ def open_writer(
     that none of that write's markers can be accepted against the new bytes.
     """
     path = names.partial_path(final)
-    unsaved: record.ResumeRecord | None = None
     if resume is None:
         start = 0
         try:
@@ -625,11 +622,11 @@ def open_writer(
             # Bytes past start are written again and may be rolled back on an
             # error: the record must not claim them any more.
             current = attrs.evolve(resume, durable=start)
-        if created:
-            unsaved = current
-        else:
+        if not created:
             record.save(path, current, checksum.invalid_values())
-        return HpssWriter(path, final, size, start, fd, width, block, segment, watchdog, inflight, unsaved)
+        return HpssWriter(
+            path, final, size, start, fd, width, block, segment, watchdog, inflight, current if created else None
+        )
     except BaseException:
         api.close(fd, path)
         raise
