@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gc
 import os
+import re
+import shutil
+import subprocess
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -136,3 +140,39 @@ def test_a_closed_session_is_freed_without_the_garbage_collector(emu_root: Path)
         assert gone() is None, "a closed PIO session (and its block buffer) waits for the garbage collector"
     finally:
         gc.enable()
+
+
+_STREAMING_CHILD = """
+import sys
+from transfercore_hpss.driver import HpssDriver
+block = int(sys.argv[1])
+data = bytes(range(256)) * (5 * block // 256)
+w = HpssDriver(options={"block": block, "segment": 2 * block}).open_write("/streamed", len(data))
+w.write(0, data)
+w.complete()
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (.ci/debian-packages.txt installs it)")
+@pytest.mark.parametrize("behind", [True, False])
+def test_a_mover_streams_each_block_to_its_media_and_syncs_before_execute_returns(
+    emu_root: Path, tmp_path: Path, behind: bool
+) -> None:
+    """As a disk mover writes what it receives, the emulator starts each block's
+    write-back at once (HPSS_EMU_WRITE_BEHIND=0 leaves it to the sync); either
+    way an Execute returns only after its bytes went through fdatasync."""
+    env = {**os.environ, "HPSS_EMU_WRITE_BEHIND": "1" if behind else "0"}
+    trace = tmp_path / "trace"
+    subprocess.run(
+        ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=pwrite64,sync_file_range,fdatasync",
+         sys.executable, "-c", _STREAMING_CHILD, str(BLOCK)],
+        env=env, check=True, timeout=60,
+    )
+    calls = [(m.group(1), m.group(2)) for m in re.finditer(r"(pwrite64|sync_file_range|fdatasync)\((\d+)", trace.read_text())]
+    fd = next(fd for name, fd in calls if name == "pwrite64")
+    seq = [name for name, f in calls if f == fd]
+    # 5 blocks in segments of 2: every Execute (2, 2, 1 blocks) ends in one fdatasync
+    per_block = ["pwrite64", "sync_file_range"] if behind else ["pwrite64"]
+    segment = [*per_block, *per_block, "fdatasync"]
+    assert seq == [*segment, *segment, *per_block, "fdatasync"]
+    assert (emu_root / "streamed").read_bytes() == bytes(range(256)) * (5 * BLOCK // 256)

@@ -20,6 +20,9 @@
  *   HPSS_EMU_REGISTER_WAIT   seconds Execute waits for a participant (default 30)
  *   HPSS_EMU_CORRUPT_AT      a write group stores the byte at this file offset with its bits
  *                            flipped, and still counts it as moved (a damaging mover)
+ *   HPSS_EMU_WRITE_BEHIND    1/0: a write group starts each block's write to the media as it
+ *                            stores it, as a disk mover streams (default 1); 0 leaves every
+ *                            byte to the fdatasync at the end of the Execute
  */
 #ifndef HPSS_EMU_H
 #define HPSS_EMU_H

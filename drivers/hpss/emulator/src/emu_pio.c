@@ -156,6 +156,7 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
     const u_signed64 fail_after = writing ? emu_setting_u64("HPSS_EMU_FAIL_AFTER", UINT64_MAX) : UINT64_MAX;
     const u_signed64 hang_after = emu_setting_u64(writing ? "HPSS_EMU_HANG_AFTER" : "HPSS_EMU_READ_HANG_AFTER", UINT64_MAX);
     const u_signed64 corrupt_at = writing ? emu_setting_u64("HPSS_EMU_CORRUPT_AT", UINT64_MAX) : UINT64_MAX;
+    const int write_behind = writing && emu_setting_u64("HPSS_EMU_WRITE_BEHIND", 1) != 0;
     u_signed64 pos = g->job_off;
     int rc = 0;
 
@@ -193,6 +194,14 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
                     rc = n < 0 ? -errno : HPSS_EIO;
                     break;
                 }
+#ifdef SYNC_FILE_RANGE_WRITE
+                /* A mover writes what it receives while more arrives; leaving
+                 * the whole segment dirty for the closing fdatasync stopped the
+                 * transfer for the flush's length.  A start, not a promise: the
+                 * fdatasync below is still what makes the bytes durable. */
+                if (write_behind)
+                    (void)sync_file_range(g->job_fd, (off_t)pos, (off_t)want, SYNC_FILE_RANGE_WRITE);
+#endif
                 if (corrupt_at >= pos && corrupt_at < pos + want) {
                     /* A mover that damages one byte on its way to the media:
                      * the Execute still reports it moved. */
