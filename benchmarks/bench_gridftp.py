@@ -276,7 +276,8 @@ def main() -> int:
                     help="our servers in the tree cases (default transfercore,transfercore-hpss; "
                          "a suffix -wN runs one with --workers N, e.g. transfercore-w2; -asyncio one on asyncio's "
                          "own event loop, e.g. transfercore-asyncio; -iN the hpss driver with N segments in "
-                         "flight, e.g. transfercore-hpss-i2; the hpss case runs the transfercore-hpss ones)")
+                         "flight, e.g. transfercore-hpss-i2; -wb0 the emulator's movers without write-behind, "
+                         "e.g. transfercore-hpss-wb0; the hpss case runs the transfercore-hpss ones)")
     ap.add_argument("--before", metavar="CHECKOUT",
                     help="a checkout of other code (git worktree or archive): its serve --root runs as "
                     "'before' in the tree cases, in the same alternation, and with a transfercore-hpss "
@@ -317,9 +318,13 @@ def main() -> int:
     for name in args.servers.split(","):
         # "transfercore-w2", "transfercore-hpss-w4": the same server with --workers N;
         # "transfercore-asyncio": on asyncio's own event loop instead of uvloop;
-        # "transfercore-hpss-i2": the hpss driver executing 2 segments at once (inflight=2).
-        # Suffixes go together in that order from the end: transfercore-hpss-i2-w2-asyncio.
+        # "transfercore-hpss-i2": the hpss driver executing 2 segments at once (inflight=2);
+        # "transfercore-hpss-wb0": the emulator's movers without write-behind (HPSS_EMU_WRITE_BEHIND=0).
+        # Suffixes go together in that order from the end: transfercore-hpss-i2-w2-asyncio-wb0.
         base, extra, query = name, [], ""
+        emu_env: dict[str, str] = {}
+        if base.endswith("-wb0"):
+            base, emu_env = base.removesuffix("-wb0"), {"HPSS_EMU_WRITE_BEHIND": "0"}
         if base.endswith("-asyncio"):
             base, extra = base.removesuffix("-asyncio"), ["--event-loop", "asyncio"]
         stem, _, count = base.rpartition("-w")
@@ -328,12 +333,12 @@ def main() -> int:
         stem, _, count = base.rpartition("-i")
         if stem == "transfercore-hpss" and count.isdigit():
             base, query = stem, f"&inflight={count}"
-        if (extra or query) and base in ("transfercore", "transfercore-hpss"):
+        if (extra or query or emu_env) and base in ("transfercore", "transfercore-hpss"):
             where = work / name
             where.mkdir(exist_ok=True)
             store = (["--root", str(where)] if base == "transfercore"
                      else ["--driver", f"hpss:///?segment=64MiB{query}", "--spool-dir", str(work / f"spool-{name}")])
-            env = {"HPSS_EMU_ROOT": str(where)} if base == "transfercore-hpss" else None
+            env = {"HPSS_EMU_ROOT": str(where), **emu_env} if base == "transfercore-hpss" else None
             servers.ours(name, [*store, *extra], where, env, children="--workers" in extra)
     servers.real(real_root)
     if args.before:
