@@ -21,10 +21,17 @@ from .control import Reply
 from .errors import LocalProtocolError, RemoteProtocolError
 
 
+@attrs.frozen
+class RangeMarker(Reply):
+    """A 111 this server sends, with the ranges it names (so nothing parses its own text back)."""
+
+    ranges: RangeSet = attrs.field(factory=RangeSet, eq=False, repr=False)
+
+
 def restart_marker(ranges: RangeSet) -> Reply:
     if not ranges:
         raise LocalProtocolError("a restart marker needs at least one range")
-    return Reply.one(111, f"Range Marker {ranges}")
+    return RangeMarker(111, (f"Range Marker {ranges}",), ranges)
 
 
 @attrs.frozen

@@ -37,7 +37,7 @@ from .download import checksum_span
 from .gsi.events import Authenticated
 from .gsi.events import Reply as GSIReply
 from .limits import Admission, IdleClock, Slot
-from .markers import parse_range_marker
+from .markers import RangeMarker
 from .memory import freeze_startup
 from .serverconfig import ServerConfig
 from .session import (
@@ -404,9 +404,9 @@ class Connection:
             stats.marker("perf")
             return
         stats.marker("restart")
-        with contextlib.suppress(TransferCoreError):
-            named = parse_range_marker(f"{reply.code} {reply.lines[-1]}")
+        if isinstance(reply, RangeMarker):  # every 111 this server sends (markers.restart_marker)
             # the last 111 names everything again: count each byte once
+            named = reply.ranges
             new = (named - self.marked).total()
             self.marked = self.marked | named
             self.marked_durable = self.marked.total()
@@ -433,6 +433,21 @@ class Connection:
     async def run(self) -> None:
         await self.send(self.session.greeting())
         worker = asyncio.create_task(self.work())
+        # The control connection is read in this task itself, not in a task per read raced
+        # against the worker: when the worker ends (QUIT, a broken session) while a read
+        # waits, that read is cancelled.  Nothing else is: a command being handed over
+        # finishes first.
+        me = asyncio.current_task()
+        assert me is not None
+        reading = stopped = False
+
+        def worker_ended(_: object) -> None:
+            nonlocal stopped
+            if reading and not stopped:
+                stopped = True
+                me.cancel()
+
+        worker.add_done_callback(worker_ended)
         try:
             while not self.closing and not worker.done():
                 now = time.monotonic()
@@ -443,17 +458,23 @@ class Connection:
                     break
                 # only whole commands move the deadline: a trickled line cannot keep the slot
                 timeout = None if self.busy() else max(0.0, self.idle.deadline() - now)
-                read = asyncio.ensure_future(self.reader.read(65536))
-                done, _ = await asyncio.wait({read, worker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if read not in done:
-                    read.cancel()
-                    with contextlib.suppress(BaseException):
-                        await read
-                    continue
+                reading = True
                 try:
-                    data = read.result()
+                    if timeout is None:
+                        data = await self.reader.read(65536)
+                    else:
+                        async with asyncio.timeout(timeout):
+                            data = await self.reader.read(65536)
+                except TimeoutError:
+                    continue
                 except ConnectionError:
                     break
+                except asyncio.CancelledError:
+                    if stopped and me.uncancel() == 0:
+                        break  # the worker ended: so does the session
+                    raise
+                finally:
+                    reading = False
                 if not data or self.closing:
                     break
                 await self.on_control_data(data)
