@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from transfercore.gridftp.server import GridFTPServer, ServerConfig
+from transfercore.gridftp.session import SessionConfig
+from transfercore.gridftp.users import UserDB, make_entry
+from transfercore.location import Location
+from transfercore.registry import open_location
 from transfercore.testing.loopback import start_globus_server, wait_port, wait_port_file
 
 HAVE_GLOBUS = bool(shutil.which("globus-url-copy") and shutil.which("globus-gridftp-server"))
@@ -167,3 +174,23 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@pytest.fixture
+def inprocess(tmp_path: Path) -> Iterator[int]:
+    """A GridFTP server in a thread of this process, on a free loopback port (user alice, password secret)."""
+    driver = open_location(Location("posix", "/", options={"root": str(tmp_path)})).driver
+    users = UserDB({"alice": make_entry("alice", "secret")})
+    config = ServerConfig(host="127.0.0.1", port=0, session=SessionConfig(anonymous=True))
+    loop = asyncio.new_event_loop()
+    server = GridFTPServer(config, driver, users)
+    port = loop.run_until_complete(server.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
