@@ -17,8 +17,9 @@ import threading
 from ..contract import Driver, Writer
 from ..driverkit import check_parent_directory
 from ..errors import IsADirectory, PermissionDenied
+from ..ranges import RangeSet
 from .inplace import copy_kept
-from .spool import Spool
+from .spool import MEMORY_FIRST, Spool
 from .upload import StorePlan, check_spooled
 
 
@@ -89,6 +90,33 @@ def check_writable(driver: Driver, path: str, local: str | None) -> None:
         raise PermissionDenied(f"cannot create {path}: its directory is not writable", errno=errno.EACCES)
 
 
+def open_spool(
+    driver: Driver,
+    path: str,
+    local: str | None,
+    *,
+    spool_dir: str | None,
+    resume: RangeSet | None,
+    limit: int | None,
+    memory_limit: int | None,
+) -> Spool:
+    """The spool of an upload without ``ALLO`` at ``path`` (``local``: its local path), once the
+    upload is known storable (:func:`check_writable`).  Blocking.
+
+    It stays in the destination's storage (beside it, under a hidden partial
+    name) unless the operator named ``spool_dir``, or in memory for storage
+    without local paths (then bounded by ``memory_limit``, else ``limit``).
+    It starts in memory either way (:data:`MEMORY_FIRST`): a small upload
+    that ends before a marker is due never touches the disk on its way.
+    """
+    check_writable(driver, path, local)
+    directory = spool_dir or (os.path.dirname(local) if local is not None else None)
+    key = f"{driver.name}://{driver.authority}{path}"
+    return Spool(directory, key=key if directory else None, resume=resume,
+                 limit=limit if directory is not None else memory_limit,
+                 memory_until=MEMORY_FIRST, make_directory=spool_dir is not None)
+
+
 def drop_spooled(driver: Driver, writer: Writer, plan: StorePlan | None) -> None:
     """The copy of a spool that was not stored goes; the spool holds the upload for a restart."""
     with contextlib.suppress(Exception):
@@ -99,4 +127,4 @@ def drop_spooled(driver: Driver, writer: Writer, plan: StorePlan | None) -> None
             driver.remove(plan.target)
 
 
-__all__ = ["check_writable", "drop_spooled", "store_spooled", "write_spooled"]
+__all__ = ["check_writable", "drop_spooled", "open_spool", "store_spooled", "write_spooled"]

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import socket
 import threading
 import time
@@ -64,8 +63,8 @@ from .memory import release_garbage
 from .modee import encode_block, encode_eof_eod
 from .opening import STOP_POLL, Opened, TripLink
 from .session import Active, Listing, Passive, Retrieve, Store
-from .spool import MEMORY_FIRST, Spool
-from .spooled import check_writable, drop_spooled, write_spooled
+from .spool import Spool
+from .spooled import drop_spooled, open_spool, write_spooled
 from .upload import StorePlan, UploadTracker, check_complete, plan_store
 from .uploadlock import UPLOADS, UploadLocks
 
@@ -707,17 +706,9 @@ class DataTransfers:
         return keep
 
     def _open_spool(self, plan: StorePlan, local: str | None) -> Spool:
-        """The spool of an upload without ALLO (``local``: its local path), once the upload is known storable.
-
-        Blocking."""
-        key = f"{self.driver.name}://{self.driver.authority}{plan.path}"
-        # a refusal comes before any data is accepted
-        check_writable(self.driver, plan.path, local)
-        # the spool stays in the destination's storage: beside it, or in memory (or where the operator says)
-        directory = self.config.spool_dir or (os.path.dirname(local) if local is not None else None)
-        limit = self.config.max_spool if directory is not None else self.config.max_spool_memory
-        return Spool(directory, key=key if directory else None, resume=plan.restart, limit=limit,
-                     memory_until=MEMORY_FIRST, make_directory=self.config.spool_dir is not None)
+        """The spool of an upload without ALLO (``local``: its local path). Blocking."""
+        return open_spool(self.driver, plan.path, local, spool_dir=self.config.spool_dir, resume=plan.restart,
+                          limit=self.config.max_spool, memory_limit=self.config.max_spool_memory)
 
     def _perf_later(self, progress: Progress, every: float) -> LateTask:
         """112 markers every ``every`` seconds from now on, the first one ``every`` from now."""

@@ -274,3 +274,24 @@ def test_a_small_upload_gets_no_durability_work_and_completes_durable(fake, tmp_
     assert RangeSet.of(*[(a[0], a[0] + a[1]) for _, a in ranges]) == RangeSet.span(0, len(payload))
     assert all(i > names.index("will_block") for i, _ in ranges), "a 111 before complete()"
     assert (tmp_path / "small.bin").read_bytes() == payload
+
+
+def test_an_upload_without_allo_is_spooled_in_memory_until_a_marker_is_due(tmp_path) -> None:
+    """As in ``transfercore serve`` (one core function opens both): a small upload of unknown
+    size never touches the disk on its way (a spool file and its removal per file made a
+    pipelined tree, whose uploads come without ALLO, twice as slow); the first durable point
+    moves it to its file beside the destination, so a 111 names only bytes on disk."""
+    from transfercore_globus_dsi.recv import _open_spool
+
+    root = tmp_path / "root"
+    root.mkdir()
+    session = _session(f"posix://{root}")
+    spool = _open_spool(session, session.path("/a.bin"), [])
+    spool.write(0, b"x" * 1000)
+    assert spool.in_memory and spool.restartable
+    assert list(root.iterdir()) == []
+    assert spool.durable() == RangeSet.span(0, 1000)
+    assert not spool.in_memory
+    assert [p.name.startswith(".tc-spool-") for p in root.iterdir()] == [True, True]  # the spool and its record
+    spool.discard()
+    assert list(root.iterdir()) == []

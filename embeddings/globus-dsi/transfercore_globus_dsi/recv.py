@@ -6,7 +6,6 @@ and which data path carries its blocks (C, :mod:`.sink`, or Python per block,
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from transfercore.contract import Writer
@@ -127,23 +126,20 @@ def _make_upload(
 
 
 def _open_spool(session: Session, path: str, to_receive: list[tuple[int, int]]) -> Spool:
-    """The spool of an upload without ``ALLO``, as ``transfercore serve`` keeps it.
+    """The spool of an upload without ``ALLO``, as ``transfercore serve`` keeps it
+    (:func:`transfercore.gridftp.spooled.open_spool`).
 
     Beside the destination (or in the ``spool=`` directory), under a hidden
-    partial name and with a record of its durable ranges, so its 111 markers
-    are honest and a ``REST`` resumes into it; in memory (no markers) for
-    storage without local paths.
+    partial name and with a record of its durable ranges once a marker is
+    due, so its 111 markers are honest and a ``REST`` resumes into it; until
+    then, and for storage without local paths, in memory.
     """
-    from transfercore.gridftp.spool import Spool
+    from transfercore.gridftp.spooled import open_spool
 
     driver = session.driver
-    # a refusal (name, permission) comes before any data is accepted
-    driver.open_write(path, 0, None).abort()
-    local = driver.local_path(path)
-    directory = session.config.spool or (os.path.dirname(local) if local is not None else None)
-    held = held_unsized(to_receive)
-    key = f"{driver.name}://{driver.authority}{path}"
-    return Spool(directory, key=key if directory else None, resume=held, limit=session.config.max_spool)
+    limit = session.config.max_spool
+    return open_spool(driver, path, driver.local_path(path), spool_dir=session.config.spool,
+                      resume=held_unsized(to_receive), limit=limit, memory_limit=limit)
 
 
 def _update_plan(session: Session, path: str, offset: int, size: int | None) -> StorePlan:
