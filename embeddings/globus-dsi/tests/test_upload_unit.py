@@ -295,3 +295,42 @@ def test_an_upload_without_allo_is_spooled_in_memory_until_a_marker_is_due(tmp_p
     assert [p.name.startswith(".tc-spool-") for p in root.iterdir()] == [True, True]  # the spool and its record
     spool.discard()
     assert list(root.iterdir()) == []
+
+
+def test_an_upload_of_unknown_size_gets_durability_work_only_once_it_is_not_small(fake, tmp_path, monkeypatch):
+    """No ALLO (every file of a -pp tree): no durability thread and no marker timer while the
+    upload is small, as for a small announced one; once past that size they start, and the
+    ranges reported come from the spool's durable(); the timer stops with the upload."""
+    from transfercore_globus_dsi import upload as upload_mod
+    from transfercore_globus_dsi.recv import _open_spool
+
+    monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 4 * BLOCK)
+    session = _session(f"posix://{tmp_path}")
+    payload = os.urandom(12 * BLOCK)
+
+    def spooled(name: str) -> Upload:
+        up = Upload(session, "op", f"{tmp_path}/{name}", None, _open_spool(session, f"{tmp_path}/{name}", []))
+        up.block = BLOCK
+        up.pending = 1
+        buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+        up.buffers.append(buf)
+        up.register(buf, BLOCK)
+        up.start_flusher(0.005)
+        return up
+
+    small = spooled("small.bin")
+    _feed(small, fake, payload[: 3 * BLOCK], [0, 1, 2])
+    assert (tmp_path / "small.bin").read_bytes() == payload[: 3 * BLOCK]
+    assert not any(name == "timer_start" for name, _, _ in fake.calls), "a small upload got a marker timer"
+    assert not small.ticking and session.flusher._thread is None
+
+    fake.calls.clear()
+    large = spooled("large.bin")
+    _feed(large, fake, payload, list(range(12)), wait_durable_at=8)
+    names = [name for name, _, _ in fake.calls]
+    assert names.count("timer_start") == 1 and names.count("timer_stop") == 1
+    assert names.index("timer_start") < names.index("timer_stop")
+    reported = RangeSet.of(*[(a[0], a[0] + a[1]) for name, _, a in fake.calls if name == "range"])
+    assert reported and RangeSet.span(0, len(payload)).contains(reported)
+    assert (tmp_path / "large.bin").read_bytes() == payload
+    assert [args for name, _, args in fake.calls if name == "finished"] == [(0,)]

@@ -100,6 +100,8 @@ class Upload:
         self.tick_lock = threading.Lock()
         self.flush_failed = False
         self._period = 1.0
+        #: the period of an upload of unknown size whose durability work waits until it is not small
+        self._late_period: float | None = None
         #: held while ranges go to the server, so none goes after ``finished_transfer``
         self.report_lock = threading.RLock()
         self.reports_closed = False
@@ -116,6 +118,26 @@ class Upload:
     def start_flusher(self, period: float) -> None:
         if not self._wants_ticks():
             return
+        if self.spool is not None and self.received < SMALL_UPLOAD:
+            # An upload of unknown size (no ALLO: every file of a -pp tree) gets its durability
+            # work once it is past what a small upload is (on_read): a thread wake-up and a
+            # timer per file were most of the thread hand-offs of a pipelined tree.
+            self._late_period = period
+            return
+        self._start_ticks(period)
+
+    def _start_late(self, period: float) -> None:
+        """The durability work of an upload of unknown size that grew past a small one (a Globus
+        data thread, with a read of this upload outstanding, so it cannot finish meanwhile)."""
+        with self.report_lock:
+            # an upload abandoned meanwhile has reported its last ranges: no timer after that
+            if self.reports_closed or self.stopped:
+                return
+            self._start_ticks(period)
+        if self.stopped:  # stopped while it started: whoever stopped it may not have seen it ticking
+            self._stop_ticks()
+
+    def _start_ticks(self, period: float) -> None:
         self._period = period
         # the core's rule, on the period the configuration chose: no flush when nothing new arrived
         self.markers.policy = MarkerPolicy(interval=period, bytes=None)
@@ -268,6 +290,7 @@ class Upload:
                         self.error = exc
         self._report()
         again = False
+        late = None
         with self.lock:
             self.pending -= 1
             self.received += nbytes
@@ -277,6 +300,10 @@ class Upload:
             if not self.eof and self.error is None:
                 self.pending += 1
                 again = True
+                if self._late_period is not None and self.received >= SMALL_UPLOAD:
+                    late, self._late_period = self._late_period, None
+        if late is not None:
+            self._start_late(late)
         if again:
             try:
                 self.register(buf, self.block)
