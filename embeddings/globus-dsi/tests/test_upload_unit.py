@@ -334,3 +334,26 @@ def test_an_upload_of_unknown_size_gets_durability_work_only_once_it_is_not_smal
     assert reported and RangeSet.span(0, len(payload)).contains(reported)
     assert (tmp_path / "large.bin").read_bytes() == payload
     assert [args for name, _, args in fake.calls if name == "finished"] == [(0,)]
+
+
+def test_an_upload_of_unknown_size_in_a_closing_session_goes_on_without_markers(fake, tmp_path, monkeypatch, caplog):
+    from transfercore_globus_dsi import upload as upload_mod
+    from transfercore_globus_dsi.recv import _open_spool
+
+    monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 2 * BLOCK)
+    session = _session(f"posix://{tmp_path}")
+    payload = os.urandom(6 * BLOCK)
+    up = Upload(session, "op", f"{tmp_path}/c.bin", None, _open_spool(session, f"{tmp_path}/c.bin", []))
+    up.block = BLOCK
+    up.pending = 1
+    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+    up.buffers.append(buf)
+    up.register(buf, BLOCK)
+    up.start_flusher(0.005)
+    session.flusher.close()  # the durability thread cannot take the upload any more
+    with caplog.at_level("WARNING", logger="transfercore.globus_dsi"):
+        _feed(up, fake, payload, list(range(6)))
+    assert "no restart markers for" in caplog.text
+    assert not any(name == "timer_start" for name, _, _ in fake.calls)
+    assert [args for name, _, args in fake.calls if name == "finished"] == [(0,)]
+    assert (tmp_path / "c.bin").read_bytes() == payload

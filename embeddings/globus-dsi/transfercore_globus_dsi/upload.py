@@ -133,7 +133,11 @@ class Upload:
             # an upload abandoned meanwhile has reported its last ranges: no timer after that
             if self.reports_closed or self.stopped:
                 return
-            self._start_ticks(period)
+            try:
+                self._start_ticks(period)
+            except RuntimeError as exc:  # the session is closing: the upload goes on without markers
+                log.warning("no restart markers for %s: %s", self.path, exc)
+                return
         if self.stopped:  # stopped while it started: whoever stopped it may not have seen it ticking
             self._stop_ticks()
 
