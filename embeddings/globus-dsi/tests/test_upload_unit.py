@@ -97,6 +97,26 @@ def _session(url: str) -> Session:
     return Session(config, open_location(config.location).driver)
 
 
+def _reading(upload: Upload, reads: int = 1) -> Upload:
+    """``upload`` with ``reads`` buffers of BLOCK registered with the (fake) server, as at its start."""
+    upload.block = BLOCK
+    upload.pending = reads
+    for _ in range(reads):
+        buf = glue.ffi.new("globus_byte_t[]", BLOCK)
+        upload.buffers.append(buf)
+        upload.register(buf, BLOCK)
+    return upload
+
+
+def _spooled(session: Session, path: str) -> Upload:
+    """An upload of unknown size (no ALLO) into its spool, reading, its durability work asked for."""
+    from transfercore_globus_dsi.recv import _open_spool
+
+    upload = _reading(Upload(session, "op", path, None, _open_spool(session, path, [])))
+    upload.start_flusher(0.005)
+    return upload
+
+
 def _feed(upload: Upload, fake: FakeLib, payload: bytes, order: list[int], *, wait_durable_at: int = -1) -> None:
     """Deliver the blocks in ``order`` through the registered buffers, as Globus would;
     before block ``wait_durable_at`` of ``order``, wait (bounded) until the durability
@@ -131,12 +151,7 @@ def test_markers_only_from_durable_and_globus_only_from_its_thread(fake, tmp_pat
 
     writer.durable = spying_durable  # type: ignore[method-assign]
     upload = Upload(session, "op", f"{tmp_path}/u.bin", writer)
-    upload.block = BLOCK
-    upload.pending = 2
-    for _ in range(2):
-        buf = glue.ffi.new("globus_byte_t[]", BLOCK)
-        upload.buffers.append(buf)
-        upload.register(buf, BLOCK)
+    _reading(upload, 2)
     upload.start_flusher(0.005)
     order = list(range(40))
     order[3], order[4] = order[4], order[3]  # out of order, as parallel streams deliver
@@ -171,11 +186,7 @@ def test_a_failed_connection_keeps_the_durable_part_and_fails_once(fake, tmp_pat
     payload = os.urandom(8 * BLOCK)
     writer = session.driver.open_write(f"{tmp_path}/f.bin", len(payload), None)
     upload = Upload(session, "op", f"{tmp_path}/f.bin", writer)
-    upload.block = BLOCK
-    upload.pending = 1
-    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
-    upload.buffers.append(buf)
-    upload.register(buf, BLOCK)
+    _reading(upload)
     for i in range(3):
         b, _ = fake.reads.pop(0)
         glue.ffi.memmove(b, payload[i * BLOCK : (i + 1) * BLOCK], BLOCK)
@@ -196,11 +207,7 @@ def test_a_stall_still_reports_durable_ranges_then_nothing_after_the_end(fake, t
     payload = os.urandom(4 * BLOCK)
     writer = session.driver.open_write(f"{tmp_path}/s.bin", len(payload), None)
     upload = Upload(session, "op", f"{tmp_path}/s.bin", writer)
-    upload.block = BLOCK
-    upload.pending = 1
-    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
-    upload.buffers.append(buf)
-    upload.register(buf, BLOCK)
+    _reading(upload)
     for i in range(2):
         b, _ = fake.reads.pop(0)
         glue.ffi.memmove(b, payload[i * BLOCK : (i + 1) * BLOCK], BLOCK)
@@ -259,11 +266,7 @@ def test_a_small_upload_gets_no_durability_work_and_completes_durable(fake, tmp_
 
     writer.durable = spying  # type: ignore[method-assign]
     upload = Upload(session, "op", f"{tmp_path}/small.bin", writer)
-    upload.block = BLOCK
-    upload.pending = 1
-    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
-    upload.buffers.append(buf)
-    upload.register(buf, BLOCK)
+    _reading(upload)
     upload.start_flusher(0.001)
     assert fake.timers == {} and not upload.ticking
     _feed(upload, fake, payload, list(range(4)))
@@ -302,30 +305,18 @@ def test_an_upload_of_unknown_size_gets_durability_work_only_once_it_is_not_smal
     upload is small, as for a small announced one; once past that size they start, and the
     ranges reported come from the spool's durable(); the timer stops with the upload."""
     from transfercore_globus_dsi import upload as upload_mod
-    from transfercore_globus_dsi.recv import _open_spool
 
     monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 4 * BLOCK)
     session = _session(f"posix://{tmp_path}")
     payload = os.urandom(12 * BLOCK)
-
-    def spooled(name: str) -> Upload:
-        up = Upload(session, "op", f"{tmp_path}/{name}", None, _open_spool(session, f"{tmp_path}/{name}", []))
-        up.block = BLOCK
-        up.pending = 1
-        buf = glue.ffi.new("globus_byte_t[]", BLOCK)
-        up.buffers.append(buf)
-        up.register(buf, BLOCK)
-        up.start_flusher(0.005)
-        return up
-
-    small = spooled("small.bin")
+    small = _spooled(session, f"{tmp_path}/small.bin")
     _feed(small, fake, payload[: 3 * BLOCK], [0, 1, 2])
     assert (tmp_path / "small.bin").read_bytes() == payload[: 3 * BLOCK]
     assert not any(name == "timer_start" for name, _, _ in fake.calls), "a small upload got a marker timer"
     assert not small.ticking and session.flusher._thread is None
 
     fake.calls.clear()
-    large = spooled("large.bin")
+    large = _spooled(session, f"{tmp_path}/large.bin")
     _feed(large, fake, payload, list(range(12)), wait_durable_at=8)
     names = [name for name, _, _ in fake.calls]
     assert names.count("timer_start") == 1 and names.count("timer_stop") == 1
@@ -338,18 +329,11 @@ def test_an_upload_of_unknown_size_gets_durability_work_only_once_it_is_not_smal
 
 def test_an_upload_of_unknown_size_in_a_closing_session_goes_on_without_markers(fake, tmp_path, monkeypatch, caplog):
     from transfercore_globus_dsi import upload as upload_mod
-    from transfercore_globus_dsi.recv import _open_spool
 
     monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 2 * BLOCK)
     session = _session(f"posix://{tmp_path}")
     payload = os.urandom(6 * BLOCK)
-    up = Upload(session, "op", f"{tmp_path}/c.bin", None, _open_spool(session, f"{tmp_path}/c.bin", []))
-    up.block = BLOCK
-    up.pending = 1
-    buf = glue.ffi.new("globus_byte_t[]", BLOCK)
-    up.buffers.append(buf)
-    up.register(buf, BLOCK)
-    up.start_flusher(0.005)
+    up = _spooled(session, f"{tmp_path}/c.bin")
     session.flusher.close()  # the durability thread cannot take the upload any more
     with caplog.at_level("WARNING", logger="transfercore.globus_dsi"):
         _feed(up, fake, payload, list(range(6)))
