@@ -67,7 +67,8 @@ def children_cpu(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, name: str, work: Path, extra: list[str], dsi: bool, dsi_options: list[str] | None = None) -> None:
+    def __init__(self, name: str, work: Path, extra: list[str], dsi: bool, dsi_options: list[str] | None = None,
+                 package: Path | None = None) -> None:
         self.name = name
         self.dir = work / re.sub(r"\W+", "-", name)
         self.dir.mkdir()
@@ -78,6 +79,14 @@ class Server:
             plan = launch.server_launch(f"posix://{self.dir}", [*base, *extra], log=str(self.log),
                                         dsi_extra=dsi_options or [])
             argv, env = list(plan.argv), dict(plan.env)
+            if package is not None:
+                # another version of the DSI: its Python package and its compiled module, both from there
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
+                env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                    filter(None, [str(package / "transfercore_globus_dsi"), env.get("LD_LIBRARY_PATH")]))
+                exe = env.get("TRANSFERCORE_DSI_PYTHON") or str(launch.build_info()["executable"])
+                subprocess.run([exe, "-m", "compileall", "-q", str(package)], check=True, env=env,
+                               stdout=subprocess.DEVNULL)
         else:
             argv, env = [launch.find_server(), *base, *extra], dict(os.environ)
         self.dsi = dsi
@@ -256,6 +265,17 @@ def rounds(servers: list[Server], n: int, what: str, run: Callable[[Server], tup
     return walls, cpus
 
 
+def paired(walls: dict[str, list[float]], cpus: dict[str, list[float]]) -> None:
+    """The DSI against the baseline DSI (``--dsi-baseline``), round by round."""
+    if "dsi baseline" not in walls:
+        return
+    for what, values in (("wall", walls), ("CPU", cpus)):
+        diff = [a - b for a, b in zip(values["dsi"], values["dsi baseline"], strict=True)]
+        lower = sum(d < 0 for d in diff)
+        print(f"  dsi - dsi baseline, {what}: median {med(diff):+.3f} s ({min(diff):+.3f} to {max(diff):+.3f}); "
+              f"lower in {lower} of {len(diff)} rounds")
+
+
 def ratios(walls: dict[str, list[float]], base: str) -> None:
     for other in walls:
         if other == "dsi":
@@ -278,6 +298,9 @@ def main() -> int:
     ap.add_argument("--dir", help="where the servers store (default: a temporary directory)")
     ap.add_argument("--dsi-option", action="append", default=[], metavar="NAME=VALUE",
                     help="extra DSI option for the dsi server, e.g. durable_interval=0.5 (repeatable)")
+    ap.add_argument("--dsi-baseline", metavar="DIR", type=Path,
+                    help="a directory holding another version of the transfercore_globus_dsi package (with its "
+                         "compiled module): served as 'dsi baseline' in the same rounds, for an A/B comparison")
     args = ap.parse_args()
     size = parse_size(args.size, what="--size")
     file_size = parse_size(args.file_size, what="--file-size")
@@ -294,6 +317,9 @@ def main() -> int:
             Server("file", work, [], dsi=False),
             Server("file -sync-writes", work, ["-sync-writes"], dsi=False),
         ]
+        if args.dsi_baseline is not None:
+            servers.append(Server("dsi baseline", work, [], dsi=True, dsi_options=args.dsi_option,
+                                  package=args.dsi_baseline.resolve()))
         print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, {load()}; Python "
               f"{sys.version.split()[0]} embedded from {launch.build_info()['executable']}")
 
@@ -305,6 +331,7 @@ def main() -> int:
             print(f"  {s.name:<20} {size / med(walls[s.name]) / 1e6:14.0f} {spread(walls[s.name]):>14} "
                   f"{med(cpus[s.name]) / gib:10.2f}")
         ratios(walls, "dsi")
+        paired(walls, cpus)
         log = servers[0].log.read_text() if servers[0].log.exists() else ""
         py = [float(x) for x in re.findall(r"([\d.]+) s in Python on Globus data threads", log)]
         paths = sorted(set(re.findall(r"s writing \(([^)]*)\)", log)))
@@ -320,7 +347,7 @@ def main() -> int:
         print(f"\nsession start, {args.logins} sessions each (connect to 230; to the first SIZE reply; "
               "to the 226 of a 1 KiB STOR), ms:")
         tiny = os.urandom(1024)
-        for s in servers[:2]:
+        for s in [s for s in servers if s.name != "file -sync-writes"]:
             cpu0 = s.settled_cpu()
             times = [session_start(s, tiny) for _ in range(args.logins)]
             cpu = (s.settled_cpu() - cpu0) / args.logins
@@ -357,6 +384,7 @@ def main() -> int:
                 print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
                       f"  CPU {med(tcpus[s.name]):.2f} s")
             ratios(twalls, "dsi")
+            paired(twalls, tcpus)
         print(f"\nend: {load()}")
     finally:
         for s in servers:
