@@ -26,6 +26,7 @@ Each upload logs how long its data callbacks spent in Python.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +46,19 @@ from .session import Session
 log = logging.getLogger("transfercore.globus_dsi")
 
 
+class _Formatter(logging.Formatter):
+    """Times to the second, formatted once a second rather than once a line (a tree of
+    small files logs a line per file, and ``strftime`` was a fifth of the Python of writing one)."""
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        second = int(record.created)
+        if self._second[0] != second:
+            self._second = (second, super().formatTime(record, datefmt))
+        return self._second[1]
+
+
 def _setup_logging(path: str) -> None:
     root = logging.getLogger("transfercore")
     if any(getattr(h, "_tc_dsi", False) for h in root.handlers):
@@ -54,8 +68,12 @@ def _setup_logging(path: str) -> None:
     except OSError:
         handler = logging.StreamHandler()
     handler._tc_dsi = True  # type: ignore[attr-defined]
-    fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    handler.setFormatter(fmt)
+    handler.setFormatter(_Formatter("%(asctime)s %(process)d %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    # This process is the server's session: nothing in it logs threads, multiprocessing names or
+    # the caller's source line, so records need not look them up (each upload logs a line)
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 
@@ -82,12 +100,7 @@ def _guard(
             try:
                 fn(*args)
             except BaseException as exc:
-                if isinstance(exc, quiet):
-                    log.debug("%s: %s", what, exc)
-                elif isinstance(exc, TransferCoreError):
-                    log.warning("%s failed: %s", what, exc)
-                else:
-                    log.exception("%s failed", what)
+                _failed(what, exc, quiet)
                 try:
                     fail(exc)
                 except BaseException:
@@ -97,6 +110,44 @@ def _guard(
         return run
 
     return wrap
+
+
+#: an entry point's function, imported at its first call (:func:`_lazy`)
+_entries: dict[tuple[str, str], Callable[..., None]] = {}
+
+
+def _lazy(module: str, name: str) -> Callable[..., None]:
+    """``name`` of this package's ``module``, imported at the first call: a session starts
+    with what its login needs (see above), and later calls pay one dictionary look-up."""
+    fn = _entries.get((module, name))
+    if fn is None:
+        fn = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        _entries[module, name] = fn
+    return fn
+
+
+def _failed(what: str, exc: BaseException, quiet: tuple[type[BaseException], ...]) -> None:
+    if isinstance(exc, quiet):
+        log.debug("%s: %s", what, exc)
+    elif isinstance(exc, TransferCoreError):
+        log.warning("%s failed: %s", what, exc)
+    else:
+        log.exception("%s failed", what)
+
+
+def _entry(
+    what: str, fn: Callable[[Session, Any, Any], None], fail: Callable[[Any, BaseException], None],
+    op: Any, info: Any, arg: Any, quiet: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Run one operation's entry point; it finishes its operation, whatever Python raised."""
+    try:
+        fn(glue.ffi.from_handle(arg), op, info)
+    except BaseException as exc:
+        _failed(what, exc, quiet)
+        try:
+            fail(op, exc)
+        except BaseException:
+            log.exception("%s: reporting the failure to the server failed", what)
 
 
 def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
@@ -155,42 +206,36 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
         except BaseException:
             log.exception("session stop failed")
 
+    # The server stats every upload's target before STOR, so a tree of small files enters
+    # tc_py_stat and tc_py_recv once per file: these entry points import their module once
+    # and make no closures per call (a relative import in a function runs importlib's
+    # package lookup in Python every time; the per-call wrappers were about 5 % of a
+    # session's Python per file).
+    def stat_failed(op: Any, exc: BaseException) -> None:
+        glue.lib.globus_gridftp_server_finished_stat(op, glue.error_result(exc), glue.ffi.NULL, 0)
+
+    def command_failed(op: Any, exc: BaseException) -> None:
+        glue.lib.globus_gridftp_server_finished_command(op, glue.error_result(exc), glue.ffi.NULL)
+
+    def transfer_failed(op: Any, exc: BaseException) -> None:
+        glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
+
     @glue.ffi.def_extern()
     def tc_py_stat(op: Any, info: Any, arg: Any) -> None:
-        def fail(exc: BaseException) -> None:
-            glue.lib.globus_gridftp_server_finished_stat(op, glue.error_result(exc), glue.ffi.NULL, 0)
-
-        # the server stats every upload's target first: not found is normal there
-        from .namespace import do_stat
-
-        _guard("stat", fail, quiet=(NotFound,))(lambda: do_stat(glue.ffi.from_handle(arg), op, info))()
+        # not found is normal there: the server stats every upload's target first
+        _entry("stat", _lazy("namespace", "do_stat"), stat_failed, op, info, arg, (NotFound,))
 
     @glue.ffi.def_extern()
     def tc_py_command(op: Any, info: Any, arg: Any) -> None:
-        def fail(exc: BaseException) -> None:
-            glue.lib.globus_gridftp_server_finished_command(op, glue.error_result(exc), glue.ffi.NULL)
-
-        from .namespace import do_command
-
-        _guard("command", fail)(lambda: do_command(glue.ffi.from_handle(arg), op, info))()
+        _entry("command", _lazy("namespace", "do_command"), command_failed, op, info, arg)
 
     @glue.ffi.def_extern()
     def tc_py_recv(op: Any, info: Any, arg: Any) -> None:
-        def fail(exc: BaseException) -> None:
-            glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
-
-        from .recv import do_recv
-
-        _guard("upload", fail)(lambda: do_recv(glue.ffi.from_handle(arg), op, info))()
+        _entry("upload", _lazy("recv", "do_recv"), transfer_failed, op, info, arg)
 
     @glue.ffi.def_extern()
     def tc_py_send(op: Any, info: Any, arg: Any) -> None:
-        def fail(exc: BaseException) -> None:
-            glue.lib.globus_gridftp_server_finished_transfer(op, glue.error_result(exc))
-
-        from .download import do_send
-
-        _guard("download", fail)(lambda: do_send(glue.ffi.from_handle(arg), op, info))()
+        _entry("download", _lazy("download", "do_send"), transfer_failed, op, info, arg)
 
     @glue.ffi.def_extern()
     def tc_py_read_cb(op: Any, result: int, buf: Any, nbytes: int, offset: int, eof: int, arg: Any) -> None:
