@@ -341,3 +341,140 @@ def test_an_upload_of_unknown_size_in_a_closing_session_goes_on_without_markers(
     assert not any(name == "timer_start" for name, _, _ in fake.calls)
     assert [args for name, _, args in fake.calls if name == "finished"] == [(0,)]
     assert (tmp_path / "c.bin").read_bytes() == payload
+
+
+# -- the C data path's Python half (SinkUpload), against a fake of its C sink -----------------
+
+
+class FakeSink:
+    """What ``tc_sink_*`` keep for one upload: the written ranges (set by the test, as C's
+    ``pwrite``s would), the queued durable ranges, how the reads were started."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.done: list[tuple[int, int]] = []
+        self.queued: list[tuple[int, int]] = []
+        self.started: tuple[int, int, float] | None = None
+        self.closed = False
+
+
+class FakeSinkLib(FakeLib):
+    def tc_sink_new(self, op, fd, size, handle):  # type: ignore[no-untyped-def]
+        return FakeSink(size)
+
+    def tc_sink_claim(self, sink, start, end):  # type: ignore[no-untyped-def]
+        return 0
+
+    def tc_sink_start(self, sink, buffers, block, report):  # type: ignore[no-untyped-def]
+        sink.started = (buffers, block, report)
+
+    def tc_sink_written(self, sink, out, room):  # type: ignore[no-untyped-def]
+        if len(sink.done) <= room:
+            for i, (a, b) in enumerate(sink.done):
+                out[2 * i], out[2 * i + 1] = a, b
+        return len(sink.done)
+
+    def tc_sink_queue(self, sink, start, length):  # type: ignore[no-untyped-def]
+        sink.queued.append((start, length))
+        return 0
+
+    def tc_sink_report(self, sink, last):  # type: ignore[no-untyped-def]
+        if not sink.closed:
+            for start, length in sink.queued:
+                self._rec("range", start, length)
+            sink.queued = []
+            sink.closed = bool(last)
+
+    def tc_sink_stats(self, sink, received, callbacks, seconds, errnum, error, size):  # type: ignore[no-untyped-def]
+        received[0] = sum(b - a for a, b in sink.done)
+        callbacks[0] = len(sink.done)
+        seconds[0] = 0.0
+        errnum[0] = 0
+        error[0] = b"\0"
+
+    def tc_sink_kick(self, sink):  # type: ignore[no-untyped-def]
+        return 0
+
+    def tc_sink_release(self, sink):  # type: ignore[no-untyped-def]
+        self._rec("release")
+
+
+@pytest.fixture
+def sink_fake(monkeypatch: pytest.MonkeyPatch) -> FakeSinkLib:
+    ffi = FFI()
+    ffi.cdef("typedef unsigned char globus_byte_t; typedef long long globus_off_t;")
+    lib = FakeSinkLib()
+    monkeypatch.setattr(glue, "ffi", ffi)
+    monkeypatch.setattr(glue, "lib", lib)
+    return lib
+
+
+def _sink_upload(tmp_path, size: int):  # type: ignore[no-untyped-def]
+    from transfercore_globus_dsi.sink import SinkUpload
+
+    session = _session(f"posix://{tmp_path}")
+    path = f"{tmp_path}/c.bin"
+    writer = session.driver.open_write(path, size, None)
+    return SinkUpload(session, "op", path, writer, writer.lend_fd())
+
+
+@pytest.mark.parametrize(("size", "block"), [(5000, 5000), (1, 1), (256 * 1024, 256 * 1024), (3 << 20, 256 * 1024)])
+def test_c_reads_into_buffers_no_larger_than_the_announced_upload(sink_fake, tmp_path, size, block):
+    """A small file's reads get buffers of its size, not of the server's block size (which C
+    allocated and freed for every file of a tree)."""
+    upload = _sink_upload(tmp_path, size)
+    upload.begin(4, 256 * 1024, 1.0)
+    assert upload.sink.started[:2] == (4, block)
+    upload.writer.abort()
+    glue.release(upload)
+
+
+def test_a_small_c_upload_is_reported_whole_once_complete_made_it_durable(sink_fake, tmp_path, monkeypatch):
+    """A fresh upload that had no marker: after complete() published it, its one last 111
+    names the whole file, handed to the server once, before finished_transfer."""
+    from transfercore_globus_dsi import upload as upload_mod
+
+    monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 1 << 20)
+    payload = os.urandom(5000)
+    upload = _sink_upload(tmp_path, len(payload))
+    upload.start_flusher(0.01)
+    upload.begin(1, 256 * 1024, 0.01)
+    assert not upload.ticking
+    os.pwrite(upload.writer.lend_fd(), payload, 0)
+    upload.sink.done = [(0, len(payload))]
+    upload.on_done()
+    names = [name for name, _, _ in sink_fake.calls]
+    assert [a for name, _, a in sink_fake.calls if name == "range"] == [(0, len(payload))]
+    assert names.index("will_block") < names.index("range") < names.index("finished") < names.index("release")
+    assert [a for name, _, a in sink_fake.calls if name == "finished"] == [(0,)]
+    assert (tmp_path / "c.bin").read_bytes() == payload
+    glue.release(upload)
+
+
+def test_a_c_upload_missing_bytes_is_not_published_and_reports_only_what_durable_returned(
+    sink_fake, tmp_path, monkeypatch
+):
+    from transfercore_globus_dsi import upload as upload_mod
+
+    monkeypatch.setattr(upload_mod, "SMALL_UPLOAD", 1 << 20)
+    upload = _sink_upload(tmp_path, 5000)
+    upload.start_flusher(0.01)
+    upload.begin(1, 256 * 1024, 0.01)
+    os.pwrite(upload.writer.lend_fd(), b"x" * 3000, 0)
+    upload.sink.done = [(0, 3000)]
+    upload.on_done()
+    assert [a for name, _, a in sink_fake.calls if name == "range"] == [(0, 3000)]
+    assert [a for name, _, a in sink_fake.calls if name == "finished"] != [(0,)]
+    assert not (tmp_path / "c.bin").exists()
+    glue.release(upload)
+
+
+@pytest.mark.parametrize("pairs", [[(0, 30)], [(0, 10), (20, 30)], [(100 * i, 100 * i + 10) for i in range(40)]])
+def test_the_written_ranges_c_reports(sink_fake, tmp_path, pairs):
+    """One range (the usual case, taken without normalizing), several, and more than the first room holds."""
+    upload = _sink_upload(tmp_path, 1 << 20)
+    upload.sink.done = pairs
+    assert upload.written() == RangeSet.of(*pairs)
+    assert upload.written() == RangeSet.of(*pairs)
+    upload.writer.abort()
+    glue.release(upload)

@@ -50,11 +50,17 @@ class SinkUpload(Upload):
             if glue.lib.tc_sink_claim(self.sink, r.start, r.end) != 0:
                 raise TransferCoreError(f"cannot start the upload of {path}: its resumed ranges overlap")
         self._noted = RangeSet()
-        self._pairs = glue.ffi.new("globus_off_t[]", 128)
+        #: room for the written ranges' pairs; grows when there are more (one pair for most uploads)
+        self._pairs = glue.ffi.new("globus_off_t[]", 16)
         self._collected = False
 
     def begin(self, buffers: int, block: int, period: float) -> None:
         """Register the reads (a Globus thread, after ``begin_transfer``): from here on C drives."""
+        assert self.writer is not None
+        # No block lies past the announced size, so a small upload needs no larger buffers: the
+        # server's block size (256 KiB) allocated and freed by C for every file of a tree moved
+        # the heap's top up and back (three brk calls and fresh pages a file).
+        block = max(1, min(block, self.writer.size))
         self.block = block
         report = max(0.1, min(period, REPORT_PERIOD)) if self.ticking and self.session.config.markers != "off" else 0.0
         glue.lib.tc_sink_start(self.sink, buffers, block, report)
@@ -88,6 +94,9 @@ class SinkUpload(Upload):
                 break
             self._pairs = glue.ffi.new("globus_off_t[]", 4 * n)
         pairs = self._pairs
+        if n == 1:
+            # the usual answer (blocks join up as they arrive): no normalizing of one range
+            return RangeSet.span(int(pairs[0]), int(pairs[1]))
         return RangeSet.of(*((int(pairs[2 * i]), int(pairs[2 * i + 1])) for i in range(n)))
 
     def bytes_received(self) -> int:
@@ -101,7 +110,7 @@ class SinkUpload(Upload):
 
     def _before_durable(self) -> None:
         done = self.written()
-        new = done - self._noted
+        new = done - self._noted if self._noted else done
         if new:
             assert self.writer is not None
             self.writer.note_written(new)  # type: ignore[attr-defined]
@@ -152,6 +161,10 @@ class SinkUpload(Upload):
             # every written block, also with markers off: complete() checks they cover the object
             self._before_durable()
         super()._complete()
+
+    def _queue_whole(self, size: int) -> None:
+        if glue.lib.tc_sink_queue(self.sink, 0, size) != 0:
+            raise TransferCoreError(f"cannot queue the restart marker of {self.path}: out of memory")
 
     def _keep_partial(self) -> None:
         try:

@@ -239,6 +239,10 @@ class Upload:
         with self.lock:
             self.to_report.append(fresh)
 
+    def _queue_whole(self, size: int) -> None:
+        """Queue ``0-size`` for the server's next 111."""
+        self._queue(RangeSet.span(0, size))
+
     def on_timer(self) -> None:
         """The marker timer fired (Globus thread): hand over what ``durable()`` queued meanwhile."""
         self._report()
@@ -387,8 +391,15 @@ class Upload:
         if self.session.config.markers != "off" and self.session.driver.capabilities().restart is not RestartModel.NONE:
             # complete() made the whole object durable: the last 111 names what the earlier ones
             # did not, without a durable() before it (a flush and a resume record complete() makes moot)
+            size = self.writer.size
             with self.durable_lock:
-                fresh = self.markers.accept(RangeSet.span(0, self.writer.size))
+                if plan is None and not self.markers.reported:
+                    # nothing named yet (a fresh upload that had no marker: every file of a tree):
+                    # all of it is new, with none of the cursor's checks against earlier answers
+                    if size:
+                        self._queue_whole(size)
+                    return
+                fresh = self.markers.accept(RangeSet.span(0, size))
             if fresh:
                 self._queue(fresh)
 
