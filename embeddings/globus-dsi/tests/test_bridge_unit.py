@@ -39,3 +39,44 @@ def test_the_log_time_formatted_once_a_second_reads_as_the_standard_one() -> Non
         lines.append(ours.format(record))
         assert lines[-1] == standard.format(record)
     assert lines[0] == lines[1] != lines[2] == lines[3] != lines[4]
+
+
+class _ServerLog:
+    GLOBUS_GFS_LOG_ERR = 1
+    GLOBUS_GFS_LOG_WARN = 2
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, bytes]] = []
+
+    def tc_server_log(self, level: int, message: bytes) -> None:
+        self.lines.append((level, message))
+
+
+def test_the_dsi_log_takes_every_line_and_the_server_log_warnings_and_errors(monkeypatch, tmp_path):
+    import os
+    import re
+
+    from transfercore_globus_dsi import glue
+
+    server = _ServerLog()
+    monkeypatch.setattr(glue, "lib", server)
+    # the session's logging set-up changes these for its whole process: put them back after
+    for name in ("logThreads", "logMultiprocessing", "_srcfile"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    root = logging.getLogger("transfercore")
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    path = tmp_path / "dsi.log"
+    bridge._setup_logging(str(path))
+    try:
+        log = logging.getLogger("transfercore.globus_dsi")
+        log.info("upload /a: 5 bytes")
+        log.warning("careful\nthere")
+        log.error("bad")
+    finally:
+        for handler in root.handlers:
+            handler.close()
+    assert server.lines == [(2, b"careful there"), (1, b"bad")]
+    lines = path.read_text().splitlines()
+    assert [line.split(" ", 3)[2:] for line in lines[:2]] == [["INFO", "upload /a: 5 bytes"], ["WARNING", "careful"]]
+    assert all(re.match(rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d {os.getpid()} ", line) for line in (lines[0], lines[1], lines[3]))

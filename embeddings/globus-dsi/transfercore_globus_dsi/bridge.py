@@ -79,12 +79,12 @@ def _setup_logging(path: str) -> None:
 
     class _ToServerLog(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                level = glue.lib.GLOBUS_GFS_LOG_ERR if record.levelno >= logging.ERROR else glue.lib.GLOBUS_GFS_LOG_WARN
-                message = " ".join(record.getMessage().split())
-                glue.lib.tc_server_log(level, message.encode("utf-8", "replace"))
+            level = glue.lib.GLOBUS_GFS_LOG_ERR if record.levelno >= logging.ERROR else glue.lib.GLOBUS_GFS_LOG_WARN
+            message = " ".join(record.getMessage().split())
+            glue.lib.tc_server_log(level, message.encode("utf-8", "replace"))
 
-    root.addHandler(_ToServerLog())
+    # by its level, so an INFO line (one per upload) does not take this handler's lock
+    root.addHandler(_ToServerLog(logging.WARNING))
 
 
 # -- entry points -------------------------------------------------------------------------------
