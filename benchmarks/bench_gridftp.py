@@ -432,6 +432,8 @@ def main() -> int:
                     ratio(f"{case} {op}", res, "transfercore", True)
             elif case == "hpss":
                 hpss = [n for n in args.servers.split(",") if n.startswith("transfercore-hpss")] or ["transfercore-hpss"]
+                if "before-hpss" in servers.endpoints:
+                    hpss.append("before-hpss")
                 res = run_case(
                     f"hpss PUT -p{args.parallel}", servers, [*hpss, "globus"], args.repeat,
                     lambda *a: put(par, *a), size, "MB/s",

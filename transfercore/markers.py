@@ -111,6 +111,10 @@ class Durable(Protocol):
 DURABLE_TIMERS: list[Callable[[float], None]] = []
 
 
+_NOTHING = RangeSet()
+_FINAL_ONLY = MarkerPolicy.none()
+
+
 def _same(ranges: RangeSet) -> RangeSet:
     return ranges
 
@@ -132,10 +136,11 @@ class MarkerCursor:
         view: Callable[[RangeSet], RangeSet] = _same,
         now: float = 0.0,
     ) -> None:
-        self._durable = start or RangeSet()
+        self._durable = start or _NOTHING
         self._view = view
-        self._reported = view(self._durable)
-        self.policy = policy or MarkerPolicy.none()
+        # (nothing views as nothing: a small upload's cursor costs no range arithmetic)
+        self._reported = view(self._durable) if self._durable else _NOTHING
+        self.policy = policy or _FINAL_ONLY
         self._last_time = now
         self._last_bytes = 0
         #: ``durable()`` calls made, and seconds spent in them (for a front end's log)

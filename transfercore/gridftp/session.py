@@ -102,6 +102,10 @@ class SessionConfig:
 
 NOT_LOGGED_IN = Reply.one(530, "Please login with USER and PASS.")
 OK = Reply.one(200, "Command Successful.")
+# Replies every file of a tree hears, made once.
+STARTED = Reply.one(150, "Beginning transfer.")
+STORED = Reply.one(226, "Transfer Complete.")
+LISTED = Reply.one(226, "Transfer complete.")
 
 #: Login names that mean "no account of my own": Globus clients send ``:globus-mapping:``
 #: to ask for the account their certificate maps to, which without GSI is the anonymous one.
@@ -327,11 +331,11 @@ class Session:
             return Reply.one(150, "Opening BINARY mode data connection.")
         if spooled:
             return Reply.one(150, "Beginning transfer (size unknown: spooling until the end).")
-        return Reply.one(150, "Beginning transfer.")
+        return STARTED
 
     def transfer_finished(self, action: Store | Retrieve | Listing) -> Reply:
         """Every byte arrived (and, for an upload, the storage published it): 226."""
-        return Reply.one(226, "Transfer complete." if isinstance(action, Listing) else "Transfer Complete.")
+        return LISTED if isinstance(action, Listing) else STORED
 
     def transfer_failed(self, exc: BaseException, *, aborted: bool = False) -> Reply:
         """The transfer ended with ``exc``; an ABOR the client sent is what it hears about."""

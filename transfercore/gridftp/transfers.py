@@ -201,7 +201,10 @@ class DataTransfers:
 
     def start(self, action: Store | Retrieve | Listing) -> asyncio.Task[None]:
         """Run one transfer the session asked for, as the task :attr:`transfer`."""
-        self.stop = threading.Event()
+        if self.stop.is_set():
+            # (only a stopped transfer's event is replaced: the threads of a finished
+            # one are done with it, and a new event per small file is a cost of its own)
+            self.stop = threading.Event()
         self.aborted = False
         self.progress = None
         self.streams = 0

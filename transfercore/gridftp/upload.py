@@ -205,19 +205,16 @@ class UploadTracker:
         self._lock = threading.Lock()
         self._ends = EndTracker()
         self._spans: list[ByteRange] = []
-        self.finished = threading.Event()
 
     def data(self, offset: int, length: int) -> None:
         with self._lock:
             self._spans.append(ByteRange(offset, offset + length))
 
     def end(self, event: Event) -> None:
-        """An EOF or EOD block; sets :attr:`finished` once every announced EOD arrived."""
+        """An EOF or EOD block (:attr:`complete` once every announced EOD arrived)."""
         assert isinstance(event, (EndOfFile, EndOfData))
         with self._lock:
             self._ends.feed(event)
-            if self._ends.complete:
-                self.finished.set()
 
     @property
     def complete(self) -> bool:

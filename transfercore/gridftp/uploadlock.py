@@ -28,12 +28,11 @@ from .sharedstate import NO_UPLOAD, SharedRegion, decode_text, encode_text
 class _Hold:
     owner: str
     since: float
-    released: threading.Event = attrs.field(factory=threading.Event)
-    #: for a hold in another worker process: whether it has ended
+    #: whether the hold has ended (given to the upload that waits for it)
     ended: Callable[[], bool] | None = None
 
     def done(self) -> bool:
-        return self.ended() if self.ended is not None else self.released.is_set()
+        return self.ended is not None and self.ended()
 
 
 class UploadLocks:
@@ -50,13 +49,17 @@ class UploadLocks:
             if hold is None:
                 self._held[key] = _Hold(owner, time.time())
                 return None
-            return hold
+            # Only a waiter learns how to see the hold's end: an upload that meets
+            # no other pays for nothing beyond its entry.
+            return attrs.evolve(hold, ended=functools.partial(self._ended_here, key, hold))
+
+    def _ended_here(self, key: str, hold: _Hold) -> bool:
+        with self._lock:
+            return self._held.get(key) is not hold
 
     def release(self, key: str) -> None:
         with self._lock:
-            hold = self._held.pop(key, None)
-        if hold is not None:
-            hold.released.set()
+            self._held.pop(key, None)
 
     async def acquire(
         self,
