@@ -147,6 +147,7 @@ def test_sighup_reaches_every_worker(workers: Served) -> None:
     ("extra", "message"),
     [
         (["--workers", "0"], "--workers 0: give 1 to 64"),
+        (["--workers", "many"], "argument --workers: 'many': give a number of processes or auto"),
         (["--workers", "2", "--max-sessions", "3000"], "may be at most 2048 with --workers above 1"),
     ],
 )
@@ -157,6 +158,25 @@ def test_impossible_worker_settings_are_refused_before_anything_starts(root: Pat
     )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
+
+
+def test_workers_auto_starts_one_worker_per_core_this_server_may_run_on(serve, root: Path, tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    kids = cores if cores > 1 else 0  # one core: the one process serves, no supervisor
+    srv = serve("--root", str(root), "--anonymous-write", "--workers", "auto")
+    assert srv.proc is not None
+    wait_for(lambda: len(children(srv.proc.pid)) == kids, what=f"{cores} workers")
+    # the same from a configuration file, and its number counted as the command line's
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('workers = "auto"\n')
+    srv = serve("--root", str(root), "--anonymous-write", "--config", str(cfg))
+    wait_for(lambda: len(children(srv.proc.pid)) == kids, what=f"{cores} workers from the file")
+    cfg.write_text('workers = "lots"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "transfercore", "serve", "--check-config", str(cfg), "--root", str(root), "--anonymous"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2 and "key 'workers'" in proc.stderr and "neither a number" in proc.stderr, proc.stderr
 
 
 @pytest.mark.globus

@@ -65,9 +65,10 @@ def register(subparsers: Any) -> None:
         help="fail a silent data connection after S seconds",
     )
     p.add_argument("--max-sessions", type=int, default=64, help="concurrent logged-in sessions (default 64)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="processes serving sessions from the one port (default 1; the limits hold for all "
-                        "of them together; more than one uses more cores for many small files)")
+    p.add_argument("--workers", type=_workers_arg, default=1, metavar="N",
+                   help="processes serving sessions from the one port, or auto: one per core this process "
+                        "may run on (default 1; the limits hold for all of them together; more than one "
+                        "uses more cores for many small files)")
     p.add_argument("--event-loop", choices=CHOICES, default="auto",
                    help="the event loop sessions run on: uvloop (in C, the faster for many small files), "
                    "asyncio's own, or auto: uvloop where installed (default)")
@@ -211,6 +212,30 @@ def _check_positive(value: float) -> None:
         raise OptionError(f"{value} must be more than 0")
 
 
+def workers_count(value: int | str) -> int:
+    """``--workers``: a number, or ``auto`` for one worker per core this process may run on."""
+    from ..gridftp.sharedstate import MAX_WORKERS
+
+    if value == "auto":
+        return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)  # (a configuration file's value arrives as text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"{value!r} is neither a number of processes nor auto")
+    return value
+
+
+def _workers_arg(text: str) -> int:
+    try:
+        return workers_count(text)
+    except OptionError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of processes or auto") from None
+
+
+def _check_workers_setting(value: int | str) -> None:
+    _check_positive(workers_count(value))
+
+
 def _check_size(value: str) -> None:
     from ..sizes import parse_size
 
@@ -232,9 +257,10 @@ CHECKS: dict[str, Any] = {
     "max_spool": _check_size,
     "transfer_log_checksum": _check_checksum,
     "event_loop": loop_factory,
+    "workers": _check_workers_setting,
     **{
         key: _check_positive
-        for key in ("idle_timeout", "data_timeout", "max_sessions", "workers", "login_timeout", "max_unauthenticated",
+        for key in ("idle_timeout", "data_timeout", "max_sessions", "login_timeout", "max_unauthenticated",
                     "max_unauthenticated_per_address", "max_sessions_per_address")
     },
 }
@@ -262,7 +288,9 @@ def read_config(path: str, args: argparse.Namespace) -> ConfigFile:
 def settings(args: argparse.Namespace) -> argparse.Namespace:
     """The command line over the configuration file (if any) over the defaults."""
     file = read_config(args.config, args) if args.config else None
-    return merge(args, given(args), file.values if file else {})
+    merged = merge(args, given(args), file.values if file else {})
+    merged.workers = workers_count(merged.workers)  # a file's "auto" counted as the command line's is
+    return merged
 
 
 def build(args: argparse.Namespace) -> Plan:
