@@ -291,3 +291,35 @@ def test_discard_partial_clears_a_dead_writers_temporary_record(driver, target):
     _stale_temp_record(target)
     driver.discard_partial(target)
     assert os.listdir(os.path.dirname(target)) == []
+
+
+@pytest.mark.parametrize("confined", [False, True])
+def test_a_fresh_write_looks_at_its_directory_only_when_it_cannot_create_there(tmp_path, monkeypatch, confined):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    os.symlink(tmp_path / "dir", tmp_path / "link")
+    if confined:
+        d = open_location(f"posix:///?root={tmp_path}").driver
+        at = lambda name: "/" + name  # noqa: E731
+    else:
+        d = PosixDriver()
+        at = lambda name: str(tmp_path / name)  # noqa: E731
+    stats: list[object] = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
+    # a new name in an existing directory: the one lstat of the name says all (no stat of the
+    # directory, nor of the name to see whether it is a directory)
+    writer = d.open_write(at("new"), 2)
+    writer.write(0, b"ok")
+    writer.complete()
+    assert stats == []
+    assert (tmp_path / "new").read_bytes() == b"ok"
+    # and every wrong place still gets its clear error
+    with pytest.raises(NotFound, match="does not exist"):
+        d.open_write(at("missing/f"), 1)
+    with pytest.raises(NotADirectory):
+        d.open_write(at("file/f"), 1)
+    for name in ("dir", "link"):
+        with pytest.raises(IsADirectory):
+            d.open_write(at(name), 1)
+    assert sorted(os.listdir(tmp_path)) == ["dir", "file", "link", "new"]

@@ -24,6 +24,20 @@ import attrs
 from transfercore.errors import LocationError, PathEscapesRoot
 
 
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _check_text(path: object) -> None:
+    if not isinstance(path, str) or not path:
+        raise LocationError(f"path {path!r} is empty; give an absolute path")
+    if "\x00" in path:
+        raise LocationError(f"path {path!r} contains a NUL byte")
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
@@ -54,14 +68,20 @@ class PathMapper:
         last component is kept as a name (so ``remove`` removes a link, not its
         target) after checking that its target, if it is a link, stays inside.
         """
-        if not isinstance(path, str) or not path:
-            raise LocationError(f"path {path!r} is empty; give an absolute path")
-        if "\x00" in path:
-            raise LocationError(f"path {path!r} contains a NUL byte")
         if self.root is None:
-            if not os.path.isabs(path):
-                raise LocationError(f"path {path!r} must be absolute")
-            return os.path.normpath(path)
+            return self._unconfined(path)
+        return self.located(path)[0]
+
+    def located(self, path: str) -> tuple[str, os.stat_result | None]:
+        """:meth:`local`, with what ``lstat`` found at the last component (``None``: nothing there).
+
+        Confined, that ``lstat`` is part of the check, so a caller that needs
+        to know what is at the path asks for nothing more.
+        """
+        if self.root is None:
+            local = self._unconfined(path)
+            return local, _lstat(local)
+        _check_text(path)
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts:
             raise PathEscapesRoot(
@@ -69,14 +89,22 @@ class PathMapper:
                 hint="give the path without '..' components",
             )
         if not parts:
-            return self.root
+            return self.root, _lstat(self.root)
         parent = self._resolve(parts[:-1])
         if not _inside(parent, self.root):
             raise self._escape(path)
         local = os.path.join(parent, parts[-1])
-        if os.path.islink(local) and not _inside(os.path.realpath(local), self.root):
+        st = _lstat(local)
+        if st is not None and stat.S_ISLNK(st.st_mode) and not _inside(os.path.realpath(local), self.root):
             raise self._escape(path)
-        return local
+        return local, st
+
+    @staticmethod
+    def _unconfined(path: str) -> str:
+        _check_text(path)
+        if not os.path.isabs(path):
+            raise LocationError(f"path {path!r} must be absolute")
+        return os.path.normpath(path)
 
     def _resolve(self, parts: list[str]) -> str:
         """``os.path.realpath`` of root/parts, looking only at the components below the root."""

@@ -135,10 +135,13 @@ class PosixDriver(Driver):
 
     def _split(self, path: str) -> tuple[str, str, str]:
         local = self._paths.local(path)
+        return (local, *self._object_name(path, local))
+
+    def _object_name(self, path: str, local: str) -> tuple[str, str]:
         directory, name = os.path.split(local)
         if not name or local == self._paths.root:
             raise IsADirectory(f"{path} is a directory, not an object", hint="give the path of a file")
-        return local, directory, name
+        return directory, name
 
     # -- objects ---------------------------------------------------------------
 
@@ -152,12 +155,15 @@ class PosixDriver(Driver):
 
     def open_write(self, path: str, size: int, resume: RangeSet | None = None) -> Writer:
         resume = check_open_write(size, resume, path)
-        local, directory, name = self._split(path)
-        check_parent_directory(directory, path)
-        if os.path.isdir(local):
+        local, st = self._paths.located(path)
+        directory, name = self._object_name(path, local)
+        if st is not None and (stat_mod.S_ISDIR(st.st_mode) or (stat_mod.S_ISLNK(st.st_mode) and os.path.isdir(local))):
             raise IsADirectory(f"{path} is a directory; it cannot be written as an object", errno=21)
         if resume:
+            check_parent_directory(directory, path)
             return partials.open_resumed(path, directory, name, size, resume, self._write_options)
+        # A fresh write looks at its directory only when creating its partial file fails
+        # (open_fresh): a new name in an existing directory costs no stat of it.
         return self._fresh(path, directory, name, size)
 
     def open_new(self, path: str, size: int) -> Writer:
@@ -168,7 +174,7 @@ class PosixDriver(Driver):
         return self._fresh(path, directory, name, size, discard=False)
 
     def _fresh(self, path: str, directory: str, name: str, size: int, *, discard: bool = True) -> PosixWriter:
-        if discard and self._leftovers.need_discard(directory, name):
+        if discard and self._leftovers.need_discard(directory, name, path):
             self._discard(directory, name, sync=False)
         return partials.open_fresh(path, directory, name, size, self._write_options)
 

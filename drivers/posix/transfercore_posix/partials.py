@@ -9,6 +9,7 @@ it was written for and holds the bytes it claims.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import threading
 import time
@@ -48,8 +49,8 @@ def open_fresh(path: str, directory: str, name: str, size: int, options: WriteOp
     try:
         fd = os.open(partial, _RW | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
-        if exc.errno == 2:
-            check_parent_directory(directory, path)
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            check_parent_directory(directory, path)  # the clear error: no such directory, or not one
         raise from_oserror(exc, f"cannot create the partial file of {path}") from exc
     try:
         direct = _open_direct(partial, fd, options.direct, size)
@@ -243,13 +244,22 @@ class Leftovers:
         self._lock = threading.Lock()
         self._listings: dict[str, _Listing] = {}
 
-    def need_discard(self, directory: str, name: str) -> bool:
-        """Before a fresh writer of ``name``: remove its resume record (by its
-        name; a fresh writer never resumes) and say whether an earlier writer
-        may have left more, so the full :func:`discard` (a listing) is due."""
-        return (sidecar.remove(directory, name)
-                or self._may_have_leftovers(directory, names.stem(name), names.hidden_prefix(name))
-                or os.path.lexists(os.path.join(directory, names.ranges_anchor_name(name))))
+    def need_discard(self, directory: str, name: str, path: str) -> bool:
+        """Before a fresh writer of ``name`` (the object ``path``): remove its
+        resume record (by its name; a fresh writer never resumes, and another
+        process may have made it since the listing) and say whether an earlier
+        writer may have left more, so the full :func:`discard` (a listing) is due.
+
+        A directory that cannot be listed is checked, for the clear error when
+        it is missing (a fresh writer does not look at its directory before).
+        """
+        try:
+            return (sidecar.remove(directory, name)
+                    or self._may_have_leftovers(directory, names.stem(name), names.hidden_prefix(name))
+                    or os.path.lexists(os.path.join(directory, names.ranges_anchor_name(name))))
+        except _Unlisted:
+            check_parent_directory(directory, path)
+            return True  # listed by the full discard, which reports what stops it
 
     def _may_have_leftovers(self, directory: str, stem: str, prefix: str) -> bool:
         now = time.monotonic()
@@ -262,7 +272,7 @@ class Leftovers:
         try:
             hidden = sorted(e for e in os.listdir(directory) if e.startswith("."))
         except OSError:
-            return True  # the full discard reports it
+            raise _Unlisted from None
         with self._lock:
             # Writers opened by other threads while this one listed stay noted
             # (an older listing's are in this one: their partial files exist).
@@ -272,6 +282,10 @@ class Leftovers:
                 del self._listings[next(iter(self._listings))]
             self._listings[directory] = _Listing(taken=now, hidden=hidden, opened=opened)
         return _any_starting(hidden, prefix)
+
+
+class _Unlisted(Exception):
+    """The directory could not be listed."""
 
 
 def _any_starting(ordered: list[str], prefix: str) -> bool:
