@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from cffi import FFI
@@ -19,6 +19,8 @@ from transfercore_globus_dsi.upload import Upload
 
 from transfercore.ranges import RangeSet
 from transfercore.registry import open_location
+
+T = TypeVar("T")
 
 BLOCK = 64 * 1024
 
@@ -82,14 +84,18 @@ def _small_uploads_tick_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(upload, "SMALL_UPLOAD", 0)
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLib:
+def _fake_glue(monkeypatch: pytest.MonkeyPatch, lib: T, cdef: str) -> T:
+    """The DSI's C glue replaced by ``lib``, with an ffi that knows the types in ``cdef``."""
     ffi = FFI()
-    ffi.cdef("typedef unsigned char globus_byte_t;")
-    lib = FakeLib()
+    ffi.cdef(cdef)
     monkeypatch.setattr(glue, "ffi", ffi)
     monkeypatch.setattr(glue, "lib", lib)
     return lib
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLib:
+    return _fake_glue(monkeypatch, FakeLib(), "typedef unsigned char globus_byte_t;")
 
 
 def _session(url: str) -> Session:
@@ -401,12 +407,7 @@ class FakeSinkLib(FakeLib):
 
 @pytest.fixture
 def sink_fake(monkeypatch: pytest.MonkeyPatch) -> FakeSinkLib:
-    ffi = FFI()
-    ffi.cdef("typedef unsigned char globus_byte_t; typedef long long globus_off_t;")
-    lib = FakeSinkLib()
-    monkeypatch.setattr(glue, "ffi", ffi)
-    monkeypatch.setattr(glue, "lib", lib)
-    return lib
+    return _fake_glue(monkeypatch, FakeSinkLib(), "typedef unsigned char globus_byte_t; typedef long long globus_off_t;")
 
 
 def _sink_upload(tmp_path, size: int):  # type: ignore[no-untyped-def]
