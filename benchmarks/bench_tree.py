@@ -65,7 +65,10 @@ def tools(src: Path, dst: Path, journal: Path, files: int, dst_options: str = ""
     target = f"posix://{dst}?{dst_options}" if dst_options else str(dst)
     tc = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), target, "--journal", str(journal),
           "--quiet", "--files", str(files)]
-    out = {"transfercore": tc, "cp -r": ["cp", "-r", str(src), str(dst)], "rsync -a": ["rsync", "-a", f"{src}/", f"{dst}/"]}
+    out = {"transfercore": tc, "cp -r": ["cp", "-r", str(src), str(dst)]}
+    # the reference tools that are installed (benchmarks/requirements-tree.txt); a missing one is left out
+    if shutil.which("rsync"):
+        out["rsync -a"] = ["rsync", "-a", f"{src}/", f"{dst}/"]
     if shutil.which("rclone"):
         out["rclone --transfers 8"] = ["rclone", "copy", "-q", "--transfers", "8", str(src), str(dst)]
     return out
@@ -166,8 +169,10 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-tree-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"bench_tree: {os.cpu_count()} CPUs, scratch {root}; tools: cp, rsync "
-          f"{'and rclone' if shutil.which('rclone') else '(rclone missing)'}; "
+    missing = [t for t in ("rsync", "rclone") if not shutil.which(t)]
+    print(f"bench_tree: {os.cpu_count()} CPUs, scratch {root}; tools: "
+          f"{', '.join(['cp'] + [t for t in ('rsync', 'rclone') if t not in missing])}"
+          f"{' (' + ' and '.join(missing) + ' missing: apt-get install ' + ' '.join(missing) + ')' if missing else ''}; "
           f"page cache {'kept' if args.warm else 'dropped' if drop_caches() else 'NOT dropped (no permission)'}")
     try:
         for n in args.files:
