@@ -70,7 +70,7 @@ class PathMapper:
         """
         if self.root is None:
             return self._unconfined(path)
-        return self.located(path)[0]
+        return self._confined(path)[0]
 
     def located(self, path: str) -> tuple[str, os.stat_result | None]:
         """:meth:`local`, with what ``lstat`` found at the last component (``None``: nothing there).
@@ -81,6 +81,12 @@ class PathMapper:
         if self.root is None:
             local = self._unconfined(path)
             return local, _lstat(local)
+        local, st = self._confined(path)
+        return local, st if local != self.root else _lstat(local)
+
+    def _confined(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The local path below the root, and the last component's ``lstat`` (``None`` for the root itself)."""
+        assert self.root is not None
         _check_text(path)
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts:
@@ -89,7 +95,7 @@ class PathMapper:
                 hint="give the path without '..' components",
             )
         if not parts:
-            return self.root, _lstat(self.root)
+            return self.root, None
         parent = self._resolve(parts[:-1])
         if not _inside(parent, self.root):
             raise self._escape(path)
