@@ -83,8 +83,15 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
     # journal like the upload's own files (about a quarter of a ms per file in a tree).
     quiet = plan is None and held is None and isinstance(upload, SinkUpload) and upload.small
     level = logging.DEBUG if quiet else logging.INFO
-    if log.isEnabledFor(level):
-        _log_start(level, upload, path, size, held, spool, concurrency[0], block[0], caps.ordered_writes)
+    if log.isEnabledFor(level):  # (the arguments cost more than the check)
+        log.log(
+            level,
+            "upload %s: size %s, resume %s, %d buffers of %d bytes%s, %s",
+            path, size, held or (spool.resumed if spool is not None and spool.resumed else "none"),
+            concurrency[0], block[0], ", ordered" if caps.ordered_writes else "",
+            "spooled (durable spool)" if spool is not None and spool.restartable else
+            "spooled (in memory, no 111)" if spool is not None else upload.data_path,
+        )
     if isinstance(upload, SinkUpload):
         upload.begin(max(1, concurrency[0]), max(1, int(block[0])), period)
         return
@@ -106,20 +113,6 @@ def do_recv(session: Session, op: Any, info: Any) -> None:
                     upload.finished = True
             if done:
                 upload.finish()
-
-
-def _log_start(
-    level: int, upload: Upload, path: str, size: int | None, held: Any, spool: Spool | None, buffers: int,
-    block: int, ordered: bool,
-) -> None:
-    log.log(
-        level,
-        "upload %s: size %s, resume %s, %d buffers of %d bytes%s, %s",
-        path, size, held or (spool.resumed if spool is not None and spool.resumed else "none"),
-        buffers, block, ", ordered" if ordered else "",
-        "spooled (durable spool)" if spool is not None and spool.restartable else
-        "spooled (in memory, no 111)" if spool is not None else upload.data_path,
-    )
 
 
 def _make_upload(
