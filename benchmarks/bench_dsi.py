@@ -6,7 +6,10 @@ Three servers, the same binary, on loopback, taking turns within each round
 * ``dsi``: ``-dsi transfercore:posix://DIR`` (111 markers only from ``Writer.durable()``,
   ``226`` after ``complete()``: the file is fsynced and published);
 * ``file``: the built-in file storage (markers without any flush);
-* ``file -sync-writes``: the built-in storage with a global ``sync()`` before each marker.
+* ``file -sync-writes``: the built-in storage with a global ``sync()`` before each marker;
+* ``dsi warm`` (``--warm N``, default 4): the DSI with N session processes started ahead
+  (``transfercore globus-server --warm N``); every timing begins with the pool full and
+  counts the CPU of the pool's processes, their warm-up included.
 
 Measured, each timed to durability (until the client returns and a trailing
 ``sync`` has finished, so storage that leaves dirty pages at ``226`` pays for
@@ -42,6 +45,7 @@ from pathlib import Path
 
 from transfercore_globus_dsi import launch
 from transfercore_globus_dsi.testing import anonymous_args, loopback_args
+from transfercore_globus_dsi.warm import WarmPool
 
 from transfercore.sizes import format_size, parse_size
 from transfercore.testing.loopback import free_port, wait_port
@@ -68,7 +72,7 @@ def children_cpu(pid: int) -> float:
 
 class Server:
     def __init__(self, name: str, work: Path, extra: list[str], dsi: bool, dsi_options: list[str] | None = None,
-                 package: Path | None = None) -> None:
+                 package: Path | None = None, warm: int = 0) -> None:
         self.name = name
         self.dir = work / re.sub(r"\W+", "-", name)
         self.dir.mkdir()
@@ -89,6 +93,10 @@ class Server:
                                stdout=subprocess.DEVNULL)
         else:
             argv, env = [launch.find_server(), *base, *extra], dict(os.environ)
+        self.pool: WarmPool | None = None
+        if warm:
+            self.pool = WarmPool(plan, warm).start()
+            argv, env = list(self.pool.daemon.argv), dict(self.pool.daemon.env)
         self.dsi = dsi
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
@@ -100,15 +108,25 @@ class Server:
     def url(self, name: str) -> str:
         return f"ftp://127.0.0.1:{self.port}{self.path(name)}"
 
+    def cpu(self) -> float:
+        # a warm pool's processes are its children, not the daemon's: their CPU, warm-up included
+        return children_cpu(self.proc.pid) + (self.pool.cpu_seconds() if self.pool else 0.0)
+
     def settled_cpu(self) -> float:
-        last = children_cpu(self.proc.pid)
+        last = self.cpu()
         for _ in range(40):
             time.sleep(0.05)
-            now = children_cpu(self.proc.pid)
+            now = self.cpu()
             if now == last:
                 return now
             last = now
         return last
+
+    def ready(self) -> None:
+        """A warm pool full again before the next timing (as between a site's bursts)."""
+        deadline = time.monotonic() + 30
+        while self.pool is not None and self.pool.idle() < self.pool.size and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -116,6 +134,8 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        if self.pool is not None:
+            self.pool.stop(sessions=True)
 
 
 def timed(server: Server, argv: list[str], target: Path) -> tuple[float, float]:
@@ -125,6 +145,7 @@ def timed(server: Server, argv: list[str], target: Path) -> tuple[float, float]:
     elif target.exists():
         target.unlink()
     subprocess.run(["sync"], check=True)
+    server.ready()
     cpu0 = server.settled_cpu()
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900)
@@ -276,13 +297,13 @@ def paired(walls: dict[str, list[float]], cpus: dict[str, list[float]]) -> None:
               f"lower in {lower} of {len(diff)} rounds")
 
 
-def ratios(walls: dict[str, list[float]], base: str) -> None:
-    for other in walls:
-        if other == "dsi":
-            continue
-        per = [b / a for a, b in zip(walls["dsi"], walls[other], strict=True)]
-        print(f"  speed dsi / {other:<18} {med(walls[other]) / med(walls['dsi']):5.2f}x of medians "
-              f"(per round {', '.join(f'{x:.2f}' for x in per)}; median of rounds {med(per):.2f}x)")
+def ratios(walls: dict[str, list[float]]) -> None:
+    """Speed of every DSI server against every built-in storage one (a ratio of times)."""
+    for base in [n for n in walls if n.startswith("dsi")]:
+        for other in [n for n in walls if not n.startswith("dsi")]:
+            per = [b / a for a, b in zip(walls[base], walls[other], strict=True)]
+            print(f"  speed {base} / {other:<18} {med(walls[other]) / med(walls[base]):5.2f}x of medians "
+                  f"(per round {', '.join(f'{x:.2f}' for x in per)}; median of rounds {med(per):.2f}x)")
 
 
 def main() -> int:
@@ -301,6 +322,9 @@ def main() -> int:
     ap.add_argument("--dsi-baseline", metavar="DIR", type=Path,
                     help="a directory holding another version of the transfercore_globus_dsi package (with its "
                          "compiled module): served as 'dsi baseline' in the same rounds, for an A/B comparison")
+    ap.add_argument("--warm", type=int, default=4, metavar="N",
+                    help="also serve 'dsi warm': the DSI with N warm session processes (transfercore globus-server "
+                         "--warm N); each timing starts with the pool full, its warm-up CPU counted (0: not served)")
     args = ap.parse_args()
     size = parse_size(args.size, what="--size")
     file_size = parse_size(args.file_size, what="--file-size")
@@ -317,6 +341,8 @@ def main() -> int:
             Server("file", work, [], dsi=False),
             Server("file -sync-writes", work, ["-sync-writes"], dsi=False),
         ]
+        if args.warm:
+            servers.append(Server("dsi warm", work, [], dsi=True, dsi_options=args.dsi_option, warm=args.warm))
         if args.dsi_baseline is not None:
             servers.append(Server("dsi baseline", work, [], dsi=True, dsi_options=args.dsi_option,
                                   package=args.dsi_baseline.resolve()))
@@ -330,7 +356,7 @@ def main() -> int:
         for s in servers:
             print(f"  {s.name:<20} {size / med(walls[s.name]) / 1e6:14.0f} {spread(walls[s.name]):>14} "
                   f"{med(cpus[s.name]) / gib:10.2f}")
-        ratios(walls, "dsi")
+        ratios(walls)
         paired(walls, cpus)
         log = servers[0].log.read_text() if servers[0].log.exists() else ""
         py = [float(x) for x in re.findall(r"([\d.]+) s in Python on Globus data threads", log)]
@@ -348,8 +374,12 @@ def main() -> int:
               "to the 226 of a 1 KiB STOR), ms:")
         tiny = os.urandom(1024)
         for s in [s for s in servers if s.name != "file -sync-writes"]:
+            s.ready()
             cpu0 = s.settled_cpu()
-            times = [session_start(s, tiny) for _ in range(args.logins)]
+            times = []
+            for _ in range(args.logins):
+                s.ready()
+                times.append(session_start(s, tiny))
             cpu = (s.settled_cpu() - cpu0) / args.logins
             cols = list(zip(*times, strict=True))
             print(f"  {s.name:<8} " + "; ".join(
@@ -383,7 +413,7 @@ def main() -> int:
             for s in servers:
                 print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
                       f"  CPU {med(tcpus[s.name]):.2f} s")
-            ratios(twalls, "dsi")
+            ratios(twalls)
             paired(twalls, tcpus)
         print(f"\nend: {load()}")
     finally:

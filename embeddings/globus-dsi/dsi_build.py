@@ -25,6 +25,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = "libglobus_gridftp_server_transfercore"
+#: what the daemon execs per connection when warm session processes wait (csrc/warm_exec.c)
+EXEC = "transfercore-dsi-exec"
 
 CDEF = r"""
 typedef uint32_t globus_result_t;
@@ -175,6 +177,8 @@ extern "Python" void tc_py_write_cb(globus_gfs_operation_t, globus_result_t, glo
 extern "Python" void tc_py_report_cb(void *);
 extern "Python+C" void tc_py_report_stopped(void *);
 extern "Python+C" void tc_py_sink_done(void *);
+extern "Python+C" void tc_py_warm(void);
+double tc_warm_waited(void);
 """
 
 # Runs in the embedded interpreter the first time the server calls the module.
@@ -262,6 +266,18 @@ def make_ffi(facts: dict[str, str]) -> FFI:
     return ffi
 
 
+def build_exec(target_dir: str) -> str:
+    """Compile the per-connection hand-over program (plain C, no Globus or Python)."""
+    cc = shlex.split(str(sysconfig.get_config_var("CC") or "cc"))
+    final = os.path.join(target_dir, EXEC)
+    with tempfile.TemporaryDirectory(prefix="tc-dsi-exec-") as tmp:
+        out = os.path.join(tmp, EXEC)
+        subprocess.run([*cc, "-O2", "-Wall", "-o", out, os.path.join(HERE, "csrc", "warm_exec.c")], check=True)
+        shutil.copyfile(out, final)
+    os.chmod(final, 0o755)
+    return final
+
+
 def build(target_dir: str) -> str:
     """Compile the module into ``target_dir``; return its path."""
     facts = python_facts()
@@ -272,6 +288,7 @@ def build(target_dir: str) -> str:
         final = os.path.join(target_dir, f"{MODULE}.so")
         shutil.copyfile(built, final)
         os.chmod(final, 0o755)
+    build_exec(target_dir)
     with open(os.path.join(target_dir, "_buildinfo.py"), "w", encoding="utf-8") as fh:
         fh.write('"""Facts recorded when the DSI module was built (generated; do not edit)."""\n\n')
         fh.write(f"BUILD = {facts!r}\n")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -30,10 +32,57 @@ def register(subparsers: Any) -> None:
         metavar="NAME=VALUE",
         help="extra DSI option (markers=durable|off, durable_interval=S, spool=DIR); repeatable",
     )
+    p.add_argument(
+        "--warm",
+        type=_warm_count,
+        default=0,
+        metavar="N",
+        help=(
+            "keep N session processes started ahead, Python running and the DSI imported, so a "
+            "connection is answered in milliseconds instead of about 0.1 s; this command then stays "
+            "running beside the server (default 0: the server runs alone)"
+        ),
+    )
     p.add_argument("--site-config", action="store_true", help="print the gridftp.conf lines and environment, and exit")
     p.add_argument("url", help="driver URL whose path clients see as '/', e.g. posix:///data")
     p.add_argument("server_args", nargs=argparse.REMAINDER, help="options for globus-gridftp-server")
     p.set_defaults(func=run)
+
+
+def _warm_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of processes, not {text!r}") from None
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"between 0 and 64, not {value}")
+    return value
+
+
+def _supervise(plan: Any, size: int) -> int:
+    """Run the server as a child beside its pool of warm session processes."""
+    from transfercore_globus_dsi.warm import WarmPool
+
+    def ready() -> None:
+        print(f"transfercore globus-server: {size} warm session processes ready", file=sys.stderr, flush=True)
+
+    # how long a connection waits for a warm process before it starts cold (documented)
+    wait_ms = int(os.environ.get("TRANSFERCORE_DSI_WARM_WAIT_MS") or 50)
+    pool = WarmPool(plan, size, wait_ms=wait_ms, on_ready=ready).start()
+    daemon = subprocess.Popen(list(pool.daemon.argv), env=dict(pool.daemon.env))
+    print(f"transfercore globus-server: {size} warm session processes; server pid {daemon.pid}",
+          file=sys.stderr, flush=True)
+
+    def forward(signum: int, _frame: Any) -> None:
+        daemon.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    try:
+        code = daemon.wait()
+    finally:
+        pool.stop()
+    return code if code >= 0 else 128 - code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,5 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     plan = launch.server_launch(args.url, args.server_args, log=args.log, dsi_extra=args.dsi_option)
     print(f"transfercore globus-server: DSI log {plan.log}", file=sys.stderr, flush=True)
+    if args.warm:
+        return _supervise(plan, args.warm)
     os.execve(plan.argv[0], list(plan.argv), dict(plan.env))
     return int(ExitCode.FAILED)  # not reached

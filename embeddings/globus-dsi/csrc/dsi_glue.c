@@ -17,12 +17,15 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Python entry points (extern "Python+C" in the cdef). */
@@ -34,12 +37,14 @@ void tc_py_recv(globus_gfs_operation_t, globus_gfs_transfer_info_t *, void *);
 void tc_py_send(globus_gfs_operation_t, globus_gfs_transfer_info_t *, void *);
 void tc_py_sink_done(void *);
 void tc_py_report_stopped(void *);
+void tc_py_warm(void);
 
 static pthread_mutex_t tc_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int tc_python_state = 0;          /* 0 not tried, 1 running, -1 failed */
 static char tc_start_error[2048] = "";
 static char tc_log_file[4096] = "";
 static double tc_python_seconds = 0.0;     /* Py_InitializeFromConfig, for the start-up log */
+static double tc_warm_seconds = -1.0;      /* warm: how long the process waited for its connection */
 
 /* The bridge log: one file the operator can find, written a line at a time
  * (connection processes have stderr on /dev/null and the server's own log is
@@ -85,6 +90,12 @@ double
 tc_python_start_seconds(void)
 {
     return tc_python_seconds;
+}
+
+double
+tc_warm_waited(void)
+{
+    return tc_warm_seconds;
 }
 
 /* Before Python runs: the bridge log and the server's log. */
@@ -739,9 +750,124 @@ GlobusExtensionDefineModule(globus_gridftp_server_transfercore) = {
     &tc_version
 };
 
+/* A warm session process (started by transfercore_globus_dsi.warm, never by
+ * the daemon): the server loads this module before it looks at the
+ * connection on its stdin, so Python starts and imports here, and only then
+ * does the process wait for a connection.  transfercore-dsi-exec, which the
+ * daemon execs for each connection, hands it the connection over the pool's
+ * Unix socket:
+ *   pool -> launcher  'w'             a warm process accepted
+ *   launcher -> pool  one byte + the connection (SCM_RIGHTS)
+ *   pool -> launcher  'k'             taken: from here the session is ours
+ * Until the 'k' the launcher still holds the connection and starts a cold
+ * server itself if anything fails, so a client never meets a dead process.
+ * The launcher then waits for this process to end (its end of the socket
+ * closes), so the daemon counts the session as long as it lasts.  Closing
+ * the notify pipe tells the pool that this process is taken; the pool
+ * closing its end tells a waiting process to leave. */
+static int
+tc_warm_take(int conn)
+{
+    char byte = 'w';
+    char data;
+    struct pollfd pfd = {conn, POLLIN, 0};
+    struct msghdr msg;
+    struct iovec iov = {&data, 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cbuf;
+    struct cmsghdr *cm;
+    struct stat st;
+    int fd = -1;
+
+    if (send(conn, &byte, 1, MSG_NOSIGNAL) != 1)
+        return -1;
+    if (poll(&pfd, 1, 2000) != 1)
+        return -1;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.buf;
+    msg.msg_controllen = sizeof(cbuf.buf);
+    if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) != 1)
+        return -1;
+    for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS
+                && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    if (fd < 0)
+        return -1;
+    /* only a socket can be a client's connection */
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    byte = 'k';
+    if (send(conn, &byte, 1, MSG_NOSIGNAL) != 1) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void
+tc_warm_wait(const char *spec)
+{
+    int listen_fd = -1, notify_fd = -1;
+    struct timespec t0, t1;
+    char ready = 'r';
+
+    if (sscanf(spec, "%d,%d", &listen_fd, &notify_fd) != 2 || listen_fd < 0 || notify_fd < 0)
+        return;
+    unsetenv("TRANSFERCORE_DSI_WARM_FD");
+    tc_choose_log(NULL);
+    if (tc_start_python() == 1)
+        tc_py_warm();
+    /* a Python that failed to start is reported to the session, as in a cold start */
+    if (write(notify_fd, &ready, 1) != 1)
+        _exit(0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd pfd[2] = {{listen_fd, POLLIN, 0}, {notify_fd, 0, 0}};
+        int conn, fd;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(1);
+        }
+        if (pfd[1].revents & (POLLERR | POLLHUP))
+            _exit(0);   /* the pool is gone: nobody will hand a connection */
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0)
+            continue;   /* another warm process took it */
+        fd = tc_warm_take(conn);
+        if (fd < 0) {
+            close(conn);
+            continue;
+        }
+        if (dup2(fd, STDIN_FILENO) < 0)
+            _exit(1);
+        close(fd);
+        close(listen_fd);
+        close(notify_fd);
+        /* conn stays open (close-on-exec) until this process ends */
+        break;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    tc_warm_seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
 static int
 tc_activate(void)
 {
+    const char *warm = getenv("TRANSFERCORE_DSI_WARM_FD");
+
+    if (warm != NULL && *warm != '\0')
+        tc_warm_wait(warm);
     globus_extension_registry_add(
         GLOBUS_GFS_DSI_REGISTRY, "transfercore",
         GlobusExtensionMyModule(globus_gridftp_server_transfercore), &tc_iface);

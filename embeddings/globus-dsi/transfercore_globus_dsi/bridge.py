@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -158,6 +159,20 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
     startup = {"python": float(lib.tc_python_start_seconds()), "imports": import_seconds}
 
     @glue.ffi.def_extern()
+    def tc_py_warm() -> None:
+        # A warm process (see warm.py) imports now what its session would import when
+        # it begins, before any client waits: the entry points' modules and the driver's.
+        t = time.perf_counter()
+        names = [f"{__package__}.{m}" for m in ("namespace", "recv", "download")]
+        names += os.environ.pop("TRANSFERCORE_DSI_WARM_IMPORTS", "").split()
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the session imports it again and reports why
+                log.warning("warm start: importing %s failed", name, exc_info=True)
+        startup["imports"] += time.perf_counter() - t
+
+    @glue.ffi.def_extern()
     def tc_py_session_start(op: Any, info: Any) -> None:
         def fail(exc: BaseException) -> None:
             glue.lib.globus_gridftp_server_finished_session_start(op, glue.error_result(exc), glue.ffi.NULL, glue.ffi.NULL, glue.ffi.NULL)
@@ -180,12 +195,13 @@ def install(ffi: Any, lib: Any, import_seconds: float = 0.0) -> None:
             session = Session(config, open_driver(config.location, config.entry_point))
             opened = time.perf_counter() - t
             handle = glue.keep(session)
+            waited = float(glue.lib.tc_warm_waited())
             log.info(
                 "session for %s: driver %s, serving %s (start-up: Python %.0f ms, imports %.0f ms, driver %.0f ms; "
-                "process CPU so far %.0f ms)",
+                "process CPU so far %.0f ms%s)",
                 glue.text(info.username) or "?", session.driver.name, session.base,
                 1000 * startup.pop("python", 0.0), 1000 * startup.pop("imports", 0.0), 1000 * opened,
-                1000 * time.process_time(),
+                1000 * time.process_time(), f"; warm, waited {waited:.1f} s for its connection" if waited >= 0 else "",
             )
             # What start-up imported lives as long as the process: out of the collector's way
             # (a many-file session otherwise spent about 5 % of its samples in full collections).

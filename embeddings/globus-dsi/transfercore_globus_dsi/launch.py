@@ -30,6 +30,8 @@ class Launch:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     log: str
+    #: modules a session imports first (the driver's): a warm process imports them ahead
+    imports: tuple[str, ...] = ()
 
 
 def dsi_options(url: str, log: str | None = None, extra: Sequence[str] = (), *, resolve: bool = True) -> str:
@@ -145,8 +147,11 @@ def server_launch(
     libpath = env.get("LD_LIBRARY_PATH", "")
     env["LD_LIBRARY_PATH"] = module_dir() + (os.pathsep + libpath if libpath else "")
     env["TRANSFERCORE_DSI_LOG"] = log
-    argv = [server or find_server(), *server_args, "-dsi", f"{DSI_NAME}:{dsi_options(url, log, dsi_extra)}"]
-    return Launch(tuple(argv), env, log)
+    options = dsi_options(url, log, dsi_extra)
+    argv = [server or find_server(), *server_args, "-dsi", f"{DSI_NAME}:{options}"]
+    entry = parse_config(options).entry_point
+    imports = (entry.partition("=")[2].partition(":")[0],) if entry else ()
+    return Launch(tuple(argv), env, log, imports)
 
 
 def site_config(url: str, log: str | None = None) -> str:

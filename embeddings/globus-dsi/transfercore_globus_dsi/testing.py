@@ -57,7 +57,7 @@ class DsiServer:
     """``transfercore globus-server URL ...`` as a subprocess on 127.0.0.1."""
 
     def __init__(self, url: str, workdir: Path, *, dsi_options: list[str] | None = None,
-                 server_args: list[str] | None = None, port: int | None = None) -> None:
+                 server_args: list[str] | None = None, port: int | None = None, warm: int = 0) -> None:
         self.url = url
         self.workdir = workdir
         # 0: the server picks its port and says which (a port from free_port() could be taken
@@ -67,10 +67,13 @@ class DsiServer:
         self.server_log = workdir / "gridftp.log"
         self.dsi_options = dsi_options or []
         self.server_args = server_args or []
+        self.warm = warm
         self.proc: subprocess.Popen[bytes] | None = None
 
     def argv(self) -> list[str]:
         cmd = [sys.executable, "-m", "transfercore", "globus-server", "--log", str(self.log)]
+        if self.warm:
+            cmd += ["--warm", str(self.warm)]
         for opt in self.dsi_options:
             cmd += ["--dsi-option", opt]
         return [
@@ -79,7 +82,7 @@ class DsiServer:
         ]
 
     def start(self) -> DsiServer:
-        out_path = self.workdir / "globus-server.out"
+        out_path = self.out = self.workdir / "globus-server.out"
         out = open(out_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT)
         if self.port:
@@ -87,6 +90,11 @@ class DsiServer:
         else:
             self.port = wait_globus_listening(out_path, self.proc)
         return self
+
+    def wait_warm(self, timeout: float = 30) -> None:
+        """Until ``--warm``'s processes all wait for connections."""
+        wait_for(lambda: "warm session processes ready" in self.out.read_text(errors="replace"), timeout,
+                 "the warm session processes")
 
     def sessions(self) -> list[int]:
         assert self.proc is not None
