@@ -279,6 +279,9 @@ def rounds(servers: list[Server], n: int, what: str, run: Callable[[Server], tup
     for r in range(n):
         order = servers[r % len(servers) :] + servers[: r % len(servers)]
         for s in order:
+            # every pool full first: a refill must not run into another server's timing
+            for other in servers:
+                other.ready()
             wall, cpu = run(s)
             walls[s.name].append(wall)
             cpus[s.name].append(cpu)
@@ -378,7 +381,8 @@ def main() -> int:
             cpu0 = s.settled_cpu()
             times = []
             for _ in range(args.logins):
-                s.ready()
+                for other in servers:
+                    other.ready()
                 times.append(session_start(s, tiny))
             cpu = (s.settled_cpu() - cpu0) / args.logins
             cols = list(zip(*times, strict=True))

@@ -17,8 +17,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -765,8 +767,10 @@ GlobusExtensionDefineModule(globus_gridftp_server_transfercore) = {
  * closes), so the daemon counts the session as long as it lasts.  Closing
  * the notify pipe tells the pool that this process is taken; the pool
  * closing its end tells a waiting process to leave. */
+static int tc_warm_policy(int policy);
+
 static int
-tc_warm_take(int conn)
+tc_warm_take(int conn, int idle)
 {
     char byte = 'w';
     char data;
@@ -803,6 +807,12 @@ tc_warm_take(int conn)
         close(fd);
         return -1;
     }
+    if (idle && tc_warm_policy(SCHED_OTHER) != 0) {
+        /* a session at idle priority would crawl: no 'k', so the launcher serves it cold */
+        tc_c_log("warm session process: cannot return to normal priority: %s", strerror(errno));
+        close(fd);
+        _exit(1);
+    }
     byte = 'k';
     if (send(conn, &byte, 1, MSG_NOSIGNAL) != 1) {
         close(fd);
@@ -811,16 +821,43 @@ tc_warm_take(int conn)
     return fd;
 }
 
+/* A warm process waits at idle priority (SCHED_IDLE) when the pool asks, so
+ * refilling the pool never takes a CPU from a session; the process that takes
+ * a connection is a session and returns to normal priority.  The policy is a
+ * thread's own: every thread the process has so far is set. */
+static int
+tc_warm_policy(int policy)
+{
+    struct sched_param sp;
+    struct dirent *e;
+    DIR *dir;
+    int failed = 0;
+
+    memset(&sp, 0, sizeof(sp));
+    dir = opendir("/proc/self/task");
+    if (dir == NULL)
+        return sched_setscheduler(0, policy, &sp);
+    while ((e = readdir(dir)) != NULL)
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9'
+                && sched_setscheduler((pid_t) atoi(e->d_name), policy, &sp) != 0)
+            failed = -1;
+    closedir(dir);
+    return failed;
+}
+
 static void
 tc_warm_wait(const char *spec)
 {
-    int listen_fd = -1, notify_fd = -1;
+    int listen_fd = -1, notify_fd = -1, idle = 0;
     struct timespec t0, t1;
     char ready = 'r';
 
-    if (sscanf(spec, "%d,%d", &listen_fd, &notify_fd) != 2 || listen_fd < 0 || notify_fd < 0)
+    if (sscanf(spec, "%d,%d,%d", &listen_fd, &notify_fd, &idle) < 2 || listen_fd < 0 || notify_fd < 0)
         return;
     unsetenv("TRANSFERCORE_DSI_WARM_FD");
+    /* only when the way back is allowed (CAP_SYS_NICE): the pool asks only as root */
+    if (idle && tc_warm_policy(SCHED_IDLE) != 0)
+        idle = 0;
     tc_choose_log(NULL);
     if (tc_start_python() == 1)
         tc_py_warm();
@@ -844,7 +881,7 @@ tc_warm_wait(const char *spec)
         conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (conn < 0)
             continue;   /* another warm process took it */
-        fd = tc_warm_take(conn);
+        fd = tc_warm_take(conn, idle);
         if (fd < 0) {
             close(conn);
             continue;

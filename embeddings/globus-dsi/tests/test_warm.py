@@ -212,9 +212,40 @@ def test_warm_processes_leave_with_the_server(dsi_server, root):
     server: DsiServer = dsi_server(f"posix://{root}", warm=3)
     server.wait_warm()
     assert server.proc is not None
-    pool = [pid for pid in children(server.proc.pid)
-            if b"-inetd" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    pool = _pool_pids(server)
     assert len(pool) == 3
     server.proc.terminate()
     server.proc.wait(20)
     wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pool), 20, "the warm processes to end")
+
+
+def _pool_pids(server: DsiServer) -> list[int]:
+    assert server.proc is not None
+    return [pid for pid in children(server.proc.pid)
+            if b"-inetd" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+
+
+def _policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.globus
+def test_waiting_processes_yield_the_cpu_and_sessions_do_not(dsi_server, root):
+    # refilling the pool must not take a CPU from a session: waiting processes are at idle
+    # priority (as root, which may return them to normal); a session, every thread, is not
+    server: DsiServer = dsi_server(f"posix://{root}", warm=2)
+    server.wait_warm()
+    waiting = _pool_pids(server)
+    assert len(waiting) == 2
+    expected = os.SCHED_IDLE if os.geteuid() == 0 else os.SCHED_OTHER
+    assert all(_policies(pid) == {expected} for pid in waiting)
+    c = Control(server.port)
+    try:
+        c.login()
+        assert c.cmd("MKD /x")[0] == 257
+        wait_for(lambda: _session_lines(server), 10, "the session's line")
+        session = int(_session_lines(server)[0].split()[1])
+        assert session in waiting
+        assert _policies(session) == {os.SCHED_OTHER}  # every thread it has
+    finally:
+        c.close()

@@ -84,7 +84,7 @@ class _Proc:
 class WarmPool:
     """``size`` warm session processes for the daemon that ``plan`` starts."""
 
-    def __init__(self, plan: Launch, size: int, *, wait_ms: int = 50,
+    def __init__(self, plan: Launch, size: int, *, wait_ms: int = 50, idle_priority: bool = True,
                  on_ready: Callable[[], None] | None = None) -> None:
         if size < 1:
             raise WarmPoolError(f"a warm pool needs at least one process, not {size}")
@@ -107,6 +107,10 @@ class WarmPool:
         self.daemon = Launch((*plan.argv, "-exec", self._exec), env, plan.log, plan.imports)
         self._argv = session_argv(self.daemon.argv)
         self._env = {**env, "TRANSFERCORE_DSI_WARM_IMPORTS": " ".join(plan.imports)}
+        # Waiting processes run at idle priority, so refilling never takes a CPU from a session;
+        # the one that takes a connection returns to normal priority, which needs CAP_SYS_NICE:
+        # root's, the daemon's usual account.
+        self._idle = int(idle_priority and os.geteuid() == 0)
         self._listen: socket.socket | None = None
         self._procs: dict[int, _Proc] = {}
         self._lock = threading.Lock()
@@ -134,7 +138,7 @@ class WarmPool:
     def _spawn(self) -> None:
         assert self._listen is not None
         r, w = os.pipe()
-        env = {**self._env, "TRANSFERCORE_DSI_WARM_FD": f"{self._listen.fileno()},{w}"}
+        env = {**self._env, "TRANSFERCORE_DSI_WARM_FD": f"{self._listen.fileno()},{w},{self._idle}"}
         try:
             os.set_inheritable(w, True)
             pid = os.posix_spawn(
