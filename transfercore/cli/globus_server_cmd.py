@@ -67,7 +67,7 @@ def _supervise(plan: Any, size: int) -> int:
         print(f"transfercore globus-server: {size} warm session processes ready", file=sys.stderr, flush=True)
 
     # how long a connection waits for a warm process before it starts cold (documented)
-    wait_ms = int(os.environ.get("TRANSFERCORE_DSI_WARM_WAIT_MS") or 50)
+    wait_ms = int(os.environ.get("TRANSFERCORE_DSI_WARM_WAIT_MS") or 30)
     pool = WarmPool(plan, size, wait_ms=wait_ms, on_ready=ready).start()
     daemon = subprocess.Popen(list(pool.daemon.argv), env=dict(pool.daemon.env))
     print(f"transfercore globus-server: {size} warm session processes; server pid {daemon.pid}",

@@ -767,10 +767,8 @@ GlobusExtensionDefineModule(globus_gridftp_server_transfercore) = {
  * closes), so the daemon counts the session as long as it lasts.  Closing
  * the notify pipe tells the pool that this process is taken; the pool
  * closing its end tells a waiting process to leave. */
-static int tc_warm_policy(int policy);
-
 static int
-tc_warm_take(int conn, int idle)
+tc_warm_take(int conn)
 {
     char byte = 'w';
     char data;
@@ -807,12 +805,6 @@ tc_warm_take(int conn, int idle)
         close(fd);
         return -1;
     }
-    if (idle && tc_warm_policy(SCHED_OTHER) != 0) {
-        /* a session at idle priority would crawl: no 'k', so the launcher serves it cold */
-        tc_c_log("warm session process: cannot return to normal priority: %s", strerror(errno));
-        close(fd);
-        _exit(1);
-    }
     byte = 'k';
     if (send(conn, &byte, 1, MSG_NOSIGNAL) != 1) {
         close(fd);
@@ -821,10 +813,10 @@ tc_warm_take(int conn, int idle)
     return fd;
 }
 
-/* A warm process waits at idle priority (SCHED_IDLE) when the pool asks, so
- * refilling the pool never takes a CPU from a session; the process that takes
- * a connection is a session and returns to normal priority.  The policy is a
- * thread's own: every thread the process has so far is set. */
+/* A warm process starts Python at idle priority (SCHED_IDLE) when the pool
+ * asks, so refilling the pool never takes a CPU from a session, and waits at
+ * normal priority, so that a busy machine still hands it its connection at
+ * once.  The policy is a thread's own: every thread the process has is set. */
 static int
 tc_warm_policy(int policy)
 {
@@ -861,6 +853,11 @@ tc_warm_wait(const char *spec)
     tc_choose_log(NULL);
     if (tc_start_python() == 1)
         tc_py_warm();
+    if (idle && tc_warm_policy(SCHED_OTHER) != 0) {
+        /* a session at idle priority would crawl: leave, and the pool stops after a few */
+        tc_c_log("warm session process: cannot return to normal priority: %s", strerror(errno));
+        _exit(1);
+    }
     /* a Python that failed to start is reported to the session, as in a cold start */
     if (write(notify_fd, &ready, 1) != 1)
         _exit(0);
@@ -881,7 +878,7 @@ tc_warm_wait(const char *spec)
         conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (conn < 0)
             continue;   /* another warm process took it */
-        fd = tc_warm_take(conn, idle);
+        fd = tc_warm_take(conn);
         if (fd < 0) {
             close(conn);
             continue;

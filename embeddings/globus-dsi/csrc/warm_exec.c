@@ -12,7 +12,7 @@
  * Environment (set by transfercore_globus_dsi.launch):
  *   TRANSFERCORE_DSI_SERVER        the real globus-gridftp-server (required)
  *   TRANSFERCORE_DSI_WARM_SOCKET   the pool's Unix socket
- *   TRANSFERCORE_DSI_WARM_WAIT_MS  how long to wait for a warm process (default 50)
+ *   TRANSFERCORE_DSI_WARM_WAIT_MS  how long to wait for a warm process (default 30)
  *
  * The protocol is described beside tc_warm_wait in dsi_glue.c.
  */
@@ -98,7 +98,7 @@ main(int argc, char **argv)
     const char *server = getenv("TRANSFERCORE_DSI_SERVER");
     const char *path = getenv("TRANSFERCORE_DSI_WARM_SOCKET");
     const char *wait = getenv("TRANSFERCORE_DSI_WARM_WAIT_MS");
-    int wait_ms = 50;
+    int wait_ms = 30;
 
     (void) argc;
     if (server == NULL || *server != '/') {

@@ -230,22 +230,33 @@ def _policies(pid: int) -> set[int]:
 
 
 @pytest.mark.globus
-def test_waiting_processes_yield_the_cpu_and_sessions_do_not(dsi_server, root):
-    # refilling the pool must not take a CPU from a session: waiting processes are at idle
-    # priority (as root, which may return them to normal); a session, every thread, is not
-    server: DsiServer = dsi_server(f"posix://{root}", warm=2)
-    server.wait_warm()
-    waiting = _pool_pids(server)
-    assert len(waiting) == 2
-    expected = os.SCHED_IDLE if os.geteuid() == 0 else os.SCHED_OTHER
-    assert all(_policies(pid) == {expected} for pid in waiting)
-    c = Control(server.port)
+def test_processes_warm_up_at_idle_priority_then_wait_and_serve_at_normal(tmp_path, root):
+    # refilling the pool must not take a CPU from a session (warm-up at idle priority, as root,
+    # which may return to normal), and a waiting process must take its connection at once on a
+    # busy machine (normal priority, every thread): a module that imports slowly shows both
+    slow = tmp_path / "mods"
+    slow.mkdir()
+    (slow / "slow_to_import.py").write_text("import time\ntime.sleep(1.5)\n")
+    plan = launch.server_launch(f"posix://{root}", ["-p", "0", "-control-interface", "127.0.0.1", "-aa"],
+                                log=str(tmp_path / "dsi.log"))
+    env = {**plan.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(slow), plan.env.get("PYTHONPATH")]))}
+    plan = launch.Launch(plan.argv, env, plan.log, (*plan.imports, "slow_to_import"))
+    pool = warm.WarmPool(plan, 1).start()
     try:
-        c.login()
-        assert c.cmd("MKD /x")[0] == 257
-        wait_for(lambda: _session_lines(server), 10, "the session's line")
-        session = int(_session_lines(server)[0].split()[1])
-        assert session in waiting
-        assert _policies(session) == {os.SCHED_OTHER}  # every thread it has
+        seen: set[int] = set()
+        deadline = time.monotonic() + 30
+        while pool.idle() < 1 and time.monotonic() < deadline:
+            for pid in pool.pids():
+                try:
+                    seen |= _policies(pid)
+                except (FileNotFoundError, ProcessLookupError):
+                    pass
+            time.sleep(0.05)
+        assert pool.idle() == 1
+        # (normal before the server loads the DSI, and between its return to normal and the pool's reading)
+        assert (os.SCHED_IDLE in seen) == (os.geteuid() == 0)
+        (waiting,) = pool.pids()
+        assert _policies(waiting) == {os.SCHED_OTHER}
     finally:
-        c.close()
+        pool.stop()
+    assert pool.pids() == []

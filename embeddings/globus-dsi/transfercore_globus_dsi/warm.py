@@ -8,7 +8,7 @@ DSI's activation (which the server runs before it looks at its connection)
 with Python running and the session's modules imported.  The daemon is told
 to exec ``transfercore-dsi-exec`` instead of itself; that small program
 hands the connection to a waiting process over the pool's Unix socket, or,
-when none takes it within ``TRANSFERCORE_DSI_WARM_WAIT_MS`` (50 ms), becomes
+when none takes it within ``TRANSFERCORE_DSI_WARM_WAIT_MS`` (30 ms), becomes
 the server itself as the daemon would have started it.  So a session never
 waits for the pool, and nothing changes for the client.
 
@@ -84,7 +84,7 @@ class _Proc:
 class WarmPool:
     """``size`` warm session processes for the daemon that ``plan`` starts."""
 
-    def __init__(self, plan: Launch, size: int, *, wait_ms: int = 50, idle_priority: bool = True,
+    def __init__(self, plan: Launch, size: int, *, wait_ms: int = 30, idle_priority: bool = True,
                  on_ready: Callable[[], None] | None = None) -> None:
         if size < 1:
             raise WarmPoolError(f"a warm pool needs at least one process, not {size}")
@@ -107,9 +107,9 @@ class WarmPool:
         self.daemon = Launch((*plan.argv, "-exec", self._exec), env, plan.log, plan.imports)
         self._argv = session_argv(self.daemon.argv)
         self._env = {**env, "TRANSFERCORE_DSI_WARM_IMPORTS": " ".join(plan.imports)}
-        # Waiting processes run at idle priority, so refilling never takes a CPU from a session;
-        # the one that takes a connection returns to normal priority, which needs CAP_SYS_NICE:
-        # root's, the daemon's usual account.
+        # A process warms up at idle priority, so refilling never takes a CPU from a session, and
+        # returns to normal priority to wait (a busy machine must still wake it at once), which
+        # needs CAP_SYS_NICE: root's, the daemon's usual account.
         self._idle = int(idle_priority and os.geteuid() == 0)
         self._listen: socket.socket | None = None
         self._procs: dict[int, _Proc] = {}
