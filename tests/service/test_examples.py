@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "service"
 TOML = EXAMPLES / "serve.toml"
 UNIT = EXAMPLES / "transfercore-serve.service"
+GLOBUS_UNIT = EXAMPLES / "transfercore-globus.service"
 
 
 def test_the_example_configuration_has_only_known_keys_of_the_right_types():
@@ -59,13 +60,26 @@ def test_the_unit_runs_serve_with_the_usual_hardening():
         assert f"\n{line}\n" in unit, line
 
 
+def test_the_globus_unit_starts_the_server_with_warm_sessions_and_reloads_it():
+    unit = GLOBUS_UNIT.read_text()
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    argv = start.removeprefix("ExecStart=").split()
+    assert argv[0] == "/opt/transfercore/.venv/bin/transfercore"
+    args = build_parser().parse_args(argv[1:])
+    # what the command line makes of it: the pool, the URL, the server's own options after it
+    assert args.warm == 4 and args.url == "posix:///srv/gridftp"
+    assert args.server_args == ["-c", "/etc/gridftp.conf", "-p", "2811"]
+    assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
-def test_systemd_analyze_verifies_the_unit(tmp_path):
+@pytest.mark.parametrize("example", [UNIT, GLOBUS_UNIT], ids=lambda p: p.name)
+def test_systemd_analyze_verifies_the_unit(tmp_path, example):
     # verify checks that the programs exist: point it at this environment's transfercore
     here = Path(sys.executable).parent / "transfercore"
     assert here.exists()
-    unit = tmp_path / "transfercore-serve.service"
-    unit.write_text(UNIT.read_text().replace("/opt/transfercore/.venv/bin/transfercore", str(here)))
+    unit = tmp_path / example.name
+    unit.write_text(example.read_text().replace("/opt/transfercore/.venv/bin/transfercore", str(here)))
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Failed to parse" not in proc.stderr and "Unknown key" not in proc.stderr, proc.stderr

@@ -75,6 +75,9 @@ def _supervise(plan: Any, size: int) -> int:
 
     def forward(signum: int, _frame: Any) -> None:
         daemon.send_signal(signum)
+        if signum == signal.SIGHUP:
+            # the server reads its configuration again; waiting sessions read the old one
+            pool.recycle()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -260,3 +261,28 @@ def test_processes_warm_up_at_idle_priority_then_wait_and_serve_at_normal(tmp_pa
     finally:
         pool.stop()
     assert pool.pids() == []
+
+
+@pytest.mark.globus
+def test_a_reload_replaces_the_waiting_processes(dsi_server, root, monkeypatch):
+    # SIGHUP: the server reads its configuration again, and the waiting processes, which read
+    # it when they started, are replaced; sessions go on being served warm
+    monkeypatch.setenv("TRANSFERCORE_DSI_WARM_WAIT_MS", "20000")
+    server: DsiServer = dsi_server(f"posix://{root}", warm=2)
+    server.wait_warm()
+    before = set(_pool_pids(server))
+    assert len(before) == 2
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: not (before & set(_pool_pids(server))), 20, "the waiting processes to be replaced")
+    wait_for(lambda: len(_pool_pids(server)) == 2, 20, "two new waiting processes")
+    c = Control(server.port)
+    try:
+        c.login()
+        assert c.cmd("MKD /after-reload")[0] == 257
+    finally:
+        c.close()
+    wait_for(lambda: _session_lines(server), 10, "the session's line")
+    line = _session_lines(server)[-1]
+    assert "warm, waited" in line and int(line.split()[1]) not in before
+    assert server.proc.poll() is None  # the command and its server go on

@@ -120,6 +120,8 @@ class WarmPool:
         self._failures = 0
         self.error: str | None = None
         self.served = 0
+        self.recycled = 0
+        self._recycle = False
         #: called once, when all ``size`` processes first wait together
         self._on_ready = on_ready
 
@@ -160,6 +162,8 @@ class WarmPool:
         while not self._stop.is_set():
             for key, _ in self._selector.select(_TICK):
                 self._notified(key.data, key.fd)
+            if self._recycle:
+                self._recycled()
             self._reap()
 
     def _notified(self, pid: int, fd: int) -> None:
@@ -206,6 +210,26 @@ class WarmPool:
                     self._procs.pop(pid, None)
                     if usage is not None:
                         self._reaped_cpu += usage.ru_utime + usage.ru_stime
+
+    def recycle(self) -> None:
+        """Replace every process not yet serving, soon (within a tick of the pool's thread):
+        the server's configuration changed, and a waiting process read it when it started.
+        Safe from a signal handler: only a flag is set here."""
+        self._recycle = True
+
+    def _recycled(self) -> None:
+        self._recycle = False
+        with self._lock:
+            old = [p for p in self._procs.values() if p.state != "serving"]
+            for proc in old:
+                proc.state = "serving"  # reaped as it ends, never counted as served or failed
+        for proc in old:
+            # the pool's end of its pipe closing makes it leave (dsi_glue.c, tc_warm_wait)
+            self._selector.unregister(proc.notify)
+            os.close(proc.notify)
+        self.recycled += len(old)
+        for _ in old:
+            self._spawn()
 
     def idle(self) -> int:
         """Processes waiting for a connection now."""
