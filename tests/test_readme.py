@@ -35,6 +35,8 @@ RUNNABLE = [block for block in BLOCKS if block not in (INSTALL, TEST_COMMAND, SE
 NOT_RUN = {
     "transfercore globus-server 'posix:///?root=/srv/data' -p 2811 -aa -anonymous-user ftpuser":
         "the real globus-gridftp-server listens on every interface; tests/gridftp and the DSI's tests run it on 127.0.0.1",
+    "transfercore globus-server --warm 4 'posix:///?root=/srv/data' -p 2811 -aa -anonymous-user ftpuser":
+        "the same server with warm sessions; the DSI's tests/test_warm.py runs it on 127.0.0.1",
 }
 
 

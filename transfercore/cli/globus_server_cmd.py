@@ -59,6 +59,13 @@ def _warm_count(text: str) -> int:
     return value
 
 
+def _stop_with_parent() -> None:
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def _supervise(plan: Any, size: int) -> int:
     """Run the server as a child beside its pool of warm session processes."""
     from transfercore_globus_dsi.warm import WarmPool
@@ -68,8 +75,16 @@ def _supervise(plan: Any, size: int) -> int:
 
     # how long a connection waits for a warm process before it starts cold (documented)
     wait_ms = int(os.environ.get("TRANSFERCORE_DSI_WARM_WAIT_MS") or 30)
-    pool = WarmPool(plan, size, wait_ms=wait_ms, on_ready=ready).start()
-    daemon = subprocess.Popen(list(pool.daemon.argv), env=dict(pool.daemon.env))
+    pool = WarmPool(plan, size, wait_ms=wait_ms, on_ready=ready)
+    # Started before the pool's thread (a fork with no other thread), and told to stop if this
+    # process dies: a server left behind would hold the port with no pool and no supervisor.
+    # A connection before the pool listens is served cold.
+    try:
+        daemon = subprocess.Popen(list(pool.daemon.argv), env=dict(pool.daemon.env), preexec_fn=_stop_with_parent)
+    except BaseException:
+        pool.stop()
+        raise
+    pool.start()
     print(f"transfercore globus-server: {size} warm session processes; server pid {daemon.pid}",
           file=sys.stderr, flush=True)
 

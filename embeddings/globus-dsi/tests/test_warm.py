@@ -286,3 +286,25 @@ def test_a_reload_replaces_the_waiting_processes(dsi_server, root, monkeypatch):
     line = _session_lines(server)[-1]
     assert "warm, waited" in line and int(line.split()[1]) not in before
     assert server.proc.poll() is None  # the command and its server go on
+
+
+@pytest.mark.globus
+def test_the_server_and_the_pool_end_when_the_command_is_killed(dsi_server, root):
+    # nothing may be left holding the port without a supervisor (a service manager restarts it)
+    server: DsiServer = dsi_server(f"posix://{root}", warm=2)
+    server.wait_warm()
+    assert server.proc is not None
+    everything = children(server.proc.pid)
+    assert len(everything) == 3  # the server and two waiting processes
+    server.proc.kill()
+    server.proc.wait(10)
+    wait_for(lambda: not any(_running(pid) for pid in everything), 20, "the server and the pool to end")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's end is reaped by init, in its own time)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
