@@ -148,7 +148,7 @@ def test_session_arguments_are_the_daemons_own():
         "/usr/sbin/globus-gridftp-server", "-p", "2811", "-dsi", "x", "-inetd"]
 
 
-@pytest.mark.parametrize("flag", ["-S", "-detach", "-inetd", "-i"])
+@pytest.mark.parametrize("flag", ["-S", "-detach", "-inetd", "-i", "-no-fork"])
 def test_a_pool_refuses_a_server_that_would_not_stay_a_daemon(flag):
     plan = launch.Launch(("/usr/sbin/globus-gridftp-server", "-p", "2811", flag), {}, "/tmp/x.log")
     with pytest.raises(warm.WarmPoolError, match=flag):

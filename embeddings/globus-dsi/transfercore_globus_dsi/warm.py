@@ -46,7 +46,8 @@ MAX_FAILURES = 3
 _TICK = 0.2
 #: the daemon drops these from its children's arguments (and adds -inetd)
 _DAEMON_ONLY = {"s", "daemon", "S", "detach"}
-_REFUSED = {"i", "inetd", "S", "detach"}
+#: with these the daemon never execs a connection's process (or is not a daemon in the foreground)
+_REFUSED = {"i", "inetd", "S", "detach", "no-fork"}
 
 
 class WarmPoolError(TransferCoreError):
@@ -93,7 +94,7 @@ class WarmPool:
             raise WarmPoolError(
                 f"warm session processes need the server as a daemon in the foreground; "
                 f"{' '.join(sorted('-' + f for f in flags & _REFUSED))} given",
-                hint="drop -S/-detach/-inetd, or run without --warm",
+                hint="drop -S/-detach/-inetd/-no-fork, or run without --warm",
             )
         self.size = size
         self._exec = exec_path()
