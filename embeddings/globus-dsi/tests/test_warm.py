@@ -96,23 +96,16 @@ def test_with_no_pool_the_connection_is_served_cold_with_the_daemons_arguments(h
     client.close()
 
 
-def test_a_pool_that_never_accepts_in_time_leaves_the_connection_cold(hand_over, tmp_path):
-    pool = FakePool(str(tmp_path / "pool"), hello=False)
+@pytest.mark.parametrize("pool_kw", [
+    {"hello": False},  # nobody accepts in time
+    {"confirm": False},  # it took the descriptor but never said so: the launcher still holds the connection
+], ids=["never-accepts", "never-confirms"])
+def test_a_hand_over_that_does_not_finish_leaves_the_connection_cold(hand_over, tmp_path, pool_kw):
+    pool = FakePool(str(tmp_path / "pool"), **pool_kw)
     proc, client = hand_over(wait_ms=100)
     client.sendall(b"USER\n")
     out, _ = proc.communicate(timeout=10)
     assert out.startswith(b"cold ") and out.endswith(b"stdin=USER")
-    pool.close()
-    client.close()
-
-
-def test_a_warm_process_that_does_not_confirm_leaves_the_connection_cold(hand_over, tmp_path):
-    # it took the descriptor but never said so: the launcher still holds the connection and serves it
-    pool = FakePool(str(tmp_path / "pool"), confirm=False)
-    proc, client = hand_over()
-    client.sendall(b"USER\n")
-    out, _ = proc.communicate(timeout=10)
-    assert out.endswith(b"stdin=USER") and out.startswith(b"cold ")
     pool.close()
     client.close()
 
