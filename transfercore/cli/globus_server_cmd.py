@@ -66,6 +66,21 @@ def _stop_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
+def _wait_ms() -> int:
+    """How long a connection waits for a warm process before it starts cold (documented)."""
+    from transfercore_globus_dsi.warm import WAIT_MS
+
+    text = os.environ.get("TRANSFERCORE_DSI_WARM_WAIT_MS", "")
+    if not text:
+        return WAIT_MS
+    if not text.isdigit():
+        raise TransferCoreError(
+            f"TRANSFERCORE_DSI_WARM_WAIT_MS={text!r} is not a number of milliseconds",
+            hint=f"give a whole number, e.g. {WAIT_MS}, or unset it",
+        )
+    return int(text)
+
+
 def _supervise(plan: Any, size: int) -> int:
     """Run the server as a child beside its pool of warm session processes."""
     from transfercore_globus_dsi.warm import WarmPool
@@ -73,9 +88,7 @@ def _supervise(plan: Any, size: int) -> int:
     def ready() -> None:
         print(f"transfercore globus-server: {size} warm session processes ready", file=sys.stderr, flush=True)
 
-    # how long a connection waits for a warm process before it starts cold (documented)
-    wait_ms = int(os.environ.get("TRANSFERCORE_DSI_WARM_WAIT_MS") or 30)
-    pool = WarmPool(plan, size, wait_ms=wait_ms, on_ready=ready)
+    pool = WarmPool(plan, size, wait_ms=_wait_ms(), on_ready=ready)
     # Started before the pool's thread (a fork with no other thread), and told to stop if this
     # process dies: a server left behind would hold the port with no pool and no supervisor.
     # A connection before the pool listens is served cold.
@@ -112,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
             hint="pip install transfercore-globus-dsi (needs libglobus-gridftp-server-dev and a C compiler)",
         ) from None
     if args.site_config:
+        if args.warm:
+            raise TransferCoreError(
+                "--warm needs this command running beside the server; a gridftp.conf starts no pool",
+                hint="run the server with transfercore globus-server --warm N (see "
+                     "examples/service/transfercore-globus.service), or drop --warm",
+            )
         print(launch.site_config(args.url, args.log))
         return int(ExitCode.OK)
     plan = launch.server_launch(args.url, args.server_args, log=args.log, dsi_extra=args.dsi_option)

@@ -758,9 +758,9 @@ GlobusExtensionDefineModule(globus_gridftp_server_transfercore) = {
  * does the process wait for a connection.  transfercore-dsi-exec, which the
  * daemon execs for each connection, hands it the connection over the pool's
  * Unix socket:
- *   pool -> launcher  'w'             a warm process accepted
- *   launcher -> pool  one byte + the connection (SCM_RIGHTS)
- *   pool -> launcher  'k'             taken: from here the session is ours
+ *   warm -> launcher  'w'             a warm process accepted
+ *   launcher -> warm  one byte + the connection (SCM_RIGHTS)
+ *   warm -> launcher  'k'             taken: from here the session is ours
  * Until the 'k' the launcher still holds the connection and starts a cold
  * server itself if anything fails, so a client never meets a dead process.
  * The launcher then waits for this process to end (its end of the socket
@@ -850,6 +850,7 @@ tc_warm_wait(const char *spec)
     /* only when the way back is allowed (CAP_SYS_NICE): the pool asks only as root */
     if (idle && tc_warm_policy(SCHED_IDLE) != 0)
         idle = 0;
+    /* the log the environment names: the pool's server names the same one in log= */
     tc_choose_log(NULL);
     if (tc_start_python() == 1)
         tc_py_warm();
@@ -875,9 +876,11 @@ tc_warm_wait(const char *spec)
             _exit(0);   /* the pool is gone: nobody will hand a connection */
         if (!(pfd[0].revents & POLLIN))
             continue;
+        /* the pool made the socket non-blocking: every waiting process wakes, one
+         * gets the connection, the others go back to watching the pool too */
         conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (conn < 0)
-            continue;   /* another warm process took it */
+            continue;
         fd = tc_warm_take(conn);
         if (fd < 0) {
             close(conn);

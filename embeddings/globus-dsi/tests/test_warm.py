@@ -148,6 +148,18 @@ def test_a_pool_refuses_a_server_that_would_not_stay_a_daemon(flag):
         warm.WarmPool(plan, 2)
 
 
+@pytest.mark.parametrize(("args", "env", "says"), [
+    (["--warm", "2", "--site-config"], {}, "a gridftp.conf starts no pool"),
+    (["--warm", "2"], {"TRANSFERCORE_DSI_WARM_WAIT_MS": "soon"}, "is not a number of milliseconds"),
+], ids=["site-config", "bad-wait"])
+def test_the_command_line_refuses_what_a_pool_cannot_do(tmp_path, args, env, says):
+    proc = subprocess.run([os.sys.executable, "-m", "transfercore", "globus-server", *args, f"posix://{tmp_path}"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    assert proc.returncode != 0
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_command_line_refuses_a_bad_count(tmp_path):
     proc = subprocess.run([os.sys.executable, "-m", "transfercore", "globus-server", "--warm", "many",
                            f"posix://{tmp_path}"], capture_output=True, text=True, timeout=60)
@@ -287,8 +299,18 @@ def test_the_server_and_the_pool_end_when_the_command_is_killed(dsi_server, root
     server: DsiServer = dsi_server(f"posix://{root}", warm=2)
     server.wait_warm()
     assert server.proc is not None
+    # a session first: one waiting process took its connection, the other went on waiting
+    before = set(_pool_pids(server))
+    c = Control(server.port)
+    try:
+        c.login()
+    finally:
+        c.close()
+    wait_for(lambda: len(_session_lines(server)) == 1, 10, "the session's line")
+    taken = int(_session_lines(server)[0].split()[1])
+    wait_for(lambda: len(set(_pool_pids(server)) - before) == 1, 20, "the session's replacement")
     everything = children(server.proc.pid)
-    assert len(everything) == 3  # the server and two waiting processes
+    assert before - {taken} <= set(everything)  # the one that did not get the connection
     server.proc.kill()
     server.proc.wait(10)
     wait_for(lambda: not any(_running(pid) for pid in everything), 20, "the server and the pool to end")

@@ -41,6 +41,8 @@ from .launch import Launch
 log = logging.getLogger("transfercore.globus_dsi")
 
 EXEC_FILE = "transfercore-dsi-exec"
+#: milliseconds a connection waits for a waiting process before it starts cold
+WAIT_MS = 30
 #: a process that dies before it is ready this many times in a row stops the pool
 MAX_FAILURES = 3
 _TICK = 0.2
@@ -85,7 +87,7 @@ class _Proc:
 class WarmPool:
     """``size`` warm session processes for the daemon that ``plan`` starts."""
 
-    def __init__(self, plan: Launch, size: int, *, wait_ms: int = 30, idle_priority: bool = True,
+    def __init__(self, plan: Launch, size: int, *, wait_ms: int = WAIT_MS, idle_priority: bool = True,
                  on_ready: Callable[[], None] | None = None) -> None:
         if size < 1:
             raise WarmPoolError(f"a warm pool needs at least one process, not {size}")
@@ -130,6 +132,9 @@ class WarmPool:
         self._listen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listen.bind(self.socket_path)
         self._listen.listen(64)
+        # Shared by every waiting process: all wake for a connection and one accepts it, so a
+        # blocking accept would hold the others away from their pipe (dsi_glue.c, tc_warm_wait).
+        self._listen.setblocking(False)
         self._listen.set_inheritable(True)
         self._selector = selectors.DefaultSelector()
         for _ in range(self.size):
@@ -298,4 +303,4 @@ class WarmPool:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-__all__ = ["WarmPool", "WarmPoolError", "exec_path", "session_argv"]
+__all__ = ["WAIT_MS", "WarmPool", "WarmPoolError", "exec_path", "session_argv"]
