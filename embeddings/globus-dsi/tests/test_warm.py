@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 from transfercore_globus_dsi import launch, warm
-from transfercore_globus_dsi.testing import Control, DsiServer, children, guc, wait_for
+from transfercore_globus_dsi.testing import (
+    Control,
+    DsiServer,
+    anonymous_args,
+    children,
+    guc,
+    loopback_args,
+    wait_for,
+)
+
+from transfercore.testing.loopback import free_port, wait_port
 
 
 @pytest.fixture
@@ -323,3 +333,42 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+@pytest.mark.globus
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"TRANSFERCORE_DSI_PYTHON": "/nonexistent/python"}, "the Python executable /nonexistent/python is missing"),
+    ({"PYTHONPATH": "{broken}"}, "cannot load its Python part: RuntimeError: broken on purpose"),
+], ids=["no-python", "broken-python-part"])
+def test_a_warm_process_whose_python_failed_refuses_its_login_with_the_reason(root, tmp_path, env, expected):
+    # what a cold session says, a warm one says too: its start-up failed before the client came
+    broken = tmp_path / "broken" / "transfercore_globus_dsi"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise RuntimeError('broken on purpose')\n")
+    port = free_port()
+    log = tmp_path / "dsi.log"
+    plan = launch.server_launch(f"posix://{root}", [*loopback_args(port), *anonymous_args(), "-d", "ERROR",
+                                "-l", str(tmp_path / "g.log")], log=str(log))
+    # the server's environment only: this process imported the DSI already
+    plan = launch.Launch(plan.argv, {**plan.env, **{k: v.replace("{broken}", str(broken.parent))
+                                                    for k, v in env.items()}}, plan.log, plan.imports)
+    pool = warm.WarmPool(plan, 1, wait_ms=20000).start()
+    daemon = subprocess.Popen(list(pool.daemon.argv), env=dict(pool.daemon.env),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, daemon)
+        # wait_port's probe was a connection too: taken, and replaced
+        wait_for(lambda: pool.served == 1 and pool.idle() == 1, 30, "the probe's process replaced")
+        c = Control(port)
+        try:
+            assert c.cmd("USER anonymous")[0] == 331
+            code, text = c.cmd("PASS x@y")
+            assert code >= 400, text
+        finally:
+            c.sock.close()
+        wait_for(lambda: pool.served == 2, 10, "the waiting process to take the login")
+        wait_for(lambda: log.exists() and expected in log.read_text(), 10, f"{expected!r} in the DSI log")
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+        pool.stop(sessions=True)
