@@ -31,6 +31,8 @@ def test_launch_argv_and_environment():
     )
     assert plan.env["LD_LIBRARY_PATH"] == dsi.module_dir() + ":/opt/lib"
     assert plan.env["TRANSFERCORE_DSI_LOG"] == "/tmp/x.log"
+    # what a warm session process imports ahead (transfercore_globus_dsi.warm)
+    assert plan.imports == ("transfercore_posix.driver",)
 
 
 def test_given_entry_point_is_kept():

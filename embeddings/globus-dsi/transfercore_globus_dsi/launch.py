@@ -149,8 +149,8 @@ def server_launch(
     env["TRANSFERCORE_DSI_LOG"] = log
     options = dsi_options(url, log, dsi_extra)
     argv = [server or find_server(), *server_args, "-dsi", f"{DSI_NAME}:{options}"]
-    entry = parse_config(options).entry_point
-    imports = (entry.partition("=")[2].partition(":")[0],) if entry else ()
+    entry = parse_config(options).entry_point  # module:attr of the driver's class
+    imports = (entry.partition(":")[0],) if entry else ()
     return Launch(tuple(argv), env, log, imports)
 
 
