@@ -237,8 +237,15 @@ def test_warm_processes_leave_with_the_server(dsi_server, root):
 
 def _pool_pids(server: DsiServer) -> list[int]:
     assert server.proc is not None
-    return [pid for pid in children(server.proc.pid)
-            if b"-inetd" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    out = []
+    for pid in children(server.proc.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # ended since it was listed (a replaced or finished one)
+        if b"-inetd" in cmdline.split(b"\0"):
+            out.append(pid)
+    return out
 
 
 def _policies(pid: int) -> set[int]:
