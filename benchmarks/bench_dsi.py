@@ -145,7 +145,6 @@ def timed(server: Server, argv: list[str], target: Path) -> tuple[float, float]:
     elif target.exists():
         target.unlink()
     subprocess.run(["sync"], check=True)
-    server.ready()
     cpu0 = server.settled_cpu()
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=900)
