@@ -145,7 +145,9 @@ def test_a_tree_into_a_full_file_system_says_so_once_and_leaves_no_litter(small_
            "--whole-file-max", "256K"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
     assert first.returncode == 1, first.stderr
-    (line,) = first.stderr.splitlines()
+    lines = first.stderr.splitlines()
+    assert len(lines) == 1, first.stderr  # the whole of it, if a run ever says more
+    (line,) = lines
     assert "the destination is full" in line and "No space left on device" in line and "free space" in line
     litter = [p for p in dst.rglob(".*") if ".tcpart" in p.name and not p.name.startswith(".big.")]
     assert litter == []
