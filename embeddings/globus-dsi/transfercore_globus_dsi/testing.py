@@ -302,6 +302,22 @@ def stop_client(client: subprocess.Popen[str], throttle: Throttle) -> None:
     client.wait()
 
 
+def _started_with(argument: str) -> list[int]:
+    """Processes with ``argument`` among their command-line arguments."""
+    want = argument.encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if want in fh.read().split(b"\0"):
+                    out.append(int(entry))
+        except OSError:
+            continue
+    return out
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -388,5 +404,13 @@ class PowerLossTrial:
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
             pass
+        # A session of the built-in storage can outlive its daemon (reparented, or
+        # not yet its child when the daemon was asked): every process started with
+        # this trial's pidfile in its arguments is this trial's.
+        for other in _started_with(str(self.pidfile)):
+            try:
+                os.kill(other, signal.SIGKILL)
+            except OSError:
+                pass
         if self.fs.mounted:
             self.fs.crash(remount=False)
