@@ -21,6 +21,7 @@ from transfercore_globus_dsi.testing import (
     children,
     guc,
     loopback_args,
+    started_with,
     wait_for,
 )
 
@@ -237,15 +238,8 @@ def test_warm_processes_leave_with_the_server(dsi_server, root):
 
 def _pool_pids(server: DsiServer) -> list[int]:
     assert server.proc is not None
-    out = []
-    for pid in children(server.proc.pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue  # ended since it was listed (a replaced or finished one)
-        if b"-inetd" in cmdline.split(b"\0"):
-            out.append(pid)
-    return out
+    inetd = set(started_with("-inetd"))
+    return [pid for pid in children(server.proc.pid) if pid in inetd]
 
 
 def _policies(pid: int) -> set[int]:

@@ -302,7 +302,7 @@ def stop_client(client: subprocess.Popen[str], throttle: Throttle) -> None:
     client.wait()
 
 
-def _started_with(argument: str) -> list[int]:
+def started_with(argument: str) -> list[int]:
     """Processes with ``argument`` among their command-line arguments."""
     want = argument.encode()
     out = []
@@ -407,7 +407,7 @@ class PowerLossTrial:
         # A session of the built-in storage can outlive its daemon (reparented, or
         # not yet its child when the daemon was asked): every process started with
         # this trial's pidfile in its arguments is this trial's.
-        for other in _started_with(str(self.pidfile)):
+        for other in started_with(str(self.pidfile)):
             try:
                 os.kill(other, signal.SIGKILL)
             except OSError:

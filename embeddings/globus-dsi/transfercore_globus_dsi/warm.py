@@ -123,7 +123,6 @@ class WarmPool:
         self._failures = 0
         self.error: str | None = None
         self.served = 0
-        self.recycled = 0
         self._recycle = False
         #: called once, when all ``size`` processes first wait together
         self._on_ready = on_ready
@@ -207,15 +206,20 @@ class WarmPool:
         with self._lock:
             serving = [p.pid for p in self._procs.values() if p.state == "serving"]
         for pid in serving:
-            try:
-                done, _, usage = os.wait4(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, usage = pid, None
-            if done:
-                with self._lock:
-                    self._procs.pop(pid, None)
-                    if usage is not None:
-                        self._reaped_cpu += usage.ru_utime + usage.ru_stime
+            self._reaped(pid)
+
+    def _reaped(self, pid: int, *, block: bool = False) -> bool:
+        """Whether ``pid`` has ended; an ended one is reaped, its CPU counted, and forgotten."""
+        try:
+            done, _, usage = os.wait4(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done, usage = pid, None
+        if done:
+            with self._lock:
+                self._procs.pop(pid, None)
+                if usage is not None:
+                    self._reaped_cpu += usage.ru_utime + usage.ru_stime
+        return bool(done)
 
     def recycle(self) -> None:
         """Replace every process not yet serving, soon (within a tick of the pool's thread):
@@ -233,7 +237,6 @@ class WarmPool:
             # the pool's end of its pipe closing makes it leave (dsi_glue.c, tc_warm_wait)
             self._selector.unregister(proc.notify)
             os.close(proc.notify)
-        self.recycled += len(old)
         for _ in old:
             self._spawn()
 
@@ -283,23 +286,15 @@ class WarmPool:
         for proc in procs:
             if proc.state == "serving" and not sessions:
                 continue
-            while time.monotonic() < deadline:
-                try:
-                    done, _, usage = os.wait4(proc.pid, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if done:
-                    self._reaped_cpu += usage.ru_utime + usage.ru_stime
+            while not self._reaped(proc.pid):
+                if time.monotonic() >= deadline:
+                    try:
+                        os.kill(proc.pid, 9)
+                    except ProcessLookupError:
+                        pass
+                    self._reaped(proc.pid, block=True)
                     break
                 time.sleep(0.02)
-            else:
-                try:
-                    os.kill(proc.pid, 9)
-                    os.waitpid(proc.pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
-            with self._lock:
-                self._procs.pop(proc.pid, None)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
