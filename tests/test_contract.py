@@ -121,3 +121,20 @@ def test_check_resume_lets_the_record_decide_and_says_why():
         check_resume("obj", RangeSet.of((0, 50)), 400, 300, held)
     with pytest.raises(RestartRejected, match=r"missing 100-150"):
         check_resume("obj", RangeSet.of((0, 150)), 400, 400, held)
+
+
+def test_a_writer_without_its_own_write_owned_writes_the_block_then_releases_it_even_when_refused():
+    events = []
+
+    class Copying(RecordingWriter):
+        def write(self, offset, data):
+            if offset >= self.size:
+                raise ValueError("past the end")
+            events.append(("write", offset, bytes(data)))
+
+    writer = Copying()
+    writer.write_owned(0, memoryview(b"abc"), lambda: events.append(("release", 0)))
+    assert events == [("write", 0, b"abc"), ("release", 0)]
+    with pytest.raises(ValueError, match="past the end"):
+        writer.write_owned(10, memoryview(b"x"), lambda: events.append(("release", 10)))
+    assert events[-1] == ("release", 10)

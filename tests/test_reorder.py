@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -201,3 +202,73 @@ def test_any_arrival_order_within_capacity_comes_out_sorted(data: st.DataObject)
         window.put(offset, chunk)
     assert sink.joined() == b"".join(c for _, c in blocks)
     assert window.complete and window.held == 0
+
+
+# -- blocks given away with a release (transfercore.blockpool) ------------------------------
+
+
+class Given:
+    """Blocks given to a window, each in its own buffer, with releases that record when they come."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, bytearray] = {}
+        self.released: list[int] = []
+
+    def block(self, offset: int, data: bytes) -> tuple[memoryview, Callable[[], None]]:
+        buf = bytearray(data)
+        self.buffers[offset] = buf
+        return memoryview(buf), lambda: self.released.append(offset)
+
+
+def test_a_given_block_is_held_without_a_copy_and_handed_over_with_its_release() -> None:
+    given = Given()
+    handed: list[tuple[int, bytes, bool]] = []
+    releases: list[Callable[[], None]] = []
+
+    def handover(offset: int, view: memoryview, release: Callable[[], None]) -> None:
+        # the very buffer given to the window, not a copy of it
+        handed.append((offset, bytes(view), view.obj is given.buffers[offset]))
+        releases.append(release)
+
+    window = ReorderWindow(RangeSet.span(0, 30), None, capacity=100, handover=handover)
+    window.put(20, *given.block(20, b"c" * 10))
+    window.put(10, *given.block(10, b"b" * 10))
+    assert window.held == 20 and handed == []
+    given.buffers[20][:1] = b"C"  # held as it is: a change to the buffer shows (no copy was made)
+    window.put(0, *given.block(0, b"a" * 10))
+    assert [(o, d) for o, d, _ in handed] == [(0, b"a" * 10), (10, b"b" * 10), (20, b"C" + b"c" * 9)]
+    assert all(same for _, _, same in handed)
+    assert given.released == []  # releasing is the handover's, once it is done with each
+    for release in releases:
+        release()
+    assert given.released == [0, 10, 20]
+
+
+def test_without_a_handover_a_given_block_is_released_once_the_sink_returned() -> None:
+    given = Given()
+    seen: list[tuple[int, list[int]]] = []
+    window = ReorderWindow(RangeSet.span(0, 20), lambda o, v: seen.append((o, list(given.released))), capacity=100)
+    window.put(10, *given.block(10, b"b" * 10))
+    window.put(0, *given.block(0, b"a" * 10))
+    assert seen == [(0, []), (10, [0])]  # each released after its own sink call, not before
+    assert given.released == [0, 10]
+
+
+def test_stopping_a_window_releases_the_given_blocks_it_holds_and_lent_ones_are_copies() -> None:
+    given = Given()
+    sink = Sink()
+    window = ReorderWindow(RangeSet.span(0, 60), sink, capacity=100)
+    window.put(10, *given.block(10, b"b" * 10))
+    lent = bytearray(b"c" * 10)
+    window.put(20, lent)
+    lent[:] = b"\xff" * 10  # the lender's next block: must not reach the sink
+    window.put(0, bytearray(b"a" * 10))
+    assert sink.joined() == b"a" * 10 + b"b" * 10 + b"c" * 10
+    assert given.released == [10]
+    window.put(40, *given.block(40, b"e" * 10))
+    window.put(50, *given.block(50, b"f" * 10))
+    window.stop()
+    assert given.released == [10, 40, 50]
+    assert window.held == 0
+    with pytest.raises(Stopped):
+        window.put(30, *given.block(30, b"d" * 10))

@@ -177,6 +177,24 @@ class Writer(abc.ABC):
         for later must copy them.
         """
 
+    def write_owned(self, offset: int, data: memoryview, release: Callable[[], None]) -> None:
+        """Write ``data`` at ``offset``, given away: the caller never touches its buffer again.
+
+        As :meth:`write`, except that a driver that keeps bytes for later
+        (a staging queue) may keep ``data`` itself instead of a copy, and calls
+        ``release()`` once nothing reads it any more (from any thread); the
+        buffer then serves another block (:mod:`transfercore.blockpool`).
+        Optional: by default the bytes are written with :meth:`write` and
+        released when it returns.  A release that never comes (the write
+        failed, the writer was aborted with blocks staged) only loses the
+        reuse; a release while the driver still reads the buffer corrupts
+        the data, so a driver calls it only after its last read.
+        """
+        try:
+            self.write(offset, data)
+        finally:
+            release()
+
     @abc.abstractmethod
     def durable(self) -> RangeSet:
         """Make what was written durable and return the restart marker.

@@ -9,7 +9,10 @@ them, for all of them.
 Producers call :meth:`ReorderWindow.put` with the block they hold.  The block
 that is next goes straight to the sink from the producer's own buffer (no
 copy).  A later block is copied into the window while the window has room
-(``capacity`` bytes), so its producer can go on reading its connection;
+(``capacity`` bytes), so its producer can go on reading its connection; a
+block given away with a release (:mod:`transfercore.blockpool`) is kept
+as it is, and reaches a sink that takes ownership (``handover``, a
+writer's :meth:`~transfercore.contract.Writer.write_owned`) still uncopied;
 when the window is full the producer waits, stops reading, and the sender's
 TCP window closes: back-pressure, never the whole object in memory.  With
 ``capacity=0`` the window is a turnstile: every producer waits with its own
@@ -36,6 +39,8 @@ from .errors import InvalidWrite, TransferCoreError
 from .ranges import ByteRange, RangeSet
 
 Sink = Callable[[int, memoryview], None]
+#: ``handover(offset, view, release)``: a sink that keeps the buffer and calls ``release`` when done.
+Handover = Callable[[int, memoryview, Callable[[], None]], None]
 
 
 class Stopped(Exception):
@@ -55,7 +60,8 @@ class ReorderWindow:
 
     ``sink(offset, view)`` is called by one producer at a time, in order; it
     may keep ``view`` only until it returns.  ``sink`` may be ``None`` for a
-    window used only through :meth:`turn`.
+    window used only through :meth:`turn`.  ``handover``, where given, is
+    called instead for blocks put with a release: it owns them from then on.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class ReorderWindow:
         *,
         capacity: int = 0,
         stall_timeout: float | None = None,
+        handover: Handover | None = None,
     ) -> None:
         if capacity < 0:
             raise ValueError("capacity must be at least 0")
@@ -72,12 +79,14 @@ class ReorderWindow:
         self._range_index = 0
         self._next = self._ranges[0].start if self._ranges else 0
         self._sink = sink
+        self._handover = handover
         self._capacity = capacity
         self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
-        # Blocks waiting for their turn: sorted offsets and the copies they hold.
+        # Blocks waiting for their turn: sorted offsets and the copies (or given blocks) they hold.
         self._offsets: list[int] = []
-        self._held: dict[int, bytes] = {}
+        self._held: dict[int, bytes | memoryview] = {}
+        self._releases: dict[int, Callable[[], None]] = {}
         self._held_bytes = 0
         self._busy = False  # a producer is in the sink (or in a turn)
         self._stopped: BaseException | None = None
@@ -114,10 +123,17 @@ class ReorderWindow:
 
     # -- producers ----------------------------------------------------------------------
 
-    def put(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+    def put(
+        self, offset: int, data: bytes | bytearray | memoryview, release: Callable[[], None] | None = None
+    ) -> None:
         """Hand over the block at ``offset``; returns once it is delivered or held.
 
-        The caller may reuse ``data``'s buffer as soon as this returns.
+        Without ``release`` the caller may reuse ``data``'s buffer as soon as
+        this returns.  With it the block is given away: the caller never
+        touches the buffer again, the window keeps it without a copy, and
+        ``release`` is called once nothing reads it (by the ``handover``, or
+        here after the sink or when the window stops; not after an error
+        raised here, when the buffer is simply dropped).
         """
         view = memoryview(data).cast("B")
         n = len(view)
@@ -133,10 +149,14 @@ class ReorderWindow:
                     self._busy = True
                     break
                 if offset != self._next and self._held_bytes + n <= self._capacity:
-                    self._hold(offset, bytes(view))
+                    if release is None:
+                        self._hold(offset, bytes(view))
+                    else:
+                        self._hold(offset, view)
+                        self._releases[offset] = release
                     return
                 deadline = self._wait(deadline, offset)
-        self._deliver(offset, view)
+        self._deliver(offset, view, release)
 
     @contextmanager
     def turn(self, offset: int, length: int) -> Iterator[None]:
@@ -174,16 +194,24 @@ class ReorderWindow:
             self._offsets.clear()
             self._held.clear()
             self._held_bytes = 0
+            releases, self._releases = self._releases, {}
             self._cond.notify_all()
+        for release in releases.values():
+            release()
 
     # -- internals ------------------------------------------------------------------------
 
-    def _deliver(self, offset: int, view: memoryview) -> None:
+    def _deliver(self, offset: int, view: memoryview, release: Callable[[], None] | None) -> None:
         """Run the sink for the producer's own block, then for held blocks that became next."""
         try:
             while True:
-                if self._sink is not None:
-                    self._sink(offset, view)
+                if release is not None and self._handover is not None:
+                    self._handover(offset, view, release)
+                else:
+                    if self._sink is not None:
+                        self._sink(offset, view)
+                    if release is not None:
+                        release()
                 with self._cond:
                     self._advance(len(view))
                     if self._stopped is not None or not self._offsets or self._offsets[0] != self._next:
@@ -192,6 +220,7 @@ class ReorderWindow:
                         return
                     offset = self._offsets.pop(0)
                     held = self._held.pop(offset)
+                    release = self._releases.pop(offset, None)
                     self._held_bytes -= len(held)
                     # Room was made: producers waiting to hold a block may go on.
                     self._cond.notify_all()
@@ -211,8 +240,11 @@ class ReorderWindow:
                 hint="each byte must be sent once",
             )
         i = self._range_index
-        if i >= len(self._ranges) or not any(
-            r.start <= offset and end <= r.end for r in self._ranges[i:]
+        ranges = self._ranges
+        # (the current range first: nearly every block lies in it)
+        if i >= len(ranges) or not (
+            (ranges[i].start <= offset and end <= ranges[i].end)
+            or any(r.start <= offset and end <= r.end for r in ranges[i + 1 :])
         ):
             raise OutOfOrder(
                 f"block {offset}-{end} is outside the expected bytes {RangeSet(tuple(self._ranges[i:])) or 'none'}",
@@ -226,7 +258,7 @@ class ReorderWindow:
             if prev + len(self._held[prev]) > offset:
                 raise OutOfOrder(f"block {offset}-{end} overlaps a block already received at {prev}")
 
-    def _hold(self, offset: int, data: bytes) -> None:
+    def _hold(self, offset: int, data: bytes | memoryview) -> None:
         bisect.insort(self._offsets, offset)
         self._held[offset] = data
         self._held_bytes += len(data)
@@ -264,4 +296,4 @@ class ReorderWindow:
         return self._deadline() if (self._next, self._held_bytes) != before else deadline
 
 
-__all__ = ["OutOfOrder", "ReorderWindow", "Sink", "Stopped", "WindowStalled"]
+__all__ = ["Handover", "OutOfOrder", "ReorderWindow", "Sink", "Stopped", "WindowStalled"]

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from transfercore.blockpool import BlockPool
 from transfercore.errors import TransferAborted, TransferCoreError
 from transfercore.gridftp.datachannel import (
     RECEIVE_BLOCK,
@@ -180,3 +181,39 @@ def test_stream_receive_stops_at_the_first_write_error():
     b.close()
     t.join(10)
     assert w.parts == {0: b"y" * RECEIVE_BLOCK}
+
+
+def test_with_a_pool_large_pieces_are_given_away_in_buffers_of_their_own_and_small_ones_lent():
+    KiB = 1024
+    blocks = [(0, b"a" * 100 * KiB), (100 * KiB, b"b" * 10 * KiB), (110 * KiB, b"c" * 300 * KiB)]
+    a, b = socket.socketpair()
+    sender = threading.Thread(
+        target=lambda: a.sendall(b"".join(encode_block(o, d) for o, d in blocks) + encode_eof_eod(1))
+    )
+    sender.start()
+    got = []  # (offset, bytes, given away, the buffer)
+
+    def deliver(offset, view, release=None):
+        got.append((offset, bytes(view), release is not None, view.obj))
+        if release is not None:
+            held.append(release)
+
+    held = []
+    pool = BlockPool(keep=1 << 20)
+    tracker = UploadTracker()
+    receive_mode_e(
+        b, deliver, tracker, Progress(), threading.Event(), max_block=1 << 20, piece=200 * KiB, pool=pool
+    )
+    sender.join(10)
+    # 100 KiB given, 10 KiB lent (below MIN_BLOCK), 300 KiB in pieces of at most 200 KiB, each given
+    assert [(o, len(d), g) for o, d, g, _ in got] == [
+        (0, 100 * KiB, True), (100 * KiB, 10 * KiB, False), (110 * KiB, 200 * KiB, True), (310 * KiB, 100 * KiB, True)
+    ]
+    assert b"".join(d for _, d, _, _ in got) == b"".join(d for _, d in blocks)
+    given = [buf for _, _, g, buf in got if g]
+    # none released yet: each given piece has a buffer of its own, none reused under its holder
+    assert len({id(buf) for buf in given}) == 3 and pool.made == 3
+    assert tracker.complete and tracker.received() == RangeSet.span(0, 410 * KiB)
+    for release in held:
+        release()
+    assert pool.free_bytes == 128 * KiB + 256 * KiB + 128 * KiB  # each in the size class of its piece

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..blockpool import MIN_BLOCK, BlockPool, Release
 from ..contract import Reader
 from ..driverkit import read_exact
 from ..errors import TransferAborted, TransferCoreError
@@ -183,16 +184,21 @@ def receive_mode_e(
     max_block: int,
     piece: int,
     shift: int = 0,
+    pool: BlockPool | None = None,
 ) -> bool:
     """Receive one MODE E connection's blocks until its EOD; True when it may be cached.
 
     The framing is :class:`~.modee.ModeEDecoder`'s: the header bytes go
     through it and it says how many data bytes to read next; they are read
     into one reused buffer, at most ``piece`` at a time, and handed to
-    ``deliver`` as a view (the reorder window, or the writer).  A connection
-    that ends before its EOD or in a block raises what the decoder decides.
-    Returns whether the sender left the connection open (EOD without CLOSE)
-    for the session's next transfer.
+    ``deliver`` as a view (the reorder window, or the writer).  With a
+    ``pool``, a piece of at least :data:`~transfercore.blockpool.MIN_BLOCK`
+    is read into a buffer of its own and given away instead:
+    ``deliver(offset, view, release)`` (the receiver keeps it uncopied and
+    releases it; see :mod:`transfercore.blockpool`).  A connection that ends
+    before its EOD or in a block raises what the decoder decides.  Returns
+    whether the sender left the connection open (EOD without CLOSE) for the
+    session's next transfer.
     """
     decoder = ModeEDecoder(max_block=max_block)
     header = memoryview(bytearray(HEADER_SIZE))
@@ -200,10 +206,15 @@ def receive_mode_e(
     cached = False
     while not decoder.done:
         want = decoder.wanted(piece)
+        release: Release | None = None
         if decoder.in_block and not decoder.reading_header:
-            if len(buf) < want:
-                buf = memoryview(bytearray(want))
-            view = buf[:want]
+            if pool is not None and want >= MIN_BLOCK:
+                given, release = pool.take(want)
+                view = given[:want]
+            else:
+                if len(buf) < want:
+                    buf = memoryview(bytearray(want))
+                view = buf[:want]
         else:
             view = header[:want]
         got = _recv_exact(sock, view, stop)
@@ -214,7 +225,12 @@ def receive_mode_e(
         for event in events:
             if isinstance(event, Data):
                 n = len(event.data)
-                deliver(event.offset + shift, event.data)  # type: ignore[arg-type]
+                if release is None:
+                    deliver(event.offset + shift, event.data)  # type: ignore[arg-type]
+                else:
+                    # (a data read yields one event: the decoder asked for no more than the block holds)
+                    deliver(event.offset + shift, event.data, release)  # type: ignore[call-arg,arg-type]
+                    release = None
                 tracker.data(event.offset + shift, n)
                 progress.add(n)
             else:

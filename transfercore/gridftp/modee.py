@@ -43,6 +43,8 @@ class Desc(enum.IntFlag):
 
 
 _KNOWN = int(Desc.EOR | Desc.EOF | Desc.ERRORS | Desc.RESTART | Desc.EOD | Desc.CLOSE)
+# Plain ints for the per-block tests: an operation on an IntFlag member makes a new member.
+_EOF, _EOD, _CLOSE, _ERRORS, _RESTART = (int(d) for d in (Desc.EOF, Desc.EOD, Desc.CLOSE, Desc.ERRORS, Desc.RESTART))
 
 
 @attrs.frozen
@@ -91,13 +93,13 @@ def parse_header(raw: bytes, *, max_block: int = DEFAULT_MAX_BLOCK) -> BlockHead
     desc, count, offset = HEADER.unpack(raw)
     if desc & ~_KNOWN:
         raise BadBlockHeader(f"MODE E descriptor 0x{desc:02x} has unknown bits 0x{desc & ~_KNOWN:02x}")
-    if desc & Desc.ERRORS:
+    if desc & _ERRORS:
         raise BadBlockHeader("the sender marked a MODE E block as containing suspected errors; refusing it")
-    if desc & Desc.RESTART:
+    if desc & _RESTART:
         raise BadBlockHeader("MODE E restart-marker blocks are not used by GridFTP; refusing the block")
     if count > max_block:
         raise BadBlockHeader(f"MODE E block of {count} bytes exceeds the limit of {max_block}")
-    if desc & Desc.EOF:
+    if desc & _EOF:
         # The offset field of an EOF block is the EOD count, not a file offset.
         if count:
             raise BadBlockHeader(f"MODE E EOF block carries {count} data bytes; EOF blocks carry none")
@@ -207,20 +209,20 @@ class ModeEDecoder:
         header = parse_header(bytes(self._header), max_block=self._max_block)
         self._header.clear()
         self._started = True
-        if header.desc & Desc.EOF:
+        if header.desc & _EOF:
             if self._eof_count is not None:
                 raise BadBlockHeader("MODE E EOF sent twice on one connection")
             self._eof_count = header.offset
             events.append(EndOfFile(header.offset))
         self._offset = header.offset
         self._remaining = header.count
-        self._pending_flags = header.desc & (Desc.EOD | Desc.CLOSE)
+        self._pending_flags = header.desc & (_EOD | _CLOSE)
         if not self._remaining:
             self._finish_block(events)
 
     def _finish_block(self, events: list[Event]) -> None:
-        if self._pending_flags & Desc.EOD:
-            events.append(EndOfData(close=bool(self._pending_flags & Desc.CLOSE)))
+        if self._pending_flags & _EOD:
+            events.append(EndOfData(close=bool(self._pending_flags & _CLOSE)))
             self._done = True
         self._pending_flags = 0
 

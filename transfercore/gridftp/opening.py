@@ -83,11 +83,15 @@ class TripLink:
     def failed(self) -> None:
         self._ready.set()
 
-    def deliver(self, offset: int, data: memoryview) -> None:
-        """For the other connections' threads: ``data`` where the trip's blocks go, once it knows."""
+    def deliver(self, offset: int, data: memoryview, release: Callable[[], None] | None = None) -> None:
+        """For the other connections' threads: ``data`` where the trip's blocks go, once it knows
+        (given away with ``release``, as :func:`~.datachannel.receive_mode_e` does with a pool)."""
         while not self._ready.wait(STOP_POLL):
             if self._stop.is_set():
                 raise TransferAborted("transfer aborted on request")
         if self._deliver is None:
             raise TransferAborted("the upload's destination could not be opened")
-        self._deliver(offset, data)
+        if release is None:
+            self._deliver(offset, data)
+        else:
+            self._deliver(offset, data, release)  # type: ignore[call-arg]

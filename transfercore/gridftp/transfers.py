@@ -31,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ..blockpool import BlockPool
 from ..contract import Driver, Writer
 from ..errors import IsADirectory, NotFound, TransferAborted, TransferCoreError
 from ..markers import Durable
@@ -182,6 +183,8 @@ class DataTransfers:
         self.delegated: Credential | None = None
         #: The reorder window of the upload in progress, if it has one.
         self.window: ReorderWindow | None = None
+        #: The buffers the upload in progress gives its window and writer, if it keeps blocks.
+        self.blocks: BlockPool | None = None
         #: Bytes moved by the transfer in progress (for the log).
         self.progress: Progress | None = None
         #: Data connections the transfer in progress used (the transfer log's STREAMS=).
@@ -396,6 +399,9 @@ class DataTransfers:
         lock = asyncio.Lock()
         opened: Opened[Writer] = Opened()
         ticket = self.committer.ticket()
+        # Blocks that wait (in the window, in the driver's staging) are kept in the buffers they
+        # were received into, not copied; the pool ends with the upload.
+        self.blocks = BlockPool(keep=plan.window) if plan.ordered else None
 
         def start(writer: Writer) -> None:
             # markers name the upload's slice in data offsets
@@ -442,6 +448,7 @@ class DataTransfers:
             # the last 111 and the 226 in one write (no marker can come between: the timer is stopped)
             await self.send(*(reply for reply in (final, self.session.transfer_finished(act)) if reply is not None))
         finally:
+            self.blocks = None
             ticket.release()
             await opened.stop_timer()
             if not completed and opened.writer is not None and opened.markers is not None:
@@ -522,7 +529,7 @@ class DataTransfers:
         started(writer)
         return receive_mode_e(
             sock, deliver, tracker, progress, self.stop,
-            max_block=self.config.max_block, piece=plan.piece, shift=act.shift,
+            max_block=self.config.max_block, piece=plan.piece, shift=act.shift, pool=self.blocks,
         )
 
     def _deliverer(self, plan: StorePlan, writer: Writer) -> tuple[Deliver, ReorderWindow | None]:
@@ -530,7 +537,10 @@ class DataTransfers:
         assert plan.size is not None
         if plan.ordered:
             window = ReorderWindow(
-                self._expected(plan, writer), writer.write, capacity=plan.window, stall_timeout=self.config.data_timeout
+                self._expected(plan, writer), writer.write, capacity=plan.window,
+                stall_timeout=self.config.data_timeout,
+                # (a writer not derived from Writer may lack it: the window then releases after write())
+                handover=getattr(writer, "write_owned", None),
             )
             return window.put, window
         slots = threading.BoundedSemaphore(plan.writers)
@@ -813,7 +823,7 @@ class DataTransfers:
                 wake(s)
 
         receive = functools.partial(
-            receive_mode_e, max_block=self.config.max_block, piece=plan.piece,
+            receive_mode_e, max_block=self.config.max_block, piece=plan.piece, pool=self.blocks,
             shift=act.shift if shift is None else shift,
         )
 

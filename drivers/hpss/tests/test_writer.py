@@ -515,3 +515,29 @@ def test_segments_in_flight_outside_1_to_8_are_refused(emu_root: Path, inflight:
 
     with pytest.raises(OptionError, match="inflight"):
         HpssDriver(options={"inflight": inflight})
+
+
+@pytest.mark.parametrize("chunk", [100_000, 256 * KiB])
+def test_blocks_given_away_are_staged_uncopied_and_released_only_once_hpss_took_them(
+    driver: HpssDriver, emu_root: Path, chunk: int
+) -> None:
+    """write_owned (a data connection's block from a pool): the release is the signal that the
+    buffer may serve another block, so each release here scribbles over its buffer at once;
+    a release that came before the participant's copy would put the scribbles into the file."""
+    data = payload(SIZE)
+    w = driver.open_write("/f", len(data))
+    released: list[int] = []
+
+    def release_of(offset: int, buf: bytearray):  # noqa: ANN202
+        def release() -> None:
+            buf[:] = b"\xee" * len(buf)
+            released.append(offset)
+        return release
+
+    offsets = list(range(0, len(data), chunk))
+    for off in offsets:
+        buf = bytearray(data[off : off + chunk])
+        w.write_owned(off, memoryview(buf), release_of(off, buf))
+    w.complete()
+    assert (emu_root / "f").read_bytes() == data
+    assert released == offsets  # each once, in the order HPSS took them

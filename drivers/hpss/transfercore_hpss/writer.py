@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -104,7 +104,8 @@ class HpssWriter(Writer):
         self._fd: int | None = fd
         self._segment = segment
         self._cond = threading.Condition()
-        self._staged: collections.deque[memoryview] = collections.deque()
+        # Staged blocks, each with its release when it was given away (write_owned), else None.
+        self._staged: collections.deque[tuple[memoryview, Callable[[], None] | None]] = collections.deque()
         self._staged_bytes = 0
         self._limit = max(2 * block, 8 << 20)
         # Buffers of staged copies that HPSS has taken, kept for the next ones (no allocation
@@ -162,12 +163,18 @@ class HpssWriter(Writer):
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
-        n = len(view)
         # The caller may reuse its buffer once write() returns: keep a copy, made with the
         # interpreter lock released (a 4 MiB-a-second copy under it stalled every data
         # connection).  Bytes cannot change: a block the caller holds as bytes (the reorder
         # window's) is kept as it is.
-        staged = view if isinstance(view.obj, bytes) or not n else self._copy(view)
+        self._stage(offset, view if isinstance(view.obj, bytes) or not len(view) else self._copy(view), None)
+
+    def write_owned(self, offset: int, data: memoryview, release: Callable[[], None]) -> None:
+        # Given away: staged as it is, released once the participant copied its last byte.
+        self._stage(offset, memoryview(data).cast("B"), release)
+
+    def _stage(self, offset: int, staged: memoryview, release: Callable[[], None] | None) -> None:
+        n = len(staged)
         try:
             with self._cond:
                 if self._closed:
@@ -180,6 +187,8 @@ class HpssWriter(Writer):
                         hint="deliver blocks in ascending order with no holes",
                     )
                 if n == 0:
+                    if release is not None:
+                        release()
                     return
                 while self._staged_bytes >= self._limit and not self._stopping:
                     self._cond.wait(1.0)
@@ -187,12 +196,12 @@ class HpssWriter(Writer):
                 self._raise_if_failed()
                 if self._stopping:
                     raise WriterClosed(f"writer for hpss://{self._final} is stopping")
-                self._staged.append(staged)
+                self._staged.append((staged, release))
                 self._staged_bytes += n
                 self._next_write += n
                 self._cond.notify_all()
         except BaseException:
-            self._recycle(staged)
+            self._done_with(staged, release)
             raise
 
     def _copy(self, view: memoryview) -> memoryview:
@@ -202,8 +211,11 @@ class HpssWriter(Writer):
         lib.tc_copy(ffi.from_buffer(buf), ffi.from_buffer(view), n)
         return memoryview(buf)[:n]
 
-    def _recycle(self, staged: memoryview) -> None:
-        """A staged copy's buffer, whole again once HPSS took its bytes, for the next copy."""
+    def _done_with(self, staged: memoryview, release: Callable[[], None] | None) -> None:
+        """Nothing reads ``staged`` any more: a given block goes back, a copy's buffer serves the next copy."""
+        if release is not None:
+            release()
+            return
         buf = staged.obj
         if type(buf) is bytearray and len(buf) == _SPARE_SIZE and len(self._spare) < _SPARES:
             self._spare.append(buf)
@@ -380,7 +392,11 @@ class HpssWriter(Writer):
 
     def _error(self) -> BaseException | None:
         """The first failure of any PIO group of this write."""
-        return next((lane.pio.error for lane in self._lanes if lane.pio.error is not None), None)
+        for lane in self._lanes:
+            error = lane.pio.error
+            if error is not None:
+                return error
+        return None
 
     def _raise_if_failed(self) -> None:
         error = self._error()
@@ -525,12 +541,12 @@ class HpssWriter(Writer):
                 activity.waiting_for_caller = False
                 if not self._staged:
                     return 1  # stopping: a short block must never count as moved
-                head = self._staged[0]
+                head, release = self._staged[0]
                 take = min(need - filled, len(head))
                 if take == len(head):
                     self._staged.popleft()
                 else:
-                    self._staged[0] = head[take:]
+                    self._staged[0] = (head[take:], release)
             # Only the lane whose turn it is takes staged bytes: the copy needs neither the
             # lock nor the interpreter's (cffi releases it), so write() goes on meanwhile.
             lib.tc_copy(dst + filled, ffi.from_buffer(head), take)
@@ -539,7 +555,7 @@ class HpssWriter(Writer):
                 self._staged_bytes -= take
                 self._cond.notify_all()
             if take == len(head):
-                self._recycle(head)
+                self._done_with(head, release)
         with self._cond:
             self._next_pio += need
             self._cond.notify_all()
