@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transfercore import reorder
 from transfercore.ranges import RangeSet
 from transfercore.reorder import OutOfOrder, ReorderWindow, Stopped, WindowStalled
 
@@ -272,3 +273,56 @@ def test_stopping_a_window_releases_the_given_blocks_it_holds_and_lent_ones_are_
     assert window.held == 0
     with pytest.raises(Stopped):
         window.put(30, *given.block(30, b"d" * 10))
+
+
+# -- how much a window holds: little while its sink is slow, more when it starves ------------
+
+
+def test_a_window_full_because_its_sink_is_slow_does_not_grow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reorder, "START", 10)
+    entered, go = threading.Event(), threading.Event()
+    sink = Sink()
+
+    def slow(offset: int, view: memoryview) -> None:
+        entered.set()
+        assert go.wait(10)
+        sink(offset, view)
+
+    window = ReorderWindow(RangeSet.span(0, 40), slow, capacity=100)
+    errors: list[BaseException] = []
+    first = threading.Thread(target=_catch, args=(errors, lambda: window.put(0, b"a" * 10)))
+    first.start()
+    assert entered.wait(10)
+    window.put(10, b"b" * 10)  # held: the window is full at its start
+    waiting = threading.Thread(target=_catch, args=(errors, lambda: window.put(20, b"c" * 10)))
+    waiting.start()
+    time.sleep(20 * reorder.GROW_AFTER)  # many times what a starving window waits before it grows
+    assert window.limit == 10 and window.held == 10 and waiting.is_alive()
+    go.set()
+    for t in (first, waiting):
+        t.join(10)
+    window.put(30, b"d" * 10)
+    assert not errors and sink.joined() == b"a" * 10 + b"b" * 10 + b"c" * 10 + b"d" * 10
+    assert window.limit == 10
+
+
+def test_a_window_starved_of_its_next_block_grows_up_to_its_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reorder, "START", 10)
+    sink = Sink()
+    window = ReorderWindow(RangeSet.span(0, 100), sink, capacity=40, stall_timeout=5)
+    window.put(10, b"b" * 10)
+    # the next block (0) is late: later ones still get in, the window doubling as it must
+    for offset in (20, 30, 40):
+        window.put(offset, bytes([offset]) * 10)
+    assert window.held == 40 and window.limit == 40
+    late = threading.Thread(target=window.put, args=(50, b"f" * 10))
+    late.start()
+    time.sleep(20 * reorder.GROW_AFTER)
+    assert late.is_alive() and window.limit == 40  # never past its capacity
+    window.put(0, b"a" * 10)
+    late.join(10)
+    for offset in range(60, 100, 10):
+        window.put(offset, bytes([offset]) * 10)
+    assert sink.joined() == b"".join(
+        (b"a" if o == 0 else b"b" if o == 10 else b"f" if o == 50 else bytes([o])) * 10 for o in range(0, 100, 10)
+    )

@@ -14,7 +14,14 @@ block given away with a release (:mod:`transfercore.blockpool`) is kept
 as it is, and reaches a sink that takes ownership (``handover``, a
 writer's :meth:`~transfercore.contract.Writer.write_owned`) still uncopied;
 when the window is full the producer waits, stops reading, and the sender's
-TCP window closes: back-pressure, never the whole object in memory.  With
+TCP window closes: back-pressure, never the whole object in memory.
+
+The window starts small (:data:`START`) and doubles, up to ``capacity``,
+only when it is full and starved: no block is being delivered and the next
+one has not come for :data:`GROW_AFTER` seconds (a connection that fell
+behind the others).  A window that is full because the sink is slow does
+not grow: more blocks held would not move the sink faster, only take
+memory (a full 32 MiB in every 1 GiB upload into HPSS before).  With
 ``capacity=0`` the window is a turnstile: every producer waits with its own
 block until that block is next (what the engine wants, its streams already
 hold one block each).
@@ -41,6 +48,12 @@ from .ranges import ByteRange, RangeSet
 Sink = Callable[[int, memoryview], None]
 #: ``handover(offset, view, release)``: a sink that keeps the buffer and calls ``release`` when done.
 Handover = Callable[[int, memoryview, Callable[[], None]], None]
+
+
+#: Bytes a window with room for reordering may hold at first.
+START = 4 * 1024 * 1024
+#: Seconds a full window waits for its next block, none being delivered, before it may grow.
+GROW_AFTER = 0.01
 
 
 class Stopped(Exception):
@@ -81,6 +94,9 @@ class ReorderWindow:
         self._sink = sink
         self._handover = handover
         self._capacity = capacity
+        # what may be held now: grows towards capacity when the window starves (see the module)
+        self._limit = min(capacity, START)
+        self._moved_at = time.monotonic()
         self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
         # Blocks waiting for their turn: sorted offsets and the copies (or given blocks) they hold.
@@ -101,6 +117,12 @@ class ReorderWindow:
         """Bytes delivered to the sink so far."""
         with self._cond:
             return self._delivered
+
+    @property
+    def limit(self) -> int:
+        """Bytes the window may hold now (at most ``capacity``)."""
+        with self._cond:
+            return self._limit
 
     @property
     def held(self) -> int:
@@ -148,7 +170,7 @@ class ReorderWindow:
                 if offset == self._next and not self._busy:
                     self._busy = True
                     break
-                if offset != self._next and self._held_bytes + n <= self._capacity:
+                if offset != self._next and self._held_bytes + n <= self._limit:
                     if release is None:
                         self._hold(offset, bytes(view))
                     else:
@@ -267,6 +289,7 @@ class ReorderWindow:
     def _advance(self, n: int) -> None:
         self._next += n
         self._delivered += n
+        self._moved_at = time.monotonic()
         while self._range_index < len(self._ranges) and self._next >= self._ranges[self._range_index].end:
             self._range_index += 1
             if self._range_index < len(self._ranges):
@@ -281,17 +304,30 @@ class ReorderWindow:
 
     def _wait(self, deadline: float | None, offset: int) -> float | None:
         before = (self._next, self._held_bytes)
+        # a later block waiting for room: the window may have to grow (see the module)
+        growing = offset != self._next and self._limit < self._capacity
+        timeout = GROW_AFTER if growing else None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WindowStalled(
+                    f"waited {self._stall_timeout:g} s for the block at offset {self._next} while holding "
+                    f"{self._held_bytes} bytes of later blocks (this one at {offset})",
+                    hint="the sender must send each connection's blocks in ascending order; check it",
+                )
+            timeout = left if timeout is None else min(timeout, left)
+        self._cond.wait(timeout)
+        if (
+            growing
+            and not self._busy
+            and self._limit < self._capacity
+            and time.monotonic() - self._moved_at >= GROW_AFTER
+        ):
+            self._limit = min(self._capacity, 2 * self._limit)
+            self._moved_at = time.monotonic()  # the next doubling waits its own while
+            self._cond.notify_all()
         if deadline is None:
-            self._cond.wait()
             return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise WindowStalled(
-                f"waited {self._stall_timeout:g} s for the block at offset {self._next} while holding "
-                f"{self._held_bytes} bytes of later blocks (this one at {offset})",
-                hint="the sender must send each connection's blocks in ascending order; check it",
-            )
-        self._cond.wait(left)
         # Progress restarts the clock: only a window that stands still stalls.
         return self._deadline() if (self._next, self._held_bytes) != before else deadline
 

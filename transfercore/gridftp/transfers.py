@@ -85,6 +85,9 @@ CACHED_ACCEPT_DELAY = 0.05
 #: Largest MODE E upload on one cached data connection whose object is opened
 #: and received in one trip to a worker thread (see ``DataTransfers._store``).
 ONE_TRIP_LIMIT = 1024 * 1024
+#: Uploads into an ordered destination from this size give their large blocks away
+#: (:mod:`transfercore.blockpool`) instead of lending them.
+POOL_FROM = 4 * 1024 * 1024
 
 
 def whole_object(plan: StorePlan, length: int) -> RangeSet:
@@ -400,8 +403,9 @@ class DataTransfers:
         opened: Opened[Writer] = Opened()
         ticket = self.committer.ticket()
         # Blocks that wait (in the window, in the driver's staging) are kept in the buffers they
-        # were received into, not copied; the pool ends with the upload.
-        self.blocks = BlockPool(keep=plan.window) if plan.ordered else None
+        # were received into, not copied; the pool ends with the upload.  Not for a small file:
+        # a mapping made for each of its few blocks costs more than copying them.
+        self.blocks = BlockPool(keep=plan.window) if plan.ordered and length >= POOL_FROM else None
 
         def start(writer: Writer) -> None:
             # markers name the upload's slice in data offsets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import time
@@ -541,3 +542,37 @@ def test_blocks_given_away_are_staged_uncopied_and_released_only_once_hpss_took_
     w.complete()
     assert (emu_root / "f").read_bytes() == data
     assert released == offsets  # each once, in the order HPSS took them
+
+
+def _mappings_of(size: int) -> int:
+    """Anonymous shared mappings of exactly ``size`` bytes in this process (the block buffers)."""
+    count = 0
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        span, *rest = line.split()
+        start, end = (int(x, 16) for x in span.split("-"))
+        if end - start == size and "/dev/zero" in line:
+            count += 1
+    return count
+
+
+def test_a_completed_write_gives_its_block_buffers_back_without_the_garbage_collector(emu_root: Path) -> None:
+    """Each PIO group holds a block buffer for the participant and one for the callbacks; the
+    writer and its groups point at each other, so without being dropped at the end the buffers
+    waited for the cyclic collector (4 MiB an upload kept by a server between collections)."""
+    block = 77 * 4096  # a size no other mapping here has
+    driver = HpssDriver(options={"block": block, "segment": 2 * block, "watchdog": 5.0})
+    data = payload(5 * block + 100)
+    gc.disable()
+    try:
+        w = driver.open_write("/freed", len(data))
+        assert _mappings_of(block) == 2  # the participant's and the callbacks'
+        w.write(0, data)
+        w.complete()
+        assert (emu_root / "freed").read_bytes() == data
+        deadline = time.monotonic() + 20
+        while _mappings_of(block) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the participant thread lets go of its session as it ends
+        assert _mappings_of(block) == 0
+        assert w.durable() == RangeSet.span(0, len(data))  # the writer itself is still there
+    finally:
+        gc.enable()

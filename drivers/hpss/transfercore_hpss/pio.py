@@ -10,6 +10,7 @@ buffers, the reader drains them); this module only drives the API.
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 import time
 from typing import Protocol
@@ -29,11 +30,20 @@ class BlockHandler(Protocol):
         """Move one block; return 0 only when the whole length was handled."""
 
 
-#: The participant's block buffer is filled before HPSS reads it (a write's callback fills
-#: all it is asked for or fails; a read's is filled by the mover): zeroing it first only made
-#: its pages resident, and a write, whose callbacks point HPSS at a buffer of their own, never
-#: touches it otherwise.
-uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+def block_buffer(size: int) -> object:
+    """A ``char[]`` of ``size`` bytes in an anonymous mapping of its own, unmapped when the cdata goes.
+
+    Not zeroed: the participant's block buffer is filled before HPSS reads
+    it (a write's callback fills all it is asked for or fails; a read's is
+    filled by the mover), and a write, whose callbacks point HPSS at a
+    buffer of their own, never touches it otherwise, so its pages never
+    become resident.  Not from ``malloc``: a freed buffer of 4 MiB stays in
+    the allocator's arena of the thread that freed it (glibc raises its
+    ``mmap`` threshold past the size of the first one freed), and a server
+    grew by about 20 MiB over its first uploads.  A mapping is also
+    page-aligned, as a mover's buffer should be.
+    """
+    return ffi.from_buffer("char[]", mmap.mmap(-1, max(1, size)))
 
 
 @ffi.def_extern()  # type: ignore[untyped-decorator]
@@ -129,7 +139,7 @@ class PioSession:
         except BaseException:
             lib.tc_PIOEnd(self._coord)
             raise
-        self._buffer: object | None = uncleared("char[]", block_size)
+        self._buffer: object | None = block_buffer(block_size)
         self._self_handle = ffi.new_handle(self)
         threads.start(self._participate, f"hpss-participant {what}")
         threads.watchdog.watch(self, watchdog_seconds)
@@ -208,6 +218,11 @@ class PioSession:
         rc = lib.tc_PIOEnd(self._coord)
         if rc != 0:
             self.fail(_error_for(rc, "hpss_PIOEnd (coordinator)"))
+
+    @property
+    def participant_gone(self) -> bool:
+        """The participant left ``hpss_PIORegister``: no callback can come any more."""
+        return self._participant_done.is_set()
 
     def close(self, timeout: float = 30.0) -> None:
         """End both groups whatever happened, and wait for the participant."""

@@ -51,7 +51,7 @@ from transfercore.ranges import ByteRange, RangeSet
 
 from . import api, checksum, names, record, threads
 from ._hpss import ffi, lib
-from .pio import PioSession, uncleared
+from .pio import PioSession, block_buffer
 
 log = logging.getLogger(__name__)
 #: Size of the buffers staged copies are made in (a larger block gets one of its own size).
@@ -422,6 +422,10 @@ class HpssWriter(Writer):
             self._cond.notify_all()
         for lane in self._lanes:
             lane.pio.close()
+            if lane.pio.participant_gone:
+                # As the session's own buffer: freed now, not when the collector next finds the
+                # writer and its lanes (they point at each other), which held 4 MiB an upload.
+                lane.cbuf = None
         with self._read_lock:
             if self._read_fd is not None:
                 read_fd, self._read_fd = self._read_fd, None
@@ -576,7 +580,7 @@ class _Lane:
         self.writer = writer
         self.index, self.count = index, count
         #: for a first callback that comes without a buffer
-        self.cbuf = uncleared("char[]", block)
+        self.cbuf: object | None = block_buffer(block)
         self.done = threading.Event()
         self.pio = PioSession(api.PioOperation.WRITE, fd, block, width, self, watchdog, path)
         self.name = f"hpss-coordinator {path} {index}"
