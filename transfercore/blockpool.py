@@ -76,7 +76,8 @@ class BlockPool:
             self.made += 1
         # An anonymous mapping: page-aligned, so the kernel's copies in and out are too
         # (see transfercore.engine.buffers), and given back to the system when dropped.
-        buf = memoryview(mmap.mmap(-1, size))
+        # Private: a shared one is a file of the kernel's shmem, slower to fault in and unmap.
+        buf = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
         return buf, Release(self, buf)
 
     @property

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from hpss_support import KiB, payload
-from transfercore_hpss import record
+from transfercore_hpss import pio, record
 from transfercore_hpss import writer as writer_mod
 from transfercore_hpss.api import HpssHung
 from transfercore_hpss.driver import HpssDriver
 
+from transfercore.blockpool import BlockPool
 from transfercore.errors import InvalidWrite, NoSpace, QuotaExceeded, RestartRejected, StorageError
 from transfercore.ranges import ByteRange, RangeSet
 
@@ -544,35 +545,31 @@ def test_blocks_given_away_are_staged_uncopied_and_released_only_once_hpss_took_
     assert released == offsets  # each once, in the order HPSS took them
 
 
-def _mappings_of(size: int) -> int:
-    """Anonymous shared mappings of exactly ``size`` bytes in this process (the block buffers)."""
-    count = 0
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        span, *rest = line.split()
-        start, end = (int(x, 16) for x in span.split("-"))
-        if end - start == size and "/dev/zero" in line:
-            count += 1
-    return count
-
-
-def test_a_completed_write_gives_its_block_buffers_back_without_the_garbage_collector(emu_root: Path) -> None:
+def test_a_completed_write_gives_its_block_buffers_back_without_the_garbage_collector(
+    emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each PIO group holds a block buffer for the participant and one for the callbacks; the
-    writer and its groups point at each other, so without being dropped at the end the buffers
-    waited for the cyclic collector (4 MiB an upload kept by a server between collections)."""
-    block = 77 * 4096  # a size no other mapping here has
+    writer and its groups point at each other, so without being given back at the end the
+    buffers waited for the cyclic collector (4 MiB an upload kept by a server between
+    collections), and the next file mapped and faulted in new ones."""
+    pool = BlockPool(keep=1 << 30)
+    monkeypatch.setattr(pio, "_BUFFERS", pool)
+    block = 64 * KiB
     driver = HpssDriver(options={"block": block, "segment": 2 * block, "watchdog": 5.0})
     data = payload(5 * block + 100)
     gc.disable()
     try:
-        w = driver.open_write("/freed", len(data))
-        assert _mappings_of(block) == 2  # the participant's and the callbacks'
-        w.write(0, data)
-        w.complete()
-        assert (emu_root / "freed").read_bytes() == data
-        deadline = time.monotonic() + 20
-        while _mappings_of(block) and time.monotonic() < deadline:
-            time.sleep(0.02)  # the participant thread lets go of its session as it ends
-        assert _mappings_of(block) == 0
-        assert w.durable() == RangeSet.span(0, len(data))  # the writer itself is still there
+        for name in ("/first", "/second"):
+            w = driver.open_write(name, len(data))
+            assert pool.free_bytes == 0
+            w.write(0, data)
+            w.complete()
+            assert (emu_root / name[1:]).read_bytes() == data
+            deadline = time.monotonic() + 20
+            while pool.free_bytes < 2 * block and time.monotonic() < deadline:
+                time.sleep(0.02)  # the participant thread lets go of its session as it ends
+            assert pool.free_bytes == 2 * block  # the participant's and the callbacks'
+            assert w.durable() == RangeSet.span(0, len(data))  # the writer itself is still there
+        assert pool.made == 2  # the second file reused the first one's
     finally:
         gc.enable()

@@ -10,13 +10,14 @@ buffers, the reader drains them); this module only drives the API.
 from __future__ import annotations
 
 import logging
-import mmap
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
 
+from transfercore.blockpool import BlockPool
 from transfercore.errors import RESUME_HINT
 
 from . import api, threads
@@ -30,8 +31,14 @@ class BlockHandler(Protocol):
         """Move one block; return 0 only when the whole length was handled."""
 
 
-def block_buffer(size: int) -> object:
-    """A ``char[]`` of ``size`` bytes in an anonymous mapping of its own, unmapped when the cdata goes.
+#: Block buffers of ended PIO sessions, for the next ones: a mapping made and faulted in
+#: anew for every small file of a tree cost about 0.1 ms a file.  At most this many bytes
+#: are kept (a participant's buffer of a write is never touched, so costs no memory).
+_BUFFERS = BlockPool(keep=32 * 1024 * 1024)
+
+
+def block_buffer(size: int) -> tuple[object, Callable[[], None]]:
+    """A ``char[]`` of at least ``size`` bytes, and what gives it back once HPSS is done with it.
 
     Not zeroed: the participant's block buffer is filled before HPSS reads
     it (a write's callback fills all it is asked for or fails; a read's is
@@ -40,10 +47,13 @@ def block_buffer(size: int) -> object:
     become resident.  Not from ``malloc``: a freed buffer of 4 MiB stays in
     the allocator's arena of the thread that freed it (glibc raises its
     ``mmap`` threshold past the size of the first one freed), and a server
-    grew by about 20 MiB over its first uploads.  A mapping is also
-    page-aligned, as a mover's buffer should be.
+    grew by about 20 MiB over its first uploads.  From a pool of mappings
+    (:mod:`transfercore.blockpool`): page-aligned, as a mover's buffer
+    should be, and reused.  Given back only once no callback can come; one
+    never given back is unmapped with its last reference.
     """
-    return ffi.from_buffer("char[]", mmap.mmap(-1, max(1, size)))
+    view, release = _BUFFERS.take(size)
+    return ffi.from_buffer("char[]", view), release
 
 
 @ffi.def_extern()  # type: ignore[untyped-decorator]
@@ -139,7 +149,8 @@ class PioSession:
         except BaseException:
             lib.tc_PIOEnd(self._coord)
             raise
-        self._buffer: object | None = block_buffer(block_size)
+        self._buffer: object | None
+        self._buffer, self._give_buffer = block_buffer(block_size)
         self._self_handle = ffi.new_handle(self)
         threads.start(self._participate, f"hpss-participant {what}")
         threads.watchdog.watch(self, watchdog_seconds)
@@ -234,6 +245,7 @@ class PioSession:
             # server storing many files held hundreds of MiB that way).
             self._self_handle = None
             self._buffer = None
+            self._give_buffer()
         else:
             self.fail(api.HpssHung(f"HPSS participant for {self.what} did not leave hpss_PIORegister"))
         threads.watchdog.forget(self)

@@ -423,9 +423,10 @@ class HpssWriter(Writer):
         for lane in self._lanes:
             lane.pio.close()
             if lane.pio.participant_gone:
-                # As the session's own buffer: freed now, not when the collector next finds the
-                # writer and its lanes (they point at each other), which held 4 MiB an upload.
+                # As the session's own buffer: back to the pool now, not freed when the collector
+                # next finds the writer and its lanes (they point at each other; 4 MiB an upload).
                 lane.cbuf = None
+                lane.give_cbuf()
         with self._read_lock:
             if self._read_fd is not None:
                 read_fd, self._read_fd = self._read_fd, None
@@ -580,7 +581,8 @@ class _Lane:
         self.writer = writer
         self.index, self.count = index, count
         #: for a first callback that comes without a buffer
-        self.cbuf: object | None = block_buffer(block)
+        self.cbuf: object | None
+        self.cbuf, self.give_cbuf = block_buffer(block)
         self.done = threading.Event()
         self.pio = PioSession(api.PioOperation.WRITE, fd, block, width, self, watchdog, path)
         self.name = f"hpss-coordinator {path} {index}"
