@@ -26,6 +26,8 @@ from .actions import Store
 from .errors import ReplyError
 from .modee import EndOfData, EndOfFile, EndTracker, Event
 
+#: The empty set, made once (an upload asks for the bytes it keeps several times).
+NOTHING = RangeSet()
 #: Bytes a MODE E upload into an ordered destination may hold out of order.
 DEFAULT_REORDER_WINDOW = 32 * 1024 * 1024
 #: Largest piece of a block read into one buffer (a bigger block arrives in pieces).
@@ -86,7 +88,7 @@ class StorePlan:
         it was.
         """
         if self.base is None:
-            return RangeSet(), RangeSet()
+            return NOTHING, NOTHING
         end = self.offset + length
         return RangeSet.span(0, self.offset), RangeSet.span(end, max(self.base, end))
 

@@ -539,6 +539,9 @@ class HpssWriter(Writer):
         dst = ffi.cast("char *", buffer_ptr[0])  # type: ignore[index]
         filled = 0
         while filled < need:
+            # Every staged piece the block still needs, taken at once: one trip through the
+            # lock for them all, not two for each.
+            pieces: list[tuple[memoryview, int, Callable[[], None] | None, bool]] = []
             with self._cond:
                 while not self._staged and not self._stopping:
                     activity.waiting_for_caller = True
@@ -546,21 +549,29 @@ class HpssWriter(Writer):
                 activity.waiting_for_caller = False
                 if not self._staged:
                     return 1  # stopping: a short block must never count as moved
-                head, release = self._staged[0]
-                take = min(need - filled, len(head))
-                if take == len(head):
-                    self._staged.popleft()
-                else:
-                    self._staged[0] = (head[take:], release)
-            # Only the lane whose turn it is takes staged bytes: the copy needs neither the
+                wanted = need - filled
+                while self._staged and wanted:
+                    head, release = self._staged[0]
+                    take = min(wanted, len(head))
+                    if take == len(head):
+                        self._staged.popleft()
+                    else:
+                        self._staged[0] = (head[take:], release)
+                    pieces.append((head, take, release, take == len(head)))
+                    wanted -= take
+            # Only the lane whose turn it is takes staged bytes: the copies need neither the
             # lock nor the interpreter's (cffi releases it), so write() goes on meanwhile.
-            lib.tc_copy(dst + filled, ffi.from_buffer(head), take)
-            filled += take
+            took = 0
+            for head, take, _, _ in pieces:
+                lib.tc_copy(dst + filled + took, ffi.from_buffer(head), take)
+                took += take
+            filled += took
             with self._cond:
-                self._staged_bytes -= take
+                self._staged_bytes -= took
                 self._cond.notify_all()
-            if take == len(head):
-                self._done_with(head, release)
+            for head, _, release, whole in pieces:
+                if whole:
+                    self._done_with(head, release)
         with self._cond:
             self._next_pio += need
             self._cond.notify_all()
