@@ -215,3 +215,28 @@ def test_a_tree_copy_recovers_from_a_damaged_journal_and_says_so(tmp_path, capsy
     assert (tmp_path / "dst" / "a" / "f").read_bytes() == b"x" * 100
     assert main(["copy", "-r", str(src), str(tmp_path / "dst"), "--quiet", "--journal", str(path)]) == 0
     assert "was found damaged" in capsys.readouterr().err  # until acknowledged
+
+
+def test_prune_forgets_finished_trees_with_their_file_records_and_keeps_the_others(tmp_path, capsys):
+    from transfercore.campaign import CampaignStore, FileState
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as j:
+        done = j.begin("posix:///x", "posix:///y", SourceIdentity(1, 1, "", "f"), {})
+        j.finish(done.id, TransferState.DONE)
+    finished = _tree(path, tmp_path / "s1", tmp_path / "d1", [("a", FileState.COMPLETE, 1, 1), ("b", FileState.COMPLETE, 2, 1)])
+    running = _tree(path, tmp_path / "s2", tmp_path / "d2", [("c", FileState.COMPLETE, 1, 1), ("d", FileState.PENDING, 1, 1)])
+    failed = _tree(path, tmp_path / "s3", tmp_path / "d3", [("e", FileState.FAILED, 1, 1)])
+    with CampaignStore(path) as store:
+        store.finish(finished, "done")
+        store.finish(failed, "failed")
+    assert main(["status", "--journal", str(path), "--prune"]) == 0
+    assert capsys.readouterr().out.strip() == "forgot 1 finished entry and 1 finished tree (2 file records)"
+    assert main(["status", "--json", "--journal", str(path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["files"] == [] and sorted(t["id"] for t in doc["trees"]) == sorted([f"t{running.id}", f"t{failed.id}"])
+    with CampaignStore(path) as store:
+        assert store.counts(running).files and store.counts(failed).files
+        assert store.counts(finished).files == {}
+    assert main(["status", "--journal", str(path), "--prune"]) == 0
+    assert capsys.readouterr().out.strip() == "forgot 0 finished entries"

@@ -311,6 +311,29 @@ class CampaignStore:
         self._run("DELETE FROM campaign_entries WHERE campaign=?", (campaign.id,))
         self._run("DELETE FROM campaigns WHERE id=?", (campaign.id,))
 
+    def prune(self) -> tuple[int, int]:
+        """Forget every finished (``done``) tree and its entries (``status --prune``); how many of each.
+
+        One transaction: a rerun of a tree that opens its campaign meanwhile
+        makes it ``running`` first, and it is kept; one that opens it
+        afterwards starts anew, and checks the destination as it would.
+        """
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    entries = self._db.execute(
+                        "DELETE FROM campaign_entries WHERE campaign IN (SELECT id FROM campaigns WHERE state='done')"
+                    ).rowcount
+                    trees = self._db.execute("DELETE FROM campaigns WHERE state='done'").rowcount
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise CampaignError(f"campaign journal {self.path}: {exc}", hint="check free space and permissions") from exc
+        return max(0, trees), max(0, entries)
+
     # -- entries ---------------------------------------------------------------------
 
     def record_walk(self, campaign: Campaign, entries: Iterable[Entry], batch: int = WALK_BATCH) -> int:

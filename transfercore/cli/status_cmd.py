@@ -132,6 +132,15 @@ def _discard(journal: Journal, entry_id: int) -> str:
     return f"discarded the partial copy of transfer {entry_id} at {entry.destination} and forgot the entry"
 
 
+def _prune_trees(path: Any) -> tuple[int, int]:
+    """Finished trees forgotten, and their file records: those of every tree copy are kept
+    until then, and a journal that only grows makes every command slower to open it."""
+    from ..campaign import CampaignStore
+
+    with CampaignStore(path) as store:
+        return store.prune()
+
+
 def _discard_tree(path: Any, campaign_id: int) -> str:
     """Delete the partial copies a tree left at its destination and forget the tree
     (its published files are kept)."""
@@ -195,7 +204,10 @@ def run(args: argparse.Namespace) -> int:
                 return int(ExitCode.OK)
             if args.prune:
                 count = journal.prune()
-                print(f"forgot {count} finished {'entry' if count == 1 else 'entries'}")
+                trees, records = _prune_trees(path)
+                tail = (f" and {trees} finished {'tree' if trees == 1 else 'trees'} "
+                        f"({records} file {'record' if records == 1 else 'records'})") if trees else ""
+                print(f"forgot {count} finished {'entry' if count == 1 else 'entries'}{tail}")
                 return int(ExitCode.OK)
             shown = [(e, journal.effective_state(e)) for e in journal.entries()]
         if discard is not None:
