@@ -15,15 +15,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from ..database import journal_path, open_database, recorded_damage
 from ..errors import TransferCoreError
 from .model import Entry, FileState, Kind, Record
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -245,17 +247,21 @@ class CampaignStore:
             raise CampaignError(f"campaign journal {self.path}: {exc}", hint="check free space and permissions") from exc
 
     def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
+        if rows:
+            self._transaction(lambda db: db.executemany(sql, rows))
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """``body(db)`` in one write transaction, rolled back when it fails."""
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.executemany(sql, rows)
+                    result = body(self._db)
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
+                return result
         except sqlite3.Error as exc:
             raise CampaignError(f"campaign journal {self.path}: {exc}", hint="check free space and permissions") from exc
 
@@ -318,21 +324,13 @@ class CampaignStore:
         makes it ``running`` first, and it is kept; one that opens it
         afterwards starts anew, and checks the destination as it would.
         """
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    entries = self._db.execute(
-                        "DELETE FROM campaign_entries WHERE campaign IN (SELECT id FROM campaigns WHERE state='done')"
-                    ).rowcount
-                    trees = self._db.execute("DELETE FROM campaigns WHERE state='done'").rowcount
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise CampaignError(f"campaign journal {self.path}: {exc}", hint="check free space and permissions") from exc
-        return max(0, trees), max(0, entries)
+        def delete(db: sqlite3.Connection) -> tuple[int, int]:
+            entries = db.execute(
+                "DELETE FROM campaign_entries WHERE campaign IN (SELECT id FROM campaigns WHERE state='done')"
+            ).rowcount
+            return max(0, db.execute("DELETE FROM campaigns WHERE state='done'").rowcount), max(0, entries)
+
+        return self._transaction(delete)
 
     # -- entries ---------------------------------------------------------------------
 
