@@ -167,6 +167,10 @@ def test_third_party_into_hpss_sigkilled_after_two_markers_resumes_with_rest(
     emu = tmp_path / "emu"
     emu.mkdir()
     monkeypatch.setenv("HPSS_EMU_ROOT", str(emu))
+    # Movers slower than loopback (6 ms a 1 MiB block, 0.8-1.5 s for the file): two markers
+    # come well before the end, however fast the server and the machine (the whole file
+    # was once in before the second marker was read, and nothing was left to resume).
+    monkeypatch.setenv("HPSS_EMU_MOVER_DELAY_US", "6000")
     args = ["--driver", f"hpss:///?segment=4MiB&block=1MiB&inflight={inflight}", "--anonymous-write",
             "--marker-interval", "0.1"]
     ours = Served(args, 0, tmp_path / "serve.log").start()

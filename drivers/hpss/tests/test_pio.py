@@ -63,6 +63,23 @@ def test_first_write_callback_gets_a_null_buffer(emu_root: Path) -> None:
     assert (emu_root / "n").read_bytes() == b"z" * (3 * BLOCK + 10)
 
 
+def test_a_slow_mover_waits_after_each_block_and_still_stores_it(
+    emu_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HPSS_EMU_MOVER_DELAY_US`` (what tests use to keep a transfer running long enough to be
+    cut in the middle however fast the machine): a pause after each block, nothing else changed."""
+    monkeypatch.setenv("HPSS_EMU_MOVER_DELAY_US", "30000")
+    pio, fd = session("/slow", Recorder())
+    began = time.monotonic()
+    result = pio.execute(0, 3 * BLOCK + 10)
+    took = time.monotonic() - began
+    pio.close()
+    api.close(fd)
+    assert result.rc == 0 and result.moved == 3 * BLOCK + 10
+    assert took >= 4 * 0.03  # four blocks, each followed by its pause
+    assert (emu_root / "slow").read_bytes() == b"z" * (3 * BLOCK + 10)
+
+
 def test_size_zero_is_an_error_and_register_reports_eio(emu_root: Path) -> None:
     pio, fd = session("/z", Recorder())
     result = pio.execute(0, 0)

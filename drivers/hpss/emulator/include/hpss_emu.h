@@ -23,6 +23,8 @@
  *   HPSS_EMU_WRITE_BEHIND    1/0: a write group starts each block's write to the media as it
  *                            stores it, as a disk mover streams (default 1); 0 leaves every
  *                            byte to the fdatasync at the end of the Execute
+ *   HPSS_EMU_MOVER_DELAY_US  a write group waits this many microseconds after storing each
+ *                            block (a mover slower than the network: a tape, a busy disk)
  */
 #ifndef HPSS_EMU_H
 #define HPSS_EMU_H

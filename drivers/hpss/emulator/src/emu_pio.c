@@ -157,6 +157,7 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
     const u_signed64 hang_after = emu_setting_u64(writing ? "HPSS_EMU_HANG_AFTER" : "HPSS_EMU_READ_HANG_AFTER", UINT64_MAX);
     const u_signed64 corrupt_at = writing ? emu_setting_u64("HPSS_EMU_CORRUPT_AT", UINT64_MAX) : UINT64_MAX;
     const int write_behind = writing && emu_setting_u64("HPSS_EMU_WRITE_BEHIND", 1) != 0;
+    const u_signed64 mover_delay_us = writing ? emu_setting_u64("HPSS_EMU_MOVER_DELAY_US", 0) : 0;
     u_signed64 pos = g->job_off;
     int rc = 0;
 
@@ -202,6 +203,12 @@ static void run_job(emu_group_t *g, void *data_buf, hpss_pio_cb_t cb, void *cb_a
                 if (write_behind)
                     (void)sync_file_range(g->job_fd, (off_t)pos, (off_t)want, SYNC_FILE_RANGE_WRITE);
 #endif
+                if (mover_delay_us > 0) {
+                    struct timespec pause = {(time_t)(mover_delay_us / 1000000),
+                                             (long)(mover_delay_us % 1000000) * 1000};
+                    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+                        ;
+                }
                 if (corrupt_at >= pos && corrupt_at < pos + want) {
                     /* A mover that damages one byte on its way to the media:
                      * the Execute still reports it moved. */
