@@ -128,6 +128,35 @@ def _connect(path: Path, setup: Callable[[sqlite3.Connection], None], busy_timeo
     return db
 
 
+def reclaim(path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT) -> tuple[int, int] | None:
+    """Give back the space of forgotten rows when it is more than :data:`FULL_CHECK_UP_TO`
+    (``VACUUM``: the file rewritten without its free pages); the file's size before and
+    after, or ``None`` when there was little to give back.
+
+    SQLite keeps the pages of deleted rows for later rows; after ``status --prune``
+    forgot the records of large trees, a journal would otherwise stay as large as
+    its whole history.  Another process using the journal meanwhile makes this
+    wait up to ``busy_timeout`` and then fail with :class:`JournalError`.
+    """
+    path = Path(path)
+    db = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+    try:
+        free = db.execute("PRAGMA freelist_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+        if free <= FULL_CHECK_UP_TO:
+            return None
+        before = path.stat().st_size
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return before, path.stat().st_size
+    except sqlite3.Error as exc:
+        raise JournalError(
+            f"cannot give back the free space of the journal {path}: {exc}",
+            hint="another transfercore command may be using it; run `transfercore status --prune` again later",
+        ) from exc
+    finally:
+        db.close()
+
+
 def _move_aside(path: Path, damage: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.damaged-{stamp}")

@@ -240,3 +240,27 @@ def test_prune_forgets_finished_trees_with_their_file_records_and_keeps_the_othe
         assert store.counts(finished).files == {}
     assert main(["status", "--journal", str(path), "--prune"]) == 0
     assert capsys.readouterr().out.strip() == "forgot 0 finished entries"
+
+
+def test_prune_gives_back_the_space_of_a_large_finished_tree(tmp_path, capsys, monkeypatch):
+    from transfercore import database
+    from transfercore.campaign import CampaignStore, FileState
+
+    monkeypatch.setattr(database, "FULL_CHECK_UP_TO", 64 * 1024)
+    path = tmp_path / "j.sqlite"
+    names = [(f"dir/{i:05d}-{'x' * 60}", FileState.COMPLETE, i, 1) for i in range(5000)]
+    finished = _tree(path, tmp_path / "s", tmp_path / "d", names)
+    with CampaignStore(path) as store:
+        store.finish(finished, "done")
+    before = path.stat().st_size
+    assert before > 4 * database.FULL_CHECK_UP_TO
+    assert main(["status", "--journal", str(path), "--prune"]) == 0
+    out = capsys.readouterr().out
+    assert "forgot 0 finished entries and 1 finished tree (5000 file records)" in out
+    assert f"the journal {path} shrank from" in out
+    assert path.stat().st_size < before // 4
+    # nothing more to give back: no second shrink
+    assert main(["status", "--journal", str(path), "--prune"]) == 0
+    assert "shrank" not in capsys.readouterr().out
+    assert main(["status", "--json", "--journal", str(path)]) == 0  # the rewritten journal opens as before
+    assert json.loads(capsys.readouterr().out)["trees"] == []

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from ..database import Damage, acknowledge_damage, recorded_damage
+from ..database import Damage, acknowledge_damage, reclaim, recorded_damage
 from ..errors import OptionError, TransferCoreError
 from ..journal import Journal, JournalEntry, TransferState
 from ..registry import open_location
@@ -208,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
                 tail = (f" and {trees} finished {'tree' if trees == 1 else 'trees'} "
                         f"({records} file {'record' if records == 1 else 'records'})") if trees else ""
                 print(f"forgot {count} finished {'entry' if count == 1 else 'entries'}{tail}")
+                sizes = reclaim(path)
+                if sizes is not None:
+                    print(f"the journal {path} shrank from {format_size(sizes[0])} to {format_size(sizes[1])}")
                 return int(ExitCode.OK)
             shown = [(e, journal.effective_state(e)) for e in journal.entries()]
         if discard is not None:
