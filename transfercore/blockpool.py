@@ -28,6 +28,18 @@ import threading
 MIN_BLOCK = 64 * 1024
 
 
+def aligned_buffer(size: int) -> memoryview:
+    """A writable, zero-filled, page-aligned buffer of ``size`` bytes (at least 1).
+
+    An anonymous mapping: page-aligned, so the kernel's copies in and out
+    are too (why that matters: :mod:`transfercore.engine.buffers`), and
+    released when the last view of it is garbage-collected.  Private: a
+    shared anonymous mapping is a file of the kernel's shmem, slower to
+    fault in and to unmap.
+    """
+    return memoryview(mmap.mmap(-1, max(1, size), flags=mmap.MAP_PRIVATE))
+
+
 class Release:
     """Gives one buffer back to its pool, once: the first call counts, later ones do nothing."""
 
@@ -74,10 +86,7 @@ class BlockPool:
                 buf = free.pop()
                 return buf, Release(self, buf)
             self.made += 1
-        # An anonymous mapping: page-aligned, so the kernel's copies in and out are too
-        # (see transfercore.engine.buffers), and given back to the system when dropped.
-        # Private: a shared one is a file of the kernel's shmem, slower to fault in and unmap.
-        buf = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
+        buf = aligned_buffer(size)
         return buf, Release(self, buf)
 
     @property
@@ -93,4 +102,4 @@ class BlockPool:
                 self._free_bytes += size
 
 
-__all__ = ["MIN_BLOCK", "BlockPool", "Release"]
+__all__ = ["MIN_BLOCK", "BlockPool", "Release", "aligned_buffer"]

@@ -11,14 +11,8 @@ out of it is aligned.
 
 from __future__ import annotations
 
-import mmap
+# One maker of such buffers for the engine and the data connections' block pool (which
+# must not import the engine).
+from ..blockpool import aligned_buffer
 
-
-def aligned_buffer(size: int) -> memoryview:
-    """A writable, zero-filled, page-aligned buffer of ``size`` bytes (at least 1).
-
-    The mapping is released when the last view of it is garbage-collected.
-    Private: a shared anonymous mapping is a file of the kernel's shmem,
-    slower to fault in and to unmap (:mod:`transfercore.blockpool`).
-    """
-    return memoryview(mmap.mmap(-1, max(1, size), flags=mmap.MAP_PRIVATE))
+__all__ = ["aligned_buffer"]
