@@ -32,7 +32,8 @@ BUSY_TIMEOUT = 5.0
 
 _DAMAGED = ("file is not a database", "malformed", "corrupt")
 
-#: A file up to this size is checked whole at every open (a few milliseconds).
+#: A file up to this size is checked whole at every open (a few milliseconds); free space
+#: up to this size is also what :func:`reclaim` leaves in place (as cheap to keep as to check).
 FULL_CHECK_UP_TO = 8 * 1024 * 1024
 _HEADER = b"SQLite format 3\0"
 
