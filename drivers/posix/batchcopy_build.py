@@ -46,6 +46,7 @@ typedef struct {
 
 uint32_t tc_crc32c(uint32_t crc, const unsigned char *p, size_t n);
 int tc_crc32c_hardware(void);
+int tc_bind_paths(tc_item *items, int n, const char *strings, size_t len);
 int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t drop_from);
 """
 

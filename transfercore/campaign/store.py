@@ -133,6 +133,8 @@ def decode_name(stored: str) -> str:
 
 def _text(message: str) -> str:
     """Free text (messages quote paths) as valid UTF-8, for display only."""
+    if message.isascii():  # (most: the empty message of every file done)
+        return message
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -336,10 +338,12 @@ class CampaignStore:
 
     def record_walk(self, campaign: Campaign, entries: Iterable[Entry], batch: int = WALK_BATCH) -> int:
         """Insert or refresh every entry, ``batch`` rows per transaction; return how many."""
+        # (``_value_``, the member's own attribute: ``.value`` is a descriptor call, and a
+        # dictionary keyed by members calls Enum.__hash__ in Python; a row each, per file)
         rows: list[tuple[Any, ...]] = []
         count = 0
         for e in entries:
-            rows.append((campaign.id, encode_name(e.rel), e.kind.value, e.size, e.mtime_ns, e.mode, e.identity,
+            rows.append((campaign.id, encode_name(e.rel), e.kind._value_, e.size, e.mtime_ns, e.mode, e.identity,
                          _link(e.link),
                          campaign.generation))
             if len(rows) >= batch:
@@ -352,7 +356,7 @@ class CampaignStore:
     def record(self, campaign: Campaign, outcomes: Iterable[Outcome]) -> None:
         """Record many outcomes in one transaction."""
         now_rows = [
-            (o.state.value, o.checksum, o.marker, _text(o.message), o.dst, campaign.id, encode_name(o.rel))
+            (o.state._value_, o.checksum, o.marker, _text(o.message), o.dst, campaign.id, encode_name(o.rel))
             for o in outcomes
         ]
         self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=?, dst=? "

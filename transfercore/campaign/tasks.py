@@ -297,14 +297,21 @@ class BatchTask:
             return {}
         local: list[LocalFile] = []
         specs: list[FileSpec] = []
+        # The root mapped once: a walk's (or a cleaned manifest's) relative paths are
+        # plain names joined by "/", which the mapping of each file would leave as they are.
+        root = src.driver.local_path(src.path)
+        if root is None:
+            return {}
+        sprefix = root.rstrip("/") + "/"
+        dprefix = dst.path.rstrip("/") + "/"
         for spec in self.files:
             if spec.started:
                 continue
-            spath = src.driver.local_path(join(src.path, spec.rel))
             dev, _, ino = spec.identity.partition(":")
-            if spath is None or not (dev.isdigit() and ino.isdigit()):
+            if not (dev.isdigit() and ino.isdigit()):
                 return {}
-            local.append(LocalFile(spath, join(dst.path, spec.rel), spec.size, spec.mtime_ns, spec.mode,
+            rel = spec.rel
+            local.append(LocalFile(sprefix + rel, dprefix + rel, spec.size, spec.mtime_ns, spec.mode,
                                    int(dev), int(ino)))
             specs.append(spec)
         if not local:

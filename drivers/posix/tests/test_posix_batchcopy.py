@@ -252,3 +252,33 @@ def test_a_file_below_a_mount_point_is_synced_on_its_own(tmp_path):
     # the three files on the tmpfs before any rename, then each directory once
     assert len([i for i in at["fsync"] if i < min(at["renames"])]) == 3
     assert len([i for i in at["fsync"] if max(at["renames"]) < i < at["report"][0]]) == 2
+
+
+def test_the_paths_of_a_batch_go_to_c_in_one_buffer_and_a_short_one_is_refused():
+    items = batchcopy.ffi.new("tc_item[]", 2)
+    names_ = [b"/s/a", b"/d/.a.x.tcpart", b"/d/a", b"/d", b"/s/\xffb", b"/d/.b.y.tcpart", b"/d/\xffb", b"/d"]
+    blob = b"\0".join(names_) + b"\0"
+    buf = batchcopy.ffi.new("char[]", blob)
+    assert batchcopy.lib.tc_bind_paths(items, 2, buf, len(blob)) == 0
+    got = [batchcopy.ffi.string(getattr(items[i], f)) for i in range(2) for f in ("src", "partial", "final", "dir")]
+    assert got == names_
+    # one string short, or one too many: nothing is copied from a misaligned buffer
+    short = b"\0".join(names_[:-1]) + b"\0"
+    assert batchcopy.lib.tc_bind_paths(items, 2, batchcopy.ffi.new("char[]", short), len(short)) == -1
+    extra = blob + b"/more\0"
+    assert batchcopy.lib.tc_bind_paths(items, 2, batchcopy.ffi.new("char[]", extra), len(extra)) == -1
+
+
+def test_names_that_are_not_utf8_are_copied_byte_for_byte(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = os.fsdecode(b"caf\xe9-\xff")
+    (src / raw).write_bytes(b"latin-1 name")
+    (src / "plain").write_bytes(b"plain name")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    driver = open_location(f"posix://{dst}").driver
+    out = driver.copy_local_batch([_local(src / raw, dst), _local(src / "plain", dst)], "crc32c")
+    assert out is not None and all(o is not None for o in out)
+    assert (dst / raw).read_bytes() == b"latin-1 name" and (dst / "plain").read_bytes() == b"plain name"
+    assert sorted(os.listdir(os.fsencode(dst))) == [b"caf\xe9-\xff", b"plain"]

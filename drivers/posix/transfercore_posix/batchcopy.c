@@ -205,6 +205,22 @@ static void abandon(tc_item *it) {
     unlink(it->partial);
 }
 
+int tc_bind_paths(tc_item *items, int n, const char *strings, size_t len) {
+    /* Four NUL-terminated strings an item, in the order of the struct; one
+     * buffer for the batch (one Python object, not four a file). */
+    const char *p = strings, *end = strings + len;
+    for (int i = 0; i < n; i++) {
+        const char **fields[4] = {&items[i].src, &items[i].partial, &items[i].final, &items[i].dir};
+        for (int k = 0; k < 4; k++) {
+            const char *nul = p < end ? memchr(p, '\0', (size_t)(end - p)) : NULL;
+            if (nul == NULL) return -1;
+            *fields[k] = p;
+            p = nul + 1;
+        }
+    }
+    return p == end ? 0 : -1;
+}
+
 int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t drop_from) {
     int64_t largest = 1;
     for (int i = 0; i < n; i++) {

@@ -33,4 +33,5 @@ enum { TC_OK = 0, TC_SOURCE = 1, TC_CHANGED = 2, TC_DEST = 3, TC_SYNC = 4, TC_VE
 
 uint32_t tc_crc32c(uint32_t crc, const unsigned char *p, size_t n);
 int tc_crc32c_hardware(void);
+int tc_bind_paths(tc_item *items, int n, const char *strings, size_t len);
 int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t drop_from);

@@ -59,24 +59,27 @@ def copy_batch(
     """Copy ``files`` (destinations at the local paths ``locals_``); see the module."""
     n = len(files)
     items = ffi.new("tc_item[]", n)
-    keep = []  # the C strings live as long as the call
     # One draw of randomness for the batch's partial-file tokens, not one per file.
     tokens = os.urandom(TOKEN_BYTES * n).hex()
     step = 2 * TOKEN_BYTES
+    # Every path of the batch in one C buffer (four a file, NUL-terminated, the
+    # order tc_bind_paths takes): four objects a file cost more than the copy.
+    parts: list[str] = []
     for i, (f, local) in enumerate(zip(files, locals_, strict=True)):
-        directory, name = os.path.split(local)
+        cut = local.rfind("/")
+        directory, name = (local[:cut] or "/"), local[cut + 1:]
+        partial = names.partial_name(name, tokens[i * step:(i + 1) * step])
+        parts += (f.source, f"{directory}/{partial}" if cut > 0 else f"/{partial}", local, directory)
         it = items[i]
-        token = tokens[i * step:(i + 1) * step]
-        for field, text in (("src", f.source), ("final", local), ("dir", directory),
-                            ("partial", os.path.join(directory, names.partial_name(name, token)))):
-            c = ffi.new("char[]", os.fsencode(text))
-            keep.append(c)
-            setattr(it, field, c)
         it.size = f.size
         it.mtime_ns = f.mtime_ns
         it.dev = f.dev
         it.ino = f.ino
         it.mode = f.mode
+    strings = os.fsencode("\0".join(parts) + "\0")
+    keep = ffi.new("char[]", strings)  # (lives as long as the call)
+    if lib.tc_bind_paths(items, n, keep, len(strings)) != 0:
+        return [None] * n
     rc = lib.tc_copy_batch(items, n, 1 if use_syncfs else 0, 1 if verify else 0, DROP_FROM if drop_cache else 2**62)
     if rc != 0:
         return [None] * n
