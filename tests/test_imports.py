@@ -135,6 +135,22 @@ def test_the_contract_loads_without_the_engine_sqlite_or_stevedore():
     assert out.stdout.split() == ["transfercore.engine.transfer", "transfercore.errors"], out.stderr
 
 
+def test_a_tree_copy_loads_the_transfer_machinery_only_when_a_transfer_runs():
+    import subprocess
+    import sys
+
+    heavy = ("asyncio", "transfercore.engine.transfer", "transfercore.engine.aio")
+    probe = f"import sys, transfercore.campaign; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    # ... and the engine's names still load on first use
+    probe = ("from transfercore.engine import Transfer, copy_async, events, Done; "
+             "print(Transfer.__module__, copy_async.__module__, events.__name__, Done.__module__)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["transfercore.engine.transfer", "transfercore.engine.aio",
+                                  "transfercore.engine.events", "transfercore.engine.events"], out.stderr
+
+
 def test_the_core_ships_its_type_marker():
     assert (ROOT / "transfercore" / "py.typed").is_file()
     assert 'transfercore = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()

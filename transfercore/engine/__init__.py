@@ -12,26 +12,62 @@ Embedding services import from the top-level package (see ``docs/embedding.md``)
 See ``docs/engine.md``.
 """
 
-from . import events
-from .aio import AsyncTransfer, copy_async
-from .events import (
-    Done,
-    Event,
-    Failed,
-    Interrupted,
-    Listener,
-    Marker,
-    Progress,
-    Restarted,
-    Resumed,
-    Started,
-    UpToDate,
-    Verifying,
-    VerifyProgress,
-)
-from .options import DEFAULT_STREAMS, TransferOptions
-from .policy import MarkerPolicy
-from .transfer import Transfer, TransferResult, copy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as the type checker sees them; at run time they load on first use
+    from . import events
+    from .aio import AsyncTransfer, copy_async
+    from .events import (
+        Done,
+        Event,
+        Failed,
+        Interrupted,
+        Listener,
+        Marker,
+        Progress,
+        Restarted,
+        Resumed,
+        Started,
+        UpToDate,
+        Verifying,
+        VerifyProgress,
+    )
+    from .options import DEFAULT_STREAMS, TransferOptions
+    from .policy import MarkerPolicy
+    from .transfer import Transfer, TransferResult, copy
+
+#: Where each name lives: a tree copy needs only the options of its large files'
+#: transfers (``transfercore.engine.options``), and importing that module loads this
+#: package first; the transfer machinery and asyncio load when a transfer runs.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".events": (
+        "events", "Done", "Event", "Failed", "Interrupted", "Listener", "Marker", "Progress", "Restarted",
+        "Resumed", "Started", "UpToDate", "Verifying", "VerifyProgress",
+    ),
+    ".aio": ("AsyncTransfer", "copy_async"),
+    ".options": ("DEFAULT_STREAMS", "TransferOptions"),
+    ".policy": ("MarkerPolicy",),
+    ".transfer": ("Transfer", "TransferResult", "copy"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'transfercore.engine' has no attribute {name!r}")
+    module = importlib.import_module(where, __name__)
+    value = module if name == "events" else getattr(module, name)
+    globals()[name] = value  # later uses find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_STREAMS",
