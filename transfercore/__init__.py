@@ -12,8 +12,10 @@ See ``docs/embedding.md`` (services) and ``docs/writing-a-driver.md`` (drivers).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .engine import __all__ as engine_names  # (names only: the engine loads nothing heavy until used)
+from .lazyexports import lazy_exports
 
 if TYPE_CHECKING:  # the names as the type checker sees them; at run time they load on first use
     from . import errors
@@ -21,28 +23,26 @@ if TYPE_CHECKING:  # the names as the type checker sees them; at run time they l
     from .contract import Driver, ObjectInfo, Reader, Writer
     from .engine import (
         AsyncTransfer,
-        MarkerPolicy,
-        Transfer,
-        TransferOptions,
-        TransferResult,
-        copy,
-        copy_async,
-        events,
-    )
-    from .engine.events import (
         Done,
         Event,
         Failed,
         Interrupted,
         Listener,
         Marker,
+        MarkerPolicy,
         Progress,
         Restarted,
         Resumed,
         Started,
+        Transfer,
+        TransferOptions,
+        TransferResult,
         UpToDate,
         Verifying,
         VerifyProgress,
+        copy,
+        copy_async,
+        events,
     )
     from .errors import (
         CapabilityError,
@@ -77,37 +77,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     ".capabilities": ("Capabilities", "RestartModel"),
     ".contract": ("Driver", "ObjectInfo", "Reader", "Writer"),
-    ".engine": (
-        "AsyncTransfer", "MarkerPolicy", "Transfer", "TransferOptions", "TransferResult", "copy", "copy_async",
-        "events",
-    ),
-    ".engine.events": (
-        "Done", "Event", "Failed", "Interrupted", "Listener", "Marker", "Progress", "Restarted", "Resumed",
-        "Started", "UpToDate", "Verifying", "VerifyProgress",
-    ),
+    ".engine": tuple(name for name in engine_names if name != "DEFAULT_STREAMS"),
     ".journal": ("Journal", "JournalEntry", "JournalError", "TransferState"),
     ".location": ("Location", "parse_location"),
     ".options": ("OptionSpec",),
     ".ranges": ("ByteRange", "RangeSet", "parse_stream_offset"),
     ".registry": ("DriverInfo", "Endpoint", "list_drivers", "open_location"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'transfercore' has no attribute {name!r}")
-    module = importlib.import_module(where, __name__)
-    value = module if where == f".{name}" else getattr(module, name)
-    globals()[name] = value  # later uses find it without this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -169,3 +145,5 @@ __all__ = [
     "parse_location",
     "parse_stream_offset",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)

@@ -14,8 +14,9 @@ See ``docs/engine.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazyexports import lazy_exports
 
 if TYPE_CHECKING:  # the names as the type checker sees them; at run time they load on first use
     from . import events
@@ -52,23 +53,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".policy": ("MarkerPolicy",),
     ".transfer": ("Transfer", "TransferResult", "copy"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'transfercore.engine' has no attribute {name!r}")
-    module = importlib.import_module(where, __name__)
-    value = module if name == "events" else getattr(module, name)
-    globals()[name] = value  # later uses find it without this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "DEFAULT_STREAMS",
     "AsyncTransfer",
@@ -93,3 +77,5 @@ __all__ = [
     "copy_async",
     "events",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)
