@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from transfercore.errors import TransferCoreError
 from transfercore.sizes import format_size, parse_size
 from transfercore.testing.trees import TreeSpec, make_tree
 
@@ -160,18 +161,22 @@ def bench_manifest(root: Path, entries: int) -> None:
 
 
 def mount_image(scratch: Path, kind: str, size: int) -> Path:
-    """A new ``kind`` file system in ``scratch/fs.img``, mounted at ``scratch/mnt``."""
+    """A new ``kind`` file system in ``scratch/fs.img`` (made as the power-loss
+    harness makes its own), mounted at ``scratch/mnt``."""
+    from transfercore.testing.powerloss.realfs import check_loop, make_filesystem
+
     image, mnt = scratch / "fs.img", scratch / "mnt"
-    with open(image, "wb") as fh:
-        fh.truncate(size)
-    mkfs = ["mkfs.ext4", "-q", "-F", str(image)] if kind == "ext4" else ["mkfs.xfs", "-q", "-f", str(image)]
+    try:
+        check_loop(kind)
+        image.unlink(missing_ok=True)
+        make_filesystem(image, kind, size)
+    except TransferCoreError as exc:
+        raise SystemExit(f"bench_tree --fs {kind}: {exc}") from None
     mnt.mkdir(exist_ok=True)
-    for argv in (mkfs, ["mount", "-o", "loop", str(image), str(mnt)]):
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        if proc.returncode != 0:
-            image.unlink(missing_ok=True)
-            raise SystemExit(f"bench_tree: {' '.join(argv[:2])} failed ({proc.stderr.strip() or proc.returncode}); "
-                             f"--fs needs root, loop devices and mkfs.{kind}")
+    proc = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        image.unlink(missing_ok=True)
+        raise SystemExit(f"bench_tree --fs {kind}: mount failed: {proc.stderr.strip() or proc.returncode}")
     print(f"bench_tree: a new {kind} of {format_size(size)} in {image}, mounted at {mnt}")
     return mnt
 
