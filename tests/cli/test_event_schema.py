@@ -122,3 +122,12 @@ def test_tree_lines_follow_docs_trees_md(tmp_path):
     (tmp_path / "out2" / "top.txt").mkdir(parents=True)
     lines, t0, t1 = run("-r", "--skip-specials", str(src), str(tmp_path / "out2"), env=env, ok=False)
     assert "file-error" in check_lines(lines, schema, "campaign", t0, t1)
+
+
+def test_the_walks_progress_line_follows_docs_trees_md():
+    # (a walk reports only after 0.5 s, longer than a test's trees take: the line is made here)
+    from transfercore.campaign.events import TreeWalking, envelope
+
+    line = envelope(TreeWalking(3, 512, 500, 4096, 0.5), None)
+    assert set(line) - COMMON == tree_schema()["tree-walk"]
+    assert line["campaign"] == 3 and line["schema"] == 1

@@ -87,6 +87,19 @@ class FileFailed(TreeEvent):
 
 
 @attrs.frozen
+class TreeWalking(TreeEvent):
+    """The source is still being read: a large tree's walk takes minutes before ``tree-start``."""
+
+    kind: ClassVar[str] = "tree-walk"
+    campaign: int
+    #: Entries read so far (files, directories, links), and the files among them with their bytes.
+    entries: int
+    files: int
+    bytes: int
+    elapsed: float
+
+
+@attrs.frozen
 class TreeProgress(TreeEvent):
     kind: ClassVar[str] = "tree-progress"
     files_done: int

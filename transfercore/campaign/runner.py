@@ -52,6 +52,7 @@ from .events import (
     TreeEvent,
     TreeProgress,
     TreeStarted,
+    TreeWalking,
 )
 from .executor import Executor, LocalPool
 from .mirror import Mirror
@@ -223,7 +224,7 @@ class TreeCopy:
 
     def _run(self, src: Endpoint, dst: Endpoint, started: float, created_root: bool = False) -> TreeResult:
         campaign = self.store.open_campaign(_url(src), _url(dst), self.manifest_name, self.options.to_dict())
-        self.store.record_walk(campaign, self._entries(src))
+        self.store.record_walk(campaign, self._walking(campaign, self._entries(src), started))
         if not self.options.transfer.resume:
             self.store.reopen(campaign)
         # The destination, not the journal, says what is there.
@@ -341,6 +342,22 @@ class TreeCopy:
         if self.manifest is not None:
             return manifest_entries(src.driver, src.path, self.manifest, self._skip, self.manifest_name or "manifest")
         return walk(src.driver, src.path, self._skip, hard_links=self.options.hard_links)
+
+    def _walking(self, campaign: Campaign, entries: Iterable[Entry], started: float) -> Iterator[Entry]:
+        """``entries``, saying every :data:`TICK` how far the walk has come (:class:`TreeWalking`)."""
+        count = files = size = 0
+        due = time.monotonic() + TICK
+        for entry in entries:
+            yield entry
+            count += 1
+            if entry.kind is Kind.FILE:
+                files += 1
+                size += entry.size
+            if count % 256 == 0:  # (the clock read once in a while, not per entry)
+                now = time.monotonic()
+                if now >= due:
+                    due = now + TICK
+                    self._emit(TreeWalking(campaign.id, count, files, size, now - started))
 
     def _directories(self, campaign: Campaign, dst: Endpoint) -> list[tuple[str, str]]:
         failures: list[tuple[str, str]] = []

@@ -270,6 +270,10 @@ class JsonLines(Quiet):
             print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         if self.out is None:
             return
+        if event.kind == "tree-walk" and self.campaign is None:
+            self.campaign = event.campaign  # (the walk's progress says it first: what waits can go)
+            for early in self.waiting:
+                early["campaign"] = self.campaign
         line = _envelope(event, self.campaign)
         if self.campaign is None and event.kind != "tree-start":
             self.waiting.append(line)
@@ -346,6 +350,12 @@ class TreeLines(Quiet):
         elif kind == "verify-differs":
             print(f"transfercore: warning: {_show(event.path)} differs at the destination ({_show(event.reason)}); "
                   "copying it again", file=sys.stderr)
+        elif kind == "tree-walk":
+            now = time.monotonic()
+            if now - self._last >= self.EVERY:
+                self._last = now
+                self._print(f"reading the tree: {event.entries} entries so far, {event.files} files "
+                            f"({format_size(event.bytes)})")
         elif kind == "tree-progress":
             now = time.monotonic()
             if now - self._last >= self.EVERY:
@@ -373,10 +383,22 @@ class TreeBar(Quiet):
         self.progress = Progress(TextColumn("{task.fields[files]}"), BarColumn(), DownloadColumn(binary_units=True),
                                  TransferSpeedColumn(), TimeRemainingColumn(), console=self.console)
         self.task: Any = None
+        #: while the source is read (before the tree's size is known): a bar without an end
+        self.walk: Any = None
 
     def __call__(self, event: Any) -> None:
         kind = event.kind
-        if kind == "tree-start":
+        if kind == "tree-walk":
+            text = f"reading the tree: {event.entries} entries"
+            if self.walk is None:
+                self.progress.start()
+                self.walk = self.progress.add_task("walk", total=None, completed=event.bytes, files=text)
+            else:
+                self.progress.update(self.walk, completed=event.bytes, files=text)
+        elif kind == "tree-start":
+            if self.walk is not None:
+                self.progress.remove_task(self.walk)
+                self.walk = None
             self.progress.start()
             self.task = self.progress.add_task("tree", total=event.bytes or 1, completed=event.bytes_done,
                                                files=f"{event.files_done}/{event.files} files")
