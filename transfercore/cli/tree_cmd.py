@@ -270,18 +270,15 @@ class JsonLines(Quiet):
             print(f"transfercore: warning: skipped {_show(event.path)}: {_show(event.reason)}", file=sys.stderr)
         if self.out is None:
             return
-        if event.kind == "tree-walk" and self.campaign is None:
-            self.campaign = event.campaign  # (the walk's progress says it first: what waits can go)
-            for early in self.waiting:
-                early["campaign"] = self.campaign
-        line = _envelope(event, self.campaign)
-        if self.campaign is None and event.kind != "tree-start":
-            self.waiting.append(line)
-            return
-        if event.kind == "tree-start":
+        if event.kind in ("tree-walk", "tree-start"):
+            # (a long walk's progress names the campaign before tree-start does: what waits can go)
             self.campaign = event.campaign
             for early in self.waiting:
                 early["campaign"] = self.campaign
+        line = _envelope(event, self.campaign)
+        if self.campaign is None:
+            self.waiting.append(line)
+            return
         self._write([*self.waiting, line])
         self.waiting = []
 
