@@ -32,6 +32,7 @@ typedef struct {
     int fd;
     int covered;
     int dir_synced;
+    int dirfd;
 } tc_item;
 
 #define TC_OK ...

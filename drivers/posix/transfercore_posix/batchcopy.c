@@ -111,12 +111,67 @@ static int same_source(const struct stat *st, const tc_item *it) {
            (uint64_t)st->st_dev == it->dev && (uint64_t)st->st_ino == it->ino;
 }
 
+/* A directory open for the *at() calls of the files in it.  A tree's paths
+ * are long (tens of components): resolved once a directory, not in each of
+ * a file's five calls by name, and every step of a file acts in the one
+ * directory that was opened (its partial file and its final name included). */
+typedef struct {
+    const char *path; /* (not NUL-terminated at len) */
+    size_t len;
+    int fd;
+    int err;
+} tc_dir;
+
+/* The part of ``path`` after its directory ``dir`` and a slash, or NULL
+ * when ``path`` does not name an entry of ``dir``. */
+static const char *entry_of(const char *path, const char *dir, size_t len) {
+    if (len == 1 && dir[0] == '/') len = 0; /* the root: "/name" */
+    if (strncmp(path, dir, len) != 0 || path[len] != '/') return NULL;
+    const char *name = path + len + 1;
+    return *name != '\0' && strchr(name, '/') == NULL ? name : NULL;
+}
+
+/* ``d`` opened on the directory ``path[0:len]`` (kept while its neighbours
+ * share it); 0, or -1 with errno set.  ``opened`` collects every descriptor
+ * for the batch to close. */
+static int open_dir(tc_dir *d, const char *path, size_t len, int *opened, int *nopened) {
+    if (d->path != NULL && d->len == len && memcmp(d->path, path, len) == 0) {
+        errno = d->err;
+        return d->fd >= 0 ? 0 : -1;
+    }
+    char name[4096];
+    if (len >= sizeof name) {
+        d->path = NULL;
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(name, path, len);
+    name[len] = '\0';
+    d->path = path;
+    d->len = len;
+    d->fd = open(len ? name : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d->err = d->fd < 0 ? errno : 0;
+    if (d->fd < 0) return -1;
+    opened[(*nopened)++] = d->fd;
+    return 0;
+}
+
 /* Step 1 for one file: read the source whole (unchanged before and after),
  * checksum it, write it under its hidden partial name with its permissions
  * and time.  Leaves the partial file open in it->fd. */
-static int copy_one(tc_item *it, unsigned char *buf) {
+static int copy_one(tc_item *it, unsigned char *buf, tc_dir *sdir, tc_dir *ddir, int *opened, int *nopened) {
     it->fd = -1;
-    int src = open(it->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    it->dirfd = -1;
+    const char *slash = strrchr(it->src, '/');
+    if (slash == NULL) return fail(it, TC_SOURCE, EINVAL);
+    const char *sname = slash + 1;
+    if (open_dir(sdir, it->src, (size_t)(slash - it->src), opened, nopened) != 0) return fail(it, TC_SOURCE, errno);
+    size_t dlen = strlen(it->dir);
+    const char *pname = entry_of(it->partial, it->dir, dlen);
+    if (pname == NULL || entry_of(it->final, it->dir, dlen) == NULL) return fail(it, TC_DEST, EINVAL);
+    if (open_dir(ddir, it->dir, dlen, opened, nopened) != 0) return fail(it, TC_DEST, errno);
+    it->dirfd = ddir->fd;
+    int src = openat(sdir->fd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (src < 0) return fail(it, TC_SOURCE, errno);
     struct stat st;
     int64_t got = 0;
@@ -137,9 +192,10 @@ static int copy_one(tc_item *it, unsigned char *buf) {
     close(src);
     /* Unchanged while it was read: the name still leads to the same file, with
      * the same size and time (as the per-file path checks with lstat). */
-    if (got != it->size || lstat(it->src, &st) != 0 || !same_source(&st, it)) return fail(it, TC_CHANGED, 0);
+    if (got != it->size || fstatat(sdir->fd, sname, &st, AT_SYMLINK_NOFOLLOW) != 0 || !same_source(&st, it))
+        return fail(it, TC_CHANGED, 0);
     it->crc = tc_crc32c(0, buf, (size_t)it->size);
-    int fd = open(it->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int fd = openat(it->dirfd, pname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) return fail(it, TC_DEST, errno);
     it->fd = fd;
     int64_t done = 0;
@@ -179,15 +235,15 @@ static int verify_one(tc_item *it, unsigned char *buf, int64_t drop_from) {
  * makes durable: those whose directory is on it (a directory is asked once
  * per run of neighbours). */
 static void mark_devices(tc_item *items, int n, dev_t dev) {
-    const char *last = NULL;
+    int last = -1;
     int last_on = 0;
     for (int i = 0; i < n; i++) {
         tc_item *it = &items[i];
         if (it->stage != TC_OK) continue;
-        if (last == NULL || strcmp(last, it->dir) != 0) {
+        if (it->dirfd != last) {
             struct stat st;
-            last = it->dir;
-            last_on = stat(it->dir, &st) == 0 && st.st_dev == dev;
+            last = it->dirfd;
+            last_on = fstat(it->dirfd, &st) == 0 && st.st_dev == dev;
         }
         it->covered = last_on;
     }
@@ -201,8 +257,10 @@ static void drop(tc_item *it) {
 }
 
 static void abandon(tc_item *it) {
+    int had = it->fd >= 0;
     drop(it);
-    unlink(it->partial);
+    /* only a partial file this batch created (it->fd was open) is removed */
+    if (had) unlinkat(it->dirfd, entry_of(it->partial, it->dir, strlen(it->dir)), 0);
 }
 
 int tc_bind_paths(tc_item *items, int n, const char *strings, size_t len) {
@@ -230,15 +288,23 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
         items[i].dst_dev = items[i].dst_ino = 0;
         items[i].covered = items[i].dir_synced = 0;
         items[i].dst_mtime_ns = items[i].dst_ctime_ns = 0;
+        items[i].dirfd = -1;
         if (items[i].size > largest) largest = items[i].size;
     }
     unsigned char *buf = malloc((size_t)largest);
-    if (buf == NULL) return -ENOMEM;
+    int *opened = malloc(sizeof(int) * (size_t)(2 * n + 1));
+    if (buf == NULL || opened == NULL) {
+        free(buf);
+        free(opened);
+        return -ENOMEM;
+    }
+    int nopened = 0;
+    tc_dir sdir = {NULL, 0, -1, 0}, ddir = {NULL, 0, -1, 0};
 
     /* 1. every file written under its hidden name */
     int any = -1;
     for (int i = 0; i < n; i++) {
-        if (copy_one(&items[i], buf) != 0) {
+        if (copy_one(&items[i], buf, &sdir, &ddir, opened, &nopened) != 0) {
             if (items[i].fd >= 0) abandon(&items[i]);
         } else if (any < 0) {
             any = i;
@@ -279,7 +345,8 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
             abandon(it);
             continue;
         }
-        if (rename(it->partial, it->final) != 0) {
+        if (renameat(it->dirfd, entry_of(it->partial, it->dir, strlen(it->dir)), it->dirfd,
+                     entry_of(it->final, it->dir, strlen(it->dir))) != 0) {
             fail(it, TC_PUBLISH, errno);
             abandon(it);
             continue;
@@ -307,10 +374,7 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
                 dirs++;
             }
         if (dirs > 1) {
-            int err = 0;
-            int dfd = open(items[first].dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd < 0 || syncfs(dfd) != 0) err = errno;
-            if (dfd >= 0) close(dfd);
+            int err = syncfs(items[first].dirfd) != 0 ? errno : 0;
             for (int i = 0; i < n; i++)
                 if (items[i].stage == TC_OK && items[i].covered) {
                     if (err) fail(&items[i], TC_DIRSYNC, err);
@@ -323,10 +387,7 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
         tc_item *it = &items[i];
         if (it->stage != TC_OK || it->dir_synced) continue;
         if (synced != NULL && strcmp(synced, it->dir) == 0) continue;
-        int err = 0;
-        int dfd = open(it->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) != 0) err = errno;
-        if (dfd >= 0) close(dfd);
+        int err = fsync(it->dirfd) != 0 ? errno : 0;
         synced = it->dir;
         if (err) {
             /* Renamed but not known durable: none of this directory's files is
@@ -336,5 +397,8 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
             synced = NULL;
         }
     }
+    for (int i = 0; i < nopened; i++) close(opened[i]);
+    free(opened);
+    for (int i = 0; i < n; i++) items[i].dirfd = -1;
     return 0;
 }

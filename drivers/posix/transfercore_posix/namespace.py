@@ -79,19 +79,30 @@ def scan(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
     as links (never followed), special files flagged."""
     local = paths.local(path)
     base = path.rstrip("/")
+    # Listed through a descriptor of the directory: each entry's lstat is then
+    # relative to it (fstatat), where a path would be resolved again from the
+    # root, component by component, for every entry of a deep tree.
     try:
-        it = os.scandir(local)
+        fd = os.open(local, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise from_oserror(exc, f"cannot list {path}") from exc
-    with it:
-        for entry in it:
-            if names.is_hidden(entry.name):
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue  # removed meanwhile
-            yield entry_info(f"{base}/{entry.name}", entry.path, st)
+    try:
+        try:
+            it = os.scandir(fd)
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot list {path}") from exc
+        with it:
+            for entry in it:
+                name = entry.name
+                if names.is_hidden(name):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # removed meanwhile
+                yield entry_info(f"{base}/{name}", f"{local}/{name}", st)
+    finally:
+        os.close(fd)
 
 
 def lstat(paths: PathMapper, path: str) -> ObjectInfo:
