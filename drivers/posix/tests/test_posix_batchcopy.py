@@ -283,3 +283,63 @@ def test_names_that_are_not_utf8_are_copied_byte_for_byte(tmp_path):
     assert out is not None and all(o is not None for o in out)
     assert (dst / raw).read_bytes() == b"latin-1 name" and (dst / "plain").read_bytes() == b"plain name"
     assert sorted(os.listdir(os.fsencode(dst))) == [b"caf\xe9-\xff", b"plain"]
+
+
+def test_each_directory_of_a_batch_is_resolved_once_and_its_files_by_name_in_it(tmp_path):
+    """A tree's paths are long: a file's five calls by name (open, the second
+    look at the source, the partial file's creation, the rename) take its
+    name relative to its directory's descriptor, not its whole path, and each
+    directory is opened once for the batch."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed (Debian package strace)")
+    deep = tmp_path.joinpath(*[f"level{i}" for i in range(12)])
+    deep.mkdir(parents=True)
+    _sources(deep, 10)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    trace = tmp_path / "trace"
+    script = tmp_path / "batch_script.py"
+    # (the script's own listing and lstats before the call are not the batch's)
+    script.write_text(SCRIPT.replace("out = open_location", "os.write(2, b'BATCH\\n')\nout = open_location"))
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e",
+                           "trace=open,openat,stat,lstat,newfstatat,rename,renameat,renameat2,unlink,unlinkat,write",
+                           sys.executable, str(script), str(deep / "src"), str(dst), "fsync"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "REPORTED 10" in proc.stdout
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines() if " " in line]
+    calls = calls[next(i for i, c in enumerate(calls) if c.startswith("write(2, \"BATCH")):]
+    by_path = [c for c in calls if f'"{deep}/src/f' in c or f'"{dst}/' in c]
+    assert by_path == [], by_path[:3]
+    assert len([c for c in calls if c.startswith("openat(") and f'"{deep}/src"' in c and "O_DIRECTORY" in c]) == 1
+    assert len([c for c in calls if c.startswith("openat(") and f'"{dst}"' in c and "O_DIRECTORY" in c]) == 1
+    assert len([c for c in calls if c.startswith("openat(") and '"f00' in c and "O_NOFOLLOW" in c]) == 10
+    assert len([c for c in calls if c.startswith("renameat") and ".tcpart" in c]) == 10
+    for i in range(10):
+        assert (dst / f"f{i:03d}").read_bytes() == (deep / "src" / f"f{i:03d}").read_bytes()
+
+
+def test_a_partial_name_outside_the_files_directory_is_refused_before_anything_is_made(tmp_path):
+    """Every step of a file acts in its one directory: an item whose partial
+    or final name lies elsewhere fails (the caller copies it the ordinary
+    way) and creates nothing anywhere."""
+    files = _sources(tmp_path, 2)
+    dst = tmp_path / "dst"
+    other = tmp_path / "other"
+    dst.mkdir()
+    other.mkdir()
+    items = batchcopy.ffi.new("tc_item[]", 2)
+    strings = []
+    for i, p in enumerate(files):
+        where = other if i == 0 else dst
+        strings += [str(p), f"{where}/.{p.name}.{i:016x}.tcpart", f"{dst}/{p.name}", str(dst)]
+        st = os.lstat(p)
+        items[i].size, items[i].mtime_ns, items[i].mode = st.st_size, st.st_mtime_ns, st.st_mode
+        items[i].dev, items[i].ino = st.st_dev, st.st_ino
+    blob = os.fsencode("\0".join(strings) + "\0")
+    keep = batchcopy.ffi.new("char[]", blob)
+    assert batchcopy.lib.tc_bind_paths(items, 2, keep, len(blob)) == 0
+    assert batchcopy.lib.tc_copy_batch(items, 2, 0, 1, 2**62) == 0
+    assert (items[0].stage, items[0].err) == (batchcopy.lib.TC_DEST, 22)  # EINVAL
+    assert items[1].stage == batchcopy.lib.TC_OK
+    assert os.listdir(other) == [] and os.listdir(dst) == ["f001"]

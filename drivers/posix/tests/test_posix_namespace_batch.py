@@ -105,3 +105,34 @@ def test_mkdirs_fails_only_the_directories_whose_parent_could_not_be_synced(tmp_
     results = _driver(tmp_path, "fsync").mkdirs([str(tmp_path / w) for w in ("a", "a/b", "a/c", "d")])
     assert results[0] is None and results[3] is None
     assert all(isinstance(r, StorageError) for r in results[1:3])
+
+
+def test_a_listing_looks_at_each_entry_relative_to_its_directory(tmp_path):
+    """scan() lists through a descriptor of the directory: every entry's lstat
+    names the entry alone (a deep tree's path is not resolved again for each)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed (Debian package strace)")
+    deep = tmp_path.joinpath(*[f"level{i}" for i in range(12)])
+    deep.mkdir(parents=True)
+    for i in range(5):
+        (deep / f"entry{i}").write_bytes(b"x" * i)
+    os.symlink("entry0", deep / "link")
+    script = tmp_path / "scan.py"
+    script.write_text(
+        "import sys\n"
+        "from transfercore.registry import open_location\n"
+        "d = open_location('posix://' + sys.argv[1]).driver\n"
+        "print(sorted((i.path.rsplit('/', 1)[1], i.size, i.link) for i in d.scan(sys.argv[1])))\n"
+    )
+    trace = tmp_path / "trace"
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=lstat,newfstatat,statx",
+                           sys.executable, str(script), str(deep)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(sorted([(f"entry{i}", i, None) for i in range(5)] + [("link", 0, "entry0")]))
+    calls = trace.read_text()
+    assert f'"{deep}/entry' not in calls and f'"{deep}/link' not in calls
+    assert len([c for c in calls.splitlines() if '"entry' in c or '"link"' in c]) == 6
