@@ -58,3 +58,29 @@ def test_usage_errors_exit_2():
 def test_the_module_runs_as_a_program():
     out = subprocess.run([sys.executable, "-m", "transfercore", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("transfercore ")
+
+
+def test_a_command_builds_only_its_own_parser():
+    """``transfercore copy`` imports no other subcommand's module (the servers'
+    configuration, the conformance kit): a short copy's start-up is shorter."""
+    code = (
+        "import sys\n"
+        "from transfercore.cli import build_parser\n"
+        "parser = build_parser('serve-http')\n"
+        "choices = parser._subparsers._group_actions[0].choices\n"
+        "print(sorted(choices), sorted(m for m in sys.modules if m.startswith('transfercore.cli.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("] [") == ["['serve-http'", "'transfercore.cli.exitcodes', 'transfercore.cli.serve_http_cmd']\n"]
+
+
+def test_the_full_parser_answers_help_and_unknown_words(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    listed = capsys.readouterr().out
+    assert all(name.replace("_", "-") in listed for name in SUBCOMMANDS)
+    with pytest.raises(SystemExit) as info:
+        main(["cpy", "a", "b"])
+    assert info.value.code == ExitCode.USAGE
+    assert "invalid choice: 'cpy'" in capsys.readouterr().err
