@@ -81,6 +81,29 @@ STARTED_AHEAD = 4096
 RATE_WINDOW = 5.0
 #: Directories whose attributes are set, and made durable, together.
 DIRECTORY_BATCH = 1000
+#: Descriptors kept out of the batches' share of the open-file limit (the
+#: journal, the standard streams, the drivers' own).
+RESERVED_DESCRIPTORS = 64
+
+
+def files_per_batch_open(workers: int) -> int | None:
+    """The most files a batch may hold so that every worker's batch fits the
+    process's open-file limit (``None``: no limit).
+
+    A batch keeps each file's partial file open until the batch's durable
+    point, and the POSIX batch copy a descriptor of each destination
+    directory besides: two a file at most.  The command line raises its soft
+    limit to 8,192; a program that runs a tree copy with the common default
+    of 1,024 would otherwise see eight batches of 128 files fail some files
+    with "Too many open files"."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, (soft - RESERVED_DESCRIPTORS) // (2 * max(1, workers)))
 
 
 @attrs.frozen
@@ -470,6 +493,8 @@ class TreeCopy:
         opts = self.options
         # Enough batches to keep every worker busy, each as large as allowed.
         per_batch = max(1, min(opts.batch_files, math.ceil(pending_files / max(1, 2 * opts.files))))
+        if self.executor is None:  # (a cluster's workers run under their own limits)
+            per_batch = min(per_batch, files_per_batch_open(opts.files) or per_batch)
         batch: list[FileSpec] = []
         batch_bytes = 0
         pending = FileState.PENDING
