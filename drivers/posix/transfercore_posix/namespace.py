@@ -100,7 +100,11 @@ def scan(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue  # removed meanwhile
-                yield entry_info(f"{base}/{name}", f"{local}/{name}", st)
+                mode = st.st_mode
+                if stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode):
+                    yield info(f"{base}/{name}", st)  # (entry_info's own answer for these)
+                else:
+                    yield entry_info(f"{base}/{name}", f"{local}/{name}", st)
     finally:
         os.close(fd)
 
