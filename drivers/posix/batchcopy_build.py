@@ -33,6 +33,8 @@ typedef struct {
     int covered;
     int dir_synced;
     int dirfd;
+    const char *partial_name;
+    const char *final_name;
 } tc_item;
 
 #define TC_OK ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -342,8 +343,6 @@ class CampaignStore:
         The rows are written by a thread of their own while ``entries`` goes
         on: SQLite's work on a transaction (and the commit's wait for the
         disk) runs beside the walk instead of stopping it."""
-        import queue
-
         todo: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
         failed: list[BaseException] = []
 

@@ -161,14 +161,14 @@ static int open_dir(tc_dir *d, const char *path, size_t len, int *opened, int *n
  * and time.  Leaves the partial file open in it->fd. */
 static int copy_one(tc_item *it, unsigned char *buf, tc_dir *sdir, tc_dir *ddir, int *opened, int *nopened) {
     it->fd = -1;
-    it->dirfd = -1;
     const char *slash = strrchr(it->src, '/');
     if (slash == NULL) return fail(it, TC_SOURCE, EINVAL);
     const char *sname = slash + 1;
     if (open_dir(sdir, it->src, (size_t)(slash - it->src), opened, nopened) != 0) return fail(it, TC_SOURCE, errno);
     size_t dlen = strlen(it->dir);
-    const char *pname = entry_of(it->partial, it->dir, dlen);
-    if (pname == NULL || entry_of(it->final, it->dir, dlen) == NULL) return fail(it, TC_DEST, EINVAL);
+    it->partial_name = entry_of(it->partial, it->dir, dlen);
+    it->final_name = entry_of(it->final, it->dir, dlen);
+    if (it->partial_name == NULL || it->final_name == NULL) return fail(it, TC_DEST, EINVAL);
     if (open_dir(ddir, it->dir, dlen, opened, nopened) != 0) return fail(it, TC_DEST, errno);
     it->dirfd = ddir->fd;
     int src = openat(sdir->fd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -195,7 +195,7 @@ static int copy_one(tc_item *it, unsigned char *buf, tc_dir *sdir, tc_dir *ddir,
     if (got != it->size || fstatat(sdir->fd, sname, &st, AT_SYMLINK_NOFOLLOW) != 0 || !same_source(&st, it))
         return fail(it, TC_CHANGED, 0);
     it->crc = tc_crc32c(0, buf, (size_t)it->size);
-    int fd = openat(it->dirfd, pname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int fd = openat(it->dirfd, it->partial_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) return fail(it, TC_DEST, errno);
     it->fd = fd;
     int64_t done = 0;
@@ -260,7 +260,7 @@ static void abandon(tc_item *it) {
     int had = it->fd >= 0;
     drop(it);
     /* only a partial file this batch created (it->fd was open) is removed */
-    if (had) unlinkat(it->dirfd, entry_of(it->partial, it->dir, strlen(it->dir)), 0);
+    if (had) unlinkat(it->dirfd, it->partial_name, 0);
 }
 
 int tc_bind_paths(tc_item *items, int n, const char *strings, size_t len) {
@@ -289,6 +289,7 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
         items[i].covered = items[i].dir_synced = 0;
         items[i].dst_mtime_ns = items[i].dst_ctime_ns = 0;
         items[i].dirfd = -1;
+        items[i].partial_name = items[i].final_name = NULL;
         if (items[i].size > largest) largest = items[i].size;
     }
     unsigned char *buf = malloc((size_t)largest);
@@ -345,8 +346,7 @@ int tc_copy_batch(tc_item *items, int n, int use_syncfs, int verify, int64_t dro
             abandon(it);
             continue;
         }
-        if (renameat(it->dirfd, entry_of(it->partial, it->dir, strlen(it->dir)), it->dirfd,
-                     entry_of(it->final, it->dir, strlen(it->dir))) != 0) {
+        if (renameat(it->dirfd, it->partial_name, it->dirfd, it->final_name) != 0) {
             fail(it, TC_PUBLISH, errno);
             abandon(it);
             continue;

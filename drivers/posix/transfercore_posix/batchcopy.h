@@ -27,6 +27,8 @@ typedef struct {
     int covered;    /* made durable by the batch's syncfs (its directory on that device) */
     int dir_synced; /* its new name made durable with every directory at once */
     int dirfd;      /* the destination directory, open (shared by neighbours; the batch closes it) */
+    const char *partial_name; /* the partial and final names within it */
+    const char *final_name;
 } tc_item;
 
 enum { TC_OK = 0, TC_SOURCE = 1, TC_CHANGED = 2, TC_DEST = 3, TC_SYNC = 4, TC_VERIFY = 5, TC_MISMATCH = 6,
