@@ -136,3 +136,74 @@ def test_a_listing_looks_at_each_entry_relative_to_its_directory(tmp_path):
     calls = trace.read_text()
     assert f'"{deep}/entry' not in calls and f'"{deep}/link' not in calls
     assert len([c for c in calls.splitlines() if '"entry' in c or '"link"' in c]) == 6
+
+
+def test_an_entry_that_cannot_be_looked_at_is_said_not_left_out():
+    """A directory that can be read but not searched lists its names, and
+    every lstat of them fails: the listing says so (the walk then stops with
+    that error, as for a directory that cannot be read) instead of leaving
+    the entries out, which made a tree copy end "done" without them."""
+    import shutil
+    import stat
+    import subprocess
+    import sys
+    import tempfile
+
+    top = tempfile.mkdtemp(prefix="transfercore-unsearchable-", dir="/tmp")  # (others may enter it)
+    try:
+        os.chmod(top, 0o755)
+        locked = os.path.join(top, "locked")
+        os.mkdir(locked)
+        with open(os.path.join(locked, "file"), "w") as fh:
+            fh.write("x")
+        os.chmod(locked, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # r--r--r--: listed, not searched
+        script = (
+            "import os, sys\n"
+            "from transfercore.errors import PermissionDenied\n"
+            "from transfercore.registry import open_location\n"
+            "driver = open_location('posix:///tmp').driver\n"
+            "if os.geteuid() == 0:\n"
+            "    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # (root may search anything)\n"
+            "try:\n"
+            "    print('listed', sorted(i.path for i in driver.scan(sys.argv[1])))\n"
+            "except PermissionDenied as exc:\n"
+            "    print('refused', exc)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", script, locked], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("refused cannot look at ") and f"{locked}/file" in out.stdout, out.stdout
+    finally:
+        os.chmod(os.path.join(top, "locked"), 0o755)
+        shutil.rmtree(top)
+
+
+def test_an_entry_removed_while_listed_is_left_out(tmp_path, monkeypatch):
+    from transfercore_posix import namespace
+
+    (tmp_path / "kept").write_bytes(b"k")
+    (tmp_path / "gone").write_bytes(b"g")
+    real = os.scandir
+
+    class Removed:
+        name = "gone"
+
+        def stat(self, follow_symlinks=True):
+            raise FileNotFoundError(2, "No such file or directory")
+
+    class Listing:
+        def __init__(self, fd):
+            self._it = real(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._it.close()
+
+        def __iter__(self):
+            for entry in self._it:
+                yield Removed() if entry.name == "gone" else entry
+
+    monkeypatch.setattr(namespace.os, "scandir", Listing)
+    driver = open_location(f"posix://{tmp_path}").driver
+    assert [i.path.rsplit("/", 1)[1] for i in driver.scan(str(tmp_path))] == ["kept"]

@@ -98,8 +98,12 @@ def scan(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
-                except OSError:
+                except FileNotFoundError:
                     continue  # removed meanwhile
+                except OSError as exc:
+                    # A name the directory lists but that cannot be looked at (a
+                    # directory readable but not searchable): said, not left out.
+                    raise from_oserror(exc, f"cannot look at {base}/{name}") from exc
                 mode = st.st_mode
                 if stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode):
                     yield info(f"{base}/{name}", st)  # (entry_info's own answer for these)
