@@ -573,8 +573,10 @@ class Driver(abc.ABC):
     def scan(self, path: str) -> Iterator[ObjectInfo]:
         """List a directory for a tree copy: symbolic links reported as links
         (``ObjectInfo.link``), never followed; devices, FIFOs and sockets
-        reported with ``special``.  The default is :meth:`list`, for drivers
-        whose namespace has neither."""
+        reported with ``special``.  An entry removed while the directory is
+        listed is left out; one that is there but cannot be looked at raises
+        (a tree copy must not end without it).  The default is :meth:`list`,
+        for drivers whose namespace has neither."""
         return self.list(path)
 
     def lstat(self, path: str) -> ObjectInfo:
