@@ -218,6 +218,8 @@ class TreeCopy:
         self.skipped_paths: list[tuple[str, str]] = []
         #: Every entry skipped: ``--delete`` leaves the destination's namesakes alone.
         self._skipped_rels: set[str] = set()
+        #: Files copied one per task (large ones) and complete, this run.
+        self._singles_done: list[str] = []
 
     def add_listener(self, listener: Any) -> None:
         self._listeners.append(listener)
@@ -272,6 +274,8 @@ class TreeCopy:
             failures += self._directories(campaign, dst)
             failures += self._links(campaign, src, dst)
             failures += self._files(campaign, executor, state)
+            if self.executor is not None:
+                self._sweep_after_workers(dst)
             failures += self._hardlinks(campaign, dst)
             failures += self._directory_metadata(campaign, src, dst)
         except BaseException as exc:
@@ -531,6 +535,7 @@ class TreeCopy:
         source = self._tasks(campaign, pending)
         ready: collections.deque[tuple[Any, list[FileSpec]]] = collections.deque()
         inflight: dict[Any, list[FileSpec]] = {}
+        singles: set[Any] = set()  # the futures of tasks of one large file
         window = 2 * self.options.files
         outcomes: list[Outcome] = []
         events: list[TreeEvent] = []
@@ -549,7 +554,10 @@ class TreeCopy:
                         exhausted = self._mark_ahead(campaign, source, ready)
                     while ready and len(inflight) < window:
                         task, specs = ready.popleft()
-                        inflight[executor.submit(task)] = specs
+                        future = executor.submit(task)
+                        inflight[future] = specs
+                        if not isinstance(task, BatchTask):
+                            singles.add(future)
                         if not ready and not exhausted:
                             exhausted = self._mark_ahead(campaign, source, ready)
                 if self._cancel.is_set() and interrupted is None:
@@ -566,6 +574,8 @@ class TreeCopy:
                 continue
             for future in done:
                 specs = inflight.pop(future)
+                single = future in singles
+                singles.discard(future)
                 try:
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001 - a task that failed as a whole
@@ -578,6 +588,8 @@ class TreeCopy:
                     if r.state is FileState.COMPLETE:
                         progress.file_done(r)
                         events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
+                        if single:
+                            self._singles_done.append(r.rel)
                     elif r.error in _NO_SPACE:
                         # Every later file would fail the same way: stop handing
                         # them out, and report the cause once.
@@ -619,6 +631,29 @@ class TreeCopy:
                 raise TransferAborted("the copy was interrupted", hint="run the same command again to resume")
             raise interrupted
         return failures
+
+    def _sweep_after_workers(self, dst: Endpoint) -> None:
+        """Remove what a dead worker left of the large files this run completed.
+
+        A worker process that dies while it writes a large file may leave its
+        partial file where the task's retry, in another process, does not look:
+        that process lists a directory once a while for earlier partial files,
+        and its listing may predate the dead worker's.  The file is then
+        published from the retry's own partial file and the other stays, hidden,
+        until the next run's destination check.  Each directory of this run's
+        large files is listed once more here, and the leftovers of those files
+        removed.  Best effort: the files are complete; a failure only leaves
+        the leftover for the next run."""
+        by_directory: dict[str, set[str]] = {}
+        for rel in self._singles_done:
+            parent, _, name = rel.rpartition("/")
+            by_directory.setdefault(parent, set()).add(name)
+        self._singles_done = []
+        for parent, names in sorted(by_directory.items()):
+            try:
+                dst.driver.sweep_partials(join(dst.path, parent) if parent else dst.path, names)
+            except (TransferCoreError, OSError):
+                continue
 
     def _mark_ahead(self, campaign: Campaign, source: Iterator[tuple[Any, list[FileSpec]]],
                     ready: collections.deque[tuple[Any, list[FileSpec]]]) -> bool:
