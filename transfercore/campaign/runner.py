@@ -535,7 +535,6 @@ class TreeCopy:
         source = self._tasks(campaign, pending)
         ready: collections.deque[tuple[Any, list[FileSpec]]] = collections.deque()
         inflight: dict[Any, list[FileSpec]] = {}
-        singles: set[Any] = set()  # the futures of tasks of one large file
         window = 2 * self.options.files
         outcomes: list[Outcome] = []
         events: list[TreeEvent] = []
@@ -554,10 +553,7 @@ class TreeCopy:
                         exhausted = self._mark_ahead(campaign, source, ready)
                     while ready and len(inflight) < window:
                         task, specs = ready.popleft()
-                        future = executor.submit(task)
-                        inflight[future] = specs
-                        if not isinstance(task, BatchTask):
-                            singles.add(future)
+                        inflight[executor.submit(task)] = specs
                         if not ready and not exhausted:
                             exhausted = self._mark_ahead(campaign, source, ready)
                 if self._cancel.is_set() and interrupted is None:
@@ -574,8 +570,8 @@ class TreeCopy:
                 continue
             for future in done:
                 specs = inflight.pop(future)
-                single = future in singles
-                singles.discard(future)
+                # (a file above whole_file_max has a task of its own: see _tasks)
+                single = len(specs) == 1 and specs[0].size > self.options.whole_file_max
                 try:
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001 - a task that failed as a whole

@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(words[0] if words and not words[0].startswith("-") else None)
     args = parser.parse_args(argv)
     #: as given, for a command that runs copies of itself (``serve --workers``)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    args.argv = words
     try:
         code = int(args.func(args))
         sys.stdout.flush()
