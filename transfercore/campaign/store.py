@@ -68,6 +68,12 @@ _MIGRATIONS = (("campaign_entries", "dst", "ALTER TABLE campaign_entries ADD COL
 WALK_BATCH = 5000
 #: Rows per page when reading a campaign back.
 PAGE = 2000
+#: The connection's page cache, at most (KiB; taken as pages are read).  A
+#: campaign's rows are read back and updated after its walk wrote them all:
+#: with SQLite's default of 2 MiB, a 20,000-file tree's 9.5 MiB of rows were
+#: read from the file again (15,600 ``pread`` calls, 62 MiB) and the copy took
+#: 5 % more CPU.
+CACHE_KIB = 64 * 1024
 #: Stored values to members: a dictionary is several times faster than ``Kind(value)`` per row.
 _KINDS = {k.value: k for k in Kind}
 _STATES = {s.value: s for s in FileState}
@@ -207,6 +213,7 @@ class Outcome:
 
 
 def _setup(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     db.executescript(_SCHEMA)
     for table, column, sql in _MIGRATIONS:
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}

@@ -462,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError(f"--root {args.root} is not a directory")
         return supervise(args)
 
-    from ..gridftp.memory import freeze_startup
+    from ..collector import freeze_startup
     from ..gridftp.server import GridFTPServer
     from ..gridftp.workers import Worker
     from ..service import translog

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from ..collector import for_many_objects
 from ..errors import OptionError, SizeSyntaxError, TransferAborted, TransferCoreError, UnknownChecksum
 from ..sizes import format_size, parse_size
 from .exitcodes import ExitCode
@@ -183,6 +184,7 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
     from .copy_options import warn_damage
 
     _raise_open_files_limit()
+    for_many_objects()
     listener: Any
     if args.json:
         listener = JsonLines(sys.stdout)

@@ -26,6 +26,7 @@ import attrs
 
 from .. import checksums
 from .. import markers as core_markers
+from ..collector import freeze_startup
 from ..contract import Driver
 from ..driverkit import checksum_range
 from ..errors import AlreadyExists, ListenError, NotFound, TransferCoreError
@@ -38,7 +39,6 @@ from .gsi.events import Authenticated
 from .gsi.events import Reply as GSIReply
 from .limits import Admission, IdleClock, Slot
 from .markers import RangeMarker
-from .memory import freeze_startup
 from .serverconfig import ServerConfig
 from .session import (
     Abort,

@@ -1,0 +1,54 @@
+"""The collector's settings for a command of many objects (each test in a
+process of its own: the collector is the whole process's)."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_start_up_objects_are_frozen_and_young_ones_collected_less_often_but_still_collected():
+    out = _run("""
+        import gc, weakref
+        from transfercore.collector import MANY_OBJECTS_THRESHOLD, for_many_objects
+        before = gc.get_threshold()
+        for_many_objects()
+        after = gc.get_threshold()
+        assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
+        assert after == (MANY_OBJECTS_THRESHOLD, *before[1:]), (before, after)
+
+        class Cycle:
+            def __init__(self):
+                self.me = self
+
+        ref = weakref.ref(Cycle())
+        assert ref() is not None
+        junk = [[i] for i in range(3 * MANY_OBJECTS_THRESHOLD)]  # allocations drive the collector
+        assert ref() is None, "a cycle made after the change was never collected"
+        print("ok")
+    """)
+    assert out == "ok"
+
+
+def test_a_tree_copy_from_the_command_line_sets_the_collector(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(b"x" * 100)
+    out = _run(f"""
+        import gc
+        from transfercore.cli import main
+        from transfercore.collector import MANY_OBJECTS_THRESHOLD
+        assert gc.get_threshold()[0] != MANY_OBJECTS_THRESHOLD
+        code = main(["copy", "-r", "--quiet", "--journal", {str(tmp_path / "j.db")!r},
+                     {str(src)!r}, {str(tmp_path / "dst")!r}])
+        print(code, gc.get_threshold()[0] == MANY_OBJECTS_THRESHOLD, gc.get_freeze_count() > 0)
+    """)
+    assert out == "0 True True"
+    assert (tmp_path / "dst" / "d" / "f").read_bytes() == b"x" * 100
