@@ -568,6 +568,11 @@ class Driver(abc.ABC):
         )
 
     def list(self, path: str) -> Iterator[ObjectInfo]:
+        """A directory's entries as a client is shown them: links followed (a
+        link that leads nowhere may be left out), partial uploads hidden.  An
+        entry removed while the directory is listed is left out; one that is
+        there but cannot be looked at raises (a recursive download of the
+        listing must not end without it)."""
         raise CapabilityError(f"driver {self.name!r} cannot list directories")
 
     def scan(self, path: str) -> Iterator[ObjectInfo]:

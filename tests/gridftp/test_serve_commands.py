@@ -177,3 +177,46 @@ def test_verbose_logs_sessions_and_transfers(serve, root: Path, tmp_path: Path) 
     assert "download of /f started" in text
     assert "download of /f ended after" in text and "12345 bytes: 226" in text
     assert "ended (221 Goodbye." in text
+
+
+def test_a_listing_with_an_entry_that_cannot_be_looked_at_is_refused_not_cut(root: Path, tmp_path: Path) -> None:
+    """A directory the server may read but not search: its names are listed
+    and none can be looked at.  MLSD used to answer 226 with an empty listing,
+    so a client's recursive download ended "done" without the files."""
+    import subprocess
+    import sys
+
+    from transfercore.testing.loopback import wait_port, wait_port_file
+
+    (root / "open").mkdir()
+    (root / "open" / "f").write_bytes(b"x")
+    (root / "locked").mkdir()
+    (root / "locked" / "f").write_bytes(b"x")
+    (root / "locked").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # r--r--r--
+    port_file = tmp_path / "port"
+    cmd = [sys.executable, "-m", "transfercore", "serve", "--port", "0", "--port-file", str(port_file),
+           "--root", str(root), "--anonymous"]
+    if os.geteuid() == 0:  # root searches any directory: not without these two capabilities
+        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *cmd]
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log,
+                                env=os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")})
+    try:
+        port = wait_port_file(port_file, proc)
+        wait_port(port, proc)
+        c = Client(port)
+        c.login()
+        assert c.cmd("TYPE I")[0] == 200
+        conn = data(c.pasv())
+        c.raw(b"MLSD /open\r\n")
+        assert c.reply()[0] == 150
+        assert b"; f\r\n" in read_all(conn)
+        assert c.reply()[0] == 226
+        for verb in ("MLSD", "NLST", "LIST", "MLSR"):
+            c.pasv()
+            code, text = c.cmd(f"{verb} /locked")
+            assert code == 550 and "cannot look at" in text and "/locked/f" in text, (verb, code, text)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        (root / "locked").chmod(0o755)

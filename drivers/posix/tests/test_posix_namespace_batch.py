@@ -138,11 +138,14 @@ def test_a_listing_looks_at_each_entry_relative_to_its_directory(tmp_path):
     assert len([c for c in calls.splitlines() if '"entry' in c or '"link"' in c]) == 6
 
 
-def test_an_entry_that_cannot_be_looked_at_is_said_not_left_out():
+@pytest.mark.parametrize("method", ["scan", "list"])
+def test_an_entry_that_cannot_be_looked_at_is_said_not_left_out(method):
     """A directory that can be read but not searched lists its names, and
     every lstat of them fails: the listing says so (the walk then stops with
     that error, as for a directory that cannot be read) instead of leaving
-    the entries out, which made a tree copy end "done" without them."""
+    the entries out, which made a tree copy end "done" without them.  The
+    same for the listing a server shows (``list``): a client's recursive
+    download of it ended without them, unsaid."""
     import shutil
     import stat
     import subprocess
@@ -165,7 +168,7 @@ def test_an_entry_that_cannot_be_looked_at_is_said_not_left_out():
             "if os.geteuid() == 0:\n"
             "    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # (root may search anything)\n"
             "try:\n"
-            "    print('listed', sorted(i.path for i in driver.scan(sys.argv[1])))\n"
+            f"    print('listed', sorted(i.path for i in driver.{method}(sys.argv[1])))\n"
             "except PermissionDenied as exc:\n"
             "    print('refused', exc)\n"
         )
@@ -207,3 +210,18 @@ def test_an_entry_removed_while_listed_is_left_out(tmp_path, monkeypatch):
     monkeypatch.setattr(namespace.os, "scandir", Listing)
     driver = open_location(f"posix://{tmp_path}").driver
     assert [i.path.rsplit("/", 1)[1] for i in driver.scan(str(tmp_path))] == ["kept"]
+
+
+def test_a_listing_leaves_out_links_that_lead_nowhere_and_shows_the_rest(tmp_path):
+    from transfercore.registry import open_location
+
+    (tmp_path / "file").write_bytes(b"abc")
+    (tmp_path / "sub").mkdir()
+    os.symlink("missing", tmp_path / "dangling")
+    os.symlink("loop", tmp_path / "loop")
+    os.symlink("file/inside", tmp_path / "through-a-file")
+    os.symlink("file", tmp_path / "to-file")
+    driver = open_location(f"posix://{tmp_path}").driver
+    listed = {i.name: i for i in driver.list(str(tmp_path))}
+    assert sorted(listed) == ["file", "sub", "to-file"]
+    assert listed["to-file"].size == 3 and listed["sub"].is_dir

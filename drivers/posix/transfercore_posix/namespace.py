@@ -7,6 +7,7 @@ before it returns, as the contract asks.  Hidden partial names
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +52,17 @@ def entry_info(path: str, local: str, st: os.stat_result) -> ObjectInfo:
     return found
 
 
+#: What following a link that leads nowhere fails with (a loop, a file as a directory).
+_BROKEN_LINK = frozenset({errno.ELOOP, errno.ENOTDIR})
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
 def list_directory(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
     local = paths.local(path)
     try:
@@ -68,8 +80,12 @@ def list_directory(paths: PathMapper, path: str) -> Iterator[ObjectInfo]:
                 continue  # never reveal what lies outside the served tree
         try:
             st = os.stat(full)
-        except OSError:
-            continue  # a dangling link or a name removed meanwhile
+        except OSError as exc:
+            if exc.errno == errno.ENOENT or (exc.errno in _BROKEN_LINK and _is_link(entry)):
+                continue  # a name removed meanwhile, or a link to nothing (or to itself)
+            # A name the directory lists but that cannot be looked at: a client's
+            # recursive download of this listing would end without it, unsaid.
+            raise from_oserror(exc, f"cannot look at {base}/{entry.name}") from exc
         out.append(info(f"{base}/{entry.name}", st))
     return iter(out)
 
