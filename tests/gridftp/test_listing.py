@@ -20,8 +20,28 @@ def test_facts_and_lines():
     assert nlst_text([f, d]) == b"a.bin\r\nsub\r\n"
 
 
-def test_names_with_line_breaks_are_never_shown():
+def test_a_name_that_would_forge_a_line_is_refused_not_left_out():
+    import pytest
+
+    from transfercore.gridftp.errors import ReplyError
+    from transfercore.gridftp.listing import mlsr_text
+
     evil = ObjectInfo("/d/x\r\n226 done", 1, T)
+    fine = ObjectInfo("/d/ok", 1, T)
+    # on the control connection a line break in a name is never shown
     assert mlst_line(evil, evil.path, writable=False) is None
-    assert mlsd_text([evil], writable=False) == b""
-    assert list_text([evil]) == b"" and nlst_text([evil]) == b""
+    # a listing with it would have ended without it: refused with 550 before any data
+    for render in (lambda e: mlsd_text(e, writable=False), list_text, nlst_text,
+                   lambda e: mlsr_text(fine, [(i.name, i) for i in e], writable=False)):
+        with pytest.raises(ReplyError) as refused:
+            render([fine, evil])
+        assert refused.value.code == 550 and "CR LF" in str(refused.value)
+        assert "\r\n" not in str(refused.value)
+
+
+def test_a_lone_line_feed_or_carriage_return_in_a_name_is_listed_as_globus_lists_it():
+    lf, cr = ObjectInfo("/d/a\nb", 1, T), ObjectInfo("/d/c\r", 1, T)
+    assert nlst_text([lf, cr]) == b"a\nb\r\nc\r\r\n"
+    lines = mlsd_text([lf, cr], writable=False).split(b"\r\n")
+    assert lines[0].endswith(b"; a\nb") and lines[1].endswith(b"; c\r") and lines[2] == b""
+    assert list_text([lf]).endswith(b" a\nb\r\n")

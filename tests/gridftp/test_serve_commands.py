@@ -220,3 +220,18 @@ def test_a_listing_with_an_entry_that_cannot_be_looked_at_is_refused_not_cut(roo
         proc.terminate()
         proc.wait(10)
         (root / "locked").chmod(0o755)
+
+
+def test_a_recursive_download_of_a_name_no_listing_line_can_carry_fails_instead_of_leaving_it_out(
+        serve, root: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    (root / "d").mkdir()
+    (root / "d" / "c\r\nd").write_bytes(b"x")
+    (root / "d" / "e").write_bytes(b"y")
+    srv = serve("--root", str(root), "--anonymous")
+    out = tmp_path / "out"
+    done = subprocess.run(["globus-url-copy", "-r", "-cd", srv.url("/d/"), f"file://{out}/"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    # (it ended 0 with only e downloaded before: the name was left out of the listing)
+    assert done.returncode != 0 and "550 cannot list" in done.stderr, done.stderr

@@ -17,9 +17,23 @@ def ftp_time(mtime_ns: int) -> str:
 
 
 def _clean_name(name: str) -> str | None:
-    # A name with a line break would let a file name forge reply or listing lines.
+    # A name with a line break would let a file name forge reply lines.
     if "\r" in name or "\n" in name:
         return None
+    return name
+
+
+def _listed_name(name: str) -> str:
+    """A name as a listing over the data connection carries it: a lone CR or
+    LF in it as it is, as Globus sends it (each line ends with CR LF, which
+    the client splits on).  A name that holds CR LF would end its line early
+    and make the next; the listing is refused rather than sent without it (a
+    client's recursive download would end without the file, unsaid)."""
+    if "\r\n" in name:
+        from .errors import ReplyError
+
+        raise ReplyError(550, f"cannot list {name!r}: its name holds CR LF, which no listing line can carry; "
+                              "rename it.")
     return name
 
 
@@ -44,34 +58,31 @@ def mlst_line(info: ObjectInfo, shown_path: str, *, writable: bool) -> str | Non
 
 
 def mlsd_text(entries: list[ObjectInfo], *, writable: bool) -> bytes:
-    lines = []
-    for info in entries:
-        line = mlst_line(info, info.name, writable=writable)
-        if line is not None:
-            lines.append(line + "\r\n")
+    lines = [f"{facts(info, writable=writable)} {_listed_name(info.name)}\r\n" for info in entries]
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
-def ls_line(info: ObjectInfo, name: str) -> str | None:
-    """One ``ls -l``-like line (LIST, and STAT of a path); ``None`` for a name that cannot be shown."""
-    shown = _clean_name(name)
-    if shown is None:
-        return None
+def _ls_text(info: ObjectInfo, shown: str) -> str:
     kind = "d" if info.is_dir else "-"
     perms = _stat.filemode(info.mode & 0o7777)[1:]
     when = time.strftime("%b %d %H:%M", time.gmtime(info.mtime_ns / 1e9))
     return f"{kind}{perms} 1 owner group {info.size:>12} {when} {shown}"
 
 
+def ls_line(info: ObjectInfo, name: str) -> str | None:
+    """One ``ls -l``-like line for a reply (STAT of a path); ``None`` for a name that cannot be shown."""
+    shown = _clean_name(name)
+    return None if shown is None else _ls_text(info, shown)
+
+
 def list_text(entries: list[ObjectInfo]) -> bytes:
     """``ls -l``-like lines, which humans and old clients read."""
-    lines = (ls_line(info, info.name) for info in entries)
-    return "".join(f"{line}\r\n" for line in lines if line is not None).encode("utf-8", "surrogateescape")
+    return "".join(f"{_ls_text(info, _listed_name(info.name))}\r\n" for info in entries).encode(
+        "utf-8", "surrogateescape")
 
 
 def nlst_text(entries: list[ObjectInfo]) -> bytes:
-    names = (_clean_name(info.name) for info in entries)
-    return "".join(f"{n}\r\n" for n in names if n is not None).encode("utf-8", "surrogateescape")
+    return "".join(f"{_listed_name(info.name)}\r\n" for info in entries).encode("utf-8", "surrogateescape")
 
 
 def mlsr_text(root: ObjectInfo, entries: list[tuple[str, ObjectInfo]], *, writable: bool) -> bytes:
@@ -79,10 +90,7 @@ def mlsr_text(root: ObjectInfo, entries: list[tuple[str, ObjectInfo]], *, writab
     every entry below it named by its path relative to it."""
     head = facts(root, writable=writable).replace("Type=dir;", "Type=cdir;", 1)
     lines = [f"{head} .\r\n"]
-    for relative, info in entries:
-        line = mlst_line(info, relative, writable=writable)
-        if line is not None:
-            lines.append(line + "\r\n")
+    lines += (f"{facts(info, writable=writable)} {_listed_name(relative)}\r\n" for relative, info in entries)
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 

@@ -118,6 +118,16 @@ def test_list_and_create_dirs(served, root, src):
     assert "er/" in proc.stdout
 
 
+def test_a_recursive_download_of_a_name_no_listing_line_can_carry_fails_instead_of_leaving_it_out(
+        served, root, tmp_path):
+    (root / "d").mkdir()
+    (root / "d" / "c\r\nd").write_bytes(b"x")
+    (root / "d" / "e").write_bytes(b"y")
+    proc = guc("-r", "-cd", served.ftp("/d/"), f"file://{tmp_path / 'out'}/", check=False)
+    # (it ended 0 with only e downloaded before: the DSI left the name out of the listing)
+    assert proc.returncode != 0 and "cannot list" in proc.stderr, proc.stderr
+
+
 def test_recursive_tree_cc2_p2(served, root, tmp_path):
     tree = tmp_path / "tree"
     files = {}

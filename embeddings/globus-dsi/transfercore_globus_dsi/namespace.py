@@ -10,7 +10,7 @@ from typing import Any
 from transfercore import checksums
 from transfercore.contract import ObjectInfo
 from transfercore.driverkit import checksum_range
-from transfercore.errors import CapabilityError
+from transfercore.errors import CapabilityError, StorageError
 
 from . import glue
 from .session import Session
@@ -49,8 +49,12 @@ def do_stat(session: Session, op: Any, info: Any) -> None:
         parent = session.driver.stat(posixpath.dirname(path)) if path != session.base else obj
         rows.append((parent, ".."))
         for child in session.driver.list(path):
-            if "\n" in child.name or "\r" in child.name:
-                continue  # a name with a line break would forge listing lines
+            if "\r\n" in child.name:
+                # The server ends each listing line with CR LF: such a name would forge
+                # the next.  Refused rather than left out (a recursive download would end
+                # without it, unsaid); a lone CR or LF goes as the built-in storage sends it.
+                raise StorageError(f"cannot list {client}/{child.name!r}: its name holds CR LF, which no "
+                                   "listing line can carry", hint="rename it")
             rows.append((child, child.name))
     array = glue.ffi.new("globus_gfs_stat_t[]", len(rows))
     keep: list[Any] = []
