@@ -286,18 +286,34 @@ class S3Driver(Driver):
     # -- namespace ---------------------------------------------------------------
 
     def list(self, path: str) -> Iterator[ObjectInfo]:
+        return self._listing(path, strict=False)
+
+    def scan(self, path: str) -> Iterator[ObjectInfo]:
+        """:meth:`list` for a tree copy, which makes one file or directory of
+        each name: a key that no such name can hold is said, not left out or
+        merged with another (see :func:`_unnamable`)."""
+        return self._listing(path, strict=True)
+
+    def _listing(self, path: str, *, strict: bool) -> Iterator[ObjectInfo]:
         self.store.check_bucket()
         prefix = self._prefix(path)
         base = "/" + prefix
         found: list[ObjectInfo] = []
         for page in self.store.pages(prefix):
             for item in page.get("CommonPrefixes", []):
-                name = item["Prefix"][len(prefix):].rstrip("/")
+                name = item["Prefix"][len(prefix):][:-1]
+                if strict:
+                    self._check_name(item["Prefix"], name, "a prefix")
                 found.append(ObjectInfo(path=base + name, size=0, mtime_ns=0, is_dir=True, mode=0o755))
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix):]
                 if not name:
-                    continue
+                    if strict and int(item.get("Size", 0)):
+                        self._unnamable(item["Key"], "it ends with / (a directory's marker) and holds "
+                                        f"{int(item['Size'])} bytes, which no directory can keep")
+                    continue  # the listed directory's own marker
+                if strict:
+                    self._check_name(item["Key"], name, "an object")
                 etag = str(item.get("ETag", ""))
                 found.append(
                     ObjectInfo(
@@ -310,7 +326,21 @@ class S3Driver(Driver):
                 )
         if not found and prefix and not self._is_prefix(path):
             raise NotFound(f"s3://{self.authority}{path} does not exist")
-        return iter(sorted(found, key=lambda info: info.path))
+        found.sort(key=lambda info: info.path)
+        if strict:
+            for a, b in zip(found, found[1:], strict=False):  # (neighbours)
+                if a.path == b.path:
+                    self._unnamable(a.path.lstrip("/"), "it is both an object and a prefix of other keys, "
+                                    "and a tree holds one file or one directory of a name")
+        return iter(found)
+
+    def _check_name(self, key: str, name: str, what: str) -> None:
+        if name in ("", ".", ".."):
+            self._unnamable(key, f"{what} with an empty, '.' or '..' part, which no path can name")
+
+    def _unnamable(self, key: str, reason: str) -> None:
+        raise StorageError(f"s3://{self.authority}/{key} cannot be copied as part of a tree: {reason}",
+                           hint="rename the object, or copy it alone by its URL")
 
     def mkdir(self, path: str) -> None:
         """S3 has no directories: an empty object named ``prefix/`` (as the S3
