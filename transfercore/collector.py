@@ -13,7 +13,9 @@ a collection no longer goes through them at all.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 #: Allocations between two collections of the youngest generation while a
 #: command of many objects runs (Python's default is 700).
@@ -26,13 +28,21 @@ def freeze_startup() -> None:
     gc.freeze()
 
 
-def for_many_objects() -> None:
-    """Set the collector for a command that makes many short-lived objects:
-    what is alive now is frozen, and the youngest generation is collected
-    after :data:`MANY_OBJECTS_THRESHOLD` allocations instead of 700.  Garbage
-    in cycles still goes, later (the memory it holds meanwhile is bounded by
-    that many objects); the process's own choice, so only commands call it,
-    never the library."""
+@contextlib.contextmanager
+def many_objects() -> Iterator[None]:
+    """The collector set for a command that makes many short-lived objects,
+    while it runs: what is alive at the start is frozen, and the youngest
+    generation is collected after :data:`MANY_OBJECTS_THRESHOLD` allocations
+    instead of 700.  Garbage in cycles still goes, later (the memory it holds
+    meanwhile is bounded by that many objects).  The process's own choice, so
+    only commands use it, never the library; the collector is as it was
+    afterwards (a program or a test that calls the command line in-process
+    keeps its own)."""
+    threshold = gc.get_threshold()
     gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(MANY_OBJECTS_THRESHOLD, middle, oldest)
+    gc.set_threshold(MANY_OBJECTS_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

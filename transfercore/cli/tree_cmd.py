@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ..collector import for_many_objects
+from ..collector import many_objects
 from ..errors import OptionError, SizeSyntaxError, TransferAborted, TransferCoreError, UnknownChecksum
 from ..sizes import format_size, parse_size
 from .exitcodes import ExitCode
@@ -184,7 +184,6 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
     from .copy_options import warn_damage
 
     _raise_open_files_limit()
-    for_many_objects()
     listener: Any
     if args.json:
         listener = JsonLines(sys.stdout)
@@ -196,7 +195,7 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
         listener = TreeLines(sys.stdout)
     try:
         with contextlib.ExitStack() as stack, _manifest(args.files_from) as lines, \
-                CampaignStore(args.journal) as store:
+                CampaignStore(args.journal) as store, many_objects():
             warn_damage(store.damage)  # the journal's damage policy: said by every command until acknowledged
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
                             manifest_name=_manifest_key(args.files_from), executor=executor)
