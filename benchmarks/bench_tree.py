@@ -53,21 +53,32 @@ def drop_caches() -> bool:
         return False
 
 
-def timed(argv: list[str]) -> tuple[float, int, float]:
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every core,
+    kernel threads included: ``/proc/stat``, all but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(argv: list[str]) -> tuple[float, int, float, float]:
     """Run ``argv`` then ``sync``; return (seconds, peak RSS of argv in KiB,
-    CPU seconds of argv, user and system).
+    CPU seconds of argv, user and system, and CPU seconds the whole machine
+    was busy meanwhile, the sync and the kernel's writeback included).
 
     The peak and the CPU time come from GNU time: the rusage of a child forked
     from this Python process would count the pages it shared before exec."""
     with tempfile.NamedTemporaryFile("r") as report:
+        busy = busy_seconds()
         start = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M %U %S", *argv], stdout=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise SystemExit(f"{argv[0]} failed with {proc.returncode}")
         subprocess.run(["sync"], check=True)
         seconds = time.perf_counter() - start
+        busy = busy_seconds() - busy
         peak, user, system = report.read().split()[-3:]
-        return seconds, int(peak), float(user) + float(system)
+        return seconds, int(peak), float(user) + float(system), busy
 
 
 def tools(src: Path, dst: Path, journal: Path, files: int, dst_options: str = "") -> dict[str, list[str]]:
@@ -100,6 +111,7 @@ def bench_tree(root: Path, n: int, args: argparse.Namespace) -> None:
     times: dict[str, list[float]] = {k: [] for k in names}
     rss: dict[str, int] = dict.fromkeys(names, 0)
     cpu: dict[str, list[float]] = {k: [] for k in names}
+    machine: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
@@ -110,25 +122,29 @@ def bench_tree(root: Path, n: int, args: argparse.Namespace) -> None:
             if not args.warm:
                 drop_caches()
             time.sleep(args.settle)
-            seconds, peak, used = timed(commands[name])
+            seconds, peak, used, busy = timed(commands[name])
             times[name].append(seconds)
             cpu[name].append(used)
+            machine[name].append(busy)
             rss[name] = max(rss[name], peak)
             print(f"  round {r + 1}: {name:<22} {seconds:7.2f} s  {format_size(size / seconds)}/s  "
-                  f"{count / seconds:8.0f} files/s  CPU {used:6.2f} s  peak RSS {format_size(peak * 1024)}", flush=True)
+                  f"{count / seconds:8.0f} files/s  CPU {used:6.2f} s  machine {busy:6.2f} s  "
+                  f"peak RSS {format_size(peak * 1024)}", flush=True)
     shutil.rmtree(dst, ignore_errors=True)
     tc = times["transfercore"]
     print(f"  {'command':<22} {'median s':>9} {'min-max s':>15} {'ratio':>7} {'ratio range':>13} "
-          f"{'ms/file':>8} {'CPU s':>7} {'peak RSS':>10}")
+          f"{'ms/file':>8} {'CPU s':>7} {'machine s':>10} {'peak RSS':>10}")
     for name in names:
         ts = times[name]
         ratios = [t / c for t, c in zip(ts, tc, strict=True)]
         print(f"  {name:<22} {statistics.median(ts):9.2f} {min(ts):7.2f}-{max(ts):<7.2f} "
               f"{statistics.median(ratios):7.2f} {min(ratios):6.2f}-{max(ratios):<6.2f} "
               f"{1000 * statistics.median(ts) / count:8.3f} {statistics.median(cpu[name]):7.2f} "
-              f"{format_size(rss[name] * 1024):>10}")
+              f"{statistics.median(machine[name]):10.2f} {format_size(rss[name] * 1024):>10}")
     print("  ratio = the command's time / transfercore's in the same round (above 1.0: transfercore faster); "
-          "CPU s = user + system seconds of the command (median), the sync not included")
+          "CPU s = user + system seconds of the command (median), the sync not included; machine s = CPU "
+          f"seconds all {os.cpu_count()} cores were busy meanwhile (median; the sync, the kernel's writeback "
+          "and anything else running included)")
 
 
 def bench_manifest(root: Path, entries: int) -> None:
