@@ -24,7 +24,7 @@ COLLECT_EVERY = 8
 #: of transfers a second, and a collection every 8 was still 5 % of the server's
 #: CPU in a 1,000-file ``-cc 4`` tree (0.27 ms each, ``gc.callbacks``).  A
 #: transfer with large buffers lasts longer than this, so the bound above holds
-#: for them; small ones wait at most this long.
+#: for them; small ones' cycles wait for the first transfer to end after it.
 COLLECT_AFTER = 0.05
 
 _ended = 0

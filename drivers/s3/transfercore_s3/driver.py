@@ -290,8 +290,10 @@ class S3Driver(Driver):
 
     def scan(self, path: str) -> Iterator[ObjectInfo]:
         """:meth:`list` for a tree copy, which makes one file or directory of
-        each name: a key that no such name can hold is said, not left out or
-        merged with another (see :func:`_unnamable`)."""
+        each name: a key that no such name can hold (an object that is also a
+        prefix of other keys, an empty, ``.`` or ``..`` part, a directory
+        marker with bytes) raises, naming it, instead of being left out or
+        merged with another."""
         return self._listing(path, strict=True)
 
     def _listing(self, path: str, *, strict: bool) -> Iterator[ObjectInfo]:

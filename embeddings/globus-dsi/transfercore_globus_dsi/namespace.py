@@ -53,8 +53,8 @@ def do_stat(session: Session, op: Any, info: Any) -> None:
                 # The server ends each listing line with CR LF: such a name would forge
                 # the next.  Refused rather than left out (a recursive download would end
                 # without it, unsaid); a lone CR or LF goes as the built-in storage sends it.
-                raise StorageError(f"cannot list {client}/{child.name!r}: its name holds CR LF, which no "
-                                   "listing line can carry", hint="rename it")
+                raise StorageError(f"cannot list {client}: the name {child.name!r} in it holds CR LF, which "
+                                   "no listing line can carry", hint="rename it")
             rows.append((child, child.name))
     array = glue.ffi.new("globus_gfs_stat_t[]", len(rows))
     keep: list[Any] = []
