@@ -216,6 +216,10 @@ def test_a_listing_with_an_entry_that_cannot_be_looked_at_is_refused_not_cut(roo
             c.pasv()
             code, text = c.cmd(f"{verb} /locked")
             assert code == 550 and "cannot look at" in text and "/locked/f" in text, (verb, code, text)
+        # the real client's recursive download of the tree: it ended 0 without locked/f before
+        done = subprocess.run(["globus-url-copy", "-r", "-cd", f"ftp://127.0.0.1:{port}/", f"file://{tmp_path}/out/"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode != 0 and "cannot look at" in done.stderr, done.stderr
     finally:
         proc.terminate()
         proc.wait(10)

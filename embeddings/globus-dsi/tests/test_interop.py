@@ -128,6 +128,32 @@ def test_a_recursive_download_of_a_name_no_listing_line_can_carry_fails_instead_
     assert proc.returncode != 0 and "cannot list" in proc.stderr, proc.stderr
 
 
+def test_a_listing_with_an_entry_that_cannot_be_looked_at_fails_instead_of_leaving_it_out(root, tmp_path):
+    """A directory the sessions may read but not search: the listing fails naming the entry
+    (it was listed empty before, and a recursive download ended 0 without its files)."""
+    from transfercore_globus_dsi.testing import DsiServer
+
+    class WithoutOverride(DsiServer):
+        def argv(self) -> list[str]:
+            # root searches any directory: not without these two capabilities
+            return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *super().argv()]
+
+    locked = root / "top" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "f").write_bytes(b"x")
+    (root / "top" / "ok").write_bytes(b"y")
+    locked.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # r--r--r--
+    work = tmp_path / "srv"
+    work.mkdir()
+    server = (WithoutOverride if os.geteuid() == 0 else DsiServer)(f"posix://{root}", work).start()
+    try:
+        proc = guc("-r", "-cd", server.ftp("/top/"), f"file://{tmp_path / 'out'}/", check=False)
+        assert proc.returncode != 0 and "cannot look at" in proc.stderr and "/locked/f" in proc.stderr, proc.stderr
+    finally:
+        server.stop()
+        locked.chmod(0o755)
+
+
 def test_recursive_tree_cc2_p2(served, root, tmp_path):
     tree = tmp_path / "tree"
     files = {}
