@@ -57,9 +57,13 @@ def mlst_line(info: ObjectInfo, shown_path: str, *, writable: bool) -> str | Non
     return None if name is None else f"{facts(info, writable=writable)} {name}"
 
 
+def _mlsd_line(info: ObjectInfo, name: str, *, writable: bool) -> str:
+    return f"{facts(info, writable=writable)} {_listed_name(name)}\r\n"
+
+
 def mlsd_text(entries: list[ObjectInfo], *, writable: bool) -> bytes:
-    lines = [f"{facts(info, writable=writable)} {_listed_name(info.name)}\r\n" for info in entries]
-    return "".join(lines).encode("utf-8", "surrogateescape")
+    return "".join(_mlsd_line(info, info.name, writable=writable) for info in entries).encode(
+        "utf-8", "surrogateescape")
 
 
 def _ls_text(info: ObjectInfo, shown: str) -> str:
@@ -90,7 +94,7 @@ def mlsr_text(root: ObjectInfo, entries: list[tuple[str, ObjectInfo]], *, writab
     every entry below it named by its path relative to it."""
     head = facts(root, writable=writable).replace("Type=dir;", "Type=cdir;", 1)
     lines = [f"{head} .\r\n"]
-    lines += (f"{facts(info, writable=writable)} {_listed_name(relative)}\r\n" for relative, info in entries)
+    lines += (_mlsd_line(info, relative, writable=writable) for relative, info in entries)
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
