@@ -212,6 +212,8 @@ class TreeCopy:
         self.manifest_name = manifest_name
         self.executor = executor
         self._listeners: list[Any] = []
+        #: The listeners given a ``file-done`` event per file (a subset of the above).
+        self._file_listeners: list[Any] = []
         self._cancel = threading.Event()
         self.skipped = 0
         #: The first thousand entries not copied, with why.
@@ -221,11 +223,17 @@ class TreeCopy:
         #: Files copied one per task (large ones) and complete, this run.
         self._singles_done: list[str] = []
 
-    def add_listener(self, listener: Any) -> None:
+    def add_listener(self, listener: Any, *, files: bool = True) -> None:
+        """Call ``listener`` with every event of the copy.  With ``files=False``
+        it is not given the ``file-done`` event of each file (progress, errors
+        and the summary still come): a tree of small files then makes no event
+        object a file when no listener wants one."""
         self._listeners.append(listener)
+        if files:
+            self._file_listeners.append(listener)
 
     def _emit(self, event: TreeEvent) -> None:
-        for listener in self._listeners:
+        for listener in self._file_listeners if type(event) is FileDone else self._listeners:
             listener(event)
 
     def cancel(self) -> None:
@@ -537,6 +545,9 @@ class TreeCopy:
         inflight: dict[Any, list[FileSpec]] = {}
         window = 2 * self.options.files
         outcomes: list[Outcome] = []
+        #: (rel, checksum, destination facts) of files complete with nothing more to say.
+        complete: list[tuple[str, str, str]] = []
+        per_file = bool(self._file_listeners)
         events: list[TreeEvent] = []
         failures: list[tuple[str, str]] = []
         exhausted = False
@@ -561,7 +572,8 @@ class TreeCopy:
                     executor.cancel()
                 if not inflight:
                     break
-                timeout = max(0.0, last_commit + COMMIT_EVERY - time.monotonic()) if outcomes else TICK
+                waiting = outcomes or complete
+                timeout = max(0.0, last_commit + COMMIT_EVERY - time.monotonic()) if waiting else TICK
                 done, _ = executor.wait(list(inflight), timeout)
             except KeyboardInterrupt as exc:
                 if interrupted is None:
@@ -580,13 +592,20 @@ class TreeCopy:
                 else:
                     results = result if isinstance(result, list) else [result]
                 for r in results:
-                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message, r.dst))
                     if r.state is FileState.COMPLETE:
+                        # (most files of a tree: a tuple each, not an Outcome and an event)
+                        if r.marker or r.message:
+                            outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message, r.dst))
+                        else:
+                            complete.append((r.rel, r.checksum, r.dst))
                         progress.file_done(r)
-                        events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
+                        if per_file:
+                            events.append(FileDone(r.rel, r.size, r.written, r.checksum, r.reused))
                         if single:
                             self._singles_done.append(r.rel)
-                    elif r.error in _NO_SPACE:
+                        continue
+                    outcomes.append(Outcome(r.rel, r.state, r.checksum, r.marker, r.message, r.dst))
+                    if r.error in _NO_SPACE:
                         # Every later file would fail the same way: stop handing
                         # them out, and report the cause once.
                         full_count += 1
@@ -601,17 +620,18 @@ class TreeCopy:
                         progress.failed += 1
                         events.append(FileFailed(r.rel, r.error, r.message, r.marker))
             now = time.monotonic()
-            if outcomes and (now >= last_commit + COMMIT_EVERY or len(outcomes) >= COMMIT_FILES or not inflight):
+            count = len(outcomes) + len(complete)
+            if count and (now >= last_commit + COMMIT_EVERY or count >= COMMIT_FILES or not inflight):
                 # Recorded before reported: a file reported done is in the
                 # journal as complete (one commit for the whole group).
-                self.store.record(campaign, outcomes)
-                outcomes = []
+                self.store.record(campaign, outcomes, complete)
+                outcomes, complete = [], []
                 last_commit = now
                 for event in events:
                     self._emit(event)
                 events = []
             progress.tick(now)
-        self.store.record(campaign, outcomes)
+        self.store.record(campaign, outcomes, complete)
         for event in events:
             self._emit(event)
         progress.tick(time.monotonic(), force=True)

@@ -387,14 +387,29 @@ class CampaignStore:
             raise failed[0]
         return count
 
-    def record(self, campaign: Campaign, outcomes: Iterable[Outcome]) -> None:
-        """Record many outcomes in one transaction."""
-        now_rows = [
+    def record(self, campaign: Campaign, outcomes: Iterable[Outcome],
+               complete: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Record many outcomes in one transaction; ``complete`` holds
+        ``(rel, checksum, dst)`` of files complete with no marker or message
+        (a tuple each instead of an :class:`Outcome`: most files of a tree)."""
+        rows = [
             (o.state._value_, o.checksum, o.marker, _text(o.message), o.dst, campaign.id, encode_name(o.rel))
             for o in outcomes
         ]
-        self._many("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=?, dst=? "
-                   "WHERE campaign=? AND rel=?", now_rows)
+        cid = campaign.id
+        done = [(checksum, dst, cid, encode_name(rel)) for rel, checksum, dst in complete]
+        if not rows and not done:
+            return
+
+        def update(db: sqlite3.Connection) -> None:
+            if rows:
+                db.executemany("UPDATE campaign_entries SET state=?, checksum=?, marker=?, message=?, dst=? "
+                               "WHERE campaign=? AND rel=?", rows)
+            if done:
+                db.executemany("UPDATE campaign_entries SET state='complete', checksum=?, marker='', message='', "
+                               "dst=? WHERE campaign=? AND rel=?", done)
+
+        self._transaction(update)
 
     def set_states(self, campaign: Campaign, changes: Iterable[tuple[str, FileState]]) -> None:
         """Move entries to another state in one transaction, forgetting what

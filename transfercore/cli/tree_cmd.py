@@ -199,7 +199,8 @@ def _run(args: argparse.Namespace, options: Any, executor: Any) -> int:
             warn_damage(store.damage)  # the journal's damage policy: said by every command until acknowledged
             tree = TreeCopy(args.source, args.destination, options, store, manifest=lines,
                             manifest_name=_manifest_key(args.files_from), executor=executor)
-            tree.add_listener(listener)
+            # (only --json prints each file: the others are spared an event a file)
+            tree.add_listener(listener, files=isinstance(listener, JsonLines))
             metrics = stack.enter_context(_metrics(args))
             if metrics is not None:
                 tree.add_listener(metrics)
