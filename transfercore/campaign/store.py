@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -347,45 +346,23 @@ class CampaignStore:
     def record_walk(self, campaign: Campaign, entries: Iterable[Entry], batch: int = WALK_BATCH) -> int:
         """Insert or refresh every entry, ``batch`` rows per transaction; return how many.
 
-        The rows are written by a thread of their own while ``entries`` goes
-        on: SQLite's work on a transaction (and the commit's wait for the
-        disk) runs beside the walk instead of stopping it."""
-        todo: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
-        failed: list[BaseException] = []
-
-        def write() -> None:
-            while (rows := todo.get()) is not None:
-                if not failed:
-                    try:
-                        self._many(_UPSERT, rows)
-                    except BaseException as exc:  # noqa: BLE001 - raised by the walk's thread
-                        failed.append(exc)
-
-        writer = threading.Thread(target=write, name="journal-walk", daemon=True)
-        writer.start()
+        On the walk's own thread: a thread of its own for the rows was tried,
+        and cost more than it saved (each row's step in SQLite hands the
+        interpreter lock to the walk and back; 0.29 s against 0.22 s for a
+        20,000-file walk)."""
         # (``_value_``, the member's own attribute: ``.value`` is a descriptor call, and a
         # dictionary keyed by members calls Enum.__hash__ in Python; a row each, per file)
         rows: list[tuple[Any, ...]] = []
         count = 0
-        try:
-            for e in entries:
-                rows.append((campaign.id, encode_name(e.rel), e.kind._value_, e.size, e.mtime_ns, e.mode,
-                             e.identity, _link(e.link), campaign.generation))
-                if len(rows) >= batch:
-                    if failed:
-                        break
-                    todo.put(rows)
-                    count += len(rows)
-                    rows = []
-            else:
-                todo.put(rows)
+        for e in entries:
+            rows.append((campaign.id, encode_name(e.rel), e.kind._value_, e.size, e.mtime_ns, e.mode,
+                         e.identity, _link(e.link), campaign.generation))
+            if len(rows) >= batch:
+                self._many(_UPSERT, rows)
                 count += len(rows)
-        finally:
-            todo.put(None)
-            writer.join()
-        if failed:
-            raise failed[0]
-        return count
+                rows = []
+        self._many(_UPSERT, rows)
+        return count + len(rows)
 
     def record(self, campaign: Campaign, outcomes: Iterable[Outcome],
                complete: Iterable[tuple[str, str, str]] = ()) -> None:
