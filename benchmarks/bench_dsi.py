@@ -19,7 +19,10 @@ them), medians with the spread over the rounds:
   streams), and the CPU (user + system) of the session processes per GiB;
 * session start: connect to the ``230`` of an anonymous login, to the reply of
   a first ``SIZE``, to the ``226`` of a 1 KiB ``STOR``; CPU per session;
-* a tree of small files, ``globus-url-copy -r -cc 4 -fast``.
+* a tree of small files, ``globus-url-copy -r -cc 4 -fast``; in the same rounds the
+  floor a durable ``226`` per file sets on this file system (:mod:`durable_floor`: as
+  many writers as sessions, each file created, written, flushed, renamed and its
+  directory flushed, no server), and the same without the flushes.
 
 The machine's load (``os.getloadavg``) is printed with every timing.
 
@@ -30,7 +33,6 @@ The machine's load (``os.getloadavg``) is printed with every timing.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import re
 import shutil
@@ -42,7 +44,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from durable_floor import copy_tree, writers_of
 from transfercore_globus_dsi import launch
 from transfercore_globus_dsi.testing import anonymous_args, loopback_args
 from transfercore_globus_dsi.warm import WarmPool
@@ -136,6 +140,21 @@ class Server:
             self.proc.kill()
         if self.pool is not None:
             self.pool.stop(sessions=True)
+
+
+class Floor:
+    """Not a server: the floor a durable ``226`` per file sets (:mod:`durable_floor`), in the same rounds."""
+
+    def __init__(self, name: str, work: Path, durable: bool) -> None:
+        self.name = name
+        self.dir = work / re.sub(r"\W+", "-", name)
+        self.durable = durable
+
+    def ready(self) -> None:
+        pass
+
+    def tree(self, tree: Path, opts: list[str]) -> tuple[float, float]:
+        return copy_tree(tree, self.dir / "tree", writers_of(opts), self.durable)
 
 
 def timed(server: Server, argv: list[str], target: Path) -> tuple[float, float]:
@@ -269,7 +288,7 @@ def load() -> str:
     return "load " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def rounds(servers: list[Server], n: int, what: str, run: Callable[[Server], tuple[float, float]]) -> tuple[
+def rounds(servers: list[Server | Floor], n: int, what: str, run: Callable[[Any], tuple[float, float]]) -> tuple[
     dict[str, list[float]], dict[str, list[float]]
 ]:
     """``n`` rounds, the servers taking turns (each round starts with the next one)."""
@@ -284,7 +303,7 @@ def rounds(servers: list[Server], n: int, what: str, run: Callable[[Server], tup
             wall, cpu = run(s)
             walls[s.name].append(wall)
             cpus[s.name].append(cpu)
-            print(f"  {what} round {r + 1} {s.name:<18} {wall:7.2f} s  cpu {cpu:6.2f} s  ({load()})", flush=True)
+            print(f"  {what} round {r + 1} {s.name:<30} {wall:7.2f} s  cpu {cpu:6.2f} s  ({load()})", flush=True)
     return walls, cpus
 
 
@@ -404,8 +423,15 @@ def main() -> int:
             print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "
                   f"{n} rounds, each timed to a trailing sync:")
             seen = servers[0].log.stat().st_size if servers[0].log.exists() else 0
-            twalls, tcpus = rounds(servers, n, "tree", functools.partial(put_tree, tree=tree, files=args.files,
-                                                                         opts=opts.split()))
+            floors = [Floor(f"floor: {writers_of(opts.split())} writers, durable", work, True),
+                      Floor(f"floor: {writers_of(opts.split())} writers, no flush", work, False)]
+
+            def one(s: Server | Floor, opts: str = opts) -> tuple[float, float]:
+                if isinstance(s, Floor):
+                    return s.tree(tree, opts.split())
+                return put_tree(s, tree=tree, files=args.files, opts=opts.split())
+
+            twalls, tcpus = rounds([*servers, *floors], n, "tree", one)
             with open(servers[0].log, encoding="utf-8", errors="replace") as fh:
                 fh.seek(seen)
                 final = [float(x) for x in re.findall(r"complete\(\) after the last byte ([\d.]+) s", fh.read())]
@@ -413,8 +439,8 @@ def main() -> int:
                 print(f"  dsi: complete() (fsync, rename, directory fsync) per file: median {1000 * med(final):.1f} ms "
                       f"({1000 * min(final):.1f}-{1000 * max(final):.1f}), {sum(final) / n:.2f} s per round "
                       f"summed over the sessions")
-            for s in servers:
-                print(f"  {s.name:<20} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
+            for s in [*servers, *floors]:
+                print(f"  {s.name:<30} {args.files / med(twalls[s.name]):8.0f} files/s  {spread(twalls[s.name]):>12} s"
                       f"  CPU {med(tcpus[s.name]):.2f} s")
             ratios(twalls)
             paired(twalls, tcpus)

@@ -9,6 +9,10 @@ Cases (``--cases``, comma-separated):
   directories included) with ``-r -cd -cc 4 -fast``, into posix and into
   hpss (``--servers``), against the real server;
 * ``tree-pp``: the same with command pipelining (``-pp``);
+  every tree case also times, in the same rounds, the floor a durable ``226`` per
+  file sets on this file system (``floor, durable``: four writers, each file
+  created, written, flushed, renamed and its directory flushed, no server;
+  :mod:`durable_floor`) and the same without the flushes (``floor, no flush``);
 * ``tree-3pt``: the same tree as a ``-pp`` third-party transfer, the real
   server sending it to each server (itself included);
 * ``gsi``: ``gsiftp://`` MODE E ``-p 4 -fast`` PUT with DCAU (the default) and
@@ -45,9 +49,16 @@ import threading
 import time
 from pathlib import Path
 
+from durable_floor import copy_tree
+
 from transfercore.sizes import parse_size
 from transfercore.testing.gsi_pki import GridPKI
 from transfercore.testing.loopback import free_port, start_globus_server, wait_port
+
+#: Not servers, in the tree cases' rounds: the floor a durable ``226`` per file sets on this
+#: file system (:mod:`durable_floor`), and the same without the flushes (what storage that
+#: promises nothing at its reply pays); the value says whether each file is flushed.
+FLOORS = {"floor, durable": True, "floor, no flush": False}
 
 
 def make_source(path: Path, size: int) -> None:
@@ -394,6 +405,10 @@ def main() -> int:
     def put_tree(  # noqa: ANN202
         flags: list[str], name: str, base: str, root: Path, pid: int, children: bool, third_party: bool = False
     ):
+        if name in FLOORS:
+            # not a server: the floor a durable 226 per file sets here, as many writers as -cc sessions
+            wall, cpu = copy_tree(tree, root / "t", 4, FLOORS[name])
+            return wall, cpu, 0
         dest = root / "t"
         if dest.exists():
             shutil.rmtree(dest)
@@ -445,12 +460,15 @@ def main() -> int:
                 if args.before:
                     ours += [n for n in ("before", "before-hpss") if n in servers.endpoints]
                 flags = [] if case == "tree" else ["-pp"]
+                for floor in FLOORS:
+                    servers.endpoints.setdefault(floor, ("", work / floor.replace(" ", "-").replace(",", ""),
+                                                         os.getpid(), False))
                 res = run_case(
-                    f"{case} {args.files}", servers, [*ours, "globus"], args.repeat,
+                    f"{case} {args.files}", servers, [*ours, "globus", *FLOORS], args.repeat,
                     lambda *a, flags=flags, third=case == "tree-3pt": put_tree(flags, *a, third_party=third),
                     tree_bytes, "s",
                 )
-                for name in ours:
+                for name in [*ours, *FLOORS]:
                     ratio(f"{case} {args.files}", res, name, False)
             elif case == "gsi":
                 for label, flags in ((f"gsi PUT -p{args.parallel}", par), ("gsi PUT -dcpriv", [*par, "-dcpriv"])):
