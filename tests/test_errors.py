@@ -25,6 +25,13 @@ def test_storage_errors_are_typed_and_still_oserrors(code, cls, builtin):
     assert exc.hint  # every mapped error says what to do
 
 
+def test_a_path_too_long_says_what_the_limits_are():
+    exc = errors.from_oserror(OSError(errno.ENAMETOOLONG, "File name too long"), "cannot list /deep")
+    assert type(exc) is errors.StorageError and exc.errno == errno.ENAMETOOLONG
+    assert "cannot list /deep: File name too long" in str(exc)
+    assert "4,096 a path" in exc.hint and "nearer the long path" in exc.hint
+
+
 def test_unknown_errno_is_a_plain_storage_error():
     exc = errors.from_oserror(OSError(errno.EIO, "I/O error"), "reading")
     assert type(exc) is errors.StorageError and exc.errno == errno.EIO

@@ -239,6 +239,9 @@ _BY_ERRNO: dict[int, tuple[type[StorageError], str]] = {
     _errno.EDQUOT: (QuotaExceeded, "raise the quota or free space, then " + RESUME_HINT),
     _errno.EISDIR: (IsADirectory, "give the path of a file, not of a directory"),
     _errno.ENOTDIR: (NotADirectory, "a component of the path is a file, not a directory"),
+    _errno.ENAMETOOLONG: (StorageError, "a name or the whole path is longer than the system allows, on Linux "
+                                        "255 bytes a name and 4,096 a path; shorten it, or copy from a directory "
+                                        "nearer the long path"),
 }
 
 

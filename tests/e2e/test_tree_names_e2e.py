@@ -85,3 +85,25 @@ def test_one_tree_with_byte_names_hard_links_xattrs_and_a_fifo(tmp_path):
     assert os.lstat(dst + b"/d\xe9/f\xff").st_ino == os.lstat(dst + b"/second-name").st_ino
     assert os.getxattr(dst + b"/d\xe9/f\xff", "user.tag") == b"kept"
     assert not os.path.exists(dst + b"/d\xe9/pipe")
+
+
+def test_a_tree_deeper_than_the_system_allows_stops_with_what_to_do(tmp_path):
+    # 25 levels of 200-byte names: past Linux's 4,096-byte path before the file at the bottom
+    src = tmp_path / "src"
+    src.mkdir()
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir("d" * 200, dir_fd=fd)
+            deeper = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = deeper
+        leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(leaf, b"at the bottom")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    code, events, err = copy(src, tmp_path / "dst", tmp_path / "j.db")
+    assert code == 1
+    assert "File name too long" in err and "4,096 a path" in err and "nearer the long path" in err
+    assert not [e for e in events if e["event"] == "tree-done"]  # stopped, not reported done
