@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from transfercore.driverkit import fsync_dir
+
 
 def _files(source: Path) -> tuple[list[str], list[str]]:
     """(directories, files) of ``source``, relative, parents before children."""
@@ -40,14 +42,6 @@ def _files(source: Path) -> tuple[list[str], list[str]]:
         dirs += [os.path.normpath(os.path.join(rel, n)) for n in names]
         files += [os.path.normpath(os.path.join(rel, f)) for f in sorted(found)]
     return dirs, files
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_tree(source: Path, target: Path, writers: int = 4, durable: bool = True) -> tuple[float, float]:
@@ -79,7 +73,7 @@ def copy_tree(source: Path, target: Path, writers: int = 4, durable: bool = True
                     os.close(fd)
                 os.rename(hidden, final)
                 if durable:
-                    _fsync_dir(parent)
+                    fsync_dir(parent)
         except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
             errors.append(exc)
 
@@ -90,7 +84,7 @@ def copy_tree(source: Path, target: Path, writers: int = 4, durable: bool = True
         os.mkdir(os.path.join(target, rel))
     if durable:
         for rel in ["", *dirs]:
-            _fsync_dir(os.path.dirname(os.path.join(target, rel).rstrip("/")) or "/")
+            fsync_dir(os.path.dirname(os.path.join(target, rel).rstrip("/")) or "/")
     threads = [threading.Thread(target=work, args=(w,)) for w in range(max(1, writers))]
     for t in threads:
         t.start()
