@@ -423,13 +423,14 @@ def main() -> int:
             print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "
                   f"{n} rounds, each timed to a trailing sync:")
             seen = servers[0].log.stat().st_size if servers[0].log.exists() else 0
-            floors = [Floor(f"floor: {writers_of(opts.split())} writers, durable", work, True),
-                      Floor(f"floor: {writers_of(opts.split())} writers, no flush", work, False)]
+            argv = opts.split()
+            floors = [Floor(f"floor: {writers_of(argv)} writers, durable", work, True),
+                      Floor(f"floor: {writers_of(argv)} writers, no flush", work, False)]
 
-            def one(s: Server | Floor, opts: str = opts) -> tuple[float, float]:
+            def one(s: Server | Floor, argv: list[str] = argv) -> tuple[float, float]:
                 if isinstance(s, Floor):
-                    return s.tree(tree, opts.split())
-                return put_tree(s, tree=tree, files=args.files, opts=opts.split())
+                    return s.tree(tree, argv)
+                return put_tree(s, tree=tree, files=args.files, opts=argv)
 
             twalls, tcpus = rounds([*servers, *floors], n, "tree", one)
             with open(servers[0].log, encoding="utf-8", errors="replace") as fh:
