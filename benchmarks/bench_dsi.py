@@ -22,7 +22,12 @@ them), medians with the spread over the rounds:
 * a tree of small files, ``globus-url-copy -r -cc 4 -fast``; in the same rounds the
   floor a durable ``226`` per file sets on this file system (:mod:`durable_floor`: as
   many writers as sessions, each file created, written, flushed, renamed and its
-  directory flushed, no server), and the same without the flushes.
+  directory flushed, no server), and the same without the flushes; and the real server
+  with nothing but a durable ``226`` (:mod:`floor_server`: a storage module in C that
+  flushes each file, renames it and flushes its directory before the ``226``, no
+  Python), and the same module without the flushes. The first floor leaves out the
+  server, the second keeps it: a session waits for each ``226`` before its next file,
+  so the flushes come in series with the server's own work a file.
 
 The machine's load (``os.getloadavg``) is printed with every timing.
 
@@ -46,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import floor_server
 from durable_floor import copy_tree, writers_of
 from transfercore_globus_dsi import launch
 from transfercore_globus_dsi.testing import anonymous_args, loopback_args
@@ -76,14 +82,17 @@ def children_cpu(pid: int) -> float:
 
 class Server:
     def __init__(self, name: str, work: Path, extra: list[str], dsi: bool, dsi_options: list[str] | None = None,
-                 package: Path | None = None, warm: int = 0) -> None:
+                 package: Path | None = None, warm: int = 0, floor: tuple[Path, bool] | None = None) -> None:
         self.name = name
         self.dir = work / re.sub(r"\W+", "-", name)
         self.dir.mkdir()
         self.port = free_port()
         self.log = work / f"{self.dir.name}.dsi.log"
         base = [*loopback_args(self.port), *anonymous_args(), "-d", "ERROR", "-l", str(work / f"{self.dir.name}.log")]
-        if dsi:
+        if floor is not None:
+            # the real server with the floor module (floor_server.py): its directory and whether it flushes
+            argv, env = floor_server.launch(launch.find_server(), floor[0], self.dir, floor[1], [*base, *extra])
+        elif dsi:
             plan = launch.server_launch(f"posix://{self.dir}", [*base, *extra], log=str(self.log),
                                         dsi_extra=dsi_options or [])
             argv, env = list(plan.argv), dict(plan.env)
@@ -102,12 +111,14 @@ class Server:
             self.pool = WarmPool(plan, warm).start()
             argv, env = list(self.pool.daemon.argv), dict(self.pool.daemon.env)
         self.dsi = dsi
+        #: served as '/' (the DSI and the floor module), not under its real path
+        self.rooted = dsi or floor is not None
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
 
     def path(self, name: str) -> str:
         # the DSI serves DIR as '/'; the built-in storage sees the real path
-        return f"{'' if self.dsi else str(self.dir)}/{name}"
+        return f"{'' if self.rooted else str(self.dir)}/{name}"
 
     def url(self, name: str) -> str:
         return f"ftp://127.0.0.1:{self.port}{self.path(name)}"
@@ -418,6 +429,12 @@ def main() -> int:
         print("  the embedded Python alone (CPU of python -c, median): "
               + "; ".join(f"{name} {ms:.0f} ms" for name, ms in floor))
 
+        if args.files:
+            # the real server with nothing but a durable 226 (floor_server.py), and without the flushes
+            module = floor_server.build(work / "floor-module")
+            floor_servers = [Server(name, work, [], dsi=False, floor=(module, durable))
+                             for name, durable in floor_server.NAMES.items()]
+            servers += floor_servers
         for opts in (args.tree_opts or ["-cc 4 -fast"]) if args.files else []:
             n = args.tree_rounds if args.tree_rounds is not None else args.rounds
             print(f"\n{args.files} files of {format_size(file_size)}, globus-url-copy -r {opts}, "

@@ -13,6 +13,12 @@ Cases (``--cases``, comma-separated):
   file sets on this file system (``floor, durable``: four writers, each file
   created, written, flushed, renamed and its directory flushed, no server;
   :mod:`durable_floor`) and the same without the flushes (``floor, no flush``);
+  and the real server with nothing but a durable ``226`` (``server floor,
+  durable``: a storage module in C that flushes each file, renames it and
+  flushes its directory before the ``226``; :mod:`floor_server`), and the same
+  module without the flushes (``server floor, no flush``). The first floor
+  leaves the server out; the second keeps it, and with it the flushes in series
+  with the server's own work a file, since each session waits for its ``226``;
 * ``tree-3pt``: the same tree as a ``-pp`` third-party transfer, the real
   server sending it to each server (itself included);
 * ``gsi``: ``gsiftp://`` MODE E ``-p 4 -fast`` PUT with DCAU (the default) and
@@ -49,6 +55,7 @@ import threading
 import time
 from pathlib import Path
 
+import floor_server
 from durable_floor import copy_tree
 
 from transfercore.sizes import parse_size
@@ -223,6 +230,20 @@ class Servers:
         pid = int(self.pidfile.read_text().split()[0])
         self.endpoints["globus"] = (f"ftp://127.0.0.1:{port}{root}", root, pid, True)
 
+    def floor(self, name: str, root: Path, module: Path, durable: bool) -> None:
+        """The real server with nothing but a durable ``226`` (:mod:`floor_server`), serving ``root``
+        as ``/``; its sessions run as ``nobody``, as the real server's do."""
+        port = free_port()
+        argv, env = floor_server.launch(
+            shutil.which("globus-gridftp-server") or "globus-gridftp-server", module, root, durable,
+            ["-aa", "-anonymous-user", "nobody", "-p", str(port), "-control-interface", "127.0.0.1",
+             "-data-interface", "127.0.0.1", "-d", "ERROR", "-l", str(self.work / f"{root.name}.log"), "-c", "/dev/null"],
+        )
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        wait_port(port, proc)
+        self.endpoints[name] = (f"ftp://127.0.0.1:{port}", root, proc.pid, True)
+
     def real_gsi(self, root: Path, pki: GridPKI) -> None:
         port = free_port()
         pidfile = self.work / "real-gsi.pid"
@@ -352,6 +373,13 @@ def main() -> int:
             env = {"HPSS_EMU_ROOT": str(where), **emu_env} if base == "transfercore-hpss" else None
             servers.ours(name, [*store, *extra], where, env, children="--workers" in extra)
     servers.real(real_root)
+    if any(c.startswith("tree") for c in cases):
+        module = floor_server.build(work / "floor-module")
+        for name, durable in floor_server.NAMES.items():
+            root = work / name.replace(" ", "-").replace(",", "")
+            root.mkdir(exist_ok=True)
+            root.chmod(0o777)  # its sessions write as 'nobody'
+            servers.floor(name, root, module, durable)
     if args.before:
         before_root = work / "before"
         before_root.mkdir(exist_ok=True)
@@ -464,11 +492,11 @@ def main() -> int:
                     servers.endpoints.setdefault(floor, ("", work / floor.replace(" ", "-").replace(",", ""),
                                                          os.getpid(), False))
                 res = run_case(
-                    f"{case} {args.files}", servers, [*ours, "globus", *FLOORS], args.repeat,
+                    f"{case} {args.files}", servers, [*ours, "globus", *floor_server.NAMES, *FLOORS], args.repeat,
                     lambda *a, flags=flags, third=case == "tree-3pt": put_tree(flags, *a, third_party=third),
                     tree_bytes, "s",
                 )
-                for name in [*ours, *FLOORS]:
+                for name in [*ours, *floor_server.NAMES, *FLOORS]:
                     ratio(f"{case} {args.files}", res, name, False)
             elif case == "gsi":
                 for label, flags in ((f"gsi PUT -p{args.parallel}", par), ("gsi PUT -dcpriv", [*par, "-dcpriv"])):
