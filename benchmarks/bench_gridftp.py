@@ -309,7 +309,8 @@ def main() -> int:
                          "a suffix -wN runs one with --workers N, e.g. transfercore-w2; -asyncio one on asyncio's "
                          "own event loop, e.g. transfercore-asyncio; -iN the hpss driver with N segments in "
                          "flight, e.g. transfercore-hpss-i2; -wb0 the emulator's movers without write-behind, "
-                         "e.g. transfercore-hpss-wb0; the hpss case runs the transfercore-hpss ones)")
+                         "e.g. transfercore-hpss-wb0; -cN kept on CPU N (--cpu-affinity N; -coff: off), "
+                         "e.g. transfercore-c1; the hpss case runs the transfercore-hpss ones)")
     ap.add_argument("--before", metavar="CHECKOUT",
                     help="a checkout of other code (git worktree or archive): its serve --root runs as "
                     "'before' in the tree cases, in the same alternation, and with a transfercore-hpss "
@@ -352,9 +353,13 @@ def main() -> int:
         # "transfercore-asyncio": on asyncio's own event loop instead of uvloop;
         # "transfercore-hpss-i2": the hpss driver executing 2 segments at once (inflight=2);
         # "transfercore-hpss-wb0": the emulator's movers without write-behind (HPSS_EMU_WRITE_BEHIND=0).
-        # Suffixes go together in that order from the end: transfercore-hpss-i2-w2-asyncio-wb0.
+        # "transfercore-c1": the same server kept on CPU 1 (--cpu-affinity 1; -coff: off);
+        # Suffixes go together in that order from the end: transfercore-hpss-i2-w2-asyncio-wb0-c1.
         base, extra, query = name, [], ""
         emu_env: dict[str, str] = {}
+        stem, _, cpus = base.rpartition("-c")
+        if stem.startswith("transfercore") and (cpus.isdigit() or cpus == "off"):
+            base, extra = stem, ["--cpu-affinity", cpus]
         if base.endswith("-wb0"):
             base, emu_env = base.removesuffix("-wb0"), {"HPSS_EMU_WRITE_BEHIND": "0"}
         if base.endswith("-asyncio"):

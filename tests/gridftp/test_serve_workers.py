@@ -205,3 +205,59 @@ def test_a_worker_specification_round_trips_and_a_bad_one_is_named() -> None:
     assert WorkerSpec.decode(spec.encode()) == spec
     with pytest.raises(ValueError, match="not a worker specification"):
         WorkerSpec.decode("1,2,x")
+
+
+def _cpus_of_every_thread(pid: int) -> set[str]:
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            found |= {line.split(":", 1)[1].strip() for line in f if line.startswith("Cpus_allowed_list:")}
+    return found
+
+
+def _store_one(port: int) -> None:
+    # an upload: the process has started its worker threads by the time it answers
+    client = Client(port)
+    client.login()
+    host, data_port = client.pasv()
+    code, _ = client.cmd("STOR /probe")
+    assert code == 150
+    with socket.create_connection((host, data_port)) as data:
+        data.sendall(b"x" * 1000)
+    assert client.until_final()[-1][0] == 226
+    client.close()
+
+
+def test_each_worker_keeps_a_core_of_its_own(serve, root) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    srv = serve("--root", str(root), "--anonymous-write", "--workers", "2")
+    assert srv.proc is not None
+    wait_for(lambda: len(children(srv.proc.pid)) == 2, what="two workers")
+    _store_one(srv.port)
+    kids = children(srv.proc.pid)
+    cpus = [_cpus_of_every_thread(kid) for kid in kids]
+    if len(allowed) >= 2:
+        # every thread of a worker on one CPU, the two workers on different ones
+        assert all(len(c) == 1 for c in cpus)
+        assert {next(iter(c)) for c in cpus} == {str(allowed[0]), str(allowed[1])}
+    else:
+        assert all(c == _cpus_of_every_thread(os.getpid()) for c in cpus)
+
+
+def test_a_single_process_keeps_one_core_of_a_small_machine_or_the_one_it_is_given(serve, root) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    alone = serve("--root", str(root), "--anonymous-write")
+    _store_one(alone.port)
+    expected = {str(allowed[-1])} if len(allowed) <= 2 else _cpus_of_every_thread(os.getpid())
+    assert alone.proc is not None and _cpus_of_every_thread(alone.proc.pid) == expected
+    alone.stop()
+    unpinned = serve("--root", str(root), "--anonymous-write", "--cpu-affinity", "off")
+    _store_one(unpinned.port)
+    assert unpinned.proc is not None
+    assert _cpus_of_every_thread(unpinned.proc.pid) == _cpus_of_every_thread(os.getpid())
+    unpinned.stop()
+    cpu = min(os.sched_getaffinity(0))
+    pinned = serve("--root", str(root), "--anonymous-write", "--cpu-affinity", str(cpu), "-v")
+    _store_one(pinned.port)
+    assert pinned.proc is not None and _cpus_of_every_thread(pinned.proc.pid) == {str(cpu)}
+    assert f"on CPU {cpu}" in pinned.log.read_text()

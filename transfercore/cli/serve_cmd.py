@@ -16,6 +16,7 @@ import attrs
 from ..errors import ListenError, OptionError, TransferCoreError
 from ..eventloop import CHOICES, loop_factory, loop_name
 from ..eventloop import run as run_loop
+from ..service import affinity
 from ..service.config import ConfigError, ConfigFile, given, load, merge, options, overridable
 from ..service.listening import announce_listening
 from .exitcodes import ExitCode
@@ -69,6 +70,11 @@ def register(subparsers: Any) -> None:
                    help="processes serving sessions from the one port, or auto: one per core this process "
                         "may run on (default 1; the limits hold for all of them together; more than one "
                         "uses more cores for many small files)")
+    p.add_argument("--cpu-affinity", default="auto", metavar="auto|off|CPUS",
+                   help="auto (default): each worker of --workers N on a core of its own when there are N "
+                   "(hand-offs between a process's threads then stay on one core), a single process on "
+                   "one core of a machine of at most 2; off: never; CPU numbers (0,2-3): the process, or "
+                   "worker i, on the i-th of them")
     p.add_argument("--event-loop", choices=CHOICES, default="auto",
                    help="the event loop sessions run on: uvloop (in C, the faster for many small files), "
                    "asyncio's own, or auto: uvloop where installed (default)")
@@ -258,6 +264,7 @@ CHECKS: dict[str, Any] = {
     "transfer_log_checksum": _check_checksum,
     "event_loop": loop_factory,
     "workers": _check_workers_setting,
+    "cpu_affinity": lambda v: affinity.parse(v),
     **{
         key: _check_positive
         for key in ("idle_timeout", "data_timeout", "max_sessions", "login_timeout", "max_unauthenticated",
@@ -269,7 +276,8 @@ CHECKS: dict[str, Any] = {
 #: How often each worker of several publishes its figures for the metrics endpoint (seconds).
 METRICS_PUBLISH = 1.0
 
-RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file", "workers", "event_loop")
+RESTART_ONLY = ("root", "driver", "host", "port", "metrics_port", "port_file", "workers", "event_loop",
+                "cpu_affinity")
 
 
 @attrs.frozen
@@ -310,6 +318,7 @@ def build(args: argparse.Namespace) -> Plan:
     if args.marker_interval < 0.1:
         raise OptionError("--marker-interval must be at least 0.1 seconds")
     _check_workers(args)
+    affinity.check(affinity.parse(args.cpu_affinity), args.workers)
     loop_factory(args.event_loop)  # uvloop asked for and not installed: said before anything starts
     users = UserDB.load(args.users) if args.users else None
     gsi = _gsi_config(args)
@@ -470,6 +479,9 @@ def run(args: argparse.Namespace) -> int:
 
     worker = Worker.from_spec(spec) if spec is not None else None
     plan = build(args)
+    # before this process starts a thread: each takes the CPUs of the thread that starts it
+    cpu = affinity.apply(affinity.parse(args.cpu_affinity), spec.index if spec is not None else None,
+                         spec.count if spec is not None else 1)
     endpoint = open_endpoint(args)
     driver, base_path = endpoint.driver, endpoint.path or "/"
     config = attrs.evolve(plan.config, base_path=base_path)
@@ -516,7 +528,8 @@ def run(args: argparse.Namespace) -> int:
         reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY, counted=server.stats.reload)
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         port = await server.start()
-        logging.getLogger("transfercore.gridftp").info("sessions run on the %s event loop", loop_name(loop))
+        logging.getLogger("transfercore.gridftp").info(
+            "sessions run on the %s event loop%s", loop_name(loop), "" if cpu is None else f", on CPU {cpu}")
         freeze_startup()
         if spec is None:
             announce_listening("serve", args.host, port, args.port_file)
