@@ -183,6 +183,8 @@ def main() -> int:
     ap.add_argument("--only", choices=("transfercore", "tus"), help="run one server (for profiling)")
     ap.add_argument("--with-uvicorn", action="store_true",
                     help="also run serve-http under uvicorn (--http-server uvicorn) beside its own server")
+    ap.add_argument("--with-affinity-off", action="store_true",
+                    help="also run serve-http with --cpu-affinity off (left to the scheduler) beside it")
     args = ap.parse_args()
     if not (NODE_DIR / "node_modules" / "@tus" / "server").is_dir() and args.only != "transfercore":
         print(f"needs @tus/server: npm ci --prefix {NODE_DIR}", file=sys.stderr)
@@ -212,6 +214,13 @@ def main() -> int:
                 sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "uv"), "--port", str(port),
                 "--state-dir", str(work / "uv-state"), "--max-uploads", str(max(64, args.count + 8)),
                 "--sync-every", args.sync_every, "--http-server", "uvicorn"], work / "uv", work / "uv.log").start())
+        if args.with_affinity_off and args.only != "tus":
+            (work / "off").mkdir()
+            (work / "off-state").mkdir()
+            servers.append(Server("serve-http, affinity off", lambda port: [
+                sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "off"), "--port", str(port),
+                "--state-dir", str(work / "off-state"), "--max-uploads", str(max(64, args.count + 8)),
+                "--sync-every", args.sync_every, "--cpu-affinity", "off"], work / "off", work / "off.log").start())
         if args.only != "transfercore":
             servers.append(Server("@tus/server", lambda port: [
                 "node", str(NODE_DIR / "tus-server.mjs"), str(work / "tus"), str(port)], work / "tus",

@@ -1,5 +1,7 @@
 """Every malformed URL, unknown driver or bad option is a usage error: exit 2, one line, no traceback."""
 
+import os
+
 import pytest
 
 from transfercore.cli import main
@@ -32,7 +34,10 @@ def test_bad_url_exits_2_with_one_line(command, url, message, tmp_path, capsys):
         "serve": ["serve", "--driver", url, "--anonymous", "--port", "0"],
         "conformance": ["conformance", url],
     }[command]
+    cpus = os.sched_getaffinity(0)
     assert main(argv) == ExitCode.USAGE
+    # run in this thread, the command leaves its CPUs as they were (serve keeps one core while it runs)
+    assert os.sched_getaffinity(0) == cpus
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err

@@ -57,3 +57,17 @@ def test_a_cpu_the_process_may_not_use_is_refused_with_the_ones_it_may() -> None
     with pytest.raises(OptionError, match=f"CPU {mine[-1] + 1} is not one"):
         affinity.check((mine[0], mine[-1] + 1), 2)
     affinity.check((mine[0],), 2)
+
+
+def test_kept_gives_the_calling_thread_its_cpus_back_also_after_an_error() -> None:
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    with affinity.kept((cpu,), None, 1) as kept:
+        assert kept == cpu and os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(RuntimeError), affinity.kept((cpu,), None, 1):
+        raise RuntimeError("the server failed")
+    assert os.sched_getaffinity(0) == before
+    with affinity.kept("off", None, 1) as kept:
+        assert kept is None and os.sched_getaffinity(0) == before
+

@@ -15,6 +15,7 @@ import attrs
 from ..errors import OptionError, TransferCoreError
 from ..eventloop import CHOICES, loop_factory
 from ..eventloop import run as run_loop
+from ..service import affinity
 from ..service.config import ConfigError, given, load, merge, options, overridable
 from ..service.listening import announce_listening
 from .exitcodes import ExitCode
@@ -55,6 +56,10 @@ def register(subparsers: Any) -> None:
     lim.add_argument("--header-timeout", type=float, default=30.0, metavar="S",
                      help="close a connection whose request head has not arrived whole S seconds after it "
                      "opened or after the previous reply: idle keep-alive connections too (default 30)")
+    p.add_argument("--cpu-affinity", default="auto", metavar="auto|off|CPUS",
+                   help="auto (default): on one core of a machine of at most 2 (hand-offs between the "
+                   "process's threads then stay on that core), elsewhere where it is; off: never; "
+                   "CPU numbers (0,2-3): on the first of them")
     p.add_argument("--http-server", choices=("transfercore", "uvicorn"), default="transfercore",
                    help="the HTTP/1.1 server: the project's own (default; it sends the draft's 104 "
                    "Upload Resumption Supported) or uvicorn (pip install 'transfercore[http]'; no 104)")
@@ -109,12 +114,13 @@ CHECKS: dict[str, Any] = {
     "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
     "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
     "header_timeout": _check_positive, "event_loop": loop_factory,
+    "cpu_affinity": lambda v: affinity.parse(v),
 }
 
 
 #: Settings a reload (SIGHUP) cannot change: the listening socket, the storage, the server in use.
 RESTART_ONLY = ("root", "driver", "host", "port", "port_file", "state_dir", "metrics_port", "http_server",
-                "max_uploads", "event_loop")
+                "max_uploads", "event_loop", "cpu_affinity")
 
 
 @attrs.frozen
@@ -147,14 +153,16 @@ def run(args: argparse.Namespace) -> int:
     file_values = load(args.config, options(args), CHECKS).values if args.config else {}
     merged = merge(args, command_line, file_values)
     plan = _plan(merged)
-    app = _build(plan)
 
     def rebuild() -> Plan:
         # the file and the token file read again; the command line still overrides them
         values = load(args.config, options(args), CHECKS).values if args.config else {}
         return _plan(merge(args, command_line, values))
 
-    return _serve(app, plan, rebuild)
+    # before the process starts a thread: each takes the CPUs of the thread that starts it (the
+    # caller's thread gets its CPUs back: a program or a test may run the command in-process)
+    with affinity.kept(affinity.parse(merged.cpu_affinity), None, 1):
+        return _serve(_build(plan), plan, rebuild)
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -178,6 +186,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         except ImportError:
             raise OptionError("--http-server uvicorn needs uvicorn", hint="pip install 'transfercore[http]'") from None
     loop_factory(args.event_loop)  # uvloop asked for and not installed: said before anything starts
+    affinity.check(affinity.parse(args.cpu_affinity), 1)
     tokens = _tokens(args)
     return Plan(
         args=args,

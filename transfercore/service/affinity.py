@@ -1,4 +1,4 @@
-"""Which CPUs a server process keeps (``serve --cpu-affinity``).
+"""Which CPUs a server process keeps (``serve`` and ``serve-http --cpu-affinity``).
 
 A process of ``serve`` runs its sessions' Python one thread at a time (the
 interpreter's lock) and hands work between its event loop and its worker
@@ -20,7 +20,9 @@ on the *i*-th CPU of the list, round robin.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from ..errors import OptionError
 
@@ -95,3 +97,21 @@ def apply(setting: str | tuple[int, ...], index: int | None, count: int) -> int 
     if cpu is not None:
         setter(0, {cpu})
     return cpu
+
+
+@contextlib.contextmanager
+def kept(setting: str | tuple[int, ...], index: int | None, count: int) -> Iterator[int | None]:
+    """:func:`apply` for the length of the block; the calling thread's CPUs as they were afterwards.
+
+    The affinity set is the calling thread's (and that of the threads it
+    starts meanwhile): a program or a test that runs the command in one of
+    its threads must get that thread back as it was."""
+    getter = getattr(os, "sched_getaffinity", None)
+    before = set(getter(0)) if getter is not None else None
+    cpu = apply(setting, index, count)
+    try:
+        yield cpu
+    finally:
+        if cpu is not None and before is not None:
+            os.sched_setaffinity(0, before)
+

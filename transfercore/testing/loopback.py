@@ -128,3 +128,19 @@ def _listening_port_of(pidfile: Path, timeout: float = 20.0) -> int:
                     return int(fields[1].rsplit(":", 1)[1], 16)
         time.sleep(0.05)
     raise RuntimeError(f"the server named in {pidfile} listened on no port within {timeout:.0f} s")
+
+
+def cpus_of_threads(pid: int) -> set[frozenset[int]]:
+    """The CPUs each thread of ``pid`` may run on (``Cpus_allowed_list``, Linux): one entry when
+    they all keep the same ones."""
+    found: set[frozenset[int]] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Cpus_allowed_list:"):
+                    cpus: set[int] = set()
+                    for part in line.split(":", 1)[1].strip().split(","):
+                        low, _, high = part.partition("-")
+                        cpus |= set(range(int(low), int(high or low) + 1))
+                    found.add(frozenset(cpus))
+    return found
