@@ -25,10 +25,10 @@ def test_serve_http_keeps_its_threads_on_the_cpu_it_is_given(tmp_path: Path, ser
     assert server.proc is not None and cpus_of_threads(server.proc.pid) == {frozenset({cpu})}
 
 
-def test_serve_http_with_affinity_off_stays_where_it_was_started(tmp_path: Path, serve_http) -> None:
+def test_serve_http_by_default_stays_where_it_was_started(tmp_path: Path, serve_http) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    server = serve_http("--root", str(root), "--cpu-affinity", "off")
+    server = serve_http("--root", str(root))
     _upload(server, root)
     # as the thread that started it
     assert server.proc is not None and cpus_of_threads(server.proc.pid) == {frozenset(os.sched_getaffinity(0))}

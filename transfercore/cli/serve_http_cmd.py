@@ -56,10 +56,11 @@ def register(subparsers: Any) -> None:
     lim.add_argument("--header-timeout", type=float, default=30.0, metavar="S",
                      help="close a connection whose request head has not arrived whole S seconds after it "
                      "opened or after the previous reply: idle keep-alive connections too (default 30)")
-    p.add_argument("--cpu-affinity", default="auto", metavar="auto|off|CPUS",
-                   help="auto (default): on one core of a machine of at most 2 (hand-offs between the "
-                   "process's threads then stay on that core), elsewhere where it is; off: never; "
-                   "CPU numbers (0,2-3): on the first of them")
+    p.add_argument("--cpu-affinity", default="off", metavar="auto|off|CPUS",
+                   help="off (default): where the system puts it; auto: on one core of a machine of at "
+                   "most 2 (hand-offs between the process's threads then stay on that core: less CPU for "
+                   "many uploads at once, a little slower for one large one); CPU numbers (0,2-3): on "
+                   "the first of them")
     p.add_argument("--http-server", choices=("transfercore", "uvicorn"), default="transfercore",
                    help="the HTTP/1.1 server: the project's own (default; it sends the draft's 104 "
                    "Upload Resumption Supported) or uvicorn (pip install 'transfercore[http]'; no 104)")
