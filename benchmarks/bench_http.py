@@ -183,8 +183,9 @@ def main() -> int:
     ap.add_argument("--only", choices=("transfercore", "tus"), help="run one server (for profiling)")
     ap.add_argument("--with-uvicorn", action="store_true",
                     help="also run serve-http under uvicorn (--http-server uvicorn) beside its own server")
-    ap.add_argument("--with-affinity-off", action="store_true",
-                    help="also run serve-http with --cpu-affinity off (left to the scheduler) beside it")
+    ap.add_argument("--with-one-core", action="store_true",
+                    help="also run serve-http with --cpu-affinity auto (one core of a machine of at most 2) "
+                    "beside it")
     args = ap.parse_args()
     if not (NODE_DIR / "node_modules" / "@tus" / "server").is_dir() and args.only != "transfercore":
         print(f"needs @tus/server: npm ci --prefix {NODE_DIR}", file=sys.stderr)
@@ -200,27 +201,22 @@ def main() -> int:
             make_source(big, size)
         if "many" in cases:
             make_source(small, each)
-        for name in ("tc", "tus", "tc-state"):
-            (work / name).mkdir()
+        (work / "tus").mkdir()
+        def ours(name: str, key: str, *extra: str) -> Server:
+            """serve-http storing into work/KEY (its state beside it), with ``extra`` options."""
+            (work / key).mkdir(exist_ok=True)
+            (work / f"{key}-state").mkdir(exist_ok=True)
+            return Server(name, lambda port: [
+                sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / key), "--port", str(port),
+                "--state-dir", str(work / f"{key}-state"), "--max-uploads", str(max(64, args.count + 8)),
+                "--sync-every", args.sync_every, *extra], work / key, work / f"{key}.log").start()
+
         if args.only != "tus":
-            servers.append(Server("transfercore", lambda port: [
-                sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "tc"), "--port", str(port),
-                "--state-dir", str(work / "tc-state"), "--max-uploads", str(max(64, args.count + 8)),
-                "--sync-every", args.sync_every], work / "tc", work / "tc.log").start())
+            servers.append(ours("transfercore", "tc"))
         if args.with_uvicorn and args.only != "tus":
-            (work / "uv").mkdir()
-            (work / "uv-state").mkdir()
-            servers.append(Server("serve-http (uvicorn)", lambda port: [
-                sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "uv"), "--port", str(port),
-                "--state-dir", str(work / "uv-state"), "--max-uploads", str(max(64, args.count + 8)),
-                "--sync-every", args.sync_every, "--http-server", "uvicorn"], work / "uv", work / "uv.log").start())
-        if args.with_affinity_off and args.only != "tus":
-            (work / "off").mkdir()
-            (work / "off-state").mkdir()
-            servers.append(Server("serve-http, affinity off", lambda port: [
-                sys.executable, "-m", "transfercore", "serve-http", "--root", str(work / "off"), "--port", str(port),
-                "--state-dir", str(work / "off-state"), "--max-uploads", str(max(64, args.count + 8)),
-                "--sync-every", args.sync_every, "--cpu-affinity", "off"], work / "off", work / "off.log").start())
+            servers.append(ours("serve-http (uvicorn)", "uv", "--http-server", "uvicorn"))
+        if args.with_one_core and args.only != "tus":
+            servers.append(ours("serve-http, one core", "one", "--cpu-affinity", "auto"))
         if args.only != "transfercore":
             servers.append(Server("@tus/server", lambda port: [
                 "node", str(NODE_DIR / "tus-server.mjs"), str(work / "tus"), str(port)], work / "tus",

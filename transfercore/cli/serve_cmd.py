@@ -462,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
     args = settings(args)
     if args.add_user:
         return _add_user(args)
-    from ..service.supervisor import say_ready, supervisor_gone, worker_spec
+    from ..service.supervisor import worker_spec
 
     spec = worker_spec()
     if spec is None and args.workers > 1:
@@ -471,11 +471,7 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError(f"--root {args.root} is not a directory")
         return supervise(args)
 
-    from ..collector import freeze_startup
-    from ..gridftp.server import GridFTPServer
     from ..gridftp.workers import Worker
-    from ..service import translog
-    from ..service.reload import Reloader
 
     worker = Worker.from_spec(spec) if spec is not None else None
     plan = build(args)
@@ -483,90 +479,101 @@ def run(args: argparse.Namespace) -> int:
     # caller's thread gets its CPUs back (a program or a test may run the command in-process)
     with affinity.kept(affinity.parse(args.cpu_affinity), spec.index if spec is not None else None,
                        spec.count if spec is not None else 1) as cpu:
-        endpoint = open_endpoint(args)
-        driver, base_path = endpoint.driver, endpoint.path or "/"
-        config = attrs.evolve(plan.config, base_path=base_path)
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING,
-            stream=sys.stderr,
-            format="%(asctime)s %(name)s %(message)s",
+        return _serve(args, command_line, plan, spec, worker, cpu)
+
+
+def _serve(args: argparse.Namespace, command_line: Any, plan: Plan, spec: Any, worker: Any, cpu: int | None) -> int:
+    """Serve in this process (alone, or as one worker of ``--workers N``) until stopped."""
+    from ..collector import freeze_startup
+    from ..gridftp.server import GridFTPServer
+    from ..service import translog
+    from ..service.reload import Reloader
+    from ..service.supervisor import say_ready, supervisor_gone
+
+    endpoint = open_endpoint(args)
+    driver, base_path = endpoint.driver, endpoint.path or "/"
+    config = attrs.evolve(plan.config, base_path=base_path)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    # reloads are said in any case: an operator looks for them after a SIGHUP
+    logging.getLogger("transfercore.service").setLevel(logging.INFO)
+    translog.configure(args.transfer_log, args.session_log, verbose=args.verbose)
+
+    if args.allow_cleartext_passwords and (plan.users or args.anonymous or args.anonymous_write):
+        logging.getLogger("transfercore.gridftp").warning(
+            "--allow-cleartext-passwords: USER/PASS logins from other hosts send passwords unencrypted"
         )
-        # reloads are said in any case: an operator looks for them after a SIGHUP
-        logging.getLogger("transfercore.service").setLevel(logging.INFO)
-        translog.configure(args.transfer_log, args.session_log, verbose=args.verbose)
 
-        if args.allow_cleartext_passwords and (plan.users or args.anonymous or args.anonymous_write):
-            logging.getLogger("transfercore.gridftp").warning(
-                "--allow-cleartext-passwords: USER/PASS logins from other hosts send passwords unencrypted"
-            )
+    # Imported here: every other subcommand would pay for asyncio at start-up.
+    import asyncio
 
-        # Imported here: every other subcommand would pay for asyncio at start-up.
-        import asyncio
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        server = GridFTPServer(config, driver, plan.users, worker=worker)
+        server.checksum_algorithm = args.transfer_log_checksum
+        exporter = None
+        if args.metrics_port is not None and worker is None:
+            from ..service.metrics import start_exporter
 
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            task = asyncio.current_task()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-            server = GridFTPServer(config, driver, plan.users, worker=worker)
-            server.checksum_algorithm = args.transfer_log_checksum
-            exporter = None
-            if args.metrics_port is not None and worker is None:
-                from ..service.metrics import start_exporter
+            exporter = start_exporter(server.stats, args.host, args.metrics_port, live=server.live_stats)
 
-                exporter = start_exporter(server.stats, args.host, args.metrics_port, live=server.live_stats)
+        def apply(new: Plan) -> None:
+            server.reconfigure(attrs.evolve(new.config, base_path=base_path), new.users)
+            server.checksum_algorithm = new.args.transfer_log_checksum
+            translog.configure(new.args.transfer_log, new.args.session_log, verbose=args.verbose)
 
-            def apply(new: Plan) -> None:
-                server.reconfigure(attrs.evolve(new.config, base_path=base_path), new.users)
-                server.checksum_algorithm = new.args.transfer_log_checksum
-                translog.configure(new.args.transfer_log, new.args.session_log, verbose=args.verbose)
+        def rebuild() -> Plan:
+            # the file and the files it names read again; the command line still overrides them
+            file = read_config(args.config, args) if args.config else None
+            return build(merge(args, command_line, file.values if file else {}))
 
-            def rebuild() -> Plan:
-                # the file and the files it names read again; the command line still overrides them
-                file = read_config(args.config, args) if args.config else None
-                return build(merge(args, command_line, file.values if file else {}))
-
-            reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY, counted=server.stats.reload)
-            loop.add_signal_handler(signal.SIGHUP, reloader.reload)
-            port = await server.start()
-            logging.getLogger("transfercore.gridftp").info(
-                "sessions run on the %s event loop%s", loop_name(loop), "" if cpu is None else f", on CPU {cpu}")
-            freeze_startup()
-            if spec is None:
-                announce_listening("serve", args.host, port, args.port_file)
-            else:
-                say_ready(spec)
-                watch = asyncio.create_task(_stop_without(spec, task))  # type: ignore[arg-type]
-                if args.metrics_port is not None:
-                    publish = asyncio.create_task(_publish(server, spec))
-                    watch.add_done_callback(lambda _: publish.cancel())
-            try:
-                await server.serve_forever()
-            finally:
-                if spec is not None:
-                    watch.cancel()
-                await server.close()
-                if exporter is not None:
-                    exporter.close()
-
-        async def _publish(server: Any, spec: Any) -> None:
-            # the supervisor serves /metrics: it adds up what each worker last published
-            import resource
-
-            while True:
-                snap = server.stats.snapshot(server.live_stats(disk=spec.index == 0))
-                snap["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-                server.worker.region.put_stats(spec.index, json.dumps(snap).encode())
-                await asyncio.sleep(METRICS_PUBLISH)
-
-        async def _stop_without(spec: Any, task: asyncio.Task[None]) -> None:
-            # a worker whose supervisor is gone would hold the port with nobody to stop it
-            while not supervisor_gone(spec):
-                await asyncio.sleep(0.5)
-            task.cancel()
-
+        reloader = Reloader(rebuild, apply, current=plan, restart_only=RESTART_ONLY, counted=server.stats.reload)
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+        port = await server.start()
+        logging.getLogger("transfercore.gridftp").info(
+            "sessions run on the %s event loop%s", loop_name(loop), "" if cpu is None else f", on CPU {cpu}")
+        freeze_startup()
+        if spec is None:
+            announce_listening("serve", args.host, port, args.port_file)
+        else:
+            say_ready(spec)
+            watch = asyncio.create_task(_stop_without(spec, task))  # type: ignore[arg-type]
+            if args.metrics_port is not None:
+                publish = asyncio.create_task(_publish(server, spec))
+                watch.add_done_callback(lambda _: publish.cancel())
         try:
-            run_loop(main(), args.event_loop)
-        except asyncio.CancelledError:
-            pass
-        return int(ExitCode.OK)
+            await server.serve_forever()
+        finally:
+            if spec is not None:
+                watch.cancel()
+            await server.close()
+            if exporter is not None:
+                exporter.close()
+
+    async def _publish(server: Any, spec: Any) -> None:
+        # the supervisor serves /metrics: it adds up what each worker last published
+        import resource
+
+        while True:
+            snap = server.stats.snapshot(server.live_stats(disk=spec.index == 0))
+            snap["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            server.worker.region.put_stats(spec.index, json.dumps(snap).encode())
+            await asyncio.sleep(METRICS_PUBLISH)
+
+    async def _stop_without(spec: Any, task: asyncio.Task[None]) -> None:
+        # a worker whose supervisor is gone would hold the port with nobody to stop it
+        while not supervisor_gone(spec):
+            await asyncio.sleep(0.5)
+        task.cancel()
+
+    try:
+        run_loop(main(), args.event_loop)
+    except asyncio.CancelledError:
+        pass
+    return int(ExitCode.OK)
