@@ -264,7 +264,7 @@ CHECKS: dict[str, Any] = {
     "transfer_log_checksum": _check_checksum,
     "event_loop": loop_factory,
     "workers": _check_workers_setting,
-    "cpu_affinity": lambda v: affinity.parse(v),
+    "cpu_affinity": affinity.parse,
     **{
         key: _check_positive
         for key in ("idle_timeout", "data_timeout", "max_sessions", "login_timeout", "max_unauthenticated",

@@ -115,7 +115,7 @@ CHECKS: dict[str, Any] = {
     "port": _check_port, "metrics_port": _check_port, "max_size": _check_size, "max_header_size": _check_size, "sync_every": _check_size,
     "max_uploads": _check_positive, "expiry": _check_positive, "body_timeout": _check_positive,
     "header_timeout": _check_positive, "event_loop": loop_factory,
-    "cpu_affinity": lambda v: affinity.parse(v),
+    "cpu_affinity": affinity.parse,
 }
 
 

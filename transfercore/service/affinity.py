@@ -88,33 +88,25 @@ def check(setting: str | tuple[int, ...], workers: int) -> None:
         cpus_for(setting, allowed, index, workers)
 
 
-def apply(setting: str | tuple[int, ...], index: int | None, count: int) -> int | None:
-    """Keep this process on its CPU (before it starts any thread: threads take their creator's CPUs);
-    the CPU, or ``None`` when it was left where it is."""
+@contextlib.contextmanager
+def kept(setting: str | tuple[int, ...], index: int | None, count: int) -> Iterator[int | None]:
+    """This process on its CPU for the length of the block (entered before the process starts
+    any thread: threads take their creator's CPUs); yields the CPU, or ``None`` when it was
+    left where it is.  Afterwards the calling thread has its CPUs as they were: a program or a
+    test that runs the command in one of its threads must get that thread back."""
     getter = getattr(os, "sched_getaffinity", None)
     setter = getattr(os, "sched_setaffinity", None)
     if getter is None or setter is None:
         check(setting, count)
-        return None
-    cpu = cpus_for(setting, set(getter(0)), index, count)
-    if cpu is not None:
-        setter(0, {cpu})
-    return cpu
-
-
-@contextlib.contextmanager
-def kept(setting: str | tuple[int, ...], index: int | None, count: int) -> Iterator[int | None]:
-    """:func:`apply` for the length of the block; the calling thread's CPUs as they were afterwards.
-
-    The affinity set is the calling thread's (and that of the threads it
-    starts meanwhile): a program or a test that runs the command in one of
-    its threads must get that thread back as it was."""
-    getter = getattr(os, "sched_getaffinity", None)
-    before = set(getter(0)) if getter is not None else None
-    cpu = apply(setting, index, count)
+        yield None
+        return
+    before = set(getter(0))
+    cpu = cpus_for(setting, before, index, count)
+    if cpu is None:
+        yield None
+        return
+    setter(0, {cpu})
     try:
         yield cpu
     finally:
-        if cpu is not None and before is not None:
-            os.sched_setaffinity(0, before)
-
+        setter(0, before)
