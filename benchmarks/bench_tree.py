@@ -16,12 +16,10 @@ faster), with the range over rounds, and each command's peak RSS.
     python benchmarks/bench_tree.py --manifest-entries 1000000 --dir /some/scratch
     python benchmarks/bench_tree.py --files 20000 --max-size 4K --rounds 5 --fs ext4   # on a fresh file system
 
-``--fs ext4`` (or ``xfs``) runs everything on a new file system of that kind,
-made in an image file in the scratch directory and mounted with ``-o loop``
-(root needed): a file system whose journal and allocator are the defaults'.
-A root file system without a journal makes every file created soon after a
-mass delete (each round's ``rm -r``) scan past the freed inodes, which moves
-every tool's time by up to 2x from round to round.
+``--fs ext4`` (or ``xfs``) runs everything on a new file system of that kind
+(:mod:`scratchfs`): a root file system without a journal makes every file
+created soon after a mass delete (each round's ``rm -r``) scan past the freed
+inodes, which moves every tool's time by up to 2x from round to round.
 
 The reference tools are not needed by the tests; see benchmarks/requirements-tree.txt
 (GNU time measures the peak RSS).
@@ -39,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from transfercore.errors import TransferCoreError
+from scratchfs import KINDS, describe, scratch_fs
+
 from transfercore.sizes import format_size, parse_size
 from transfercore.testing.trees import TreeSpec, make_tree
 
@@ -168,7 +167,7 @@ def bench_manifest(root: Path, entries: int) -> None:
         p.unlink()
     argv = [sys.executable, "-m", "transfercore", "copy", "-r", str(src), str(dst), "--files-from", str(manifest),
             "--journal", str(journal), "--quiet"]
-    seconds, peak = timed(argv)
+    seconds, peak, _, _ = timed(argv)
     files = sum(len(f) for _, _, f in os.walk(dst))
     print(f"\nmanifest of {entries} entries: {files} files copied in {seconds:.1f} s "
           f"({files / seconds:.0f} files/s), peak RSS {format_size(peak * 1024)}, "
@@ -176,25 +175,16 @@ def bench_manifest(root: Path, entries: int) -> None:
     shutil.rmtree(dst, ignore_errors=True)
 
 
-def mount_image(scratch: Path, kind: str, size: int) -> Path:
-    """A new ``kind`` file system in ``scratch/fs.img`` (made as the power-loss
-    harness makes its own), mounted at ``scratch/mnt``."""
-    from transfercore.testing.powerloss.realfs import check_loop, make_filesystem
-
-    image, mnt = scratch / "fs.img", scratch / "mnt"
-    try:
-        check_loop(kind)
-        image.unlink(missing_ok=True)
-        make_filesystem(image, kind, size)
-    except TransferCoreError as exc:
-        raise SystemExit(f"bench_tree --fs {kind}: {exc}") from None
-    mnt.mkdir(exist_ok=True)
-    proc = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        image.unlink(missing_ok=True)
-        raise SystemExit(f"bench_tree --fs {kind}: mount failed: {proc.stderr.strip() or proc.returncode}")
-    print(f"bench_tree: a new {kind} of {format_size(size)} in {image}, mounted at {mnt}")
-    return mnt
+def run(root: Path, args: argparse.Namespace) -> None:
+    missing = [t for t in ("rsync", "rclone") if not shutil.which(t)]
+    print(f"bench_tree: {os.cpu_count()} CPUs, scratch {root} ({describe(root)}); tools: "
+          f"{', '.join(['cp'] + [t for t in ('rsync', 'rclone') if t not in missing])}"
+          f"{' (' + ' and '.join(missing) + ' missing: apt-get install ' + ' '.join(missing) + ')' if missing else ''}; "
+          f"page cache {'kept' if args.warm else 'dropped' if drop_caches() else 'NOT dropped (no permission)'}")
+    for n in args.files:
+        bench_tree(root, n, args)
+    if args.manifest_entries:
+        bench_manifest(root, args.manifest_entries)
 
 
 def main() -> None:
@@ -212,27 +202,16 @@ def main() -> None:
     parser.add_argument("--manifest-entries", type=int, default=0, help="measure a manifest of this many entries")
     parser.add_argument("--dir", help="scratch directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the generated trees")
-    parser.add_argument("--fs", choices=("ext4", "xfs"),
+    parser.add_argument("--fs", choices=KINDS,
                         help="run on a new file system of this kind in a loop-mounted image (root needed)")
     parser.add_argument("--fs-size", type=parse_size, default=parse_size("4G"), help="the image's size (default 4G)")
     args = parser.parse_args()
     scratch = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-tree-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    root = mount_image(scratch, args.fs, args.fs_size) if args.fs else scratch
-    missing = [t for t in ("rsync", "rclone") if not shutil.which(t)]
-    print(f"bench_tree: {os.cpu_count()} CPUs, scratch {root}; tools: "
-          f"{', '.join(['cp'] + [t for t in ('rsync', 'rclone') if t not in missing])}"
-          f"{' (' + ' and '.join(missing) + ' missing: apt-get install ' + ' '.join(missing) + ')' if missing else ''}; "
-          f"page cache {'kept' if args.warm else 'dropped' if drop_caches() else 'NOT dropped (no permission)'}")
     try:
-        for n in args.files:
-            bench_tree(root, n, args)
-        if args.manifest_entries:
-            bench_manifest(root, args.manifest_entries)
+        with scratch_fs(scratch, args.fs, args.fs_size, "bench_tree") as root:
+            run(root, args)
     finally:
-        if args.fs:
-            subprocess.run(["umount", str(root)], check=False)
-            (scratch / "fs.img").unlink(missing_ok=True)
         if not args.keep and not args.dir:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -36,7 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODULE = "libglobus_gridftp_server_floor.so"
 #: the names the benchmarks print for the two modes
-NAMES = {"server floor, durable": True, "server floor, no flush": False}
+DURABLE = "server floor, durable"
+NAMES = {DURABLE: True, "server floor, no flush": False}
 
 
 def _pkg_config(*args: str) -> list[str]:
