@@ -102,7 +102,7 @@ def test_refused_stor_stores_nothing_anywhere(serve, root, tmp_path: Path) -> No
 
 
 def test_stor_without_allo_spools_inside_the_root_and_bounded(serve, root, tmp_path: Path) -> None:
-    srv = serve("--root", str(root), "--anonymous-write", "--max-spool", "1M")
+    srv = serve("--root", str(root), "--anonymous-write", "--max-spool", "12M")
     (root / "sub").mkdir()
     c = Client(srv.port)
     c.login()
@@ -110,19 +110,20 @@ def test_stor_without_allo_spools_inside_the_root_and_bounded(serve, root, tmp_p
     c.raw(b"STOR /sub/big.bin\r\n")
     assert c.reply()[0] == 150
     with socket.create_connection((host, port), timeout=10) as d:
-        d.sendall(b"y" * 500_000)
+        # a small upload is spooled in the server's memory (no file at all); past
+        # 8 MiB (or when a marker is due) it moves to a file beside its destination,
+        # never to one elsewhere
+        d.sendall(b"y" * 10_000_000)
         deadline = time.monotonic() + 20
         while not (fds := _spool_fds(srv.proc.pid)) and time.monotonic() < deadline:
             time.sleep(0.02)  # polling the server's open files, with a deadline
-        # a small upload starts in anonymous memory (it moves to a file beside
-        # its destination once it grows or a marker is due): never a file elsewhere
-        assert fds and all(f.startswith((str(root / "sub") + "/", "/memfd:tc-gridftp-spool")) for f in fds), fds
+        assert fds and all(f.startswith(str(root / "sub") + "/") for f in fds), fds
         try:
-            d.sendall(b"y" * 1_000_000)  # past the 1 MiB bound
+            d.sendall(b"y" * 4_000_000)  # past the 12 MiB bound
         except OSError:
             pass
     code, text = c.reply()
-    assert code == 552 and "at most 1048576 bytes" in text, text
+    assert code == 552 and "at most 12582912 bytes" in text, text
     assert not (root / "sub" / "big.bin").exists()
     assert _spool_fds(srv.proc.pid) == []
 

@@ -32,6 +32,7 @@ def test_spool_short_copy_fails(tmp_path):
     s.write(0, b"abc")
     with pytest.raises(InvalidWrite):
         s.copy_into(ListWriter(10))
+    s.close()
 
 
 def test_durable_spool_records_ranges_and_resumes(tmp_path):
@@ -143,3 +144,56 @@ def test_a_memory_first_spool_forgets_a_stale_spool_of_the_same_object(tmp_path)
     fresh.close()
     with pytest.raises(RestartRejected):
         Spool(str(tmp_path), key="posix:///s.bin", resume=RangeSet.span(0, 3))
+
+
+def _spool_descriptors() -> list[str]:
+    import os
+
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if "tc-gridftp-spool" in target or "tc-spool-" in target:
+            found.append(target)
+    return found
+
+
+def test_a_spool_in_memory_holds_no_descriptor_and_a_hole_reads_as_zeros(tmp_path):
+    before = set(_spool_descriptors())
+    s = Spool(str(tmp_path), key="posix:///h.bin", memory_until=1024)
+    s.write(6, b"gh")  # past the end: the gap is a hole, as in a sparse file
+    s.write(0, b"ab")
+    assert s.in_memory and set(_spool_descriptors()) == before
+    assert s.received() == RangeSet.of((0, 2), (6, 8))
+    s.write(2, b"cdef")
+    w = ListWriter(8)
+    s.copy_into(w)
+    assert bytes(w.data) == b"abcdefgh"
+    # moved to its file, what was in memory is there, holes and all
+    t = Spool(str(tmp_path), key="posix:///t.bin", memory_until=1024)
+    t.write(4, b"zz")
+    assert t.durable() == RangeSet.span(4, 6)
+    assert [p.read_bytes() for p in tmp_path.iterdir() if ".ranges." not in p.name] == [b"\0\0\0\0zz"]
+    s.discard()
+    t.discard()
+
+
+def test_a_spool_without_a_record_starts_in_memory_then_moves_to_anonymous_memory(tmp_path):
+    """Storage without local paths: no record, no markers; past the bound the bytes go to a memfd."""
+    before = set(_spool_descriptors())
+    s = Spool(None, memory_until=8)
+    s.write(0, b"0123")
+    assert s.in_memory and not s.restartable and set(_spool_descriptors()) == before
+    assert s.durable() == RangeSet()  # nothing durable, and it stays in memory
+    assert s.in_memory
+    s.write(4, b"456789")
+    assert not s.in_memory
+    assert [t for t in set(_spool_descriptors()) - before if t.startswith("/memfd:tc-gridftp-spool")]
+    w = ListWriter(10)
+    s.copy_into(w)
+    assert bytes(w.data) == b"0123456789"
+    s.discard()
+    assert set(_spool_descriptors()) == before
+    assert list(tmp_path.iterdir()) == []

@@ -14,13 +14,17 @@ after a failure or a crash of the server a ``REST`` (without ``ALLO``)
 resumes into the same spool.  Without a directory the spool is anonymous
 memory, vanishes with the process, and gives no markers.
 
-A restartable spool may start in memory (``memory_until``): a small upload
-that ends before a restart marker is due never touches the disk on its way
-to the destination (its bytes go from memory into the driver's writer, and
-the ``226`` comes from the writer's own durable point).  Only when a marker
-is due (:meth:`Spool.durable`) or the upload outgrows the bound is the spool
-moved to its file, its record reset durably first, so a ``111`` still names
-only bytes that are on disk.
+A spool may start in memory (``memory_until``): a small upload that ends
+before a restart marker is due never touches the disk on its way to the
+destination (its bytes go from memory into the driver's writer, and the
+``226`` comes from the writer's own durable point).  Only when a marker is
+due (:meth:`Spool.durable`) or the upload outgrows the bound is the spool
+moved to its file (its record reset durably first, so a ``111`` still names
+only bytes that are on disk), or for a spool without one to anonymous
+memory.  Until then its bytes are a buffer of the process, not a file: a
+small upload costs no descriptor and no system call to spool, read back and
+drop (five a file, and the kernel's pages zeroed and freed, against an
+anonymous file).
 
 The spool never lives outside the destination's storage unless the operator
 says so (``--spool-dir``): the server puts it in the destination's own
@@ -73,23 +77,26 @@ class Spool:
         #: Held while the spool is in memory, by every write and by the move to the file.
         self._switch = threading.Lock()
         self._memory = False
+        #: the bytes while the spool is in memory (a hole reads as zeros, as in a sparse file)
+        self._buffer = bytearray()
+        #: no descriptor while the spool is in memory
+        self._fd = -1
         #: an in-memory spool being copied out stays in memory (see :meth:`pinned_in_memory`)
         self._pinned = False
         self._memory_until = memory_until
         self._spans: list[ByteRange] = []
         self._record: Path | None = None
         self._path: Path | None = None
+        #: where a spool without a record goes (None: anonymous memory)
+        self._directory = directory
         self.resumed = RangeSet()
         if directory is None or key is None:
             if resume:
                 raise RestartRejected("no spool directory: an upload without ALLO cannot resume")
-            if directory is None:
-                # never the system's temporary directory: that is outside the served storage
-                self._fd = os.memfd_create("tc-gridftp-spool", os.MFD_CLOEXEC)
-                return
-            fd, path = tempfile.mkstemp(prefix=".tc-gridftp-spool-", suffix=".tcpart", dir=directory)
-            os.unlink(path)  # nameless: it vanishes with the process, whatever happens
-            self._fd = fd
+            if memory_until > 0:
+                self._memory = True
+            else:
+                self._fd = self._open_nameless()
             return
         base = Path(directory)
         if make_directory:  # (not the destination's own directory, known to exist)
@@ -119,7 +126,6 @@ class Spool:
                     pass
                 except OSError as exc:
                     raise from_oserror(exc, "cannot remove a stale upload spool") from exc
-            self._fd = os.memfd_create("tc-gridftp-spool", os.MFD_CLOEXEC)
             self._memory = True
         else:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -130,9 +136,21 @@ class Spool:
     def restartable(self) -> bool:
         return self._record is not None
 
+    def _open_nameless(self) -> int:
+        """The descriptor of a spool without a record: anonymous memory, or a nameless file."""
+        try:
+            if self._directory is None:
+                # never the system's temporary directory: that is outside the served storage
+                return os.memfd_create("tc-gridftp-spool", os.MFD_CLOEXEC)
+            fd, path = tempfile.mkstemp(prefix=".tc-gridftp-spool-", suffix=".tcpart", dir=self._directory)
+        except OSError as exc:
+            raise from_oserror(exc, "cannot create the upload spool") from exc
+        os.unlink(path)  # nameless: it vanishes with the process, whatever happens
+        return fd
+
     @property
     def in_memory(self) -> bool:
-        """Whether a restartable spool still holds its bytes in memory only."""
+        """Whether the spool still holds its bytes in this process's memory only."""
         return self._memory
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -147,8 +165,13 @@ class Spool:
         if self._memory:
             with self._switch:
                 if self._memory:
-                    self._pwrite(offset, view)
-                    if offset + len(view) > self._memory_until:
+                    buffer = self._buffer
+                    if offset > len(buffer):
+                        buffer.extend(bytes(offset - len(buffer)))
+                    buffer[offset : offset + len(view)] = view
+                    with self._lock:
+                        self._spans.append(ByteRange(offset, offset + len(view)))
+                    if len(buffer) > self._memory_until:
                         self._to_file()
                     return
         self._pwrite(offset, view)
@@ -171,36 +194,36 @@ class Spool:
             return merged
 
     def _to_file(self) -> None:
-        """Move the in-memory spool to its file (the caller holds ``_switch``).
+        """Move the in-memory spool to its file, or without one to anonymous memory (the caller
+        holds ``_switch``).
 
         The record is reset durably before a byte reaches the file, so a
         stale record can never describe these bytes."""
-        assert self._path is not None
-        self._save(RangeSet())
+        if self._path is None:
+            fd = self._open_nameless()
+        else:
+            self._save(RangeSet())
+            try:
+                fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            except OSError as exc:
+                raise from_oserror(exc, "cannot create the upload spool") from exc
+        view = memoryview(self._buffer)
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as exc:
-            raise from_oserror(exc, "cannot create the upload spool") from exc
-        try:
-            size = os.fstat(self._fd).st_size
-            pos = 0
-            while pos < size:
-                data = os.pread(self._fd, min(COPY_BLOCK, size - pos), pos)
-                if not data:
-                    raise InvalidWrite(f"the in-memory upload spool is short at {pos} of {size} bytes")
-                done = 0
-                while done < len(data):
-                    done += os.pwrite(fd, memoryview(data)[done:], pos + done)
-                pos += len(data)
+            done = 0
+            while done < len(view):
+                done += os.pwrite(fd, view[done:], done)
         except OSError as exc:
             os.close(fd)
             raise from_oserror(exc, "cannot write the upload spool") from exc
         except BaseException:
             os.close(fd)
             raise
-        memory, self._fd = self._fd, fd
+        finally:
+            view.release()
+        self._fd = fd
         self._memory = False
-        os.close(memory)
+        # (a writer still holding a view of it keeps it alive: nothing writes to it again)
+        self._buffer = bytearray()
 
     def durable(self) -> RangeSet:
         """Make what was written durable and return it (the restart marker)."""
@@ -241,22 +264,27 @@ class Spool:
     ) -> None:
         """Write the spool's first ``length`` bytes (all the writer holds) into ``writer`` from ``offset`` on."""
         size = writer.size - offset if length is None else length
+        memory = memoryview(self._buffer) if self._memory else None
         pos = 0
         while pos < size:
             if stop is not None and stop.is_set():
                 raise TransferAborted("transfer aborted while storing the spooled upload")
             n = min(COPY_BLOCK, size - pos)
-            data = os.pread(self._fd, n, pos)
+            data: bytes | memoryview = memory[pos : pos + n] if memory is not None else os.pread(self._fd, n, pos)
             if len(data) != n:
                 raise InvalidWrite(f"upload spool is short at {pos}: {len(data)} of {n} bytes")
             writer.write(offset + pos, data)
             pos += n
 
     def close(self) -> None:
+        self._buffer = bytearray()
+        if self._fd < 0:
+            return
         try:
             os.close(self._fd)
         except OSError:
             pass
+        self._fd = -1
 
     def discard(self) -> None:
         """The upload is stored: the spool and its record go."""
