@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from transfercore.testing.loopback import open_paths
+
 from .conftest import Client
 
 
@@ -64,15 +66,7 @@ def test_slowloris_and_idle_crowd_do_not_stop_a_real_client(serve, root, tmp_pat
 
 
 def _spool_fds(pid: int) -> list[str]:
-    out = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if "tc-gridftp-spool" in target or "tc-spool-" in target:
-            out.append(target)
-    return out
+    return open_paths(pid, "tc-gridftp-spool", "tc-spool-")
 
 
 def test_refused_stor_stores_nothing_anywhere(serve, root, tmp_path: Path) -> None:

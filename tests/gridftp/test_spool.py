@@ -1,7 +1,10 @@
+import os
+
 import pytest
 
 from transfercore.gridftp.spool import Spool
 from transfercore.ranges import RangeSet
+from transfercore.testing.loopback import open_paths
 
 
 class ListWriter:
@@ -147,17 +150,7 @@ def test_a_memory_first_spool_forgets_a_stale_spool_of_the_same_object(tmp_path)
 
 
 def _spool_descriptors() -> list[str]:
-    import os
-
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if "tc-gridftp-spool" in target or "tc-spool-" in target:
-            found.append(target)
-    return found
+    return open_paths(os.getpid(), "tc-gridftp-spool", "tc-spool-")
 
 
 def test_a_spool_in_memory_holds_no_descriptor_and_a_hole_reads_as_zeros(tmp_path):

@@ -144,3 +144,16 @@ def cpus_of_threads(pid: int) -> set[frozenset[int]]:
                         cpus |= set(range(int(low), int(high or low) + 1))
                     found.add(frozenset(cpus))
     return found
+
+
+def open_paths(pid: int, *marks: str) -> list[str]:
+    """What the descriptors of ``pid`` point at (Linux), those naming one of ``marks`` (all without any)."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if not marks or any(mark in target for mark in marks):
+            found.append(target)
+    return found
