@@ -29,10 +29,13 @@ them), medians with the spread over the rounds:
   server, the second keeps it: a session waits for each ``226`` before its next file,
   so the flushes come in series with the server's own work a file.
 
-The machine's load (``os.getloadavg``) is printed with every timing.
+The machine's load (``os.getloadavg``) is printed with every timing, and the
+file system it works on; ``--fs ext4`` (or ``xfs``) puts everything on a new
+one in a loop-mounted image (:mod:`scratchfs`; root needed).
 
     python benchmarks/bench_dsi.py                    # 1 GiB, 3 rounds, 1000-file tree
     python benchmarks/bench_dsi.py --size 256MiB --rounds 5 --logins 20 --files 0
+    python benchmarks/bench_dsi.py --size 64MiB --logins 3 --rounds 1 --tree-rounds 5 --fs ext4
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from typing import Any
 
 import floor_server
 from durable_floor import copy_tree, writers_of
+from scratchfs import KINDS, describe, scratch_fs
 from transfercore_globus_dsi import launch
 from transfercore_globus_dsi.testing import anonymous_args, loopback_args
 from transfercore_globus_dsi.warm import WarmPool
@@ -357,10 +361,22 @@ def main() -> int:
     ap.add_argument("--warm", type=int, default=4, metavar="N",
                     help="also serve 'dsi warm': the DSI with N warm session processes (transfercore globus-server "
                          "--warm N); each timing starts with the pool full, its warm-up CPU counted (0: not served)")
+    ap.add_argument("--fs", choices=KINDS,
+                    help="everything on a new file system of this kind in a loop-mounted image (root needed; "
+                         "see benchmarks/scratchfs.py)")
+    ap.add_argument("--fs-size", default="8GiB", help="the image's size (default 8GiB)")
     args = ap.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-dsi-", dir=args.dir))
+    try:
+        with scratch_fs(scratch, args.fs, parse_size(args.fs_size, what="--fs-size"), "bench_dsi") as work:
+            return bench(work, args)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def bench(work: Path, args: argparse.Namespace) -> int:
     size = parse_size(args.size, what="--size")
     file_size = parse_size(args.file_size, what="--file-size")
-    work = Path(tempfile.mkdtemp(prefix="bench-dsi-", dir=args.dir))
     servers: list[Server] = []
     try:
         source = work / "source.bin"
@@ -379,7 +395,8 @@ def main() -> int:
             servers.append(Server("dsi baseline", work, [], dsi=True, dsi_options=args.dsi_option,
                                   package=args.dsi_baseline.resolve()))
         print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, {load()}; Python "
-              f"{sys.version.split()[0]} embedded from {launch.build_info()['executable']}")
+              f"{sys.version.split()[0]} embedded from {launch.build_info()['executable']}; "
+              f"working in {work} ({describe(work)})")
 
         print(f"\n{format_size(size)} MODE E -p 4 PUT, {args.rounds} rounds, each timed to a trailing sync:")
         walls, cpus = rounds(servers, args.rounds, "put", lambda s: put(s, source))
@@ -466,7 +483,6 @@ def main() -> int:
     finally:
         for s in servers:
             s.stop()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
